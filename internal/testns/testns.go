@@ -1,0 +1,78 @@
+// Package testns gives tests a fresh, empty network namespace of their own
+// and runs commands inside it, so no test ever touches the rules of the
+// machine's own namespace. It is for tests only.
+package testns
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+var seq atomic.Int64
+
+// NS is a named network namespace (as `ip netns` makes them).
+type NS struct {
+	Name string
+}
+
+// Available reports why namespaces cannot be made here, or "" when they can.
+func Available() string {
+	if os.Geteuid() != 0 {
+		return "needs root to create network namespaces"
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "needs iproute2's ip"
+	}
+	return ""
+}
+
+// New creates a fresh namespace named after the test and removes it when the
+// test ends, also when it fails. The test is skipped when namespaces cannot
+// be made (not root).
+func New(t testing.TB) *NS {
+	t.Helper()
+	if why := Available(); why != "" {
+		t.Skip(why)
+	}
+	name := fmt.Sprintf("svcnat-t%d-%d", os.Getpid(), seq.Add(1))
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil &&
+			!strings.Contains(string(out), "No such file") {
+			t.Errorf("removing namespace %s: %v: %s", name, err, out)
+		}
+	})
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("creating namespace %s: %v: %s", name, err, out)
+	}
+	ns := &NS{Name: name}
+	ns.MustExec(t, "", "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Exec runs a command inside the namespace with stdin, returning stdout; the
+// error carries stderr.
+func (ns *NS) Exec(stdin, name string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), ns.Name, err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// MustExec is Exec that fails the test on error.
+func (ns *NS) MustExec(t testing.TB, stdin, name string, args ...string) string {
+	t.Helper()
+	out, err := ns.Exec(stdin, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,237 @@
+// Package rules is svcnat's one model of iptables rules: tables, chains and
+// rules, the iptables-save parser and writer, and the canonicalizer that turns
+// a rule as it is written into the form the kernel echoes back. The renderer,
+// the planner, the applier and the fakes all share it, so desired and live
+// rules are the same type and compare as values. It never runs a binary.
+package rules
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Family is an IP family: IPv4 rules go through iptables, IPv6 through ip6tables.
+type Family int
+
+// The families.
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+func (f Family) String() string {
+	if f == IPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// Tables svcnat writes, in the order kube-proxy writes them.
+const (
+	TableFilter = "filter"
+	TableNAT    = "nat"
+)
+
+// builtinChains lists the chains the kernel creates per table.
+var builtinChains = map[string]bool{
+	"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true,
+}
+
+// IsBuiltinChain reports whether name is one of the kernel's built-in chains.
+func IsBuiltinChain(name string) bool { return builtinChains[name] }
+
+// Rule is one rule: the chain it is appended to and its arguments, as
+// tokens without quoting. Args are canonical once they went through
+// Canonicalize or came from iptables-save.
+type Rule struct {
+	Chain string
+	Args  []string
+}
+
+// String prints the rule as an iptables-save line, quoting as it does.
+func (r Rule) String() string {
+	var b strings.Builder
+	b.WriteString("-A ")
+	b.WriteString(r.Chain)
+	for i, a := range r.Args {
+		b.WriteByte(' ')
+		if needsQuote(a) || (i > 0 && r.Args[i-1] == "--comment") {
+			b.WriteString(`"` + a + `"`)
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}
+
+func needsQuote(s string) bool { return s == "" || strings.ContainsAny(s, " \t'") }
+
+// Target returns the rule's jump or goto target, or "" when it has none.
+func (r Rule) Target() string {
+	for i := 0; i+1 < len(r.Args); i++ {
+		if r.Args[i] == "-j" || r.Args[i] == "-g" || r.Args[i] == "--jump" || r.Args[i] == "--goto" {
+			return r.Args[i+1]
+		}
+	}
+	return ""
+}
+
+// Comment returns the value of the rule's comment match, or "".
+func (r Rule) Comment() string {
+	for i := 0; i+1 < len(r.Args); i++ {
+		if r.Args[i] == "--comment" {
+			return r.Args[i+1]
+		}
+	}
+	return ""
+}
+
+// Chain is a chain and its rules in order. Policy is "-" for a user chain
+// and ACCEPT/DROP for a built-in one, as iptables-save prints it.
+type Chain struct {
+	Name   string
+	Policy string
+	Rules  []Rule
+}
+
+// Builtin reports whether the chain is one of the kernel's built-in chains.
+func (c *Chain) Builtin() bool { return IsBuiltinChain(c.Name) }
+
+// Table is one table (filter, nat, ...) and its chains in dump order.
+type Table struct {
+	Name   string
+	Chains []*Chain
+}
+
+// Chain returns the named chain or nil.
+func (t *Table) Chain(name string) *Chain {
+	for _, c := range t.Chains {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// EnsureChain returns the named chain, appending it when missing.
+func (t *Table) EnsureChain(name string) *Chain {
+	if c := t.Chain(name); c != nil {
+		return c
+	}
+	policy := "-"
+	if IsBuiltinChain(name) {
+		policy = "ACCEPT"
+	}
+	c := &Chain{Name: name, Policy: policy}
+	t.Chains = append(t.Chains, c)
+	return c
+}
+
+// Append adds a rule to its chain, creating the chain when missing.
+func (t *Table) Append(r Rule) {
+	c := t.EnsureChain(r.Chain)
+	c.Rules = append(c.Rules, r)
+}
+
+// Ruleset is every table of one family.
+type Ruleset struct {
+	Family Family
+	Tables []*Table
+}
+
+// Table returns the named table or nil.
+func (rs *Ruleset) Table(name string) *Table {
+	for _, t := range rs.Tables {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// EnsureTable returns the named table, appending it when missing.
+func (rs *Ruleset) EnsureTable(name string) *Table {
+	if t := rs.Table(name); t != nil {
+		return t
+	}
+	t := &Table{Name: name}
+	rs.Tables = append(rs.Tables, t)
+	return t
+}
+
+// RuleCount counts the rules of every table.
+func (rs *Ruleset) RuleCount() int {
+	n := 0
+	for _, t := range rs.Tables {
+		for _, c := range t.Chains {
+			n += len(c.Rules)
+		}
+	}
+	return n
+}
+
+// SortChains orders each table's chains as legacy iptables-save does:
+// built-in chains first in kernel order, then user chains by name. Dumps of
+// the two backends then compare equal.
+func (rs *Ruleset) SortChains() {
+	order := map[string]int{"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
+	for _, t := range rs.Tables {
+		sort.SliceStable(t.Chains, func(i, j int) bool {
+			a, b := t.Chains[i], t.Chains[j]
+			ab, bb := a.Builtin(), b.Builtin()
+			if ab != bb {
+				return ab
+			}
+			if ab {
+				return order[a.Name] < order[b.Name]
+			}
+			return a.Name < b.Name
+		})
+	}
+}
+
+// WriteSave writes the ruleset as iptables-save prints it (without the
+// "# Generated" comments and counters): every chain declared, then its rules.
+func (rs *Ruleset) WriteSave(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for _, t := range rs.Tables {
+		fmt.Fprintf(bw, "*%s\n", t.Name)
+		for _, c := range t.Chains {
+			fmt.Fprintf(bw, ":%s %s [0:0]\n", c.Name, c.Policy)
+		}
+		for _, c := range t.Chains {
+			for _, r := range c.Rules {
+				bw.WriteString(r.String())
+				bw.WriteByte('\n')
+			}
+		}
+		bw.WriteString("COMMIT\n")
+	}
+	return bw.Flush()
+}
+
+// WriteRestore writes the ruleset as an iptables-restore --noflush payload:
+// user chains are declared (which creates or flushes them), built-in chains
+// are not (that would reset their policy), and every rule is appended.
+func (rs *Ruleset) WriteRestore(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for _, t := range rs.Tables {
+		fmt.Fprintf(bw, "*%s\n", t.Name)
+		for _, c := range t.Chains {
+			if !c.Builtin() {
+				fmt.Fprintf(bw, ":%s - [0:0]\n", c.Name)
+			}
+		}
+		for _, c := range t.Chains {
+			for _, r := range c.Rules {
+				bw.WriteString(r.String())
+				bw.WriteByte('\n')
+			}
+		}
+		bw.WriteString("COMMIT\n")
+	}
+	return bw.Flush()
+}
