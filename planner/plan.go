@@ -1,0 +1,250 @@
+package planner
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/sergi/go-diff/diffmatchpatch"
+
+	"github.com/svcnat/svcnat/rules"
+)
+
+// Action is what a plan does to a chain or a service; its value is the glyph
+// the views print.
+type Action rune
+
+// The actions.
+const (
+	Create Action = '+'
+	Update Action = '~'
+	Delete Action = '-'
+)
+
+func (a Action) String() string {
+	switch a {
+	case Create:
+		return "create"
+	case Update:
+		return "update"
+	case Delete:
+		return "delete"
+	}
+	return "no-op"
+}
+
+// ChainChange is one owned chain that differs between live and desired. For
+// a built-in chain it covers only svcnat's jump rules in it.
+type ChainChange struct {
+	Family  rules.Family
+	Table   string
+	Chain   string
+	Action  Action
+	Builtin bool
+	Service string // the service the chain serves, "" for shared chains
+	Before  []rules.Rule
+	After   []rules.Rule
+	Diff    []DiffLine
+}
+
+// DiffOp marks a line of a rule diff.
+type DiffOp rune
+
+// The diff operations, as the views print them.
+const (
+	DiffEqual  DiffOp = ' '
+	DiffInsert DiffOp = '+'
+	DiffDelete DiffOp = '-'
+)
+
+// DiffLine is one rule line of a chain diff.
+type DiffLine struct {
+	Op   DiffOp
+	Text string
+}
+
+// Added counts inserted rules.
+func (c ChainChange) Added() int { return c.count(DiffInsert) }
+
+// Removed counts deleted rules.
+func (c ChainChange) Removed() int { return c.count(DiffDelete) }
+
+func (c ChainChange) count(op DiffOp) int {
+	n := 0
+	for _, d := range c.Diff {
+		if d.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+// ServiceChange summarises a plan for one service.
+type ServiceChange struct {
+	Name    string
+	Action  Action
+	Details []string // "endpoint 10.64.1.4:8080 added", ...
+}
+
+// Plan is what apply would do: the per-chain changes and the owned live
+// snapshot they were computed against. It is a value: views render it, the
+// applier executes it, a saved plan serialises it.
+type Plan struct {
+	Prefix      string
+	Backend     string
+	Desired     map[rules.Family]*rules.Ruleset // owned rules wanted
+	Live        map[rules.Family]*rules.Ruleset // owned rules found
+	Fingerprint string                          // of Live, see Fingerprint
+	Changes     []ChainChange
+	Services    []ServiceChange
+}
+
+// Empty reports whether the live rules already match.
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Summary counts chains to add, change and remove (built-in chains count as
+// changed), and rules added and removed.
+type Summary struct {
+	Add, Change, Remove      int
+	RulesAdded, RulesRemoved int
+}
+
+// Summary counts the plan's changes.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			s.Add++
+		case Update:
+			s.Change++
+		case Delete:
+			s.Remove++
+		}
+		s.RulesAdded += c.Added()
+		s.RulesRemoved += c.Removed()
+	}
+	return s
+}
+
+// New diffs the owned part of live against desired. Desired must hold only
+// owned chains (as the renderer makes them); live may be a whole dump.
+func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
+	p := &Plan{Prefix: prefix, Backend: backend, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		d, l := desired[f], live[f]
+		if d == nil {
+			d = &rules.Ruleset{Family: f}
+		}
+		if l == nil {
+			l = &rules.Ruleset{Family: f}
+		}
+		d, l = Owned(d, prefix), Owned(l, prefix)
+		p.Desired[f], p.Live[f] = d, l
+		p.Changes = append(p.Changes, diffFamily(f, d, l)...)
+	}
+	p.Fingerprint = Fingerprint(backend, p.Live)
+	p.Services = summarize(p.Changes, p.Desired, p.Live)
+	return p
+}
+
+func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
+	type key struct{ table, chain string }
+	seen := map[key]bool{}
+	var keys []key
+	for _, rs := range []*rules.Ruleset{desired, live} {
+		for _, t := range rs.Tables {
+			for _, c := range t.Chains {
+				k := key{t.Name, c.Name}
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].table != keys[j].table {
+			return keys[i].table < keys[j].table
+		}
+		return keys[i].chain < keys[j].chain
+	})
+	var out []ChainChange
+	for _, k := range keys {
+		var dc, lc *rules.Chain
+		if t := desired.Table(k.table); t != nil {
+			dc = t.Chain(k.chain)
+		}
+		if t := live.Table(k.table); t != nil {
+			lc = t.Chain(k.chain)
+		}
+		ch := ChainChange{Family: f, Table: k.table, Chain: k.chain, Builtin: rules.IsBuiltinChain(k.chain)}
+		switch {
+		case dc != nil && lc == nil:
+			ch.Action, ch.After = Create, dc.Rules
+		case dc == nil && lc != nil:
+			ch.Action, ch.Before = Delete, lc.Rules
+		default:
+			if sameRules(dc.Rules, lc.Rules) {
+				continue
+			}
+			ch.Action, ch.Before, ch.After = Update, lc.Rules, dc.Rules
+		}
+		if ch.Builtin && ch.Action != Update {
+			ch.Action = Update // a built-in chain is never created or removed, only its jumps
+		}
+		ch.Diff = RuleDiff(ch.Before, ch.After)
+		ch.Service = chainService(append(append([]rules.Rule(nil), ch.After...), ch.Before...))
+		out = append(out, ch)
+	}
+	return out
+}
+
+func sameRules(a, b []rules.Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].String() != b[i].String() {
+			return false
+		}
+	}
+	return true
+}
+
+// RuleDiff is a line diff of two rule lists (go-diff's line mode), so a
+// changed chain shows only the rules that moved.
+func RuleDiff(before, after []rules.Rule) []DiffLine {
+	return RuleDiffText(ruleText(before), ruleText(after))
+}
+
+// RuleDiffText is RuleDiff over text, one rule a line.
+func RuleDiffText(before, after string) []DiffLine {
+	dmp := diffmatchpatch.New()
+	a, b, lines := dmp.DiffLinesToChars(before, after)
+	diffs := dmp.DiffCharsToLines(dmp.DiffMain(a, b, false), lines)
+	var out []DiffLine
+	for _, d := range diffs {
+		op := DiffEqual
+		switch d.Type {
+		case diffmatchpatch.DiffInsert:
+			op = DiffInsert
+		case diffmatchpatch.DiffDelete:
+			op = DiffDelete
+		}
+		for _, l := range strings.SplitAfter(d.Text, "\n") {
+			if l = strings.TrimSuffix(l, "\n"); l != "" {
+				out = append(out, DiffLine{Op: op, Text: l})
+			}
+		}
+	}
+	return out
+}
+
+func ruleText(rs []rules.Rule) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString(r.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

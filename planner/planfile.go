@@ -1,0 +1,72 @@
+package planner
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/svcnat/svcnat/rules"
+)
+
+// PlanFileVersion is the version of the saved plan format (plan -out).
+const PlanFileVersion = 1
+
+// planFile is a saved plan: the desired owned rules and the live snapshot
+// they were diffed against, with its fingerprint. The changes are not
+// stored; they are recomputed from the two rulesets, which makes a saved
+// plan impossible to tamper into something other than "turn live into
+// desired".
+type planFile struct {
+	Kind          string            `json:"kind"`
+	FormatVersion int               `json:"format_version"`
+	Prefix        string            `json:"prefix"`
+	Backend       string            `json:"backend"`
+	Fingerprint   string            `json:"fingerprint"`
+	ConfigDigest  string            `json:"config_digest,omitempty"`
+	Desired       map[string]string `json:"desired"`
+	Live          map[string]string `json:"live"`
+}
+
+// FamilyKey names a family in files and JSON: "ipv4" or "ipv6".
+func FamilyKey(f rules.Family) string { return strings.ToLower(f.String()) }
+
+// MarshalPlan encodes a plan for plan -out.
+func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
+	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
+		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{}}
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		pf.Desired[FamilyKey(f)] = Text(p.Desired[f])
+		pf.Live[FamilyKey(f)] = Text(p.Live[f])
+	}
+	return json.MarshalIndent(pf, "", "  ")
+}
+
+// UnmarshalPlan decodes a saved plan and recomputes its changes. It refuses
+// a file whose recorded fingerprint does not match its own live snapshot.
+func UnmarshalPlan(data []byte) (*Plan, string, error) {
+	var pf planFile
+	if err := json.Unmarshal(data, &pf); err != nil {
+		return nil, "", fmt.Errorf("not a saved svcnat plan: %w", err)
+	}
+	if pf.Kind != "svcnat-plan" {
+		return nil, "", fmt.Errorf("not a saved svcnat plan")
+	}
+	if pf.FormatVersion != PlanFileVersion {
+		return nil, "", fmt.Errorf("saved plan format %d is not supported (want %d)", pf.FormatVersion, PlanFileVersion)
+	}
+	desired, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		var err error
+		if desired[f], err = rules.ParseSave(f, strings.NewReader(pf.Desired[FamilyKey(f)])); err != nil {
+			return nil, "", fmt.Errorf("saved plan: desired %s rules: %w", f, err)
+		}
+		if live[f], err = rules.ParseSave(f, strings.NewReader(pf.Live[FamilyKey(f)])); err != nil {
+			return nil, "", fmt.Errorf("saved plan: live %s rules: %w", f, err)
+		}
+	}
+	p := New(pf.Prefix, pf.Backend, desired, live)
+	if p.Fingerprint != pf.Fingerprint {
+		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")
+	}
+	return p, pf.ConfigDigest, nil
+}

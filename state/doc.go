@@ -1,0 +1,22 @@
+// Package state holds svcnat's state directory (default /var/lib/svcnat,
+// chosen by the caller): the apply lock, the state file that records the
+// current generation, the owned rules of each applied generation and the
+// backups of the live owned rules taken before each apply.
+//
+// Rules are opaque bytes here, one blob per family ("ipv4", "ipv6"). The
+// package never talks to iptables, never parses rules and never decides what
+// to apply or roll back; it only makes what the applier decided durable.
+//
+// Layout:
+//
+//	<dir>/lock                        flock'ed by the one running apply; holds the holder's pid
+//	<dir>/state.json                  the commit point: which generation is current
+//	<dir>/generations/<N>.<fam>.rules owned rules after generation N was applied
+//	<dir>/backups/<N>.<fam>.rules     live owned rules saved before generation N was applied
+//
+// Every file is written with [WriteFileAtomic], and generation and backup files
+// are written before state.json refers to them, so a crash at any point leaves
+// either the old or the new state. Files that state.json does not refer to are
+// leftovers of an interrupted apply; readers ignore them and [Dir.Commit]
+// removes them.
+package state

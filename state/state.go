@@ -1,0 +1,193 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// FormatVersion is the version of the state file this package writes. Load
+// refuses a newer one rather than misreading it and losing generations.
+const FormatVersion = 1
+
+// DefaultKeep is how many generations (with their backups) Commit keeps.
+const DefaultKeep = 10
+
+// ErrNoPrevious is returned by [State.Previous] when there is no earlier
+// generation to roll back to.
+var ErrNoPrevious = errors.New("no previous generation to roll back to")
+
+// State is the content of <dir>/state.json: the current generation and the
+// generations still kept on disk.
+type State struct {
+	Version      int              `json:"version"`
+	Generation   int64            `json:"generation"`
+	ConfigDigest string           `json:"config_digest,omitempty"`
+	RulesDigest  string           `json:"rules_digest,omitempty"`
+	Backend      string           `json:"backend,omitempty"`
+	AppliedAt    time.Time        `json:"applied_at"`
+	Generations  []GenerationInfo `json:"generations,omitempty"`
+}
+
+// GenerationInfo records one applied generation, oldest first in
+// State.Generations. Rules and Backups name the families that have a rules
+// file and a backup file for it.
+type GenerationInfo struct {
+	Generation   int64     `json:"generation"`
+	ConfigDigest string    `json:"config_digest,omitempty"`
+	RulesDigest  string    `json:"rules_digest,omitempty"`
+	Backend      string    `json:"backend,omitempty"`
+	AppliedAt    time.Time `json:"applied_at"`
+	Rules        []string  `json:"rules,omitempty"`
+	Backups      []string  `json:"backups,omitempty"`
+}
+
+// Previous returns the generation applied before the current one, the target
+// of a rollback. A rollback is committed as a new generation, so rolling back
+// twice returns to where it started, as `cd -` does.
+func (s *State) Previous() (GenerationInfo, error) {
+	for i := len(s.Generations) - 1; i > 0; i-- {
+		if s.Generations[i].Generation == s.Generation {
+			return s.Generations[i-1], nil
+		}
+	}
+	return GenerationInfo{}, ErrNoPrevious
+}
+
+// Dir is an open state directory.
+type Dir struct {
+	path string
+	// Keep is how many generations Commit keeps; Open sets DefaultKeep.
+	Keep int
+}
+
+// Open opens the state directory at path, creating it (0700: backups show the
+// host's firewall) when it does not exist.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	return &Dir{path: path, Keep: DefaultKeep}, nil
+}
+
+// Path returns the directory's path.
+func (d *Dir) Path() string { return d.path }
+
+func (d *Dir) statePath() string { return filepath.Join(d.path, "state.json") }
+
+// Load reads the state file. A directory that was never applied to gives the
+// zero State (generation 0) and no error.
+func (d *Dir) Load() (*State, error) {
+	b, err := os.ReadFile(d.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("reading state file %s: %w", d.statePath(), err)
+	}
+	if st.Version > FormatVersion {
+		return nil, fmt.Errorf("state file %s has version %d; this svcnat reads up to %d",
+			d.statePath(), st.Version, FormatVersion)
+	}
+	return &st, nil
+}
+
+// testHook, when set by a test, is called after each step of Commit; an error
+// stops Commit there, as a crash would, without any cleanup.
+var testHook func(step string) error
+
+func hook(step string) error {
+	if testHook == nil {
+		return nil
+	}
+	return testHook(step)
+}
+
+// Commit records st as the new current generation, with rules holding the
+// owned rules after the apply, keyed by family. st is the loaded state with
+// Generation set to the new number (greater than any in st.Generations) and
+// the digests, backend and time filled in; Commit appends its GenerationInfo
+// to st.Generations and drops all but the last Keep. The caller must hold the
+// lock.
+//
+// The rules files are written first and state.json last: the rename of
+// state.json is the commit point. Files no longer referenced (pruned
+// generations, leftovers of interrupted applies) are removed afterwards.
+func (d *Dir) Commit(st *State, rules map[string][]byte) error {
+	for _, g := range st.Generations {
+		if g.Generation >= st.Generation {
+			return fmt.Errorf("committing generation %d: generation %d already exists", st.Generation, g.Generation)
+		}
+	}
+	if st.Generation <= 0 {
+		return fmt.Errorf("committing generation %d: generations start at 1", st.Generation)
+	}
+	info := GenerationInfo{
+		Generation:   st.Generation,
+		ConfigDigest: st.ConfigDigest,
+		RulesDigest:  st.RulesDigest,
+		Backend:      st.Backend,
+		AppliedAt:    st.AppliedAt,
+	}
+	if err := os.MkdirAll(filepath.Join(d.path, "generations"), 0o700); err != nil {
+		return fmt.Errorf("creating generations directory: %w", err)
+	}
+	for _, fam := range sortedKeys(rules) {
+		p, err := d.filePath("generations", st.Generation, fam)
+		if err != nil {
+			return err
+		}
+		if err := WriteFileAtomic(p, rules[fam], 0o600); err != nil {
+			return err
+		}
+		info.Rules = append(info.Rules, fam)
+	}
+	if err := hook("generations written"); err != nil {
+		return err
+	}
+	backups, err := d.backupFamilies(st.Generation)
+	if err != nil {
+		return err
+	}
+	info.Backups = backups
+
+	next := *st
+	next.Version = FormatVersion
+	next.Generations = append(slices.Clone(st.Generations), info)
+	if keep := max(d.Keep, 1); len(next.Generations) > keep {
+		next.Generations = next.Generations[len(next.Generations)-keep:]
+	}
+	b, err := json.MarshalIndent(&next, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	if err := WriteFileAtomic(d.statePath(), append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	*st = next
+	if err := hook("state written"); err != nil {
+		return err
+	}
+	// The new state is durable; a failed cleanup only leaves files that the
+	// next Commit removes, so it does not make the commit fail.
+	d.clean(st)
+	return nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
