@@ -7,6 +7,7 @@ package planner
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"sort"
 	"strings"
 
 	"github.com/svcnat/svcnat/rules"
@@ -70,14 +71,15 @@ func Foreign(rs *rules.Ruleset, prefix string) *rules.Ruleset {
 	return out
 }
 
-// Text prints a ruleset in iptables-save form with chains sorted, so that
-// the same rules print the same bytes whatever order a backend listed
-// chains in.
+// Text prints a ruleset in iptables-save form with tables and chains
+// sorted, so that the same rules print the same bytes whatever order a
+// backend listed them in.
 func Text(rs *rules.Ruleset) string {
 	if rs == nil {
 		return ""
 	}
 	c := Clone(rs)
+	sort.Slice(c.Tables, func(i, j int) bool { return c.Tables[i].Name < c.Tables[j].Name })
 	c.SortChains()
 	var b strings.Builder
 	_ = c.WriteSave(&b)

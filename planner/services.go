@@ -54,13 +54,21 @@ func CommentService(c string) string {
 // RuleService returns the service a rule serves, or "".
 func RuleService(r rules.Rule) string { return CommentService(r.Comment()) }
 
+// chainService returns the one service every commented rule of a chain
+// names, or "" for a chain shared by several (SERVICES, NODEPORTS, ...).
 func chainService(rs []rules.Rule) string {
+	svc := ""
 	for _, r := range rs {
-		if s := RuleService(r); s != "" {
-			return s
+		s := RuleService(r)
+		switch {
+		case s == "":
+		case svc == "":
+			svc = s
+		case s != svc:
+			return ""
 		}
 	}
-	return ""
+	return svc
 }
 
 // services lists every service that has rules in rs.
@@ -118,7 +126,7 @@ func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Rule
 				svc = c.Service
 			}
 			if svc != "" {
-				note(svc, fmt.Sprintf("%s %s %s", c.Table, c.Chain, "rules changed"))
+				note(svc, fmt.Sprintf("rules changed in %s %s", c.Table, c.Chain))
 			}
 		}
 	}
@@ -132,9 +140,17 @@ func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Rule
 			sc.Action = Delete
 		default:
 			sc.Details = details[svc]
-			sort.SliceStable(sc.Details, func(i, j int) bool {
-				return strings.HasPrefix(sc.Details[i], "endpoint") && !strings.HasPrefix(sc.Details[j], "endpoint")
-			})
+			// Endpoint changes explain the rule changes they cause; the
+			// rule changes are named only when they stand alone.
+			var eps []string
+			for _, d := range sc.Details {
+				if strings.HasPrefix(d, "endpoint ") {
+					eps = append(eps, d)
+				}
+			}
+			if len(eps) > 0 {
+				sc.Details = eps
+			}
 		}
 		out = append(out, sc)
 	}

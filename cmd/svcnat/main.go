@@ -1,13 +1,13 @@
+// Command svcnat gives a plain Linux host the Service virtual IPs that
+// kube-proxy gives a Kubernetes node. See README.md.
 package main
+
 import (
- _ "github.com/urfave/cli/v2"
- _ "github.com/hashicorp/hcl/v2"
- _ "github.com/hashicorp/hcl/v2/gohcl"
- _ "github.com/hashicorp/hcl/v2/hclwrite"
- _ "github.com/coreos/go-iptables/iptables"
- _ "github.com/sergi/go-diff/diffmatchpatch"
- _ "github.com/vishvananda/netns"
- _ "golang.org/x/term"
- _ "golang.org/x/sys/unix"
+	"os"
+
+	"github.com/svcnat/svcnat/cli"
 )
-func main(){}
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

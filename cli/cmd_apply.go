@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/state"
+)
+
+func commitFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.BoolFlag{Name: "auto-approve", Usage: "do not ask for confirmation"},
+		&ucli.DurationFlag{Name: "lock-timeout", Value: 10 * time.Second, EnvVars: []string{"SVCNAT_LOCK_TIMEOUT"},
+			Usage: "how long to wait for another svcnat holding the state lock"},
+	}
+}
+
+func applyCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "apply",
+		Usage:     "plan, confirm, commit atomically, verify and record; or apply a saved plan",
+		ArgsUsage: "[PLANFILE]",
+		Flags:     commitFlags(),
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			if c.Args().Len() > 1 {
+				return fmt.Errorf("apply takes at most one saved plan file")
+			}
+			if f := c.Args().First(); f != "" {
+				return applySaved(c, g, f)
+			}
+			cfg, err := loadConfig(c, g)
+			if err != nil {
+				return err
+			}
+			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			if err != nil {
+				return err
+			}
+			return withLock(c, g, func(d *state.Dir, st *state.State) error {
+				p, err := makePlan(g, cfg, k)
+				if err != nil {
+					return err
+				}
+				return commitPlan(c, g, k, d, st, p, configDigest(cfg), "apply", c.Bool("auto-approve"))
+			})
+		},
+	}
+}
+
+func applySaved(c *ucli.Context, g Globals, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	p, digest, err := planner.UnmarshalPlan(data)
+	if err != nil {
+		return err
+	}
+	k, err := openKernel(g, p.Prefix)
+	if err != nil {
+		return err
+	}
+	if k.BackendName() != p.Backend {
+		return fmt.Errorf("the plan was made for the %s backend, this host uses %s", p.Backend, k.BackendName())
+	}
+	return withLock(c, g, func(d *state.Dir, st *state.State) error {
+		live, err := saveLive(k, p.Desired)
+		if err != nil {
+			return err
+		}
+		now := planner.New(p.Prefix, p.Backend, p.Desired, live)
+		if now.Fingerprint != p.Fingerprint {
+			// What changed since the plan was made reads as a plan
+			// from its snapshot to the live rules.
+			since := planner.New(p.Prefix, p.Backend, live, p.Live)
+			newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(since)
+			return withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again")
+		}
+		// A saved plan was reviewed when it was made: no second prompt.
+		return commitPlan(c, g, k, d, st, p, digest, "apply", true)
+	})
+}
+
+// withLock takes the state lock (bounded by --lock-timeout, and by a
+// signal) and loads the state.
+func withLock(c *ucli.Context, g Globals, fn func(*state.Dir, *state.State) error) error {
+	d, err := state.Open(g.StateDir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	lock, err := d.Lock(ctx, c.Duration("lock-timeout"))
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return withHint(err, "another svcnat is applying; wait for it, or raise --lock-timeout")
+		}
+		return err
+	}
+	defer lock.Unlock()
+	st, err := d.Load()
+	if err != nil {
+		return err
+	}
+	return fn(d, st)
+}
+
+// commitPlan shows the plan, asks, backs up the live owned rules, applies,
+// verifies (rolling back on failure) and records the new generation.
+func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.State, p *planner.Plan, digest, verb string, approved bool) error {
+	w := c.App.Writer
+	if err := newPlanView(w, g.JSON, g.Color).Plan(p); err != nil {
+		return err
+	}
+	if p.Empty() {
+		return nil
+	}
+	if !approved {
+		ok, err := confirm(c.App.Reader, w, verb)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return exitWith(ExitError, fmt.Errorf("%s cancelled; nothing was changed", verb))
+		}
+	}
+	gen := st.Generation + 1
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		if _, err := d.SaveBackup(gen, planner.FamilyKey(f), []byte(planner.Text(p.Live[f]))); err != nil {
+			return fmt.Errorf("saving the backup: %w", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	if err := applier.Apply(ctx, k, p, applier.Options{}); err != nil {
+		return fmt.Errorf("%s failed: %w", verb, err)
+	}
+	gens := map[string][]byte{}
+	var all []byte
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		t := []byte(planner.Text(p.Desired[f]))
+		gens[planner.FamilyKey(f)] = t
+		all = append(all, t...)
+	}
+	st.Generation = gen
+	st.ConfigDigest = digest
+	st.RulesDigest = state.Digest(all)
+	st.Backend = p.Backend
+	st.AppliedAt = time.Now().UTC()
+	if err := d.Commit(st, gens); err != nil {
+		return fmt.Errorf("the rules were applied but recording generation %d failed: %w", gen, err)
+	}
+	s := p.Summary()
+	if !g.JSON {
+		fmt.Fprintf(w, "\n%s %d chains added, %d changed, %d removed in %s; generation %d recorded in %s.\n",
+			newStyle(g.Color).bold("Apply complete!"), s.Add, s.Change, s.Remove, time.Since(start).Round(time.Millisecond), gen, d.Path())
+	}
+	return nil
+}
+
+// confirm asks on a terminal; without one it refuses rather than guess.
+func confirm(in io.Reader, w io.Writer, verb string) (bool, error) {
+	f, ok := in.(*os.File)
+	if !ok || !isTerminal(f) {
+		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb),
+			"review the plan and run again with -auto-approve, or apply a saved plan (plan -out FILE)")
+	}
+	fmt.Fprintf(w, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return false, nil
+	}
+	return strings.TrimSpace(line) == "yes", nil
+}

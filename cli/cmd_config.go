@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/sergi/go-diff/diffmatchpatch"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/config"
+)
+
+func validateCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "validate",
+		Usage: "parse and check the configuration; print every problem with its file:line:column",
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(c, g)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "The configuration is valid: %d services in %s.\n", len(cfg.Services), g.Config)
+			return nil
+		},
+	}
+}
+
+// loadConfig reads and validates the configuration, printing every
+// diagnostic to stderr; it fails with exit 1 when any is an error.
+func loadConfig(c *ucli.Context, g Globals) (*config.Config, error) {
+	cfg, diags := config.Load(g.Config)
+	if len(diags) > 0 {
+		color := !c.Bool("no-color") && isTerminal(c.App.ErrWriter)
+		config.WriteDiagnostics(c.App.ErrWriter, cfg.Files, diags, color, 0)
+	}
+	if diags.HasErrors() {
+		return nil, exitWith(ExitError, fmt.Errorf("%d problems in %s; nothing was changed", len(diags.Errs()), g.Config))
+	}
+	return cfg, nil
+}
+
+func fmtCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "fmt",
+		Usage:     "rewrite the configuration files in canonical HCL form",
+		ArgsUsage: "[FILE|DIR ...]",
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "check", Usage: "change nothing; exit 3 when a file is not formatted"},
+			&ucli.BoolFlag{Name: "diff", Usage: "print the changes formatting makes"},
+		},
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			paths := c.Args().Slice()
+			if len(paths) == 0 {
+				paths = []string{g.Config}
+			}
+			files, err := hclFiles(paths)
+			if err != nil {
+				return err
+			}
+			changed := 0
+			for _, f := range files {
+				src, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				res, diags := config.FormatFile(f, src)
+				if diags.HasErrors() {
+					config.WriteDiagnostics(c.App.ErrWriter, map[string]*hcl.File{f: res.File}, diags, false, 0)
+					return exitWith(ExitError, fmt.Errorf("%s does not parse; nothing was changed", f))
+				}
+				out := res.Formatted
+				if bytes.Equal(src, out) {
+					continue
+				}
+				changed++
+				fmt.Fprintln(c.App.Writer, f)
+				if c.Bool("diff") {
+					dmp := diffmatchpatch.New()
+					a, b, lines := dmp.DiffLinesToChars(string(src), string(out))
+					for _, d := range dmp.DiffCharsToLines(dmp.DiffMain(a, b, false), lines) {
+						mark := " "
+						switch d.Type {
+						case diffmatchpatch.DiffInsert:
+							mark = "+"
+						case diffmatchpatch.DiffDelete:
+							mark = "-"
+						default:
+							continue
+						}
+						for _, l := range bytes.SplitAfter([]byte(d.Text), []byte("\n")) {
+							if len(l) > 0 {
+								fmt.Fprintf(c.App.Writer, "%s %s", mark, l)
+							}
+						}
+					}
+				}
+				if !c.Bool("check") {
+					if err := writeKeepingMode(f, out); err != nil {
+						return err
+					}
+				}
+			}
+			if c.Bool("check") && changed > 0 {
+				return exitWith(ExitFormat, nil)
+			}
+			return nil
+		},
+	}
+}
+
+// hclFiles expands directories to their *.hcl files, in name order.
+func hclFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(p, "*.hcl"))
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(m)
+		out = append(out, m...)
+	}
+	return out, nil
+}
+
+func writeKeepingMode(path string, data []byte) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, fi.Mode().Perm())
+}

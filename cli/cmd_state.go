@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/state"
+)
+
+func rollbackCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "rollback",
+		Usage: "return the owned chains to the previous applied generation (recorded as a new generation)",
+		Flags: commitFlags(),
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(c, g)
+			if err != nil {
+				return err
+			}
+			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			if err != nil {
+				return err
+			}
+			return withLock(c, g, func(d *state.Dir, st *state.State) error {
+				prev, err := st.Previous()
+				if err != nil {
+					return withHint(err, "rollback needs two applied generations; see svcnat show")
+				}
+				desired, err := generationRules(d, prev.Generation)
+				if err != nil {
+					return err
+				}
+				live, err := saveLive(k, desired)
+				if err != nil {
+					return err
+				}
+				p := planner.New(cfg.Settings.ChainPrefix, k.BackendName(), desired, live)
+				fmt.Fprintf(c.App.Writer, "Rolling back from generation %d to generation %d (applied %s).\n\n",
+					st.Generation, prev.Generation, prev.AppliedAt.Format("2006-01-02 15:04:05 MST"))
+				return commitPlan(c, g, k, d, st, p, prev.ConfigDigest, "rollback", c.Bool("auto-approve"))
+			})
+		},
+	}
+}
+
+func destroyCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "destroy",
+		Usage: "remove every owned chain and jump rule, touching nothing else",
+		Flags: commitFlags(),
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(c, g)
+			if err != nil {
+				return err
+			}
+			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			if err != nil {
+				return err
+			}
+			return withLock(c, g, func(d *state.Dir, st *state.State) error {
+				live, err := saveLive(k, nil)
+				if err != nil {
+					return err
+				}
+				p := planner.New(cfg.Settings.ChainPrefix, k.BackendName(), nil, live)
+				return commitPlan(c, g, k, d, st, p, "", "destroy", c.Bool("auto-approve"))
+			})
+		},
+	}
+}
+
+// generationRules reads the owned rules recorded for a generation.
+func generationRules(d *state.Dir, gen int64) (map[rules.Family]*rules.Ruleset, error) {
+	out := map[rules.Family]*rules.Ruleset{}
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		data, err := d.ReadGeneration(gen, planner.FamilyKey(f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rs, err := rules.ParseSave(f, strings.NewReader(string(data)))
+		if err != nil {
+			return nil, fmt.Errorf("generation %d %s rules: %w", gen, f, err)
+		}
+		out[f] = rs
+	}
+	return out, nil
+}
+
+func showCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "show",
+		Usage: "the owned live rules grouped by service, and any drift from the last applied generation",
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(c, g)
+			if err != nil {
+				return err
+			}
+			prefix := cfg.Settings.ChainPrefix
+			k, err := openKernel(g, prefix)
+			if err != nil {
+				return err
+			}
+			live, err := saveLive(k, nil)
+			if err != nil {
+				return err
+			}
+			w, st := c.App.Writer, newStyle(g.Color)
+			byService := map[string][]string{}
+			chains, count := 0, 0
+			for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+				if live[f] == nil {
+					continue
+				}
+				owned := planner.Owned(live[f], prefix)
+				owned.SortChains()
+				for _, t := range owned.Tables {
+					for _, ch := range t.Chains {
+						if !ch.Builtin() {
+							chains++
+						}
+						for _, r := range ch.Rules {
+							count++
+							svc := planner.RuleService(r)
+							if svc == "" {
+								svc = "(shared)"
+							}
+							byService[svc] = append(byService[svc], fmt.Sprintf("%s %-6s %s", f, t.Name, r))
+						}
+					}
+				}
+			}
+			fmt.Fprintf(w, "%s owns %d chains and %d rules on the %s backend.\n", prefix, chains, count, k.BackendName())
+			names := make([]string, 0, len(byService))
+			for n := range byService {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				fmt.Fprintf(w, "\n%s\n", st.bold("service "+n))
+				for _, l := range byService[n] {
+					fmt.Fprintln(w, "  "+l)
+				}
+			}
+			// Drift: what changed since the last apply recorded.
+			d, err := state.Open(g.StateDir)
+			if err != nil {
+				return err
+			}
+			s, err := d.Load()
+			if err != nil {
+				return err
+			}
+			if s.Generation == 0 {
+				fmt.Fprintf(w, "\nNo generation recorded in %s: nothing to compare for drift.\n", d.Path())
+				return nil
+			}
+			applied, err := generationRules(d, s.Generation)
+			if err != nil {
+				return err
+			}
+			drift := planner.New(prefix, k.BackendName(), live, applied)
+			fmt.Fprintf(w, "\nGeneration %d applied %s.\n", s.Generation, s.AppliedAt.Format("2006-01-02 15:04:05 MST"))
+			if drift.Empty() {
+				fmt.Fprintln(w, "No drift: the live owned rules are exactly what was applied.")
+				return nil
+			}
+			return newChangesView(w, g.Color, "Drift since then (+ present now, - gone since)").Plan(drift)
+		},
+	}
+}

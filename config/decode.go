@@ -1,0 +1,319 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// The raw structs are the HCL schema. gohcl derives a closed schema from
+// them (no "remain" field), so an unknown block or attribute is an error
+// with its range, and a misspelling gets hcl's "Did you mean" hint.
+//
+// Every attribute is held as a *hcl.Attribute rather than a Go type: it is
+// nil when absent, and it keeps both the expression and the range of the
+// whole attribute, which the semantic checks point at. Decoding straight
+// into Go types would leave a half-decoded zero behind a type error, which
+// the range checks would then report a second time.
+
+// rawFile is one configuration file.
+type rawFile struct {
+	Settings []*rawSettings `hcl:"settings,block"`
+	Services []*rawService  `hcl:"service,block"`
+}
+
+// rawSettings is the settings block.
+type rawSettings struct {
+	ChainPrefix        *hcl.Attribute `hcl:"chain_prefix,optional"`
+	Node               *hcl.Attribute `hcl:"node,optional"`
+	ClusterCIDRs       *hcl.Attribute `hcl:"cluster_cidrs,optional"`
+	MasqueradeAll      *hcl.Attribute `hcl:"masquerade_all,optional"`
+	MasqueradeBit      *hcl.Attribute `hcl:"masquerade_bit,optional"`
+	NodePortAddresses  *hcl.Attribute `hcl:"node_port_addresses,optional"`
+	NodePortRange      *hcl.Attribute `hcl:"node_port_range,optional"`
+	LocalhostNodePorts *hcl.Attribute `hcl:"localhost_node_ports,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// rawService is a service block.
+type rawService struct {
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+
+	Type                     *hcl.Attribute `hcl:"type,optional"`
+	ClusterIPs               *hcl.Attribute `hcl:"cluster_ips,optional"`
+	ExternalIPs              *hcl.Attribute `hcl:"external_ips,optional"`
+	LoadBalancerIPs          *hcl.Attribute `hcl:"load_balancer_ips,optional"`
+	LoadBalancerSourceRanges *hcl.Attribute `hcl:"load_balancer_source_ranges,optional"`
+	ExternalTrafficPolicy    *hcl.Attribute `hcl:"external_traffic_policy,optional"`
+	InternalTrafficPolicy    *hcl.Attribute `hcl:"internal_traffic_policy,optional"`
+	HealthCheckNodePort      *hcl.Attribute `hcl:"health_check_node_port,optional"`
+	SessionAffinity          *hcl.Attribute `hcl:"session_affinity,optional"`
+	SessionAffinityTimeout   *hcl.Attribute `hcl:"session_affinity_timeout,optional"`
+
+	Ports     []*rawPort     `hcl:"port,block"`
+	Endpoints []*rawEndpoint `hcl:"endpoint,block"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// rawPort is a port block.
+type rawPort struct {
+	Name       *hcl.Attribute `hcl:"name,optional"`
+	Protocol   *hcl.Attribute `hcl:"protocol,optional"`
+	Port       *hcl.Attribute `hcl:"port,optional"` // required; checked by hand for one wording
+	TargetPort *hcl.Attribute `hcl:"target_port,optional"`
+	NodePort   *hcl.Attribute `hcl:"node_port,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// rawEndpoint is an endpoint block.
+type rawEndpoint struct {
+	Address     *hcl.Attribute `hcl:"address,optional"` // required; checked by hand
+	Node        *hcl.Attribute `hcl:"node,optional"`
+	Ready       *hcl.Attribute `hcl:"ready,optional"`
+	Serving     *hcl.Attribute `hcl:"serving,optional"`
+	Terminating *hcl.Attribute `hcl:"terminating,optional"`
+	Ports       *hcl.Attribute `hcl:"ports,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// parseFile parses and decodes one file. A file with syntax errors is not
+// decoded: its partial body would only add confusing follow-on errors.
+func parseFile(name string, src []byte) (*hcl.File, *rawFile, hcl.Diagnostics) {
+	file, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	if diags.HasErrors() {
+		return file, nil, diags
+	}
+	var raw rawFile
+	diags = append(diags, gohcl.DecodeBody(file.Body, nil, &raw)...)
+	return file, &raw, diags
+}
+
+// state says what an attribute evaluated to.
+type state uint8
+
+const (
+	unset state = iota // absent or null: the default applies
+	set                // present and usable
+	bad                // present but unusable; already reported
+)
+
+// item is one string of a list attribute with the range of its element, so
+// that a bad element is pointed at, not the whole list.
+type item struct {
+	S     string
+	Range hcl.Range
+}
+
+// decoder evaluates attributes into Go values and collects every
+// diagnostic of a run, so that all errors are reported together.
+type decoder struct {
+	diags hcl.Diagnostics
+}
+
+func (d *decoder) errorf(subject hcl.Range, summary, detailFormat string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detailFormat, args...),
+		Subject:  subject.Ptr(),
+	})
+}
+
+// value evaluates expr without variables or functions: a configuration is
+// data, and hcl reports any reference or call with its range.
+func (d *decoder) value(expr hcl.Expression) (cty.Value, state) {
+	v, diags := expr.Value(nil)
+	d.diags = append(d.diags, diags...)
+	switch {
+	case diags.HasErrors():
+		return cty.NilVal, bad
+	case v.IsNull():
+		return v, unset
+	case !v.IsWhollyKnown() || v.IsMarked():
+		// Cannot happen without an EvalContext; refuse rather than panic.
+		d.errorf(expr.Range(), "unusable value", "The value must be a constant.")
+		return cty.NilVal, bad
+	}
+	return v, set
+}
+
+// convert evaluates expr as type ty; what names the attribute and the type
+// in the diagnostic, e.g. "port must be a whole number".
+func (d *decoder) convert(expr hcl.Expression, subject hcl.Range, ty cty.Type, what string) (cty.Value, state) {
+	v, st := d.value(expr)
+	if st != set {
+		return v, st
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil || !cv.IsWhollyKnown() {
+		d.errorf(subject, "wrong value type", "%s, not %s.", what, v.Type().FriendlyName())
+		return cty.NilVal, bad
+	}
+	if cv.IsNull() {
+		return cv, unset
+	}
+	return cv, set
+}
+
+// str evaluates an optional string attribute.
+func (d *decoder) str(a *hcl.Attribute) (string, state) {
+	if a == nil {
+		return "", unset
+	}
+	v, st := d.convert(a.Expr, a.Range, cty.String, a.Name+" must be a string")
+	if st != set {
+		return "", st
+	}
+	return v.AsString(), set
+}
+
+// num evaluates an optional whole-number attribute. Numbers too large for
+// an int are clamped, which every range check then refuses.
+func (d *decoder) num(a *hcl.Attribute) (int, state) {
+	if a == nil {
+		return 0, unset
+	}
+	return d.numExpr(a.Expr, a.Range, a.Name)
+}
+
+func (d *decoder) numExpr(expr hcl.Expression, subject hcl.Range, name string) (int, state) {
+	v, st := d.convert(expr, subject, cty.Number, name+" must be a whole number")
+	if st != set {
+		return 0, st
+	}
+	bf := v.AsBigFloat()
+	if bf.IsInf() || !bf.IsInt() {
+		d.errorf(subject, "wrong value type", "%s must be a whole number, not %s.", name, bf.Text('g', 10))
+		return 0, bad
+	}
+	i, acc := bf.Int64()
+	switch {
+	case acc == big.Below || i > math.MaxInt32:
+		return math.MaxInt32, set
+	case acc == big.Above || i < math.MinInt32:
+		return math.MinInt32, set
+	}
+	return int(i), set
+}
+
+// flag evaluates an optional bool attribute.
+func (d *decoder) flag(a *hcl.Attribute) (bool, state) {
+	if a == nil {
+		return false, unset
+	}
+	v, st := d.convert(a.Expr, a.Range, cty.Bool, a.Name+" must be true or false")
+	if st != set {
+		return false, st
+	}
+	return v.True(), set
+}
+
+// strList evaluates an optional list-of-strings attribute. A literal list
+// is evaluated element by element so each element keeps its own range.
+func (d *decoder) strList(a *hcl.Attribute) ([]item, state) {
+	if a == nil {
+		return nil, unset
+	}
+	what := a.Name + " must be a list of strings"
+	if tup, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
+		items := make([]item, 0, len(tup.Exprs))
+		st := set
+		for _, e := range tup.Exprs {
+			v, est := d.convert(e, e.Range(), cty.String, what)
+			switch est {
+			case set:
+				items = append(items, item{S: v.AsString(), Range: e.Range()})
+			case unset:
+				d.errorf(e.Range(), "null list element", "Remove the null from %s.", a.Name)
+				st = bad
+			default:
+				st = bad
+			}
+		}
+		return items, st
+	}
+	v, st := d.convert(a.Expr, a.Range, cty.List(cty.String), what)
+	if st != set {
+		return nil, st
+	}
+	var items []item
+	for it := v.ElementIterator(); it.Next(); {
+		_, ev := it.Element()
+		if ev.IsNull() {
+			d.errorf(a.Range, "null list element", "Remove the null from %s.", a.Name)
+			return nil, bad
+		}
+		items = append(items, item{S: ev.AsString(), Range: a.Range})
+	}
+	return items, set
+}
+
+// portOverride is one entry of an endpoint's ports map.
+type portOverride struct {
+	Name       string
+	Port       int
+	KeyRange   hcl.Range
+	ValueRange hcl.Range
+}
+
+// portMap evaluates an endpoint's ports map. A literal object is evaluated
+// entry by entry so each key and value keeps its own range.
+func (d *decoder) portMap(a *hcl.Attribute) ([]portOverride, state) {
+	if a == nil {
+		return nil, unset
+	}
+	if obj, ok := a.Expr.(*hclsyntax.ObjectConsExpr); ok {
+		var out []portOverride
+		st := set
+		for _, it := range obj.Items {
+			k, kst := d.convert(it.KeyExpr, it.KeyExpr.Range(), cty.String, "a key of ports must be a port name")
+			if kst == unset {
+				d.errorf(it.KeyExpr.Range(), "null map key", "Key ports by port name; \"\" is an unnamed port.")
+			}
+			n, vst := d.numExpr(it.ValueExpr, it.ValueExpr.Range(), "a value of ports")
+			if vst == unset {
+				d.errorf(it.ValueExpr.Range(), "null map value", "Give the target port as a number, or remove the entry.")
+			}
+			if kst != set || vst != set {
+				st = bad
+				continue
+			}
+			out = append(out, portOverride{Name: k.AsString(), Port: n, KeyRange: it.KeyExpr.Range(), ValueRange: it.ValueExpr.Range()})
+		}
+		return out, st
+	}
+	v, st := d.convert(a.Expr, a.Range, cty.Map(cty.Number), "ports must be a map of port name to port number")
+	if st != set {
+		return nil, st
+	}
+	m := v.AsValueMap()
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var out []portOverride
+	for _, k := range names {
+		n, nst := d.numExpr(hcl.StaticExpr(m[k], a.Range), a.Range, "a value of ports")
+		if nst != set {
+			if nst == unset {
+				d.errorf(a.Range, "null map value", "Give the target port of %q as a number.", k)
+			}
+			return nil, bad
+		}
+		out = append(out, portOverride{Name: k, Port: n, KeyRange: a.Range, ValueRange: a.Range})
+	}
+	return out, set
+}

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFormatFile(t *testing.T) {
+	in := "service \"web\" {\ncluster_ips=[\"10.0.0.1\"]\n  type =   \"NodePort\"\n  port {\n      port = 80\n  node_port = 30080\n  }\n}\n"
+	want := "service \"web\" {\n  cluster_ips = [\"10.0.0.1\"]\n  type        = \"NodePort\"\n  port {\n    port      = 80\n    node_port = 30080\n  }\n}\n"
+
+	res, diags := FormatFile("web.hcl", []byte(in))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if !res.Changed || string(res.Formatted) != want {
+		t.Errorf("FormatFile: changed=%v\n%s\nwant:\n%s", res.Changed, res.Formatted, want)
+	}
+	// Formatting the formatted form changes nothing.
+	res, _ = FormatFile("web.hcl", res.Formatted)
+	if res.Changed || string(res.Formatted) != want {
+		t.Errorf("formatting is not idempotent:\n%s", res.Formatted)
+	}
+}
+
+// A file hcl cannot parse is reported, not re-spaced.
+func TestFormatFileSyntaxError(t *testing.T) {
+	res, diags := FormatFile("bad.hcl", []byte("service \"web\" {\n  port = [\n"))
+	if !diags.HasErrors() || res.Formatted != nil || res.Changed || res.File == nil {
+		t.Errorf("FormatFile = %+v, %v", res, diags)
+	}
+}
+
+// The testdata files are kept formatted, and their formatted form parses
+// to the same configuration (formatting changes whitespace only).
+func TestTestdataFormatted(t *testing.T) {
+	names, _ := filepath.Glob("testdata/good/*.hcl")
+	srcs := map[string][]byte{}
+	formatted := map[string][]byte{}
+	for _, n := range names {
+		src, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, diags := FormatFile(n, src)
+		if diags.HasErrors() || res.Changed {
+			t.Errorf("%s is not formatted (%v):\n%s", n, diags, res.Formatted)
+		}
+		srcs[n], formatted[n] = src, res.Formatted
+	}
+	a, _ := Parse(srcs)
+	b, _ := Parse(formatted)
+	clearRanges(a)
+	clearRanges(b)
+	if asJSON(t, a) != asJSON(t, b) {
+		t.Errorf("formatting changed the configuration")
+	}
+}

@@ -1,0 +1,115 @@
+package iptables
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/svcnat/svcnat/rules"
+)
+
+// Detection is what Survey found in a namespace and the backend it chose.
+type Detection struct {
+	Backend Backend
+	// Reason says in a few words why Backend was chosen.
+	Reason      string
+	NFT, Legacy Usage
+}
+
+// Usage is what one backend holds, over IPv4 and IPv6.
+type Usage struct {
+	// Available: the backend's save programs were found and ran.
+	Available bool
+	// Rules counts rules plus user chains; 0 means the backend holds no
+	// rules (built-in chains and their policies do not count).
+	Rules int
+	// Owned lists svcnat's chains ("IPv4 nat SVCNAT-SERVICES"), sorted.
+	Owned []string
+}
+
+// Detect chooses the backend for --backend auto; see Survey.
+func Detect(netns, prefix string) (Backend, error) {
+	d, err := Survey(netns, prefix)
+	return d.Backend, err
+}
+
+// Survey dumps both backends in netns (iptables-nft-save and
+// iptables-legacy-save, IPv4 and IPv6; legacy without -t, which would
+// create the table it names) and decides, as kubernetes-sigs/iptables-wrappers
+// does with kubelet's marker chains but with svcnat's own chains
+// (PREFIX-...) as the marker:
+//
+//  1. svcnat chains in both backends: a *BothBackendsError (ErrBothBackends);
+//     the operator must remove one set or pass --backend.
+//  2. svcnat chains in one backend: that backend, so svcnat keeps writing
+//     where its rules are.
+//  3. otherwise the backend that holds any rules (a user chain or a rule);
+//     if both do, the one holding more (Reason says so, for the CLI to
+//     report), nft on a tie.
+//  4. no rules anywhere: nft, the default of current distributions and of
+//     iptables-wrappers.
+//
+// Like iptables-wrappers it is best effort: a backend whose programs are
+// missing or fail counts as empty. An empty prefix skips rules 1 and 2.
+func Survey(netns, prefix string) (Detection, error) {
+	if netns != "" {
+		h, err := openNetNS(netns)
+		if err != nil {
+			return Detection{Backend: NFT}, err
+		}
+		h.Close()
+	}
+	d := Detection{NFT: survey(netns, NFT, prefix), Legacy: survey(netns, Legacy, prefix)}
+	n, l := d.NFT, d.Legacy
+	switch {
+	case len(n.Owned) > 0 && len(l.Owned) > 0:
+		d.Backend, d.Reason = NFT, "svcnat chains in both backends"
+		return d, &BothBackendsError{NFT: n.Owned, Legacy: l.Owned}
+	case len(n.Owned) > 0:
+		d.Backend, d.Reason = NFT, "svcnat chains are in the nft backend"
+	case len(l.Owned) > 0:
+		d.Backend, d.Reason = Legacy, "svcnat chains are in the legacy backend"
+	case n.Rules > 0 && l.Rules > 0:
+		d.Backend = NFT
+		if l.Rules > n.Rules {
+			d.Backend = Legacy
+		}
+		d.Reason = fmt.Sprintf("rules in both backends (nft %d, legacy %d); using the one with more", n.Rules, l.Rules)
+	case l.Rules > 0:
+		d.Backend, d.Reason = Legacy, "only the legacy backend holds rules"
+	case n.Rules > 0:
+		d.Backend, d.Reason = NFT, "only the nft backend holds rules"
+	default:
+		d.Backend, d.Reason = NFT, "no rules in either backend; nft is the default"
+	}
+	return d, nil
+}
+
+func survey(netns string, b Backend, prefix string) Usage {
+	var u Usage
+	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		bins, _, err := findBinaries(b, fam)
+		if err != nil {
+			continue
+		}
+		rs, _, err := save(netns, bins.save, fam)
+		if err != nil {
+			continue
+		}
+		u.Available = true
+		for _, t := range rs.Tables {
+			for _, c := range t.Chains {
+				u.Rules += len(c.Rules)
+				if c.Builtin() {
+					continue
+				}
+				u.Rules++
+				if prefix != "" && strings.HasPrefix(c.Name, prefix+"-") {
+					u.Owned = append(u.Owned, fmt.Sprintf("%s %s %s", fam, t.Name, c.Name))
+				}
+			}
+		}
+	}
+	sort.Strings(u.Owned)
+	return u
+}

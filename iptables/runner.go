@@ -1,0 +1,220 @@
+package iptables
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/svcnat/svcnat/rules"
+)
+
+// binaries are the save and restore programs of one family and backend.
+type binaries struct {
+	save, restore string // paths found on PATH
+	err           error  // why the family cannot be used, if it cannot
+}
+
+// runner implements Interface by exec'ing one backend's binaries. It is
+// immutable after New, so it is safe for concurrent use; iptables' own
+// xtables lock (-w) serialises writers.
+type runner struct {
+	backend Backend
+	netns   string
+	wait    int // -w seconds
+	version Version
+	bins    map[rules.Family]binaries
+}
+
+// New returns the real runner for opts. With Backend Auto it runs Detect in
+// opts.NetNS first. The binaries are looked up on PATH now: IPv4 ones must
+// exist; missing IPv6 ones make only IPv6 calls fail.
+func New(opts Options) (Interface, error) {
+	b := opts.Backend
+	if b == "" {
+		b = Auto
+	}
+	if opts.NetNS != "" {
+		h, err := openNetNS(opts.NetNS)
+		if err != nil {
+			return nil, err
+		}
+		h.Close()
+	}
+	if b == Auto {
+		var err error
+		if b, err = Detect(opts.NetNS, opts.ChainPrefix); err != nil {
+			return nil, fmt.Errorf("choosing the iptables backend: %w", err)
+		}
+	}
+	if b != NFT && b != Legacy {
+		return nil, fmt.Errorf("unknown iptables backend %q (want auto, nft or legacy)", b)
+	}
+	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[rules.Family]binaries{}}
+	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		bins, v, err := findBinaries(b, fam)
+		if err != nil {
+			if fam == rules.IPv4 {
+				return nil, err
+			}
+			bins.err = err
+		}
+		if fam == rules.IPv4 {
+			r.version = v
+		}
+		r.bins[fam] = bins
+	}
+	return r, nil
+}
+
+func (r *runner) Backend() Backend { return r.backend }
+func (r *runner) Version() Version { return r.version }
+
+// findBinaries looks up the save and restore programs of backend b and
+// family fam on PATH: the explicit variants (iptables-nft-save,
+// ip6tables-legacy-restore, ...) when both exist, else the plain
+// iptables-save and iptables-restore, but only when their -V reports
+// backend b (a plain name is whatever the distribution's alternatives
+// point to). It returns the restore program's version.
+func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
+	base := "iptables"
+	if fam == rules.IPv6 {
+		base = "ip6tables"
+	}
+	variant := binaries{save: base + "-" + string(b) + "-save", restore: base + "-" + string(b) + "-restore"}
+	if bins, ok := lookBoth(variant); ok {
+		v, err := probeVersion(bins.restore)
+		if err != nil {
+			return bins, v, err
+		}
+		if v.Mode != b.versionMode() {
+			return bins, v, fmt.Errorf("%s reports %s, not the %s backend", bins.restore, v.Mode, b)
+		}
+		return bins, v, nil
+	}
+	plain, ok := lookBoth(binaries{save: base + "-save", restore: base + "-restore"})
+	if !ok {
+		return plain, Version{}, fmt.Errorf("neither %s/%s nor %s-save/%s-restore found on PATH",
+			variant.save, variant.restore, base, base)
+	}
+	var v Version
+	for _, p := range []string{plain.save, plain.restore} {
+		pv, err := probeVersion(p)
+		if err != nil {
+			return plain, pv, err
+		}
+		if pv.Mode != b.versionMode() {
+			return plain, pv, fmt.Errorf("%s not found on PATH, and %s is %s, not the %s backend",
+				variant.restore, p, pv.Mode, b)
+		}
+		v = pv
+	}
+	return plain, v, nil
+}
+
+func lookBoth(b binaries) (binaries, bool) {
+	s, err1 := exec.LookPath(b.save)
+	r, err2 := exec.LookPath(b.restore)
+	if err1 != nil || err2 != nil {
+		return b, false
+	}
+	return binaries{save: s, restore: r}, true
+}
+
+// probeVersion runs `path -V`; it needs no namespace.
+func probeVersion(path string) (Version, error) {
+	cmd := exec.Command(path, "-V")
+	cmd.Env = cEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return Version{}, fmt.Errorf("probing %s -V: %w: %s", path, err, strings.TrimSpace(string(out)))
+	}
+	v, err := ParseVersion(string(out))
+	if err != nil {
+		return v, fmt.Errorf("probing %s -V: %w", path, err)
+	}
+	return v, nil
+}
+
+// cEnv pins the locale: stderr is read by restoreFailure.
+func cEnv() []string { return append(os.Environ(), "LC_ALL=C") }
+
+// run starts cmd inside namespace ns and waits for it outside, so no
+// locked thread is held while iptables runs.
+func run(ns string, cmd *exec.Cmd) error {
+	if err := InNetNS(ns, cmd.Start); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+func (r *runner) family(fam rules.Family) (binaries, error) {
+	b, ok := r.bins[fam]
+	if !ok {
+		return b, fmt.Errorf("unknown IP family %d", fam)
+	}
+	return b, b.err
+}
+
+// Save runs iptables-save (all tables; legacy lists only tables that
+// already exist, so nothing is created).
+func (r *runner) Save(fam rules.Family) (*rules.Ruleset, []byte, error) {
+	bins, err := r.family(fam)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	rs, raw, err := save(r.netns, bins.save, fam)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	return rs, raw, nil
+}
+
+// save runs one iptables-save program in namespace ns and parses its dump.
+func save(ns, path string, fam rules.Family) (*rules.Ruleset, []byte, error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(path)
+	cmd.Stdout, cmd.Stderr, cmd.Env = &out, &stderr, cEnv()
+	if err := run(ns, cmd); err != nil {
+		return nil, nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
+	}
+	rs, err := rules.ParseSave(fam, bytes.NewReader(out.Bytes()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), err)
+	}
+	return rs, out.Bytes(), nil
+}
+
+// Restore runs iptables-restore --noflush -w SECS with payload on stdin.
+func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) error {
+	if flags&NoFlushTables == 0 {
+		return fmt.Errorf("restoring %s rules: %w", fam, ErrFlushRefused)
+	}
+	bins, err := r.family(fam)
+	if err != nil {
+		return fmt.Errorf("restoring %s rules: %w", fam, err)
+	}
+	args := []string{"--noflush"}
+	if r.version.restoreHasWait() {
+		args = append(args, "-w", strconv.Itoa(r.wait))
+	}
+	if flags&RestoreCounters != 0 {
+		args = append(args, "--counters")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bins.restore, args...)
+	cmd.Stdin, cmd.Stderr, cmd.Env = bytes.NewReader(payload), &stderr, cEnv()
+	err = run(r.netns, cmd)
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("restoring %s rules: running %s: %w", fam, filepath.Base(bins.restore), err)
+	}
+	return fmt.Errorf("restoring %s rules: %w", fam, restoreFailure(fam, payload, stderr.String(), ee.ExitCode(), err))
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what svcnat's tests and demo drive (iptables on both backends,
+# iproute2, conntrack) from Debian's packages when they are missing.
+set -euo pipefail
+need=()
+command -v iptables-nft-restore >/dev/null 2>&1 || need+=(iptables)
+command -v iptables-legacy-restore >/dev/null 2>&1 || need+=(iptables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+((${#need[@]})) || exit 0
+if [[ $(id -u) -ne 0 ]]; then
+  echo "svcnat: missing ${need[*]}; run as root (or install them) to continue" >&2
+  exit 1
+fi
+echo "installing ${need[*]} ..."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
