@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"strings"
 
 	"github.com/svcnat/svcnat/rules"
@@ -208,6 +209,10 @@ func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) e
 	var stderr bytes.Buffer
 	cmd := exec.Command(bins.restore, args...)
 	cmd.Stdin, cmd.Stderr, cmd.Env = bytes.NewReader(payload), &stderr, cEnv()
+	// A process group of its own keeps a terminal's Ctrl-C away from
+	// iptables-restore: svcnat lets a transaction it started finish and
+	// then rolls back, rather than have it cut in half.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = run(r.netns, cmd)
 	if err == nil {
 		return nil

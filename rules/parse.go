@@ -35,6 +35,9 @@ func ParseSave(fam Family, r io.Reader) (*Ruleset, error) {
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, "*"):
+			if !validName(line[1:]) {
+				return nil, fail(fmt.Errorf("bad table name"))
+			}
 			t = rs.EnsureTable(line[1:])
 		case line == "COMMIT":
 			t = nil
@@ -55,7 +58,7 @@ func ParseSave(fam Family, r io.Reader) (*Ruleset, error) {
 			if len(toks) > 0 && strings.HasPrefix(toks[0], "[") {
 				toks = toks[1:] // counters from iptables-save -c
 			}
-			if len(toks) < 2 || (toks[0] != "-A" && toks[0] != "--append") {
+			if len(toks) < 2 || (toks[0] != "-A" && toks[0] != "--append") || !validName(toks[1]) {
 				return nil, fail(fmt.Errorf("expected -A CHAIN"))
 			}
 			t.Append(Rule{Chain: toks[1], Args: toks[2:]})
@@ -67,8 +70,15 @@ func ParseSave(fam Family, r io.Reader) (*Ruleset, error) {
 	return rs, nil
 }
 
+// validName accepts a table or chain name as iptables prints one: not
+// empty, no white space or quotes.
+func validName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\"'\\")
+}
+
 // Tokenize splits a rule line as iptables-restore does: on white space,
-// with double quotes grouping (and a backslash escaping a quote inside).
+// with double quotes grouping and a backslash inside them taking the next
+// character literally.
 func Tokenize(line string) ([]string, error) {
 	var toks []string
 	var cur strings.Builder
@@ -76,8 +86,8 @@ func Tokenize(line string) ([]string, error) {
 	for i := 0; i < len(line); i++ {
 		ch := line[i]
 		switch {
-		case inQuote && ch == '\\' && i+1 < len(line) && line[i+1] == '"':
-			cur.WriteByte('"')
+		case inQuote && ch == '\\' && i+1 < len(line):
+			cur.WriteByte(line[i+1])
 			i++
 		case ch == '"':
 			inQuote = !inQuote

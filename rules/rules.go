@@ -58,8 +58,10 @@ func (r Rule) String() string {
 	b.WriteString(r.Chain)
 	for i, a := range r.Args {
 		b.WriteByte(' ')
-		if needsQuote(a) || (i > 0 && r.Args[i-1] == "--comment") {
-			b.WriteString(`"` + a + `"`)
+		if i > 0 && r.Args[i-1] == "--comment" {
+			b.WriteString(saveString(a))
+		} else if a == "" || strings.ContainsAny(a, " \t'\"\\") {
+			b.WriteString(quote(a))
 		} else {
 			b.WriteString(a)
 		}
@@ -67,7 +69,27 @@ func (r Rule) String() string {
 	return b.String()
 }
 
-func needsQuote(s string) bool { return s == "" || strings.ContainsAny(s, " \t'") }
+// saveString prints a comment as iptables' xtables_save_string does: bare
+// when it holds only [_-0-9a-zA-Z], else quoted with " \ and ' escaped.
+func saveString(s string) string {
+	if s != "" && strings.Trim(s, "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == "" {
+		return s
+	}
+	return quote(s)
+}
+
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' || s[i] == '\'' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
 
 // Target returns the rule's jump or goto target, or "" when it has none.
 func (r Rule) Target() string {
