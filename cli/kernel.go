@@ -42,7 +42,7 @@ func openKernel(g Globals, prefix string) (kernel, error) {
 
 type liveKernel struct{ iptables.Interface }
 
-func (k liveKernel) BackendName() string           { return string(k.BackendName()) }
+func (k liveKernel) BackendName() string           { return string(k.Backend()) }
 func (k liveKernel) HasRandomFully() bool          { return k.Version().HasRandomFully() }
 func (k liveKernel) HasFamily(f rules.Family) bool { return true }
 

@@ -42,7 +42,8 @@ type Config struct {
 	// Services sorted by Name.
 	Services []*Service
 	// Files holds the source of every file read, keyed by the name used in
-	// diagnostics, so that a diagnostic writer can show snippets.
+	// diagnostics, so that a diagnostic writer can show snippets. Load and
+	// Parse set it even when they fail (then it is the only field set).
 	Files map[string]*hcl.File
 }
 
