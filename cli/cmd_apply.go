@@ -107,6 +107,9 @@ func withLock(c *ucli.Context, g Globals, fn func(*state.Dir, *state.State) erro
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// commitPlan derives its context from this one: a signal that arrives
+	// while the plan is being made must not be lost.
+	c.Context = ctx
 	lock, err := d.Lock(ctx, c.Duration("lock-timeout"))
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
@@ -147,7 +150,7 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 			return fmt.Errorf("saving the backup: %w", err)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
 	if err := applier.Apply(ctx, k, p, applier.Options{}); err != nil {
