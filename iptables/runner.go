@@ -206,9 +206,18 @@ func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) e
 	if flags&RestoreCounters != 0 {
 		args = append(args, "--counters")
 	}
+	// The payload goes in as a file, not a pipe: iptables-restore commits
+	// each table at its COMMIT line, so a pipe cut short by svcnat dying
+	// (SIGKILL) would leave the tables before the cut applied and the rest
+	// not. From a file it always reads the whole payload.
+	in, err := payloadFile(payload)
+	if err != nil {
+		return fmt.Errorf("restoring %s rules: %w", fam, err)
+	}
+	defer in.Close()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bins.restore, args...)
-	cmd.Stdin, cmd.Stderr, cmd.Env = bytes.NewReader(payload), &stderr, cEnv()
+	cmd.Stdin, cmd.Stderr, cmd.Env = in, &stderr, cEnv()
 	// A process group of its own keeps a terminal's Ctrl-C away from
 	// iptables-restore: svcnat lets a transaction it started finish and
 	// then rolls back, rather than have it cut in half.
@@ -222,4 +231,23 @@ func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) e
 		return fmt.Errorf("restoring %s rules: running %s: %w", fam, filepath.Base(bins.restore), err)
 	}
 	return fmt.Errorf("restoring %s rules: %w", fam, restoreFailure(fam, payload, stderr.String(), ee.ExitCode(), err))
+}
+
+// payloadFile returns an unlinked temporary file holding payload, rewound,
+// for a child's standard input.
+func payloadFile(payload []byte) (*os.File, error) {
+	f, err := os.CreateTemp("", "svcnat-restore-")
+	if err != nil {
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(payload); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	return f, nil
 }
