@@ -15,6 +15,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/conntrack"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
@@ -170,6 +171,16 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	st.AppliedAt = time.Now().UTC()
 	if err := d.Commit(st, gens); err != nil {
 		return fmt.Errorf("the rules were applied but recording generation %d failed: %w", gen, err)
+	}
+	// UDP has no connection to end: entries DNATed to endpoints that are
+	// gone would keep clients talking to them.
+	if flows := planner.StaleUDP(p); len(flows) > 0 && g.SaveFile == "" {
+		n, err := conntrack.Clear(g.NetNS, flows)
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the rules are applied, but %v\n", err)
+		} else if n > 0 && !g.JSON {
+			fmt.Fprintf(w, "Deleted the UDP conntrack entries of %d flows to removed endpoints.\n", n)
+		}
 	}
 	s := p.Summary()
 	if !g.JSON {

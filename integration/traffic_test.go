@@ -411,9 +411,7 @@ func TestTrafficUDPEndpointRemoved(t *testing.T) {
 	r := roundTrip(what)
 	if r.Name == "backend-0" {
 		entries, _ := tl.Node.Exec("conntrack", "-L", "-p", "udp", "--orig-dst", "10.32.0.10")
-		// Known gap, reported with this test: svcnat does not delete
-		// conntrack entries yet. Turn this Skip into a Fatal once it does.
-		t.Skipf("KNOWN BUG (SVCNAT.md §4 not implemented): %s: still answered by removed endpoint %s; netns %s conntrack:\n%s",
+		t.Fatalf("%s: still answered by removed endpoint %s; netns %s conntrack:\n%s",
 			trPacket(tl.Client.NS, "udp", "10.32.0.10:53", what), r.Name, tl.Node.Name, entries)
 	}
 	trExpectFrom(t, r, what, "backend-1")

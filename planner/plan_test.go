@@ -125,3 +125,43 @@ func TestPlanFileRoundTrip(t *testing.T) {
 		t.Fatal("a tampered live snapshot was accepted")
 	}
 }
+
+func TestStaleUDPNamesRemovedEndpointsOnly(t *testing.T) {
+	const udp = `*nat
+:SN-SERVICES - [0:0]
+:SN-NODEPORTS - [0:0]
+:SN-SVC-D - [0:0]
+:SN-SEP-D1 - [0:0]
+:SN-SEP-D2 - [0:0]
+-A SN-SERVICES -d 10.32.0.10/32 -p udp -m comment --comment "kube-system/dns:dns cluster IP" -m udp --dport 53 -j SN-SVC-D
+-A SN-NODEPORTS -p udp -m comment --comment "kube-system/dns:dns" -m udp --dport 30053 -j SN-SVC-D
+-A SN-SVC-D -m comment --comment "kube-system/dns:dns -> 10.64.1.2:53" -m statistic --mode random --probability 0.50000000000 -j SN-SEP-D1
+-A SN-SVC-D -m comment --comment "kube-system/dns:dns -> 10.64.2.2:53" -j SN-SEP-D2
+-A SN-SEP-D1 -p udp -m comment --comment "kube-system/dns:dns" -m udp -j DNAT --to-destination 10.64.1.2:53
+-A SN-SEP-D2 -p udp -m comment --comment "kube-system/dns:dns" -m udp -j DNAT --to-destination 10.64.2.2:53
+COMMIT
+`
+	desired := strings.NewReplacer(
+		":SN-SEP-D2 - [0:0]\n", "",
+		`-A SN-SVC-D -m comment --comment "kube-system/dns:dns -> 10.64.1.2:53" -m statistic --mode random --probability 0.50000000000 -j SN-SEP-D1`, `-A SN-SVC-D -m comment --comment "kube-system/dns:dns -> 10.64.1.2:53" -j SN-SEP-D1`,
+		`-A SN-SVC-D -m comment --comment "kube-system/dns:dns -> 10.64.2.2:53" -j SN-SEP-D2`+"\n", "",
+		`-A SN-SEP-D2 -p udp -m comment --comment "kube-system/dns:dns" -m udp -j DNAT --to-destination 10.64.2.2:53`+"\n", "",
+	).Replace(udp)
+	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired)}, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)})
+	got := StaleUDP(p)
+	want := []StaleFlow{
+		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: "10.64.2.2"},
+		{Family: rules.IPv4, Service: "kube-system/dns", VIP: "10.32.0.10", Port: 53, Endpoint: "10.64.2.2"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("flow %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if again := StaleUDP(New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)}, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)})); len(again) != 0 {
+		t.Fatalf("no change, yet stale flows %+v", again)
+	}
+}
