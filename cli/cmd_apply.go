@@ -168,6 +168,7 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	st.ConfigDigest = digest
 	st.RulesDigest = state.Digest(all)
 	st.Backend = p.Backend
+	st.Prefix = p.Prefix
 	st.AppliedAt = time.Now().UTC()
 	if err := d.Commit(st, gens); err != nil {
 		return fmt.Errorf("the rules were applied but recording generation %d failed: %w", gen, err)
@@ -184,8 +185,8 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	}
 	s := p.Summary()
 	if !g.JSON {
-		fmt.Fprintf(w, "\n%s %d chains added, %d changed, %d removed in %s; generation %d recorded in %s.\n",
-			newStyle(g.Color).bold("Apply complete!"), s.Add, s.Change, s.Remove, time.Since(start).Round(time.Millisecond), gen, d.Path())
+		fmt.Fprintf(w, "\n%s %s added, %d changed, %d removed in %s; generation %d recorded in %s.\n",
+			newStyle(g.Color).bold("Apply complete!"), plural(s.Add, "chain"), s.Change, s.Remove, time.Since(start).Round(time.Millisecond), gen, d.Path())
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/sergi/go-diff/diffmatchpatch"
@@ -42,7 +40,7 @@ func loadConfig(c *ucli.Context, g Globals) (*config.Config, error) {
 		config.WriteDiagnostics(c.App.ErrWriter, cfg.Files, diags, color, 0)
 	}
 	if diags.HasErrors() {
-		return nil, exitWith(ExitError, fmt.Errorf("%d problems in %s; nothing was changed", len(diags.Errs()), g.Config))
+		return nil, exitWith(ExitError, fmt.Errorf("%s in %s; nothing was changed", plural(len(diags.Errs()), "problem"), g.Config))
 	}
 	return cfg, nil
 }
@@ -65,9 +63,14 @@ func fmtCommand() *ucli.Command {
 			if len(paths) == 0 {
 				paths = []string{g.Config}
 			}
-			files, err := hclFiles(paths)
-			if err != nil {
-				return err
+			var files []string
+			for _, p := range paths {
+				names, diags := config.FileNames(p)
+				if diags.HasErrors() {
+					config.WriteDiagnostics(c.App.ErrWriter, nil, diags, false, 0)
+					return exitWith(ExitError, fmt.Errorf("nothing was formatted"))
+				}
+				files = append(files, names...)
 			}
 			changed := 0
 			for _, f := range files {
@@ -118,28 +121,6 @@ func fmtCommand() *ucli.Command {
 			return nil
 		},
 	}
-}
-
-// hclFiles expands directories to their *.hcl files, in name order.
-func hclFiles(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		m, err := filepath.Glob(filepath.Join(p, "*.hcl"))
-		if err != nil {
-			return nil, err
-		}
-		sort.Strings(m)
-		out = append(out, m...)
-	}
-	return out, nil
 }
 
 func writeKeepingMode(path string, data []byte) error {

@@ -24,11 +24,11 @@ func rollbackCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(c, g)
+			prefix, err := ownedPrefix(c, g)
 			if err != nil {
 				return err
 			}
-			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			k, err := openKernel(g, prefix)
 			if err != nil {
 				return err
 			}
@@ -45,7 +45,7 @@ func rollbackCommand() *ucli.Command {
 				if err != nil {
 					return err
 				}
-				p := planner.New(cfg.Settings.ChainPrefix, k.BackendName(), desired, live)
+				p := planner.New(prefix, k.BackendName(), desired, live)
 				fmt.Fprintf(c.App.Writer, "Rolling back from generation %d to generation %d (applied %s).\n\n",
 					st.Generation, prev.Generation, prev.AppliedAt.Format("2006-01-02 15:04:05 MST"))
 				return commitPlan(c, g, k, d, st, p, prev.ConfigDigest, "rollback", c.Bool("auto-approve"))
@@ -64,11 +64,11 @@ func destroyCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(c, g)
+			prefix, err := ownedPrefix(c, g)
 			if err != nil {
 				return err
 			}
-			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			k, err := openKernel(g, prefix)
 			if err != nil {
 				return err
 			}
@@ -77,11 +77,27 @@ func destroyCommand() *ucli.Command {
 				if err != nil {
 					return err
 				}
-				p := planner.New(cfg.Settings.ChainPrefix, k.BackendName(), nil, live)
+				p := planner.New(prefix, k.BackendName(), nil, live)
 				return commitPlan(c, g, k, d, st, p, "", "destroy", c.Bool("auto-approve"))
 			})
 		},
 	}
+}
+
+// ownedPrefix is the chain prefix of what svcnat applied: the one the
+// state directory recorded, so that rollback, destroy and show work with a
+// broken or missing configuration; before any apply, the configuration's.
+func ownedPrefix(c *ucli.Context, g Globals) (string, error) {
+	if d, err := state.Open(g.StateDir); err == nil {
+		if st, err := d.Load(); err == nil && st.Prefix != "" {
+			return st.Prefix, nil
+		}
+	}
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Settings.ChainPrefix, nil
 }
 
 // generationRules reads the owned rules recorded for a generation.
@@ -113,11 +129,10 @@ func showCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(c, g)
+			prefix, err := ownedPrefix(c, g)
 			if err != nil {
 				return err
 			}
-			prefix := cfg.Settings.ChainPrefix
 			k, err := openKernel(g, prefix)
 			if err != nil {
 				return err
@@ -140,9 +155,13 @@ func showCommand() *ucli.Command {
 						if !ch.Builtin() {
 							chains++
 						}
+						chainSvc := planner.ChainService(ch.Rules)
 						for _, r := range ch.Rules {
 							count++
 							svc := planner.RuleService(r)
+							if svc == "" && !ch.Builtin() {
+								svc = chainSvc // an uncommented rule of a service's chain
+							}
 							if svc == "" {
 								svc = "(shared)"
 							}

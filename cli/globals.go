@@ -27,7 +27,7 @@ func globalFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "node", EnvVars: []string{"SVCNAT_NODE"},
 			Usage: "this host's node name, deciding which endpoints are local (default: settings.node, else the hostname)"},
 		&ucli.StringFlag{Name: "netns", EnvVars: []string{"SVCNAT_NETNS"},
-			Usage: "work in this named network namespace (as `ip netns` makes them)"},
+			Usage: "work in this named network namespace (as ip netns add makes them)"},
 		&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/svcnat", EnvVars: []string{"SVCNAT_STATE_DIR"},
 			Usage: "where generations, backups and the lock live"},
 		&ucli.StringFlag{Name: "iptables-save", EnvVars: []string{"SVCNAT_IPTABLES_SAVE"},

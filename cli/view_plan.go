@@ -86,8 +86,8 @@ func (v *planHuman) Plan(p *planner.Plan) error {
 		}
 	}
 	s := p.Summary()
-	fmt.Fprintf(w, "\n%s %d chains to add, %d to change, %d to remove (%d rules added, %d removed).\n",
-		st.bold(v.total), s.Add, s.Change, s.Remove, s.RulesAdded, s.RulesRemoved)
+	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
+		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
 	return nil
 }
 
@@ -159,4 +159,12 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// plural counts things in English: "1 chain", "2 chains".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, thing)
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -92,7 +92,7 @@ func udpEndpoints(rs *rules.Ruleset) map[string]map[string]bool {
 		return out
 	}
 	for _, c := range rs.Table(rules.TableNAT).Chains {
-		svc := chainService(c.Rules)
+		svc := ChainService(c.Rules)
 		for _, r := range c.Rules {
 			if arg(r, "-p") != "udp" || arg(r, "--to-destination") == "" || svc == "" {
 				continue

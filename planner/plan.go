@@ -193,7 +193,7 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 			ch.Action = Update // a built-in chain is never created or removed, only its jumps
 		}
 		ch.Diff = RuleDiff(ch.Before, ch.After)
-		ch.Service = chainService(append(append([]rules.Rule(nil), ch.After...), ch.Before...))
+		ch.Service = ChainService(append(append([]rules.Rule(nil), ch.After...), ch.Before...))
 		out = append(out, ch)
 	}
 	return out

@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -54,9 +53,9 @@ func CommentService(c string) string {
 // RuleService returns the service a rule serves, or "".
 func RuleService(r rules.Rule) string { return CommentService(r.Comment()) }
 
-// chainService returns the one service every commented rule of a chain
+// ChainService returns the one service every commented rule of a chain
 // names, or "" for a chain shared by several (SERVICES, NODEPORTS, ...).
-func chainService(rs []rules.Rule) string {
+func ChainService(rs []rules.Rule) string {
 	svc := ""
 	for _, r := range rs {
 		s := RuleService(r)
@@ -88,30 +87,41 @@ func services(rs map[rules.Family]*rules.Ruleset) map[string]bool {
 	return out
 }
 
-// summarize groups the chain changes by service for the plan's first view.
+// summarize groups the chain changes by service for the plan's first view,
+// in words an operator uses: endpoints, cluster IPs, node ports.
 func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Ruleset) []ServiceChange {
 	want, have := services(desired), services(live)
-	details := map[string][]string{}
-	touched := map[string]bool{}
-	note := func(svc, d string) {
-		touched[svc] = true
-		for _, x := range details[svc] {
-			if x == d {
-				return
-			}
+	type what struct{ added, removed bool }
+	seen := map[string]map[string]*what{}
+	var order = map[string][]string{}
+	note := func(svc, desc string, added bool) {
+		if seen[svc] == nil {
+			seen[svc] = map[string]*what{}
 		}
-		details[svc] = append(details[svc], d)
+		w := seen[svc][desc]
+		if w == nil {
+			w = &what{}
+			seen[svc][desc] = w
+			order[svc] = append(order[svc], desc)
+		}
+		if added {
+			w.added = true
+		} else {
+			w.removed = true
+		}
 	}
 	for _, c := range changes {
-		if c.Service != "" && !c.Builtin && isEndpointChain(c) {
-			switch c.Action {
-			case Create:
-				note(c.Service, fmt.Sprintf("endpoint %s added", dnatTarget(c.After)))
-				continue
-			case Delete:
-				note(c.Service, fmt.Sprintf("endpoint %s removed", dnatTarget(c.Before)))
-				continue
+		if c.Service != "" && !c.Builtin && isEndpointChain(c) && c.Action != Update {
+			if c.Action == Create {
+				note(c.Service, "endpoint "+dnatTarget(c.After), true)
+			} else {
+				note(c.Service, "endpoint "+dnatTarget(c.Before), false)
 			}
+			continue
+		}
+		if c.Service != "" && c.Action != Update {
+			note(c.Service, chainKind(c.Chain), c.Action == Create)
+			continue
 		}
 		for _, d := range c.Diff {
 			if d.Op == DiffEqual {
@@ -121,17 +131,18 @@ func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Rule
 			if err != nil || len(toks) < 2 {
 				continue
 			}
-			svc := RuleService(rules.Rule{Chain: toks[1], Args: toks[2:]})
+			r := rules.Rule{Chain: toks[1], Args: toks[2:]}
+			svc := RuleService(r)
 			if svc == "" {
 				svc = c.Service
 			}
 			if svc != "" {
-				note(svc, fmt.Sprintf("rules changed in %s %s", c.Table, c.Chain))
+				note(svc, describeRule(c.Table, r), d.Op == DiffInsert)
 			}
 		}
 	}
 	var out []ServiceChange
-	for svc := range touched {
+	for svc, descs := range order {
 		sc := ServiceChange{Name: svc, Action: Update}
 		switch {
 		case want[svc] && !have[svc]:
@@ -139,23 +150,91 @@ func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Rule
 		case !want[svc] && have[svc]:
 			sc.Action = Delete
 		default:
-			sc.Details = details[svc]
-			// Endpoint changes explain the rule changes they cause; the
-			// rule changes are named only when they stand alone.
-			var eps []string
-			for _, d := range sc.Details {
-				if strings.HasPrefix(d, "endpoint ") {
-					eps = append(eps, d)
+			for _, d := range descs {
+				w := seen[svc][d]
+				switch {
+				case w.added && w.removed:
+					sc.Details = append(sc.Details, d+" changed")
+				case w.added:
+					sc.Details = append(sc.Details, d+" added")
+				default:
+					sc.Details = append(sc.Details, d+" removed")
 				}
 			}
-			if len(eps) > 0 {
-				sc.Details = eps
+			// Endpoint changes explain the rewritten load-balancing
+			// rules they cause; those are named only when they stand alone.
+			if containsPrefix(sc.Details, "endpoint ") {
+				kept := sc.Details[:0]
+				for _, d := range sc.Details {
+					if d != "cluster chain changed" && d != "local-endpoints chain changed" {
+						kept = append(kept, d)
+					}
+				}
+				sc.Details = kept
 			}
+			// Endpoint changes first: they explain the rest.
+			sort.SliceStable(sc.Details, func(i, j int) bool {
+				return strings.HasPrefix(sc.Details[i], "endpoint ") && !strings.HasPrefix(sc.Details[j], "endpoint ")
+			})
 		}
 		out = append(out, sc)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+func containsPrefix(ss []string, p string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// chainKind names a per-service chain by its role.
+func chainKind(chain string) string {
+	for _, k := range []struct{ infix, name string }{
+		{"-SVC-", "cluster chain"}, {"-SVL-", "local-endpoints chain"},
+		{"-EXT-", "external-traffic chain"}, {"-FW-", "load-balancer firewall chain"},
+	} {
+		if strings.Contains(chain, k.infix) {
+			return k.name
+		}
+	}
+	return "rules of " + chain
+}
+
+// describeRule says what a rule does for its service, from its comment
+// and matches, for the plan summary.
+func describeRule(table string, r rules.Rule) string {
+	comment := r.Comment()
+	proto := arg(r, "-p")
+	port := arg(r, "--dport")
+	dst := strings.TrimSuffix(strings.TrimSuffix(arg(r, "-d"), "/32"), "/128")
+	addr := dst + ":" + port + "/" + proto
+	if strings.Contains(dst, ":") {
+		addr = "[" + dst + "]:" + port + "/" + proto
+	}
+	switch {
+	case strings.HasSuffix(comment, " cluster IP") && strings.HasSuffix(r.Chain, "-SERVICES"):
+		return "cluster IP " + addr
+	case strings.HasSuffix(comment, " external IP"):
+		return "external IP " + addr
+	case strings.HasSuffix(comment, " loadbalancer IP") && strings.HasSuffix(r.Chain, "-SERVICES"):
+		return "load-balancer IP " + addr
+	case strings.HasSuffix(comment, " health check node port"):
+		return "health check node port " + port
+	case strings.HasSuffix(r.Chain, "-NODEPORTS") && table == rules.TableNAT && dst == "":
+		return "node port " + port + "/" + proto
+	case strings.HasSuffix(comment, " has no endpoints"):
+		return "no-endpoints REJECT"
+	case strings.HasSuffix(comment, " has no local endpoints"):
+		return "no-local-endpoints DROP"
+	case strings.Contains(comment, " traffic not accepted by "):
+		return "load-balancer source ranges"
+	}
+	return chainKind(r.Chain)
 }
 
 func isEndpointChain(c ChainChange) bool {

@@ -126,16 +126,33 @@ func (c *Chain) Builtin() bool { return IsBuiltinChain(c.Name) }
 type Table struct {
 	Name   string
 	Chains []*Chain
+
+	// index finds chains by name; a dump of 10,000 services has 30,000
+	// chains, and a linear search per rule made parsing quadratic. It is
+	// rebuilt whenever Chains was changed behind its back.
+	index map[string]*Chain
 }
 
 // Chain returns the named chain or nil.
 func (t *Table) Chain(name string) *Chain {
-	for _, c := range t.Chains {
-		if c.Name == name {
-			return c
+	if len(t.index) != len(t.Chains) {
+		t.index = make(map[string]*Chain, len(t.Chains))
+		for _, c := range t.Chains {
+			t.index[c.Name] = c
 		}
 	}
-	return nil
+	c := t.index[name]
+	if c == nil || c.Name != name {
+		// A chain renamed or replaced in place: fall back and reindex.
+		t.index = nil
+		for _, x := range t.Chains {
+			if x.Name == name {
+				return x
+			}
+		}
+		return nil
+	}
+	return c
 }
 
 // EnsureChain returns the named chain, appending it when missing.
@@ -149,6 +166,9 @@ func (t *Table) EnsureChain(name string) *Chain {
 	}
 	c := &Chain{Name: name, Policy: policy}
 	t.Chains = append(t.Chains, c)
+	if t.index != nil {
+		t.index[name] = c
+	}
 	return c
 }
 

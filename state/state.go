@@ -25,13 +25,16 @@ var ErrNoPrevious = errors.New("no previous generation to roll back to")
 // State is the content of <dir>/state.json: the current generation and the
 // generations still kept on disk.
 type State struct {
-	Version      int              `json:"version"`
-	Generation   int64            `json:"generation"`
-	ConfigDigest string           `json:"config_digest,omitempty"`
-	RulesDigest  string           `json:"rules_digest,omitempty"`
-	Backend      string           `json:"backend,omitempty"`
-	AppliedAt    time.Time        `json:"applied_at"`
-	Generations  []GenerationInfo `json:"generations,omitempty"`
+	Version      int    `json:"version"`
+	Generation   int64  `json:"generation"`
+	ConfigDigest string `json:"config_digest,omitempty"`
+	RulesDigest  string `json:"rules_digest,omitempty"`
+	Backend      string `json:"backend,omitempty"`
+	// Prefix is the chain prefix of the applied rules, so that rollback,
+	// destroy and show know what svcnat owns without the configuration.
+	Prefix      string           `json:"prefix,omitempty"`
+	AppliedAt   time.Time        `json:"applied_at"`
+	Generations []GenerationInfo `json:"generations,omitempty"`
 }
 
 // GenerationInfo records one applied generation, oldest first in
