@@ -129,7 +129,8 @@ type Table struct {
 
 	// index finds chains by name; a dump of 10,000 services has 30,000
 	// chains, and a linear search per rule made parsing quadratic. It is
-	// rebuilt whenever Chains was changed behind its back.
+	// rebuilt when Chains grew or shrank behind its back; chains are never
+	// renamed in place.
 	index map[string]*Chain
 }
 
@@ -141,18 +142,7 @@ func (t *Table) Chain(name string) *Chain {
 			t.index[c.Name] = c
 		}
 	}
-	c := t.index[name]
-	if c == nil || c.Name != name {
-		// A chain renamed or replaced in place: fall back and reindex.
-		t.index = nil
-		for _, x := range t.Chains {
-			if x.Name == name {
-				return x
-			}
-		}
-		return nil
-	}
-	return c
+	return t.index[name]
 }
 
 // EnsureChain returns the named chain, appending it when missing.
