@@ -76,7 +76,7 @@ func BenchmarkParseSave10k(b *testing.B) {
 // namespace on the nf_tables backend, staged in batches of 1000 chains (as
 // apply does) and as one transaction, to show why large applies are staged.
 func BenchmarkApplyNFT(b *testing.B) {
-	for _, n := range []int{1000, 3000} {
+	for _, n := range []int{1000, 3000, 10000} {
 		for _, batch := range []int{DefaultBatch, 1 << 30} {
 			name := fmt.Sprintf("services=%d/staged", n)
 			if batch != DefaultBatch {
