@@ -75,7 +75,8 @@ func plan(t *testing.T, k Kernel, desired map[rules.Family]*rules.Ruleset) *plan
 	return planner.New(prefix, "nft", desired, map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)})
 }
 
-func foreignOf(rs *rules.Ruleset) string { return foreignText(rs, prefix) }
+// foreignOf prints every rule svcnat does not own.
+func foreignOf(rs *rules.Ruleset) string { return planner.Text(planner.Foreign(rs, prefix)) }
 
 func TestApplyConvergesAndLeavesForeignRules(t *testing.T) {
 	k := newFake(t)
@@ -128,7 +129,7 @@ func TestApplyRollsBackWhenARestoreFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := planner.Text(save(t, k))
-	// Refuse the last -X of the transaction: the chains before it were
+	// Refuse the rewrite of the SERVICES chain: the chains before it were
 	// already flushed and filled in the same (discarded) table, so this
 	// also checks that a failure mid-table leaves nothing behind.
 	k.FailWhen(func(line string) bool { return strings.HasPrefix(line, "-A SVCNAT-SERVICES") })
@@ -220,5 +221,23 @@ func TestApplyInterruptedRollsBack(t *testing.T) {
 	}
 	if after := planner.Text(save(t, k)); after != before {
 		t.Fatalf("rules differ after an interrupted apply:\n%s", lineDiff(before, after))
+	}
+}
+
+// Docker changing its own chain while svcnat applies is not svcnat's
+// business: the apply succeeds and keeps Docker's change.
+func TestApplyToleratesForeignChangesElsewhere(t *testing.T) {
+	k := newFake(t)
+	opts := Options{Step: func(name string) error {
+		if name == "verify" {
+			return k.Restore(rules.IPv4, []byte("*nat\n-A DOCKER -i docker1 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
+		}
+		return nil
+	}}
+	if err := Apply(context.Background(), k, plan(t, k, services(t, 2, 1)), opts); err != nil {
+		t.Fatalf("a foreign change in DOCKER failed the apply: %v", err)
+	}
+	if !strings.Contains(foreignOf(save(t, k)), "-A DOCKER -i docker1 -j RETURN") {
+		t.Fatal("Docker's concurrent rule is gone")
 	}
 }

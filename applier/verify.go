@@ -7,23 +7,29 @@ import (
 	"github.com/svcnat/svcnat/rules"
 )
 
-// foreignText prints the rules svcnat does not own. Empty built-in chains
-// with the default policy and empty tables are left out: iptables-restore
-// creates a table with its built-in chains the first time svcnat names it,
-// which changes no rule of anyone.
-func foreignText(rs *rules.Ruleset, prefix string) string {
+// touchedBuiltins names the built-in chains ("table/chain") whose svcnat
+// jumps the plan rewrites.
+func touchedBuiltins(p *planner.Plan, f rules.Family) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range p.Changes {
+		if c.Family == f && c.Builtin {
+			out[c.Table+"/"+c.Chain] = true
+		}
+	}
+	return out
+}
+
+// foreignText prints the rules svcnat does not own in the given built-in
+// chains: the foreign rules its payload could have disturbed.
+func foreignText(rs *rules.Ruleset, prefix string, chains map[string]bool) string {
 	f := planner.Foreign(rs, prefix)
 	out := &rules.Ruleset{Family: f.Family}
 	for _, t := range f.Tables {
-		var nt *rules.Table
 		for _, c := range t.Chains {
-			if c.Builtin() && len(c.Rules) == 0 && c.Policy == "ACCEPT" {
+			if !chains[t.Name+"/"+c.Name] {
 				continue
 			}
-			if nt == nil {
-				nt = out.EnsureTable(t.Name)
-			}
-			nc := nt.EnsureChain(c.Name)
+			nc := out.EnsureTable(t.Name).EnsureChain(c.Name)
 			nc.Policy = c.Policy
 			nc.Rules = c.Rules
 		}

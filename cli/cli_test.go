@@ -156,9 +156,25 @@ func TestUnknownBackendIsAnError(t *testing.T) {
 }
 
 func TestGlobalFlagsBeforeOrAfterCommand(t *testing.T) {
-	a, _, _ := run(t, "-c", "../examples", "--node", "nodeX", "render")
-	b, _, _ := run(t, "render", "-c", "../examples", "--node", "nodeX")
-	if a != b || !strings.Contains(a, "node nodeX") {
+	a, _, _ := run(t, "-c", "../examples", "--node", "node-x", "render")
+	b, _, _ := run(t, "render", "-c", "../examples", "--node", "node-x")
+	if a != b || !strings.Contains(a, "node node-x") {
 		t.Fatalf("flag position changes the result:\n%s\n---\n%s", a, b)
+	}
+}
+
+// --node reaches the render output, so it is checked like the
+// configuration's node names: no text of it may smuggle a rule.
+func TestHostileNodeIsRefused(t *testing.T) {
+	out, errs, code := run(t, "render", "-c", "../examples", "--node", "x)\n*filter\n-A INPUT -j DROP\nCOMMIT\n#")
+	if code != ExitError || strings.Contains(out, "-A INPUT -j DROP") || !strings.Contains(errs, "not a valid node name") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+func TestNoColorEnvAnyValue(t *testing.T) {
+	t.Setenv("NO_COLOR", "yes")
+	if _, errs, code := run(t, "-c", "../examples", "validate"); code != ExitOK {
+		t.Fatalf("NO_COLOR=yes: exit %d\n%s", code, errs)
 	}
 }

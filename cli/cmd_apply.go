@@ -15,6 +15,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/conntrack"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
@@ -55,6 +56,12 @@ func applyCommand() *ucli.Command {
 				return err
 			}
 			return withLock(c, g, func(d *state.Dir, st *state.State) error {
+				if st.Prefix != "" && st.Prefix != cfg.Settings.ChainPrefix {
+					// Applying under a new prefix would leave the old
+					// chains live and out of reach of every command.
+					return withHint(fmt.Errorf("chain_prefix changed from %s to %s; nothing was changed", st.Prefix, cfg.Settings.ChainPrefix),
+						fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply", st.Prefix, g.StateDir))
+				}
 				p, err := makePlan(g, cfg, k)
 				if err != nil {
 					return err
@@ -73,6 +80,16 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	p, digest, err := planner.UnmarshalPlan(data)
 	if err != nil {
 		return err
+	}
+	// A plan file is data anyone can write: its prefix decides which
+	// chains svcnat treats as its own, so it gets the configuration's
+	// checks, and must be the prefix svcnat applied here before.
+	if !config.ValidChainPrefix(p.Prefix) {
+		return fmt.Errorf("the plan's chain prefix %q is not one svcnat may own; nothing was changed", p.Prefix)
+	}
+	if recorded := recordedPrefix(g); recorded != "" && recorded != p.Prefix {
+		return withHint(fmt.Errorf("the plan is for chains %s-*, but svcnat manages %s-* here; nothing was changed", p.Prefix, recorded),
+			"make the plan again with the configuration of this host")
 	}
 	k, err := openKernel(g, p.Prefix)
 	if err != nil {
@@ -106,10 +123,10 @@ func withLock(c *ucli.Context, g Globals, fn func(*state.Dir, *state.State) erro
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
-	// commitPlan derives its context from this one: a signal that arrives
-	// while the plan is being made must not be lost.
+	// commitPlan uses this context: a signal that arrives while the plan
+	// is being made, or at the prompt, must not be lost.
 	c.Context = ctx
 	lock, err := d.Lock(ctx, c.Duration("lock-timeout"))
 	if err != nil {
@@ -126,6 +143,11 @@ func withLock(c *ucli.Context, g Globals, fn func(*state.Dir, *state.State) erro
 	return fn(d, st)
 }
 
+// stopSignals are the signals that make an apply stop and roll back: Ctrl-C,
+// a service manager's SIGTERM, and the SIGHUP of an SSH session that drops
+// while an edge box reconfigures itself.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
 // commitPlan shows the plan, asks, backs up the live owned rules, applies,
 // verifies (rolling back on failure) and records the new generation.
 func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.State, p *planner.Plan, digest, verb string, approved bool) error {
@@ -133,11 +155,20 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	if err := newPlanView(w, g.JSON, g.Color).Plan(p); err != nil {
 		return err
 	}
+	gens, rulesDigest := generationFiles(p)
 	if p.Empty() {
+		// The rules are right; the record may not be, when an earlier
+		// apply was killed between its commit and writing the state.
+		if !(st.Generation == 0 && blank(p)) && st.RulesDigest != rulesDigest {
+			return record(c, g, d, st, p, gens, rulesDigest, digest, "The rules already match the plan (an earlier apply stopped before recording them):")
+		}
 		return nil
 	}
 	if !approved {
-		ok, err := confirm(c.App.Reader, w, verb)
+		if g.JSON {
+			return withHint(fmt.Errorf("%s --json cannot ask for confirmation; nothing was changed", verb), "pass -auto-approve")
+		}
+		ok, err := confirm(c.Context, c.App.Reader, w, verb)
 		if err != nil {
 			return err
 		}
@@ -151,27 +182,9 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 			return fmt.Errorf("saving the backup: %w", err)
 		}
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	start := time.Now()
-	if err := applier.Apply(ctx, k, p, applier.Options{}); err != nil {
+	if err := applier.Apply(c.Context, k, p, applier.Options{}); err != nil {
 		return fmt.Errorf("%s failed: %w", verb, err)
-	}
-	gens := map[string][]byte{}
-	var all []byte
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		t := []byte(planner.Text(p.Desired[f]))
-		gens[planner.FamilyKey(f)] = t
-		all = append(all, t...)
-	}
-	st.Generation = gen
-	st.ConfigDigest = digest
-	st.RulesDigest = state.Digest(all)
-	st.Backend = p.Backend
-	st.Prefix = p.Prefix
-	st.AppliedAt = time.Now().UTC()
-	if err := d.Commit(st, gens); err != nil {
-		return fmt.Errorf("the rules were applied but recording generation %d failed: %w", gen, err)
 	}
 	// UDP has no connection to end: entries DNATed to endpoints that are
 	// gone would keep clients talking to them.
@@ -184,24 +197,71 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 		}
 	}
 	s := p.Summary()
+	return record(c, g, d, st, p, gens, rulesDigest, digest, fmt.Sprintf("%s %s added, %d changed, %d removed in %s;",
+		newStyle(g.Color).bold("Apply complete!"), plural(s.Add, "chain"), s.Change, s.Remove, time.Since(start).Round(time.Millisecond)))
+}
+
+// blank reports whether the plan wants no rules at all (destroy), so that
+// destroying nothing on a host svcnat never applied to records nothing.
+func blank(p *planner.Plan) bool {
+	for _, rs := range p.Desired {
+		if rs.RuleCount() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// generationFiles returns the desired owned rules per family, as the
+// state records them, and their digest.
+func generationFiles(p *planner.Plan) (map[string][]byte, string) {
+	gens := map[string][]byte{}
+	var all [][]byte
+	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		t := []byte(planner.Text(p.Desired[f]))
+		gens[planner.FamilyKey(f)] = t
+		all = append(all, t)
+	}
+	return gens, state.Digest(all...)
+}
+
+// record commits the next generation to the state directory.
+func record(c *ucli.Context, g Globals, d *state.Dir, st *state.State, p *planner.Plan, gens map[string][]byte, rulesDigest, digest, said string) error {
+	gen := st.Generation + 1
+	st.Generation = gen
+	st.ConfigDigest = digest
+	st.RulesDigest = rulesDigest
+	st.Backend = p.Backend
+	st.Prefix = p.Prefix
+	st.AppliedAt = time.Now().UTC()
+	if err := d.Commit(st, gens); err != nil {
+		return fmt.Errorf("the rules are applied but recording generation %d failed: %w", gen, err)
+	}
 	if !g.JSON {
-		fmt.Fprintf(w, "\n%s %s added, %d changed, %d removed in %s; generation %d recorded in %s.\n",
-			newStyle(g.Color).bold("Apply complete!"), plural(s.Add, "chain"), s.Change, s.Remove, time.Since(start).Round(time.Millisecond), gen, d.Path())
+		fmt.Fprintf(c.App.Writer, "\n%s generation %d recorded in %s.\n", said, gen, d.Path())
 	}
 	return nil
 }
 
-// confirm asks on a terminal; without one it refuses rather than guess.
-func confirm(in io.Reader, w io.Writer, verb string) (bool, error) {
+// confirm asks on a terminal; without one it refuses rather than guess. A
+// signal at the prompt cancels.
+func confirm(ctx context.Context, in io.Reader, w io.Writer, verb string) (bool, error) {
 	f, ok := in.(*os.File)
 	if !ok || !isTerminal(f) {
 		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb),
 			"review the plan and run again with -auto-approve, or apply a saved plan (plan -out FILE)")
 	}
 	fmt.Fprintf(w, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && line == "" {
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(in).ReadString('\n')
+		answer <- line
+	}()
+	select {
+	case line := <-answer:
+		return strings.TrimSpace(line) == "yes", nil
+	case <-ctx.Done():
+		fmt.Fprintln(w)
 		return false, nil
 	}
-	return strings.TrimSpace(line) == "yes", nil
 }

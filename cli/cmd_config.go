@@ -6,10 +6,10 @@ import (
 	"os"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/sergi/go-diff/diffmatchpatch"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/planner"
 )
 
 func validateCommand() *ucli.Command {
@@ -36,8 +36,7 @@ func validateCommand() *ucli.Command {
 func loadConfig(c *ucli.Context, g Globals) (*config.Config, error) {
 	cfg, diags := config.Load(g.Config)
 	if len(diags) > 0 {
-		color := !c.Bool("no-color") && isTerminal(c.App.ErrWriter)
-		config.WriteDiagnostics(c.App.ErrWriter, cfg.Files, diags, color, 0)
+		config.WriteDiagnostics(c.App.ErrWriter, cfg.Files, diags, g.colorOn(c.App.ErrWriter), 0)
 	}
 	if diags.HasErrors() {
 		return nil, exitWith(ExitError, fmt.Errorf("%s in %s; nothing was changed", plural(len(diags.Errs()), "problem"), g.Config))
@@ -90,22 +89,9 @@ func fmtCommand() *ucli.Command {
 				changed++
 				fmt.Fprintln(c.App.Writer, f)
 				if c.Bool("diff") {
-					dmp := diffmatchpatch.New()
-					a, b, lines := dmp.DiffLinesToChars(string(src), string(out))
-					for _, d := range dmp.DiffCharsToLines(dmp.DiffMain(a, b, false), lines) {
-						mark := " "
-						switch d.Type {
-						case diffmatchpatch.DiffInsert:
-							mark = "+"
-						case diffmatchpatch.DiffDelete:
-							mark = "-"
-						default:
-							continue
-						}
-						for _, l := range bytes.SplitAfter([]byte(d.Text), []byte("\n")) {
-							if len(l) > 0 {
-								fmt.Fprintf(c.App.Writer, "%s %s", mark, l)
-							}
+					for _, d := range planner.RuleDiffText(string(src), string(out)) {
+						if d.Op != planner.DiffEqual {
+							fmt.Fprintf(c.App.Writer, "%c %s\n", d.Op, d.Text)
 						}
 					}
 				}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
 
@@ -20,15 +21,7 @@ func rollbackCommand() *ucli.Command {
 		Usage: "return the owned chains to the previous applied generation (recorded as a new generation)",
 		Flags: commitFlags(),
 		Action: func(c *ucli.Context) error {
-			g, err := readGlobals(c)
-			if err != nil {
-				return err
-			}
-			prefix, err := ownedPrefix(c, g)
-			if err != nil {
-				return err
-			}
-			k, err := openKernel(g, prefix)
+			g, prefix, k, err := openOwned(c)
 			if err != nil {
 				return err
 			}
@@ -60,15 +53,7 @@ func destroyCommand() *ucli.Command {
 		Usage: "remove every owned chain and jump rule, touching nothing else",
 		Flags: commitFlags(),
 		Action: func(c *ucli.Context) error {
-			g, err := readGlobals(c)
-			if err != nil {
-				return err
-			}
-			prefix, err := ownedPrefix(c, g)
-			if err != nil {
-				return err
-			}
-			k, err := openKernel(g, prefix)
+			g, prefix, k, err := openOwned(c)
 			if err != nil {
 				return err
 			}
@@ -84,20 +69,49 @@ func destroyCommand() *ucli.Command {
 	}
 }
 
+// openOwned prepares a command that works on what svcnat applied
+// (rollback, destroy, show): the options, the owned prefix and the kernel.
+func openOwned(c *ucli.Context) (Globals, string, kernel, error) {
+	g, err := readGlobals(c)
+	if err != nil {
+		return g, "", nil, err
+	}
+	prefix, err := ownedPrefix(c, g)
+	if err != nil {
+		return g, "", nil, err
+	}
+	k, err := openKernel(g, prefix)
+	return g, prefix, k, err
+}
+
 // ownedPrefix is the chain prefix of what svcnat applied: the one the
 // state directory recorded, so that rollback, destroy and show work with a
 // broken or missing configuration; before any apply, the configuration's.
 func ownedPrefix(c *ucli.Context, g Globals) (string, error) {
-	if d, err := state.Open(g.StateDir); err == nil {
-		if st, err := d.Load(); err == nil && st.Prefix != "" {
-			return st.Prefix, nil
-		}
+	if p := recordedPrefix(g); p != "" {
+		return p, nil
 	}
 	cfg, err := loadConfig(c, g)
 	if err != nil {
 		return "", err
 	}
 	return cfg.Settings.ChainPrefix, nil
+}
+
+// recordedPrefix is the prefix the state directory recorded, or "".
+func recordedPrefix(g Globals) string {
+	if _, err := os.Stat(g.StateDir); err != nil {
+		return ""
+	}
+	d, err := state.Open(g.StateDir)
+	if err != nil {
+		return ""
+	}
+	st, err := d.Load()
+	if err != nil {
+		return ""
+	}
+	return st.Prefix
 }
 
 // generationRules reads the owned rules recorded for a generation.
@@ -125,15 +139,7 @@ func showCommand() *ucli.Command {
 		Name:  "show",
 		Usage: "the owned live rules grouped by service, and any drift from the last applied generation",
 		Action: func(c *ucli.Context) error {
-			g, err := readGlobals(c)
-			if err != nil {
-				return err
-			}
-			prefix, err := ownedPrefix(c, g)
-			if err != nil {
-				return err
-			}
-			k, err := openKernel(g, prefix)
+			g, prefix, k, err := openOwned(c)
 			if err != nil {
 				return err
 			}

@@ -15,18 +15,28 @@ import (
 // name, --random-fully support, and the local addresses node ports accept
 // on when node_port_addresses is set.
 func renderOptions(g Globals, cfg *config.Config, k kernel) (render.Options, error) {
-	opts := render.Options{Node: g.nodeName(cfg.Settings.Node), RandomFully: true}
+	node, err := g.nodeName(cfg.Settings.Node)
+	if err != nil {
+		return render.Options{}, err
+	}
+	opts := render.Options{Node: node, RandomFully: true}
 	if k != nil {
 		opts.RandomFully = k.HasRandomFully()
 	}
 	// The host's addresses decide node_port_addresses' rules and, as
 	// kube-proxy's node IP does, whether a load-balancer source range
-	// admits the load-balancer IPs themselves.
-	addrs, err := localAddresses(g.NetNS)
-	if err != nil && len(cfg.Settings.NodePortAddresses) > 0 {
-		return opts, fmt.Errorf("listing local addresses for node_port_addresses: %w", err)
+	// admits the load-balancer IPs themselves. A plan against a saved
+	// dump is about another host: only --local-address speaks for it.
+	switch {
+	case len(g.LocalAddresses) > 0:
+		opts.LocalAddresses = g.LocalAddresses
+	case g.SaveFile == "":
+		addrs, err := localAddresses(g.NetNS)
+		if err != nil && len(cfg.Settings.NodePortAddresses) > 0 {
+			return opts, fmt.Errorf("listing local addresses for node_port_addresses: %w", err)
+		}
+		opts.LocalAddresses = addrs
 	}
-	opts.LocalAddresses = addrs
 	return opts, nil
 }
 
@@ -60,17 +70,19 @@ func makePlan(g Globals, cfg *config.Config, k kernel) (*planner.Plan, error) {
 	return planner.New(cfg.Settings.ChainPrefix, k.BackendName(), desired, live), nil
 }
 
-// saveLive reads the live rules of IPv4 always and of IPv6 when it is
-// wanted or ip6tables is present.
+// saveLive reads the live rules of IPv4, and of IPv6 when it is wanted or
+// can be read: a host without ip6tables (or booted with IPv6 disabled)
+// still serves IPv4-only configurations, while IPv6 chains left from an
+// earlier configuration are found and removed wherever ip6tables works.
 func saveLive(k kernel, desired map[rules.Family]*rules.Ruleset) (map[rules.Family]*rules.Ruleset, error) {
 	live := map[rules.Family]*rules.Ruleset{}
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		_, wanted := desired[f]
-		if f == rules.IPv6 && !wanted && !k.HasFamily(f) {
-			continue
-		}
 		rs, _, err := k.Save(f)
-		if err != nil {
+		switch {
+		case err != nil && f == rules.IPv6 && !wanted:
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("reading the live %s rules: %w", f, err)
 		}
 		live[f] = rs

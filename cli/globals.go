@@ -2,9 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/config"
 )
 
 // Globals are the options every command shares, read once from flags and
@@ -18,7 +23,16 @@ type Globals struct {
 	Backend  string
 	JSON     bool
 	Color    bool
+	// LocalAddresses, when given, replace the host's own addresses.
+	LocalAddresses []netip.Addr
+
+	stderr  io.Writer // for warnings that do not stop a command
+	noColor bool
 }
+
+// colorOn reports whether output to w is coloured: on a terminal, unless
+// --no-color or NO_COLOR says otherwise.
+func (g Globals) colorOn(w io.Writer) bool { return !g.noColor && isTerminal(w) }
 
 func globalFlags() []ucli.Flag {
 	return []ucli.Flag{
@@ -34,8 +48,12 @@ func globalFlags() []ucli.Flag {
 			Usage: "plan against this saved iptables-save dump instead of the live kernel (IPv6: FILE.v6 if present)"},
 		&ucli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"SVCNAT_BACKEND"},
 			Usage: "iptables backend: auto, nft or legacy"},
+		&ucli.StringSliceFlag{Name: "local-address", EnvVars: []string{"SVCNAT_LOCAL_ADDRESS"},
+			Usage: "an address of this host (repeatable), instead of reading the host's: decides node_port_addresses rules and whether load-balancer source ranges admit the node"},
 		&ucli.BoolFlag{Name: "json", EnvVars: []string{"SVCNAT_JSON"}, Usage: "machine-readable output"},
-		&ucli.BoolFlag{Name: "no-color", EnvVars: []string{"SVCNAT_NO_COLOR", "NO_COLOR"}, Usage: "never colour output"},
+		// NO_COLOR (no-color.org) counts whatever its value, so it is read
+		// apart from the flag: "yes" is no bool.
+		&ucli.BoolFlag{Name: "no-color", EnvVars: []string{"SVCNAT_NO_COLOR"}, Usage: "never colour output (also when NO_COLOR is set)"},
 	}
 }
 
@@ -63,7 +81,16 @@ func readGlobals(c *ucli.Context) (Globals, error) {
 		SaveFile: str("iptables-save"),
 		Backend:  str("backend"),
 		JSON:     flag("json"),
-		Color:    !flag("no-color") && isTerminal(c.App.Writer),
+		stderr:   c.App.ErrWriter,
+		noColor:  flag("no-color") || os.Getenv("NO_COLOR") != "",
+	}
+	g.Color = g.colorOn(c.App.Writer)
+	for _, a := range setIn(c, "local-address").StringSlice("local-address") {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return g, fmt.Errorf("--local-address %q is not an IP address", a)
+		}
+		g.LocalAddresses = append(g.LocalAddresses, ip)
 	}
 	switch g.Backend {
 	case "auto", "nft", "legacy":
@@ -74,14 +101,24 @@ func readGlobals(c *ucli.Context) (Globals, error) {
 }
 
 // nodeName resolves the node: --node or SVCNAT_NODE, then settings.node,
-// then the hostname.
-func (g Globals) nodeName(fromSettings string) string {
-	if g.Node != "" {
-		return g.Node
+// then the hostname, lower-cased as kube-proxy does. It is checked like a
+// node name in the configuration: it reaches the render output.
+func (g Globals) nodeName(fromSettings string) (string, error) {
+	n, from := g.Node, "--node"
+	switch {
+	case n != "":
+	case fromSettings != "":
+		return fromSettings, nil // checked with the configuration
+	default:
+		h, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("finding the node name: %w", err)
+		}
+		n, from = strings.ToLower(h), "the hostname"
 	}
-	if fromSettings != "" {
-		return fromSettings
+	if !config.ValidNodeName(n) {
+		return "", withHint(fmt.Errorf("node name %q from %s is not a valid node name", n, from),
+			"pass --node NAME (lower-case letters, digits, '-' and '.')")
 	}
-	h, _ := os.Hostname()
-	return h
+	return n, nil
 }

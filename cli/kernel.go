@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,9 +20,12 @@ type kernel interface {
 	applier.Kernel
 	BackendName() string
 	HasRandomFully() bool
-	HasFamily(f rules.Family) bool
 }
 
+// openKernel picks the backend and opens it. Both backends are surveyed
+// even when --backend names one: rules written to one are invisible to the
+// other, so svcnat refuses to write a second set where its chains already
+// live in the other backend, and says so when both hold rules.
 func openKernel(g Globals, prefix string) (kernel, error) {
 	if g.SaveFile != "" {
 		return openDump(g.SaveFile)
@@ -29,6 +33,26 @@ func openKernel(g Globals, prefix string) (kernel, error) {
 	b, err := iptables.ParseBackend(g.Backend)
 	if err != nil {
 		return nil, err
+	}
+	d, err := iptables.Survey(g.NetNS, prefix)
+	if err != nil {
+		if errors.Is(err, iptables.ErrBothBackends) {
+			return nil, withHint(err, "remove one set (svcnat destroy --backend nft|legacy), then run again")
+		}
+		if os.Geteuid() != 0 {
+			return nil, withHint(err, "reading the live rules needs root; or plan against a dump with --iptables-save FILE")
+		}
+		return nil, err
+	}
+	switch {
+	case b == iptables.Auto:
+		b = d.Backend
+		if d.NFT.Rules > 0 && d.Legacy.Rules > 0 && g.stderr != nil {
+			fmt.Fprintf(g.stderr, "svcnat: warning: both iptables backends hold rules; %s\n", d.Reason)
+		}
+	case b == iptables.NFT && len(d.Legacy.Owned) > 0, b == iptables.Legacy && len(d.NFT.Owned) > 0:
+		return nil, withHint(fmt.Errorf("--backend %s, but svcnat's chains are in the other backend (%s); nothing was changed", b, d.Reason),
+			"use --backend auto, or destroy the rules in the other backend first")
 	}
 	ipt, err := iptables.New(iptables.Options{Backend: b, NetNS: g.NetNS, ChainPrefix: prefix})
 	if err != nil {
@@ -42,9 +66,8 @@ func openKernel(g Globals, prefix string) (kernel, error) {
 
 type liveKernel struct{ iptables.Interface }
 
-func (k liveKernel) BackendName() string           { return string(k.Backend()) }
-func (k liveKernel) HasRandomFully() bool          { return k.Version().HasRandomFully() }
-func (k liveKernel) HasFamily(f rules.Family) bool { return true }
+func (k liveKernel) BackendName() string  { return string(k.Backend()) }
+func (k liveKernel) HasRandomFully() bool { return k.Version().HasRandomFully() }
 
 // dumpKernel plans against saved iptables-save output: FILE for IPv4 and,
 // when it exists, FILE.v6 for IPv6.

@@ -79,6 +79,13 @@ func (d *decoder) settings(blocks []*rawSettings) (s Settings, nodePortsOK bool)
 
 const nodeNameRule = `a node name is lower-case letters, digits, '-' and '.', starts and ends with a letter or digit, and has at most 253 characters`
 
+// ValidChainPrefix reports whether v is a chain prefix svcnat may own, by
+// the rules chain_prefix is checked with; a saved plan's prefix, which no
+// configuration checked, goes through it too.
+func ValidChainPrefix(v string) bool {
+	return chainPrefixPattern.MatchString(v) && len(v) <= maxChainPrefixLen && foreignPrefixes[v] == ""
+}
+
 // checkChainPrefix reports a chain_prefix that would make chain names
 // invalid, too long, or collide with another owner's chains.
 func (d *decoder) checkChainPrefix(subject hcl.Range, v string) bool {
