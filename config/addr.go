@@ -56,8 +56,9 @@ func parsePrefix(s string) (netip.Prefix, string) {
 }
 
 // specialAddr says why a cluster, external, load-balancer or endpoint
-// address cannot carry service traffic (the same addresses Kubernetes
-// refuses for these fields); "" when it can.
+// address cannot carry service traffic; "" when it can. It is stricter
+// than the Kubernetes API, which refuses only some of these (it admits
+// non-link-local multicast, for one): no DNAT to such an address works.
 func specialAddr(a netip.Addr) string {
 	switch {
 	case a.IsUnspecified():

@@ -129,6 +129,10 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		}
 		if svc.HealthCheckNodePort != 0 {
 			inRange("health check node port", svc.HealthCheckNodePort)
+			if svc.Type != TypeLoadBalancer || svc.ExternalTrafficPolicy != PolicyLocal {
+				t.Errorf("%s: health check node port on a %s service with external traffic policy %s accepted",
+					svc.Name, svc.Type, svc.ExternalTrafficPolicy)
+			}
 		}
 		names := map[string]bool{}
 		for j, p := range svc.Ports {

@@ -239,10 +239,15 @@ func (d *decoder) typeSpecific(decl *svcDecl, st *Settings, nodePortsOK bool) {
 		case nodePortsOK && !st.NodePortRange.Contains(v):
 			d.outsideNodePortRange(a.Range, a.Name, v, st.NodePortRange)
 		}
+		// Like kube-proxy (apiservice.NeedsHealthCheck), the renderer
+		// serves the health check node port of a LoadBalancer service
+		// with external_traffic_policy Local only; anywhere else it would
+		// be accepted and silently do nothing. (An unusable type, "", is
+		// already reported.)
 		switch {
-		case svc.Type == TypeClusterIP:
-			d.errorf(a.Range, "health_check_node_port on a ClusterIP service",
-				`A health check node port serves load balancers probing node ports; set type = "LoadBalancer" (or "NodePort") with external_traffic_policy = "Local", or remove it.`)
+		case svc.Type != "" && svc.Type != TypeLoadBalancer:
+			d.errorf(a.Range, "health_check_node_port needs type LoadBalancer",
+				`A health check node port answers load balancers probing which nodes have local endpoints, so it applies to type = "LoadBalancer" with external_traffic_policy = "Local" only, and this service is %q; set both, or remove health_check_node_port.`, svc.Type)
 		case svc.ExternalTrafficPolicy == PolicyCluster:
 			d.errorf(a.Range, "health_check_node_port without external_traffic_policy Local",
 				`Only with external_traffic_policy = "Local" does a node's health depend on its local endpoints; set it, or remove health_check_node_port.`)

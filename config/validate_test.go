@@ -333,7 +333,7 @@ service "web" {
 `)},
 	{"node ports outside the default range", one(`
 service "web" {
-  type                    = "NodePort"
+  type                    = "LoadBalancer"
   cluster_ips             = ["10.0.0.1"]
   external_traffic_policy = "Local"
   health_check_node_port  = 10256 # want: health_check_node_port outside node_port_range
@@ -377,9 +377,19 @@ service "web" {
 	{"health_check_node_port placement", one(`
 service "web" {
   cluster_ips            = ["10.0.0.1"]
-  health_check_node_port = 30100 # want: health_check_node_port on a ClusterIP service
+  health_check_node_port = 30100 # want: health_check_node_port needs type LoadBalancer
   port {
     port = 80
+  }
+}
+service "np" {
+  type                    = "NodePort"
+  cluster_ips             = ["10.0.0.3"]
+  external_traffic_policy = "Local"
+  health_check_node_port  = 30102 # want: health_check_node_port needs type LoadBalancer
+  port {
+    port      = 80
+    node_port = 30080
   }
 }
 service "lb" {

@@ -1,0 +1,30 @@
+# TestDisableLocalhostNodePortsIPv4WithNodeAddress: as
+# localhost_nodeports_ipv4_disabled.hcl, node ports on 127.0.0.0/8 only.
+settings {
+  chain_prefix         = "KUBE"
+  node                 = "test-node"
+  node_port_addresses  = ["127.0.0.0/8"]
+  node_port_range      = "1-65535"
+  localhost_node_ports = false
+}
+
+service "ns1/svc1" {
+  type                    = "NodePort"
+  cluster_ips             = ["10.69.0.10"]
+  external_traffic_policy = "Local"
+
+  port {
+    name      = "p80"
+    port      = 80
+    node_port = 30001
+  }
+
+  endpoint {
+    address = "10.244.0.1"
+  }
+
+  endpoint {
+    address = "10.244.2.1"
+    node    = "test-node"
+  }
+}
