@@ -20,13 +20,16 @@ func touchedBuiltins(p *planner.Plan, f rules.Family) map[string]bool {
 }
 
 // foreignText prints the rules svcnat does not own in the given built-in
-// chains: the foreign rules its payload could have disturbed.
+// chains: the foreign rules its payload could have disturbed. An empty
+// chain with the default policy prints as nothing: iptables-restore creates
+// a table with its built-in chains the first time svcnat names it, which
+// changes no rule of anyone.
 func foreignText(rs *rules.Ruleset, prefix string, chains map[string]bool) string {
 	f := planner.Foreign(rs, prefix)
 	out := &rules.Ruleset{Family: f.Family}
 	for _, t := range f.Tables {
 		for _, c := range t.Chains {
-			if !chains[t.Name+"/"+c.Name] {
+			if !chains[t.Name+"/"+c.Name] || len(c.Rules) == 0 && c.Policy == "ACCEPT" {
 				continue
 			}
 			nc := out.EnsureTable(t.Name).EnsureChain(c.Name)

@@ -37,6 +37,7 @@ func applyCommand() *ucli.Command {
 		ArgsUsage: "[PLANFILE]",
 		Flags:     commitFlags(),
 		Action: func(c *ucli.Context) error {
+			defer catchSignals(c)()
 			g, err := readGlobals(c)
 			if err != nil {
 				return err
@@ -111,6 +112,9 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 			newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(since)
 			return withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again")
 		}
+		// The saved plan holds only owned rules; which foreign rules pin
+		// its deletions is known only against the live dump.
+		p.Blocked = now.Blocked
 		// A saved plan was reviewed when it was made: no second prompt.
 		return commitPlan(c, g, k, d, st, p, digest, "apply", true)
 	})
@@ -123,12 +127,7 @@ func withLock(c *ucli.Context, g Globals, fn func(*state.Dir, *state.State) erro
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
-	defer stop()
-	// commitPlan uses this context: a signal that arrives while the plan
-	// is being made, or at the prompt, must not be lost.
-	c.Context = ctx
-	lock, err := d.Lock(ctx, c.Duration("lock-timeout"))
+	lock, err := d.Lock(c.Context, c.Duration("lock-timeout"))
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
 			return withHint(err, "another svcnat is applying; wait for it, or raise --lock-timeout")
@@ -143,6 +142,17 @@ func withLock(c *ucli.Context, g Globals, fn func(*state.Dir, *state.State) erro
 	return fn(d, st)
 }
 
+// catchSignals makes the stop signals cancel c.Context instead of killing
+// svcnat, for the commands that change rules (apply, rollback, destroy):
+// it is their first step, so a signal that arrives while the backends are
+// surveyed, the plan is made, the lock awaited or the prompt shown is not
+// lost. Commands that only read keep the default: a signal ends them.
+func catchSignals(c *ucli.Context) (stop func()) {
+	ctx, stop := signal.NotifyContext(c.Context, stopSignals...)
+	c.Context = ctx
+	return stop
+}
+
 // stopSignals are the signals that make an apply stop and roll back: Ctrl-C,
 // a service manager's SIGTERM, and the SIGHUP of an SSH session that drops
 // while an edge box reconfigures itself.
@@ -154,6 +164,10 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	w := c.App.Writer
 	if err := newPlanView(w, g.JSON, g.Color).Plan(p); err != nil {
 		return err
+	}
+	if len(p.Blocked) > 0 {
+		return withHint(fmt.Errorf("rules svcnat does not own jump into chains this %s would delete; nothing was changed:\n  %s",
+			verb, strings.Join(p.Blocked, "\n  ")), "remove or change those rules first; svcnat never edits rules it does not own")
 	}
 	gens, rulesDigest := generationFiles(p)
 	if p.Empty() {
@@ -233,6 +247,9 @@ func record(c *ucli.Context, g Globals, d *state.Dir, st *state.State, p *planne
 	st.RulesDigest = rulesDigest
 	st.Backend = p.Backend
 	st.Prefix = p.Prefix
+	if blank(p) {
+		st.Prefix = "" // destroyed: nothing is owned, any prefix may come next
+	}
 	st.AppliedAt = time.Now().UTC()
 	if err := d.Commit(st, gens); err != nil {
 		return fmt.Errorf("the rules are applied but recording generation %d failed: %w", gen, err)

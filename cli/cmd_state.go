@@ -21,6 +21,7 @@ func rollbackCommand() *ucli.Command {
 		Usage: "return the owned chains to the previous applied generation (recorded as a new generation)",
 		Flags: commitFlags(),
 		Action: func(c *ucli.Context) error {
+			defer catchSignals(c)()
 			g, prefix, k, err := openOwned(c)
 			if err != nil {
 				return err
@@ -53,6 +54,7 @@ func destroyCommand() *ucli.Command {
 		Usage: "remove every owned chain and jump rule, touching nothing else",
 		Flags: commitFlags(),
 		Action: func(c *ucli.Context) error {
+			defer catchSignals(c)()
 			g, prefix, k, err := openOwned(c)
 			if err != nil {
 				return err
@@ -156,12 +158,13 @@ func showCommand() *ucli.Command {
 				}
 				owned := planner.Owned(live[f], prefix)
 				owned.SortChains()
+				index := planner.ServiceIndex(owned)
 				for _, t := range owned.Tables {
 					for _, ch := range t.Chains {
 						if !ch.Builtin() {
 							chains++
 						}
-						chainSvc := planner.ChainService(ch.Rules)
+						chainSvc := index[planner.IndexKey(t.Name, ch.Name)]
 						for _, r := range ch.Rules {
 							count++
 							svc := planner.RuleService(r)

@@ -84,15 +84,16 @@ func arg(r rules.Rule, name string) string {
 }
 
 // udpEndpoints maps each service to the UDP endpoints (ip:port) its SEP
-// chains DNAT to. Large-cluster mode drops SEP comments, so the service is
-// taken from the chain's other rules when its DNAT rule has none.
+// chains DNAT to. Large-cluster mode drops SEP comments, so the service of
+// a chain is its ServiceIndex entry, which follows the jumps into it.
 func udpEndpoints(rs *rules.Ruleset) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	if rs == nil || rs.Table(rules.TableNAT) == nil {
 		return out
 	}
+	idx := ServiceIndex(&rules.Ruleset{Family: rs.Family, Tables: []*rules.Table{rs.Table(rules.TableNAT)}})
 	for _, c := range rs.Table(rules.TableNAT).Chains {
-		svc := ChainService(c.Rules)
+		svc := idx[IndexKey(rules.TableNAT, c.Name)]
 		for _, r := range c.Rules {
 			if arg(r, "-p") != "udp" || arg(r, "--to-destination") == "" || svc == "" {
 				continue

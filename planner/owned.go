@@ -50,7 +50,11 @@ func Owned(rs *rules.Ruleset, prefix string) *rules.Ruleset {
 }
 
 // Foreign returns the complement of Owned: what svcnat must never change.
-// Apply compares it before and after to prove it left it alone.
+// Apply compares it before and after to prove it left it alone. Only the
+// jumps into owned chains from built-in chains are svcnat's; a jump into
+// an owned chain from any other chain (an operator's "-A MYCHAIN -j
+// SVCNAT-SEP-X") is foreign and kept here, and pins that chain (see
+// Plan.Blocked).
 func Foreign(rs *rules.Ruleset, prefix string) *rules.Ruleset {
 	out := &rules.Ruleset{Family: rs.Family}
 	for _, t := range rs.Tables {
@@ -62,7 +66,7 @@ func Foreign(rs *rules.Ruleset, prefix string) *rules.Ruleset {
 			fc := ft.EnsureChain(c.Name)
 			fc.Policy = c.Policy
 			for _, r := range c.Rules {
-				if !Owns(prefix, r.Target()) {
+				if !c.Builtin() || !Owns(prefix, r.Target()) {
 					fc.Rules = append(fc.Rules, r)
 				}
 			}

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -96,6 +97,21 @@ type Plan struct {
 	Fingerprint string                          // of Live, see Fingerprint
 	Changes     []ChainChange
 	Services    []ServiceChange
+
+	// Blocked lists the foreign rules that pin a chain this plan deletes:
+	// a rule in a chain svcnat does not own (not prefixed, not built in),
+	// e.g. an operator's "-A MYCHAIN -j SVCNAT-SEP-X", jumping to an owned
+	// chain the plan removes. iptables refuses to delete a chain something
+	// still jumps to ("CHAIN_DEL failed (Device or resource busy)"), and
+	// svcnat never edits foreign rules, so a plan with Blocked entries must
+	// not be applied. Each entry reads "IPv4 nat MYCHAIN: -A MYCHAIN -j
+	// SVCNAT-SEP-X pins SVCNAT-SEP-X, which this plan deletes", sorted.
+	//
+	// New computes it from the whole live dump it is given. A saved plan
+	// (UnmarshalPlan) holds only owned rules, so its Blocked is always
+	// empty: before applying one, the CLI plans again against the live dump
+	// with New(prefix, backend, desired, live), which fills it.
+	Blocked []string
 }
 
 // Empty reports whether the live rules already match.
@@ -127,9 +143,11 @@ func (p *Plan) Summary() Summary {
 }
 
 // New diffs the owned part of live against desired. Desired must hold only
-// owned chains (as the renderer makes them); live may be a whole dump.
+// owned chains (as the renderer makes them); live may be a whole dump, and
+// should be one: the foreign rules in it are what fills Blocked.
 func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
 	p := &Plan{Prefix: prefix, Backend: backend, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
+	want, have := map[string]bool{}, map[string]bool{}
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		d, l := desired[f], live[f]
 		if d == nil {
@@ -138,15 +156,57 @@ func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) 
 		if l == nil {
 			l = &rules.Ruleset{Family: f}
 		}
-		d, l = Owned(d, prefix), Owned(l, prefix)
-		p.Desired[f], p.Live[f] = d, l
-		p.Changes = append(p.Changes, diffFamily(f, d, l)...)
+		od, ol := Owned(d, prefix), Owned(l, prefix)
+		p.Desired[f], p.Live[f] = od, ol
+		changes := diffFamily(f, od, ol)
+		if len(changes) > 0 { // the indexes serve only to describe changes
+			di, li := ServiceIndex(od), ServiceIndex(ol)
+			for i := range changes {
+				k := IndexKey(changes[i].Table, changes[i].Chain)
+				changes[i].Service = chainChangeService(di[k], li[k])
+			}
+			addServices(want, od, di)
+			addServices(have, ol, li)
+		}
+		p.Changes = append(p.Changes, changes...)
+		p.Blocked = append(p.Blocked, blocked(f, l, prefix, changes)...)
 	}
 	p.Fingerprint = Fingerprint(backend, p.Live)
-	p.Services = summarize(p.Changes, p.Desired, p.Live)
+	p.Services = summarize(p.Changes, want, have)
 	return p
 }
 
+// blocked lists the foreign rules of live that jump to a chain changes
+// deletes, for Plan.Blocked.
+func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []ChainChange) []string {
+	deleted := map[string]bool{}
+	for _, c := range changes {
+		if c.Action == Delete && !c.Builtin {
+			deleted[IndexKey(c.Table, c.Chain)] = true
+		}
+	}
+	if len(deleted) == 0 {
+		return nil
+	}
+	var out []string
+	for _, t := range live.Tables {
+		for _, c := range t.Chains {
+			if c.Builtin() || Owns(prefix, c.Name) {
+				continue
+			}
+			for _, r := range c.Rules {
+				if tgt := r.Target(); deleted[IndexKey(t.Name, tgt)] {
+					out = append(out, fmt.Sprintf("%s %s %s: %s pins %s, which this plan deletes", f, t.Name, c.Name, r, tgt))
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// diffFamily diffs one family's owned rules. It leaves ChainChange.Service
+// to New, which fills it from the rulesets' ServiceIndex.
 func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 	type key struct{ table, chain string }
 	seen := map[key]bool{}
@@ -193,10 +253,21 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 			ch.Action = Update // a built-in chain is never created or removed, only its jumps
 		}
 		ch.Diff = RuleDiff(ch.Before, ch.After)
-		ch.Service = ChainService(append(append([]rules.Rule(nil), ch.After...), ch.Before...))
 		out = append(out, ch)
 	}
 	return out
+}
+
+// chainChangeService is the service of a changed chain from its desired
+// and live attribution: either when only one is known, "" when they differ.
+func chainChangeService(desired, live string) string {
+	switch {
+	case desired == "":
+		return live
+	case live == "" || live == desired:
+		return desired
+	}
+	return ""
 }
 
 func sameRules(a, b []rules.Rule) bool {

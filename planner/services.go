@@ -54,11 +54,140 @@ func CommentService(c string) string {
 func RuleService(r rules.Rule) string { return CommentService(r.Comment()) }
 
 // ChainService returns the one service every commented rule of a chain
-// names, or "" for a chain shared by several (SERVICES, NODEPORTS, ...).
+// names, or "" for a shared chain (its rules name several services or
+// carry a shared comment: SERVICES, NODEPORTS, ...) and for a chain none
+// of whose rules has a comment. It looks at the
+// chain's own rules only: in large-cluster mode the SEP chains and some SVC
+// and SVL chains have no comment at all, and only ServiceIndex, which also
+// follows the jumps into a chain, finds their service.
 func ChainService(rs []rules.Rule) string {
-	svc := ""
+	svc, _ := ownService(rs)
+	return svc
+}
+
+// ownService is ChainService, also reporting whether the chain is shared:
+// its rules name several services or carry a shared comment.
+func ownService(rs []rules.Rule) (svc string, shared bool) {
 	for _, r := range rs {
+		c := r.Comment()
+		if sharedComments[c] {
+			return "", true
+		}
+		s := CommentService(c)
+		switch {
+		case s == "":
+		case svc == "":
+			svc = s
+		case s != svc:
+			return "", true
+		}
+	}
+	return svc, false
+}
+
+// IndexKey is the key of a chain in a ServiceIndex: "table/chain".
+func IndexKey(table, chain string) string { return table + "/" + chain }
+
+// ServiceIndex maps every chain of rs that serves a single service, keyed
+// by IndexKey ("nat/SVCNAT-SEP-..."), to that service ("ns/name"). Shared
+// chains (the built-in chains, SERVICES, NODEPORTS, MARK-MASQ, ...) and
+// chains whose service cannot be told are left out. It is meant for owned
+// rulesets (Owned, Plan.Desired, Plan.Live); the CLI's show groups the
+// uncommented rules of a chain under index[IndexKey(table, chain)].
+//
+// A chain's service is, in this order:
+//   - the one service its own rules' comments name (ChainService), unless
+//     they name several or carry a shared comment;
+//   - for a per-service chain (SVC, SVL, EXT, FW or SEP by name) without
+//     comments, as large-cluster mode leaves SEP chains and SVC/SVL chains
+//     without a masquerade rule: the service of the rules that jump to it
+//     in the same table, each named by the jump's own comment (SERVICES'
+//     "ns/svc:p80 cluster IP" -> SVC) or else, transitively, by the chain
+//     holding the jump (SVC -> SEP, EXT -> SVL). Jumps whose service is
+//     unknown are ignored; jumps naming different services leave the chain
+//     out.
+//
+// A chain is shared when it is built in, when its own rules name several
+// services or carry a shared comment ("svcnat service portals", ...), or
+// when a rule with a shared comment jumps to it; shared chains are never
+// attributed and never pass a service on.
+func ServiceIndex(rs *rules.Ruleset) map[string]string {
+	out := map[string]string{}
+	if rs == nil {
+		return out
+	}
+	for _, t := range rs.Tables {
+		x := tableIndex{
+			own:       map[string]string{},
+			shared:    map[string]bool{},
+			referrers: map[string][]rules.Rule{},
+			state:     map[string]int8{},
+			resolved:  map[string]string{},
+		}
+		for _, c := range t.Chains {
+			svc, shared := ownService(c.Rules)
+			x.own[c.Name] = svc
+			if shared || c.Builtin() {
+				x.shared[c.Name] = true
+			}
+			for _, r := range c.Rules {
+				tgt := r.Target()
+				if tgt == "" || t.Chain(tgt) == nil {
+					continue
+				}
+				x.referrers[tgt] = append(x.referrers[tgt], r)
+				if sharedComments[r.Comment()] {
+					x.shared[tgt] = true
+				}
+			}
+		}
+		for _, c := range t.Chains {
+			if s := x.resolve(c.Name); s != "" {
+				out[IndexKey(t.Name, c.Name)] = s
+			}
+		}
+	}
+	return out
+}
+
+// tableIndex resolves the chains of one table for ServiceIndex.
+type tableIndex struct {
+	own       map[string]string       // ChainService of each chain
+	shared    map[string]bool         // chains that serve every service
+	referrers map[string][]rules.Rule // rules jumping to each chain
+	state     map[string]int8         // 1 resolving (iptables refuses loops, but a parsed dump may hold one), 2 resolved
+	resolved  map[string]string
+}
+
+func (x *tableIndex) resolve(chain string) string {
+	switch x.state[chain] {
+	case 1:
+		return "" // a loop of uncommented chains names no service
+	case 2:
+		return x.resolved[chain]
+	}
+	x.state[chain] = 1
+	svc := ""
+	switch {
+	case x.shared[chain]:
+	case x.own[chain] != "":
+		svc = x.own[chain]
+	case perServiceChain(chain):
+		svc = x.fromReferrers(chain)
+	}
+	x.state[chain], x.resolved[chain] = 2, svc
+	return svc
+}
+
+// fromReferrers is the one service the jumps into chain name, by their
+// comment or else by their chain; "" when none or several.
+func (x *tableIndex) fromReferrers(chain string) string {
+	svc := ""
+	for _, r := range x.referrers[chain] {
 		s := RuleService(r)
+		if s == "" && !sharedComments[r.Comment()] {
+			s = x.resolve(r.Chain)
+		}
 		switch {
 		case s == "":
 		case svc == "":
@@ -70,27 +199,41 @@ func ChainService(rs []rules.Rule) string {
 	return svc
 }
 
-// services lists every service that has rules in rs.
-func services(rs map[rules.Family]*rules.Ruleset) map[string]bool {
-	out := map[string]bool{}
-	for _, r := range rs {
-		for _, t := range r.Tables {
-			for _, c := range t.Chains {
-				for _, rule := range c.Rules {
-					if s := RuleService(rule); s != "" {
-						out[s] = true
-					}
+// perServiceChain reports whether chain is named as one of kube-proxy's
+// per-service chains (prefix-SVC-hash, ...). Only those inherit a service
+// from the jumps into them: MARK-MASQ, say, is jumped to from every
+// service's chains, and with a single service all those jumps agree.
+func perServiceChain(chain string) bool {
+	for _, infix := range []string{"-SVC-", "-SVL-", "-EXT-", "-FW-", "-SEP-"} {
+		if strings.Contains(chain, infix) {
+			return true
+		}
+	}
+	return false
+}
+
+// addServices adds to out every service that has rules in rs: those named
+// by a comment and those of the chains idx, rs's ServiceIndex, attributes.
+func addServices(out map[string]bool, rs *rules.Ruleset, idx map[string]string) {
+	for _, s := range idx {
+		out[s] = true
+	}
+	for _, t := range rs.Tables {
+		for _, c := range t.Chains {
+			for _, rule := range c.Rules {
+				if s := RuleService(rule); s != "" {
+					out[s] = true
 				}
 			}
 		}
 	}
-	return out
 }
 
 // summarize groups the chain changes by service for the plan's first view,
 // in words an operator uses: endpoints, cluster IPs, node ports.
-func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Ruleset) []ServiceChange {
-	want, have := services(desired), services(live)
+// want and have are the services with rules in the desired and the live
+// rulesets.
+func summarize(changes []ChainChange, want, have map[string]bool) []ServiceChange {
 	type what struct{ added, removed bool }
 	seen := map[string]map[string]*what{}
 	var order = map[string][]string{}
@@ -162,11 +305,12 @@ func summarize(changes []ChainChange, desired, live map[rules.Family]*rules.Rule
 				}
 			}
 			// Endpoint changes explain the rewritten load-balancing
-			// rules they cause; those are named only when they stand alone.
+			// rules they cause (added, removed or changed); those are
+			// named only when they stand alone.
 			if containsPrefix(sc.Details, "endpoint ") {
 				kept := sc.Details[:0]
 				for _, d := range sc.Details {
-					if d != "cluster chain changed" && d != "local-endpoints chain changed" {
+					if !strings.HasPrefix(d, "cluster chain ") && !strings.HasPrefix(d, "local-endpoints chain ") {
 						kept = append(kept, d)
 					}
 				}
