@@ -100,6 +100,7 @@ type jsonPlan struct {
 	Backend       string        `json:"backend"`
 	Fingerprint   string        `json:"fingerprint"`
 	Changed       bool          `json:"changed"`
+	Blocked       []string      `json:"blocked"`
 	Summary       jsonSummary   `json:"summary"`
 	Services      []jsonService `json:"services"`
 	Changes       []jsonChange  `json:"changes"`
@@ -133,7 +134,7 @@ type jsonChange struct {
 func (v *planJSON) Plan(p *planner.Plan) error {
 	s := p.Summary()
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
-		Changed: !p.Empty(), Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+		Changed: !p.Empty(), Blocked: nonNil(p.Blocked), Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
 	for _, sc := range p.Services {
 		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: nonNil(sc.Details)})
 	}

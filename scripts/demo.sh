@@ -348,10 +348,6 @@ main() {
   requests "$CLIENT" 6 get http://192.0.2.1:30080/
   expect_names backend-0 backend-1
   expect_sources 192.0.2.2
-  if "$SVCNAT" trace --help >/dev/null 2>&1; then
-    note "the same packet, followed through the live rules:"
-    sv trace --live -c "$TMP/step3" --src 192.0.2.2 --dst 192.0.2.1 --proto tcp --dport 30080
-  fi
 
   # ---------------------------------------------------------------------------
   step "Step 4: conntrack, show, rollback, destroy"
