@@ -207,7 +207,7 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 		if err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the rules are applied, but %v\n", err)
 		} else if n > 0 && !g.JSON {
-			fmt.Fprintf(w, "Deleted the UDP conntrack entries of %d flows to removed endpoints.\n", n)
+			fmt.Fprintf(w, "Deleted the UDP conntrack entries of %s to removed endpoints.\n", plural(n, "flow"))
 		}
 	}
 	s := p.Summary()
