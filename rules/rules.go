@@ -227,34 +227,23 @@ func (rs *Ruleset) SortChains() {
 
 // WriteSave writes the ruleset as iptables-save prints it (without the
 // "# Generated" comments and counters): every chain declared, then its rules.
-func (rs *Ruleset) WriteSave(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	for _, t := range rs.Tables {
-		fmt.Fprintf(bw, "*%s\n", t.Name)
-		for _, c := range t.Chains {
-			fmt.Fprintf(bw, ":%s %s [0:0]\n", c.Name, c.Policy)
-		}
-		for _, c := range t.Chains {
-			for _, r := range c.Rules {
-				bw.WriteString(r.String())
-				bw.WriteByte('\n')
-			}
-		}
-		bw.WriteString("COMMIT\n")
-	}
-	return bw.Flush()
-}
+func (rs *Ruleset) WriteSave(w io.Writer) error { return rs.write(w, true) }
 
 // WriteRestore writes the ruleset as an iptables-restore --noflush payload:
 // user chains are declared (which creates or flushes them), built-in chains
 // are not (that would reset their policy), and every rule is appended.
-func (rs *Ruleset) WriteRestore(w io.Writer) error {
+func (rs *Ruleset) WriteRestore(w io.Writer) error { return rs.write(w, false) }
+
+func (rs *Ruleset) write(w io.Writer, declareBuiltins bool) error {
 	bw := bufio.NewWriter(w)
 	for _, t := range rs.Tables {
 		fmt.Fprintf(bw, "*%s\n", t.Name)
 		for _, c := range t.Chains {
-			if !c.Builtin() {
+			switch {
+			case !c.Builtin():
 				fmt.Fprintf(bw, ":%s - [0:0]\n", c.Name)
+			case declareBuiltins:
+				fmt.Fprintf(bw, ":%s %s [0:0]\n", c.Name, c.Policy)
 			}
 		}
 		for _, c := range t.Chains {
