@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sort"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -150,46 +149,19 @@ func showCommand() *ucli.Command {
 				return err
 			}
 			w, st := c.App.Writer, newStyle(g.Color)
-			byService := map[string][]string{}
-			chains, count := 0, 0
-			for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-				if live[f] == nil {
-					continue
-				}
-				owned := planner.Owned(live[f], prefix)
-				owned.SortChains()
-				index := planner.ServiceIndex(owned)
-				for _, t := range owned.Tables {
-					for _, ch := range t.Chains {
-						if !ch.Builtin() {
-							chains++
-						}
-						chainSvc := index[planner.IndexKey(t.Name, ch.Name)]
-						for _, r := range ch.Rules {
-							count++
-							svc := planner.RuleService(r)
-							if svc == "" && !ch.Builtin() {
-								svc = chainSvc // an uncommented rule of a service's chain
-							}
-							if svc == "" {
-								svc = "(shared)"
-							}
-							byService[svc] = append(byService[svc], fmt.Sprintf("%s %-6s %s", f, t.Name, r))
-						}
-					}
+			inv := planner.Take(live, prefix)
+			fmt.Fprintf(w, "%s owns %s and %s on the %s backend.\n", prefix, plural(inv.Chains, "chain"), plural(inv.Rules, "rule"), k.BackendName())
+			group := func(title string, ls []planner.Located) {
+				fmt.Fprintf(w, "\n%s\n", st.bold(title))
+				for _, l := range ls {
+					fmt.Fprintf(w, "  %s %-6s %s\n", l.Family, l.Table, l.Rule)
 				}
 			}
-			fmt.Fprintf(w, "%s owns %d chains and %d rules on the %s backend.\n", prefix, chains, count, k.BackendName())
-			names := make([]string, 0, len(byService))
-			for n := range byService {
-				names = append(names, n)
+			for _, n := range inv.Names() {
+				group("service "+n, inv.Services[n])
 			}
-			sort.Strings(names)
-			for _, n := range names {
-				fmt.Fprintf(w, "\n%s\n", st.bold("service "+n))
-				for _, l := range byService[n] {
-					fmt.Fprintln(w, "  "+l)
-				}
+			if len(inv.Shared) > 0 {
+				group("shared by every service", inv.Shared)
 			}
 			// Drift: what changed since the last apply recorded.
 			d, err := state.Open(g.StateDir)

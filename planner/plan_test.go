@@ -165,3 +165,16 @@ COMMIT
 		t.Fatalf("no change, yet stale flows %+v", again)
 	}
 }
+
+func TestTakeGroupsOwnedRulesByService(t *testing.T) {
+	inv := Take(map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)}, "SN")
+	if inv.Chains != 4 || inv.Rules != 7 {
+		t.Fatalf("inventory counts %d chains, %d rules", inv.Chains, inv.Rules)
+	}
+	if got := inv.Names(); len(got) != 1 || got[0] != "default/web" || len(inv.Services["default/web"]) != 5 {
+		t.Fatalf("services %v", inv.Services)
+	}
+	if len(inv.Shared) != 2 { // the PREROUTING and OUTPUT jumps
+		t.Fatalf("shared %v", inv.Shared)
+	}
+}
