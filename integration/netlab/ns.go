@@ -5,18 +5,16 @@ package netlab
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/svcnat/svcnat/iptables"
 )
 
 // DefaultTimeout bounds every dial, HTTP request and UDP round trip made by
@@ -142,45 +140,16 @@ func (ns NS) ip(args ...string) (string, error) {
 // t.Fatal); return an error instead. It also must not start goroutines that
 // expect to be in the namespace.
 func (ns NS) Do(fn func() error) error {
-	target, err := netns.GetFromName(ns.Name)
-	if err != nil {
-		return fmt.Errorf("netns %s: open: %w", ns.Name, err)
-	}
-	defer target.Close()
-
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %s: get current namespace: %w", ns.Name, err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %s: setns: %w", ns.Name, err)
-			return
-		}
-		fnErr := func() (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					err = fmt.Errorf("netns %s: panic: %v\n%s", ns.Name, r, debug.Stack())
-				}
-			}()
-			return fn()
+	// svcnat's own namespace switch, so the tests exercise the code
+	// --netns runs; a panic in fn becomes an error naming the namespace.
+	return iptables.InNetNS(ns.Name, func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("netns %s: panic: %v\n%s", ns.Name, r, debug.Stack())
+			}
 		}()
-		if err := netns.Set(orig); err != nil {
-			// Stay locked: the runtime then destroys this thread when the
-			// goroutine exits instead of reusing it in the wrong namespace.
-			errc <- errors.Join(fnErr, fmt.Errorf("netns %s: restore namespace: %w", ns.Name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // Sysctl sets a sysctl (dotted key, e.g. "net.ipv4.ip_forward") inside the
