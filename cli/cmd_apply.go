@@ -43,7 +43,13 @@ func applyCommand() *ucli.Command {
 				return err
 			}
 			if c.Args().Len() > 1 {
-				return fmt.Errorf("apply takes at most one saved plan file")
+				err := fmt.Errorf("apply takes at most one saved plan file, got %q", c.Args().Slice())
+				for _, a := range c.Args().Tail() {
+					if strings.HasPrefix(a, "-") {
+						return withHint(err, "put flags before the plan file: svcnat apply [flags] PLANFILE")
+					}
+				}
+				return err
 			}
 			if f := c.Args().First(); f != "" {
 				return applySaved(c, g, f)
