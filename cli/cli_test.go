@@ -178,3 +178,23 @@ func TestNoColorEnvAnyValue(t *testing.T) {
 		t.Fatalf("NO_COLOR=yes: exit %d\n%s", code, errs)
 	}
 }
+
+// The README's schema block is what newcomers copy: it must validate.
+func TestReadmeConfigurationBlockIsValid(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = "```hcl\nsettings {"
+	i := strings.Index(string(readme), start)
+	if i < 0 {
+		t.Fatal("README has no configuration block starting with settings")
+	}
+	block := string(readme)[i+len("```hcl\n"):]
+	block = block[:strings.Index(block, "```")]
+	dir := t.TempDir()
+	writeFile(t, dir, "readme.hcl", block)
+	if out, errs, code := run(t, "validate", "-c", dir, "--no-color"); code != ExitOK {
+		t.Fatalf("the README's configuration block does not validate:\n%s%s", out, errs)
+	}
+}

@@ -25,7 +25,7 @@ func validateCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "The configuration is valid: %d services in %s.\n", len(cfg.Services), g.Config)
+			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), g.Config)
 			return nil
 		},
 	}
