@@ -218,7 +218,7 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	}
 	s := p.Summary()
 	return record(c, g, d, st, p, gens, rulesDigest, digest, fmt.Sprintf("%s %s added, %d changed, %d removed in %s;",
-		newStyle(g.Color).bold("Apply complete!"), plural(s.Add, "chain"), s.Change, s.Remove, time.Since(start).Round(time.Millisecond)))
+		newStyle(g.Color).bold(strings.ToUpper(verb[:1])+verb[1:]+" complete!"), plural(s.Add, "chain"), s.Change, s.Remove, time.Since(start).Round(time.Millisecond)))
 }
 
 // blank reports whether the plan wants no rules at all (destroy), so that
