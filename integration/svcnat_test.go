@@ -1,8 +1,3 @@
-// Package integration holds svcnat's real-kernel tests: each builds network
-// namespaces of its own (internal/testns for rule-only tests, netlab for
-// traffic), runs the real svcnat binary against them, and removes them
-// again. They skip when not root. Nothing here touches the rules of the
-// machine's own network namespace.
 package integration
 
 import (
