@@ -54,11 +54,7 @@ func applyCommand() *ucli.Command {
 			if f := c.Args().First(); f != "" {
 				return applySaved(c, g, f)
 			}
-			cfg, err := loadConfig(c, g)
-			if err != nil {
-				return err
-			}
-			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			cfg, k, err := openConfigured(c, g)
 			if err != nil {
 				return err
 			}

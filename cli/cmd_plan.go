@@ -23,11 +23,7 @@ func planCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(c, g)
-			if err != nil {
-				return err
-			}
-			k, err := openKernel(g, cfg.Settings.ChainPrefix)
+			cfg, k, err := openConfigured(c, g)
 			if err != nil {
 				return err
 			}

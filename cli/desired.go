@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 
+	ucli "github.com/urfave/cli/v2"
+
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/render"
@@ -55,6 +57,19 @@ func renderWith(cfg *config.Config, opts render.Options) (map[rules.Family]*rule
 		return nil, err
 	}
 	return res.Rulesets, nil
+}
+
+// openConfigured prepares a command that works from the configuration
+// (plan, apply): the validated configuration and the kernel holding the
+// rules of its chain prefix. openOwned is its twin for the commands that
+// work from what svcnat applied.
+func openConfigured(c *ucli.Context, g Globals) (*config.Config, kernel, error) {
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := openKernel(g, cfg.Settings.ChainPrefix)
+	return cfg, k, err
 }
 
 // makePlan renders the configuration and diffs it against the live rules.
