@@ -138,7 +138,7 @@ func Verify(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset) e
 		if after[f] == nil {
 			continue
 		}
-		got, want := planner.Text(planner.Owned(after[f], p.Prefix)), planner.Text(p.Desired[f])
+		got, want := after[f].Owned(p.Prefix).Text(), p.Desired[f].Text()
 		if got != want {
 			return fmt.Errorf("verifying %s: the live owned rules differ from the plan:\n%s", f, lineDiff(want, got))
 		}
@@ -201,7 +201,7 @@ func saveAll(k Kernel, p *planner.Plan) (map[rules.Family]*rules.Ruleset, error)
 func ownedAll(live map[rules.Family]*rules.Ruleset, prefix string) map[rules.Family]*rules.Ruleset {
 	out := map[rules.Family]*rules.Ruleset{}
 	for f, rs := range live {
-		out[f] = planner.Owned(rs, prefix)
+		out[f] = rs.Owned(prefix)
 	}
 	return out
 }

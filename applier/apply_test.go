@@ -76,7 +76,7 @@ func plan(t *testing.T, k Kernel, desired map[rules.Family]*rules.Ruleset) *plan
 }
 
 // foreignOf prints every rule svcnat does not own.
-func foreignOf(rs *rules.Ruleset) string { return planner.Text(planner.Foreign(rs, prefix)) }
+func foreignOf(rs *rules.Ruleset) string { return rs.Foreign(prefix).Text() }
 
 func TestApplyConvergesAndLeavesForeignRules(t *testing.T) {
 	k := newFake(t)
@@ -128,7 +128,7 @@ func TestApplyRollsBackWhenARestoreFails(t *testing.T) {
 	if err := Apply(context.Background(), k, plan(t, k, services(t, 2, 1)), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	before := planner.Text(save(t, k))
+	before := save(t, k).Text()
 	// Refuse the rewrite of the SERVICES chain: the chains before it were
 	// already flushed and filled in the same (discarded) table, so this
 	// also checks that a failure mid-table leaves nothing behind.
@@ -139,7 +139,7 @@ func TestApplyRollsBackWhenARestoreFails(t *testing.T) {
 	if !errors.As(err, &ae) || !ae.RolledBack || !errors.Is(err, iptables.ErrInjected) {
 		t.Fatalf("err = %v, want a rolled-back *Error wrapping the injected failure", err)
 	}
-	if after := planner.Text(save(t, k)); after != before {
+	if after := save(t, k).Text(); after != before {
 		t.Fatalf("rules differ after a failed apply:\n%s", lineDiff(before, after))
 	}
 }
@@ -150,11 +150,11 @@ func TestApplyRefusesStalePlan(t *testing.T) {
 	if err := k.Restore(rules.IPv4, []byte("*nat\n:SVCNAT-SERVICES - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
-	before := planner.Text(save(t, k))
+	before := save(t, k).Text()
 	if err := Apply(context.Background(), k, p, Options{}); !errors.Is(err, ErrStale) {
 		t.Fatalf("err = %v, want ErrStale", err)
 	}
-	if planner.Text(save(t, k)) != before {
+	if save(t, k).Text() != before {
 		t.Fatal("a stale plan changed the rules")
 	}
 }
@@ -187,14 +187,14 @@ func TestApplyStagesLargeCreations(t *testing.T) {
 
 func TestApplyStagedFailureRemovesStagedChains(t *testing.T) {
 	k := newFake(t)
-	before := planner.Text(save(t, k))
+	before := save(t, k).Text()
 	k.FailWhen(func(line string) bool { return strings.HasPrefix(line, "-I PREROUTING") })
 	err := Apply(context.Background(), k, plan(t, k, services(t, 20, 2)), Options{Batch: 10})
 	k.FailWhen(nil)
 	if err == nil {
 		t.Fatal("apply succeeded despite the failing final transaction")
 	}
-	if after := planner.Text(save(t, k)); after != before {
+	if after := save(t, k).Text(); after != before {
 		t.Fatalf("staged chains left behind:\n%s", lineDiff(before, after))
 	}
 }
@@ -204,7 +204,7 @@ func TestApplyInterruptedRollsBack(t *testing.T) {
 	if err := Apply(context.Background(), k, plan(t, k, services(t, 2, 1)), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	before := planner.Text(save(t, k))
+	before := save(t, k).Text()
 	ctx, cancel := context.WithCancel(context.Background())
 	// The signal arrives while the commit transaction runs: it is let
 	// finish, then the apply stops before verifying and rolls back.
@@ -219,7 +219,7 @@ func TestApplyInterruptedRollsBack(t *testing.T) {
 	if !errors.As(err, &ae) || !ae.RolledBack {
 		t.Fatalf("err = %v, want a rolled-back interruption", err)
 	}
-	if after := planner.Text(save(t, k)); after != before {
+	if after := save(t, k).Text(); after != before {
 		t.Fatalf("rules differ after an interrupted apply:\n%s", lineDiff(before, after))
 	}
 }

@@ -52,7 +52,7 @@ func BenchmarkRender10k(b *testing.B) {
 
 func BenchmarkPlan10kNoChange(b *testing.B) {
 	desired := renderBig(b, 10000)
-	live := map[rules.Family]*rules.Ruleset{rules.IPv4: planner.Clone(desired[rules.IPv4])}
+	live := map[rules.Family]*rules.Ruleset{rules.IPv4: desired[rules.IPv4].Clone()}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if p := planner.New("SVCNAT", "nft", desired, live); !p.Empty() {
@@ -62,7 +62,7 @@ func BenchmarkPlan10kNoChange(b *testing.B) {
 }
 
 func BenchmarkParseSave10k(b *testing.B) {
-	text := planner.Text(renderBig(b, 10000)[rules.IPv4])
+	text := renderBig(b, 10000)[rules.IPv4].Text()
 	b.SetBytes(int64(len(text)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -6,27 +6,11 @@
 package applier
 
 import (
-	"bytes"
-	"fmt"
 	"sort"
 
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 )
-
-// tableOrder is the order tables are written in, as kube-proxy does.
-var tableOrder = []string{rules.TableFilter, rules.TableNAT}
-
-// familyChanges returns the plan's changes of one family grouped by table.
-func familyChanges(changes []planner.ChainChange, f rules.Family) map[string][]planner.ChainChange {
-	out := map[string][]planner.ChainChange{}
-	for _, c := range changes {
-		if c.Family == f {
-			out[c.Table] = append(out[c.Table], c)
-		}
-	}
-	return out
-}
 
 // Payload renders the one iptables-restore --noflush transaction that
 // turns the live owned rules into the desired ones for a family, skipping
@@ -34,68 +18,37 @@ func familyChanges(changes []planner.ChainChange, f rules.Family) map[string][]p
 // every changed or doomed chain is declared (which creates or flushes it),
 // svcnat's jumps in built-in chains are deleted and inserted again at the
 // top in the desired order, changed chains are filled, and doomed chains
-// are deleted last, after the rules that referenced them are gone. Nothing
-// else is named, so nothing else changes. It returns nil when the family
-// has nothing to do.
+// are deleted last, after the rules that referenced them are gone (see
+// rules.Restore). Nothing else is named, so nothing else changes. It
+// returns nil when the family has nothing to do.
 func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) []byte {
-	byTable := familyChanges(p.Changes, f)
-	var b bytes.Buffer
-	for _, table := range orderedTables(byTable) {
-		changes := byTable[table]
-		var decl, body, del bytes.Buffer
-		for _, c := range changes {
-			if c.Builtin {
-				for _, r := range c.Before {
-					fmt.Fprintf(&body, "-D %s\n", r.String()[len("-A "):])
-				}
-				for i := len(c.After) - 1; i >= 0; i-- {
-					fmt.Fprintf(&body, "-I %s 1 %s\n", c.Chain, c.After[i].String()[len("-A "+c.Chain+" "):])
-				}
-				continue
-			}
-			if staged[c.Chain] {
-				continue
-			}
-			fmt.Fprintf(&decl, ":%s - [0:0]\n", c.Chain)
-			if c.Action == planner.Delete {
-				fmt.Fprintf(&del, "-X %s\n", c.Chain)
-				continue
-			}
-			for _, r := range c.After {
-				body.WriteString(r.String())
-				body.WriteByte('\n')
-			}
-		}
-		if decl.Len()+body.Len()+del.Len() == 0 {
+	var r rules.Restore
+	for _, c := range p.Changes {
+		if c.Family != f {
 			continue
 		}
-		fmt.Fprintf(&b, "*%s\n", table)
-		b.Write(decl.Bytes())
-		b.Write(body.Bytes())
-		b.Write(del.Bytes())
-		b.WriteString("COMMIT\n")
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	return b.Bytes()
-}
-
-func orderedTables(m map[string][]planner.ChainChange) []string {
-	var out []string
-	for _, t := range tableOrder {
-		if _, ok := m[t]; ok {
-			out = append(out, t)
+		if c.Builtin {
+			for _, rule := range c.Before {
+				r.Delete(c.Table, rule)
+			}
+			for i := len(c.After) - 1; i >= 0; i-- {
+				r.Insert(c.Table, 1, c.After[i])
+			}
+			continue
+		}
+		if staged[c.Chain] {
+			continue
+		}
+		r.Declare(c.Table, c.Chain)
+		if c.Action == planner.Delete {
+			r.DeleteChain(c.Table, c.Chain)
+			continue
+		}
+		for _, rule := range c.After {
+			r.Append(c.Table, rule)
 		}
 	}
-	var rest []string
-	for t := range m {
-		if t != rules.TableFilter && t != rules.TableNAT {
-			rest = append(rest, t)
-		}
-	}
-	sort.Strings(rest)
-	return append(out, rest...)
+	return r.Bytes()
 }
 
 // Stages splits the chains a plan creates into batches that can be loaded
@@ -169,23 +122,12 @@ func Stages(p *planner.Plan, f rules.Family, batch int) [][]planner.ChainChange 
 
 // stagePayload renders one batch of chain creations.
 func stagePayload(batch []planner.ChainChange) []byte {
-	byTable := map[string][]planner.ChainChange{}
+	var r rules.Restore
 	for _, c := range batch {
-		byTable[c.Table] = append(byTable[c.Table], c)
-	}
-	var b bytes.Buffer
-	for _, table := range orderedTables(byTable) {
-		fmt.Fprintf(&b, "*%s\n", table)
-		for _, c := range byTable[table] {
-			fmt.Fprintf(&b, ":%s - [0:0]\n", c.Chain)
+		r.Declare(c.Table, c.Chain)
+		for _, rule := range c.After {
+			r.Append(c.Table, rule)
 		}
-		for _, c := range byTable[table] {
-			for _, r := range c.After {
-				b.WriteString(r.String())
-				b.WriteByte('\n')
-			}
-		}
-		b.WriteString("COMMIT\n")
 	}
-	return b.Bytes()
+	return r.Bytes()
 }

@@ -25,7 +25,7 @@ func touchedBuiltins(p *planner.Plan, f rules.Family) map[string]bool {
 // a table with its built-in chains the first time svcnat names it, which
 // changes no rule of anyone.
 func foreignText(rs *rules.Ruleset, prefix string, chains map[string]bool) string {
-	f := planner.Foreign(rs, prefix)
+	f := rs.Foreign(prefix)
 	out := &rules.Ruleset{Family: f.Family}
 	for _, t := range f.Tables {
 		for _, c := range t.Chains {
@@ -37,7 +37,7 @@ func foreignText(rs *rules.Ruleset, prefix string, chains map[string]bool) strin
 			nc.Rules = c.Rules
 		}
 	}
-	return planner.Text(out)
+	return out.Text()
 }
 
 // lineDiff lists the lines only in want (-) or only in got (+).

@@ -194,7 +194,7 @@ func commitPlan(c *ucli.Context, g Globals, k kernel, d *state.Dir, st *state.St
 	}
 	gen := st.Generation + 1
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if _, err := d.SaveBackup(gen, planner.FamilyKey(f), []byte(planner.Text(p.Live[f]))); err != nil {
+		if _, err := d.SaveBackup(gen, f.Key(), []byte(p.Live[f].Text())); err != nil {
 			return fmt.Errorf("saving the backup: %w", err)
 		}
 	}
@@ -234,8 +234,8 @@ func generationFiles(p *planner.Plan) (map[string][]byte, string) {
 	gens := map[string][]byte{}
 	var all [][]byte
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		t := []byte(planner.Text(p.Desired[f]))
-		gens[planner.FamilyKey(f)] = t
+		t := []byte(p.Desired[f].Text())
+		gens[f.Key()] = t
 		all = append(all, t)
 	}
 	return gens, state.Digest(all...)

@@ -119,7 +119,7 @@ func recordedPrefix(g Globals) string {
 func generationRules(d *state.Dir, gen int64) (map[rules.Family]*rules.Ruleset, error) {
 	out := map[rules.Family]*rules.Ruleset{}
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		data, err := d.ReadGeneration(gen, planner.FamilyKey(f))
+		data, err := d.ReadGeneration(gen, f.Key())
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

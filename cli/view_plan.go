@@ -139,7 +139,7 @@ func (v *planJSON) Plan(p *planner.Plan) error {
 		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: nonNil(sc.Details)})
 	}
 	for _, c := range p.Changes {
-		out.Changes = append(out.Changes, jsonChange{Family: planner.FamilyKey(c.Family), Table: c.Table, Chain: c.Chain,
+		out.Changes = append(out.Changes, jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
 			Action: c.Action.String(), Builtin: c.Builtin, Service: c.Service, Before: lines(c.Before), After: lines(c.After)})
 	}
 	enc := json.NewEncoder(v.w)

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/testns"
-	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
 )
@@ -314,7 +313,7 @@ func (l *applyLab) ownedFam(fam rules.Family) string {
 	if err != nil {
 		l.t.Fatalf("%s parsing %s save: %v", l.where(), fam, err)
 	}
-	return planner.Text(planner.Owned(rs, applyPrefix))
+	return rs.Owned(applyPrefix).Text()
 }
 
 // owned is the owned part of both families.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/integration/netlab"
-	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 )
 
@@ -146,13 +145,13 @@ func (tl *trafficLab) apply(t testing.TB, extra []string, services ...trService)
 // namespace, in the planner's canonical form.
 func (tl *trafficLab) owned(t testing.TB) string {
 	t.Helper()
-	return planner.Text(planner.Owned(tl.live(t, rules.IPv4), trPrefix))
+	return tl.live(t, rules.IPv4).Owned(trPrefix).Text()
 }
 
 // foreign is the text of the live IPv4 rules svcnat does not own.
 func (tl *trafficLab) foreign(t testing.TB) string {
 	t.Helper()
-	return planner.Text(planner.Foreign(tl.live(t, rules.IPv4), trPrefix))
+	return tl.live(t, rules.IPv4).Foreign(trPrefix).Text()
 }
 
 func (tl *trafficLab) live(t testing.TB, f rules.Family) *rules.Ruleset {

@@ -3,7 +3,6 @@ package iptables
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/svcnat/svcnat/rules"
 )
@@ -104,7 +103,7 @@ func survey(netns string, b Backend, prefix string) Usage {
 					continue
 				}
 				u.Rules++
-				if prefix != "" && strings.HasPrefix(c.Name, prefix+"-") {
+				if prefix != "" && rules.Owns(prefix, c.Name) {
 					u.Owned = append(u.Owned, fmt.Sprintf("%s %s %s", fam, t.Name, c.Name))
 				}
 			}

@@ -135,7 +135,7 @@ func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, []byte, error) {
 	}
 	rs := &rules.Ruleset{Family: fam}
 	for _, t := range live.Tables {
-		rs.Tables = append(rs.Tables, cloneTable(t))
+		rs.Tables = append(rs.Tables, t.Clone())
 	}
 	rs.SortChains()
 	var buf bytes.Buffer
@@ -189,17 +189,4 @@ func (f *Fake) restore(fam rules.Family, payload []byte, flags RestoreFlags) err
 		return fail(n, "", fmt.Errorf("COMMIT expected at line %d", n))
 	}
 	return nil
-}
-
-// cloneTable deep-copies a table, so a transaction can be discarded.
-func cloneTable(t *rules.Table) *rules.Table {
-	c := &rules.Table{Name: t.Name, Chains: make([]*rules.Chain, 0, len(t.Chains))}
-	for _, ch := range t.Chains {
-		nc := &rules.Chain{Name: ch.Name, Policy: ch.Policy, Rules: make([]rules.Rule, len(ch.Rules))}
-		for i, r := range ch.Rules {
-			nc.Rules[i] = rules.Rule{Chain: r.Chain, Args: append([]string(nil), r.Args...)}
-		}
-		c.Chains = append(c.Chains, nc)
-	}
-	return c
 }

@@ -21,15 +21,6 @@ var (
 	errUnsupport = errors.New("not modelled by the fake")
 )
 
-// tableBuiltins lists each table's built-in chains in kernel order.
-var tableBuiltins = map[string][]string{
-	"filter":   {"INPUT", "FORWARD", "OUTPUT"},
-	"nat":      {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
-	"mangle":   {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"},
-	"raw":      {"PREROUTING", "OUTPUT"},
-	"security": {"INPUT", "FORWARD", "OUTPUT"},
-}
-
 // extensionTargets are targets that are not chains. natTargets are only
 // valid in the nat table.
 var (
@@ -44,9 +35,6 @@ var (
 	}
 	natTargets = map[string]bool{"DNAT": true, "SNAT": true, "MASQUERADE": true, "REDIRECT": true, "NETMAP": true}
 )
-
-// maxChainName is the kernel's limit (XT_EXTENSION_MAXNAMELEN - 1).
-const maxChainName = 28
 
 // restoreTx applies one payload to a family's rules. cur is a private copy
 // of the open table; COMMIT swaps it into live.
@@ -90,12 +78,12 @@ func (tx *restoreTx) apply(line string) error {
 }
 
 func (tx *restoreTx) open(name string) error {
-	builtins, ok := tableBuiltins[name]
+	builtins, ok := rules.BuiltinChains(name)
 	if !ok {
 		return fmt.Errorf("table name '%s' invalid", name)
 	}
 	if t := tx.live.Table(name); t != nil {
-		tx.cur = cloneTable(t)
+		tx.cur = t.Clone()
 		return nil
 	}
 	tx.cur = &rules.Table{Name: name}
@@ -118,7 +106,8 @@ func (tx *restoreTx) commit() {
 }
 
 func (tx *restoreTx) builtin(name string) bool {
-	return slices.Contains(tableBuiltins[tx.cur.Name], name)
+	builtins, _ := rules.BuiltinChains(tx.cur.Name)
+	return slices.Contains(builtins, name)
 }
 
 // declare handles ":NAME POLICY [counters]": a user chain is created or
@@ -145,8 +134,8 @@ func (tx *restoreTx) newChain(name string) error {
 	switch {
 	case name == "" || strings.HasPrefix(name, "-") || strings.HasPrefix(name, "!"):
 		return fmt.Errorf("invalid chain name `%s'", name)
-	case len(name) > maxChainName:
-		return fmt.Errorf("chain name `%s' too long (must be under %d chars)", name, maxChainName+1)
+	case len(name) > rules.MaxChainNameLen:
+		return fmt.Errorf("chain name `%s' too long (must be under %d chars)", name, rules.MaxChainNameLen+1)
 	case rules.IsBuiltinChain(name) || extensionTargets[name]:
 		return fmt.Errorf("chain name `%s' is reserved (not modelled by the fake)", name)
 	case tx.cur.Chain(name) != nil:

@@ -41,7 +41,7 @@ func Take(live map[rules.Family]*rules.Ruleset, prefix string) *Inventory {
 		if live[f] == nil {
 			continue
 		}
-		owned := Owned(live[f], prefix)
+		owned := live[f].Owned(prefix)
 		owned.SortChains()
 		index := ServiceIndex(owned)
 		for _, t := range owned.Tables {

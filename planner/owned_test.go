@@ -13,24 +13,6 @@ var pinned = strings.NewReplacer(
 	"-A DOCKER -i docker0 -j RETURN\n", "-A DOCKER -i docker0 -j RETURN\n-A MYCHAIN -s 10.9.9.9/32 -j SN-SEP-A2\n",
 ).Replace(live)
 
-func TestForeignKeepsForeignChainsJumpsIntoOwnedChains(t *testing.T) {
-	rs := parse(t, pinned)
-	f := Text(Foreign(rs, "SN"))
-	if !strings.Contains(f, "-A MYCHAIN -s 10.9.9.9/32 -j SN-SEP-A2") {
-		t.Fatalf("foreign rules lost the operator's jump:\n%s", f)
-	}
-	if strings.Contains(f, "-A PREROUTING -m comment --comment \"svcnat service portals\"") {
-		t.Fatalf("foreign rules hold svcnat's built-in jump:\n%s", f)
-	}
-	if o := Text(Owned(rs, "SN")); strings.Contains(o, "MYCHAIN") {
-		t.Fatalf("owned rules hold the operator's jump:\n%s", o)
-	}
-	// Owned and Foreign partition the rules.
-	if n, o, fo := rs.RuleCount(), Owned(rs, "SN").RuleCount(), Foreign(rs, "SN").RuleCount(); o+fo != n {
-		t.Fatalf("owned %d + foreign %d rules != %d", o, fo, n)
-	}
-}
-
 func TestPlanBlockedByForeignJump(t *testing.T) {
 	desired := strings.NewReplacer(
 		":SN-SEP-A2 - [0:0]\n", "",
@@ -38,19 +20,19 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 		`-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.3:80" -j SN-SEP-A2`+"\n", "",
 		`-A SN-SEP-A2 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.3:80`+"\n", "",
 	).Replace(live)
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: Owned(parse(t, desired), "SN")},
+	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, pinned)})
 	want := "IPv4 nat MYCHAIN: -A MYCHAIN -s 10.9.9.9/32 -j SN-SEP-A2 pins SN-SEP-A2, which this plan deletes"
 	if len(p.Blocked) != 1 || p.Blocked[0] != want {
 		t.Fatalf("blocked %q, want [%q]", p.Blocked, want)
 	}
 	// The same jump does not block a plan that keeps the chain ...
-	if q := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: Owned(parse(t, live), "SN")},
+	if q := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, pinned)}); len(q.Blocked) != 0 {
 		t.Fatalf("blocked %q", q.Blocked)
 	}
 	// ... nor a plan without it.
-	if q := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: Owned(parse(t, desired), "SN")},
+	if q := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)}); len(q.Blocked) != 0 {
 		t.Fatalf("blocked %q", q.Blocked)
 	}

@@ -156,7 +156,7 @@ func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) 
 		if l == nil {
 			l = &rules.Ruleset{Family: f}
 		}
-		od, ol := Owned(d, prefix), Owned(l, prefix)
+		od, ol := d.Owned(prefix), l.Owned(prefix)
 		p.Desired[f], p.Live[f] = od, ol
 		changes := diffFamily(f, od, ol)
 		if len(changes) > 0 { // the indexes serve only to describe changes
@@ -191,7 +191,7 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 	var out []string
 	for _, t := range live.Tables {
 		for _, c := range t.Chains {
-			if c.Builtin() || Owns(prefix, c.Name) {
+			if c.Builtin() || rules.Owns(prefix, c.Name) {
 				continue
 			}
 			for _, r := range c.Rules {

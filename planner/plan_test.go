@@ -36,24 +36,9 @@ const live = `*nat
 COMMIT
 `
 
-func TestOwnedKeepsOnlyPrefixChainsAndJumps(t *testing.T) {
-	o := Owned(parse(t, live), "SN")
-	got := Text(o)
-	if strings.Contains(got, "DOCKER") {
-		t.Fatalf("owned rules include Docker's:\n%s", got)
-	}
-	if !strings.Contains(got, "-A PREROUTING -m comment --comment \"svcnat service portals\" -j SN-SERVICES") {
-		t.Fatalf("owned rules lack the jump:\n%s", got)
-	}
-	f := Text(Foreign(parse(t, live), "SN"))
-	if strings.Contains(f, "SN-") || !strings.Contains(f, "-A DOCKER -i docker0 -j RETURN") {
-		t.Fatalf("foreign rules wrong:\n%s", f)
-	}
-}
-
 func TestPlanEmptyWhenEqual(t *testing.T) {
 	rs := parse(t, live)
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: Owned(rs, "SN")}, map[rules.Family]*rules.Ruleset{rules.IPv4: rs})
+	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: rs.Owned("SN")}, map[rules.Family]*rules.Ruleset{rules.IPv4: rs})
 	if !p.Empty() {
 		t.Fatalf("plan not empty: %+v", p.Changes)
 	}
@@ -65,7 +50,7 @@ func TestPlanEndpointChange(t *testing.T) {
 		`-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.3:80" -j SN-SEP-A2`, `-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.4:80" -j SN-SEP-A3`,
 		`-A SN-SEP-A2 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.3:80`, `-A SN-SEP-A3 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.4:80`,
 	).Replace(live)
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: Owned(parse(t, desired), "SN")},
+	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
 	s := p.Summary()
 	if s.Add != 1 || s.Change != 1 || s.Remove != 1 || s.RulesAdded != 2 || s.RulesRemoved != 2 {

@@ -27,16 +27,13 @@ type planFile struct {
 	Live          map[string]string `json:"live"`
 }
 
-// FamilyKey names a family in files and JSON: "ipv4" or "ipv6".
-func FamilyKey(f rules.Family) string { return strings.ToLower(f.String()) }
-
 // MarshalPlan encodes a plan for plan -out.
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
 		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{}}
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		pf.Desired[FamilyKey(f)] = Text(p.Desired[f])
-		pf.Live[FamilyKey(f)] = Text(p.Live[f])
+		pf.Desired[f.Key()] = p.Desired[f].Text()
+		pf.Live[f.Key()] = p.Live[f].Text()
 	}
 	return json.MarshalIndent(pf, "", "  ")
 }
@@ -57,10 +54,10 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 	desired, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		var err error
-		if desired[f], err = rules.ParseSave(f, strings.NewReader(pf.Desired[FamilyKey(f)])); err != nil {
+		if desired[f], err = rules.ParseSave(f, strings.NewReader(pf.Desired[f.Key()])); err != nil {
 			return nil, "", fmt.Errorf("saved plan: desired %s rules: %w", f, err)
 		}
-		if live[f], err = rules.ParseSave(f, strings.NewReader(pf.Live[FamilyKey(f)])); err != nil {
+		if live[f], err = rules.ParseSave(f, strings.NewReader(pf.Live[f.Key()])); err != nil {
 			return nil, "", fmt.Errorf("saved plan: live %s rules: %w", f, err)
 		}
 	}

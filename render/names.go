@@ -3,15 +3,11 @@ package render
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/svcnat/svcnat/config"
 )
-
-// MaxChainNameLen is iptables' limit on chain names (XT_EXTENSION_MAXNAMELEN - 1).
-const MaxChainNameLen = 28
 
 // kubePrefix is the prefix with which svcnat's output is identical to
 // kube-proxy's, comments included.
@@ -107,26 +103,4 @@ func newFixedChains(prefix string) fixedChains {
 		firewall:         prefix + "-FIREWALL",
 		product:          product,
 	}
-}
-
-// MaxPrefixLen is the longest chain prefix accepted. The spec (section 2)
-// refuses prefixes longer than six characters: <prefix>-SEP-<16> then has
-// at most 27 characters, one under iptables' limit.
-const MaxPrefixLen = 6
-
-// checkPrefix refuses prefixes whose chain names would not fit iptables'
-// limit or could not be written unquoted.
-func checkPrefix(prefix string) error {
-	if prefix == "" {
-		return fmt.Errorf("chain prefix is empty")
-	}
-	for i, c := range prefix {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && i > 0) {
-			return fmt.Errorf("chain prefix %q must be an upper-case letter followed by upper-case letters and digits", prefix)
-		}
-	}
-	if len(prefix) > MaxPrefixLen {
-		return fmt.Errorf("chain prefix %q is longer than %d characters", prefix, MaxPrefixLen)
-	}
-	return nil
 }

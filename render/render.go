@@ -106,8 +106,10 @@ func Render(cfg *config.Config, opts Options) (*Result, error) {
 // with kube-proxy's own expected output.
 func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 	s := cfg.Settings
-	if err := checkPrefix(s.ChainPrefix); err != nil {
-		return nil, err
+	if !config.ValidChainPrefix(s.ChainPrefix) {
+		// config refuses such a prefix; a hand-made Config must not
+		// produce chain names iptables refuses or another owner's chains.
+		return nil, fmt.Errorf("chain prefix %q is not one svcnat may own", s.ChainPrefix)
 	}
 	if s.MasqueradeBit < 0 || s.MasqueradeBit > 31 {
 		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)

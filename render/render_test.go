@@ -130,7 +130,7 @@ func TestChainNamesFit(t *testing.T) {
 							}
 						}
 						for _, n := range check {
-							if len(n) > MaxChainNameLen {
+							if len(n) > rules.MaxChainNameLen {
 								t.Errorf("%s/%s: %q has %d characters", prefix, tc.name, n, len(n))
 							}
 						}

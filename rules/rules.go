@@ -7,9 +7,9 @@ package rules
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -29,19 +29,46 @@ func (f Family) String() string {
 	return "IPv4"
 }
 
+// Key names the family in files and JSON: "ipv4" or "ipv6".
+func (f Family) Key() string { return strings.ToLower(f.String()) }
+
+// Families are the IP families, in the order svcnat handles them.
+var Families = []Family{IPv4, IPv6}
+
 // Tables svcnat writes, in the order kube-proxy writes them.
 const (
 	TableFilter = "filter"
 	TableNAT    = "nat"
 )
 
-// builtinChains lists the chains the kernel creates per table.
-var builtinChains = map[string]bool{
-	"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true,
+// MaxChainNameLen is iptables' limit on chain names
+// (XT_EXTENSION_MAXNAMELEN - 1).
+const MaxChainNameLen = 28
+
+// hookOrder lists the built-in chains in kernel (hook) order.
+var hookOrder = map[string]int{"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
+
+// tableBuiltins lists each table's built-in chains in kernel order.
+var tableBuiltins = map[string][]string{
+	"filter":   {"INPUT", "FORWARD", "OUTPUT"},
+	"nat":      {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
+	"mangle":   {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"},
+	"raw":      {"PREROUTING", "OUTPUT"},
+	"security": {"INPUT", "FORWARD", "OUTPUT"},
 }
 
 // IsBuiltinChain reports whether name is one of the kernel's built-in chains.
-func IsBuiltinChain(name string) bool { return builtinChains[name] }
+func IsBuiltinChain(name string) bool {
+	_, ok := hookOrder[name]
+	return ok
+}
+
+// BuiltinChains returns the built-in chains the kernel gives table, in
+// kernel order, and whether it knows the table.
+func BuiltinChains(table string) ([]string, bool) {
+	c, ok := tableBuiltins[table]
+	return c, ok
+}
 
 // Rule is one rule: the chain it is appended to and its arguments, as
 // tokens without quoting. Args are canonical once they went through
@@ -54,8 +81,20 @@ type Rule struct {
 // String prints the rule as an iptables-save line, quoting as it does.
 func (r Rule) String() string {
 	var b strings.Builder
-	b.WriteString("-A ")
+	r.write(&b, "-A", 0)
+	return b.String()
+}
+
+// write prints the rule as the restore command cmd ("-A", "-I", "-D"), with
+// a position when pos > 0, quoting its arguments as iptables-save does.
+func (r Rule) write(b *strings.Builder, cmd string, pos int) {
+	b.WriteString(cmd)
+	b.WriteByte(' ')
 	b.WriteString(r.Chain)
+	if pos > 0 {
+		b.WriteByte(' ')
+		b.WriteString(strconv.Itoa(pos))
+	}
 	for i, a := range r.Args {
 		b.WriteByte(' ')
 		if i > 0 && r.Args[i-1] == "--comment" {
@@ -66,7 +105,6 @@ func (r Rule) String() string {
 			b.WriteString(a)
 		}
 	}
-	return b.String()
 }
 
 // saveString prints a comment as iptables' xtables_save_string does: bare
@@ -209,50 +247,75 @@ func (rs *Ruleset) RuleCount() int {
 // built-in chains first in kernel order, then user chains by name. Dumps of
 // the two backends then compare equal.
 func (rs *Ruleset) SortChains() {
-	order := map[string]int{"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
 	for _, t := range rs.Tables {
-		sort.SliceStable(t.Chains, func(i, j int) bool {
-			a, b := t.Chains[i], t.Chains[j]
-			ab, bb := a.Builtin(), b.Builtin()
-			if ab != bb {
-				return ab
-			}
-			if ab {
-				return order[a.Name] < order[b.Name]
-			}
-			return a.Name < b.Name
-		})
+		sortChains(t.Chains)
 	}
+}
+
+func sortChains(chains []*Chain) {
+	sort.SliceStable(chains, func(i, j int) bool {
+		a, b := chains[i], chains[j]
+		ab, bb := a.Builtin(), b.Builtin()
+		if ab != bb {
+			return ab
+		}
+		if ab {
+			return hookOrder[a.Name] < hookOrder[b.Name]
+		}
+		return a.Name < b.Name
+	})
 }
 
 // WriteSave writes the ruleset as iptables-save prints it (without the
 // "# Generated" comments and counters): every chain declared, then its rules.
-func (rs *Ruleset) WriteSave(w io.Writer) error { return rs.write(w, true) }
-
-// WriteRestore writes the ruleset as an iptables-restore --noflush payload:
-// user chains are declared (which creates or flushes them), built-in chains
-// are not (that would reset their policy), and every rule is appended.
-func (rs *Ruleset) WriteRestore(w io.Writer) error { return rs.write(w, false) }
-
-func (rs *Ruleset) write(w io.Writer, declareBuiltins bool) error {
-	bw := bufio.NewWriter(w)
+func (rs *Ruleset) WriteSave(w io.Writer) error {
+	var b strings.Builder
 	for _, t := range rs.Tables {
-		fmt.Fprintf(bw, "*%s\n", t.Name)
-		for _, c := range t.Chains {
-			switch {
-			case !c.Builtin():
-				fmt.Fprintf(bw, ":%s - [0:0]\n", c.Name)
-			case declareBuiltins:
-				fmt.Fprintf(bw, ":%s %s [0:0]\n", c.Name, c.Policy)
-			}
-		}
-		for _, c := range t.Chains {
-			for _, r := range c.Rules {
-				bw.WriteString(r.String())
-				bw.WriteByte('\n')
-			}
-		}
-		bw.WriteString("COMMIT\n")
+		writeSaveTable(&b, t.Name, t.Chains)
 	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteRestore writes the ruleset as an iptables-restore --noflush payload
+// (see Restore): user chains are declared, which creates or flushes them;
+// built-in chains are not, which would reset their policy; every rule is
+// appended.
+func (rs *Ruleset) WriteRestore(w io.Writer) error {
+	var r Restore
+	for _, t := range rs.Tables {
+		for _, c := range t.Chains {
+			if !c.Builtin() {
+				r.Declare(t.Name, c.Name)
+			}
+		}
+		for _, c := range t.Chains {
+			for _, rule := range c.Rules {
+				r.Append(t.Name, rule)
+			}
+		}
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(r.Bytes())
 	return bw.Flush()
+}
+
+// writeSaveTable writes one table as iptables-save does: its chains
+// declared with their policies, then their rules.
+func writeSaveTable(b *strings.Builder, table string, chains []*Chain) {
+	b.WriteString("*" + table + "\n")
+	for _, c := range chains {
+		policy := c.Policy
+		if !c.Builtin() {
+			policy = "-"
+		}
+		b.WriteString(":" + c.Name + " " + policy + " [0:0]\n")
+	}
+	for _, c := range chains {
+		for _, r := range c.Rules {
+			r.write(b, "-A", 0)
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString("COMMIT\n")
 }

@@ -1,0 +1,108 @@
+package rules
+
+import (
+	"sort"
+	"strings"
+)
+
+// Owns reports whether chain belongs to the owner of prefix: svcnat owns
+// exactly the chains named PREFIX-… (and its jumps into them from built-in
+// chains; see Owned).
+func Owns(prefix, chain string) bool { return strings.HasPrefix(chain, prefix+"-") }
+
+// Owned returns the part of rs the owner of prefix owns: every chain named
+// with the prefix, and, in the built-in chains, only the rules that jump
+// into such a chain. Everything else (Docker's, firewalld's, the operator's
+// rules) is left out, and so is never compared, rewritten or removed.
+// Tables and chains keep rs's order; a built-in chain appears only when it
+// holds an owned jump. The rules are shared with rs, not copied.
+func (rs *Ruleset) Owned(prefix string) *Ruleset {
+	out := &Ruleset{Family: rs.Family}
+	for _, t := range rs.Tables {
+		var ot *Table
+		ensure := func() *Table {
+			if ot == nil {
+				ot = out.EnsureTable(t.Name)
+			}
+			return ot
+		}
+		for _, c := range t.Chains {
+			switch {
+			case Owns(prefix, c.Name):
+				nc := ensure().EnsureChain(c.Name)
+				nc.Rules = append(nc.Rules, c.Rules...)
+			case c.Builtin():
+				for _, r := range c.Rules {
+					if Owns(prefix, r.Target()) {
+						ensure().Append(r)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Foreign returns the complement of Owned: what the owner of prefix must
+// never change. Only the jumps into owned chains from built-in chains are
+// owned; a jump into an owned chain from any other chain (an operator's
+// "-A MYCHAIN -j SVCNAT-SEP-X") is foreign and kept here, and it pins that
+// chain: iptables refuses to delete a chain something still jumps to.
+func (rs *Ruleset) Foreign(prefix string) *Ruleset {
+	out := &Ruleset{Family: rs.Family}
+	for _, t := range rs.Tables {
+		ft := out.EnsureTable(t.Name)
+		for _, c := range t.Chains {
+			if Owns(prefix, c.Name) {
+				continue
+			}
+			fc := ft.EnsureChain(c.Name)
+			fc.Policy = c.Policy
+			for _, r := range c.Rules {
+				if !c.Builtin() || !Owns(prefix, r.Target()) {
+					fc.Rules = append(fc.Rules, r)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Clone copies the ruleset's tables, chains and rule lists, so that the
+// copy can be changed without changing rs. Rule arguments are shared: no
+// code changes a Rule's Args in place.
+func (rs *Ruleset) Clone() *Ruleset {
+	out := &Ruleset{Family: rs.Family, Tables: make([]*Table, 0, len(rs.Tables))}
+	for _, t := range rs.Tables {
+		out.Tables = append(out.Tables, t.Clone())
+	}
+	return out
+}
+
+// Clone copies the table's chains and rule lists (see Ruleset.Clone).
+func (t *Table) Clone() *Table {
+	out := &Table{Name: t.Name, Chains: make([]*Chain, 0, len(t.Chains))}
+	for _, c := range t.Chains {
+		out.Chains = append(out.Chains, &Chain{Name: c.Name, Policy: c.Policy, Rules: append([]Rule(nil), c.Rules...)})
+	}
+	return out
+}
+
+// Text prints the ruleset in iptables-save form with tables sorted by name
+// and chains as SortChains orders them, so that the same rules print the
+// same bytes whatever order a backend listed them in. It is the form
+// rules are compared, digested and recorded in. A nil ruleset prints as "".
+func (rs *Ruleset) Text() string {
+	if rs == nil {
+		return ""
+	}
+	tables := append([]*Table(nil), rs.Tables...)
+	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
+	var b strings.Builder
+	for _, t := range tables {
+		chains := append([]*Chain(nil), t.Chains...)
+		sortChains(chains)
+		writeSaveTable(&b, t.Name, chains)
+	}
+	return b.String()
+}
