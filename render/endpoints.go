@@ -6,6 +6,7 @@ import (
 
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 // endpoint is one endpoint of one service port in one IP family, as
@@ -28,7 +29,7 @@ func (e endpoint) servingTerminating() bool { return e.serving && e.terminating 
 // portEndpoints returns the endpoints of port in family fam, deduplicated by
 // ip:port and sorted as kube-proxy's byEndpoint does: by the ip:port string.
 // Like the EndpointSlice cache, a duplicate that is local wins.
-func portEndpoints(prefix, node string, fam rules.Family, svc *config.Service, port *config.Port) []endpoint {
+func portEndpoints(v vocab.Vocab, node string, fam rules.Family, svc *config.Service, port *config.Port) []endpoint {
 	byStr := map[string]int{}
 	var eps []endpoint
 	for _, e := range svc.Endpoints {
@@ -40,8 +41,8 @@ func portEndpoints(prefix, node string, fam rules.Family, svc *config.Service, p
 		ep := endpoint{
 			addr:        addr,
 			port:        tp,
-			str:         EndpointString(addr, tp),
-			chain:       EndpointChainName(prefix, svc, port, addr, tp),
+			str:         vocab.EndpointString(addr, tp),
+			chain:       v.EndpointChain(vocab.ServicePortName(svc.Name, port.Name), port.Protocol, vocab.EndpointString(addr, tp)),
 			local:       node != "" && e.Node == node,
 			ready:       e.Ready,
 			serving:     e.Serving,

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 // localDetector is kube-proxy's ClusterCIDR LocalTrafficDetector: traffic
@@ -97,7 +98,7 @@ func (b *builder) masqueradeRules() {
 	if b.opts.RandomFully {
 		masq = append(masq, "--random-fully")
 	}
-	add(b.nat, f.postrouting, comment(f.product+" service traffic requiring SNAT"), masq)
+	add(b.nat, f.postrouting, comment(b.v.Shared(vocab.RequiringSNAT)), masq)
 	add(b.nat, f.markMasq, a("-j", "MARK", "--or-mark", m))
 }
 
@@ -107,7 +108,7 @@ func (b *builder) localnetFirewallRule() {
 	if !b.localhostNP {
 		return
 	}
-	add(b.filter, b.fixed.firewall, comment("block incoming localnet connections"),
+	add(b.filter, b.fixed.firewall, comment(b.v.Shared(vocab.BlockLocalnet)),
 		a("-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP"))
 }
 
@@ -115,7 +116,7 @@ func (b *builder) localnetFirewallRule() {
 // must be the last rule: every more specific "-d IP --dport" rule wins first.
 func (b *builder) nodePortsJumpRules() {
 	f := b.fixed
-	c := comment(f.product + " service nodeports; NOTE: this must be the last rule in this chain")
+	c := comment(b.v.Shared(vocab.NodePortsLast))
 	if b.nodePorts.matchAll {
 		dst := a("-m", "addrtype", "--dst-type", "LOCAL")
 		switch {
@@ -140,8 +141,8 @@ func (b *builder) nodePortsJumpRules() {
 func (b *builder) forwardRules() {
 	f, m := b.fixed, b.mark
 	add(b.filter, f.forward, a("-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"))
-	add(b.filter, f.forward, comment(f.product+" forwarding rules"), a("-m", "mark", "--mark", m+"/"+m, "-j", "ACCEPT"))
-	add(b.filter, f.forward, comment(f.product+" forwarding conntrack rule"), a("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
+	add(b.filter, f.forward, comment(b.v.Shared(vocab.ForwardingRules)), a("-m", "mark", "--mark", m+"/"+m, "-j", "ACCEPT"))
+	add(b.filter, f.forward, comment(b.v.Shared(vocab.ForwardingConntrack)), a("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
 }
 
 // jump is one entry of kube-proxy's iptablesJumpChains.
@@ -156,20 +157,20 @@ type jump struct {
 // jumps lists kube-proxy's iptablesJumpChains followed by its
 // iptablesKubeletJumpChains, in its order.
 func (b *builder) jumps() []jump {
-	f, p := b.fixed, b.fixed.product
+	f, v := b.fixed, b.v
 	js := []jump{
-		{src: "INPUT", dst: f.externalServices, comment: p + " externally-visible service portals", ctNew: true},
-		{src: "FORWARD", dst: f.externalServices, comment: p + " externally-visible service portals", ctNew: true},
-		{src: "INPUT", dst: f.nodePorts, comment: p + " health check service ports"},
-		{src: "FORWARD", dst: f.services, comment: p + " service portals", ctNew: true},
-		{src: "OUTPUT", dst: f.services, comment: p + " service portals", ctNew: true},
-		{src: "FORWARD", dst: f.forward, comment: p + " forwarding rules"},
-		{src: "INPUT", dst: f.proxyFirewall, comment: p + " load balancer firewall", ctNew: true},
-		{src: "OUTPUT", dst: f.proxyFirewall, comment: p + " load balancer firewall", ctNew: true},
-		{src: "FORWARD", dst: f.proxyFirewall, comment: p + " load balancer firewall", ctNew: true},
-		{nat: true, src: "OUTPUT", dst: f.services, comment: p + " service portals"},
-		{nat: true, src: "PREROUTING", dst: f.services, comment: p + " service portals"},
-		{nat: true, src: "POSTROUTING", dst: f.postrouting, comment: p + " postrouting rules"},
+		{src: "INPUT", dst: f.externalServices, comment: v.Shared(vocab.ExternallyVisible), ctNew: true},
+		{src: "FORWARD", dst: f.externalServices, comment: v.Shared(vocab.ExternallyVisible), ctNew: true},
+		{src: "INPUT", dst: f.nodePorts, comment: v.Shared(vocab.HealthCheckPorts)},
+		{src: "FORWARD", dst: f.services, comment: v.Shared(vocab.ServicePortals), ctNew: true},
+		{src: "OUTPUT", dst: f.services, comment: v.Shared(vocab.ServicePortals), ctNew: true},
+		{src: "FORWARD", dst: f.forward, comment: v.Shared(vocab.ForwardingRules)},
+		{src: "INPUT", dst: f.proxyFirewall, comment: v.Shared(vocab.LoadBalancerFirewall), ctNew: true},
+		{src: "OUTPUT", dst: f.proxyFirewall, comment: v.Shared(vocab.LoadBalancerFirewall), ctNew: true},
+		{src: "FORWARD", dst: f.proxyFirewall, comment: v.Shared(vocab.LoadBalancerFirewall), ctNew: true},
+		{nat: true, src: "OUTPUT", dst: f.services, comment: v.Shared(vocab.ServicePortals)},
+		{nat: true, src: "PREROUTING", dst: f.services, comment: v.Shared(vocab.ServicePortals)},
+		{nat: true, src: "POSTROUTING", dst: f.postrouting, comment: v.Shared(vocab.PostroutingRules)},
 	}
 	if b.localhostNP {
 		js = append(js, jump{src: "INPUT", dst: f.firewall}, jump{src: "OUTPUT", dst: f.firewall})

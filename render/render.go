@@ -39,6 +39,7 @@ import (
 
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 // largeClusterEndpointsThreshold is kube-proxy's: above this many endpoints
@@ -161,6 +162,7 @@ type builder struct {
 	fam          rules.Family
 	settings     *config.Settings
 	opts         Options
+	v            vocab.Vocab
 	fixed        fixedChains
 	mark         string // the masquerade mark as kube-proxy writes it
 	detect       localDetector
@@ -177,7 +179,8 @@ func newBuilder(fam rules.Family, s *config.Settings, opts Options, owner map[st
 		fam:       fam,
 		settings:  s,
 		opts:      opts,
-		fixed:     newFixedChains(s.ChainPrefix),
+		v:         vocab.For(s.ChainPrefix),
+		fixed:     newFixedChains(vocab.For(s.ChainPrefix)),
 		mark:      fmt.Sprintf("%#08x", uint32(1)<<uint(s.MasqueradeBit)),
 		detect:    newLocalDetector(fam, s.ClusterCIDRs),
 		nodePorts: newNodePortAddresses(fam, s.NodePortAddresses),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 func mustRenderWritten(t *testing.T, c *config.Config, o Options) *Result {
@@ -40,36 +41,6 @@ func chainRules(t *testing.T, rs *rules.Ruleset, table, chain string) []string {
 		t.Fatalf("%s %s: no such chain", table, chain)
 	}
 	return ruleStrings(c)
-}
-
-// Hashes checked against real kube-proxy dumps and upstream tests.
-func TestChainNameHashes(t *testing.T) {
-	nginx := &config.Service{Name: "default/nginx"}
-	p80 := &config.Port{Protocol: "TCP", Port: 80}
-	if got := ChainNames("KUBE", nginx, p80).SVC; got != "KUBE-SVC-2CMXP7HKUVJN7L6M" {
-		t.Errorf("default/nginx SVC = %s", got)
-	}
-	for ip, want := range map[string]string{
-		"10.244.0.20": "KUBE-SEP-BRZDTZFF2SFWJV4H", "10.244.0.21": "KUBE-SEP-OI2S57TQ5WH5FOMC", "10.244.0.22": "KUBE-SEP-473MVOWGJMIYYUKK",
-	} {
-		if got := EndpointChainName("KUBE", nginx, p80, netip.MustParseAddr(ip), 80); got != want {
-			t.Errorf("SEP %s = %s, want %s", ip, got, want)
-		}
-	}
-	api := &config.Service{Name: "default/kubernetes"}
-	if got := ChainNames("KUBE", api, &config.Port{Name: "https", Protocol: "TCP"}).SVC; got != "KUBE-SVC-NPX46M4PTMTKRN6Y" {
-		t.Errorf("default/kubernetes:https SVC = %s", got)
-	}
-	svc5 := &config.Service{Name: "ns5/svc5"}
-	if got := ChainNames("SVCNAT", svc5, &config.Port{Name: "p80", Protocol: "TCP"}).FW; got != "SVCNAT-FW-NUKIZ6OKUXPJNT4C" {
-		t.Errorf("ns5/svc5:p80 FW = %s", got)
-	}
-	if got := ServicePortName(svc5, &config.Port{}); got != "ns5/svc5" {
-		t.Errorf("unnamed port name = %q", got)
-	}
-	if got := EndpointString(netip.MustParseAddr("fd00::1"), 80); got != "[fd00::1]:80" {
-		t.Errorf("IPv6 endpoint string = %q", got)
-	}
 }
 
 // With chain_prefix SVCNAT the rules are kube-proxy's with KUBE replaced
@@ -226,7 +197,7 @@ func TestClusterCIDRFirstOfFamily(t *testing.T) {
 		s.Endpoints = []*config.Endpoint{ep("10.64.0.5", ""), ep("fd00:10::5", "")}
 	})
 	res := mustRenderWritten(t, cfg(s, svc), Options{})
-	chain := ChainNames("KUBE", svc, svc.Ports[0]).SVC
+	chain := vocab.For("KUBE").PortChains(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol).SVC
 	for fam, want := range map[rules.Family]string{rules.IPv4: "! -s 10.64.0.0/14 -j", rules.IPv6: "! -s fd00:10::/64 -j"} {
 		if got := chainRules(t, res.Rulesets[fam], "nat", chain)[0]; !strings.Contains(got, want) {
 			t.Errorf("%s masquerade rule %s lacks %q", fam, got, want)
@@ -243,7 +214,7 @@ func TestEndpointStringOrder(t *testing.T) {
 	})
 	rs := mustRenderWritten(t, cfg(kubeSettings(), svc), Options{}).Rulesets[rules.IPv4]
 	var order []string
-	for _, r := range chainRules(t, rs, "nat", ChainNames("KUBE", svc, svc.Ports[0]).SVC)[1:] {
+	for _, r := range chainRules(t, rs, "nat", vocab.For("KUBE").PortChains(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol).SVC)[1:] {
 		order = append(order, r[strings.Index(r, "-> ")+3:strings.Index(r, ":80")])
 	}
 	if want := []string{"10.0.0.10", "10.0.0.1", "10.0.0.2"}; !slices.Equal(order, want) {
@@ -263,7 +234,7 @@ func TestLargeClusterMode(t *testing.T) {
 		})
 		res := mustRenderWritten(t, cfg(kubeSettings(), svc), Options{})
 		rs := res.Rulesets[rules.IPv4]
-		svcRules := chainRules(t, rs, "nat", ChainNames("KUBE", svc, svc.Ports[0]).SVC)
+		svcRules := chainRules(t, rs, "nat", vocab.For("KUBE").PortChains(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol).SVC)
 		if !strings.Contains(svcRules[0], "cluster IP") {
 			t.Errorf("n=%d: masquerade rule lost its comment: %s", n, svcRules[0])
 		}
@@ -271,7 +242,7 @@ func TestLargeClusterMode(t *testing.T) {
 		if got := strings.Contains(svcRules[1], "--comment"); got == large {
 			t.Errorf("n=%d: endpoint rule %s", n, svcRules[1])
 		}
-		sep := EndpointChainName("KUBE", svc, svc.Ports[0], netip.MustParseAddr("10.1.0.1"), 80)
+		sep := vocab.For("KUBE").EndpointChain(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol, vocab.EndpointString(netip.MustParseAddr("10.1.0.1"), 80))
 		for _, r := range chainRules(t, rs, "nat", sep) {
 			if got := strings.Contains(r, "--comment"); got == large {
 				t.Errorf("n=%d: SEP rule %s", n, r)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 // servicePort is one port of one service in one family, with every
@@ -21,7 +22,7 @@ type servicePort struct {
 	externalIPs   []netip.Addr
 	lbIPs         []netip.Addr
 	sourceRanges  []netip.Prefix
-	chains        PortChains
+	chains        vocab.PortChains
 	eps           categorized
 	endpointCount int // every endpoint of the family, for large-cluster mode
 
@@ -41,10 +42,10 @@ func (b *builder) newServicePort(svc *config.Service, port *config.Port, cip net
 	sp := &servicePort{
 		svc:       svc,
 		port:      port,
-		name:      ServicePortName(svc, port),
+		name:      vocab.ServicePortName(svc.Name, port.Name),
 		proto:     strings.ToLower(port.Protocol),
 		clusterIP: cip,
-		chains:    ChainNames(b.settings.ChainPrefix, svc, port),
+		chains:    b.v.PortChains(vocab.ServicePortName(svc.Name, port.Name), port.Protocol),
 	}
 	sp.externalIPs = addrsOf(b, svc.ExternalIPs)
 	sp.lbIPs = addrsOf(b, svc.LoadBalancerIPs)
@@ -67,7 +68,7 @@ func (b *builder) newServicePort(svc *config.Service, port *config.Port, cip net
 	sp.internalPolicyLocal = svc.InternalTrafficPolicy == config.PolicyLocal
 	externallyAccessible := port.NodePort != 0 || len(sp.externalIPs) > 0 || len(sp.lbIPs) > 0
 
-	all := portEndpoints(b.settings.ChainPrefix, b.opts.Node, b.fam, svc, port)
+	all := portEndpoints(b.v, b.opts.Node, b.fam, svc, port)
 	sp.endpointCount = len(all)
 	usesCluster := !sp.internalPolicyLocal || externallyAccessible
 	usesLocal := sp.internalPolicyLocal || (sp.externalPolicyLocal && externallyAccessible)
@@ -114,15 +115,15 @@ func (sp *servicePort) decide(externallyAccessible, usesCluster, usesLocal bool)
 
 	if !sp.hasEndpoints {
 		sp.internalFilterTarget, sp.externalFilterTarget = "REJECT", "REJECT"
-		sp.internalFilterComment = sp.name + " has no endpoints"
+		sp.internalFilterComment = vocab.Comment(vocab.NoEndpoints, sp.name)
 		sp.externalFilterComment = sp.internalFilterComment
 		return
 	}
 	if !sp.hasInternal {
-		sp.internalFilterTarget, sp.internalFilterComment = "DROP", sp.name+" has no local endpoints"
+		sp.internalFilterTarget, sp.internalFilterComment = "DROP", vocab.Comment(vocab.NoLocalEndpoints, sp.name)
 	}
 	if !sp.hasExternal {
-		sp.externalFilterTarget, sp.externalFilterComment = "DROP", sp.name+" has no local endpoints"
+		sp.externalFilterTarget, sp.externalFilterComment = "DROP", vocab.Comment(vocab.NoLocalEndpoints, sp.name)
 	}
 }
 
@@ -161,7 +162,7 @@ func (sp *servicePort) dest(ip netip.Addr, port int) []string {
 func (b *builder) clusterIPRule(sp *servicePort) {
 	f := b.fixed
 	if sp.hasInternal {
-		add(b.nat, f.services, comment(sp.name+" cluster IP"), sp.dest(sp.clusterIP, sp.port.Port), a("-j", sp.internalChain))
+		add(b.nat, f.services, comment(vocab.Comment(vocab.ClusterIP, sp.name)), sp.dest(sp.clusterIP, sp.port.Port), a("-j", sp.internalChain))
 		return
 	}
 	add(b.filter, f.services, comment(sp.internalFilterComment), sp.dest(sp.clusterIP, sp.port.Port), a("-j", sp.internalFilterTarget))
@@ -173,7 +174,7 @@ func (b *builder) externalIPRules(sp *servicePort) {
 	f := b.fixed
 	for _, ip := range sp.externalIPs {
 		if sp.hasEndpoints {
-			add(b.nat, f.services, comment(sp.name+" external IP"), sp.dest(ip, sp.port.Port), a("-j", sp.chains.EXT))
+			add(b.nat, f.services, comment(vocab.Comment(vocab.ExternalIP, sp.name)), sp.dest(ip, sp.port.Port), a("-j", sp.chains.EXT))
 		}
 		if !sp.hasExternal {
 			add(b.filter, f.externalServices, comment(sp.externalFilterComment), sp.dest(ip, sp.port.Port), a("-j", sp.externalFilterTarget))
@@ -188,10 +189,10 @@ func (b *builder) loadBalancerRules(sp *servicePort) {
 	f := b.fixed
 	for _, ip := range sp.lbIPs {
 		if sp.hasEndpoints {
-			add(b.nat, f.services, comment(sp.name+" loadbalancer IP"), sp.dest(ip, sp.port.Port), a("-j", sp.loadBalancerChain))
+			add(b.nat, f.services, comment(vocab.Comment(vocab.LoadBalancerIP, sp.name)), sp.dest(ip, sp.port.Port), a("-j", sp.loadBalancerChain))
 		}
 		if sp.usesFirewallChain {
-			add(b.filter, f.proxyFirewall, comment(fmt.Sprintf("%s traffic not accepted by %s", sp.name, sp.chains.FW)),
+			add(b.filter, f.proxyFirewall, comment(vocab.Comment(vocab.NotAccepted, sp.name, sp.chains.FW)),
 				sp.dest(ip, sp.port.Port), a("-j", "DROP"))
 		}
 	}
@@ -211,7 +212,7 @@ func (b *builder) nodePortRules(sp *servicePort) {
 	}
 	f := b.fixed
 	if sp.hasEndpoints {
-		add(b.nat, f.nodePorts, comment(sp.name), a("-m", sp.proto, "-p", sp.proto, "--dport", strconv.Itoa(np), "-j", sp.chains.EXT))
+		add(b.nat, f.nodePorts, comment(vocab.Comment(vocab.PortRule, sp.name)), a("-m", sp.proto, "-p", sp.proto, "--dport", strconv.Itoa(np), "-j", sp.chains.EXT))
 	}
 	if !sp.hasExternal {
 		add(b.filter, f.externalServices, comment(sp.externalFilterComment),
@@ -227,7 +228,7 @@ func (b *builder) healthCheckNodePortRule(sp *servicePort) {
 	if hc == 0 || sp.svc.Type != config.TypeLoadBalancer || !sp.externalPolicyLocal {
 		return
 	}
-	add(b.filter, b.fixed.nodePorts, comment(sp.name+" health check node port"),
+	add(b.filter, b.fixed.nodePorts, comment(vocab.Comment(vocab.HealthCheckNodePort, sp.name)),
 		a("-m", "tcp", "-p", "tcp", "--dport", strconv.Itoa(hc), "-j", "ACCEPT"))
 }
 
@@ -238,7 +239,7 @@ func (b *builder) internalMasqueradeRule(sp *servicePort) {
 	if !sp.hasInternal {
 		return
 	}
-	match := append(comment(sp.name+" cluster IP"), sp.dest(sp.clusterIP, sp.port.Port)...)
+	match := append(comment(vocab.Comment(vocab.ClusterIP, sp.name)), sp.dest(sp.clusterIP, sp.port.Port)...)
 	switch {
 	case b.settings.MasqueradeAll:
 		add(b.nat, sp.internalChain, match, a("-j", b.fixed.markMasq))
@@ -257,14 +258,14 @@ func (b *builder) externalChainRules(sp *servicePort) {
 	ext, masq := sp.chains.EXT, b.fixed.markMasq
 	b.declare(b.nat, ext, sp.svc)
 	if !sp.externalPolicyLocal {
-		add(b.nat, ext, comment("masquerade traffic for "+sp.name+" external destinations"), a("-j", masq))
+		add(b.nat, ext, comment(vocab.Comment(vocab.ExternalMasquerade, sp.name)), a("-j", masq))
 	} else {
 		if b.detect.implemented() {
-			add(b.nat, ext, comment("pod traffic for "+sp.name+" external destinations"), b.detect.ifLocal, a("-j", sp.chains.SVC))
+			add(b.nat, ext, comment(vocab.Comment(vocab.PodShortCircuit, sp.name)), b.detect.ifLocal, a("-j", sp.chains.SVC))
 		}
-		add(b.nat, ext, comment("masquerade LOCAL traffic for "+sp.name+" external destinations"),
+		add(b.nat, ext, comment(vocab.Comment(vocab.LocalMasquerade, sp.name)),
 			a("-m", "addrtype", "--src-type", "LOCAL", "-j", masq))
-		add(b.nat, ext, comment("route LOCAL traffic for "+sp.name+" external destinations"),
+		add(b.nat, ext, comment(vocab.Comment(vocab.LocalShortCircuit, sp.name)),
 			a("-m", "addrtype", "--src-type", "LOCAL", "-j", sp.chains.SVC))
 	}
 	if sp.hasExternal {
@@ -281,7 +282,7 @@ func (b *builder) firewallChainRules(sp *servicePort) {
 	}
 	fw := sp.chains.FW
 	b.declare(b.nat, fw, sp.svc)
-	c := comment(sp.name + " loadbalancer IP")
+	c := comment(vocab.Comment(vocab.LoadBalancerIP, sp.name))
 	allowFromNode := false
 	for _, r := range sp.sourceRanges {
 		add(b.nat, fw, c, a("-s", r.String(), "-j", sp.chains.EXT))
@@ -292,7 +293,7 @@ func (b *builder) firewallChainRules(sp *servicePort) {
 			add(b.nat, fw, c, a("-s", ip.String(), "-j", sp.chains.EXT))
 		}
 	}
-	add(b.nat, fw, comment(fmt.Sprintf("other traffic to %s will be dropped by %s", sp.name, b.fixed.proxyFirewall)))
+	add(b.nat, fw, comment(vocab.Comment(vocab.OtherTrafficDropped, sp.name, b.fixed.proxyFirewall)))
 }
 
 // containsLocalAddress stands in for kube-proxy's cidr.Contains(nodeIP).
@@ -320,7 +321,7 @@ func (b *builder) epComment(text string) []string {
 func (b *builder) endpointSelectionRules(sp *servicePort, chain string, eps []endpoint) {
 	if sp.svc.SessionAffinity == config.AffinityClientIP {
 		for _, ep := range eps {
-			add(b.nat, chain, b.epComment(sp.name+" -> "+ep.str),
+			add(b.nat, chain, b.epComment(vocab.Comment(vocab.EndpointChoice, sp.name, ep.str)),
 				a("-m", "recent", "--name", ep.chain, "--rcheck", "--seconds", strconv.Itoa(affinityTimeout(sp.svc)), "--reap", "-j", ep.chain))
 		}
 	}
@@ -330,7 +331,7 @@ func (b *builder) endpointSelectionRules(sp *servicePort, chain string, eps []en
 		if i < n-1 {
 			stat = a("-m", "statistic", "--mode", "random", "--probability", probability(n-i))
 		}
-		add(b.nat, chain, b.epComment(sp.name+" -> "+ep.str), stat, a("-j", ep.chain))
+		add(b.nat, chain, b.epComment(vocab.Comment(vocab.EndpointChoice, sp.name, ep.str)), stat, a("-j", ep.chain))
 	}
 }
 
@@ -339,7 +340,7 @@ func (b *builder) endpointSelectionRules(sp *servicePort, chain string, eps []en
 // and DNAT.
 func (b *builder) endpointChainRules(sp *servicePort, ep endpoint) {
 	b.declare(b.nat, ep.chain, sp.svc)
-	c := b.epComment(sp.name)
+	c := b.epComment(vocab.Comment(vocab.PortRule, sp.name))
 	add(b.nat, ep.chain, c, a("-s", ep.addr.String(), "-j", b.fixed.markMasq))
 	var affinity []string
 	if sp.svc.SessionAffinity == config.AffinityClientIP {
