@@ -25,9 +25,41 @@ const DefaultBatch = 1000
 type Options struct {
 	// Batch bounds the chains created per staging transaction (0: DefaultBatch).
 	Batch int
-	// Step, when set, is called before each transaction with its name; the
-	// CLI uses it for progress and tests use it to inject faults.
-	Step func(name string) error
+	// Step, when set, is called before each transaction and before the
+	// verification: the engine reports progress with it, and tests inject
+	// faults (an error stops the apply there, as a failure would).
+	Step func(Step) error
+}
+
+// StepKind says what a Step is about to do.
+type StepKind int
+
+// The kinds of steps.
+const (
+	// Stage creates a batch of chains nothing references yet.
+	Stage StepKind = iota + 1
+	// Commit is a family's one traffic-visible transaction.
+	Commit
+	// Check reads the rules back and verifies them.
+	Check
+)
+
+// Step is one step of an apply.
+type Step struct {
+	Kind   StepKind
+	Family rules.Family // Stage and Commit
+	N, Of  int          // Stage: batch N of Of
+	Chains int          // Stage: the chains the batch creates
+}
+
+func (s Step) String() string {
+	switch s.Kind {
+	case Stage:
+		return fmt.Sprintf("%s stage %d", s.Family, s.N)
+	case Commit:
+		return fmt.Sprintf("%s commit", s.Family)
+	}
+	return "verify"
 }
 
 // ErrStale reports that the live owned rules are no longer those the plan
@@ -70,7 +102,7 @@ func Apply(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if fp := planner.Fingerprint(p.Backend, ownedAll(before, p.Prefix)); fp != p.Fingerprint {
+	if fp := planner.LiveFingerprint(p.Prefix, p.Backend, before); fp != p.Fingerprint {
 		return fmt.Errorf("%w (plan made against %s, live is %s)", ErrStale, short(p.Fingerprint), short(fp))
 	}
 	if p.Empty() {
@@ -86,24 +118,25 @@ func Apply(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error {
 }
 
 func commit(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error {
-	step := func(name string) error {
+	step := func(s Step) error {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted before %s: %w", name, context.Cause(ctx))
+			return fmt.Errorf("interrupted before %s: %w", s, context.Cause(ctx))
 		}
 		if opts.Step != nil {
-			return opts.Step(name)
+			return opts.Step(s)
 		}
 		return nil
 	}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, f := range rules.Families {
 		staged := map[string]bool{}
-		for i, batch := range Stages(p, f, opts.Batch) {
-			name := fmt.Sprintf("%s stage %d", f, i+1)
-			if err := step(name); err != nil {
+		stages := Stages(p, f, opts.Batch)
+		for i, batch := range stages {
+			s := Step{Kind: Stage, Family: f, N: i + 1, Of: len(stages), Chains: len(batch)}
+			if err := step(s); err != nil {
 				return err
 			}
 			if err := k.Restore(f, stagePayload(batch), iptables.NoFlushTables); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return fmt.Errorf("%s: %w", s, err)
 			}
 			for _, c := range batch {
 				staged[c.Chain] = true
@@ -113,15 +146,15 @@ func commit(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error 
 		if payload == nil {
 			continue
 		}
-		name := fmt.Sprintf("%s commit", f)
-		if err := step(name); err != nil {
+		s := Step{Kind: Commit, Family: f}
+		if err := step(s); err != nil {
 			return err
 		}
 		if err := k.Restore(f, payload, iptables.NoFlushTables); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	return step("verify")
+	return step(Step{Kind: Check})
 }
 
 // Verify reads the rules back: the owned ones must equal the plan's
@@ -134,7 +167,7 @@ func Verify(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset) e
 	if err != nil {
 		return err
 	}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, f := range rules.Families {
 		if after[f] == nil {
 			continue
 		}
@@ -162,7 +195,7 @@ func rollback(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset,
 		return &Error{Err: cause, RollbackErr: err}
 	}
 	back := planner.New(p.Prefix, p.Backend, p.Live, now)
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, f := range rules.Families {
 		if payload := Payload(back, f, nil); payload != nil {
 			if err := k.Restore(f, payload, iptables.NoFlushTables); err != nil {
 				return &Error{Err: cause, RollbackErr: err}
@@ -178,7 +211,7 @@ func rollback(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset,
 // families lists the families the plan touches or snapshots.
 func families(p *planner.Plan) []rules.Family {
 	var out []rules.Family
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, f := range rules.Families {
 		if f == rules.IPv4 || len(p.Desired[f].Tables) > 0 || len(p.Live[f].Tables) > 0 {
 			out = append(out, f)
 		}
@@ -196,14 +229,6 @@ func saveAll(k Kernel, p *planner.Plan) (map[rules.Family]*rules.Ruleset, error)
 		out[f] = rs
 	}
 	return out, nil
-}
-
-func ownedAll(live map[rules.Family]*rules.Ruleset, prefix string) map[rules.Family]*rules.Ruleset {
-	out := map[rules.Family]*rules.Ruleset{}
-	for f, rs := range live {
-		out[f] = rs.Owned(prefix)
-	}
-	return out
 }
 
 func short(fp string) string {

@@ -208,8 +208,8 @@ func TestApplyInterruptedRollsBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// The signal arrives while the commit transaction runs: it is let
 	// finish, then the apply stops before verifying and rolls back.
-	opts := Options{Step: func(name string) error {
-		if strings.HasSuffix(name, "commit") {
+	opts := Options{Step: func(s Step) error {
+		if s.Kind == Commit {
 			cancel()
 		}
 		return nil
@@ -228,8 +228,8 @@ func TestApplyInterruptedRollsBack(t *testing.T) {
 // business: the apply succeeds and keeps Docker's change.
 func TestApplyToleratesForeignChangesElsewhere(t *testing.T) {
 	k := newFake(t)
-	opts := Options{Step: func(name string) error {
-		if name == "verify" {
+	opts := Options{Step: func(s Step) error {
+		if s.Kind == Check {
 			return k.Restore(rules.IPv4, []byte("*nat\n-A DOCKER -i docker1 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
 		}
 		return nil

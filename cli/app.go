@@ -1,6 +1,7 @@
 // Package cli is svcnat's command line: flags, commands and output. It is
-// the only package that prints or exits; it turns arguments into plain
-// option structs, then calls config, render, planner, applier and state.
+// the only package that prints or exits. A command reads its flags into
+// plain option structs, calls the engine (or config and render, for the
+// commands that need no host), and hands what comes back to a view.
 package cli
 
 import (
@@ -11,7 +12,14 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/engine"
 )
+
+const envKey = "svcnat-env"
+
+// envOf returns the Env the app was built with.
+func envOf(c *ucli.Context) Env { return c.App.Metadata[envKey].(Env) }
 
 // Exit codes shared by every command.
 const (
@@ -50,10 +58,26 @@ func (e *hintError) Unwrap() error { return e.err }
 
 func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
 
-// Main runs svcnat with args (without the program name) and returns the
-// process exit code.
+// Env is what svcnat runs with: its streams, and how it reaches the host
+// whose rules it reads and writes.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// OpenHost opens the host (engine.OpenHost); tests give a fake one.
+	OpenHost func(engine.HostOptions) (*engine.Host, error)
+}
+
+// Main runs svcnat with args (without the program name) on the real host
+// and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := NewApp(stdin, stdout, stderr)
+	return Run(Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, OpenHost: engine.OpenHost}, args)
+}
+
+// Run runs svcnat in env with args (without the program name) and returns
+// the process exit code.
+func Run(env Env, args []string) int {
+	stderr := env.Stderr
+	app := NewApp(env)
 	err := app.Run(append([]string{"svcnat"}, args...))
 	if err == nil {
 		return ExitOK
@@ -77,13 +101,17 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // NewApp builds the command tree. Global flags are accepted before or
 // after the command name (`svcnat -c x plan` and `svcnat plan -c x`).
-func NewApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
+func NewApp(env Env) *ucli.App {
+	if env.OpenHost == nil {
+		env.OpenHost = engine.OpenHost
+	}
 	app := &ucli.App{
 		Name:      "svcnat",
 		Usage:     "Kubernetes Service virtual IPs on plain Linux hosts, planned and applied like Terraform",
-		Reader:    stdin,
-		Writer:    stdout,
-		ErrWriter: stderr,
+		Reader:    env.Stdin,
+		Writer:    env.Stdout,
+		ErrWriter: env.Stderr,
+		Metadata:  map[string]any{envKey: env},
 		Flags:     globalFlags(),
 		// Errors are printed once, by Main, in svcnat's own format.
 		ExitErrHandler:  func(*ucli.Context, error) {},

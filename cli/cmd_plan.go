@@ -2,12 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/svcnat/svcnat/planner"
-	"github.com/svcnat/svcnat/state"
+	"github.com/svcnat/svcnat/engine"
 )
 
 func planCommand() *ucli.Command {
@@ -23,24 +21,27 @@ func planCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			cfg, k, err := openConfigured(c, g)
+			cfg, node, e, err := openConfigured(c, g)
 			if err != nil {
 				return err
 			}
-			p, err := makePlan(g, cfg, k)
+			p, err := e.Plan(cfg, node)
 			if err != nil {
 				return err
 			}
 			if err := newPlanView(c.App.Writer, g.JSON, g.Color).Plan(p); err != nil {
 				return err
 			}
+			if len(p.Blocked) > 0 {
+				// As Terraform's plan fails on a prevent_destroy resource:
+				// a plan apply must refuse is an error, not a plan.
+				return withHint(fmt.Errorf("svcnat apply would refuse this plan: %s that svcnat does not own %s into chains it deletes (see Blocked above)",
+					plural(len(p.Blocked), "rule"), map[bool]string{true: "jumps", false: "jump"}[len(p.Blocked) == 1]),
+					"remove or change those rules first; svcnat never edits rules it does not own")
+			}
 			if out := c.String("out"); out != "" {
-				data, err := planner.MarshalPlan(p, configDigest(cfg))
-				if err != nil {
+				if err := engine.SavePlan(out, p, engine.ConfigDigest(cfg)); err != nil {
 					return err
-				}
-				if err := state.WriteFileAtomic(out, data, 0o600); err != nil {
-					return fmt.Errorf("saving the plan: %w", err)
 				}
 				if !g.JSON {
 					fmt.Fprintf(c.App.Writer, "\nSaved the plan to %s. To perform exactly these actions, run:\n    svcnat apply %s\n", out, out)
@@ -52,9 +53,4 @@ func planCommand() *ucli.Command {
 			return nil
 		},
 	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -5,6 +5,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/render"
 	"github.com/svcnat/svcnat/rules"
 )
 
@@ -24,15 +26,23 @@ func renderCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			opts, err := renderOptions(g, cfg, nil)
+			node, err := g.nodeName(cfg.Settings.Node)
+			if err != nil {
+				return err
+			}
+			// No kernel: --random-fully is the flag's, and the addresses
+			// are the host's (or --local-address's), not a dump's.
+			h := engine.Host{Addresses: engine.HostAddresses(g.hostOptions(cfg.Settings.ChainPrefix))}
+			opts, err := h.RenderOptions(cfg, node)
 			if err != nil {
 				return err
 			}
 			opts.RandomFully = c.Bool("random-fully")
-			out, err := renderWith(cfg, opts)
+			res, err := render.Render(cfg, opts)
 			if err != nil {
 				return err
 			}
+			out := res.Rulesets
 			w := c.App.Writer
 			for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 				rs, ok := out[f]

@@ -14,7 +14,7 @@ import (
 const PlanJSONVersion = "1"
 
 // planView renders a plan for a person or for a program. Views decide
-// nothing: they print what the plan holds.
+// nothing: they print what the plan holds, in words they choose.
 type planView interface {
 	Plan(p *planner.Plan) error
 }
@@ -45,15 +45,16 @@ func (v *planHuman) Plan(p *planner.Plan) error {
 		fmt.Fprintln(w, st.bold("No changes.")+" The live rules match the configuration.")
 		return nil
 	}
+	d := planner.Describe(p)
 	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", v.intro, p.Backend, p.Prefix)
-	for _, s := range p.Services {
+	for _, s := range d.Services {
 		line := fmt.Sprintf("  %s service %s", st.glyph(s.Action), s.Name)
 		if len(s.Details) > 0 {
-			line += ": " + strings.Join(s.Details, ", ")
+			line += ": " + strings.Join(detailWords(s.Details), ", ")
 		}
 		fmt.Fprintln(w, line)
 	}
-	if len(p.Services) > 0 {
+	if len(d.Services) > 0 {
 		fmt.Fprintln(w)
 	}
 	var cur string
@@ -63,32 +64,90 @@ func (v *planHuman) Plan(p *planner.Plan) error {
 			fmt.Fprintln(w, st.bold(h))
 		}
 		head := fmt.Sprintf("  %s chain %s", st.glyph(c.Action), c.Chain)
-		switch {
+		switch svc := d.ChainService(c); {
 		case c.Builtin:
 			head += " (svcnat's jump rules only)"
-		case c.Service != "":
-			head += " (" + c.Service + ")"
+		case svc != "":
+			head += " (" + svc + ")"
 		}
 		fmt.Fprintln(w, head)
 		hidden := 0
-		for _, d := range c.Diff {
-			switch d.Op {
+		for _, l := range c.Diff {
+			switch l.Op {
 			case planner.DiffEqual:
 				hidden++
 			case planner.DiffInsert:
-				fmt.Fprintln(w, "      "+st.color(planner.Create, "+ "+d.Text))
+				fmt.Fprintln(w, "      "+st.color(planner.Create, "+ "+l.Text))
 			case planner.DiffDelete:
-				fmt.Fprintln(w, "      "+st.color(planner.Delete, "- "+d.Text))
+				fmt.Fprintln(w, "      "+st.color(planner.Delete, "- "+l.Text))
 			}
 		}
 		if hidden > 0 {
 			fmt.Fprintf(w, "      %s\n", st.dim(fmt.Sprintf("(%d unchanged rules hidden)", hidden)))
 		}
 	}
+	if len(p.Blocked) > 0 {
+		fmt.Fprintf(w, "\n%s svcnat apply will refuse this plan: rules svcnat does not own jump into chains it deletes, and svcnat never edits them:\n",
+			st.color(planner.Delete, "Blocked:"))
+		for _, b := range p.Blocked {
+			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.String()))
+		}
+	}
 	s := p.Summary()
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
 	return nil
+}
+
+// detailWords says what changes for a service, in an operator's words:
+// "endpoint 10.64.1.4:8080 added", "cluster IP 10.32.0.1:80/tcp removed".
+func detailWords(ds []planner.Detail) []string {
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		var what string
+		switch d.Subject {
+		case planner.SubjectEndpoint:
+			what = "endpoint " + d.Value
+		case planner.SubjectClusterIP:
+			what = "cluster IP " + d.Value
+		case planner.SubjectExternalIP:
+			what = "external IP " + d.Value
+		case planner.SubjectLoadBalancerIP:
+			what = "load-balancer IP " + d.Value
+		case planner.SubjectNodePort:
+			what = "node port " + d.Value
+		case planner.SubjectHealthCheckNodePort:
+			what = "health check node port " + d.Value
+		case planner.SubjectNoEndpointsReject:
+			what = "no-endpoints REJECT"
+		case planner.SubjectNoLocalEndpointsDrop:
+			what = "no-local-endpoints DROP"
+		case planner.SubjectSourceRanges:
+			what = "load-balancer source ranges"
+		case planner.SubjectChain:
+			what = chainKindWords[d.Value]
+		default:
+			what = "rules of " + d.Value
+		}
+		switch d.Change {
+		case planner.Added:
+			what += " added"
+		case planner.Removed:
+			what += " removed"
+		default:
+			what += " changed"
+		}
+		out = append(out, what)
+	}
+	return out
+}
+
+// chainKindWords names the per-service chains by their role.
+var chainKindWords = map[string]string{
+	"SVC": "cluster chain",
+	"SVL": "local-endpoints chain",
+	"EXT": "external-traffic chain",
+	"FW":  "load-balancer firewall chain",
 }
 
 type planJSON struct{ w io.Writer }
@@ -132,15 +191,18 @@ type jsonChange struct {
 }
 
 func (v *planJSON) Plan(p *planner.Plan) error {
-	s := p.Summary()
+	s, d := p.Summary(), planner.Describe(p)
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
-		Changed: !p.Empty(), Blocked: nonNil(p.Blocked), Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
-	for _, sc := range p.Services {
-		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: nonNil(sc.Details)})
+		Changed: !p.Empty(), Blocked: []string{}, Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+	for _, b := range p.Blocked {
+		out.Blocked = append(out.Blocked, b.String())
+	}
+	for _, sc := range d.Services {
+		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: detailWords(sc.Details)})
 	}
 	for _, c := range p.Changes {
 		out.Changes = append(out.Changes, jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
-			Action: c.Action.String(), Builtin: c.Builtin, Service: c.Service, Before: lines(c.Before), After: lines(c.After)})
+			Action: c.Action.String(), Builtin: c.Builtin, Service: d.ChainService(c), Before: lines(c.Before), After: lines(c.After)})
 	}
 	enc := json.NewEncoder(v.w)
 	enc.SetIndent("", "  ")
@@ -153,13 +215,6 @@ func lines(rs []rules.Rule) []string {
 		out = append(out, r.String())
 	}
 	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // plural counts things in English: "1 chain", "2 chains".

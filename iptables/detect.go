@@ -26,10 +26,50 @@ type Usage struct {
 	Owned []string
 }
 
-// Detect chooses the backend for --backend auto; see Survey.
-func Detect(netns, prefix string) (Backend, error) {
-	d, err := Survey(netns, prefix)
-	return d.Backend, err
+// Mixed reports whether both backends hold rules, which an operator should
+// hear about: tools using the other backend do not see svcnat's rules.
+func (d Detection) Mixed() bool { return d.NFT.Rules > 0 && d.Legacy.Rules > 0 }
+
+// OtherBackendError is Open refusing an explicit backend while svcnat's
+// chains live in the other one: a second rule set there would be invisible
+// to the first. It matches ErrOtherBackend.
+type OtherBackendError struct {
+	Asked     Backend
+	Detection Detection
+}
+
+func (e *OtherBackendError) Error() string {
+	return fmt.Sprintf("--backend %s, but svcnat's chains are in the other backend (%s); nothing was changed", e.Asked, e.Detection.Reason)
+}
+
+func (e *OtherBackendError) Unwrap() error { return ErrOtherBackend }
+
+// Open is svcnat's one choice of backend. It surveys both backends in
+// opts.NetNS (Survey) even when opts.Backend names one, because rules
+// written to one are invisible to the other: it refuses svcnat's chains in
+// both (ErrBothBackends) and an explicit backend while svcnat's chains are
+// in the other (ErrOtherBackend); with Auto it takes the backend Survey
+// chose. It returns the runner and what the survey found, so that the
+// caller can warn when both backends hold rules (Detection.Mixed).
+func Open(opts Options) (Interface, Detection, error) {
+	if opts.Backend == "" {
+		opts.Backend = Auto
+	}
+	if _, err := ParseBackend(string(opts.Backend)); err != nil {
+		return nil, Detection{}, err
+	}
+	d, err := Survey(opts.NetNS, opts.ChainPrefix)
+	if err != nil {
+		return nil, d, fmt.Errorf("choosing the iptables backend: %w", err)
+	}
+	switch b := opts.Backend; {
+	case b == Auto:
+		opts.Backend = d.Backend
+	case b == NFT && len(d.Legacy.Owned) > 0, b == Legacy && len(d.NFT.Owned) > 0:
+		return nil, d, &OtherBackendError{Asked: b, Detection: d}
+	}
+	ipt, err := New(opts)
+	return ipt, d, err
 }
 
 // Survey dumps both backends in netns (iptables-nft-save and

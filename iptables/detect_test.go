@@ -45,8 +45,8 @@ func TestDetect(t *testing.T) {
 					len(be.Legacy) != 1 || be.Legacy[0] != "IPv6 nat SVCNAT-SERVICES" {
 					t.Fatalf("want ErrBothBackends naming both, got %v", err)
 				}
-				if _, err := New(Options{Backend: Auto, NetNS: ns.Name, ChainPrefix: "SVCNAT"}); !errors.Is(err, ErrBothBackends) {
-					t.Errorf("New(Auto) with chains in both: %v", err)
+				if _, _, err := Open(Options{Backend: Auto, NetNS: ns.Name, ChainPrefix: "SVCNAT"}); !errors.Is(err, ErrBothBackends) {
+					t.Errorf("Open(Auto) with chains in both: %v", err)
 				}
 				t.Logf("%v", err)
 				return
@@ -65,9 +65,19 @@ func TestDetect(t *testing.T) {
 					}
 				}
 			}
-			ipt, err := New(Options{Backend: Auto, NetNS: ns.Name, ChainPrefix: "SVCNAT"})
-			if err != nil || ipt.Backend() != tc.want {
-				t.Errorf("New(Auto) = %v, %v; want %s", ipt, err, tc.want)
+			ipt, got, err := Open(Options{Backend: Auto, NetNS: ns.Name, ChainPrefix: "SVCNAT"})
+			if err != nil || ipt.Backend() != tc.want || got.Backend != tc.want {
+				t.Errorf("Open(Auto) = %v, %+v, %v; want %s", ipt, got, err, tc.want)
+			}
+			// An explicit backend is refused while svcnat's chains are
+			// in the other one.
+			other := Legacy
+			if tc.want == Legacy {
+				other = NFT
+			}
+			_, _, err = Open(Options{Backend: other, NetNS: ns.Name, ChainPrefix: "SVCNAT"})
+			if owned := len(got.NFT.Owned) + len(got.Legacy.Owned); owned > 0 != errors.Is(err, ErrOtherBackend) {
+				t.Errorf("Open(%s) with svcnat chains in %s: %v", other, tc.want, err)
 			}
 		})
 	}

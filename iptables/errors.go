@@ -20,6 +20,12 @@ var (
 	// ErrBothBackends: svcnat's chains exist in both the nft and the
 	// legacy backend, so Detect cannot tell which one is in use.
 	ErrBothBackends = errors.New("svcnat chains found in both the nft and the legacy iptables backend")
+	// ErrOtherBackend: an explicit backend was asked for while svcnat's
+	// chains are in the other one (see OtherBackendError).
+	ErrOtherBackend = errors.New("svcnat chains are in the other iptables backend")
+	// ErrReadOnly: Restore on a Dump, which can be planned against but not
+	// changed.
+	ErrReadOnly = errors.New("cannot change a saved dump")
 	// ErrInjected marks a failure injected into a Fake (FailOnLine, FailWhen).
 	ErrInjected = errors.New("injected failure")
 )

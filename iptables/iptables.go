@@ -38,12 +38,14 @@ type Interface interface {
 // x_tables one. Rules written through one are invisible to the other.
 type Backend string
 
-// The backends. Auto is only a choice in Options: New resolves it with
-// Detect, and Interface.Backend never returns it.
+// The backends. Auto is only a choice in Options: Open resolves it with
+// Survey, and Interface.Backend never returns it. File is what a Dump
+// reports: rules read from a saved iptables-save dump.
 const (
 	NFT    Backend = "nft"
 	Legacy Backend = "legacy"
 	Auto   Backend = "auto"
+	File   Backend = "file"
 )
 
 // ParseBackend reads a --backend value: auto, nft or legacy ("" is auto).
@@ -82,7 +84,7 @@ const (
 
 // Options configures New.
 type Options struct {
-	// Backend is Auto (Detect decides), NFT or Legacy.
+	// Backend is Auto (Open's survey decides), NFT or Legacy.
 	Backend Backend
 	// NetNS is a network namespace name as `ip netns` makes them
 	// (/var/run/netns/NAME), or an absolute path to a namespace file; ""
@@ -92,8 +94,8 @@ type Options struct {
 	// (-w, whole seconds, rounded up). Zero means DefaultWait; it is
 	// clamped to [1s, MaxWait].
 	Wait time.Duration
-	// ChainPrefix is svcnat's chain prefix; with Backend Auto, chains
-	// named PREFIX-... decide the backend (see Detect).
+	// ChainPrefix is svcnat's chain prefix: chains named PREFIX-... decide
+	// and constrain Open's choice of backend (see Open and Survey).
 	ChainPrefix string
 }
 

@@ -3,6 +3,8 @@ package iptables
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 
@@ -82,4 +84,25 @@ func openNetNS(name string) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("opening network namespace %s: %w", name, err)
 	}
 	return h, nil
+}
+
+// InterfaceAddrs lists the addresses of the interfaces in the named network
+// namespace ("" for svcnat's own): the addresses the addrtype LOCAL match
+// sees as the host's, which decide node_port_addresses' rules and whether a
+// load-balancer source range admits the node.
+func InterfaceAddrs(name string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	err := InNetNS(name, func() error {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				out = append(out, p.Addr())
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -31,13 +31,14 @@ type runner struct {
 	bins    map[rules.Family]binaries
 }
 
-// New returns the real runner for opts. With Backend Auto it runs Detect in
-// opts.NetNS first. The binaries are looked up on PATH now: IPv4 ones must
-// exist; missing IPv6 ones make only IPv6 calls fail.
+// New returns the real runner for opts.Backend, which must be NFT or
+// Legacy: it chooses nothing. Open is where svcnat chooses a backend. The
+// binaries are looked up on PATH now: IPv4 ones must exist; missing IPv6
+// ones make only IPv6 calls fail.
 func New(opts Options) (Interface, error) {
 	b := opts.Backend
-	if b == "" {
-		b = Auto
+	if b != NFT && b != Legacy {
+		return nil, fmt.Errorf("iptables.New needs the nft or the legacy backend, not %q (Open chooses one)", b)
 	}
 	if opts.NetNS != "" {
 		h, err := openNetNS(opts.NetNS)
@@ -46,17 +47,8 @@ func New(opts Options) (Interface, error) {
 		}
 		h.Close()
 	}
-	if b == Auto {
-		var err error
-		if b, err = Detect(opts.NetNS, opts.ChainPrefix); err != nil {
-			return nil, fmt.Errorf("choosing the iptables backend: %w", err)
-		}
-	}
-	if b != NFT && b != Legacy {
-		return nil, fmt.Errorf("unknown iptables backend %q (want auto, nft or legacy)", b)
-	}
 	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[rules.Family]binaries{}}
-	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, fam := range rules.Families {
 		bins, v, err := findBinaries(b, fam)
 		if err != nil {
 			if fam == rules.IPv4 {

@@ -4,9 +4,9 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 // StaleFlow names UDP conntrack entries to delete after an apply: those a
@@ -17,27 +17,30 @@ import (
 type StaleFlow struct {
 	Family   rules.Family
 	Service  string
-	VIP      string // "" for a node port
-	Port     int
-	NodePort int
-	Endpoint string // the endpoint IP the entries were DNATed to
+	VIP      netip.Addr // the service address; the zero Addr for a node port
+	Port     int        // the service port
+	NodePort int        // the node port, when VIP is the zero Addr
+	Endpoint netip.Addr // the endpoint the entries were DNATed to
 }
 
 // StaleUDP lists the flows that the plan's removed UDP endpoints leave.
 func StaleUDP(p *Plan) []StaleFlow {
 	var out []StaleFlow
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
-		before, after := udpEndpoints(p.Live[f]), udpEndpoints(p.Desired[f])
-		addrs := udpAddresses(p.Live[f])
+		before, after := udpEndpoints(p.Prefix, p.Live[f]), udpEndpoints(p.Prefix, p.Desired[f])
+		addrs := udpAddresses(p.Prefix, p.Live[f])
 		for svc, eps := range before {
 			for ep := range eps {
 				if after[svc][ep] {
 					continue
 				}
-				ip := endpointIP(ep)
+				ap, err := netip.ParseAddrPort(ep)
+				if err != nil {
+					continue
+				}
 				for _, a := range addrs[svc] {
 					fl := a
-					fl.Family, fl.Service, fl.Endpoint = f, svc, ip
+					fl.Family, fl.Service, fl.Endpoint = f, svc, ap.Addr()
 					out = append(out, fl)
 				}
 			}
@@ -49,10 +52,10 @@ func StaleUDP(p *Plan) []StaleFlow {
 			return a.Service < b.Service
 		}
 		if a.Endpoint != b.Endpoint {
-			return a.Endpoint < b.Endpoint
+			return a.Endpoint.Less(b.Endpoint)
 		}
 		if a.VIP != b.VIP {
-			return a.VIP < b.VIP
+			return a.VIP.Less(b.VIP)
 		}
 		return a.Port+a.NodePort < b.Port+b.NodePort
 	})
@@ -74,24 +77,15 @@ func natRules(rs *rules.Ruleset) []rules.Rule {
 	return out
 }
 
-func arg(r rules.Rule, name string) string {
-	for i := 0; i+1 < len(r.Args); i++ {
-		if r.Args[i] == name && (i == 0 || r.Args[i-1] != "!") {
-			return r.Args[i+1]
-		}
-	}
-	return ""
-}
-
 // udpEndpoints maps each service to the UDP endpoints (ip:port) its SEP
 // chains DNAT to. Large-cluster mode drops SEP comments, so the service of
 // a chain is its ServiceIndex entry, which follows the jumps into it.
-func udpEndpoints(rs *rules.Ruleset) map[string]map[string]bool {
+func udpEndpoints(prefix string, rs *rules.Ruleset) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	if rs == nil || rs.Table(rules.TableNAT) == nil {
 		return out
 	}
-	idx := ServiceIndex(&rules.Ruleset{Family: rs.Family, Tables: []*rules.Table{rs.Table(rules.TableNAT)}})
+	idx := ServiceIndex(prefix, &rules.Ruleset{Family: rs.Family, Tables: []*rules.Table{rs.Table(rules.TableNAT)}})
 	for _, c := range rs.Table(rules.TableNAT).Chains {
 		svc := idx[IndexKey(rules.TableNAT, c.Name)]
 		for _, r := range c.Rules {
@@ -109,10 +103,12 @@ func udpEndpoints(rs *rules.Ruleset) map[string]map[string]bool {
 
 // udpAddresses maps each service to its UDP service addresses and node
 // ports, from the rules that dispatch to it.
-func udpAddresses(rs *rules.Ruleset) map[string][]StaleFlow {
+func udpAddresses(prefix string, rs *rules.Ruleset) map[string][]StaleFlow {
 	out := map[string][]StaleFlow{}
+	v := vocab.For(prefix)
 	for _, r := range natRules(rs) {
-		if arg(r, "-p") != "udp" || !strings.HasSuffix(r.Chain, "-SERVICES") && !strings.HasSuffix(r.Chain, "-NODEPORTS") {
+		kind := v.KindOf(r.Chain)
+		if arg(r, "-p") != "udp" || kind != vocab.Services && kind != vocab.NodePorts {
 			continue
 		}
 		svc := RuleService(r)
@@ -120,22 +116,15 @@ func udpAddresses(rs *rules.Ruleset) map[string][]StaleFlow {
 		if svc == "" || err != nil {
 			continue
 		}
-		if strings.HasSuffix(r.Chain, "-NODEPORTS") {
+		if kind == vocab.NodePorts {
 			if arg(r, "-d") == "" { // the 127.0.0.0/8 copy is the same flow
 				out[svc] = append(out[svc], StaleFlow{NodePort: port})
 			}
 			continue
 		}
 		if pfx, err := netip.ParsePrefix(arg(r, "-d")); err == nil && pfx.IsSingleIP() {
-			out[svc] = append(out[svc], StaleFlow{VIP: pfx.Addr().String(), Port: port})
+			out[svc] = append(out[svc], StaleFlow{VIP: pfx.Addr(), Port: port})
 		}
 	}
 	return out
-}
-
-func endpointIP(hostport string) string {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return ap.Addr().String()
-	}
-	return hostport
 }

@@ -43,7 +43,7 @@ func Take(live map[rules.Family]*rules.Ruleset, prefix string) *Inventory {
 		}
 		owned := live[f].Owned(prefix)
 		owned.SortChains()
-		index := ServiceIndex(owned)
+		index := ServiceIndex(prefix, owned)
 		for _, t := range owned.Tables {
 			for _, ch := range t.Chains {
 				if !ch.Builtin() {

@@ -22,25 +22,29 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 	).Replace(live)
 	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, pinned)})
-	want := "IPv4 nat MYCHAIN: -A MYCHAIN -s 10.9.9.9/32 -j SN-SEP-A2 pins SN-SEP-A2, which this plan deletes"
-	if len(p.Blocked) != 1 || p.Blocked[0] != want {
-		t.Fatalf("blocked %q, want [%q]", p.Blocked, want)
+	want := Blocked{Family: rules.IPv4, Table: "nat", Pins: "SN-SEP-A2",
+		Rule: rules.Rule{Chain: "MYCHAIN", Args: []string{"-s", "10.9.9.9/32", "-j", "SN-SEP-A2"}}}
+	same := func(b Blocked) bool {
+		return b.Family == want.Family && b.Table == want.Table && b.Pins == want.Pins && b.Rule.String() == want.Rule.String()
+	}
+	if len(p.Blocked) != 1 || !same(p.Blocked[0]) {
+		t.Fatalf("blocked %+v, want [%+v]", p.Blocked, want)
 	}
 	// The same jump does not block a plan that keeps the chain ...
 	if q := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, pinned)}); len(q.Blocked) != 0 {
-		t.Fatalf("blocked %q", q.Blocked)
+		t.Fatalf("blocked %+v", q.Blocked)
 	}
 	// ... nor a plan without it.
 	if q := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)}); len(q.Blocked) != 0 {
-		t.Fatalf("blocked %q", q.Blocked)
+		t.Fatalf("blocked %+v", q.Blocked)
 	}
 	// Removing everything is blocked too; a saved plan holds only owned
 	// rules, so Blocked is recomputed against the live dump before apply.
 	all := New("SN", "nft", nil, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, pinned)})
-	if len(all.Blocked) != 1 || all.Blocked[0] != want {
-		t.Fatalf("blocked %q", all.Blocked)
+	if len(all.Blocked) != 1 || !same(all.Blocked[0]) {
+		t.Fatalf("blocked %+v", all.Blocked)
 	}
 	data, err := MarshalPlan(all, "")
 	if err != nil {
@@ -51,6 +55,6 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(saved.Blocked) != 0 || saved.Fingerprint != all.Fingerprint {
-		t.Fatalf("saved plan: blocked %q", saved.Blocked)
+		t.Fatalf("saved plan: blocked %+v", saved.Blocked)
 	}
 }

@@ -41,7 +41,6 @@ type ChainChange struct {
 	Chain   string
 	Action  Action
 	Builtin bool
-	Service string // the service the chain serves, "" for shared chains
 	Before  []rules.Rule
 	After   []rules.Rule
 	Diff    []DiffLine
@@ -79,16 +78,10 @@ func (c ChainChange) count(op DiffOp) int {
 	return n
 }
 
-// ServiceChange summarises a plan for one service.
-type ServiceChange struct {
-	Name    string
-	Action  Action
-	Details []string // "endpoint 10.64.1.4:8080 added", ...
-}
-
 // Plan is what apply would do: the per-chain changes and the owned live
-// snapshot they were computed against. It is a value: views render it, the
-// applier executes it, a saved plan serialises it.
+// snapshot they were computed against. It is a value: views render it
+// (Describe puts it in an operator's words), the applier executes it, a
+// saved plan serialises it.
 type Plan struct {
 	Prefix      string
 	Backend     string
@@ -96,22 +89,39 @@ type Plan struct {
 	Live        map[rules.Family]*rules.Ruleset // owned rules found
 	Fingerprint string                          // of Live, see Fingerprint
 	Changes     []ChainChange
-	Services    []ServiceChange
 
-	// Blocked lists the foreign rules that pin a chain this plan deletes:
-	// a rule in a chain svcnat does not own (not prefixed, not built in),
-	// e.g. an operator's "-A MYCHAIN -j SVCNAT-SEP-X", jumping to an owned
-	// chain the plan removes. iptables refuses to delete a chain something
-	// still jumps to ("CHAIN_DEL failed (Device or resource busy)"), and
-	// svcnat never edits foreign rules, so a plan with Blocked entries must
-	// not be applied. Each entry reads "IPv4 nat MYCHAIN: -A MYCHAIN -j
-	// SVCNAT-SEP-X pins SVCNAT-SEP-X, which this plan deletes", sorted.
-	//
-	// New computes it from the whole live dump it is given. A saved plan
-	// (UnmarshalPlan) holds only owned rules, so its Blocked is always
-	// empty: before applying one, the CLI plans again against the live dump
-	// with New(prefix, backend, desired, live), which fills it.
-	Blocked []string
+	// Blocked lists the foreign rules that pin a chain this plan deletes;
+	// such a plan must not be applied (see Blocked). New computes it from
+	// the whole live dump it is given. A saved plan (UnmarshalPlan) holds
+	// only owned rules, so its Blocked is always empty: before applying
+	// one, plan again against the live dump, which fills it.
+	Blocked []Blocked
+
+	// ChainService maps the desired per-service chains to the services
+	// they serve, when the renderer made them (render.Result.ChainService);
+	// nil otherwise. Describe uses it instead of guessing back from the
+	// rules what the renderer knew.
+	ChainService map[string]string
+}
+
+// Blocked is a foreign rule that pins a chain the plan deletes: a rule in
+// a chain svcnat does not own (not prefixed, not built in), such as an
+// operator's "-A MYCHAIN -j SVCNAT-SEP-X", that jumps to an owned chain the
+// plan removes. iptables refuses to delete a chain something still jumps
+// to ("CHAIN_DEL failed (Device or resource busy)"), and svcnat never edits
+// foreign rules.
+type Blocked struct {
+	Family rules.Family
+	Table  string
+	Rule   rules.Rule // the foreign rule; Rule.Chain is the chain holding it
+	Pins   string     // the owned chain it jumps to
+}
+
+// String says which rule pins which chain, as svcnat reports it:
+// "IPv4 nat MYCHAIN: -A MYCHAIN -j SVCNAT-SEP-X pins SVCNAT-SEP-X, which
+// this plan deletes".
+func (b Blocked) String() string {
+	return fmt.Sprintf("%s %s %s: %s pins %s, which this plan deletes", b.Family, b.Table, b.Rule.Chain, b.Rule, b.Pins)
 }
 
 // Empty reports whether the live rules already match.
@@ -147,8 +157,7 @@ func (p *Plan) Summary() Summary {
 // should be one: the foreign rules in it are what fills Blocked.
 func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
 	p := &Plan{Prefix: prefix, Backend: backend, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
-	want, have := map[string]bool{}, map[string]bool{}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, f := range rules.Families {
 		d, l := desired[f], live[f]
 		if d == nil {
 			d = &rules.Ruleset{Family: f}
@@ -159,26 +168,16 @@ func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) 
 		od, ol := d.Owned(prefix), l.Owned(prefix)
 		p.Desired[f], p.Live[f] = od, ol
 		changes := diffFamily(f, od, ol)
-		if len(changes) > 0 { // the indexes serve only to describe changes
-			di, li := ServiceIndex(od), ServiceIndex(ol)
-			for i := range changes {
-				k := IndexKey(changes[i].Table, changes[i].Chain)
-				changes[i].Service = chainChangeService(di[k], li[k])
-			}
-			addServices(want, od, di)
-			addServices(have, ol, li)
-		}
 		p.Changes = append(p.Changes, changes...)
 		p.Blocked = append(p.Blocked, blocked(f, l, prefix, changes)...)
 	}
 	p.Fingerprint = Fingerprint(backend, p.Live)
-	p.Services = summarize(p.Changes, want, have)
 	return p
 }
 
 // blocked lists the foreign rules of live that jump to a chain changes
 // deletes, for Plan.Blocked.
-func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []ChainChange) []string {
+func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []ChainChange) []Blocked {
 	deleted := map[string]bool{}
 	for _, c := range changes {
 		if c.Action == Delete && !c.Builtin {
@@ -188,7 +187,7 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 	if len(deleted) == 0 {
 		return nil
 	}
-	var out []string
+	var out []Blocked
 	for _, t := range live.Tables {
 		for _, c := range t.Chains {
 			if c.Builtin() || rules.Owns(prefix, c.Name) {
@@ -196,17 +195,22 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 			}
 			for _, r := range c.Rules {
 				if tgt := r.Target(); deleted[IndexKey(t.Name, tgt)] {
-					out = append(out, fmt.Sprintf("%s %s %s: %s pins %s, which this plan deletes", f, t.Name, c.Name, r, tgt))
+					out = append(out, Blocked{Family: f, Table: t.Name, Rule: r, Pins: tgt})
 				}
 			}
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		return a.Rule.String() < b.Rule.String()
+	})
 	return out
 }
 
-// diffFamily diffs one family's owned rules. It leaves ChainChange.Service
-// to New, which fills it from the rulesets' ServiceIndex.
+// diffFamily diffs one family's owned rules.
 func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 	type key struct{ table, chain string }
 	seen := map[key]bool{}
@@ -256,18 +260,6 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 		out = append(out, ch)
 	}
 	return out
-}
-
-// chainChangeService is the service of a changed chain from its desired
-// and live attribution: either when only one is known, "" when they differ.
-func chainChangeService(desired, live string) string {
-	switch {
-	case desired == "":
-		return live
-	case live == "" || live == desired:
-		return desired
-	}
-	return ""
 }
 
 func sameRules(a, b []rules.Rule) bool {

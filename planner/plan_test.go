@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,12 +58,13 @@ func TestPlanEndpointChange(t *testing.T) {
 	if s.Add != 1 || s.Change != 1 || s.Remove != 1 || s.RulesAdded != 2 || s.RulesRemoved != 2 {
 		t.Fatalf("summary %+v, changes %+v", s, p.Changes)
 	}
-	if len(p.Services) != 1 || p.Services[0].Name != "default/web" || p.Services[0].Action != Update {
-		t.Fatalf("services %+v", p.Services)
+	svcs := Describe(p).Services
+	if len(svcs) != 1 || svcs[0].Name != "default/web" || svcs[0].Action != Update {
+		t.Fatalf("services %+v", svcs)
 	}
-	d := strings.Join(p.Services[0].Details, "; ")
-	if !strings.Contains(d, "endpoint 10.64.1.4:80 added") || !strings.Contains(d, "endpoint 10.64.1.3:80 removed") {
-		t.Fatalf("details %q", d)
+	want := []Detail{{SubjectEndpoint, "10.64.1.3:80", Removed}, {SubjectEndpoint, "10.64.1.4:80", Added}}
+	if !slices.Equal(sortedDetails(svcs[0].Details), want) {
+		t.Fatalf("details %+v, want %+v", svcs[0].Details, want)
 	}
 }
 
@@ -71,24 +74,8 @@ func TestPlanRemovesEverythingWhenNothingDesired(t *testing.T) {
 	if s.Remove != 4 || s.Change != 2 || s.Add != 0 {
 		t.Fatalf("summary %+v", s)
 	}
-	if len(p.Services) != 1 || p.Services[0].Action != Delete {
-		t.Fatalf("services %+v", p.Services)
-	}
-}
-
-func TestCommentService(t *testing.T) {
-	for c, want := range map[string]string{
-		"ns1/svc1:p80 cluster IP": "ns1/svc1",
-		"ns1/svc1:p80":            "ns1/svc1",
-		"masquerade traffic for ns4/svc4:p80 external destinations":            "ns4/svc4",
-		"other traffic to ns5/svc5:p80 will be dropped by KUBE-PROXY-FIREWALL": "ns5/svc5",
-		"ns2/svc2 -> [fd00::1]:80":                                             "ns2/svc2",
-		"kubernetes service portals":                                           "",
-		"kubernetes cluster IP":                                                "kubernetes",
-	} {
-		if got := CommentService(c); got != want {
-			t.Errorf("CommentService(%q) = %q, want %q", c, got, want)
-		}
+	if svcs := Describe(p).Services; len(svcs) != 1 || svcs[0].Action != Delete || svcs[0].Details != nil {
+		t.Fatalf("services %+v", svcs)
 	}
 }
 
@@ -135,8 +122,8 @@ COMMIT
 	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired)}, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)})
 	got := StaleUDP(p)
 	want := []StaleFlow{
-		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: "10.64.2.2"},
-		{Family: rules.IPv4, Service: "kube-system/dns", VIP: "10.32.0.10", Port: 53, Endpoint: "10.64.2.2"},
+		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.2.2")},
+		{Family: rules.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.2.2")},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -162,4 +149,16 @@ func TestTakeGroupsOwnedRulesByService(t *testing.T) {
 	if len(inv.Shared) != 2 { // the PREROUTING and OUTPUT jumps
 		t.Fatalf("shared %v", inv.Shared)
 	}
+}
+
+// sortedDetails orders details by subject and value, for comparisons.
+func sortedDetails(ds []Detail) []Detail {
+	out := slices.Clone(ds)
+	slices.SortFunc(out, func(a, b Detail) int {
+		if a.Subject != b.Subject {
+			return int(a.Subject) - int(b.Subject)
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+	return out
 }

@@ -25,13 +25,17 @@ type planFile struct {
 	ConfigDigest  string            `json:"config_digest,omitempty"`
 	Desired       map[string]string `json:"desired"`
 	Live          map[string]string `json:"live"`
+	// ChainServices is Plan.ChainService; plans saved before it existed
+	// lack it and are described from their rules.
+	ChainServices map[string]string `json:"chain_services,omitempty"`
 }
 
 // MarshalPlan encodes a plan for plan -out.
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
-		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{}}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
+		ChainServices: p.ChainService}
+	for _, f := range rules.Families {
 		pf.Desired[f.Key()] = p.Desired[f].Text()
 		pf.Live[f.Key()] = p.Live[f].Text()
 	}
@@ -52,7 +56,7 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 		return nil, "", fmt.Errorf("saved plan format %d is not supported (want %d)", pf.FormatVersion, PlanFileVersion)
 	}
 	desired, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, f := range rules.Families {
 		var err error
 		if desired[f], err = rules.ParseSave(f, strings.NewReader(pf.Desired[f.Key()])); err != nil {
 			return nil, "", fmt.Errorf("saved plan: desired %s rules: %w", f, err)
@@ -62,6 +66,7 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 		}
 	}
 	p := New(pf.Prefix, pf.Backend, desired, live)
+	p.ChainService = pf.ChainServices
 	if p.Fingerprint != pf.Fingerprint {
 		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")
 	}

@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,7 +53,7 @@ var largeUDPWithoutD1 = strings.NewReplacer(
 ).Replace(largeUDP)
 
 func TestServiceIndexResolvesUncommentedChainsThroughReferrers(t *testing.T) {
-	idx := ServiceIndex(parse(t, largeUDP))
+	idx := ServiceIndex("SN", parse(t, largeUDP))
 	for _, c := range []string{"SN-SVC-D", "SN-EXT-D", "SN-SVL-D", "SN-SEP-D1", "SN-SEP-D2"} {
 		if got := idx["nat/"+c]; got != "kube-system/dns" {
 			t.Errorf("%s: service %q, want kube-system/dns", c, got)
@@ -66,7 +68,7 @@ func TestServiceIndexResolvesUncommentedChainsThroughReferrers(t *testing.T) {
 }
 
 func TestServiceIndexOwnCommentsAndConflicts(t *testing.T) {
-	idx := ServiceIndex(parse(t, live))
+	idx := ServiceIndex("SN", parse(t, live))
 	for _, c := range []string{"SN-SVC-AAA", "SN-SEP-A1", "SN-SEP-A2"} {
 		if got := idx["nat/"+c]; got != "default/web" {
 			t.Errorf("%s: service %q, want default/web", c, got)
@@ -77,7 +79,7 @@ func TestServiceIndexOwnCommentsAndConflicts(t *testing.T) {
 	}
 	// A SEP chain reached from two services' chains belongs to neither; a
 	// loop of uncommented chains resolves to nothing and terminates.
-	idx = ServiceIndex(parse(t, `*nat
+	idx = ServiceIndex("SN", parse(t, `*nat
 :SN-SERVICES - [0:0]
 :SN-SVC-A - [0:0]
 :SN-SVC-B - [0:0]
@@ -104,8 +106,8 @@ func TestStaleUDPLargeCluster(t *testing.T) {
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)})
 	got := StaleUDP(p)
 	want := []StaleFlow{
-		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: "10.64.1.2"},
-		{Family: rules.IPv4, Service: "kube-system/dns", VIP: "10.32.0.10", Port: 53, Endpoint: "10.64.1.2"},
+		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.1.2")},
+		{Family: rules.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.1.2")},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -120,23 +122,45 @@ func TestStaleUDPLargeCluster(t *testing.T) {
 func TestPlanSummaryLargeCluster(t *testing.T) {
 	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)})
+	d := Describe(p)
 	for _, c := range p.Changes {
 		if c.Chain == "SN-SEP-D1" || c.Chain == "SN-SVC-D" {
-			if c.Service != "kube-system/dns" {
-				t.Errorf("%s %s: service %q", c.Action, c.Chain, c.Service)
+			if s := d.ChainService(c); s != "kube-system/dns" {
+				t.Errorf("%s %s: service %q", c.Action, c.Chain, s)
 			}
 		}
 	}
-	if len(p.Services) != 1 || p.Services[0].Name != "kube-system/dns" || p.Services[0].Action != Update {
-		t.Fatalf("services %+v", p.Services)
-	}
-	if d := strings.Join(p.Services[0].Details, "; "); d != "endpoint 10.64.1.2:53 removed" {
-		t.Fatalf("details %q", d)
+	removed := []Detail{{SubjectEndpoint, "10.64.1.2:53", Removed}}
+	if len(d.Services) != 1 || d.Services[0].Name != "kube-system/dns" || d.Services[0].Action != Update ||
+		!slices.Equal(d.Services[0].Details, removed) {
+		t.Fatalf("services %+v", d.Services)
 	}
 	// And the other way round: the endpoint comes back.
 	p = New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)})
-	if len(p.Services) != 1 || strings.Join(p.Services[0].Details, "; ") != "endpoint 10.64.1.2:53 added" {
-		t.Fatalf("services %+v", p.Services)
+	added := []Detail{{SubjectEndpoint, "10.64.1.2:53", Added}}
+	if svcs := Describe(p).Services; len(svcs) != 1 || !slices.Equal(svcs[0].Details, added) {
+		t.Fatalf("services %+v", svcs)
+	}
+	// The renderer knows which service a chain it made serves: its word
+	// wins over what the rules suggest.
+	p.ChainService = map[string]string{"SN-SEP-D1": "other/svc"}
+	for _, c := range p.Changes {
+		if c.Chain == "SN-SEP-D1" {
+			if s := Describe(p).ChainService(c); s != "other/svc" {
+				t.Fatalf("SN-SEP-D1 attributed to %q, want the renderer's other/svc", s)
+			}
+		}
+	}
+}
+
+// A service whose cluster IP moves reads as that, not as rule noise.
+func TestPlanSummaryNamesAddresses(t *testing.T) {
+	desired := strings.ReplaceAll(live, "10.0.0.1/32", "10.0.0.2/32")
+	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
+		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	want := []Detail{{SubjectClusterIP, "10.0.0.1:80/tcp", Removed}, {SubjectClusterIP, "10.0.0.2:80/tcp", Added}}
+	if svcs := Describe(p).Services; len(svcs) != 1 || !slices.Equal(sortedDetails(svcs[0].Details), want) {
+		t.Fatalf("services %+v, want details %+v", svcs, want)
 	}
 }

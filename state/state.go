@@ -78,6 +78,13 @@ func Open(path string) (*Dir, error) {
 	return &Dir{path: path, Keep: DefaultKeep}, nil
 }
 
+// Exists reports whether a state directory exists at path, without
+// creating one as Open does.
+func Exists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
 // Path returns the directory's path.
 func (d *Dir) Path() string { return d.path }
 

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/iptables"
+)
+
+// hostOptions says which host the global flags name, for the chains of
+// prefix.
+func (g Globals) hostOptions(prefix string) engine.HostOptions {
+	return engine.HostOptions{NetNS: g.NetNS, Backend: iptables.Backend(g.Backend), Prefix: prefix,
+		Dump: g.SaveFile, LocalAddresses: g.LocalAddresses}
+}
+
+// openEngine opens the host the global flags name, for the chains of
+// prefix, and an engine on it.
+func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, error) {
+	h, err := envOf(c).OpenHost(g.hostOptions(prefix))
+	switch {
+	case err == nil:
+	case errors.Is(err, iptables.ErrBothBackends):
+		return nil, withHint(err, "remove one set (svcnat destroy --backend nft|legacy), then run again")
+	case errors.Is(err, iptables.ErrOtherBackend):
+		return nil, withHint(err, "use --backend auto, or destroy the rules in the other backend first")
+	case os.Geteuid() != 0:
+		return nil, withHint(err, "reading the live rules needs root; or plan against a dump with --iptables-save FILE")
+	default:
+		return nil, err
+	}
+	if g.Backend == string(iptables.Auto) && h.Detection.Mixed() {
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: both iptables backends hold rules; %s\n", h.Detection.Reason)
+	}
+	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout")}, nil
+}
+
+// openConfigured prepares a command that works from the configuration
+// (plan, apply): the validated configuration, this host's node name, and
+// an engine on the host for the configuration's chain prefix. openOwned is
+// its twin for the commands that work from what svcnat applied.
+func openConfigured(c *ucli.Context, g Globals) (*config.Config, string, *engine.Engine, error) {
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	node, err := g.nodeName(cfg.Settings.Node)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	e, err := openEngine(c, g, cfg.Settings.ChainPrefix)
+	return cfg, node, e, err
+}
+
+// openOwned prepares a command that works on what svcnat applied
+// (rollback, destroy, show): the options, the owned prefix and an engine.
+func openOwned(c *ucli.Context) (Globals, string, *engine.Engine, error) {
+	g, err := readGlobals(c)
+	if err != nil {
+		return g, "", nil, err
+	}
+	prefix, err := ownedPrefix(c, g)
+	if err != nil {
+		return g, "", nil, err
+	}
+	e, err := openEngine(c, g, prefix)
+	return g, prefix, e, err
+}
+
+// ownedPrefix is the chain prefix of what svcnat applied: the one the
+// state directory recorded, so that rollback, destroy and show work with a
+// broken or missing configuration; before any apply, the configuration's.
+func ownedPrefix(c *ucli.Context, g Globals) (string, error) {
+	if p := engine.RecordedPrefix(g.StateDir); p != "" {
+		return p, nil
+	}
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Settings.ChainPrefix, nil
+}

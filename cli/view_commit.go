@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/planner"
+)
+
+// commitView follows a command that changes rules (apply, rollback,
+// destroy) for a person, or for a program with --json: it shows the plan,
+// asks, reports progress and the outcome, and turns the engine's typed
+// errors into svcnat's messages and hints.
+type commitView struct {
+	c *ucli.Context
+	g Globals
+}
+
+func newCommitView(c *ucli.Context, g Globals) *commitView { return &commitView{c: c, g: g} }
+
+// hooks connects the view to an engine run; with autoApprove nobody is
+// asked.
+func (v *commitView) hooks(autoApprove bool) engine.Hooks {
+	h := engine.Hooks{Planned: v.planned, Step: v.step}
+	if !autoApprove {
+		h.Approve = v.approve
+	}
+	return h
+}
+
+func (v *commitView) planned(p engine.Planned) {
+	w := v.c.App.Writer
+	if r := p.Rollback; r != nil && !v.g.JSON {
+		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
+			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
+	}
+	newPlanView(w, v.g.JSON, v.g.Color).Plan(p.Plan)
+}
+
+func (v *commitView) approve(ctx context.Context, p *planner.Plan) (bool, error) {
+	if v.g.JSON {
+		return false, withHint(fmt.Errorf("%s --json cannot ask for confirmation; nothing was changed", v.c.Command.Name), "pass -auto-approve")
+	}
+	return confirm(ctx, v.c.App.Reader, v.c.App.Writer, engine.Op(v.c.Command.Name))
+}
+
+// step reports the staging of a large apply, which can take a while.
+func (v *commitView) step(s engine.Step) {
+	if s.Kind == engine.StepStage && !v.g.JSON {
+		fmt.Fprintf(v.c.App.Writer, "Staging %s chains: batch %d of %d (%s)...\n", s.Family, s.N, s.Of, plural(s.Chains, "chain"))
+	}
+}
+
+// done reports the outcome of a run.
+func (v *commitView) done(res *engine.Result, err error) error {
+	if err != nil {
+		return v.failed(err)
+	}
+	w, st := v.c.App.Writer, newStyle(v.g.Color)
+	if res.Conntrack.Err != nil {
+		fmt.Fprintf(v.c.App.ErrWriter, "svcnat: warning: the rules are applied, but %v\n", res.Conntrack.Err)
+	} else if res.Conntrack.Flows > 0 && !v.g.JSON {
+		fmt.Fprintf(w, "Deleted the UDP conntrack entries of %s to removed endpoints.\n", plural(res.Conntrack.Flows, "flow"))
+	}
+	if res.Generation == 0 || v.g.JSON {
+		return nil
+	}
+	said := "The rules already match the plan (an earlier apply stopped before recording them):"
+	if !res.Repaired {
+		s, op := res.Plan.Summary(), string(res.Op)
+		said = fmt.Sprintf("%s %s added, %d changed, %d removed in %s;", st.bold(strings.ToUpper(op[:1])+op[1:]+" complete!"),
+			plural(s.Add, "chain"), s.Change, s.Remove, res.Took.Round(1e6))
+	}
+	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
+	return nil
+}
+
+// failed turns the engine's errors into messages with a hint where there
+// is something to do.
+func (v *commitView) failed(err error) error {
+	var (
+		prefix  *engine.PrefixChangedError
+		planPfx *engine.PlanPrefixError
+		blocked *engine.BlockedError
+	)
+	switch {
+	case errors.As(err, &prefix):
+		return withHint(err, fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply",
+			prefix.Recorded, prefix.StateDir))
+	case errors.As(err, &planPfx):
+		return withHint(err, "make the plan again with the configuration of this host")
+	case errors.As(err, &blocked):
+		return withHint(err, "remove or change those rules first; svcnat never edits rules it does not own")
+	case errors.Is(err, engine.ErrLocked):
+		return withHint(err, "another svcnat is applying; wait for it, or raise --lock-timeout")
+	case errors.Is(err, engine.ErrNoPrevious):
+		return withHint(err, "rollback needs two applied generations; see svcnat show")
+	case errors.Is(err, engine.ErrCancelled):
+		return exitWith(ExitError, err)
+	}
+	return err
+}

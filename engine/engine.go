@@ -1,0 +1,158 @@
+// Package engine runs svcnat's workflows against one host, without a
+// terminal: plan (render the configuration for this host and diff it
+// against the live rules), and the commands that change rules — apply from
+// the configuration, apply of a saved plan, rollback and destroy. One run
+// of those owns the whole apply workflow: the state lock (bounded), the
+// backup, the staged and final restores, verification, rollback on a
+// failure or a signal, the conntrack cleanup and the generation record.
+//
+// It takes plain values — a Host (the kernel's rules, a conntrack cleaner,
+// the host's addresses), a state directory, Hooks to follow a run and
+// approve it — and returns results and typed errors. It never prints and
+// never reads flags: the command line, a daemon or a revert process
+// decide what to say.
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/conntrack"
+	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/state"
+)
+
+// Engine runs workflows against one host. Its fields are set before the
+// first call and not changed after.
+type Engine struct {
+	Host
+	// StateDir holds generations, backups and the lock.
+	StateDir string
+	// LockTimeout bounds the wait for another svcnat holding the lock;
+	// 0 tries once.
+	LockTimeout time.Duration
+	// Batch bounds the chains one staging transaction creates
+	// (0: applier.DefaultBatch).
+	Batch int
+	Hooks Hooks
+}
+
+// Host is what the engine works on.
+type Host struct {
+	// Kernel reads and writes the rules: the real runner, a read-only
+	// iptables.Dump, or an iptables.Fake in tests.
+	Kernel iptables.Interface
+	// Conntrack deletes the conntrack entries of removed UDP endpoints;
+	// nil cleans nothing (a dump has no conntrack table).
+	Conntrack Cleaner
+	// Addresses lists the host's addresses, which decide
+	// node_port_addresses' rules and whether a load-balancer source range
+	// admits the node; nil when they are not known (a dump of another host).
+	Addresses func() ([]netip.Addr, error)
+	// Detection is what the backend survey found when the kernel was
+	// opened (zero for a dump or a fake).
+	Detection iptables.Detection
+}
+
+// Cleaner deletes conntrack entries and says how many flows had some.
+// conntrack.Tool is the real one.
+type Cleaner interface {
+	Delete(flows []conntrack.Flow) (int, error)
+}
+
+// Hooks are how a caller follows a run and takes part in it. Every field
+// is optional.
+type Hooks struct {
+	// Planned is called with the plan a command is about to commit, made
+	// under the lock, before anything changes; also when it is empty or
+	// blocked, so that the caller can show it.
+	Planned func(Planned)
+	// Approve is asked before a plan that changes something is committed
+	// (never for a saved plan, which was reviewed when it was made); false
+	// cancels with ErrCancelled. Nil approves: a daemon has no one to ask.
+	Approve func(ctx context.Context, p *planner.Plan) (bool, error)
+	// Step is called before each transaction of a commit and before its
+	// verification.
+	Step func(Step)
+}
+
+// Step is one step of a commit: a staging batch, a family's commit, the
+// verification.
+type Step = applier.Step
+
+// The kinds of steps.
+const (
+	StepStage  = applier.Stage
+	StepCommit = applier.Commit
+	StepVerify = applier.Check
+)
+
+// Op is a command that changes rules; its value is the verb messages use.
+type Op string
+
+// The ops.
+const (
+	OpApply    Op = "apply"
+	OpRollback Op = "rollback"
+	OpDestroy  Op = "destroy"
+)
+
+// Planned is a plan about to be committed.
+type Planned struct {
+	Op   Op
+	Plan *planner.Plan
+	// Rollback says which generations a rollback goes between; nil for
+	// the other ops.
+	Rollback *RollbackFromTo
+}
+
+// RollbackFromTo names the generations of a rollback.
+type RollbackFromTo struct {
+	From int64                // the current generation
+	To   state.GenerationInfo // the one whose rules come back
+}
+
+// Result is what a command that changes rules did.
+type Result struct {
+	Op   Op
+	Plan *planner.Plan
+	// Applied: the plan changed the live rules (false for an empty plan).
+	Applied bool
+	// Generation is the generation recorded, 0 when none was (an empty
+	// plan on a host whose record is right).
+	Generation int64
+	// Repaired: the rules already matched the plan, but an earlier apply
+	// stopped between its commit and its record; this run recorded them.
+	Repaired bool
+	// StateDir is where the generation was recorded.
+	StateDir string
+	// Took is how long the commit and its verification took.
+	Took time.Duration
+	// Conntrack is the cleanup of removed UDP endpoints' entries.
+	Conntrack ConntrackResult
+}
+
+// ConntrackResult says how the conntrack cleanup went. The rules are
+// applied either way: a failed cleanup is a warning, not a failed apply.
+type ConntrackResult struct {
+	Flows int   // flows whose entries were deleted
+	Err   error // why the cleanup failed, if it did
+}
+
+// step reports a step to the hook; the applier's fault injection is for
+// its own tests.
+func (e *Engine) step(s Step) error {
+	if e.Hooks.Step != nil {
+		e.Hooks.Step(s)
+	}
+	return nil
+}
+
+func (e *Engine) planned(p Planned) {
+	if e.Hooks.Planned != nil {
+		e.Hooks.Planned(p)
+	}
+}

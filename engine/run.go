@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/conntrack"
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/state"
+)
+
+// Apply makes the owned live rules what cfg, rendered for this host as
+// node, says: under the lock it plans, shows the plan (Hooks.Planned), asks
+// (Hooks.Approve), and commits it (see commit). A plan under another chain
+// prefix than the recorded one is refused with a *PrefixChangedError.
+func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*Result, error) {
+	var res *Result
+	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		if st.Prefix != "" && st.Prefix != cfg.Settings.ChainPrefix {
+			return &PrefixChangedError{Recorded: st.Prefix, Configured: cfg.Settings.ChainPrefix, StateDir: d.Path()}
+		}
+		p, err := e.Plan(cfg, node)
+		if err != nil {
+			return err
+		}
+		e.planned(Planned{Op: OpApply, Plan: p})
+		res, err = e.commit(ctx, OpApply, d, st, p, ConfigDigest(cfg), false)
+		return err
+	})
+	return res, err
+}
+
+// ApplySaved applies a saved plan exactly, without asking: it was reviewed
+// when it was made. It refuses a plan whose chain prefix svcnat may not
+// own or does not manage here (*PlanPrefixError), one made for another
+// backend, and a stale one, made against other live rules (*StaleError).
+func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest string) (*Result, error) {
+	// A plan file is data anyone can write: its prefix decides which
+	// chains svcnat treats as its own, so it gets the configuration's
+	// checks, and must be the prefix svcnat applied here before.
+	if !config.ValidChainPrefix(p.Prefix) {
+		return nil, fmt.Errorf("the plan's chain prefix %q is not one svcnat may own; nothing was changed", p.Prefix)
+	}
+	if backend := string(e.Kernel.Backend()); backend != p.Backend {
+		return nil, fmt.Errorf("the plan was made for the %s backend, this host uses %s; nothing was changed", p.Backend, backend)
+	}
+	var res *Result
+	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		if st.Prefix != "" && st.Prefix != p.Prefix {
+			return &PlanPrefixError{Plan: p.Prefix, Recorded: st.Prefix}
+		}
+		live, err := e.saveLive(p.Desired)
+		if err != nil {
+			return err
+		}
+		now := planner.New(p.Prefix, p.Backend, p.Desired, live)
+		if now.Fingerprint != p.Fingerprint {
+			// What changed since the plan was made reads as a plan
+			// from its snapshot to the live rules.
+			return &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
+		}
+		// The saved plan holds only owned rules; which foreign rules pin
+		// its deletions is known only against the live dump.
+		p.Blocked = now.Blocked
+		e.planned(Planned{Op: OpApply, Plan: p})
+		res, err = e.commit(ctx, OpApply, d, st, p, configDigest, true)
+		return err
+	})
+	return res, err
+}
+
+// Rollback returns the chains of prefix to the generation recorded before
+// the current one, and records that as a new generation (so a second
+// rollback returns to where the first started). Without two generations
+// it fails with state.ErrNoPrevious.
+func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
+	var res *Result
+	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		prev, err := st.Previous()
+		if err != nil {
+			return err
+		}
+		desired, err := generationRules(d, prev.Generation)
+		if err != nil {
+			return err
+		}
+		live, err := e.saveLive(desired)
+		if err != nil {
+			return err
+		}
+		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
+		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: prev}})
+		res, err = e.commit(ctx, OpRollback, d, st, p, prev.ConfigDigest, false)
+		return err
+	})
+	return res, err
+}
+
+// Destroy removes every chain of prefix and svcnat's jumps into them, and
+// nothing else.
+func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
+	var res *Result
+	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		live, err := e.saveLive(nil)
+		if err != nil {
+			return err
+		}
+		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
+		e.planned(Planned{Op: OpDestroy, Plan: p})
+		res, err = e.commit(ctx, OpDestroy, d, st, p, "", false)
+		return err
+	})
+	return res, err
+}
+
+// withLock takes the state lock, bounded by LockTimeout and by ctx, and
+// loads the state. A held lock fails with a *state.LockError, which
+// matches state.ErrLocked.
+func (e *Engine) withLock(ctx context.Context, fn func(*state.Dir, *state.State) error) error {
+	d, err := state.Open(e.StateDir)
+	if err != nil {
+		return err
+	}
+	lock, err := d.Lock(ctx, e.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	st, err := d.Load()
+	if err != nil {
+		return err
+	}
+	return fn(d, st)
+}
+
+// commit runs one apply of p under the lock: it refuses a blocked plan,
+// records an empty plan only when the record is behind the rules, asks
+// unless approved, saves the live owned rules as a backup, commits and
+// verifies (the applier rolls back on any failure or on ctx ending),
+// deletes the conntrack entries of removed UDP endpoints, and records the
+// new generation.
+func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, digest string, approved bool) (*Result, error) {
+	res := &Result{Op: op, Plan: p, StateDir: d.Path()}
+	if len(p.Blocked) > 0 {
+		return res, &BlockedError{Op: op, Blocked: p.Blocked}
+	}
+	gens, rulesDigest := generationFiles(p)
+	if p.Empty() {
+		// The rules are right; the record may not be, when an earlier
+		// apply was killed between its commit and writing the state.
+		if !(st.Generation == 0 && blank(p)) && st.RulesDigest != rulesDigest {
+			res.Repaired = true
+			return res, e.record(d, st, p, gens, rulesDigest, digest, res)
+		}
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("%s interrupted before the commit (%v); nothing was changed", op, context.Cause(ctx))
+	}
+	if !approved && e.Hooks.Approve != nil {
+		ok, err := e.Hooks.Approve(ctx, p)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			return res, cancelledError{op}
+		}
+	}
+	gen := st.Generation + 1
+	for _, f := range rules.Families {
+		if _, err := d.SaveBackup(gen, f.Key(), []byte(p.Live[f].Text())); err != nil {
+			return res, fmt.Errorf("saving the backup: %w", err)
+		}
+	}
+	start := time.Now()
+	if err := applier.Apply(ctx, e.Kernel, p, applier.Options{Batch: e.Batch, Step: e.step}); err != nil {
+		return res, fmt.Errorf("%s failed: %w", op, err)
+	}
+	res.Applied, res.Took = true, time.Since(start)
+	// UDP has no connection to end: entries DNATed to endpoints that are
+	// gone would keep clients talking to them.
+	if flows := staleFlows(p); len(flows) > 0 && e.Conntrack != nil {
+		res.Conntrack.Flows, res.Conntrack.Err = e.Conntrack.Delete(flows)
+	}
+	return res, e.record(d, st, p, gens, rulesDigest, digest, res)
+}
+
+// staleFlows turns the planner's stale UDP flows into conntrack's terms.
+func staleFlows(p *planner.Plan) []conntrack.Flow {
+	var out []conntrack.Flow
+	for _, f := range planner.StaleUDP(p) {
+		fl := conntrack.Flow{Protocol: "udp", OrigDst: f.VIP, OrigPort: f.Port, DNAT: f.Endpoint}
+		if !f.VIP.IsValid() {
+			fl.OrigPort = f.NodePort
+		}
+		out = append(out, fl)
+	}
+	return out
+}
+
+// blank reports whether the plan wants no rules at all (destroy), so that
+// destroying nothing on a host svcnat never applied to records nothing.
+func blank(p *planner.Plan) bool {
+	for _, rs := range p.Desired {
+		if rs.RuleCount() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// generationFiles returns the desired owned rules per family, as the
+// state records them, and their digest.
+func generationFiles(p *planner.Plan) (map[string][]byte, string) {
+	gens := map[string][]byte{}
+	var all [][]byte
+	for _, f := range rules.Families {
+		t := []byte(p.Desired[f].Text())
+		gens[f.Key()] = t
+		all = append(all, t)
+	}
+	return gens, state.Digest(all...)
+}
+
+// record commits the next generation to the state directory.
+func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map[string][]byte, rulesDigest, digest string, res *Result) error {
+	gen := st.Generation + 1
+	st.Generation = gen
+	st.ConfigDigest = digest
+	st.RulesDigest = rulesDigest
+	st.Backend = p.Backend
+	st.Prefix = p.Prefix
+	if blank(p) {
+		st.Prefix = "" // destroyed: nothing is owned, any prefix may come next
+	}
+	st.AppliedAt = time.Now().UTC()
+	if err := d.Commit(st, gens); err != nil {
+		return fmt.Errorf("the rules are applied but recording generation %d failed: %w", gen, err)
+	}
+	res.Generation = gen
+	return nil
+}
+
+// generationRules reads the owned rules recorded for a generation.
+func generationRules(d *state.Dir, gen int64) (map[rules.Family]*rules.Ruleset, error) {
+	out := map[rules.Family]*rules.Ruleset{}
+	for _, f := range rules.Families {
+		data, err := d.ReadGeneration(gen, f.Key())
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rs, err := rules.ParseSave(f, strings.NewReader(string(data)))
+		if err != nil {
+			return nil, fmt.Errorf("generation %d %s rules: %w", gen, f, err)
+		}
+		out[f] = rs
+	}
+	return out, nil
+}

@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/state"
+)
+
+// Status is what svcnat owns on the host now, and how it differs from
+// what it last applied.
+type Status struct {
+	Prefix  string
+	Backend string
+	// Owned groups the owned live rules by service.
+	Owned *planner.Inventory
+	// State is the state directory's record; Generation 0 when nothing
+	// was recorded.
+	State    *state.State
+	StateDir string
+	// Drift is a plan from the last recorded generation to the live
+	// rules: what changed outside svcnat since (+ present now, - gone
+	// since). Nil when no generation is recorded.
+	Drift *planner.Plan
+}
+
+// Show reads the owned live rules of prefix and compares them with the
+// last recorded generation. It takes no lock and changes nothing.
+func (e *Engine) Show(prefix string) (*Status, error) {
+	live, err := e.saveLive(nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Prefix: prefix, Backend: string(e.Kernel.Backend()), Owned: planner.Take(live, prefix), StateDir: e.StateDir}
+	d, err := state.Open(e.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if s.State, err = d.Load(); err != nil {
+		return nil, err
+	}
+	if s.State.Generation == 0 {
+		return s, nil
+	}
+	applied, err := generationRules(d, s.State.Generation)
+	if err != nil {
+		return nil, err
+	}
+	s.Drift = planner.New(prefix, s.Backend, live, applied)
+	return s, nil
+}
