@@ -198,3 +198,34 @@ func TestReadmeConfigurationBlockIsValid(t *testing.T) {
 		t.Fatalf("the README's configuration block does not validate:\n%s%s", out, errs)
 	}
 }
+
+// With --json, configuration errors are a JSON report on stdout that CI
+// tools can annotate a pull request from; exit 1 as without.
+func TestJSONDiagnostics(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.hcl", "service \"default/web\" {\n  cluster_ips = [\"10.32.0.300\"]\n  port {\n    port = 70000\n  }\n}\n")
+	for _, cmd := range []string{"validate", "plan"} {
+		out, errs, code := run(t, cmd, "--json", "-c", dir, "--iptables-save", "/dev/null")
+		var got struct {
+			Valid       bool `json:"valid"`
+			ErrorCount  int  `json:"error_count"`
+			Diagnostics []struct {
+				Summary string `json:"summary"`
+				Range   struct {
+					Filename string `json:"filename"`
+					Start    struct{ Line, Column int }
+				} `json:"range"`
+			} `json:"diagnostics"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil || code != ExitError || got.Valid || got.ErrorCount != 2 {
+			t.Fatalf("%s --json: exit %d, %v\n%s%s", cmd, code, err, out, errs)
+		}
+		if d := got.Diagnostics[1]; d.Range.Filename != filepath.Join(dir, "a.hcl") || d.Range.Start.Line != 4 || d.Range.Start.Column != 5 {
+			t.Fatalf("%s --json: second diagnostic %+v", cmd, d)
+		}
+	}
+	out, _, code := run(t, "validate", "--json", "-c", "../examples")
+	if code != ExitOK || !strings.Contains(out, `"valid": true`) {
+		t.Fatalf("validate --json of a valid configuration: exit %d\n%s", code, out)
+	}
+}

@@ -25,6 +25,9 @@ func validateCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			if g.JSON {
+				return config.WriteDiagnosticsJSON(c.App.Writer, nil)
+			}
 			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), g.Config)
 			return nil
 		},
@@ -32,10 +35,15 @@ func validateCommand() *ucli.Command {
 }
 
 // loadConfig reads and validates the configuration, printing every
-// diagnostic to stderr; it fails with exit 1 when any is an error.
+// diagnostic to stderr, or with --json a machine-readable report of the
+// errors to stdout (where the plan would have gone); it fails with exit 1
+// when any diagnostic is an error.
 func loadConfig(c *ucli.Context, g Globals) (*config.Config, error) {
 	cfg, diags := config.Load(g.Config)
-	if len(diags) > 0 {
+	switch {
+	case g.JSON && diags.HasErrors():
+		config.WriteDiagnosticsJSON(c.App.Writer, diags)
+	case len(diags) > 0: // warnings only with --json: stdout is the command's
 		config.WriteDiagnostics(c.App.ErrWriter, cfg.Files, diags, g.colorOn(c.App.ErrWriter), 0)
 	}
 	if diags.HasErrors() {

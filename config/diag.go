@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -54,4 +55,64 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 		}
 	}
 	return nil
+}
+
+// DiagnosticsJSONVersion is the version of WriteDiagnosticsJSON's output.
+const DiagnosticsJSONVersion = "1"
+
+// jsonDiagnostics is the machine-readable form of a run's diagnostics,
+// shaped like terraform validate -json, so that CI tools which annotate
+// pull requests from it read svcnat's too.
+type jsonDiagnostics struct {
+	FormatVersion string           `json:"format_version"`
+	Valid         bool             `json:"valid"`
+	ErrorCount    int              `json:"error_count"`
+	WarningCount  int              `json:"warning_count"`
+	Diagnostics   []jsonDiagnostic `json:"diagnostics"`
+}
+
+type jsonDiagnostic struct {
+	Severity string     `json:"severity"` // "error" or "warning"
+	Summary  string     `json:"summary"`
+	Detail   string     `json:"detail,omitempty"`
+	Range    *jsonRange `json:"range,omitempty"` // absent when the problem has no place (an unreadable file)
+}
+
+type jsonRange struct {
+	Filename string  `json:"filename"`
+	Start    jsonPos `json:"start"`
+	End      jsonPos `json:"end"`
+}
+
+type jsonPos struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+	Byte   int `json:"byte"`
+}
+
+// WriteDiagnosticsJSON writes diags as one JSON document: whether the
+// configuration is valid, the counts, and each diagnostic's severity,
+// summary, detail and source range (file, line and column where it starts
+// and ends, 1-based, and byte offsets).
+func WriteDiagnosticsJSON(w io.Writer, diags hcl.Diagnostics) error {
+	out := jsonDiagnostics{FormatVersion: DiagnosticsJSONVersion, Diagnostics: []jsonDiagnostic{}}
+	for _, d := range diags {
+		jd := jsonDiagnostic{Severity: "error", Summary: d.Summary, Detail: d.Detail}
+		if d.Severity == hcl.DiagWarning {
+			jd.Severity = "warning"
+			out.WarningCount++
+		} else {
+			out.ErrorCount++
+		}
+		if r := d.Subject; r != nil {
+			jd.Range = &jsonRange{Filename: r.Filename,
+				Start: jsonPos{Line: r.Start.Line, Column: r.Start.Column, Byte: r.Start.Byte},
+				End:   jsonPos{Line: r.End.Line, Column: r.End.Column, Byte: r.End.Byte}}
+		}
+		out.Diagnostics = append(out.Diagnostics, jd)
+	}
+	out.Valid = out.ErrorCount == 0
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -66,5 +67,28 @@ func TestWriteDiagnosticsNoSubject(t *testing.T) {
 	}
 	if !strings.HasPrefix(b.String(), "Error: no configuration files\n") {
 		t.Errorf("got %q", b.String())
+	}
+}
+
+func TestWriteDiagnosticsJSON(t *testing.T) {
+	src := "service \"web\" {\n  cluster_ips = [\"10.0.0.1\"]\n  port {\n    port = 70000\n  }\n}\n"
+	_, diags := Parse(map[string][]byte{"web.hcl": []byte(src)})
+	var b strings.Builder
+	if err := WriteDiagnosticsJSON(&b, diags); err != nil {
+		t.Fatal(err)
+	}
+	var got jsonDiagnostics
+	if err := json.Unmarshal([]byte(b.String()), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, b.String())
+	}
+	d := got.Diagnostics
+	if got.FormatVersion != "1" || got.Valid || got.ErrorCount != 1 || len(d) != 1 || d[0].Severity != "error" ||
+		d[0].Summary != "port out of range" || !strings.Contains(d[0].Detail, "70000") || d[0].Range == nil ||
+		d[0].Range.Filename != "web.hcl" || d[0].Range.Start.Line != 4 || d[0].Range.Start.Column != 5 || d[0].Range.End.Line != 4 {
+		t.Fatalf("diagnostics JSON:\n%s", b.String())
+	}
+	b.Reset()
+	if err := WriteDiagnosticsJSON(&b, nil); err != nil || !strings.Contains(b.String(), `"valid": true`) || !strings.Contains(b.String(), `"diagnostics": []`) {
+		t.Fatalf("no diagnostics: %v\n%s", err, b.String())
 	}
 }

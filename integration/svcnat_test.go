@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,12 @@ import (
 var svcnatBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() || os.Geteuid() != 0 {
+		// Every test here needs root and network namespaces, and skips
+		// without them (with -short, or as an ordinary user).
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "svcnat-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

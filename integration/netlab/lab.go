@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/svcnat/svcnat/internal/testns"
 )
 
 // Prefix starts the name of every namespace this package creates. The full
@@ -82,8 +84,8 @@ func New(t testing.TB, opts Options) *Lab {
 	if runtime.GOOS != "linux" {
 		t.Skip("netlab: needs Linux")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("netlab: needs root to create network namespaces")
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("netlab: " + testns.Available())
 	}
 	if _, err := lookTool("ip"); err != nil {
 		t.Skipf("netlab: iproute2 missing: %v", err)

@@ -155,8 +155,8 @@ func TestLabIPv6(t *testing.T) {
 }
 
 func TestSweepStale(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("needs root and network namespaces")
 	}
 	// 1<<30 is above the kernel's pid_max, so no process can own it.
 	name := fmt.Sprintf("%s%d-1-sweeptest", Prefix, 1<<30)

@@ -20,8 +20,13 @@ type NS struct {
 	Name string
 }
 
-// Available reports why namespaces cannot be made here, or "" when they can.
+// Available reports why namespaces cannot be made here, or "" when they
+// can. With -short they are not made: the unit suite runs as an ordinary
+// user in seconds.
 func Available() string {
+	if testing.Short() {
+		return "needs root and network namespaces; skipped with -short"
+	}
 	if os.Geteuid() != 0 {
 		return "needs root to create network namespaces"
 	}
