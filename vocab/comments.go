@@ -12,21 +12,21 @@ type Role int
 // The roles of per-service rules, each with the comment kube-proxy writes.
 // SP stands for the service port name (ServicePortName).
 const (
-	NoRole             Role = iota
-	PortRule                // "SP": SEP rules, node port dispatch
-	ClusterIP               // "SP cluster IP"
-	ExternalIP              // "SP external IP"
-	LoadBalancerIP          // "SP loadbalancer IP"
-	HealthCheckNodePort     // "SP health check node port"
-	NoEndpoints             // "SP has no endpoints"
-	NoLocalEndpoints        // "SP has no local endpoints"
-	EndpointChoice          // "SP -> ENDPOINT"
-	NotAccepted             // "SP traffic not accepted by FW-CHAIN"
-	OtherTrafficDropped     // "other traffic to SP will be dropped by PROXY-FIREWALL-CHAIN"
-	ExternalMasquerade      // "masquerade traffic for SP external destinations"
-	PodShortCircuit         // "pod traffic for SP external destinations"
-	LocalMasquerade         // "masquerade LOCAL traffic for SP external destinations"
-	LocalShortCircuit       // "route LOCAL traffic for SP external destinations"
+	NoRole              Role = iota
+	PortRule                 // "SP": SEP rules, node port dispatch
+	ClusterIP                // "SP cluster IP"
+	ExternalIP               // "SP external IP"
+	LoadBalancerIP           // "SP loadbalancer IP"
+	HealthCheckNodePort      // "SP health check node port"
+	NoEndpoints              // "SP has no endpoints"
+	NoLocalEndpoints         // "SP has no local endpoints"
+	EndpointChoice           // "SP -> ENDPOINT"
+	NotAccepted              // "SP traffic not accepted by FW-CHAIN"
+	OtherTrafficDropped      // "other traffic to SP will be dropped by PROXY-FIREWALL-CHAIN"
+	ExternalMasquerade       // "masquerade traffic for SP external destinations"
+	PodShortCircuit          // "pod traffic for SP external destinations"
+	LocalMasquerade          // "masquerade LOCAL traffic for SP external destinations"
+	LocalShortCircuit        // "route LOCAL traffic for SP external destinations"
 )
 
 // roleFormats holds each role's comment, with %[1]s for the service port
