@@ -139,11 +139,31 @@ func TestPlanJSONIsVersioned(t *testing.T) {
 }
 
 func TestApplyWithoutTerminalRefuses(t *testing.T) {
+	h := newFakeHost(t)
+	for _, cmd := range []string{"apply", "destroy"} {
+		if cmd == "destroy" {
+			h.must(ExitOK, "apply", "-auto-approve")
+		}
+		before := h.rules()
+		_, errs, code := h.run(cmd)
+		if code != ExitError || !strings.Contains(errs, cmd+" needs confirmation and standard input is not a terminal") ||
+			!strings.Contains(errs, "svcnat: hint: ") || h.rules() != before {
+			t.Fatalf("%s: exit %d\n%s", cmd, code, errs)
+		}
+	}
+	// With --json there is no one to ask either.
+	if _, errs, code := h.run("destroy", "--json"); code != ExitError || !strings.Contains(errs, "destroy --json cannot ask for confirmation") {
+		t.Fatalf("destroy --json: exit %d\n%s", code, errs)
+	}
+}
+
+func TestApplyToADumpChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "a.hcl", nginx)
 	d := writeFile(t, t.TempDir(), "dump", "")
-	_, errs, code := run(t, "apply", "-c", dir, "--iptables-save", d, "--state-dir", t.TempDir(), "--no-color")
-	if code != ExitError || !strings.Contains(errs, "not a terminal") || !strings.Contains(errs, "svcnat: hint: ") {
+	_, errs, code := run(t, "apply", "-auto-approve", "-c", dir, "--iptables-save", d, "--state-dir", t.TempDir(), "--no-color")
+	if code != ExitError || !strings.Contains(errs, "apply: cannot change a saved dump; nothing was changed") ||
+		!strings.Contains(errs, "svcnat: hint: drop --iptables-save") {
 		t.Fatalf("exit %d\n%s", code, errs)
 	}
 }

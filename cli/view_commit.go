@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 )
 
@@ -100,6 +101,8 @@ func (v *commitView) failed(err error) error {
 		return withHint(err, "another svcnat is applying; wait for it, or raise --lock-timeout")
 	case errors.Is(err, engine.ErrNoPrevious):
 		return withHint(err, "rollback needs two applied generations; see svcnat show")
+	case errors.Is(err, iptables.ErrReadOnly):
+		return withHint(err, "drop --iptables-save to work on the live rules")
 	case errors.Is(err, engine.ErrCancelled):
 		return exitWith(ExitError, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/svcnat/svcnat/applier"
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/conntrack"
+	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
@@ -160,6 +161,9 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 			return res, e.record(d, st, p, gens, rulesDigest, digest, res)
 		}
 		return res, nil
+	}
+	if e.Kernel.Backend() == iptables.File {
+		return res, fmt.Errorf("%s: %w; nothing was changed", op, iptables.ErrReadOnly)
 	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("%s interrupted before the commit (%v); nothing was changed", op, context.Cause(ctx))
