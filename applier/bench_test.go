@@ -91,13 +91,14 @@ func BenchmarkApplyNFT(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					live, _, err := ipt.Save(rules.IPv4)
+					live, err := ipt.Save(rules.IPv4)
 					if err != nil {
 						b.Fatal(err)
 					}
-					p := planner.New("SVCNAT", "nft", desired, map[rules.Family]*rules.Ruleset{rules.IPv4: live})
+					snapshot := map[rules.Family]*rules.Ruleset{rules.IPv4: live}
+					p := planner.New("SVCNAT", "nft", desired, snapshot)
 					b.StartTimer()
-					if err := Apply(context.Background(), ipt, p, Options{Batch: batch}); err != nil {
+					if err := Apply(context.Background(), ipt, p, snapshot, Options{Batch: batch}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -61,7 +61,7 @@ func (h *fakeHost) must(want int, args ...string) string {
 }
 
 func (h *fakeHost) rules() string {
-	rs, _, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(rules.IPv4)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -39,12 +39,12 @@ func (d *decoder) acrossServices(decls []*svcDecl) {
 	nodePorts := map[nodePortKey]owner{}
 
 	for _, decl := range decls {
-		r := decl.raw
-		if first, dup := names[r.Name]; dup {
-			d.errorf(r.NameRange, "duplicate service name",
-				"Service %q is already defined at %s; rename one or merge the two blocks.", r.Name, pos(first))
+		name := decl.svc.Name
+		if first, dup := names[name]; dup {
+			d.errorf(decl.nameRange, "duplicate service name",
+				"Service %q is already defined at %s; rename one or merge the two blocks.", name, pos(first))
 		} else {
-			names[r.Name] = r.NameRange
+			names[name] = decl.nameRange
 		}
 
 		for _, pd := range decl.ports {
@@ -56,7 +56,7 @@ func (d *decoder) acrossServices(decls []*svcDecl) {
 				k := frontendKey{a, p.Port, p.Protocol}
 				o, dup := frontends[k]
 				if !dup {
-					frontends[k] = owner{decl: decl, svc: decl.svc.Name, port: pd, where: pd.raw.Port.Range}
+					frontends[k] = owner{decl: decl, svc: decl.svc.Name, port: pd, where: pd.portRange}
 					continue
 				}
 				if o.port == pd {
@@ -66,22 +66,22 @@ func (d *decoder) acrossServices(decls []*svcDecl) {
 				if o.decl == decl {
 					by = "another port of this service"
 				}
-				d.errorf(pd.raw.Port.Range, "duplicate service address and port",
+				d.errorf(pd.portRange, "duplicate service address and port",
 					"%s is already served by %s (port at %s); change the port or the address.",
 					endpointString(a, p.Port, p.Protocol), by, pos(o.where))
 				break // one report per port block is enough to act on
 			}
 
-			if p.NodePort != 0 && pd.raw.NodePort != nil {
+			if p.NodePort != 0 && pd.nodePortRange != nil {
 				d.claimNodePort(nodePorts, nodePortKey{p.NodePort, p.Protocol},
-					owner{decl: decl, svc: decl.svc.Name, port: pd, where: pd.raw.NodePort.Range})
+					owner{decl: decl, svc: decl.svc.Name, port: pd, where: *pd.nodePortRange})
 			}
 		}
 		// kube-proxy accepts health checks in KUBE-NODEPORTS by TCP port,
 		// so the health check node port must not clash with a TCP node port.
-		if hc := decl.svc.HealthCheckNodePort; hc != 0 && r.HealthCheckNodePort != nil {
+		if hc := decl.svc.HealthCheckNodePort; hc != 0 && decl.hcRange != nil {
 			d.claimNodePort(nodePorts, nodePortKey{hc, ProtoTCP},
-				owner{decl: decl, svc: decl.svc.Name, where: r.HealthCheckNodePort.Range})
+				owner{decl: decl, svc: decl.svc.Name, where: *decl.hcRange})
 		}
 	}
 }

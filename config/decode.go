@@ -7,85 +7,114 @@ import (
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// The raw structs are the HCL schema. gohcl derives a closed schema from
-// them (no "remain" field), so an unknown block or attribute is an error
-// with its range, and a misspelling gets hcl's "Did you mean" hint.
+// The raw structs hold one file's blocks as HCL decoded them. The schemas
+// below are closed (every attribute and block is listed), so an unknown
+// block or attribute is an error with its range, and a misspelling gets
+// hcl's "Did you mean" hint.
 //
 // Every attribute is held as a *hcl.Attribute rather than a Go type: it is
 // nil when absent, and it keeps both the expression and the range of the
 // whole attribute, which the semantic checks point at. Decoding straight
 // into Go types would leave a half-decoded zero behind a type error, which
 // the range checks would then report a second time.
+//
+// svcnat decodes with hcl.Body.Content and these fixed schemas rather than
+// gohcl, which derives the schema from struct tags by reflection on every
+// block: at 10,000 services that cost as much as parsing the files.
 
 // rawFile is one configuration file.
 type rawFile struct {
-	Settings []*rawSettings `hcl:"settings,block"`
-	Services []*rawService  `hcl:"service,block"`
+	Settings []*rawSettings
+	Services []*rawService
 }
 
 // rawSettings is the settings block.
 type rawSettings struct {
-	ChainPrefix        *hcl.Attribute `hcl:"chain_prefix,optional"`
-	Node               *hcl.Attribute `hcl:"node,optional"`
-	ClusterCIDRs       *hcl.Attribute `hcl:"cluster_cidrs,optional"`
-	MasqueradeAll      *hcl.Attribute `hcl:"masquerade_all,optional"`
-	MasqueradeBit      *hcl.Attribute `hcl:"masquerade_bit,optional"`
-	NodePortAddresses  *hcl.Attribute `hcl:"node_port_addresses,optional"`
-	NodePortRange      *hcl.Attribute `hcl:"node_port_range,optional"`
-	LocalhostNodePorts *hcl.Attribute `hcl:"localhost_node_ports,optional"`
+	ChainPrefix        *hcl.Attribute
+	Node               *hcl.Attribute
+	ClusterCIDRs       *hcl.Attribute
+	MasqueradeAll      *hcl.Attribute
+	MasqueradeBit      *hcl.Attribute
+	NodePortAddresses  *hcl.Attribute
+	NodePortRange      *hcl.Attribute
+	LocalhostNodePorts *hcl.Attribute
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange hcl.Range
 }
 
 // rawService is a service block.
 type rawService struct {
-	Name      string    `hcl:"name,label"`
-	NameRange hcl.Range `hcl:"name,label_range"`
+	Name      string
+	NameRange hcl.Range
 
-	Type                     *hcl.Attribute `hcl:"type,optional"`
-	ClusterIPs               *hcl.Attribute `hcl:"cluster_ips,optional"`
-	ExternalIPs              *hcl.Attribute `hcl:"external_ips,optional"`
-	LoadBalancerIPs          *hcl.Attribute `hcl:"load_balancer_ips,optional"`
-	LoadBalancerSourceRanges *hcl.Attribute `hcl:"load_balancer_source_ranges,optional"`
-	ExternalTrafficPolicy    *hcl.Attribute `hcl:"external_traffic_policy,optional"`
-	InternalTrafficPolicy    *hcl.Attribute `hcl:"internal_traffic_policy,optional"`
-	HealthCheckNodePort      *hcl.Attribute `hcl:"health_check_node_port,optional"`
-	SessionAffinity          *hcl.Attribute `hcl:"session_affinity,optional"`
-	SessionAffinityTimeout   *hcl.Attribute `hcl:"session_affinity_timeout,optional"`
+	Type                     *hcl.Attribute
+	ClusterIPs               *hcl.Attribute
+	ExternalIPs              *hcl.Attribute
+	LoadBalancerIPs          *hcl.Attribute
+	LoadBalancerSourceRanges *hcl.Attribute
+	ExternalTrafficPolicy    *hcl.Attribute
+	InternalTrafficPolicy    *hcl.Attribute
+	HealthCheckNodePort      *hcl.Attribute
+	SessionAffinity          *hcl.Attribute
+	SessionAffinityTimeout   *hcl.Attribute
 
-	Ports     []*rawPort     `hcl:"port,block"`
-	Endpoints []*rawEndpoint `hcl:"endpoint,block"`
+	Ports     []*rawPort
+	Endpoints []*rawEndpoint
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange hcl.Range
 }
 
 // rawPort is a port block.
 type rawPort struct {
-	Name       *hcl.Attribute `hcl:"name,optional"`
-	Protocol   *hcl.Attribute `hcl:"protocol,optional"`
-	Port       *hcl.Attribute `hcl:"port,optional"` // required; checked by hand for one wording
-	TargetPort *hcl.Attribute `hcl:"target_port,optional"`
-	NodePort   *hcl.Attribute `hcl:"node_port,optional"`
+	Name       *hcl.Attribute
+	Protocol   *hcl.Attribute
+	Port       *hcl.Attribute // required; checked by hand for one wording
+	TargetPort *hcl.Attribute
+	NodePort   *hcl.Attribute
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange hcl.Range
 }
 
 // rawEndpoint is an endpoint block.
 type rawEndpoint struct {
-	Address     *hcl.Attribute `hcl:"address,optional"` // required; checked by hand
-	Node        *hcl.Attribute `hcl:"node,optional"`
-	Ready       *hcl.Attribute `hcl:"ready,optional"`
-	Serving     *hcl.Attribute `hcl:"serving,optional"`
-	Terminating *hcl.Attribute `hcl:"terminating,optional"`
-	Ports       *hcl.Attribute `hcl:"ports,optional"`
+	Address     *hcl.Attribute // required; checked by hand
+	Node        *hcl.Attribute
+	Ready       *hcl.Attribute
+	Serving     *hcl.Attribute
+	Terminating *hcl.Attribute
+	Ports       *hcl.Attribute
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange hcl.Range
+}
+
+// The schemas. Attributes are all optional to hcl: the required ones are
+// checked by hand, for one wording of the error.
+var (
+	fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+		{Type: "settings"},
+		{Type: "service", LabelNames: []string{"name"}},
+	}}
+	settingsSchema = attributes(nil, "chain_prefix", "node", "cluster_cidrs", "masquerade_all", "masquerade_bit",
+		"node_port_addresses", "node_port_range", "localhost_node_ports")
+	serviceSchema = attributes([]hcl.BlockHeaderSchema{{Type: "port"}, {Type: "endpoint"}},
+		"type", "cluster_ips", "external_ips", "load_balancer_ips", "load_balancer_source_ranges",
+		"external_traffic_policy", "internal_traffic_policy", "health_check_node_port",
+		"session_affinity", "session_affinity_timeout")
+	portSchema     = attributes(nil, "name", "protocol", "port", "target_port", "node_port")
+	endpointSchema = attributes(nil, "address", "node", "ready", "serving", "terminating", "ports")
+)
+
+func attributes(blocks []hcl.BlockHeaderSchema, names ...string) *hcl.BodySchema {
+	s := &hcl.BodySchema{Blocks: blocks}
+	for _, n := range names {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: n})
+	}
+	return s
 }
 
 // parseFile parses and decodes one file. A file with syntax errors is not
@@ -95,9 +124,62 @@ func parseFile(name string, src []byte) (*hcl.File, *rawFile, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return file, nil, diags
 	}
-	var raw rawFile
-	diags = append(diags, gohcl.DecodeBody(file.Body, nil, &raw)...)
-	return file, &raw, diags
+	raw, ddiags := decodeFile(file.Body)
+	return file, raw, append(diags, ddiags...)
+}
+
+func decodeFile(body hcl.Body) (*rawFile, hcl.Diagnostics) {
+	c, diags := body.Content(fileSchema)
+	raw := &rawFile{}
+	for _, b := range c.Blocks {
+		switch b.Type {
+		case "settings":
+			ac, d := b.Body.Content(settingsSchema)
+			diags = append(diags, d...)
+			a := ac.Attributes
+			raw.Settings = append(raw.Settings, &rawSettings{
+				ChainPrefix: a["chain_prefix"], Node: a["node"], ClusterCIDRs: a["cluster_cidrs"],
+				MasqueradeAll: a["masquerade_all"], MasqueradeBit: a["masquerade_bit"],
+				NodePortAddresses: a["node_port_addresses"], NodePortRange: a["node_port_range"],
+				LocalhostNodePorts: a["localhost_node_ports"], DefRange: b.DefRange,
+			})
+		case "service":
+			s, d := decodeService(b)
+			diags = append(diags, d...)
+			raw.Services = append(raw.Services, s)
+		}
+	}
+	return raw, diags
+}
+
+func decodeService(b *hcl.Block) (*rawService, hcl.Diagnostics) {
+	c, diags := b.Body.Content(serviceSchema)
+	a := c.Attributes
+	s := &rawService{
+		Name: b.Labels[0], NameRange: b.LabelRanges[0], DefRange: b.DefRange,
+		Type: a["type"], ClusterIPs: a["cluster_ips"], ExternalIPs: a["external_ips"],
+		LoadBalancerIPs: a["load_balancer_ips"], LoadBalancerSourceRanges: a["load_balancer_source_ranges"],
+		ExternalTrafficPolicy: a["external_traffic_policy"], InternalTrafficPolicy: a["internal_traffic_policy"],
+		HealthCheckNodePort: a["health_check_node_port"], SessionAffinity: a["session_affinity"],
+		SessionAffinityTimeout: a["session_affinity_timeout"],
+	}
+	for _, nb := range c.Blocks {
+		switch nb.Type {
+		case "port":
+			pc, d := nb.Body.Content(portSchema)
+			diags = append(diags, d...)
+			pa := pc.Attributes
+			s.Ports = append(s.Ports, &rawPort{Name: pa["name"], Protocol: pa["protocol"], Port: pa["port"],
+				TargetPort: pa["target_port"], NodePort: pa["node_port"], DefRange: nb.DefRange})
+		case "endpoint":
+			ec, d := nb.Body.Content(endpointSchema)
+			diags = append(diags, d...)
+			ea := ec.Attributes
+			s.Endpoints = append(s.Endpoints, &rawEndpoint{Address: ea["address"], Node: ea["node"], Ready: ea["ready"],
+				Serving: ea["serving"], Terminating: ea["terminating"], Ports: ea["ports"], DefRange: nb.DefRange})
+		}
+	}
+	return s, diags
 }
 
 // state says what an attribute evaluated to.
@@ -120,6 +202,14 @@ type item struct {
 // diagnostic of a run, so that all errors are reported together.
 type decoder struct {
 	diags hcl.Diagnostics
+	// deferred are the checks that need the settings, which may be in a
+	// file read after the service.
+	deferred []func(st *Settings, nodePortsOK bool)
+}
+
+// later defers a check until the settings are known.
+func (d *decoder) later(check func(st *Settings, nodePortsOK bool)) {
+	d.deferred = append(d.deferred, check)
 }
 
 func (d *decoder) errorf(subject hcl.Range, summary, detailFormat string, args ...any) {

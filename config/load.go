@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // FileNames returns the files a configuration path denotes, in the order
@@ -85,6 +86,12 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 // diagnostics and which of two duplicates is reported. Like Load, it
 // always returns a non-nil *Config with Files set, and only Files when
 // diags has errors. Every error of the run is reported, sorted by position.
+//
+// Files are parsed one at a time and their syntax trees dropped once their
+// blocks are decoded, so memory follows the largest file, not the whole
+// configuration: a file's tree takes about 25 times its size. Config.Files
+// then holds each file's bytes; only when there are diagnostics are the
+// files parsed again whole, for the snippets that show them.
 func Parse(files map[string][]byte) (*Config, hcl.Diagnostics) {
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -94,34 +101,38 @@ func Parse(files map[string][]byte) (*Config, hcl.Diagnostics) {
 
 	cfg := &Config{Files: make(map[string]*hcl.File, len(files))}
 	d := &decoder{}
-	var raws []*rawFile
+	var settingsBlocks []*rawSettings
+	var decls []*svcDecl
 	order := make(map[string]int, len(names))
 	for i, n := range names {
 		order[n] = i
 		file, raw, diags := parseFile(n, files[n])
 		d.diags = append(d.diags, diags...)
 		if file != nil {
-			cfg.Files[n] = file
+			cfg.Files[n] = &hcl.File{Bytes: files[n]}
 		}
-		if raw != nil {
-			raws = append(raws, raw)
+		if raw == nil {
+			continue
 		}
-	}
-
-	var settingsBlocks []*rawSettings
-	var serviceBlocks []*rawService
-	for _, raw := range raws {
 		settingsBlocks = append(settingsBlocks, raw.Settings...)
-		serviceBlocks = append(serviceBlocks, raw.Services...)
+		for _, rs := range raw.Services {
+			decls = append(decls, d.service(rs))
+		}
 	}
 	settings, nodePortsOK := d.settings(settingsBlocks)
-	decls := make([]*svcDecl, 0, len(serviceBlocks))
-	for _, rs := range serviceBlocks {
-		decls = append(decls, d.service(rs, &settings, nodePortsOK))
+	for _, check := range d.deferred {
+		check(&settings, nodePortsOK)
 	}
 	d.acrossServices(decls)
 
 	sortDiagnostics(d.diags, order)
+	if len(d.diags) > 0 {
+		for n, f := range cfg.Files {
+			if whole, _ := hclsyntax.ParseConfig(f.Bytes, n, hcl.InitialPos); whole != nil {
+				cfg.Files[n] = whole
+			}
+		}
+	}
 	if d.diags.HasErrors() {
 		return cfg, d.diags
 	}

@@ -26,8 +26,14 @@ const (
 // svcDecl is a decoded service with what the checks across services need:
 // which of its values decoded cleanly and the ranges to point at.
 type svcDecl struct {
+	// raw is the block, while the service is decoded; it is dropped
+	// afterwards, with the file's syntax tree.
 	raw *rawService
 	svc *Service
+	// nameRange and hcRange (health_check_node_port, nil when absent) are
+	// what the checks across services point at.
+	nameRange hcl.Range
+	hcRange   *hcl.Range
 	// frontends are the cluster, external and load-balancer IPs that
 	// decoded cleanly, each once.
 	frontends []netip.Addr
@@ -39,9 +45,13 @@ type svcDecl struct {
 
 // portDecl is a decoded port block.
 type portDecl struct {
-	raw    *rawPort
+	raw    *rawPort // while the service is decoded, as svcDecl.raw
 	port   *Port
 	portOK bool // Port and Protocol are usable for duplicate checks
+	// portRange and nodePortRange (nil when absent) are what the checks
+	// across services point at.
+	portRange     hcl.Range
+	nodePortRange *hcl.Range
 }
 
 // families is the set of IP families a service has cluster IPs for.
@@ -52,14 +62,19 @@ type families struct{ has4, has6, known bool }
 func (f families) has(a netip.Addr) bool { return (a.Is4() && f.has4) || (a.Is6() && f.has6) }
 
 // service builds a Service from its block, applying defaults and running
-// every check that needs only this block.
-func (d *decoder) service(r *rawService, st *Settings, nodePortsOK bool) *svcDecl {
+// every check that needs only this block (those that need the settings,
+// which may come in a later file, are deferred with later). The returned
+// declaration holds no part of the file's syntax tree.
+func (d *decoder) service(r *rawService) *svcDecl {
 	svc := &Service{
 		Name:                   r.Name,
 		DeclRange:              r.DefRange,
 		SessionAffinityTimeout: DefaultSessionAffinityTimeout,
 	}
-	decl := &svcDecl{raw: r, svc: svc}
+	decl := &svcDecl{raw: r, svc: svc, nameRange: r.NameRange}
+	if r.HealthCheckNodePort != nil {
+		decl.hcRange = r.HealthCheckNodePort.Range.Ptr()
+	}
 	if !ValidServiceName(r.Name) {
 		d.errorf(r.NameRange, "invalid service name", "service %q: %s.", r.Name, serviceNameRule)
 	}
@@ -70,14 +85,14 @@ func (d *decoder) service(r *rawService, st *Settings, nodePortsOK bool) *svcDec
 
 	fam := d.clusterIPs(decl)
 	d.externalAddrs(decl, fam)
-	d.typeSpecific(decl, st, nodePortsOK)
+	d.typeSpecific(decl)
 
 	if len(r.Ports) == 0 {
 		d.errorf(r.DefRange, "service has no ports",
 			"Add a port block, e.g. port { port = 80 }; a service without ports has nothing to forward.")
 	}
 	for _, rp := range r.Ports {
-		decl.ports = append(decl.ports, d.port(rp, svc, st, nodePortsOK))
+		decl.ports = append(decl.ports, d.port(rp, svc))
 	}
 	d.portNames(decl)
 	sort.SliceStable(svc.Ports, func(i, j int) bool { return svc.Ports[i].Name < svc.Ports[j].Name })
@@ -87,6 +102,10 @@ func (d *decoder) service(r *rawService, st *Settings, nodePortsOK bool) *svcDec
 		if ep := d.endpoint(re, decl, fam, seen); ep != nil {
 			svc.Endpoints = append(svc.Endpoints, ep)
 		}
+	}
+	decl.raw, decl.lbAttrs = nil, nil
+	for _, pd := range decl.ports {
+		pd.raw = nil
 	}
 	return decl
 }
@@ -218,7 +237,7 @@ func contains(as []netip.Addr, a netip.Addr) bool {
 
 // typeSpecific checks the attributes that only some service types or
 // policies allow, and decodes the numbers among them.
-func (d *decoder) typeSpecific(decl *svcDecl, st *Settings, nodePortsOK bool) {
+func (d *decoder) typeSpecific(decl *svcDecl) {
 	r, svc := decl.raw, decl.svc
 	if svc.Type != "" && svc.Type != TypeLoadBalancer {
 		for _, a := range decl.lbAttrs {
@@ -233,11 +252,10 @@ func (d *decoder) typeSpecific(decl *svcDecl, st *Settings, nodePortsOK bool) {
 
 	if v, s := d.num(r.HealthCheckNodePort); s == set && v != 0 {
 		a := r.HealthCheckNodePort
-		switch {
-		case v < minPort || v > maxPort:
+		if v < minPort || v > maxPort {
 			d.portOutOfRange(a.Range, a.Name, v)
-		case nodePortsOK && !st.NodePortRange.Contains(v):
-			d.outsideNodePortRange(a.Range, a.Name, v, st.NodePortRange)
+		} else {
+			d.checkNodePortRange(a.Range, a.Name, v)
 		}
 		// Like kube-proxy (apiservice.NeedsHealthCheck), the renderer
 		// serves the health check node port of a LoadBalancer service
@@ -280,9 +298,15 @@ func (d *decoder) outsideNodePortRange(subject hcl.Range, attr string, v int, r 
 }
 
 // port builds one Port and runs the checks that need only its block.
-func (d *decoder) port(r *rawPort, svc *Service, st *Settings, nodePortsOK bool) *portDecl {
+func (d *decoder) port(r *rawPort, svc *Service) *portDecl {
 	p := &Port{DeclRange: r.DefRange}
 	pd := &portDecl{raw: r, port: p, portOK: true}
+	if r.Port != nil {
+		pd.portRange = r.Port.Range
+	}
+	if r.NodePort != nil {
+		pd.nodePortRange = r.NodePort.Range.Ptr()
+	}
 	svc.Ports = append(svc.Ports, p)
 
 	if v, s := d.str(r.Name); s == set {
@@ -331,19 +355,31 @@ func (d *decoder) port(r *rawPort, svc *Service, st *Settings, nodePortsOK bool)
 				`A ClusterIP service is reached only at its cluster IP; set type = "NodePort" (or "LoadBalancer"), or remove node_port.`)
 		case v < minPort || v > maxPort:
 			d.portOutOfRange(a.Range, "node_port", v)
-		case nodePortsOK && !st.NodePortRange.Contains(v):
-			d.outsideNodePortRange(a.Range, "node_port", v, st.NodePortRange)
+		default:
+			d.checkNodePortRange(a.Range, "node_port", v)
 		}
 	} else if s != bad && svc.Type == TypeNodePort {
 		subject := r.DefRange
 		if r.NodePort != nil {
 			subject = r.NodePort.Range
 		}
-		d.errorf(subject, "NodePort service port without node_port",
-			"svcnat allocates no node ports; give this port one, e.g. node_port = %d (in node_port_range %d-%d).",
-			st.NodePortRange.Min, st.NodePortRange.Min, st.NodePortRange.Max)
+		d.later(func(st *Settings, _ bool) {
+			d.errorf(subject, "NodePort service port without node_port",
+				"svcnat allocates no node ports; give this port one, e.g. node_port = %d (in node_port_range %d-%d).",
+				st.NodePortRange.Min, st.NodePortRange.Min, st.NodePortRange.Max)
+		})
 	}
 	return pd
+}
+
+// checkNodePortRange refuses, once the settings are known, a node port
+// outside node_port_range (unless node_port_range itself was unusable).
+func (d *decoder) checkNodePortRange(subject hcl.Range, attr string, v int) {
+	d.later(func(st *Settings, nodePortsOK bool) {
+		if nodePortsOK && !st.NodePortRange.Contains(v) {
+			d.outsideNodePortRange(subject, attr, v, st.NodePortRange)
+		}
+	})
 }
 
 // portNames checks names across a service's ports: every port of a

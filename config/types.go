@@ -44,6 +44,8 @@ type Config struct {
 	// Files holds the source of every file read, keyed by the name used in
 	// diagnostics, so that a diagnostic writer can show snippets. Load and
 	// Parse set it even when they fail (then it is the only field set).
+	// Without diagnostics a File holds only its Bytes: the syntax trees
+	// are dropped once decoded (see Parse).
 	Files map[string]*hcl.File
 }
 

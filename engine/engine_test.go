@@ -107,7 +107,7 @@ func parse(t *testing.T, files ...string) *config.Config {
 
 func (h *testHost) text(t *testing.T) string {
 	t.Helper()
-	rs, _, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(rules.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func (h *testHost) text(t *testing.T) string {
 
 func (h *testHost) foreign(t *testing.T) string {
 	t.Helper()
-	rs, _, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(rules.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,21 +86,27 @@ func (h *Host) RenderOptions(cfg *config.Config, node string) (render.Options, e
 // Plan renders cfg for this host, as node, and diffs it against the live
 // rules. It takes no lock and changes nothing.
 func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
+	p, _, err := e.plan(cfg, node)
+	return p, err
+}
+
+// plan is Plan, also returning the live rules it read.
+func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules.Family]*rules.Ruleset, error) {
 	opts, err := e.RenderOptions(cfg, node)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := render.Render(cfg, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	live, err := e.saveLive(res.Rulesets)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := planner.New(cfg.Settings.ChainPrefix, string(e.Kernel.Backend()), res.Rulesets, live)
 	p.ChainService = res.ChainService
-	return p, nil
+	return p, live, nil
 }
 
 // saveLive reads the live rules of IPv4, and of IPv6 when it is wanted or
@@ -111,7 +117,7 @@ func (e *Engine) saveLive(desired map[rules.Family]*rules.Ruleset) (map[rules.Fa
 	live := map[rules.Family]*rules.Ruleset{}
 	for _, f := range rules.Families {
 		_, wanted := desired[f]
-		rs, _, err := e.Kernel.Save(f)
+		rs, err := e.Kernel.Save(f)
 		switch {
 		case err != nil && f == rules.IPv6 && !wanted:
 			continue

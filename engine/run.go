@@ -27,12 +27,12 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 		if st.Prefix != "" && st.Prefix != cfg.Settings.ChainPrefix {
 			return &PrefixChangedError{Recorded: st.Prefix, Configured: cfg.Settings.ChainPrefix, StateDir: d.Path()}
 		}
-		p, err := e.Plan(cfg, node)
+		p, live, err := e.plan(cfg, node)
 		if err != nil {
 			return err
 		}
 		e.planned(Planned{Op: OpApply, Plan: p})
-		res, err = e.commit(ctx, OpApply, d, st, p, ConfigDigest(cfg), false)
+		res, err = e.commit(ctx, OpApply, d, st, p, live, ConfigDigest(cfg), false)
 		return err
 	})
 	return res, err
@@ -71,7 +71,7 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 		// its deletions is known only against the live dump.
 		p.Blocked = now.Blocked
 		e.planned(Planned{Op: OpApply, Plan: p})
-		res, err = e.commit(ctx, OpApply, d, st, p, configDigest, true)
+		res, err = e.commit(ctx, OpApply, d, st, p, live, configDigest, true)
 		return err
 	})
 	return res, err
@@ -98,7 +98,7 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
 		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: prev}})
-		res, err = e.commit(ctx, OpRollback, d, st, p, prev.ConfigDigest, false)
+		res, err = e.commit(ctx, OpRollback, d, st, p, live, prev.ConfigDigest, false)
 		return err
 	})
 	return res, err
@@ -115,7 +115,7 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
 		e.planned(Planned{Op: OpDestroy, Plan: p})
-		res, err = e.commit(ctx, OpDestroy, d, st, p, "", false)
+		res, err = e.commit(ctx, OpDestroy, d, st, p, live, "", false)
 		return err
 	})
 	return res, err
@@ -141,13 +141,14 @@ func (e *Engine) withLock(ctx context.Context, fn func(*state.Dir, *state.State)
 	return fn(d, st)
 }
 
-// commit runs one apply of p under the lock: it refuses a blocked plan,
+// commit runs one apply of p, made from live under the lock: it refuses a
+// blocked plan,
 // records an empty plan only when the record is behind the rules, asks
 // unless approved, saves the live owned rules as a backup, commits and
 // verifies (the applier rolls back on any failure or on ctx ending),
 // deletes the conntrack entries of removed UDP endpoints, and records the
 // new generation.
-func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, digest string, approved bool) (*Result, error) {
+func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, digest string, approved bool) (*Result, error) {
 	res := &Result{Op: op, Plan: p, StateDir: d.Path()}
 	if len(p.Blocked) > 0 {
 		return res, &BlockedError{Op: op, Blocked: p.Blocked}
@@ -184,7 +185,7 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 	}
 	start := time.Now()
-	if err := applier.Apply(ctx, e.Kernel, p, applier.Options{Batch: e.Batch, Step: e.step}); err != nil {
+	if err := applier.Apply(ctx, e.Kernel, p, live, applier.Options{Batch: e.Batch, Step: e.step}); err != nil {
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
 	res.Applied, res.Took = true, time.Since(start)

@@ -178,7 +178,7 @@ func TestFakeAgreesWithKernel(t *testing.T) {
 // creates on demand and legacy always has).
 func normalDump(t *testing.T, ipt Interface, fam rules.Family) string {
 	t.Helper()
-	rs, _, err := ipt.Save(fam)
+	rs, err := ipt.Save(fam)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package iptables
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strings"
 
 	"github.com/svcnat/svcnat/rules"
 )
@@ -72,11 +74,9 @@ func Open(opts Options) (Interface, Detection, error) {
 	return ipt, d, err
 }
 
-// Survey dumps both backends in netns (iptables-nft-save and
-// iptables-legacy-save, IPv4 and IPv6; legacy without -t, which would
-// create the table it names) and decides, as kubernetes-sigs/iptables-wrappers
-// does with kubelet's marker chains but with svcnat's own chains
-// (PREFIX-...) as the marker:
+// Survey looks at both backends in netns and decides, as
+// kubernetes-sigs/iptables-wrappers does with kubelet's marker chains, but
+// with svcnat's own chains as the marker:
 //
 //  1. svcnat chains in both backends: a *BothBackendsError (ErrBothBackends);
 //     the operator must remove one set or pass --backend.
@@ -88,6 +88,16 @@ func Open(opts Options) (Interface, Detection, error) {
 //  4. no rules anywhere: nft, the default of current distributions and of
 //     iptables-wrappers.
 //
+// It never runs a full save of the backend that holds svcnat's chains,
+// which costs seconds with thousands of them: the marker is the nat chain
+// PREFIX-SERVICES, which every ruleset svcnat writes has, read by itself
+// (iptables -t nat -S CHAIN; for legacy only when its nat table exists,
+// since naming a legacy table creates it). The other backend, which then
+// holds none of svcnat's chains, is saved whole: its rules tell whether
+// both backends are in use, and any svcnat chain left there without the
+// marker (an apply killed while staging) still counts as svcnat's. Without
+// a marker anywhere, both are saved and counted.
+//
 // Like iptables-wrappers it is best effort: a backend whose programs are
 // missing or fail counts as empty. An empty prefix skips rules 1 and 2.
 func Survey(netns, prefix string) (Detection, error) {
@@ -98,7 +108,19 @@ func Survey(netns, prefix string) (Detection, error) {
 		}
 		h.Close()
 	}
-	d := Detection{NFT: survey(netns, NFT, prefix), Legacy: survey(netns, Legacy, prefix)}
+	var d Detection
+	d.NFT.Owned = markers(netns, NFT, prefix)
+	d.Legacy.Owned = markers(netns, Legacy, prefix)
+	switch nm, lm := len(d.NFT.Owned) > 0, len(d.Legacy.Owned) > 0; {
+	case nm && !lm:
+		d.NFT.Available, d.NFT.Rules = true, len(d.NFT.Owned)
+		d.Legacy = survey(netns, Legacy, prefix)
+	case lm && !nm:
+		d.Legacy.Available, d.Legacy.Rules = true, len(d.Legacy.Owned)
+		d.NFT = survey(netns, NFT, prefix)
+	case !nm && !lm:
+		d.NFT, d.Legacy = survey(netns, NFT, prefix), survey(netns, Legacy, prefix)
+	}
 	n, l := d.NFT, d.Legacy
 	switch {
 	case len(n.Owned) > 0 && len(l.Owned) > 0:
@@ -124,14 +146,58 @@ func Survey(netns, prefix string) (Detection, error) {
 	return d, nil
 }
 
+// markers lists the marker chains (nat PREFIX-SERVICES) backend b holds,
+// by single-chain reads.
+func markers(netns string, b Backend, prefix string) []string {
+	if prefix == "" {
+		return nil
+	}
+	marker := prefix + "-SERVICES"
+	var out []string
+	for _, fam := range rules.Families {
+		bins, _, err := findBinaries(b, fam)
+		if err != nil || bins.cmd == "" {
+			continue
+		}
+		if b == Legacy && !legacyTableExists(netns, fam, rules.TableNAT) {
+			continue
+		}
+		if _, ok, err := listChain(netns, bins.cmd, fam, waitSeconds(0), rules.TableNAT, marker); err == nil && ok {
+			out = append(out, fmt.Sprintf("%s %s %s", fam, rules.TableNAT, marker))
+		}
+	}
+	return out
+}
+
+// legacyTableExists reports whether the legacy (x_tables) table exists in
+// netns, from /proc/net/ip{,6}_tables_names as the namespace's thread sees
+// it: naming a table that does not exist would create it.
+func legacyTableExists(netns string, fam rules.Family, table string) bool {
+	name := "/proc/thread-self/net/ip_tables_names"
+	if fam == rules.IPv6 {
+		name = "/proc/thread-self/net/ip6_tables_names"
+	}
+	var data []byte
+	if err := InNetNS(netns, func() (err error) { data, err = os.ReadFile(name); return err }); err != nil {
+		return false
+	}
+	for _, t := range strings.Fields(string(data)) {
+		if t == table {
+			return true
+		}
+	}
+	return false
+}
+
+// survey saves both families of backend b whole and counts what it holds.
 func survey(netns string, b Backend, prefix string) Usage {
 	var u Usage
-	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, fam := range rules.Families {
 		bins, _, err := findBinaries(b, fam)
 		if err != nil {
 			continue
 		}
-		rs, _, err := save(netns, bins.save, fam)
+		rs, err := save(netns, bins.save, fam)
 		if err != nil {
 			continue
 		}

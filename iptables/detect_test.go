@@ -82,3 +82,17 @@ func TestDetect(t *testing.T) {
 		})
 	}
 }
+
+// The survey never saves the backend holding svcnat's marker chain, but
+// saves the other whole: chains svcnat left there without the marker (an
+// apply killed while staging) still count as svcnat's.
+func TestSurveyFindsStagedLeftoversInTheOtherBackend(t *testing.T) {
+	ns := testns.New(t)
+	ns.MustExec(t, "*nat\n:SVCNAT-SERVICES - [0:0]\nCOMMIT\n", "iptables-nft-restore", "--noflush")
+	ns.MustExec(t, "*nat\n:SVCNAT-SEP-LEFTOVER - [0:0]\nCOMMIT\n", "iptables-legacy-restore", "--noflush")
+	_, err := Survey(ns.Name, "SVCNAT")
+	var be *BothBackendsError
+	if !errors.As(err, &be) || len(be.Legacy) != 1 || be.Legacy[0] != "IPv4 nat SVCNAT-SEP-LEFTOVER" {
+		t.Fatalf("want both backends named, the legacy leftover among them; got %v", err)
+	}
+}

@@ -43,16 +43,17 @@ func OpenDump(path string) (*Dump, error) {
 }
 
 // Save implements Interface.
-func (d *Dump) Save(f rules.Family) (*rules.Ruleset, []byte, error) {
+func (d *Dump) Save(f rules.Family) (*rules.Ruleset, error) {
 	rs, ok := d.sets[f]
 	if !ok {
-		rs = &rules.Ruleset{Family: f}
+		return &rules.Ruleset{Family: f}, nil
 	}
-	var b strings.Builder
-	if err := rs.WriteSave(&b); err != nil {
-		return nil, nil, err
-	}
-	return rs.Clone(), []byte(b.String()), nil
+	return rs.Clone(), nil
+}
+
+// ListChain implements Interface.
+func (d *Dump) ListChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+	return listFromSave(d, f, table, chain)
 }
 
 // Restore implements Interface: it always fails with ErrReadOnly.

@@ -1,7 +1,6 @@
 package iptables
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -44,6 +43,8 @@ type Fake struct {
 	failLine int
 	failWhen func(line string) bool
 	restores []FakeRestore
+	saves    int
+	lists    int
 }
 
 // FakeRestore records one Restore call made on a Fake.
@@ -126,23 +127,43 @@ func (f *Fake) Version() Version {
 // Save implements Interface: a copy of the family's tables, chains in the
 // order both backends' iptables-save print them (built-in chains first,
 // user chains by name), and the dump as rules.Ruleset.WriteSave writes it.
-func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, []byte, error) {
+func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.saves++
 	live, ok := f.state[fam]
 	if !ok {
-		return nil, nil, fmt.Errorf("reading %s rules: unknown IP family", fam)
+		return nil, fmt.Errorf("reading %s rules: unknown IP family", fam)
 	}
 	rs := &rules.Ruleset{Family: fam}
 	for _, t := range live.Tables {
 		rs.Tables = append(rs.Tables, t.Clone())
 	}
 	rs.SortChains()
-	var buf bytes.Buffer
-	if err := rs.WriteSave(&buf); err != nil {
-		return nil, nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	return rs, nil
+}
+
+// ListChain implements Interface.
+func (f *Fake) ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	live, ok := f.state[fam]
+	if !ok {
+		return nil, false, fmt.Errorf("reading %s rules: unknown IP family", fam)
 	}
-	return rs, buf.Bytes(), nil
+	t := live.Table(table)
+	if t == nil || t.Chain(chain) == nil {
+		return nil, false, nil
+	}
+	return append([]rules.Rule(nil), t.Chain(chain).Rules...), true, nil
+}
+
+// Reads returns how many Save and ListChain calls were made so far.
+func (f *Fake) Reads() (saves, lists int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.saves, f.lists
 }
 
 // Restore implements Interface; see Fake for the semantics.

@@ -12,11 +12,13 @@ import (
 // dump returns fam's rules as the Fake's Save prints them.
 func dump(t *testing.T, ipt Interface, fam rules.Family) string {
 	t.Helper()
-	_, raw, err := ipt.Save(fam)
+	rs, err := ipt.Save(fam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(raw)
+	var b strings.Builder
+	rs.WriteSave(&b)
+	return b.String()
 }
 
 func mustRestore(t *testing.T, ipt Interface, fam rules.Family, payload string) {
@@ -50,7 +52,8 @@ func TestFakeDeclareFlushesUserChainsOnly(t *testing.T) {
 	f := NewFake()
 	mustRestore(t, f, rules.IPv4, base)
 	mustRestore(t, f, rules.IPv4, "*nat\n:PREROUTING DROP [0:0]\n:SVCNAT-SVC-A - [0:0]\n-A SVCNAT-SVC-A -j RETURN\nCOMMIT\n")
-	rs, raw, err := f.Save(rules.IPv4)
+	rs, err := f.Save(rules.IPv4)
+	raw := dump(t, f, rules.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +69,7 @@ func TestFakeDeclareFlushesUserChainsOnly(t *testing.T) {
 		t.Errorf("rules are not stored in canonical form:\n%s", raw)
 	}
 	// The raw dump reads back as the same ruleset.
-	back, err := rules.ParseSave(rules.IPv4, bytes.NewReader(raw))
+	back, err := rules.ParseSave(rules.IPv4, strings.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,7 @@ func TestFakeInsertAndDelete(t *testing.T) {
 -D PREROUTING 1
 COMMIT
 `)
-	rs, _, _ := f.Save(rules.IPv4)
+	rs, _ := f.Save(rules.IPv4)
 	nat := rs.Table("nat")
 	var got []string
 	for _, r := range nat.Chain("SVCNAT-SVC-A").Rules {
@@ -162,7 +165,7 @@ COMMIT
 	if re.Line != 7 || re.LineText != "-A SVCNAT-SERVICES -j SVCNAT-SVC-MISSING" || re.Family != rules.IPv4 {
 		t.Errorf("error at line %d %q", re.Line, re.LineText)
 	}
-	rs, _, _ := f.Save(rules.IPv4)
+	rs, _ := f.Save(rules.IPv4)
 	if rs.Table("filter") == nil || rs.Table("filter").Chain("SVCNAT-FORWARD") == nil {
 		t.Error("filter table, committed before the failure, was lost")
 	}

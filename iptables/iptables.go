@@ -20,9 +20,12 @@ import (
 // Interface is the narrow kernel interface the planner and the applier use.
 // Implementations are safe for concurrent use.
 type Interface interface {
-	// Save reads every table of fam as iptables-save prints it. It returns
-	// the parsed ruleset and the raw dump (kept for backups).
-	Save(fam rules.Family) (*rules.Ruleset, []byte, error)
+	// Save reads every table of fam as iptables-save prints it.
+	Save(fam rules.Family) (*rules.Ruleset, error)
+	// ListChain reads one chain of fam's table: its rules in order, and
+	// whether it exists. On a host with thousands of chains it costs a
+	// fraction of a Save.
+	ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error)
 	// Restore feeds payload to iptables-restore. flags must include
 	// NoFlushTables. A rejected payload gives a *RestoreError naming the
 	// failing line. Tables are committed one at a time, at their COMMIT

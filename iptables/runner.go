@@ -14,10 +14,14 @@ import (
 	"github.com/svcnat/svcnat/rules"
 )
 
-// binaries are the save and restore programs of one family and backend.
+// binaries are the programs of one family and backend.
 type binaries struct {
 	save, restore string // paths found on PATH
-	err           error  // why the family cannot be used, if it cannot
+	// cmd is the iptables command itself (iptables-nft, ...), for
+	// single-chain reads; "" when it is missing, and then full saves
+	// serve instead.
+	cmd string
+	err error // why the family cannot be used, if it cannot
 }
 
 // runner implements Interface by exec'ing one backend's binaries. It is
@@ -78,7 +82,7 @@ func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
 	if fam == rules.IPv6 {
 		base = "ip6tables"
 	}
-	variant := binaries{save: base + "-" + string(b) + "-save", restore: base + "-" + string(b) + "-restore"}
+	variant := binaries{save: base + "-" + string(b) + "-save", restore: base + "-" + string(b) + "-restore", cmd: base + "-" + string(b)}
 	if bins, ok := lookBoth(variant); ok {
 		v, err := probeVersion(bins.restore)
 		if err != nil {
@@ -89,13 +93,16 @@ func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
 		}
 		return bins, v, nil
 	}
-	plain, ok := lookBoth(binaries{save: base + "-save", restore: base + "-restore"})
+	plain, ok := lookBoth(binaries{save: base + "-save", restore: base + "-restore", cmd: base})
 	if !ok {
 		return plain, Version{}, fmt.Errorf("neither %s/%s nor %s-save/%s-restore found on PATH",
 			variant.save, variant.restore, base, base)
 	}
 	var v Version
-	for _, p := range []string{plain.save, plain.restore} {
+	for _, p := range []string{plain.save, plain.restore, plain.cmd} {
+		if p == "" {
+			continue
+		}
 		pv, err := probeVersion(p)
 		if err != nil {
 			return plain, pv, err
@@ -109,13 +116,16 @@ func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
 	return plain, v, nil
 }
 
+// lookBoth finds the save and restore programs, which must both exist,
+// and the command, which may not.
 func lookBoth(b binaries) (binaries, bool) {
 	s, err1 := exec.LookPath(b.save)
 	r, err2 := exec.LookPath(b.restore)
 	if err1 != nil || err2 != nil {
 		return b, false
 	}
-	return binaries{save: s, restore: r}, true
+	c, _ := exec.LookPath(b.cmd)
+	return binaries{save: s, restore: r, cmd: c}, true
 }
 
 // probeVersion runs `path -V`; it needs no namespace.
@@ -155,31 +165,63 @@ func (r *runner) family(fam rules.Family) (binaries, error) {
 
 // Save runs iptables-save (all tables; legacy lists only tables that
 // already exist, so nothing is created).
-func (r *runner) Save(fam rules.Family) (*rules.Ruleset, []byte, error) {
+func (r *runner) Save(fam rules.Family) (*rules.Ruleset, error) {
 	bins, err := r.family(fam)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s rules: %w", fam, err)
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
-	rs, raw, err := save(r.netns, bins.save, fam)
+	rs, err := save(r.netns, bins.save, fam)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s rules: %w", fam, err)
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
-	return rs, raw, nil
+	return rs, nil
 }
 
 // save runs one iptables-save program in namespace ns and parses its dump.
-func save(ns, path string, fam rules.Family) (*rules.Ruleset, []byte, error) {
+func save(ns, path string, fam rules.Family) (*rules.Ruleset, error) {
 	var out, stderr bytes.Buffer
 	cmd := exec.Command(path)
 	cmd.Stdout, cmd.Stderr, cmd.Env = &out, &stderr, cEnv()
 	if err := run(ns, cmd); err != nil {
-		return nil, nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
 	}
 	rs, err := rules.ParseSave(fam, bytes.NewReader(out.Bytes()))
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), err)
 	}
-	return rs, out.Bytes(), nil
+	return rs, nil
+}
+
+// ListChain runs `iptables -t TABLE -S CHAIN` (through go-iptables, which
+// adds the xtables lock's --wait): one chain costs a fraction of a full
+// save on a host with thousands of chains. Without the iptables command on
+// PATH it falls back to a full save.
+func (r *runner) ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+	bins, err := r.family(fam)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
+	}
+	if bins.cmd == "" {
+		return listFromSave(r, fam, table, chain)
+	}
+	rs, ok, err := listChain(r.netns, bins.cmd, fam, r.wait, table, chain)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
+	}
+	return rs, ok, nil
+}
+
+// listFromSave reads one chain out of a full save.
+func listFromSave(k Interface, fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+	rs, err := k.Save(fam)
+	if err != nil {
+		return nil, false, err
+	}
+	t := rs.Table(table)
+	if t == nil || t.Chain(chain) == nil {
+		return nil, false, nil
+	}
+	return t.Chain(chain).Rules, true, nil
 }
 
 // Restore runs iptables-restore --noflush -w SECS with payload on stdin.

@@ -277,6 +277,17 @@ func sameRules(a, b []rules.Rule) bool {
 // RuleDiff is a line diff of two rule lists (go-diff's line mode), so a
 // changed chain shows only the rules that moved.
 func RuleDiff(before, after []rules.Rule) []DiffLine {
+	if len(before) == 0 || len(after) == 0 { // a chain created or deleted: no diff to compute
+		op, rs := DiffInsert, after
+		if len(after) == 0 {
+			op, rs = DiffDelete, before
+		}
+		out := make([]DiffLine, len(rs))
+		for i, r := range rs {
+			out[i] = DiffLine{Op: op, Text: r.String()}
+		}
+		return out
+	}
 	return RuleDiffText(ruleText(before), ruleText(after))
 }
 

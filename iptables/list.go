@@ -1,0 +1,49 @@
+package iptables
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	goipt "github.com/coreos/go-iptables/iptables"
+
+	"github.com/svcnat/svcnat/rules"
+)
+
+// listChain runs cmd (an iptables command) -t table -S chain in namespace
+// ns with go-iptables and parses the rules it prints, which iptables
+// prints exactly as iptables-save does. ok is false when the chain does
+// not exist: iptables exits 1 then (nft also when the table does not).
+func listChain(ns, cmd string, fam rules.Family, wait int, table, chain string) (out []rules.Rule, ok bool, err error) {
+	err = InNetNS(ns, func() error {
+		proto := goipt.ProtocolIPv4
+		if fam == rules.IPv6 {
+			proto = goipt.ProtocolIPv6
+		}
+		ipt, err := goipt.New(goipt.Path(cmd), goipt.IPFamily(proto), goipt.Timeout(wait))
+		if err != nil {
+			return err
+		}
+		lines, err := ipt.List(table, chain)
+		var ge *goipt.Error
+		if errors.As(err, &ge) && ge.ExitStatus() == 1 {
+			return nil // no such chain (or table)
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "-A ") {
+				continue // -N CHAIN, -P CHAIN POLICY
+			}
+			toks, err := rules.Tokenize(l)
+			if err != nil || len(toks) < 2 {
+				return fmt.Errorf("reading %q: %v", l, err)
+			}
+			out = append(out, rules.Rule{Chain: toks[1], Args: toks[2:]})
+		}
+		return nil
+	})
+	return out, ok, err
+}
