@@ -55,7 +55,12 @@ type Step struct {
 	Kind   StepKind
 	Family rules.Family // Stage and Commit
 	N, Of  int          // Stage: batch N of Of
-	Chains int          // Stage: the chains the batch creates
+	// Chains is how many chains the batch creates (Stage), Done how many
+	// earlier batches of the family created and Total how many all of
+	// them do, for progress.
+	Chains, Done, Total int
+	// Lines is how many lines the transaction writes (Stage and Commit).
+	Lines int
 }
 
 func (s Step) String() string {
@@ -126,27 +131,33 @@ func commit(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error 
 	for _, f := range rules.Families {
 		staged := map[string]bool{}
 		stages := Stages(p, f, opts.Batch)
+		total, done := 0, 0
+		for _, b := range stages {
+			total += len(b)
+		}
 		for i, batch := range stages {
-			s := Step{Kind: Stage, Family: f, N: i + 1, Of: len(stages), Chains: len(batch)}
+			payload := stagePayload(batch)
+			s := Step{Kind: Stage, Family: f, N: i + 1, Of: len(stages), Chains: len(batch), Done: done, Total: total, Lines: payload.Lines()}
 			if err := step(s); err != nil {
 				return err
 			}
-			if err := k.Restore(f, stagePayload(batch), iptables.NoFlushTables); err != nil {
+			if err := k.Restore(f, payload.Bytes(), iptables.NoFlushTables); err != nil {
 				return fmt.Errorf("%s: %w", s, err)
 			}
 			for _, c := range batch {
 				staged[c.Chain] = true
 			}
+			done += len(batch)
 		}
 		payload := Payload(p, f, staged)
-		if payload == nil {
+		if payload.Empty() {
 			continue
 		}
-		s := Step{Kind: Commit, Family: f}
+		s := Step{Kind: Commit, Family: f, Lines: payload.Lines()}
 		if err := step(s); err != nil {
 			return err
 		}
-		if err := k.Restore(f, payload, iptables.NoFlushTables); err != nil {
+		if err := k.Restore(f, payload.Bytes(), iptables.NoFlushTables); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
@@ -173,7 +184,7 @@ func Verify(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset) e
 		}
 		read := func(table, chain string) ([]rules.Rule, bool, error) { return k.ListChain(f, table, chain) }
 		if len(touched) > ListLimit {
-			rs, err := k.Save(f)
+			rs, err := saveLike(k, f, p.Desired[f])
 			if err != nil {
 				return fmt.Errorf("verifying %s: reading the live rules: %w", f, err)
 			}
@@ -209,8 +220,8 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 		case !exists:
 			return fmt.Errorf("the plan writes it, but it is not there")
 		}
-		if want, have := ruleText(c.After), ruleText(got); want != have {
-			return fmt.Errorf("its rules differ from the plan:\n%s", lineDiff(want, have))
+		if !rules.EqualRules(c.After, got) {
+			return fmt.Errorf("its rules differ from the plan:\n%s", lineDiff(ruleText(c.After), ruleText(got)))
 		}
 		return nil
 	}
@@ -222,8 +233,8 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 			foreign = append(foreign, r)
 		}
 	}
-	if want, have := ruleText(c.After), ruleText(owned); want != have {
-		return fmt.Errorf("svcnat's jumps differ from the plan:\n%s", lineDiff(want, have))
+	if !rules.EqualRules(c.After, owned) {
+		return fmt.Errorf("svcnat's jumps differ from the plan:\n%s", lineDiff(ruleText(c.After), ruleText(owned)))
 	}
 	var was []rules.Rule
 	if before != nil {
@@ -235,8 +246,8 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 			}
 		}
 	}
-	if b, a := ruleText(was), ruleText(foreign); b != a {
-		return fmt.Errorf("rules svcnat does not own changed:\n%s", lineDiff(b, a))
+	if !rules.EqualRules(was, foreign) {
+		return fmt.Errorf("rules svcnat does not own changed:\n%s", lineDiff(ruleText(was), ruleText(foreign)))
 	}
 	return nil
 }
@@ -260,8 +271,8 @@ func rollback(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset,
 	}
 	back := planner.New(p.Prefix, p.Backend, p.Live, now)
 	for _, f := range rules.Families {
-		if payload := Payload(back, f, nil); payload != nil {
-			if err := k.Restore(f, payload, iptables.NoFlushTables); err != nil {
+		if payload := Payload(back, f, nil); !payload.Empty() {
+			if err := k.Restore(f, payload.Bytes(), iptables.NoFlushTables); err != nil {
 				return &Error{Err: cause, RollbackErr: err}
 			}
 		}
@@ -281,6 +292,16 @@ func families(p *planner.Plan) []rules.Family {
 		}
 	}
 	return out
+}
+
+// saveLike reads f's live rules, sharing what they have in common with
+// like when the kernel can (iptables.LikeSaver): a verification reads back
+// mostly the rules it wrote.
+func saveLike(k Kernel, f rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+	if ls, ok := k.(iptables.LikeSaver); ok {
+		return ls.SaveLike(f, like)
+	}
+	return k.Save(f)
 }
 
 func saveAll(k Kernel, p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {

@@ -20,10 +20,10 @@ import (
 // svcnat's jumps in built-in chains are deleted and inserted again at the
 // top in the desired order, changed chains are filled, and doomed chains
 // are deleted last, after the rules that referenced them are gone (see
-// rules.Restore). Nothing else is named, so nothing else changes. It
-// returns nil when the family has nothing to do.
-func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) []byte {
-	var r rules.Restore
+// rules.Restore). Nothing else is named, so nothing else changes. The
+// payload is empty when the family has nothing to do.
+func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) *rules.Restore {
+	r := &rules.Restore{}
 	for _, c := range creationOrder(p.Changes, f) {
 		if c.Builtin {
 			for _, rule := range c.Before {
@@ -46,7 +46,7 @@ func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) []byte {
 			r.Append(c.Table, rule)
 		}
 	}
-	return r.Bytes()
+	return r
 }
 
 // creationOrder returns the changes of family f in the order their chains
@@ -71,25 +71,29 @@ func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) []byte {
 // in the order SERVICES lists them. Built-in chains come first and the
 // changed and deleted chains last, as the plan lists them.
 func creationOrder(changes []planner.ChainChange, f rules.Family) []planner.ChainChange {
+	type key struct{ table, chain string }
 	var builtin, created, rest []planner.ChainChange
-	byKey := map[string]int{}
+	byKey := map[key]int{}
 	for _, c := range changes {
 		switch {
 		case c.Family != f:
 		case c.Builtin:
 			builtin = append(builtin, c)
 		case c.Action == planner.Create:
-			byKey[c.Table+"/"+c.Chain] = len(created)
+			byKey[key{c.Table, c.Chain}] = len(created)
 			created = append(created, c)
 		default:
 			rest = append(rest, c)
 		}
 	}
+	// targets[i] are the created chains created[i] jumps to.
+	targets := make([][]int, len(created))
 	jumpedTo := make([]bool, len(created))
-	for _, c := range created {
+	for i, c := range created {
 		for _, r := range c.After {
-			if i, ok := byKey[c.Table+"/"+r.Target()]; ok {
-				jumpedTo[i] = true
+			if j, ok := byKey[key{c.Table, r.Target()}]; ok {
+				targets[i] = append(targets[i], j)
+				jumpedTo[j] = true
 			}
 		}
 	}
@@ -110,14 +114,11 @@ func creationOrder(changes []planner.ChainChange, f rules.Family) []planner.Chai
 			return // emitted, or a loop (iptables refuses loops anyway)
 		}
 		state[i] = 1
-		c := created[i]
-		for _, r := range c.After {
-			if j, ok := byKey[c.Table+"/"+r.Target()]; ok {
-				visit(j)
-			}
+		for _, j := range targets[i] {
+			visit(j)
 		}
 		state[i] = 2
-		out = append(out, c)
+		out = append(out, created[i])
 	}
 	for _, i := range roots {
 		visit(i)
@@ -165,13 +166,13 @@ func Stages(p *planner.Plan, f rules.Family, batch int) [][]planner.ChainChange 
 }
 
 // stagePayload renders one batch of chain creations.
-func stagePayload(batch []planner.ChainChange) []byte {
-	var r rules.Restore
+func stagePayload(batch []planner.ChainChange) *rules.Restore {
+	r := &rules.Restore{}
 	for _, c := range batch {
 		r.Declare(c.Table, c.Chain)
 		for _, rule := range c.After {
 			r.Append(c.Table, rule)
 		}
 	}
-	return r.Bytes()
+	return r
 }

@@ -65,6 +65,16 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// OpenHost opens the host (engine.OpenHost); tests give a fake one.
 	OpenHost func(engine.HostOptions) (*engine.Host, error)
+	// Terminal reports whether a stream is a terminal (isTerminal);
+	// tests pretend.
+	Terminal func(io.Writer) bool
+}
+
+func (e Env) terminal(w io.Writer) bool {
+	if e.Terminal != nil {
+		return e.Terminal(w)
+	}
+	return isTerminal(w)
 }
 
 // Main runs svcnat with args (without the program name) on the real host

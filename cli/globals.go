@@ -23,6 +23,9 @@ type Globals struct {
 	Backend  string
 	JSON     bool
 	Color    bool
+	// Progress: report the progress of long work on stderr, which is a
+	// terminal (and --json is off).
+	Progress bool
 	// LocalAddresses, when given, replace the host's own addresses.
 	LocalAddresses []netip.Addr
 
@@ -85,6 +88,7 @@ func readGlobals(c *ucli.Context) (Globals, error) {
 		noColor:  flag("no-color") || os.Getenv("NO_COLOR") != "",
 	}
 	g.Color = g.colorOn(c.App.Writer)
+	g.Progress = !g.JSON && envOf(c).terminal(c.App.ErrWriter)
 	for _, a := range setIn(c, "local-address").StringSlice("local-address") {
 		ip, err := netip.ParseAddr(a)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -20,6 +21,9 @@ import (
 type commitView struct {
 	c *ucli.Context
 	g Globals
+	// the progress of a staged apply, see step
+	started time.Time
+	staged  bool
 }
 
 func newCommitView(c *ucli.Context, g Globals) *commitView { return &commitView{c: c, g: g} }
@@ -50,10 +54,34 @@ func (v *commitView) approve(ctx context.Context, p *planner.Plan) (bool, error)
 	return confirm(ctx, v.c.App.Reader, v.c.App.Writer, engine.Op(v.c.Command.Name))
 }
 
-// step reports the staging of a large apply, which can take a while.
+// step shows, on a terminal, how a staged apply (thousands of chains)
+// goes: the chains created so far, then the commit and the verification,
+// with the time since the first step. Nothing else is shown, nor anything
+// with --json or without a terminal.
 func (v *commitView) step(s engine.Step) {
-	if s.Kind == engine.StepStage && !v.g.JSON {
-		fmt.Fprintf(v.c.App.Writer, "Staging %s chains: batch %d of %d (%s)...\n", s.Family, s.N, s.Of, plural(s.Chains, "chain"))
+	if !v.g.Progress {
+		return
+	}
+	if v.started.IsZero() {
+		v.started = time.Now()
+	}
+	if s.Kind == engine.StepStage {
+		v.staged = true
+	}
+	if !v.staged {
+		return
+	}
+	w, took := v.c.App.ErrWriter, time.Since(v.started).Round(100*time.Millisecond)
+	switch s.Kind {
+	case engine.StepStage:
+		fmt.Fprintf(w, "\rsvcnat: creating %s chains: %d of %d (%s)", s.Family, s.Done+s.Chains, s.Total, took)
+		if s.N == s.Of {
+			fmt.Fprintln(w)
+		}
+	case engine.StepCommit:
+		fmt.Fprintf(w, "svcnat: committing %s, %s (%s)\n", s.Family, plural(s.Lines, "line"), took)
+	case engine.StepVerify:
+		fmt.Fprintf(w, "svcnat: verifying (%s)\n", took)
 	}
 }
 
@@ -74,8 +102,8 @@ func (v *commitView) done(res *engine.Result, err error) error {
 	said := "The rules already match the plan (an earlier apply stopped before recording them):"
 	if !res.Repaired {
 		s, op := res.Plan.Summary(), string(res.Op)
-		said = fmt.Sprintf("%s %s added, %d changed, %d removed in %s;", st.bold(strings.ToUpper(op[:1])+op[1:]+" complete!"),
-			plural(s.Add, "chain"), s.Change, s.Remove, res.Took.Round(1e6))
+		said = fmt.Sprintf("%s %s added, %d changed, %d removed (%s written) in %s;", st.bold(strings.ToUpper(op[:1])+op[1:]+" complete!"),
+			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond))
 	}
 	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
 	return nil

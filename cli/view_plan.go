@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,7 +41,11 @@ type planHuman struct {
 }
 
 func (v *planHuman) Plan(p *planner.Plan) error {
-	w, st := v.w, v.style
+	// A cold start prints a quarter of a million rule lines: one write
+	// each would cost more than making the plan.
+	w := bufio.NewWriterSize(v.w, 1<<16)
+	defer w.Flush()
+	st := v.style
 	if p.Empty() {
 		fmt.Fprintln(w, st.bold("No changes.")+" The live rules match the configuration.")
 		return nil
@@ -72,7 +77,7 @@ func (v *planHuman) Plan(p *planner.Plan) error {
 		}
 		fmt.Fprintln(w, head)
 		hidden := 0
-		for _, l := range c.Diff {
+		for _, l := range c.Diff() {
 			switch l.Op {
 			case planner.DiffEqual:
 				hidden++
@@ -192,7 +197,7 @@ type jsonChange struct {
 
 func (v *planJSON) Plan(p *planner.Plan) error {
 	s, d := p.Summary(), planner.Describe(p)
-	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
+	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
 		Changed: !p.Empty(), Blocked: []string{}, Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
 	for _, b := range p.Blocked {
 		out.Blocked = append(out.Blocked, b.String())
@@ -204,9 +209,13 @@ func (v *planJSON) Plan(p *planner.Plan) error {
 		out.Changes = append(out.Changes, jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
 			Action: c.Action.String(), Builtin: c.Builtin, Service: d.ChainService(c), Before: lines(c.Before), After: lines(c.After)})
 	}
-	enc := json.NewEncoder(v.w)
+	w := bufio.NewWriterSize(v.w, 1<<16)
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 func lines(rs []rules.Rule) []string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ type fakeHost struct {
 	stateDir string
 	config   string
 	opened   []engine.HostOptions
+	terminal bool // what Env.Terminal says of every stream
 }
 
 func newFakeHost(t *testing.T) *fakeHost {
@@ -42,6 +44,7 @@ func (h *fakeHost) run(args ...string) (stdout, stderr string, code int) {
 	h.t.Helper()
 	var out, errb bytes.Buffer
 	env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Terminal: func(io.Writer) bool { return h.terminal },
 		OpenHost: func(o engine.HostOptions) (*engine.Host, error) {
 			h.opened = append(h.opened, o)
 			return &engine.Host{Kernel: h.fake}, nil
@@ -224,17 +227,24 @@ func TestBlockedPlanIsShownAndRefused(t *testing.T) {
 	}
 }
 
-// Large applies are staged, and say so as they go.
-func TestStagedApplyReportsProgress(t *testing.T) {
-	h := newFakeHost(t)
+// Large applies are staged, and say how they go on a terminal (stderr),
+// and only there.
+func TestStagedApplyReportsProgressOnATerminal(t *testing.T) {
 	var b strings.Builder
 	for i := 0; i < 600; i++ {
 		b.WriteString(strings.NewReplacer("default/nginx", "default/s"+strconv.Itoa(i),
 			"10.32.0.61", fmt.Sprintf("10.32.%d.%d", i/250, i%250+1)).Replace(nginxTwo))
 	}
-	writeFile(t, h.config, "nginx.hcl", b.String())
-	out := h.must(ExitOK, "apply", "-auto-approve")
-	if !strings.Contains(out, "Staging IPv4 chains: batch 1 of 2 (1000 chains)...") {
-		t.Fatalf("no staging progress:\n%s", out[:min(len(out), 2000)])
+	for _, terminal := range []bool{false, true} {
+		h := newFakeHost(t)
+		h.terminal = terminal
+		writeFile(t, h.config, "nginx.hcl", b.String())
+		out, errs, code := h.run("apply", "-auto-approve")
+		progress := strings.Contains(errs, "svcnat: creating IPv4 chains: 1000 of 1809") &&
+			strings.Contains(errs, "svcnat: creating IPv4 chains: 1809 of 1809") &&
+			strings.Contains(errs, "svcnat: committing IPv4, ") && strings.Contains(errs, "svcnat: verifying (")
+		if code != ExitOK || progress != terminal || !strings.Contains(out, "lines written) in ") {
+			t.Fatalf("terminal %v: exit %d, progress shown %v\n%s\n%s", terminal, code, progress, errs, out[len(out)-300:])
+		}
 	}
 }

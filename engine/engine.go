@@ -131,6 +131,9 @@ type Result struct {
 	StateDir string
 	// Took is how long the commit and its verification took.
 	Took time.Duration
+	// Lines is how many lines the commit's iptables-restore payloads held
+	// (kube-proxy's "numLines"): what a change cost the kernel.
+	Lines int
 	// Conntrack is the cleanup of removed UDP endpoints' entries.
 	Conntrack ConntrackResult
 }
@@ -142,13 +145,17 @@ type ConntrackResult struct {
 	Err   error // why the cleanup failed, if it did
 }
 
-// step reports a step to the hook; the applier's fault injection is for
-// its own tests.
-func (e *Engine) step(s Step) error {
-	if e.Hooks.Step != nil {
-		e.Hooks.Step(s)
+// stepper reports the applier's steps to the hook and counts the lines
+// they write into res. (The applier's fault injection is for its own
+// tests.)
+func (e *Engine) stepper(res *Result) func(Step) error {
+	return func(s Step) error {
+		res.Lines += s.Lines
+		if e.Hooks.Step != nil {
+			e.Hooks.Step(s)
+		}
+		return nil
 	}
-	return nil
 }
 
 func (e *Engine) planned(p Planned) {

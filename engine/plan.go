@@ -117,7 +117,13 @@ func (e *Engine) saveLive(desired map[rules.Family]*rules.Ruleset) (map[rules.Fa
 	live := map[rules.Family]*rules.Ruleset{}
 	for _, f := range rules.Families {
 		_, wanted := desired[f]
-		rs, err := e.Kernel.Save(f)
+		var rs *rules.Ruleset
+		var err error
+		if ls, ok := e.Kernel.(iptables.LikeSaver); ok && desired[f] != nil {
+			rs, err = ls.SaveLike(f, desired[f])
+		} else {
+			rs, err = e.Kernel.Save(f)
+		}
 		switch {
 		case err != nil && f == rules.IPv6 && !wanted:
 			continue

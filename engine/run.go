@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"time"
@@ -62,7 +65,7 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 			return err
 		}
 		now := planner.New(p.Prefix, p.Backend, p.Desired, live)
-		if now.Fingerprint != p.Fingerprint {
+		if now.Fingerprint() != p.Fingerprint() {
 			// What changed since the plan was made reads as a plan
 			// from its snapshot to the live rules.
 			return &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
@@ -180,12 +183,12 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 	}
 	gen := st.Generation + 1
 	for _, f := range rules.Families {
-		if _, err := d.SaveBackup(gen, f.Key(), []byte(p.Live[f].Text())); err != nil {
+		if _, err := d.SaveBackup(gen, f.Key(), text{p.Live[f]}); err != nil {
 			return res, fmt.Errorf("saving the backup: %w", err)
 		}
 	}
 	start := time.Now()
-	if err := applier.Apply(ctx, e.Kernel, p, live, applier.Options{Batch: e.Batch, Step: e.step}); err != nil {
+	if err := applier.Apply(ctx, e.Kernel, p, live, applier.Options{Batch: e.Batch, Step: e.stepper(res)}); err != nil {
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
 	res.Applied, res.Took = true, time.Since(start)
@@ -222,20 +225,41 @@ func blank(p *planner.Plan) bool {
 }
 
 // generationFiles returns the desired owned rules per family, as the
-// state records them, and their digest.
-func generationFiles(p *planner.Plan) (map[string][]byte, string) {
-	gens := map[string][]byte{}
-	var all [][]byte
+// state records them, and their digest. The files are written as they are
+// made: at 10,000 services each is 25 MB.
+func generationFiles(p *planner.Plan) (map[string]io.WriterTo, string) {
+	gens := map[string]io.WriterTo{}
+	h := sha256.New()
 	for _, f := range rules.Families {
-		t := []byte(p.Desired[f].Text())
-		gens[f.Key()] = t
-		all = append(all, t)
+		gens[f.Key()] = text{p.Desired[f]}
+		io.WriteString(h, f.Key()+"\n")
+		p.Desired[f].WriteText(h)
 	}
-	return gens, state.Digest(all...)
+	return gens, "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// text is a ruleset's Text, for writing to a file (io.WriterTo).
+type text struct{ rs *rules.Ruleset }
+
+func (t text) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	err := t.rs.WriteText(cw)
+	return cw.n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // record commits the next generation to the state directory.
-func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map[string][]byte, rulesDigest, digest string, res *Result) error {
+func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map[string]io.WriterTo, rulesDigest, digest string, res *Result) error {
 	gen := st.Generation + 1
 	st.Generation = gen
 	st.ConfigDigest = digest

@@ -197,7 +197,7 @@ func survey(netns string, b Backend, prefix string) Usage {
 		if err != nil {
 			continue
 		}
-		rs, err := save(netns, bins.save, fam)
+		rs, err := save(netns, bins.save, fam, nil)
 		if err != nil {
 			continue
 		}

@@ -25,6 +25,9 @@ type StaleFlow struct {
 
 // StaleUDP lists the flows that the plan's removed UDP endpoints leave.
 func StaleUDP(p *Plan) []StaleFlow {
+	if !dropsUDPEndpoint(p) {
+		return nil // a cold start or a TCP change: nothing to read through
+	}
 	var out []StaleFlow
 	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
 		before, after := udpEndpoints(p.Prefix, p.Live[f]), udpEndpoints(p.Prefix, p.Desired[f])
@@ -60,6 +63,22 @@ func StaleUDP(p *Plan) []StaleFlow {
 		return a.Port+a.NodePort < b.Port+b.NodePort
 	})
 	return out
+}
+
+// dropsUDPEndpoint reports whether the plan deletes or rewrites a chain
+// that DNATs UDP, the only way a UDP endpoint can go.
+func dropsUDPEndpoint(p *Plan) bool {
+	for _, c := range p.Changes {
+		if c.Action == Create || c.Table != rules.TableNAT {
+			continue
+		}
+		for _, r := range c.Before {
+			if arg(r, "-p") == "udp" && arg(r, "--to-destination") != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func natRules(rs *rules.Ruleset) []rules.Rule {

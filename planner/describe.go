@@ -85,11 +85,15 @@ func Describe(p *Plan) *Description {
 	}
 	want, have := map[string]bool{}, map[string]bool{}
 	for _, f := range rules.Families {
-		di, li := ServiceIndex(p.Prefix, p.Desired[f]), ServiceIndex(p.Prefix, p.Live[f])
-		for k, svc := range p.ChainService {
-			if p.Desired[f] != nil && p.Desired[f].Table(rules.TableNAT) != nil &&
-				p.Desired[f].Table(rules.TableNAT).Chain(k) != nil {
-				di[IndexKey(rules.TableNAT, k)] = svc
+		li := ServiceIndex(p.Prefix, p.Live[f])
+		di := map[string]string{}
+		if p.ChainService == nil {
+			di = ServiceIndex(p.Prefix, p.Desired[f])
+		} else if nat := p.Desired[f].Table(rules.TableNAT); nat != nil {
+			for chain, svc := range p.ChainService {
+				if nat.Chain(chain) != nil {
+					di[IndexKey(rules.TableNAT, chain)] = svc
+				}
 			}
 		}
 		for _, c := range p.Changes {
@@ -166,7 +170,7 @@ func (d *Description) summarize(v vocab.Vocab, changes []ChainChange, want, have
 			note(svc, s, value, c.Action == Create)
 			continue
 		}
-		for _, l := range c.Diff {
+		for _, l := range c.Diff() {
 			if l.Op == DiffEqual {
 				continue
 			}

@@ -54,7 +54,7 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(saved.Blocked) != 0 || saved.Fingerprint != all.Fingerprint {
+	if len(saved.Blocked) != 0 || saved.Fingerprint() != all.Fingerprint() {
 		t.Fatalf("saved plan: blocked %+v", saved.Blocked)
 	}
 }

@@ -43,8 +43,11 @@ type ChainChange struct {
 	Builtin bool
 	Before  []rules.Rule
 	After   []rules.Rule
-	Diff    []DiffLine
 }
+
+// Diff is the rule diff of the chain, for views; it is computed when asked
+// for, since a cold start changes 60,000 chains nobody reads one by one.
+func (c ChainChange) Diff() []DiffLine { return RuleDiff(c.Before, c.After) }
 
 // DiffOp marks a line of a rule diff.
 type DiffOp rune
@@ -69,8 +72,20 @@ func (c ChainChange) Added() int { return c.count(DiffInsert) }
 func (c ChainChange) Removed() int { return c.count(DiffDelete) }
 
 func (c ChainChange) count(op DiffOp) int {
+	switch {
+	case len(c.Before) == 0:
+		if op == DiffInsert {
+			return len(c.After)
+		}
+		return 0
+	case len(c.After) == 0:
+		if op == DiffDelete {
+			return len(c.Before)
+		}
+		return 0
+	}
 	n := 0
-	for _, d := range c.Diff {
+	for _, d := range c.Diff() {
 		if d.Op == op {
 			n++
 		}
@@ -83,12 +98,11 @@ func (c ChainChange) count(op DiffOp) int {
 // (Describe puts it in an operator's words), the applier executes it, a
 // saved plan serialises it.
 type Plan struct {
-	Prefix      string
-	Backend     string
-	Desired     map[rules.Family]*rules.Ruleset // owned rules wanted
-	Live        map[rules.Family]*rules.Ruleset // owned rules found
-	Fingerprint string                          // of Live, see Fingerprint
-	Changes     []ChainChange
+	Prefix  string
+	Backend string
+	Desired map[rules.Family]*rules.Ruleset // owned rules wanted
+	Live    map[rules.Family]*rules.Ruleset // owned rules found
+	Changes []ChainChange
 
 	// Blocked lists the foreign rules that pin a chain this plan deletes;
 	// such a plan must not be applied (see Blocked). New computes it from
@@ -102,6 +116,19 @@ type Plan struct {
 	// nil otherwise. Describe uses it instead of guessing back from the
 	// rules what the renderer knew.
 	ChainService map[string]string
+
+	fingerprint string // Fingerprint's, once asked for
+}
+
+// Fingerprint is the digest of the live owned rules the plan was made
+// against (see the function Fingerprint), recorded in saved plans so that
+// applying one made against other live rules is refused. It is computed
+// when first asked for: a plan that is applied right away needs none.
+func (p *Plan) Fingerprint() string {
+	if p.fingerprint == "" {
+		p.fingerprint = Fingerprint(p.Backend, p.Live)
+	}
+	return p.fingerprint
 }
 
 // Blocked is a foreign rule that pins a chain the plan deletes: a rule in
@@ -171,7 +198,6 @@ func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) 
 		p.Changes = append(p.Changes, changes...)
 		p.Blocked = append(p.Blocked, blocked(f, l, prefix, changes)...)
 	}
-	p.Fingerprint = Fingerprint(backend, p.Live)
 	return p
 }
 
@@ -248,7 +274,7 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 		case dc == nil && lc != nil:
 			ch.Action, ch.Before = Delete, lc.Rules
 		default:
-			if sameRules(dc.Rules, lc.Rules) {
+			if rules.EqualRules(dc.Rules, lc.Rules) {
 				continue
 			}
 			ch.Action, ch.Before, ch.After = Update, lc.Rules, dc.Rules
@@ -256,22 +282,9 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 		if ch.Builtin && ch.Action != Update {
 			ch.Action = Update // a built-in chain is never created or removed, only its jumps
 		}
-		ch.Diff = RuleDiff(ch.Before, ch.After)
 		out = append(out, ch)
 	}
 	return out
-}
-
-func sameRules(a, b []rules.Rule) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].String() != b[i].String() {
-			return false
-		}
-	}
-	return true
 }
 
 // RuleDiff is a line diff of two rule lists (go-diff's line mode), so a

@@ -89,7 +89,7 @@ func TestPlanFileRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if digest != "sha256:cfg" || q.Fingerprint != p.Fingerprint || q.Summary() != p.Summary() {
+	if digest != "sha256:cfg" || q.Fingerprint() != p.Fingerprint() || q.Summary() != p.Summary() {
 		t.Fatalf("round trip changed the plan: %+v vs %+v", q.Summary(), p.Summary())
 	}
 	tampered := strings.Replace(string(data), "10.64.1.2:80", "10.64.9.9:80", 1)

@@ -33,7 +33,7 @@ type planFile struct {
 // MarshalPlan encodes a plan for plan -out.
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
-		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
+		Fingerprint: p.Fingerprint(), ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
 		ChainServices: p.ChainService}
 	for _, f := range rules.Families {
 		pf.Desired[f.Key()] = p.Desired[f].Text()
@@ -67,7 +67,7 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 	}
 	p := New(pf.Prefix, pf.Backend, desired, live)
 	p.ChainService = pf.ChainServices
-	if p.Fingerprint != pf.Fingerprint {
+	if p.Fingerprint() != pf.Fingerprint {
 		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")
 	}
 	return p, pf.ConfigDigest, nil

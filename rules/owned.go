@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"bufio"
+	"io"
 	"sort"
 	"strings"
 )
@@ -15,7 +17,8 @@ func Owns(prefix, chain string) bool { return strings.HasPrefix(chain, prefix+"-
 // into such a chain. Everything else (Docker's, firewalld's, the operator's
 // rules) is left out, and so is never compared, rewritten or removed.
 // Tables and chains keep rs's order; a built-in chain appears only when it
-// holds an owned jump. The rules are shared with rs, not copied.
+// holds an owned jump. The owned chains are rs's own, shared, not copied:
+// neither may be changed afterwards.
 func (rs *Ruleset) Owned(prefix string) *Ruleset {
 	out := &Ruleset{Family: rs.Family}
 	for _, t := range rs.Tables {
@@ -29,8 +32,8 @@ func (rs *Ruleset) Owned(prefix string) *Ruleset {
 		for _, c := range t.Chains {
 			switch {
 			case Owns(prefix, c.Name):
-				nc := ensure().EnsureChain(c.Name)
-				nc.Rules = append(nc.Rules, c.Rules...)
+				ot := ensure()
+				ot.Chains = append(ot.Chains, c)
 			case c.Builtin():
 				for _, r := range c.Rules {
 					if Owns(prefix, r.Target()) {
@@ -93,16 +96,28 @@ func (t *Table) Clone() *Table {
 // same bytes whatever order a backend listed them in. It is the form
 // rules are compared, digested and recorded in. A nil ruleset prints as "".
 func (rs *Ruleset) Text() string {
+	var b strings.Builder
+	rs.writeText(&b)
+	return b.String()
+}
+
+// WriteText writes Text to w as it is made, for rulesets too large to
+// hold twice.
+func (rs *Ruleset) WriteText(w io.Writer) error {
+	b := bufio.NewWriterSize(w, 1<<16)
+	rs.writeText(b)
+	return b.Flush()
+}
+
+func (rs *Ruleset) writeText(b textWriter) {
 	if rs == nil {
-		return ""
+		return
 	}
 	tables := append([]*Table(nil), rs.Tables...)
 	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
-	var b strings.Builder
 	for _, t := range tables {
 		chains := append([]*Chain(nil), t.Chains...)
 		sortChains(chains)
-		writeSaveTable(&b, t.Name, chains)
+		writeSaveTable(b, t.Name, chains)
 	}
-	return b.String()
 }

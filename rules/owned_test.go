@@ -107,3 +107,25 @@ COMMIT
 		t.Fatalf("Lines() = %d, want %d", n, strings.Count(want, "\n"))
 	}
 }
+
+// Parsing a dump like a ruleset shares the rules they have in common, and
+// gives the same rules as a plain parse.
+func TestParseSaveLikeSharesEqualRules(t *testing.T) {
+	like := parseText(t, mixed)
+	changed := strings.Replace(mixed, "-A DOCKER -i docker0 -j RETURN", "-A DOCKER -i docker1 -j RETURN", 1)
+	got, err := ParseSaveLike(IPv4, changed, like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain := parseText(t, changed); got.Text() != plain.Text() {
+		t.Fatalf("ParseSaveLike differs from ParseSave:\n%s\n---\n%s", got.Text(), plain.Text())
+	}
+	same := func(a, b Rule) bool { return &a.Args[0] == &b.Args[0] }
+	nat, lnat := got.Table("nat"), like.Table("nat")
+	if !same(nat.Chain("SN-SEP-A2").Rules[0], lnat.Chain("SN-SEP-A2").Rules[0]) {
+		t.Error("an equal rule was not shared")
+	}
+	if same(nat.Chain("DOCKER").Rules[0], lnat.Chain("DOCKER").Rules[0]) {
+		t.Error("a changed rule shares the old one's arguments")
+	}
+}

@@ -87,7 +87,7 @@ func (r Rule) String() string {
 
 // write prints the rule as the restore command cmd ("-A", "-I", "-D"), with
 // a position when pos > 0, quoting its arguments as iptables-save does.
-func (r Rule) write(b *strings.Builder, cmd string, pos int) {
+func (r Rule) write(b textWriter, cmd string, pos int) {
 	b.WriteString(cmd)
 	b.WriteByte(' ')
 	b.WriteString(r.Chain)
@@ -127,6 +127,33 @@ func quote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// Equal reports whether r and o are the same rule: the same chain and
+// arguments (rules in canonical form compare as written).
+func (r Rule) Equal(o Rule) bool {
+	if r.Chain != o.Chain || len(r.Args) != len(o.Args) {
+		return false
+	}
+	for i := range r.Args {
+		if r.Args[i] != o.Args[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// EqualRules reports whether a and b hold equal rules in the same order.
+func EqualRules(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Target returns the rule's jump or goto target, or "" when it has none.
@@ -266,15 +293,21 @@ func sortChains(chains []*Chain) {
 	})
 }
 
+// textWriter is what the writers here write to: a strings.Builder or a
+// bufio.Writer.
+type textWriter interface {
+	WriteString(s string) (int, error)
+	WriteByte(c byte) error
+}
+
 // WriteSave writes the ruleset as iptables-save prints it (without the
 // "# Generated" comments and counters): every chain declared, then its rules.
 func (rs *Ruleset) WriteSave(w io.Writer) error {
-	var b strings.Builder
+	b := bufio.NewWriterSize(w, 1<<16)
 	for _, t := range rs.Tables {
-		writeSaveTable(&b, t.Name, t.Chains)
+		writeSaveTable(b, t.Name, t.Chains)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // WriteRestore writes the ruleset as an iptables-restore --noflush payload
@@ -302,7 +335,7 @@ func (rs *Ruleset) WriteRestore(w io.Writer) error {
 
 // writeSaveTable writes one table as iptables-save does: its chains
 // declared with their policies, then their rules.
-func writeSaveTable(b *strings.Builder, table string, chains []*Chain) {
+func writeSaveTable(b textWriter, table string, chains []*Chain) {
 	b.WriteString("*" + table + "\n")
 	for _, c := range chains {
 		policy := c.Policy

@@ -1,7 +1,10 @@
 package state
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +18,13 @@ const tempPrefix = ".tmp-"
 // content or all of data, even across a crash or power loss: it writes a
 // temporary file in the same directory, fsyncs it, renames it over path and
 // fsyncs the directory so the rename itself is durable.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return WriteAtomic(path, bytes.NewReader(data), perm)
+}
+
+// WriteAtomic is WriteFileAtomic with the content written by src, so that
+// a large file is written as it is made, never held whole in memory.
+func WriteAtomic(path string, src io.WriterTo, perm os.FileMode) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -31,7 +40,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
+	w := bufio.NewWriterSize(f, 1<<16)
+	if _, err = src.WriteTo(w); err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	// CreateTemp makes the file 0600 whatever the umask; set what was asked.

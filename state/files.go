@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func parseName(name string) (gen int64, fam string, ok bool) {
 // generation gen is applied, and returns the file's path. Call it before
 // changing anything; the backup becomes part of the state when gen is
 // committed, and is removed by a later Commit if gen never is.
-func (d *Dir) SaveBackup(gen int64, fam string, data []byte) (string, error) {
+func (d *Dir) SaveBackup(gen int64, fam string, data io.WriterTo) (string, error) {
 	p, err := d.filePath("backups", gen, fam)
 	if err != nil {
 		return "", err
@@ -63,7 +64,7 @@ func (d *Dir) SaveBackup(gen int64, fam string, data []byte) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return "", fmt.Errorf("creating backups directory: %w", err)
 	}
-	if err := WriteFileAtomic(p, data, 0o600); err != nil {
+	if err := WriteAtomic(p, data, 0o600); err != nil {
 		return "", fmt.Errorf("saving backup: %w", err)
 	}
 	return p, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -132,7 +133,7 @@ func hook(step string) error {
 // The rules files are written first and state.json last: the rename of
 // state.json is the commit point. Files no longer referenced (pruned
 // generations, leftovers of interrupted applies) are removed afterwards.
-func (d *Dir) Commit(st *State, rules map[string][]byte) error {
+func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	for _, g := range st.Generations {
 		if g.Generation >= st.Generation {
 			return fmt.Errorf("committing generation %d: generation %d already exists", st.Generation, g.Generation)
@@ -156,7 +157,7 @@ func (d *Dir) Commit(st *State, rules map[string][]byte) error {
 		if err != nil {
 			return err
 		}
-		if err := WriteFileAtomic(p, rules[fam], 0o600); err != nil {
+		if err := WriteAtomic(p, rules[fam], 0o600); err != nil {
 			return err
 		}
 		info.Rules = append(info.Rules, fam)
@@ -193,7 +194,7 @@ func (d *Dir) Commit(st *State, rules map[string][]byte) error {
 	return nil
 }
 
-func sortedKeys(m map[string][]byte) []string {
+func sortedKeys(m map[string]io.WriterTo) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,7 +35,7 @@ func apply(t *testing.T, d *Dir, gen int64) *State {
 	t.Helper()
 	st := load(t, d)
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		if _, err := d.SaveBackup(gen, fam, []byte("backup "+fam)); err != nil {
+		if _, err := d.SaveBackup(gen, fam, strings.NewReader("backup "+fam)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -48,15 +49,15 @@ func apply(t *testing.T, d *Dir, gen int64) *State {
 func setNext(st *State, gen int64) {
 	st.Generation = gen
 	st.ConfigDigest = Digest([]byte{byte(gen)})
-	st.RulesDigest = Digest(rulesFor(gen)["ipv4"], rulesFor(gen)["ipv6"])
+	st.RulesDigest = Digest([]byte("rules"), []byte{byte(gen)})
 	st.Backend = "nft"
 	st.AppliedAt = time.Date(2025, 1, 2, 10, 2, 3, int(gen), time.UTC)
 }
 
-func rulesFor(gen int64) map[string][]byte {
-	return map[string][]byte{
-		"ipv4": []byte("*nat\n:KUBE-SERVICES - [0:0]\n# gen " + string(rune('0'+gen)) + "\nCOMMIT\n"),
-		"ipv6": []byte("*nat\nCOMMIT\n"),
+func rulesFor(gen int64) map[string]io.WriterTo {
+	return map[string]io.WriterTo{
+		"ipv4": strings.NewReader("*nat\n:KUBE-SERVICES - [0:0]\n# gen " + string(rune('0'+gen)) + "\nCOMMIT\n"),
+		"ipv6": strings.NewReader("*nat\nCOMMIT\n"),
 	}
 }
 
@@ -103,10 +104,12 @@ func TestRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(st.Generations[1], want) {
 		t.Errorf("current generation = %+v\nwant %+v", st.Generations[1], want)
 	}
-	for fam, data := range rulesFor(2) {
+	for fam, src := range rulesFor(2) {
+		var data strings.Builder
+		src.WriteTo(&data)
 		got, err := d.ReadGeneration(2, fam)
-		if err != nil || string(got) != string(data) {
-			t.Errorf("ReadGeneration(2, %s) = %q, %v; want %q", fam, got, err, data)
+		if err != nil || string(got) != data.String() {
+			t.Errorf("ReadGeneration(2, %s) = %q, %v; want %q", fam, got, err, data.String())
 		}
 		got, err = d.ReadBackup(2, fam)
 		if err != nil || string(got) != "backup "+fam {
@@ -144,13 +147,13 @@ func TestCommitRefusesOldGeneration(t *testing.T) {
 func TestBadFamily(t *testing.T) {
 	d := openTemp(t)
 	for _, fam := range []string{"", "../x", "IPv4", "a.b"} {
-		if _, err := d.SaveBackup(1, fam, nil); err == nil {
+		if _, err := d.SaveBackup(1, fam, strings.NewReader("")); err == nil {
 			t.Errorf("SaveBackup with family %q succeeded", fam)
 		}
 	}
 	st := &State{}
 	setNext(st, 1)
-	if err := d.Commit(st, map[string][]byte{"../../etc/x": nil}); err == nil {
+	if err := d.Commit(st, map[string]io.WriterTo{"../../etc/x": strings.NewReader("")}); err == nil {
 		t.Error("Commit with a path as family succeeded")
 	}
 }
@@ -220,7 +223,7 @@ func TestCrash(t *testing.T) {
 	// Crash after the rules files, before the state file: old state.
 	crash("generations written")
 	st := load(t, d)
-	if _, err := d.SaveBackup(2, "ipv4", []byte("backup")); err != nil {
+	if _, err := d.SaveBackup(2, "ipv4", strings.NewReader("backup")); err != nil {
 		t.Fatal(err)
 	}
 	setNext(st, 2)
