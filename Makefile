@@ -5,6 +5,8 @@ GO       ?= go
 BIN      := bin/svcnat
 PKGS     := ./...
 FUZZTIME ?= 60s
+N        ?= 10000
+E        ?= 5
 
 .PHONY: all build test unit integration demo fuzz bench vet fmt deps clean
 
@@ -36,8 +38,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run '^$$' -fuzz FuzzParseSave -fuzztime $(FUZZTIME) ./rules/
 
-bench:
+# bench runs the Go benchmarks, then (as root) svcnat-bench: N services x E
+# endpoints applied into fresh namespaces on both backends, one table out
+# (docs/PERFORMANCE.md).
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./integration/cmd/svcnat-bench -svcnat $(BIN) -n $(N) -e $(E)
 
 clean:
 	rm -rf bin

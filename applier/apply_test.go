@@ -245,7 +245,7 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 	p := plan(t, k, services(t, 3, 3))
 	live := map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}
 	saves, lists := k.Reads()
-	if err := Apply(context.Background(), k, p, live, Options{}); err != nil {
+	if err := Apply(context.Background(), k, p, live, Options{ListLimit: ListLimitFor("nft")}); err != nil {
 		t.Fatal(err)
 	}
 	s2, l2 := k.Reads()
@@ -255,7 +255,7 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 	before := save(t, k).Text()
 	p = plan(t, k, services(t, 4, 2)) // a new service: PREROUTING's jumps are not touched, SERVICES is
 	live = map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}
-	sneak := Options{Step: func(s Step) error {
+	sneak := Options{ListLimit: ListLimitFor("nft"), Step: func(s Step) error {
 		if s.Kind == Check {
 			return k.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
 		}

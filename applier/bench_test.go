@@ -1,39 +1,35 @@
 package applier
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/svcnat/svcnat/config"
-	"github.com/svcnat/svcnat/internal/testns"
-	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/render"
 	"github.com/svcnat/svcnat/rules"
 )
 
-// bigConfig is n ClusterIP services with two endpoints each.
-func bigConfig(tb testing.TB, n int) *config.Config {
+// The Go benchmarks of the pure steps, at 10,000 services with 5
+// endpoints each (internal/bench). make bench also runs svcnat-bench, which
+// measures whole commands on the real backends.
+
+func benchConfig(tb testing.TB) *config.Config {
 	tb.Helper()
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "service \"ns%d/svc%d\" {\n  cluster_ips = [\"10.%d.%d.%d\"]\n  port {\n    port = 80\n  }\n", i/100, i, 32+i/65536, (i/256)%256, i%256)
-		for e := 1; e <= 2; e++ {
-			fmt.Fprintf(&b, "  endpoint {\n    address = \"10.%d.%d.%d\"\n  }\n", 64+i/32768, (i/128)%256, (i%128)*2+e-1)
-		}
-		b.WriteString("}\n")
+	srcs := map[string][]byte{}
+	for n, b := range bench.Files(bench.Spec{Services: 10000, Endpoints: 5}) {
+		srcs[n] = []byte(b)
 	}
-	cfg, diags := config.Parse(map[string][]byte{"big.hcl": []byte(b.String())})
+	cfg, diags := config.Parse(srcs)
 	if diags.HasErrors() {
 		tb.Fatal(diags)
 	}
 	return cfg
 }
 
-func renderBig(tb testing.TB, n int) map[rules.Family]*rules.Ruleset {
-	res, err := render.Render(bigConfig(tb, n), render.Options{Node: "n1", RandomFully: true})
+func benchRules(tb testing.TB) map[rules.Family]*rules.Ruleset {
+	res, err := render.Render(benchConfig(tb), render.Options{Node: bench.Node, RandomFully: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,17 +37,17 @@ func renderBig(tb testing.TB, n int) map[rules.Family]*rules.Ruleset {
 }
 
 func BenchmarkRender10k(b *testing.B) {
-	cfg := bigConfig(b, 10000)
+	cfg := benchConfig(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := render.Render(cfg, render.Options{Node: "n1"}); err != nil {
+		if _, err := render.Render(cfg, render.Options{Node: bench.Node}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkPlan10kNoChange(b *testing.B) {
-	desired := renderBig(b, 10000)
+	desired := benchRules(b)
 	live := map[rules.Family]*rules.Ruleset{rules.IPv4: desired[rules.IPv4].Clone()}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -62,7 +58,7 @@ func BenchmarkPlan10kNoChange(b *testing.B) {
 }
 
 func BenchmarkParseSave10k(b *testing.B) {
-	text := renderBig(b, 10000)[rules.IPv4].Text()
+	text := benchRules(b)[rules.IPv4].Text()
 	b.SetBytes(int64(len(text)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -72,37 +68,24 @@ func BenchmarkParseSave10k(b *testing.B) {
 	}
 }
 
-// BenchmarkApplyNFT measures a cold apply of n services into a fresh
-// namespace on the nf_tables backend, staged in batches of 1000 chains (as
-// apply does) and as one transaction, to show why large applies are staged.
-func BenchmarkApplyNFT(b *testing.B) {
-	for _, n := range []int{1000, 3000, 10000} {
-		for _, batch := range []int{DefaultBatch, 1 << 30} {
-			name := fmt.Sprintf("services=%d/staged", n)
-			if batch != DefaultBatch {
-				name = fmt.Sprintf("services=%d/one-transaction", n)
-			}
-			b.Run(name, func(b *testing.B) {
-				desired := renderBig(b, n)
-				for i := 0; i < b.N; i++ {
-					b.StopTimer()
-					ns := testns.New(b)
-					ipt, err := iptables.New(iptables.Options{Backend: iptables.NFT, NetNS: ns.Name, Wait: 60e9})
-					if err != nil {
-						b.Fatal(err)
-					}
-					live, err := ipt.Save(rules.IPv4)
-					if err != nil {
-						b.Fatal(err)
-					}
-					snapshot := map[rules.Family]*rules.Ruleset{rules.IPv4: live}
-					p := planner.New("SVCNAT", "nft", desired, snapshot)
-					b.StartTimer()
-					if err := Apply(context.Background(), ipt, p, snapshot, Options{Batch: batch}); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
+// BenchmarkStages10k orders and batches a cold start's chains.
+func BenchmarkStages10k(b *testing.B) {
+	p := planner.New("SVCNAT", "nft", benchRules(b), nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if len(Stages(p, rules.IPv4, DefaultBatch)) == 0 {
+			b.Fatal("no stages")
+		}
+	}
+}
+
+// BenchmarkPayload10k writes a cold start's one transaction (legacy).
+func BenchmarkPayload10k(b *testing.B) {
+	p := planner.New("SVCNAT", "legacy", benchRules(b), nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if Payload(p, rules.IPv4, nil).Empty() {
+			b.Fatal("empty payload")
 		}
 	}
 }

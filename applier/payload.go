@@ -24,7 +24,21 @@ import (
 // payload is empty when the family has nothing to do.
 func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) *rules.Restore {
 	r := &rules.Restore{}
-	for _, c := range creationOrder(p.Changes, f) {
+	order := creationOrder(p.Changes, f)
+	size := map[string]int{}
+	for _, c := range order {
+		if !c.Builtin && !staged[c.Chain] {
+			for _, rule := range c.After {
+				size[c.Table] += rule.Size()
+			}
+		}
+	}
+	for table, n := range size {
+		if n > 0 {
+			r.Grow(table, n)
+		}
+	}
+	for _, c := range order {
 		if c.Builtin {
 			for _, rule := range c.Before {
 				r.Delete(c.Table, rule)
@@ -70,11 +84,12 @@ func Payload(p *planner.Plan, f rules.Family, staged map[string]bool) *rules.Res
 // endpoint chains, then the chains that jump to them, service by service
 // in the order SERVICES lists them. Built-in chains come first and the
 // changed and deleted chains last, as the plan lists them.
-func creationOrder(changes []planner.ChainChange, f rules.Family) []planner.ChainChange {
+func creationOrder(changes []planner.ChainChange, f rules.Family) []*planner.ChainChange {
 	type key struct{ table, chain string }
-	var builtin, created, rest []planner.ChainChange
+	var builtin, created, rest []*planner.ChainChange
 	byKey := map[key]int{}
-	for _, c := range changes {
+	for i := range changes {
+		c := &changes[i]
 		switch {
 		case c.Family != f:
 		case c.Builtin:
@@ -87,26 +102,29 @@ func creationOrder(changes []planner.ChainChange, f rules.Family) []planner.Chai
 		}
 	}
 	// targets[i] are the created chains created[i] jumps to.
-	targets := make([][]int, len(created))
+	targets := make([][]int32, len(created))
 	jumpedTo := make([]bool, len(created))
 	for i, c := range created {
 		for _, r := range c.After {
 			if j, ok := byKey[key{c.Table, r.Target()}]; ok {
-				targets[i] = append(targets[i], j)
+				targets[i] = append(targets[i], int32(j))
 				jumpedTo[j] = true
 			}
 		}
 	}
-	var roots []int
+	type root struct {
+		i   int
+		key uint32
+	}
+	var roots []root
 	for i := range created {
 		if !jumpedTo[i] {
-			roots = append(roots, i)
+			roots = append(roots, root{i, creationKey(created[i].Chain)})
 		}
 	}
-	sort.SliceStable(roots, func(a, b int) bool {
-		return creationKey(created[roots[a]].Chain) < creationKey(created[roots[b]].Chain)
-	})
-	out := append([]planner.ChainChange(nil), builtin...)
+	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
+	out := make([]*planner.ChainChange, 0, len(builtin)+len(created)+len(rest))
+	out = append(out, builtin...)
 	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
 	var visit func(i int)
 	visit = func(i int) {
@@ -115,13 +133,13 @@ func creationOrder(changes []planner.ChainChange, f rules.Family) []planner.Chai
 		}
 		state[i] = 1
 		for _, j := range targets[i] {
-			visit(j)
+			visit(int(j))
 		}
 		state[i] = 2
 		out = append(out, created[i])
 	}
-	for _, i := range roots {
-		visit(i)
+	for _, r := range roots {
+		visit(r.i)
 	}
 	for i := range created { // chains only reachable through a loop
 		visit(i)
@@ -146,8 +164,8 @@ func creationKey(chain string) uint32 {
 // on its own, and none of them is visible to traffic until the final
 // transaction adds the references. It returns no batches when the plan
 // creates no more than batch chains.
-func Stages(p *planner.Plan, f rules.Family, batch int) [][]planner.ChainChange {
-	var creates []planner.ChainChange
+func Stages(p *planner.Plan, f rules.Family, batch int) [][]*planner.ChainChange {
+	var creates []*planner.ChainChange
 	for _, c := range creationOrder(p.Changes, f) {
 		if c.Action == planner.Create && !c.Builtin {
 			creates = append(creates, c)
@@ -156,7 +174,7 @@ func Stages(p *planner.Plan, f rules.Family, batch int) [][]planner.ChainChange 
 	if batch <= 0 || len(creates) <= batch {
 		return nil
 	}
-	var out [][]planner.ChainChange
+	var out [][]*planner.ChainChange
 	for len(creates) > 0 {
 		n := min(batch, len(creates))
 		out = append(out, creates[:n])
@@ -166,7 +184,7 @@ func Stages(p *planner.Plan, f rules.Family, batch int) [][]planner.ChainChange 
 }
 
 // stagePayload renders one batch of chain creations.
-func stagePayload(batch []planner.ChainChange) *rules.Restore {
+func stagePayload(batch []*planner.ChainChange) *rules.Restore {
 	r := &rules.Restore{}
 	for _, c := range batch {
 		r.Declare(c.Table, c.Chain)

@@ -49,6 +49,7 @@ func openConfigured(c *ucli.Context, g Globals) (*config.Config, string, *engine
 	if err != nil {
 		return nil, "", nil, err
 	}
+	limitMemory(cfg)
 	node, err := g.nodeName(cfg.Settings.Node)
 	if err != nil {
 		return nil, "", nil, err

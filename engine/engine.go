@@ -35,7 +35,7 @@ type Engine struct {
 	// 0 tries once.
 	LockTimeout time.Duration
 	// Batch bounds the chains one staging transaction creates
-	// (0: applier.DefaultBatch).
+	// (0: applier.BatchFor the kernel's backend).
 	Batch int
 	Hooks Hooks
 }

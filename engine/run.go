@@ -188,7 +188,12 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 	}
 	start := time.Now()
-	if err := applier.Apply(ctx, e.Kernel, p, live, applier.Options{Batch: e.Batch, Step: e.stepper(res)}); err != nil {
+	backend := string(e.Kernel.Backend())
+	opts := applier.Options{Batch: e.Batch, ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
+	if opts.Batch == 0 {
+		opts.Batch = applier.BatchFor(backend)
+	}
+	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
 	res.Applied, res.Took = true, time.Since(start)

@@ -162,7 +162,11 @@ func markers(netns string, b Backend, prefix string) []string {
 		if b == Legacy && !legacyTableExists(netns, fam, rules.TableNAT) {
 			continue
 		}
-		if _, ok, err := listChain(netns, bins.cmd, fam, waitSeconds(0), rules.TableNAT, marker); err == nil && ok {
+		ipt, err := command(bins.cmd, fam, waitSeconds(0))
+		if err != nil {
+			continue
+		}
+		if _, ok, err := listChain(netns, ipt, rules.TableNAT, marker); err == nil && ok {
 			out = append(out, fmt.Sprintf("%s %s %s", fam, rules.TableNAT, marker))
 		}
 	}

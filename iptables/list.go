@@ -10,20 +10,22 @@ import (
 	"github.com/svcnat/svcnat/rules"
 )
 
-// listChain runs cmd (an iptables command) -t table -S chain in namespace
-// ns with go-iptables and parses the rules it prints, which iptables
-// prints exactly as iptables-save does. ok is false when the chain does
-// not exist: iptables exits 1 then (nft also when the table does not).
-func listChain(ns, cmd string, fam rules.Family, wait int, table, chain string) (out []rules.Rule, ok bool, err error) {
+// command returns go-iptables over cmd (an iptables command) for fam.
+// Making one runs cmd --version.
+func command(cmd string, fam rules.Family, wait int) (*goipt.IPTables, error) {
+	proto := goipt.ProtocolIPv4
+	if fam == rules.IPv6 {
+		proto = goipt.ProtocolIPv6
+	}
+	return goipt.New(goipt.Path(cmd), goipt.IPFamily(proto), goipt.Timeout(wait))
+}
+
+// listChain runs ipt -t table -S chain in namespace ns and parses the
+// rules it prints, which iptables prints exactly as iptables-save does. ok
+// is false when the chain does not exist: iptables exits 1 then (nft also
+// when the table does not).
+func listChain(ns string, ipt *goipt.IPTables, table, chain string) (out []rules.Rule, ok bool, err error) {
 	err = InNetNS(ns, func() error {
-		proto := goipt.ProtocolIPv4
-		if fam == rules.IPv6 {
-			proto = goipt.ProtocolIPv6
-		}
-		ipt, err := goipt.New(goipt.Path(cmd), goipt.IPFamily(proto), goipt.Timeout(wait))
-		if err != nil {
-			return err
-		}
 		lines, err := ipt.List(table, chain)
 		var ge *goipt.Error
 		if errors.As(err, &ge) && ge.ExitStatus() == 1 {

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+
+	goipt "github.com/coreos/go-iptables/iptables"
 
 	"github.com/svcnat/svcnat/rules"
 )
@@ -25,14 +28,17 @@ type binaries struct {
 }
 
 // runner implements Interface by exec'ing one backend's binaries. It is
-// immutable after New, so it is safe for concurrent use; iptables' own
-// xtables lock (-w) serialises writers.
+// safe for concurrent use; iptables' own xtables lock (-w) serialises
+// writers.
 type runner struct {
 	backend Backend
 	netns   string
 	wait    int // -w seconds
 	version Version
 	bins    map[rules.Family]binaries
+
+	mu   sync.Mutex
+	cmds map[rules.Family]*goipt.IPTables // see command
 }
 
 // New returns the real runner for opts.Backend, which must be NFT or
@@ -51,7 +57,8 @@ func New(opts Options) (Interface, error) {
 		}
 		h.Close()
 	}
-	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[rules.Family]binaries{}}
+	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[rules.Family]binaries{},
+		cmds: map[rules.Family]*goipt.IPTables{}}
 	for _, fam := range rules.Families {
 		bins, v, err := findBinaries(b, fam)
 		if err != nil {
@@ -189,17 +196,28 @@ type LikeSaver interface {
 	SaveLike(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error)
 }
 
-// save runs one iptables-save program in namespace ns and parses its dump.
+// save runs one iptables-save program in namespace ns and parses its dump
+// as it comes (see rules.ParseSaveLikeFrom).
 func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
-	var out, stderr bytes.Buffer
+	var stderr bytes.Buffer
 	cmd := exec.Command(path)
-	cmd.Stdout, cmd.Stderr, cmd.Env = &out, &stderr, cEnv()
-	if err := run(ns, cmd); err != nil {
+	cmd.Stderr, cmd.Env = &stderr, cEnv()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := InNetNS(ns, cmd.Start); err != nil {
+		return nil, fmt.Errorf("running %s: %w", filepath.Base(path), err)
+	}
+	rs, perr := rules.ParseSaveLikeFrom(fam, out, like)
+	if perr != nil {
+		cmd.Process.Kill()
+	}
+	if err := cmd.Wait(); err != nil && perr == nil {
 		return nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
 	}
-	rs, err := rules.ParseSaveLike(fam, out.String(), like)
-	if err != nil {
-		return nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), err)
+	if perr != nil {
+		return nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), perr)
 	}
 	return rs, nil
 }
@@ -216,11 +234,30 @@ func (r *runner) ListChain(fam rules.Family, table, chain string) ([]rules.Rule,
 	if bins.cmd == "" {
 		return listFromSave(r, fam, table, chain)
 	}
-	rs, ok, err := listChain(r.netns, bins.cmd, fam, r.wait, table, chain)
+	ipt, err := r.command(fam, bins.cmd)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
+	}
+	rs, ok, err := listChain(r.netns, ipt, table, chain)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
 	}
 	return rs, ok, nil
+}
+
+// command is go-iptables over the family's command, made once.
+func (r *runner) command(fam rules.Family, cmd string) (*goipt.IPTables, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ipt := r.cmds[fam]; ipt != nil {
+		return ipt, nil
+	}
+	ipt, err := command(cmd, fam, r.wait)
+	if err != nil {
+		return nil, err
+	}
+	r.cmds[fam] = ipt
+	return ipt, nil
 }
 
 // listFromSave reads one chain out of a full save.

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -31,6 +32,27 @@ func ParseSave(fam Family, r io.Reader) (*Ruleset, error) {
 	return ParseSaveString(fam, string(data))
 }
 
+// ParseSaveLikeFrom is ParseSaveLike reading the dump from r as it comes,
+// a line at a time: an iptables-save of 10,000 services is 25 MB, which is
+// then never held whole.
+func ParseSaveLikeFrom(fam Family, r io.Reader, like *Ruleset) (*Ruleset, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	var readErr error
+	next := func() (string, bool) {
+		line, err := br.ReadString('\n')
+		if err != nil && err != io.EOF {
+			readErr = err
+			return "", false
+		}
+		return line, line != ""
+	}
+	rs, err := parseLines(fam, next, like)
+	if readErr != nil {
+		return nil, readErr
+	}
+	return rs, err
+}
+
 // ParseSaveString is ParseSave over a dump in memory. The rules' tokens are
 // substrings of dump wherever they need no unquoting, so a dump of 250,000
 // rules costs its own size and the slices of tokens, not an allocation per
@@ -46,6 +68,24 @@ func ParseSaveString(fam Family, dump string) (*Ruleset, error) {
 // costs only what differs from like, and dump can be freed. With a nil
 // like it shares nothing and copies nothing.
 func ParseSaveLike(fam Family, dump string, like *Ruleset) (*Ruleset, error) {
+	rest := dump
+	next := func() (string, bool) {
+		if rest == "" {
+			return "", false
+		}
+		var line string
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			line, rest = rest, ""
+		}
+		return line, true
+	}
+	return parseLines(fam, next, like)
+}
+
+// parseLines is the parser of ParseSaveLike over lines from next.
+func parseLines(fam Family, next func() (string, bool), like *Ruleset) (*Ruleset, error) {
 	rs := &Ruleset{Family: fam}
 	var t *Table
 	var lt *Table // like's table of the same name
@@ -53,14 +93,12 @@ func ParseSaveLike(fam Family, dump string, like *Ruleset) (*Ruleset, error) {
 	lcName, lcAt := "", 0
 	var scratch []string // one rule's tokens, reused: only kept rules allocate
 	n := 0
-	for rest := dump; rest != ""; {
-		n++
-		var line string
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, ""
+	for {
+		line, ok := next()
+		if !ok {
+			break
 		}
+		n++
 		line = strings.TrimSpace(line)
 		fail := func(err error) error { return &ParseError{Line: n, Text: line, Err: err} }
 		switch {

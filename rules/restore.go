@@ -1,8 +1,8 @@
 package rules
 
 import (
+	"bytes"
 	"sort"
-	"strings"
 )
 
 // Restore builds an iptables-restore --noflush payload for one family from
@@ -18,7 +18,7 @@ type Restore struct {
 }
 
 type restoreTable struct {
-	decl, body, del strings.Builder
+	decl, body, del bytes.Buffer
 	lines           int
 }
 
@@ -31,14 +31,15 @@ func (r *Restore) table(name string) *restoreTable {
 		t = &restoreTable{}
 		r.tables[name] = t
 	}
-	t.lines++
 	return t
 }
 
 // Declare writes ":CHAIN - [0:0]", which creates the user chain or, when
 // it exists, flushes it.
 func (r *Restore) Declare(table, chain string) {
-	r.table(table).decl.WriteString(":" + chain + " - [0:0]\n")
+	t := r.table(table)
+	t.decl.WriteString(":" + chain + " - [0:0]\n")
+	t.lines++
 }
 
 // Append writes "-A CHAIN ARGS".
@@ -54,22 +55,33 @@ func (r *Restore) command(table, cmd string, pos int, rule Rule) {
 	t := r.table(table)
 	rule.write(&t.body, cmd, pos)
 	t.body.WriteByte('\n')
+	t.lines++
+}
+
+// Grow makes room in table's commands for n more bytes, so that a payload
+// of tens of megabytes is not copied as it grows (see Rule.Size).
+func (r *Restore) Grow(table string, n int) {
+	r.table(table).body.Grow(n)
 }
 
 // DeleteChain writes "-X CHAIN" after every rule command of the table.
 func (r *Restore) DeleteChain(table, chain string) {
-	r.table(table).del.WriteString("-X " + chain + "\n")
+	t := r.table(table)
+	t.del.WriteString("-X " + chain + "\n")
+	t.lines++
 }
 
 // Empty reports whether nothing was written.
-func (r *Restore) Empty() bool { return len(r.tables) == 0 }
+func (r *Restore) Empty() bool { return r.Lines() == 0 }
 
 // Lines counts the payload's lines: every declaration, command and
 // deletion, plus each table's "*table" and COMMIT.
 func (r *Restore) Lines() int {
 	n := 0
 	for _, t := range r.tables {
-		n += t.lines + 2
+		if t.lines > 0 {
+			n += t.lines + 2
+		}
 	}
 	return n
 }
@@ -79,16 +91,25 @@ func (r *Restore) Bytes() []byte {
 	if r.Empty() {
 		return nil
 	}
-	var b strings.Builder
+	size := 0
+	for name, t := range r.tables {
+		size += len(name) + len("*\nCOMMIT\n") + t.decl.Len() + t.body.Len() + t.del.Len()
+	}
+	out := make([]byte, 0, size)
 	for _, name := range r.tableOrder() {
 		t := r.tables[name]
-		b.WriteString("*" + name + "\n")
-		b.WriteString(t.decl.String())
-		b.WriteString(t.body.String())
-		b.WriteString(t.del.String())
-		b.WriteString("COMMIT\n")
+		if t.lines == 0 {
+			continue
+		}
+		out = append(out, '*')
+		out = append(out, name...)
+		out = append(out, '\n')
+		out = append(out, t.decl.Bytes()...)
+		out = append(out, t.body.Bytes()...)
+		out = append(out, t.del.Bytes()...)
+		out = append(out, "COMMIT\n"...)
 	}
-	return []byte(b.String())
+	return out
 }
 
 // tableOrder is filter, nat, then the other tables by name.

@@ -143,6 +143,16 @@ func (r Rule) Equal(o Rule) bool {
 	return true
 }
 
+// Size is about how many bytes the rule takes as a restore line: exactly,
+// but for the quotes of quoted arguments.
+func (r Rule) Size() int {
+	n := len("-A \n") + len(r.Chain)
+	for _, a := range r.Args {
+		n += len(a) + 1
+	}
+	return n
+}
+
 // EqualRules reports whether a and b hold equal rules in the same order.
 func EqualRules(a, b []Rule) bool {
 	if len(a) != len(b) {

@@ -1,34 +1,398 @@
-// Command svcnat-bench measures svcnat at scale (make bench): see
-// docs/PERFORMANCE.md.
+// Command svcnat-bench measures svcnat at scale, as `make bench` runs it:
+// N services with E endpoints each (internal/bench), written as one file
+// per namespace, applied with the svcnat binary into fresh network
+// namespaces on each backend, and compared with what the tools underneath
+// cost on their own: HCL's parser, iptables-restore and iptables-save.
+// It prints one table; docs/PERFORMANCE.md explains it.
+//
+// It needs root (network namespaces), makes only namespaces of its own,
+// and removes them, also when interrupted.
 package main
 
 import (
+	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/internal/bench"
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/render"
+	"github.com/svcnat/svcnat/rules"
 )
 
 func main() {
 	n := flag.Int("n", 10000, "services")
 	e := flag.Int("e", 5, "endpoints per service")
+	backends := flag.String("backends", "nft,legacy", "backends to measure, comma-separated")
+	svcnat := flag.String("svcnat", "bin/svcnat", "the svcnat binary to measure")
 	gen := flag.String("gen", "", "only write the configuration into this directory")
 	change := flag.Int("change", -1, "with -gen: add one endpoint to this service")
 	flag.Parse()
+	spec := bench.Spec{Services: *n, Endpoints: *e}
 	if *gen != "" {
-		s := bench.Spec{Services: *n, Endpoints: *e}
-		if err := bench.Write(*gen, s); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		if err := generate(*gen, spec, *change); err != nil {
+			fatal(err)
 		}
-		if *change >= 0 {
-			name, body := bench.Change(s, *change)
-			if err := os.WriteFile(filepath.Join(*gen, name), []byte(body), 0o644); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
+		return
+	}
+	if os.Geteuid() != 0 {
+		fatal(fmt.Errorf("needs root, to make network namespaces"))
+	}
+	bin, err := filepath.Abs(*svcnat)
+	if err != nil {
+		fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bencher{ctx: ctx, bin: bin, spec: spec}
+	defer b.cleanup()
+	if err := b.run(strings.Split(*backends, ",")); err != nil {
+		b.cleanup()
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintf(os.Stderr, "svcnat-bench: %v\n", err)
+	os.Exit(1)
+}
+
+func generate(dir string, s bench.Spec, change int) error {
+	if err := bench.Write(dir, s); err != nil {
+		return err
+	}
+	if change < 0 {
+		return nil
+	}
+	name, body := bench.Change(s, change)
+	return os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+}
+
+// measurement is one timed run: how long, and the peak memory of the
+// process measured (0 when not measured).
+type measurement struct {
+	took  time.Duration
+	rss   int64 // KiB
+	lines int   // lines written, for an apply
+	note  string
+}
+
+type bencher struct {
+	ctx  context.Context
+	bin  string
+	spec bench.Spec
+	dir  string // the work directory
+	nss  []string
+	seq  int
+}
+
+func (b *bencher) run(backends []string) error {
+	dir, err := os.MkdirTemp("", "svcnat-bench-")
+	if err != nil {
+		return err
+	}
+	b.dir = dir
+	cfg := filepath.Join(dir, "cfg")
+	if err := bench.Write(cfg, b.spec); err != nil {
+		return err
+	}
+	fmt.Printf("svcnat-bench: %d services x %d endpoints in %d files, %s\n\n", b.spec.Services, b.spec.Endpoints,
+		(b.spec.Services+bench.PerFile-1)/bench.PerFile, describeHost())
+	parse, err := bareParse(cfg)
+	if err != nil {
+		return err
+	}
+	render, err := b.svcnat("", "render", "-c", cfg, "--node", bench.Node)
+	if err != nil {
+		return err
+	}
+	res := map[string]map[string]measurement{}
+	for _, be := range backends {
+		m, err := b.backend(be, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", be, err)
+		}
+		m["parse"], m["render"] = parse, render
+		res[be] = m
+	}
+	b.print(backends, res)
+	return nil
+}
+
+// backend measures one backend, each step in a namespace of its own where
+// it must start empty.
+func (b *bencher) backend(be, cfg string) (map[string]measurement, error) {
+	m := map[string]measurement{}
+	var err error
+	fmt.Fprintf(os.Stderr, "svcnat-bench: %s: the restore floor\n", be)
+	if m["floor"], err = b.floor(be, cfg); err != nil {
+		return nil, err
+	}
+	ns, err := b.netns()
+	if err != nil {
+		return nil, err
+	}
+	state := filepath.Join(b.dir, "state-"+be)
+	work := filepath.Join(b.dir, "cfg-"+be)
+	if err := copyDir(cfg, work); err != nil {
+		return nil, err
+	}
+	common := []string{"--netns", ns, "--state-dir", state, "-c", work, "--node", bench.Node, "--backend", be, "--no-color"}
+	fmt.Fprintf(os.Stderr, "svcnat-bench: %s: svcnat apply into an empty namespace\n", be)
+	if m["apply"], err = b.svcnat("", append([]string{"apply", "-auto-approve", "--lock-timeout", "10m"}, common...)...); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "svcnat-bench: %s: iptables-save, plan, one-endpoint change\n", be)
+	if m["save"], err = b.exec("", "ip", "netns", "exec", ns, "iptables-"+be+"-save"); err != nil {
+		return nil, err
+	}
+	if m["plan"], err = b.svcnat("No changes.", append([]string{"plan"}, common...)...); err != nil {
+		return nil, err
+	}
+	if err := generate(work, b.spec, b.spec.Services/2); err != nil {
+		return nil, err
+	}
+	if m["change"], err = b.svcnat("Apply complete!", append([]string{"apply", "-auto-approve"}, common...)...); err != nil {
+		return nil, err
+	}
+	if _, err := b.svcnat("No changes.", append([]string{"plan"}, common...)...); err != nil {
+		return nil, fmt.Errorf("after the change: %w", err)
+	}
+	return m, nil
+}
+
+// floor loads the rendered rules into an empty namespace with
+// iptables-restore alone, as svcnat's apply writes them (on nft: staged
+// batches, then one transaction), without svcnat around it.
+func (b *bencher) floor(be, cfg string) (measurement, error) {
+	c, diags := config.Load(cfg)
+	if diags.HasErrors() {
+		return measurement{}, diags
+	}
+	res, err := render.Render(c, render.Options{Node: bench.Node, RandomFully: true})
+	if err != nil {
+		return measurement{}, err
+	}
+	p := planner.New(c.Settings.ChainPrefix, be, res.Rulesets, nil)
+	ns, err := b.netns()
+	if err != nil {
+		return measurement{}, err
+	}
+	var payloads [][]byte
+	for _, f := range rules.Families {
+		staged := map[string]bool{}
+		for _, batch := range applier.Stages(p, f, applier.BatchFor(be)) {
+			var r rules.Restore
+			for _, ch := range batch {
+				r.Declare(ch.Table, ch.Chain)
+				for _, rule := range ch.After {
+					r.Append(ch.Table, rule)
+				}
+				staged[ch.Chain] = true
 			}
+			payloads = append(payloads, r.Bytes())
 		}
+		if f == rules.IPv4 { // the generated configuration is IPv4 only
+			payloads = append(payloads, applier.Payload(p, f, staged).Bytes())
+		}
+	}
+	start := time.Now()
+	for _, pl := range payloads {
+		cmd := exec.CommandContext(b.ctx, "ip", "netns", "exec", ns, "iptables-"+be+"-restore", "--noflush")
+		cmd.Stdin = bytes.NewReader(pl)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return measurement{}, fmt.Errorf("iptables-%s-restore: %w: %s", be, err, out)
+		}
+	}
+	return measurement{took: time.Since(start), note: fmt.Sprintf("%d transactions", len(payloads))}, nil
+}
+
+// bareParse parses the files with HCL's parser and nothing else.
+func bareParse(dir string) (measurement, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
+	if err != nil {
+		return measurement{}, err
+	}
+	sort.Strings(names)
+	start := time.Now()
+	for _, n := range names {
+		src, err := os.ReadFile(n)
+		if err != nil {
+			return measurement{}, err
+		}
+		if _, diags := hclsyntax.ParseConfig(src, n, hcl.InitialPos); diags.HasErrors() {
+			return measurement{}, diags
+		}
+	}
+	return measurement{took: time.Since(start)}, nil
+}
+
+var linesWritten = regexp.MustCompile(`\(([0-9]+) lines? written\)`)
+
+// svcnat runs the binary; want, when set, must be in its output.
+func (b *bencher) svcnat(want string, args ...string) (measurement, error) {
+	m, err := b.exec(want, b.bin, args...)
+	return m, err
+}
+
+// exec runs a command, timing it and reading its peak memory.
+func (b *bencher) exec(want, name string, args ...string) (measurement, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(b.ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if err != nil {
+		return measurement{}, fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, tail(out.String()), errb.String())
+	}
+	if want != "" && !strings.Contains(out.String(), want) {
+		return measurement{}, fmt.Errorf("%s %s: output lacks %q:\n%s", filepath.Base(name), strings.Join(args, " "), want, tail(out.String()))
+	}
+	m := measurement{took: took}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && name == b.bin {
+		m.rss = ru.Maxrss
+	}
+	if l := linesWritten.FindStringSubmatch(out.String()); l != nil {
+		m.lines, _ = strconv.Atoi(l[1])
+	}
+	return m, nil
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "..." + s[len(s)-2000:]
+	}
+	return s
+}
+
+// netns makes an empty namespace of the bench's own.
+func (b *bencher) netns() (string, error) {
+	b.seq++
+	name := fmt.Sprintf("svcnat-bench-%d-%d", os.Getpid(), b.seq)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("ip netns add %s: %w: %s", name, err, out)
+	}
+	b.nss = append(b.nss, name)
+	return name, nil
+}
+
+func (b *bencher) cleanup() {
+	for _, ns := range b.nss {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+	b.nss = nil
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+		b.dir = ""
+	}
+}
+
+func copyDir(from, to string) error {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	names, err := filepath.Glob(filepath.Join(from, "*"))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(n)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describeHost names the machine, the kernel and the iptables version.
+func describeHost() string {
+	var parts []string
+	if out, err := exec.Command("uname", "-r").Output(); err == nil {
+		parts = append(parts, "kernel "+strings.TrimSpace(string(out)))
+	}
+	if out, err := exec.Command("iptables-nft", "-V").Output(); err == nil {
+		parts = append(parts, strings.TrimSpace(string(out)))
+	}
+	if out, err := exec.Command("nproc").Output(); err == nil {
+		parts = append(parts, strings.TrimSpace(string(out))+" CPUs")
+	}
+	parts = append(parts, time.Now().Format("2006-01-02"))
+	return strings.Join(parts, ", ")
+}
+
+// print writes the table and the goals' ratios.
+func (b *bencher) print(backends []string, res map[string]map[string]measurement) {
+	rows := []struct{ key, what string }{
+		{"parse", "bare HCL parse of the files (hclsyntax)"},
+		{"render", "svcnat render"},
+		{"floor", "bare iptables-restore of the rendered rules"},
+		{"apply", "svcnat apply into an empty namespace"},
+		{"save", "bare iptables-save of svcnat's rules"},
+		{"plan", "no-change svcnat plan"},
+		{"change", "one-endpoint change (svcnat apply)"},
+	}
+	fmt.Printf("| %s |", "")
+	for _, be := range backends {
+		fmt.Printf(" %s |", be)
+	}
+	fmt.Printf("\n|---|")
+	for range backends {
+		fmt.Printf("---|")
+	}
+	fmt.Println()
+	for _, r := range rows {
+		fmt.Printf("| %s |", r.what)
+		for _, be := range backends {
+			m := res[be][r.key]
+			cell := fmt.Sprintf("%.2f s", m.took.Seconds())
+			if m.note != "" {
+				cell += " (" + m.note + ")"
+			}
+			fmt.Printf(" %s |", cell)
+		}
+		fmt.Println()
+	}
+	fmt.Printf("| lines written for the change |")
+	for _, be := range backends {
+		fmt.Printf(" %d |", res[be]["change"].lines)
+	}
+	fmt.Printf("\n| peak memory of plan / apply / change |")
+	for _, be := range backends {
+		m := res[be]
+		fmt.Printf(" %d / %d / %d MiB |", m["plan"].rss>>10, m["apply"].rss>>10, m["change"].rss>>10)
+	}
+	fmt.Println()
+	fmt.Println()
+	for _, be := range backends {
+		m := res[be]
+		sec := func(k string) float64 { return m[k].took.Seconds() }
+		fmt.Printf("%s: apply / (parse + floor) = %.2f (goal <= 1.25); plan / (parse + save) = %.2f (goal <= 1.25); ",
+			be, sec("apply")/(sec("parse")+sec("floor")), sec("plan")/(sec("parse")+sec("save")))
+		if be == "nft" {
+			fmt.Printf("change / plan = %.2f (goal <= 1.5)", sec("change")/sec("plan"))
+		} else {
+			fmt.Printf("change / (plan + 1.5 floor) = %.2f (goal <= 1)", sec("change")/(sec("plan")+1.5*sec("floor")))
+		}
+		fmt.Println()
 	}
 }
