@@ -89,3 +89,14 @@ func BenchmarkPayload10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlan10kCold plans a cold start: every chain created.
+func BenchmarkPlan10kCold(b *testing.B) {
+	desired := benchRules(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if p := planner.New("SVCNAT", "nft", desired, nil); p.Empty() {
+			b.Fatal("plan empty")
+		}
+	}
+}

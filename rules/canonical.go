@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -21,31 +22,35 @@ func Canonicalize(fam Family, args []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, h := range []string{"-s", "-d", "-i", "-o", "-p"} {
-		o, ok := p.header[h]
-		if !ok {
+	out := make([]string, 0, len(args)+2)
+	for h, name := range headerNames {
+		o := p.header[h]
+		if o.name == "" {
 			continue
 		}
 		v := o.vals[0]
-		if h == "-s" || h == "-d" {
+		if name == "-s" || name == "-d" {
 			if v, err = canonicalPrefix(fam, v); err != nil {
 				return nil, err
 			}
 		}
-		if h == "-p" {
+		if name == "-p" {
 			v = strings.ToLower(v)
 		}
-		out = append(out, o.with(v)...)
+		if o.neg {
+			out = append(out, "!")
+		}
+		out = append(out, name, v)
 	}
-	for _, m := range p.matches {
+	for i := range p.matches {
+		m := &p.matches[i]
 		out = append(out, "-m", m.name)
 		opts, err := canonicalMatch(fam, m)
 		if err != nil {
 			return nil, err
 		}
 		for _, o := range opts {
-			out = append(out, o.tokens()...)
+			out = o.appendTo(out)
 		}
 	}
 	if p.target != "" {
@@ -55,7 +60,7 @@ func Canonicalize(fam Family, args []string) ([]string, error) {
 			return nil, err
 		}
 		for _, o := range opts {
-			out = append(out, o.tokens()...)
+			out = o.appendTo(out)
 		}
 	}
 	return out, nil
@@ -76,18 +81,13 @@ type option struct {
 	vals []string
 }
 
-func (o option) tokens() []string {
-	var t []string
+// appendTo appends the option's tokens to out.
+func (o option) appendTo(out []string) []string {
 	if o.neg {
-		t = append(t, "!")
+		out = append(out, "!")
 	}
-	t = append(t, o.name)
-	return append(t, o.vals...)
-}
-
-func (o option) with(v string) []string {
-	o.vals = []string{v}
-	return o.tokens()
+	out = append(out, o.name)
+	return append(out, o.vals...)
 }
 
 type match struct {
@@ -95,9 +95,22 @@ type match struct {
 	opts []option
 }
 
+// headerNames are the options iptables-save prints first, in its order;
+// parsedArgs.header holds them at these indexes.
+var headerNames = [...]string{"-s", "-d", "-i", "-o", "-p"}
+
+func headerIndex(name string) int {
+	for i, h := range headerNames {
+		if h == name {
+			return i
+		}
+	}
+	return -1
+}
+
 type parsedArgs struct {
-	header     map[string]option
-	matches    []*match
+	header     [len(headerNames)]option // name "" when absent
+	matches    []match
 	jump       string // -j or -g
 	target     string
 	targetOpts []option
@@ -109,9 +122,10 @@ var longHeader = map[string]string{
 	"--match": "-m", "--jump": "-j", "--goto": "-g",
 }
 
-func parseArgs(args []string) (*parsedArgs, error) {
-	p := &parsedArgs{header: map[string]option{}}
-	var cur *match
+func parseArgs(args []string) (parsedArgs, error) {
+	var p parsedArgs
+	fail := func(format string, a ...any) (parsedArgs, error) { return parsedArgs{}, fmt.Errorf(format, a...) }
+	cur := -1 // the match options go to, an index of p.matches
 	neg := false
 	inTarget := false
 	for i := 0; i < len(args); i++ {
@@ -137,20 +151,20 @@ func parseArgs(args []string) (*parsedArgs, error) {
 		case a == "-s" || a == "-d" || a == "-i" || a == "-o" || a == "-p":
 			v := vals()
 			if len(v) != 1 {
-				return nil, fmt.Errorf("%s takes one value", a)
+				return fail("%s takes one value", a)
 			}
-			p.header[a] = option{neg: neg, name: a, vals: v}
+			p.header[headerIndex(a)] = option{neg: neg, name: a, vals: v}
 		case a == "-m":
 			v := vals()
 			if len(v) != 1 || neg {
-				return nil, fmt.Errorf("-m takes one module name")
+				return fail("-m takes one module name")
 			}
-			cur = &match{name: v[0]}
-			p.matches = append(p.matches, cur)
+			p.matches = append(p.matches, match{name: v[0]})
+			cur = len(p.matches) - 1
 		case a == "-j" || a == "-g":
 			v := vals()
 			if len(v) != 1 || neg {
-				return nil, fmt.Errorf("%s takes one target", a)
+				return fail("%s takes one target", a)
 			}
 			p.jump, p.target, inTarget = a, v[0], true
 		case strings.HasPrefix(a, "--"):
@@ -158,26 +172,25 @@ func parseArgs(args []string) (*parsedArgs, error) {
 			switch {
 			case inTarget:
 				p.targetOpts = append(p.targetOpts, o)
-			case cur != nil:
-				cur.opts = append(cur.opts, o)
+			case cur >= 0:
+				p.matches[cur].opts = append(p.matches[cur].opts, o)
 			default:
 				// iptables loads the protocol's match implicitly for
 				// --dport and friends given without -m.
-				proto, ok := p.header["-p"]
-				if !ok {
-					return nil, fmt.Errorf("option %s outside of a match", a)
+				proto := p.header[headerIndex("-p")]
+				if proto.name == "" {
+					return fail("option %s outside of a match", a)
 				}
-				cur = &match{name: strings.ToLower(proto.vals[0])}
-				p.matches = append(p.matches, cur)
-				cur.opts = append(cur.opts, o)
+				p.matches = append(p.matches, match{name: strings.ToLower(proto.vals[0]), opts: []option{o}})
+				cur = len(p.matches) - 1
 			}
 		default:
-			return nil, fmt.Errorf("unexpected argument %q", a)
+			return fail("unexpected argument %q", a)
 		}
 		neg = false
 	}
 	if neg {
-		return nil, fmt.Errorf("dangling !")
+		return fail("dangling !")
 	}
 	return p, nil
 }
@@ -205,11 +218,7 @@ func canonicalPrefix(fam Family, s string) (string, error) {
 // optionOrder returns the options sorted by the order in which the module
 // prints them; options it does not know keep their place after known ones.
 func optionOrder(opts []option, order ...string) []option {
-	rank := map[string]int{}
-	for i, n := range order {
-		rank[n] = i
-	}
-	var out []option
+	out := make([]option, 0, len(opts))
 	for _, n := range order {
 		for _, o := range opts {
 			if o.name == n {
@@ -218,7 +227,7 @@ func optionOrder(opts []option, order ...string) []option {
 		}
 	}
 	for _, o := range opts {
-		if _, ok := rank[o.name]; !ok {
+		if !slices.Contains(order, o.name) {
 			out = append(out, o)
 		}
 	}

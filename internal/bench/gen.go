@@ -41,7 +41,8 @@ func Files(s Spec) map[string]string {
 			b.Reset()
 		}
 	}
-	b.WriteString("settings {\n  cluster_cidrs = [\"10.64.0.0/10\"]\n}\n\n")
+	// Wider than the default range: 30,000 services have 6,000 node ports.
+	b.WriteString("settings {\n  cluster_cidrs   = [\"10.64.0.0/10\"]\n  node_port_range = \"30000-39999\"\n}\n\n")
 	for i := 0; i < s.Services; i++ {
 		if i > 0 && i%PerFile == 0 {
 			flush(i/PerFile - 1)

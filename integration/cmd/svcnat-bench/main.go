@@ -43,8 +43,19 @@ func main() {
 	svcnat := flag.String("svcnat", "bin/svcnat", "the svcnat binary to measure")
 	gen := flag.String("gen", "", "only write the configuration into this directory")
 	change := flag.Int("change", -1, "with -gen: add one endpoint to this service")
+	parseOnly := flag.String("parse", "", "only parse the *.hcl files of this directory with HCL's parser (the floor svcnat-bench measures in a process of its own)")
+	measure := flag.Bool("measure", false, "only run the command after the flags and report its peak memory (see exec)")
 	flag.Parse()
+	if *measure {
+		os.Exit(measureChild(flag.Args()))
+	}
 	spec := bench.Spec{Services: *n, Endpoints: *e}
+	if *parseOnly != "" {
+		if err := bareParse(*parseOnly); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if *gen != "" {
 		if err := generate(*gen, spec, *change); err != nil {
 			fatal(err)
@@ -114,7 +125,15 @@ func (b *bencher) run(backends []string) error {
 	}
 	fmt.Printf("svcnat-bench: %d services x %d endpoints in %d files, %s\n\n", b.spec.Services, b.spec.Endpoints,
 		(b.spec.Services+bench.PerFile-1)/bench.PerFile, describeHost())
-	parse, err := bareParse(cfg)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	parse, err := b.exec("", self, "-parse", cfg)
+	if err != nil {
+		return err
+	}
+	validate, err := b.svcnat("", "validate", "-c", cfg)
 	if err != nil {
 		return err
 	}
@@ -128,7 +147,7 @@ func (b *bencher) run(backends []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", be, err)
 		}
-		m["parse"], m["render"] = parse, render
+		m["parse"], m["validate"], m["render"] = parse, validate, render
 		res[be] = m
 	}
 	b.print(backends, res)
@@ -220,30 +239,52 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 			return measurement{}, fmt.Errorf("iptables-%s-restore: %w: %s", be, err, out)
 		}
 	}
-	return measurement{took: time.Since(start), note: fmt.Sprintf("%d transactions", len(payloads))}, nil
+	return measurement{took: time.Since(start), note: plural(len(payloads), "transaction")}, nil
 }
 
-// bareParse parses the files with HCL's parser and nothing else.
-func bareParse(dir string) (measurement, error) {
+// bareParse parses the files with HCL's parser and nothing else, one at a
+// time as svcnat does.
+func bareParse(dir string) error {
 	names, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
 	if err != nil {
-		return measurement{}, err
+		return err
 	}
 	sort.Strings(names)
-	start := time.Now()
 	for _, n := range names {
 		src, err := os.ReadFile(n)
 		if err != nil {
-			return measurement{}, err
+			return err
 		}
 		if _, diags := hclsyntax.ParseConfig(src, n, hcl.InitialPos); diags.HasErrors() {
-			return measurement{}, diags
+			return diags
 		}
 	}
-	return measurement{took: time.Since(start)}, nil
+	return nil
 }
 
-var linesWritten = regexp.MustCompile(`\(([0-9]+) lines? written\)`)
+var (
+	linesWritten = regexp.MustCompile(`\(([0-9]+) lines? written\)`)
+	maxrss       = regexp.MustCompile(`(?m)^svcnat-bench: maxrss ([0-9]+) KiB$`)
+)
+
+// measureChild runs args, passing its output through, and reports its
+// peak memory on stderr.
+func measureChild(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "svcnat-bench -measure: no command")
+		return 2
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		fmt.Fprintf(os.Stderr, "svcnat-bench: maxrss %d KiB\n", ru.Maxrss)
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
 
 // svcnat runs the binary; want, when set, must be in its output.
 func (b *bencher) svcnat(want string, args ...string) (measurement, error) {
@@ -251,13 +292,19 @@ func (b *bencher) svcnat(want string, args ...string) (measurement, error) {
 	return m, err
 }
 
-// exec runs a command, timing it and reading its peak memory.
+// exec runs a command, timing it and reading its peak memory. It runs it
+// through svcnat-bench -measure: a child of this process starts as a copy
+// of it, hundreds of MiB here, which its peak memory would report.
 func (b *bencher) exec(want, name string, args ...string) (measurement, error) {
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(b.ctx, name, args...)
+	self, err := os.Executable()
+	if err != nil {
+		return measurement{}, err
+	}
+	cmd := exec.CommandContext(b.ctx, self, append([]string{"-measure", "--", name}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	took := time.Since(start)
 	if err != nil {
 		return measurement{}, fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, tail(out.String()), errb.String())
@@ -266,8 +313,8 @@ func (b *bencher) exec(want, name string, args ...string) (measurement, error) {
 		return measurement{}, fmt.Errorf("%s %s: output lacks %q:\n%s", filepath.Base(name), strings.Join(args, " "), want, tail(out.String()))
 	}
 	m := measurement{took: took}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && name == b.bin {
-		m.rss = ru.Maxrss
+	if r := maxrss.FindStringSubmatch(errb.String()); r != nil && name != "ip" {
+		m.rss, _ = strconv.ParseInt(r[1], 10, 64)
 	}
 	if l := linesWritten.FindStringSubmatch(out.String()); l != nil {
 		m.lines, _ = strconv.Atoi(l[1])
@@ -344,6 +391,7 @@ func describeHost() string {
 func (b *bencher) print(backends []string, res map[string]map[string]measurement) {
 	rows := []struct{ key, what string }{
 		{"parse", "bare HCL parse of the files (hclsyntax)"},
+		{"validate", "svcnat validate"},
 		{"render", "svcnat render"},
 		{"floor", "bare iptables-restore of the rendered rules"},
 		{"apply", "svcnat apply into an empty namespace"},
@@ -395,4 +443,11 @@ func (b *bencher) print(backends []string, res map[string]map[string]measurement
 		}
 		fmt.Println()
 	}
+}
+
+func plural(n int, thing string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, thing)
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
