@@ -60,7 +60,9 @@ func BenchmarkServiceChainLatency(b *testing.B) {
 }
 
 // clusterIP is the i-th service's cluster IP: 10.96.0.0/16 and on.
-func clusterIP(i int) string { return fmt.Sprintf("10.%d.%d.%d", 96+(i+1)/65536, (i+1)/256%256, (i+1)%256) }
+func clusterIP(i int) string {
+	return fmt.Sprintf("10.%d.%d.%d", 96+(i+1)/65536, (i+1)/256%256, (i+1)%256)
+}
 
 // latencyConfig writes n ClusterIP services named so that they sort in
 // index order (which is the order of their rules in SERVICES), each with
