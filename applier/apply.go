@@ -287,6 +287,14 @@ func ruleText(rs []rules.Rule) string {
 	return b.String()
 }
 
+// Undo returns the owned chains of an applied plan to what they were in
+// before (the snapshot the plan was applied from), because of cause: a
+// check after the apply failed. It returns an *Error saying whether that
+// worked, as Apply does on its own failures.
+func Undo(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
+	return rollback(k, p, before, cause)
+}
+
 // rollback restores the owned chains to what they were in before, by
 // planning from the current live rules back to that snapshot and applying
 // it the same way.

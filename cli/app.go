@@ -12,7 +12,9 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
+	"github.com/svcnat/svcnat/detach"
 	"github.com/svcnat/svcnat/engine"
 )
 
@@ -65,16 +67,19 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// OpenHost opens the host (engine.OpenHost); tests give a fake one.
 	OpenHost func(engine.HostOptions) (*engine.Host, error)
-	// Terminal reports whether a stream is a terminal (isTerminal);
-	// tests pretend.
-	Terminal func(io.Writer) bool
+	// Terminal reports whether a stream (Stdin, Stdout, Stderr) is a
+	// terminal (isTerminal); tests pretend.
+	Terminal func(stream any) bool
+	// Detach starts a process that outlives svcnat (detach.Start): the
+	// watcher of apply --confirm-timeout. Tests run it in-process.
+	Detach func(name string, argv []string, logPath string) (string, error)
 }
 
-func (e Env) terminal(w io.Writer) bool {
+func (e Env) terminal(stream any) bool {
 	if e.Terminal != nil {
-		return e.Terminal(w)
+		return e.Terminal(stream)
 	}
-	return isTerminal(w)
+	return isTerminal(stream)
 }
 
 // Main runs svcnat with args (without the program name) on the real host
@@ -115,6 +120,9 @@ func NewApp(env Env) *ucli.App {
 	if env.OpenHost == nil {
 		env.OpenHost = engine.OpenHost
 	}
+	if env.Detach == nil {
+		env.Detach = detach.Start
+	}
 	app := &ucli.App{
 		Name:      "svcnat",
 		Usage:     "Kubernetes Service virtual IPs on plain Linux hosts, planned and applied like Terraform",
@@ -133,8 +141,11 @@ func NewApp(env Env) *ucli.App {
 			planCommand(),
 			applyCommand(),
 			showCommand(),
+			confirmCommand(),
+			revertCommand(),
 			rollbackCommand(),
 			destroyCommand(),
+			watchCommand(),
 		},
 	}
 	for _, c := range app.Commands {
@@ -143,11 +154,14 @@ func NewApp(env Env) *ucli.App {
 	return app
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether stream is a terminal: a file the terminal
+// ioctl answers on. (/dev/null, which a cron job or systemd gives as
+// standard input, is a character device too, but no terminal.)
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -21,8 +21,7 @@ import (
 func commitFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.BoolFlag{Name: "auto-approve", Usage: "do not ask for confirmation"},
-		&ucli.DurationFlag{Name: "lock-timeout", Value: 10 * time.Second, EnvVars: []string{"SVCNAT_LOCK_TIMEOUT"},
-			Usage: "how long to wait for another svcnat holding the state lock"},
+		lockTimeoutFlag(),
 	}
 }
 
@@ -31,7 +30,7 @@ func applyCommand() *ucli.Command {
 		Name:      "apply",
 		Usage:     "plan, confirm, commit atomically, verify and record; or apply a saved plan",
 		ArgsUsage: "[PLANFILE]",
-		Flags:     commitFlags(),
+		Flags:     append(commitFlags(), remoteFlags()...),
 		Action: func(c *ucli.Context) error {
 			defer catchSignals(c)()
 			g, err := readGlobals(c)
@@ -54,10 +53,16 @@ func applyCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			if err := remoteSafety(c, g, e); err != nil {
+				return err
+			}
 			v := newCommitView(c, g)
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
 			res, err := e.Apply(c.Context, cfg, node)
-			return v.done(res, err)
+			if err := v.done(res, err); err != nil {
+				return err
+			}
+			return v.confirmation(e, res)
 		},
 	}
 }
@@ -75,6 +80,9 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	if err != nil {
 		return err
 	}
+	if err := remoteSafety(c, g, e); err != nil {
+		return err
+	}
 	v := newCommitView(c, g)
 	e.Hooks = v.hooks(true)
 	res, err := e.ApplySaved(c.Context, p, digest)
@@ -83,7 +91,10 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)
 		return withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again")
 	}
-	return v.done(res, err)
+	if err := v.done(res, err); err != nil {
+		return err
+	}
+	return v.confirmation(e, res)
 }
 
 // catchSignals makes the stop signals cancel c.Context instead of killing
@@ -104,23 +115,41 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 // confirm asks on a terminal; without one it refuses rather than guess. A
 // signal at the prompt cancels.
-func confirm(ctx context.Context, in io.Reader, w io.Writer, verb engine.Op) (bool, error) {
-	f, ok := in.(*os.File)
-	if !ok || !isTerminal(f) {
+func confirm(ctx context.Context, env Env, in io.Reader, w io.Writer, verb engine.Op) (bool, error) {
+	if !env.terminal(in) {
 		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb),
 			"review the plan and run again with -auto-approve, or apply a saved plan (plan -out FILE)")
 	}
-	fmt.Fprintf(w, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")
-	answer := make(chan string, 1)
+	line, got := ask(ctx, in, w, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", nil)
+	return got == answered && line == "yes", nil
+}
+
+// How a question at the terminal ended.
+type answer int
+
+const (
+	answered    answer = iota
+	interrupted        // ctx ended: a signal
+	expired            // the deadline passed
+)
+
+// ask writes question and reads one line (trimmed) from in, until ctx
+// ends or deadline (nil: none) fires.
+func ask(ctx context.Context, in io.Reader, w io.Writer, question string, deadline <-chan time.Time) (string, answer) {
+	fmt.Fprint(w, question)
+	lines := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(in).ReadString('\n')
-		answer <- line
+		lines <- strings.TrimSpace(line)
 	}()
 	select {
-	case line := <-answer:
-		return strings.TrimSpace(line) == "yes", nil
+	case line := <-lines:
+		return line, answered
 	case <-ctx.Done():
 		fmt.Fprintln(w)
-		return false, nil
+		return "", interrupted
+	case <-deadline:
+		fmt.Fprintln(w)
+		return "", expired
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/planner"
 )
 
@@ -46,6 +47,14 @@ func destroyCommand() *ucli.Command {
 	}
 }
 
+// watcherState says how a pending apply's deadline is held.
+func watcherState(pd *engine.PendingApply) string {
+	if !pd.Watched {
+		return pd.Watcher + ", gone: nothing will revert it"
+	}
+	return pd.Watcher
+}
+
 func showCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "show",
@@ -60,6 +69,10 @@ func showCommand() *ucli.Command {
 				return err
 			}
 			w, st := c.App.Writer, newStyle(g.Color)
+			if pd := s.Pending; pd != nil {
+				fmt.Fprintf(w, "%s apply %s (generation %d, from generation %d) awaits confirmation until %s; watcher: %s.\n  %s\n\n",
+					st.bold("Pending:"), pd.ID, pd.Generation, pd.Previous, clock(pd.Deadline), watcherState(pd), pendingHint(*pd))
+			}
 			inv := s.Owned
 			fmt.Fprintf(w, "%s owns %s and %s on the %s backend.\n", s.Prefix, plural(inv.Chains, "chain"), plural(inv.Rules, "rule"), s.Backend)
 			group := func(title string, ls []planner.Located) {
@@ -78,7 +91,13 @@ func showCommand() *ucli.Command {
 				fmt.Fprintf(w, "\nNo generation recorded in %s: nothing to compare for drift.\n", s.StateDir)
 				return nil
 			}
-			fmt.Fprintf(w, "\nGeneration %d applied %s.\n", s.State.Generation, s.State.AppliedAt.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(w, "\nGeneration %d applied %s", s.State.Generation, s.State.AppliedAt.Format("2006-01-02 15:04:05 MST"))
+			if n := len(s.State.Generations); n > 0 && s.State.Generations[n-1].RevertOf != 0 {
+				of := s.State.Generations[n-1].RevertOf
+				why, _ := s.State.Info(of)
+				fmt.Fprintf(w, ", reverting generation %d (%s)", of, why.Reverted)
+			}
+			fmt.Fprintln(w, ".")
 			if s.Drift.Empty() {
 				fmt.Fprintln(w, "No drift: the live owned rules are exactly what was applied.")
 				return nil

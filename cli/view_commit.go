@@ -51,7 +51,7 @@ func (v *commitView) approve(ctx context.Context, p *planner.Plan) (bool, error)
 	if v.g.JSON {
 		return false, withHint(fmt.Errorf("%s --json cannot ask for confirmation; nothing was changed", v.c.Command.Name), "pass -auto-approve")
 	}
-	return confirm(ctx, v.c.App.Reader, v.c.App.Writer, engine.Op(v.c.Command.Name))
+	return confirm(ctx, envOf(v.c), v.c.App.Reader, v.c.App.Writer, engine.Op(v.c.Command.Name))
 }
 
 // step shows, on a terminal, how a staged apply (thousands of chains)
@@ -116,6 +116,7 @@ func (v *commitView) failed(err error) error {
 		prefix  *engine.PrefixChangedError
 		planPfx *engine.PlanPrefixError
 		blocked *engine.BlockedError
+		pending *engine.PendingError
 	)
 	switch {
 	case errors.As(err, &prefix):
@@ -123,6 +124,8 @@ func (v *commitView) failed(err error) error {
 			prefix.Recorded, prefix.StateDir))
 	case errors.As(err, &planPfx):
 		return withHint(err, "make the plan again with the configuration of this host")
+	case errors.As(err, &pending):
+		return withHint(err, pendingHint(pending.Pending))
 	case errors.As(err, &blocked):
 		return withHint(err, "remove or change those rules first; svcnat never edits rules it does not own")
 	case errors.Is(err, engine.ErrLocked):

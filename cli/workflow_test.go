@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/iptables"
@@ -24,8 +26,32 @@ type fakeHost struct {
 	fake     *iptables.Fake
 	stateDir string
 	config   string
+	mu       sync.Mutex // opened: watchers run beside commands
 	opened   []engine.HostOptions
 	terminal bool // what Env.Terminal says of every stream
+	// stdin is the next command's standard input (nil: empty).
+	stdin io.Reader
+	// watchers are the revert watchers apply --confirm-timeout started:
+	// svcnat confirm-watch, run in-process; each sends its exit code
+	// and output.
+	watchers []chan watcherExit
+}
+
+type watcherExit struct {
+	code   int
+	output string
+}
+
+// watcher waits for the i-th watcher to end.
+func (h *fakeHost) watcher(i int) watcherExit {
+	h.t.Helper()
+	select {
+	case w := <-h.watchers[i]:
+		return w
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("watcher %d did not end", i)
+		return watcherExit{}
+	}
 }
 
 func newFakeHost(t *testing.T) *fakeHost {
@@ -43,15 +69,36 @@ func newFakeHost(t *testing.T) *fakeHost {
 func (h *fakeHost) run(args ...string) (stdout, stderr string, code int) {
 	h.t.Helper()
 	var out, errb bytes.Buffer
-	env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
-		Terminal: func(io.Writer) bool { return h.terminal },
-		OpenHost: func(o engine.HostOptions) (*engine.Host, error) {
-			h.opened = append(h.opened, o)
-			return &engine.Host{Kernel: h.fake}, nil
-		}}
+	stdin := h.stdin
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	h.stdin = nil
+	env := h.env(stdin, &out, &errb)
 	full := append([]string{"--no-color", "--node", "n1", "--state-dir", h.stateDir, "-c", h.config}, args...)
 	code = Run(env, full)
 	return out.String(), errb.String(), code
+}
+
+func (h *fakeHost) env(stdin io.Reader, stdout, stderr io.Writer) Env {
+	return Env{Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Terminal: func(any) bool { return h.terminal },
+		OpenHost: func(o engine.HostOptions) (*engine.Host, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.opened = append(h.opened, o)
+			return &engine.Host{Kernel: h.fake}, nil
+		},
+		Detach: func(name string, argv []string, _ string) (string, error) {
+			done := make(chan watcherExit, 1)
+			h.watchers = append(h.watchers, done)
+			go func() {
+				var out bytes.Buffer
+				code := Run(h.env(strings.NewReader(""), &out, &out), argv[1:])
+				done <- watcherExit{code, out.String()}
+			}()
+			return "in-process " + name, nil
+		}}
 }
 
 func (h *fakeHost) must(want int, args ...string) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/svcnat/svcnat/conntrack"
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/probe"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -38,6 +39,14 @@ type Engine struct {
 	// (0: applier.BatchFor the kernel's backend).
 	Batch int
 	Hooks Hooks
+	// Confirmation, when set, makes an apply pending until confirmed (see
+	// ConfirmOptions).
+	Confirmation *ConfirmOptions
+	// Probes are checked after an apply's commit, from the host's
+	// namespace, retried until ProbeTimeout: if one fails the apply is
+	// rolled back; if all pass, a pending apply is confirmed.
+	Probes       []probe.Probe
+	ProbeTimeout time.Duration
 }
 
 // Host is what the engine works on.
@@ -55,6 +64,9 @@ type Host struct {
 	// Detection is what the backend survey found when the kernel was
 	// opened (zero for a dump or a fake).
 	Detection iptables.Detection
+	// NetNS is the network namespace the rules are in ("" for svcnat's
+	// own), where probes run.
+	NetNS string
 }
 
 // Cleaner deletes conntrack entries and says how many flows had some.
@@ -136,6 +148,16 @@ type Result struct {
 	Lines int
 	// Conntrack is the cleanup of removed UDP endpoints' entries.
 	Conntrack ConntrackResult
+	// Pending is the apply awaiting confirmation that this one became.
+	Pending *state.Pending
+	// Probed counts the probes that passed; ProbeConfirmed says they
+	// confirmed a pending apply.
+	Probed         int
+	ProbeConfirmed bool
+	// Reverted is the pending apply a revert returned from, and Reason
+	// why.
+	Reverted *state.Pending
+	Reason   string
 }
 
 // ConntrackResult says how the conntrack cleanup went. The rules are

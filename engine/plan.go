@@ -35,7 +35,7 @@ type HostOptions struct {
 // iptables.Open chooses (or a saved dump), the conntrack tool in the same
 // namespace, and the host's addresses.
 func OpenHost(o HostOptions) (*Host, error) {
-	h := &Host{Addresses: HostAddresses(o)}
+	h := &Host{Addresses: HostAddresses(o), NetNS: o.NetNS}
 	if o.Dump != "" {
 		d, err := iptables.OpenDump(o.Dump)
 		if err != nil {
@@ -169,8 +169,11 @@ func SavePlan(path string, p *planner.Plan, configDigest string) error {
 // configuration.
 func RecordedPrefix(stateDir string) string {
 	st, err := readState(stateDir)
-	if err != nil || st == nil {
+	switch {
+	case err != nil || st == nil:
 		return ""
+	case st.Prefix == "" && st.Pending != nil:
+		return st.Pending.Prefix // a first apply, pending
 	}
 	return st.Prefix
 }

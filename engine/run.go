@@ -16,6 +16,7 @@ import (
 	"github.com/svcnat/svcnat/conntrack"
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/probe"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
 )
@@ -27,6 +28,9 @@ import (
 func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		if err := refusePending(OpApply, d, st); err != nil {
+			return err
+		}
 		if st.Prefix != "" && st.Prefix != cfg.Settings.ChainPrefix {
 			return &PrefixChangedError{Recorded: st.Prefix, Configured: cfg.Settings.ChainPrefix, StateDir: d.Path()}
 		}
@@ -57,6 +61,9 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		if err := refusePending(OpApply, d, st); err != nil {
+			return err
+		}
 		if st.Prefix != "" && st.Prefix != p.Prefix {
 			return &PlanPrefixError{Plan: p.Prefix, Recorded: st.Prefix}
 		}
@@ -87,6 +94,9 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		if err := refusePending(OpRollback, d, st); err != nil {
+			return err
+		}
 		prev, err := st.Previous()
 		if err != nil {
 			return err
@@ -112,6 +122,9 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+		if err := refusePending(OpDestroy, d, st); err != nil {
+			return err
+		}
 		live, err := e.saveLive(nil)
 		if err != nil {
 			return err
@@ -125,20 +138,27 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 }
 
 // withLock takes the state lock, bounded by LockTimeout and by ctx, and
-// loads the state. A held lock fails with a *state.LockError, which
-// matches state.ErrLocked.
+// loads the state, settling a pending apply a reboot ended. A held lock
+// fails with a *state.LockError, which matches state.ErrLocked.
 func (e *Engine) withLock(ctx context.Context, fn func(*state.Dir, *state.State) error) error {
+	return e.withLockFor(ctx, e.LockTimeout, fn)
+}
+
+func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func(*state.Dir, *state.State) error) error {
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return err
 	}
-	lock, err := d.Lock(ctx, e.LockTimeout)
+	lock, err := d.Lock(ctx, timeout)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
 	st, err := d.Load()
 	if err != nil {
+		return err
+	}
+	if err := e.settleReboot(d, st); err != nil {
 		return err
 	}
 	return fn(d, st)
@@ -187,6 +207,12 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 			return res, fmt.Errorf("saving the backup: %w", err)
 		}
 	}
+	armed := op == OpApply && e.Confirmation != nil
+	if armed {
+		if err := e.arm(d, st, p); err != nil {
+			return res, err
+		}
+	}
 	start := time.Now()
 	backend := string(e.Kernel.Backend())
 	opts := applier.Options{Batch: e.Batch, ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
@@ -194,9 +220,32 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		opts.Batch = applier.BatchFor(backend)
 	}
 	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
+		if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
+			disarm(d, st) // the rules are the old ones: nothing to revert
+		}
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
 	res.Applied, res.Took = true, time.Since(start)
+	if op == OpApply && len(e.Probes) > 0 {
+		if err := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); err != nil {
+			err = applier.Undo(e.Kernel, p, live, err)
+			if ae := (*applier.Error)(nil); errors.As(err, &ae) && ae.RolledBack {
+				disarm(d, st)
+			}
+			return res, fmt.Errorf("%s failed: %w", op, err)
+		}
+		res.Probed = len(e.Probes)
+	}
+	if armed {
+		if res.Probed > 0 { // the probes confirm it
+			st.Pending, res.ProbeConfirmed = nil, true
+		} else {
+			st.Pending.Status, st.Pending.Generation = state.PendingAwaiting, st.Generation+1
+			st.Pending.Deadline = time.Now().Add(e.Confirmation.Timeout)
+			pd := *st.Pending
+			res.Pending = &pd
+		}
+	}
 	// UDP has no connection to end: entries DNATed to endpoints that are
 	// gone would keep clients talking to them.
 	if flows := staleFlows(p); len(flows) > 0 && e.Conntrack != nil {

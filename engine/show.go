@@ -20,6 +20,8 @@ type Status struct {
 	// rules: what changed outside svcnat since (+ present now, - gone
 	// since). Nil when no generation is recorded.
 	Drift *planner.Plan
+	// Pending is the apply awaiting confirmation, if one is.
+	Pending *PendingApply
 }
 
 // Show reads the owned live rules of prefix and compares them with the
@@ -36,6 +38,10 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 	}
 	if s.State, err = d.Load(); err != nil {
 		return nil, err
+	}
+	if s.State.Pending != nil {
+		p := pendingApply(d, s.State)
+		s.Pending = &p
 	}
 	if s.State.Generation == 0 {
 		return s, nil

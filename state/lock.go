@@ -59,7 +59,8 @@ func sinceString(t time.Time) string {
 
 // Lock is a held state directory lock.
 type Lock struct {
-	f *os.File
+	f    *os.File
+	path string
 }
 
 // Backoff bounds for polling a busy lock: flock has no timeout of its own, and
@@ -79,7 +80,34 @@ const (
 // clear by hand. The file is opened close-on-exec, so binaries the holder runs
 // (iptables-restore) do not inherit and prolong it.
 func (d *Dir) Lock(ctx context.Context, timeout time.Duration) (*Lock, error) {
-	path := filepath.Join(d.path, "lock")
+	return d.lock(ctx, filepath.Join(d.path, "lock"), timeout)
+}
+
+// Hold takes the exclusive lock <dir>/NAME.lock once, without waiting, for
+// a process to hold as long as it lives: while it does, [Dir.Held] says it
+// is alive (the kernel releases the lock when the process ends, however it
+// ends). It fails with a [*LockError] when another process holds it.
+func (d *Dir) Hold(name string) (*Lock, error) {
+	return d.lock(context.Background(), d.heldPath(name), 0)
+}
+
+// Held reports whether a process holds <dir>/NAME.lock (see Hold).
+func (d *Dir) Held(name string) bool {
+	f, err := os.Open(d.heldPath(name))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+func (d *Dir) heldPath(name string) string { return filepath.Join(d.path, name+".lock") }
+
+func (d *Dir) lock(ctx context.Context, path string, timeout time.Duration) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
@@ -116,7 +144,7 @@ func (d *Dir) Lock(ctx context.Context, timeout time.Duration) (*Lock, error) {
 		f.Close()
 		return nil, fmt.Errorf("writing lock holder to %s: %w", path, err)
 	}
-	return &Lock{f: f}, nil
+	return &Lock{f: f, path: path}, nil
 }
 
 // Unlock releases the lock. It clears the holder first so that a waiter never
@@ -161,4 +189,14 @@ func readHolder(path string) *Holder {
 		return nil
 	}
 	return &h
+}
+
+// Drop releases a lock taken with Hold and removes its file: nothing
+// waits for it.
+func (l *Lock) Drop() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	os.Remove(l.path)
+	return l.Unlock()
 }

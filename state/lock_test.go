@@ -247,3 +247,29 @@ func TestLockExclusiveProcesses(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldAndHeld(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Held("watch-1") {
+		t.Fatal("held before anyone holds it")
+	}
+	l, err := d.Hold("watch-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Held("watch-1") {
+		t.Fatal("not held while held")
+	}
+	if _, err := d.Hold("watch-1"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second Hold: %v", err)
+	}
+	if err := l.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	if d.Held("watch-1") {
+		t.Fatal("held after Drop")
+	}
+}

@@ -36,7 +36,46 @@ type State struct {
 	Prefix      string           `json:"prefix,omitempty"`
 	AppliedAt   time.Time        `json:"applied_at"`
 	Generations []GenerationInfo `json:"generations,omitempty"`
+
+	revertOf int64 // see RecordRevert
+	// Pending is the apply awaiting confirmation (apply --confirm-timeout),
+	// if one is.
+	Pending *Pending `json:"pending,omitempty"`
 }
+
+// Pending is an apply whose rules stay only if confirmed in time. A
+// watcher process holds its deadline; see the engine.
+type Pending struct {
+	// ID names the apply, for svcnat confirm ID.
+	ID string `json:"id"`
+	// Status is PendingApplying until the rules are committed and
+	// verified, then PendingAwaiting until confirmed or reverted.
+	Status string `json:"status"`
+	// Generation is the generation the apply recorded (once awaiting),
+	// Previous the one a revert returns to (0: none, a revert removes
+	// every owned chain).
+	Generation int64 `json:"generation,omitempty"`
+	Previous   int64 `json:"previous"`
+	// Timeout is how long after the commit the rules wait for a
+	// confirmation; Deadline when that ends (once awaiting).
+	Timeout  time.Duration `json:"timeout"`
+	Deadline time.Time     `json:"deadline,omitzero"`
+	// BootID is the kernel's boot_id when the apply began: after a reboot
+	// the watcher is gone, and the pending apply counts as reverted.
+	BootID string `json:"boot_id,omitempty"`
+	// Watcher says how the deadline is held ("systemd unit X", "process N").
+	Watcher string `json:"watcher,omitempty"`
+	// Prefix and Backend are the apply's, for the watcher: a first apply
+	// has recorded neither yet.
+	Prefix  string `json:"prefix"`
+	Backend string `json:"backend"`
+}
+
+// The statuses of a pending apply.
+const (
+	PendingApplying = "applying"
+	PendingAwaiting = "awaiting"
+)
 
 // GenerationInfo records one applied generation, oldest first in
 // State.Generations. Rules and Backups name the families that have a rules
@@ -49,6 +88,11 @@ type GenerationInfo struct {
 	AppliedAt    time.Time `json:"applied_at"`
 	Rules        []string  `json:"rules,omitempty"`
 	Backups      []string  `json:"backups,omitempty"`
+	// Reverted says why this generation's rules were reverted (an apply
+	// not confirmed in time); RevertOf, on the generation the revert
+	// recorded, names the generation it reverted.
+	Reverted string `json:"reverted,omitempty"`
+	RevertOf int64  `json:"revert_of,omitempty"`
 }
 
 // Previous returns the generation applied before the current one, the target
@@ -148,6 +192,7 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 		RulesDigest:  st.RulesDigest,
 		Backend:      st.Backend,
 		AppliedAt:    st.AppliedAt,
+		RevertOf:     st.revertOf,
 	}
 	if err := os.MkdirAll(filepath.Join(d.path, "generations"), 0o700); err != nil {
 		return fmt.Errorf("creating generations directory: %w", err)
@@ -172,16 +217,12 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	info.Backups = backups
 
 	next := *st
-	next.Version = FormatVersion
+	next.revertOf = 0
 	next.Generations = append(slices.Clone(st.Generations), info)
 	if keep := max(d.Keep, 1); len(next.Generations) > keep {
 		next.Generations = next.Generations[len(next.Generations)-keep:]
 	}
-	b, err := json.MarshalIndent(&next, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding state: %w", err)
-	}
-	if err := WriteFileAtomic(d.statePath(), append(b, '\n'), 0o600); err != nil {
+	if err := d.Save(&next); err != nil {
 		return err
 	}
 	*st = next
@@ -192,6 +233,38 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	// next Commit removes, so it does not make the commit fail.
 	d.clean(st)
 	return nil
+}
+
+// Save writes st as the state without recording a generation: for a
+// pending apply's status. The caller must hold the lock.
+func (d *Dir) Save(st *State) error {
+	st.Version = FormatVersion
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	return WriteFileAtomic(d.statePath(), append(b, '\n'), 0o600)
+}
+
+// RecordRevert makes the next Commit record a generation that reverts gen,
+// and marks gen as reverted for reason.
+func (st *State) RecordRevert(gen int64, reason string) {
+	st.revertOf = gen
+	for i := range st.Generations {
+		if st.Generations[i].Generation == gen {
+			st.Generations[i].Reverted = reason
+		}
+	}
+}
+
+// Info returns the record of generation gen, if it is kept.
+func (st *State) Info(gen int64) (GenerationInfo, bool) {
+	for _, g := range st.Generations {
+		if g.Generation == gen {
+			return g, true
+		}
+	}
+	return GenerationInfo{}, false
 }
 
 func sortedKeys(m map[string]io.WriterTo) []string {

@@ -1,0 +1,42 @@
+package detach
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Without systemd the process runs in a session of its own (a hangup of
+// ours does not reach it), writing to the log.
+func TestStartWithoutSystemd(t *testing.T) {
+	t.Setenv("SVCNAT_NO_SYSTEMD", "1")
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	how, err := Start("test", []string{"/bin/sh", "-c", "echo started $$; exec sleep 30"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(log)
+		if f := strings.Fields(string(b)); len(f) == 2 && f[0] == "started" {
+			pid, _ = strconv.Atoi(f[1])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing in the log; started as %s", how)
+		}
+	}
+	defer unix.Kill(pid, unix.SIGKILL)
+	if how != "process "+strconv.Itoa(pid)+" (log "+log+")" {
+		t.Errorf("how: %q", how)
+	}
+	sid, err := unix.Getsid(pid)
+	if err != nil || sid != pid {
+		t.Fatalf("session of the detached process: %d, %v; want its own (%d)", sid, err, pid)
+	}
+}
