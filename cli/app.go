@@ -141,6 +141,7 @@ func NewApp(env Env) *ucli.App {
 			planCommand(),
 			applyCommand(),
 			showCommand(),
+			reconcileCommand(),
 			confirmCommand(),
 			revertCommand(),
 			rollbackCommand(),

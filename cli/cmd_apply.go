@@ -22,6 +22,7 @@ func commitFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.BoolFlag{Name: "auto-approve", Usage: "do not ask for confirmation"},
 		lockTimeoutFlag(),
+		metricsFileFlag(),
 	}
 }
 
@@ -59,6 +60,7 @@ func applyCommand() *ucli.Command {
 			v := newCommitView(c, g)
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
 			res, err := e.Apply(c.Context, cfg, node)
+			writeMetricsFile(c, res, err)
 			if err := v.done(res, err); err != nil {
 				return err
 			}
@@ -86,6 +88,7 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	v := newCommitView(c, g)
 	e.Hooks = v.hooks(true)
 	res, err := e.ApplySaved(c.Context, p, digest)
+	writeMetricsFile(c, res, err)
 	var stale *engine.StaleError
 	if errors.As(err, &stale) {
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)

@@ -23,6 +23,7 @@ func rollbackCommand() *ucli.Command {
 			v := newCommitView(c, g)
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
 			res, err := e.Rollback(c.Context, prefix)
+			writeMetricsFile(c, res, err)
 			return v.done(res, err)
 		},
 	}
@@ -42,6 +43,7 @@ func destroyCommand() *ucli.Command {
 			v := newCommitView(c, g)
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
 			res, err := e.Destroy(c.Context, prefix)
+			writeMetricsFile(c, res, err)
 			return v.done(res, err)
 		},
 	}

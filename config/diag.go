@@ -116,3 +116,23 @@ func WriteDiagnosticsJSON(w io.Writer, diags hcl.Diagnostics) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
+
+// DiagnosticLines renders diags one per line, "file:line:column: summary:
+// detail", for logs, where a snippet has no place (svcnat reconcile).
+func DiagnosticLines(diags hcl.Diagnostics) []string {
+	out := make([]string, 0, len(diags))
+	for _, d := range diags {
+		s := d.Summary
+		if d.Detail != "" {
+			s += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			s = pos(*d.Subject) + ": " + s
+		}
+		if d.Severity == hcl.DiagWarning {
+			s = "warning: " + s
+		}
+		out = append(out, s)
+	}
+	return out
+}

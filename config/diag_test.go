@@ -92,3 +92,11 @@ func TestWriteDiagnosticsJSON(t *testing.T) {
 		t.Fatalf("no diagnostics: %v\n%s", err, b.String())
 	}
 }
+
+func TestDiagnosticLines(t *testing.T) {
+	_, diags := Parse(map[string][]byte{"a.hcl": []byte("service \"x\" {\n  nope = 1\n}\n")})
+	lines := DiagnosticLines(diags)
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "a.hcl:1:1: service has no cluster IP: ") || !strings.HasPrefix(lines[2], "a.hcl:2:3: Unsupported argument: ") {
+		t.Fatalf("lines: %q", lines)
+	}
+}

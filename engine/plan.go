@@ -178,6 +178,10 @@ func RecordedPrefix(stateDir string) string {
 	return st.Prefix
 }
 
+// State reads the state directory's record without taking the lock; nil
+// when there is none.
+func (e *Engine) State() (*state.State, error) { return readState(e.StateDir) }
+
 // readState loads the state without creating the directory; nil when
 // there is none.
 func readState(stateDir string) (*state.State, error) {

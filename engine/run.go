@@ -131,8 +131,10 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
 		e.planned(Planned{Op: OpDestroy, Plan: p})
-		res, err = e.commit(ctx, OpDestroy, d, st, p, live, "", false)
-		return err
+		if res, err = e.commit(ctx, OpDestroy, d, st, p, live, "", false); err != nil {
+			return err
+		}
+		return e.removeCanaries(prefix)
 	})
 	return res, err
 }

@@ -310,6 +310,7 @@ type trService struct {
 	LBIPs       []string
 	LBRanges    []string
 	ETP         string
+	HCNodePort  int
 	Affinity    string
 	Ports       []trPort
 	Endpoints   []trEndpoint
@@ -369,6 +370,9 @@ func (s trService) HCL() string {
 	list("load_balancer_source_ranges", s.LBRanges)
 	attr("external_traffic_policy", s.ETP)
 	attr("session_affinity", s.Affinity)
+	if s.HCNodePort != 0 {
+		fmt.Fprintf(&b, "  health_check_node_port = %d\n", s.HCNodePort)
+	}
 	for _, p := range s.Ports {
 		b.WriteString("  port {\n")
 		if p.Name != "" {

@@ -9,8 +9,20 @@ import (
 
 // Owns reports whether chain belongs to the owner of prefix: svcnat owns
 // exactly the chains named PREFIX-… (and its jumps into them from built-in
-// chains; see Owned).
-func Owns(prefix, chain string) bool { return strings.HasPrefix(chain, prefix+"-") }
+// chains; see Owned), except the canary.
+func Owns(prefix, chain string) bool {
+	n := len(prefix)
+	return len(chain) > n && chain[n] == '-' && chain[:n] == prefix && chain[n+1:] != canary
+}
+
+const canary = "CANARY"
+
+// Canary names prefix's canary chain: an empty chain that svcnat reconcile
+// keeps in every table it writes, so that a flush of the table (iptables
+// -F, firewalld --reload) shows at once, as kube-proxy's KUBE-PROXY-CANARY
+// does. It is svcnat's, but no plan holds it: Owns leaves it out, so plan,
+// apply and show beside the daemon neither see nor remove it.
+func Canary(prefix string) string { return prefix + "-" + canary }
 
 // Owned returns the part of rs the owner of prefix owns: every chain named
 // with the prefix, and, in the built-in chains, only the rules that jump

@@ -129,3 +129,17 @@ func TestParseSaveLikeSharesEqualRules(t *testing.T) {
 		t.Error("a changed rule shares the old one's arguments")
 	}
 }
+
+func TestOwnsLeavesOutTheCanary(t *testing.T) {
+	for chain, want := range map[string]bool{
+		"SVCNAT-SERVICES": true, "SVCNAT-SVC-ABC": true, "SVCNAT-CANARY": false, "SVCNAT-CANARY2": true,
+		"SVCNAT": false, "SVCNATX-SERVICES": false, "KUBE-SERVICES": false, "SVCNAT-": true,
+	} {
+		if got := Owns("SVCNAT", chain); got != want {
+			t.Errorf("Owns(SVCNAT, %s) = %v", chain, got)
+		}
+	}
+	if Canary("SVCNAT") != "SVCNAT-CANARY" {
+		t.Fatal(Canary("SVCNAT"))
+	}
+}

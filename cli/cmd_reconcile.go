@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/healthcheck"
+	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/reconcile"
+)
+
+func reconcileCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "reconcile",
+		Usage: "keep the live rules equal to the configuration: re-plan every interval, on file changes and when a canary chain goes; apply when needed",
+		Flags: []ucli.Flag{
+			&ucli.DurationFlag{Name: "interval", Value: 30 * time.Second, EnvVars: []string{"SVCNAT_INTERVAL"},
+				Usage: "time between passes"},
+			&ucli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SVCNAT_LOG_FORMAT"},
+				Usage: "text or json: one structured line per event on stderr"},
+			&ucli.StringFlag{Name: "metrics-addr", EnvVars: []string{"SVCNAT_METRICS_ADDR"},
+				Usage: "serve Prometheus /metrics and the daemon's /healthz on this address (e.g. :9823), in the --netns namespace"},
+			lockTimeoutFlag(),
+		},
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(c.App.ErrWriter, c.String("log-format"))
+			if err != nil {
+				return err
+			}
+			interval := c.Duration("interval")
+			if interval <= 0 {
+				return fmt.Errorf("--interval %s is not positive", interval)
+			}
+			// SIGTERM and SIGINT end the loop after the current pass;
+			// SIGHUP asks for a pass now, reading the configuration.
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			reload := make(chan struct{})
+			go func() {
+				for range hup {
+					select {
+					case reload <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+
+			e, err := openEngine(c, g, reconcilePrefix(g))
+			if err != nil {
+				return err
+			}
+			m := metrics.New()
+			m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			health := &healthcheck.Server{NetNS: g.NetNS, Log: log}
+			defer health.Close()
+			loop := &reconcile.Loop{Engine: e, Config: g.Config, Node: g.nodeName, Interval: interval,
+				Reload: reload, Log: log, Metrics: m, Health: health}
+			health.Healthy = loop.Healthy
+			if addr := c.String("metrics-addr"); addr != "" {
+				srv, err := serveMetrics(g.NetNS, addr, m, loop)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				log.Info("serving metrics", "addr", addr, "netns", g.NetNS)
+			}
+			log.Info("reconciling", "config", g.Config, "interval", interval, "backend", e.Kernel.Backend(), "netns", g.NetNS, "state_dir", g.StateDir)
+			return loop.Run(ctx)
+		},
+	}
+}
+
+// reconcilePrefix is the chain prefix the host is opened for: the
+// configuration's, else (it is broken) the recorded one, else the
+// default. The loop follows the configuration's afterwards.
+func reconcilePrefix(g Globals) string {
+	if cfg, diags := config.Load(g.Config); !diags.HasErrors() {
+		return cfg.Settings.ChainPrefix
+	}
+	if p := engine.RecordedPrefix(g.StateDir); p != "" {
+		return p
+	}
+	return config.DefaultChainPrefix
+}
+
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, withHint(fmt.Errorf("unknown log format %q", format), "use --log-format text or json")
+}
+
+// serveMetrics serves /metrics and /healthz on addr, listening inside
+// netns: with --netns, everything svcnat does happens there.
+func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) (*http.Server, error) {
+	var ln net.Listener
+	err := iptables.InNetNS(netns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		healthy := loop.Healthy()
+		if !healthy {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"healthy": healthy, "currentTime": time.Now().UTC()})
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
+}
+
+// metricsFileFlag is --metrics-file of the one-shot commands that change
+// rules.
+func metricsFileFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "metrics-file", EnvVars: []string{"SVCNAT_METRICS_FILE"},
+		Usage: "write this run's metrics to PATH in the node_exporter textfile format (atomically; name it *.prom)"}
+}
+
+// writeMetricsFile writes a run's metrics where --metrics-file says; a
+// failure to write is a warning: the rules are what they are.
+func writeMetricsFile(c *ucli.Context, res *engine.Result, err error) {
+	path := c.String("metrics-file")
+	if path == "" {
+		return
+	}
+	m := metrics.New()
+	m.Applied(res, err)
+	if werr := m.WriteFile(path); werr != nil {
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: writing --metrics-file: %v\n", werr)
+	}
+}

@@ -1,0 +1,163 @@
+// Package metrics keeps svcnat's Prometheus series: what the engine's runs
+// did (applies, their duration and result, rollbacks), what svcnat owns,
+// and what svcnat reconcile saw (drift, errors, configuration failures).
+// reconcile serves them on /metrics; one-shot commands write them in the
+// node_exporter textfile format (--metrics-file).
+package metrics
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/rules"
+)
+
+// Metrics are one process's series, in a registry of their own.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	lastApply       prometheus.Gauge
+	lastSuccess     prometheus.Gauge
+	generation      prometheus.Gauge
+	applies         *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	rollbacks       *prometheus.CounterVec
+	ownedChains     *prometheus.GaugeVec
+	ownedRules      *prometheus.GaugeVec
+	drift           prometheus.Counter
+	reconcileErrors prometheus.Counter
+	configFailures  prometheus.Counter
+}
+
+// New makes the series, registered in a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		lastApply: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_timestamp_seconds",
+			Help: "When the last apply, rollback, destroy or revert that changed rules ended (Unix time)."}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_success",
+			Help: "1 if the last apply, rollback, destroy or revert that changed rules succeeded, else 0."}),
+		generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_generation",
+			Help: "The generation last recorded in the state directory."}),
+		applies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_applies_total",
+			Help: "Runs that changed rules or tried to, by operation and result (success, failure)."}, []string{"op", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "svcnat_apply_duration_seconds",
+			Help:    "How long a commit and its verification took, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)}, []string{"op"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_rollbacks_total",
+			Help: "Owned chains returned to earlier rules, by reason: failure (an apply failed and was undone), rollback (svcnat rollback), revert (an unconfirmed apply)."},
+			[]string{"reason"}),
+		ownedChains: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_owned_chains",
+			Help: "Chains svcnat owns, by family and table."}, []string{"family", "table"}),
+		ownedRules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_owned_rules",
+			Help: "Rules svcnat owns (its chains' rules and its jumps in built-in chains), by family and table."}, []string{"family", "table"}),
+		drift: prometheus.NewCounter(prometheus.CounterOpts{Name: "svcnat_drift_detected_total",
+			Help: "Times reconcile found the owned rules changed by something else (a flush, a lost canary, an edited chain)."}),
+		reconcileErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "svcnat_reconcile_errors_total",
+			Help: "Reconcile passes that failed (reading the rules, planning, applying)."}),
+		configFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "svcnat_config_load_failures_total",
+			Help: "Times the configuration was read and rejected."}),
+	}
+	m.Registry.MustRegister(m.lastApply, m.lastSuccess, m.generation, m.applies, m.duration, m.rollbacks,
+		m.ownedChains, m.ownedRules, m.drift, m.reconcileErrors, m.configFailures)
+	return m
+}
+
+// Applied records a run of the engine that changed rules or tried to:
+// apply, rollback, destroy, revert. A run that found nothing to change
+// records only what is owned.
+func (m *Metrics) Applied(res *engine.Result, err error) {
+	if errors.Is(err, engine.ErrCancelled) {
+		return // nobody said yes: nothing was tried
+	}
+	if res == nil {
+		if err != nil {
+			m.failed(engine.OpApply, err)
+		}
+		return
+	}
+	if res.Generation > 0 {
+		m.generation.Set(float64(res.Generation))
+	}
+	if err != nil {
+		m.failed(res.Op, err)
+		if res.Plan != nil {
+			m.Owned(res.Plan.Prefix, res.Plan.Live)
+		}
+		return
+	}
+	if res.Plan != nil {
+		m.Owned(res.Plan.Prefix, res.Plan.Desired)
+	}
+	if !res.Applied {
+		return
+	}
+	m.applies.WithLabelValues(string(res.Op), "success").Inc()
+	m.duration.WithLabelValues(string(res.Op)).Observe(res.Took.Seconds())
+	m.lastApply.SetToCurrentTime()
+	m.lastSuccess.Set(1)
+	switch {
+	case res.Op == engine.OpRollback:
+		m.rollbacks.WithLabelValues("rollback").Inc()
+	case res.Op == engine.OpRevert:
+		m.rollbacks.WithLabelValues("revert").Inc()
+	}
+}
+
+func (m *Metrics) failed(op engine.Op, err error) {
+	m.applies.WithLabelValues(string(op), "failure").Inc()
+	m.lastApply.Set(float64(time.Now().UnixNano()) / 1e9)
+	m.lastSuccess.Set(0)
+	var ae *applier.Error
+	if errors.As(err, &ae) && ae.RolledBack {
+		m.rollbacks.WithLabelValues("failure").Inc()
+	}
+}
+
+// Owned sets what prefix owns from owned rules (a plan's Desired after an
+// apply, its Live otherwise).
+func (m *Metrics) Owned(prefix string, owned map[rules.Family]*rules.Ruleset) {
+	m.ownedChains.Reset()
+	m.ownedRules.Reset()
+	for _, f := range rules.Families {
+		rs := owned[f]
+		if rs == nil {
+			continue
+		}
+		for _, t := range rs.Tables {
+			chains, n := 0, 0
+			for _, c := range t.Chains {
+				if rules.Owns(prefix, c.Name) {
+					chains++
+				}
+				n += len(c.Rules)
+			}
+			m.ownedChains.WithLabelValues(f.String(), t.Name).Set(float64(chains))
+			m.ownedRules.WithLabelValues(f.String(), t.Name).Set(float64(n))
+		}
+	}
+}
+
+// Planned records a reconcile pass's plan: what is owned now.
+func (m *Metrics) Planned(p *planner.Plan) { m.Owned(p.Prefix, p.Live) }
+
+// Drift counts owned rules found changed by something else.
+func (m *Metrics) Drift() { m.drift.Inc() }
+
+// ReconcileError counts a failed reconcile pass.
+func (m *Metrics) ReconcileError() { m.reconcileErrors.Inc() }
+
+// ConfigFailure counts a rejected configuration.
+func (m *Metrics) ConfigFailure() { m.configFailures.Inc() }
+
+// WriteFile writes the series to path in the text format, atomically (a
+// temporary file renamed), for node_exporter's textfile collector, which
+// wants a name ending in .prom.
+func (m *Metrics) WriteFile(path string) error {
+	return prometheus.WriteToTextfile(path, m.Registry)
+}

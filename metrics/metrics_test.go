@@ -1,0 +1,123 @@
+package metrics
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/iptables"
+)
+
+// Read parses a textfile as node_exporter's textfile collector would.
+func read(t *testing.T, path string) map[string]*dto.MetricFamily {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mf, err := p.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("%s does not parse as Prometheus text: %v", path, err)
+	}
+	return mf
+}
+
+// value is the value of the series of family name whose labels include
+// labels.
+func value(t *testing.T, mf map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	fam, ok := mf[name]
+	if !ok {
+		t.Fatalf("no %s", name)
+	}
+next:
+	for _, m := range fam.Metric {
+		for k, v := range labels {
+			found := false
+			for _, l := range m.Label {
+				found = found || l.GetName() == k && l.GetValue() == v
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	t.Fatalf("no %s with %v", name, labels)
+	return 0
+}
+
+const web = `service "default/web" {
+  cluster_ips = ["10.32.0.61"]
+  port {
+    port = 80
+  }
+  endpoint {
+    address = "10.64.1.2"
+  }
+}
+`
+
+func TestTextfileAfterApplyAndRollback(t *testing.T) {
+	cfg, diags := config.Parse(map[string][]byte{"web.hcl": []byte(web)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	e := &engine.Engine{Host: engine.Host{Kernel: iptables.NewFake()}, StateDir: t.TempDir()}
+	path := filepath.Join(t.TempDir(), "svcnat.prom")
+
+	m := New()
+	m.Applied(e.Apply(context.Background(), cfg, "n1"))
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	mf := read(t, path)
+	if value(t, mf, "svcnat_last_apply_success", nil) != 1 || value(t, mf, "svcnat_generation", nil) != 1 ||
+		value(t, mf, "svcnat_applies_total", map[string]string{"op": "apply", "result": "success"}) != 1 ||
+		value(t, mf, "svcnat_apply_duration_seconds", map[string]string{"op": "apply"}) != 1 ||
+		value(t, mf, "svcnat_last_apply_timestamp_seconds", nil) == 0 {
+		t.Fatal("apply's series are wrong")
+	}
+	// SERVICES, SVC, SEP, MARK-MASQ, POSTROUTING, NODEPORTS and more: at
+	// least the three of the service and its endpoint.
+	if n := value(t, mf, "svcnat_owned_chains", map[string]string{"family": "IPv4", "table": "nat"}); n < 3 {
+		t.Fatalf("owned nat chains: %v", n)
+	}
+	if n := value(t, mf, "svcnat_owned_rules", map[string]string{"family": "IPv4", "table": "nat"}); n < 5 {
+		t.Fatalf("owned nat rules: %v", n)
+	}
+
+	cfg2, _ := config.Parse(map[string][]byte{"web.hcl": []byte(web + `service "default/b" {
+  cluster_ips = ["10.32.0.62"]
+  port {
+    port = 80
+  }
+}
+`)})
+	e.Apply(context.Background(), cfg2, "n1")
+	m = New()
+	m.Applied(e.Rollback(context.Background(), "SVCNAT"))
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	mf = read(t, path)
+	if value(t, mf, "svcnat_rollbacks_total", map[string]string{"reason": "rollback"}) != 1 || value(t, mf, "svcnat_generation", nil) != 3 {
+		t.Fatal("rollback's series are wrong")
+	}
+}

@@ -1,0 +1,307 @@
+// Package reconcile is svcnat's long-running mode: a loop over the engine
+// that keeps the live rules equal to the configuration. It plans on every
+// tick, when a configuration file changes, when asked to reload (SIGHUP),
+// and as soon as a canary chain goes missing (a flushed table); it applies
+// through the engine when the plan is not empty. It never exits on a bad
+// configuration: it keeps the last good one, logs why, and goes on
+// repairing drift with it.
+package reconcile
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/healthcheck"
+	"github.com/svcnat/svcnat/metrics"
+)
+
+// Loop is one reconcile loop. Set its fields, then Run it once.
+type Loop struct {
+	Engine *engine.Engine
+	// Config is the configuration path (a file or a directory), read on
+	// every pass and watched for changes.
+	Config string
+	// Node resolves this host's node name from the configuration's
+	// settings.node (the command line's --node and hostname rules).
+	Node func(fromSettings string) (string, error)
+	// Interval is the longest time without a pass; CanaryEvery the time
+	// between canary checks (0: a third of Interval, from 1s to 5s);
+	// Debounce how long file events settle before a pass.
+	Interval, CanaryEvery, Debounce time.Duration
+	// Reload asks for a pass now (SIGHUP).
+	Reload <-chan struct{}
+	Log    *slog.Logger
+	// Metrics and Health are optional.
+	Metrics *metrics.Metrics
+	Health  *healthcheck.Server
+
+	good    *config.Config // the last configuration that loaded
+	digest  string         // its digest
+	node    string
+	rejects string // the diagnostics last logged, to log a change once
+	prefix  string
+	healthy atomic.Bool
+	last    atomic.Int64 // when the last pass succeeded (Unix nanoseconds)
+}
+
+// Healthy reports whether the last pass succeeded, within two intervals:
+// the daemon's own health (its /healthz, kube-proxy's
+// serviceProxyHealthy).
+func (l *Loop) Healthy() bool {
+	return l.healthy.Load() && time.Since(time.Unix(0, l.last.Load())) < 2*l.Interval+time.Minute
+}
+
+// Run reconciles until ctx ends, then returns nil: a pass under way
+// finishes first (an apply is never cut short by the stop).
+func (l *Loop) Run(ctx context.Context) error {
+	if l.Log == nil {
+		l.Log = slog.New(slog.DiscardHandler)
+	}
+	if l.Debounce == 0 {
+		l.Debounce = time.Second
+	}
+	canaryEvery := l.CanaryEvery
+	if canaryEvery == 0 {
+		canaryEvery = max(min(l.Interval/3, 5*time.Second), time.Second)
+	}
+	changed := l.watch(ctx)
+	tick := time.NewTicker(l.Interval)
+	defer tick.Stop()
+	canary := time.NewTicker(canaryEvery)
+	defer canary.Stop()
+	pass := func(why string) {
+		l.pass(ctx, why)
+		tick.Reset(l.Interval) // an interval from the last pass, whatever caused it
+	}
+	pass("start")
+	for {
+		select {
+		case <-ctx.Done():
+			l.Log.Info("stopping", "event", "stop")
+			return nil
+		case <-tick.C:
+			pass("tick")
+		case <-changed:
+			pass("config changed")
+		case <-l.Reload:
+			pass("reload")
+		case <-canary.C:
+			if l.prefix == "" {
+				continue
+			}
+			missing, err := l.Engine.MissingCanaries(l.prefix)
+			if err != nil {
+				l.Log.Warn("checking the canary chains failed", "event", "canary", "err", err)
+				continue
+			}
+			if len(missing) > 0 {
+				var where []string
+				for _, m := range missing {
+					where = append(where, m.String())
+				}
+				l.Log.Warn("canary chain gone: the table was flushed or reloaded", "event", "canary lost",
+					"chain", l.prefix+"-CANARY", "tables", strings.Join(where, ", "))
+				pass("canary lost") // counts the drift it finds
+			}
+		}
+	}
+}
+
+// pass reads the configuration, plans, and applies a plan that is not
+// empty; then it makes sure the canaries are there. Every outcome is one
+// log line.
+func (l *Loop) pass(ctx context.Context, why string) {
+	log := l.Log.With("event", why)
+	l.load(log)
+	if l.good == nil {
+		l.healthy.Store(false)
+		return
+	}
+	cfg := l.good
+	if l.Health != nil {
+		if err := l.Health.Sync(healthcheck.Services(cfg, l.node)); err != nil {
+			log.Error("health check ports", "err", err)
+		}
+	}
+	p, err := l.Engine.Plan(cfg, l.node)
+	if err != nil {
+		l.failed(log, "planning failed", err)
+		return
+	}
+	if p.Empty() {
+		if l.Metrics != nil {
+			l.Metrics.Planned(p)
+		}
+		l.canaries(log)
+		l.succeeded()
+		// A quiet tick is not news; any other reason to look is.
+		level := slog.LevelInfo
+		if why == "tick" {
+			level = slog.LevelDebug
+		}
+		log.Log(context.Background(), level, "no changes")
+		return
+	}
+	s := p.Summary()
+	drift := l.recordedDigest() == l.digest
+	if drift {
+		l.count((*metrics.Metrics).Drift)
+	}
+	// A stop must not cut an apply short: it finishes, then the loop ends.
+	res, err := l.Engine.Apply(context.WithoutCancel(ctx), cfg, l.node)
+	if l.Metrics != nil {
+		l.Metrics.Applied(res, err)
+	}
+	if err != nil {
+		l.failed(log, "apply failed", err)
+		return
+	}
+	if res.Conntrack.Err != nil {
+		log.Warn("conntrack cleanup failed; the rules are applied", "err", res.Conntrack.Err)
+	}
+	l.canaries(log)
+	l.succeeded()
+	log.Info("applied", "drift", drift, "generation", res.Generation, "added", s.Add, "changed", s.Change, "removed", s.Remove,
+		"lines", res.Lines, "took", res.Took.Round(time.Millisecond))
+}
+
+// load reads the configuration. A rejected one is logged (once per
+// change, with every diagnostic's file:line) and counted; the last good
+// one stays.
+func (l *Loop) load(log *slog.Logger) {
+	cfg, diags := config.Load(l.Config)
+	if diags.HasErrors() {
+		l.count((*metrics.Metrics).ConfigFailure)
+		lines := config.DiagnosticLines(diags)
+		if text := strings.Join(lines, "\n"); text != l.rejects {
+			l.rejects = text
+			kept := "no configuration has loaded yet: nothing is applied"
+			if l.good != nil {
+				kept = "keeping the last good configuration"
+			}
+			log.Error("configuration rejected; "+kept, "problems", len(lines), "diagnostics", strings.Join(lines, "; "))
+		}
+		return
+	}
+	l.rejects = ""
+	node, err := l.Node(cfg.Settings.Node)
+	if err != nil {
+		l.count((*metrics.Metrics).ConfigFailure)
+		log.Error("configuration rejected; keeping the last good one", "err", err)
+		return
+	}
+	if d := engine.ConfigDigest(cfg); d != l.digest || node != l.node {
+		if l.good != nil {
+			log.Info("configuration changed", "services", len(cfg.Services), "digest", d)
+		} else {
+			log.Info("configuration loaded", "services", len(cfg.Services), "digest", d, "node", node)
+		}
+		l.good, l.digest, l.node, l.prefix = cfg, d, node, cfg.Settings.ChainPrefix
+	}
+}
+
+// recordedDigest is the configuration digest of the last generation: when
+// it is the current configuration's, a non-empty plan is drift.
+func (l *Loop) recordedDigest() string {
+	st, err := l.Engine.State()
+	if err != nil || st == nil {
+		return ""
+	}
+	return st.ConfigDigest
+}
+
+func (l *Loop) canaries(log *slog.Logger) {
+	if err := l.Engine.EnsureCanaries(l.prefix); err != nil {
+		log.Warn("creating the canary chains failed", "err", err)
+	}
+}
+
+func (l *Loop) failed(log *slog.Logger, what string, err error) {
+	l.healthy.Store(false)
+	l.count((*metrics.Metrics).ReconcileError)
+	log.Error(what, "err", err)
+}
+
+func (l *Loop) succeeded() {
+	l.healthy.Store(true)
+	l.last.Store(time.Now().UnixNano())
+}
+
+func (l *Loop) count(f func(*metrics.Metrics)) {
+	if l.Metrics != nil {
+		f(l.Metrics)
+	}
+}
+
+// watch sends on the channel it returns when a configuration file has
+// changed and the changes have settled for Debounce. It watches the
+// directory (of a file, its own), as editors and git replace files
+// rather than write them. Without inotify the ticks still pick changes
+// up, one interval late.
+func (l *Loop) watch(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		l.Log.Warn("watching the configuration failed; changes are read every interval", "err", err)
+		return out
+	}
+	dir, only := l.Config, ""
+	if fi, err := os.Stat(l.Config); err == nil && !fi.IsDir() {
+		dir, only = filepath.Dir(l.Config), filepath.Clean(l.Config)
+	}
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		l.Log.Warn("watching the configuration failed; changes are read every interval", "dir", dir, "err", err)
+		return out
+	}
+	go func() {
+		defer w.Close()
+		var settle <-chan time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if relevant(ev, only) {
+					settle = time.After(l.Debounce)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				l.Log.Warn("watching the configuration", "err", err)
+			case <-settle:
+				settle = nil
+				select {
+				case out <- struct{}{}:
+				default: // a pass is already due
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// relevant reports whether ev may change the configuration: a .hcl file
+// (or the one file watched) written, created, removed or renamed.
+func relevant(ev fsnotify.Event, only string) bool {
+	if ev.Op == fsnotify.Chmod {
+		return false
+	}
+	if only != "" {
+		return filepath.Clean(ev.Name) == only
+	}
+	return strings.HasSuffix(ev.Name, ".hcl")
+}
