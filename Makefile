@@ -3,17 +3,39 @@
 
 GO       ?= go
 BIN      := bin/svcnat
+# The version svcnat --version reports: the tag or commit of the checkout.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X github.com/svcnat/svcnat/buildinfo.version=$(VERSION)
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 PKGS     := ./...
 FUZZTIME ?= 60s
 N        ?= 10000
 E        ?= 5
 
-.PHONY: all build test unit integration demo fuzz bench vet fmt deps clean
+.PHONY: all build test unit integration demo fuzz bench vet fmt deps clean man package install
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/svcnat
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/svcnat
+
+# man writes svcnat(8), generated from the command definitions like --help.
+man: build
+	$(BIN) man > bin/svcnat.8
+
+# package builds dist/svcnat_*.deb and dist/svcnat-*.rpm with nfpm, run as a
+# Go tool (go tool nfpm): no system packaging tools needed.
+package:
+	VERSION=$(VERSION) GO=$(GO) bash scripts/package.sh
+
+# install puts the binary, the man page and the completions under PREFIX.
+install: man
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/svcnat
+	install -D -m 0644 bin/svcnat.8 $(DESTDIR)$(PREFIX)/share/man/man8/svcnat.8
+	$(BIN) completion bash | install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/share/bash-completion/completions/svcnat
+	$(BIN) completion zsh | install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_svcnat
+	$(BIN) completion fish | install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/svcnat.fish
 
 # deps installs the kernel tools tests and the demo drive (Debian, root).
 deps:
@@ -46,4 +68,4 @@ bench: deps build
 	$(GO) run ./integration/cmd/svcnat-bench -svcnat $(BIN) -n $(N) -e $(E)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

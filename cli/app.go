@@ -14,6 +14,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/svcnat/svcnat/buildinfo"
 	"github.com/svcnat/svcnat/detach"
 	"github.com/svcnat/svcnat/engine"
 )
@@ -132,8 +133,10 @@ func NewApp(env Env) *ucli.App {
 		Metadata:  map[string]any{envKey: env},
 		Flags:     globalFlags(),
 		// Errors are printed once, by Main, in svcnat's own format.
-		ExitErrHandler:  func(*ucli.Context, error) {},
-		HideHelpCommand: true,
+		ExitErrHandler:       func(*ucli.Context, error) {},
+		HideHelpCommand:      true,
+		Version:              buildinfo.Read().Version,
+		EnableBashCompletion: true,
 		Commands: []*ucli.Command{
 			validateCommand(),
 			fmtCommand(),
@@ -146,11 +149,21 @@ func NewApp(env Env) *ucli.App {
 			revertCommand(),
 			rollbackCommand(),
 			destroyCommand(),
+			versionCommand(),
+			completionCommand(),
+			manCommand(),
 			watchCommand(),
 		},
 	}
 	for _, c := range app.Commands {
 		c.Flags = append(globalFlags(), c.Flags...)
+	}
+	// --version says what svcnat version does; urfave/cli's printer is
+	// one global, so it is set here rather than per app.
+	ucli.VersionPrinter = func(c *ucli.Context) {
+		if err := printVersion(c); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "svcnat: error: %v\n", err)
+		}
 	}
 	return app
 }

@@ -1,16 +1,17 @@
-// Package conntrack deletes conntrack entries with the conntrack binary
-// found on PATH, inside a named network namespace when given. It takes
-// plain values (which flows to delete) and decides nothing: the planner
-// says which flows are stale, the engine asks for their deletion.
+// Package conntrack deletes conntrack entries over netlink (as kube-proxy
+// does), inside a named network namespace when given: no conntrack binary
+// is needed at run time. It takes plain values (which flows to delete) and
+// decides nothing: the planner says which flows are stale, the engine asks
+// for their deletion.
 package conntrack
 
 import (
-	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
-	"os/exec"
-	"strconv"
-	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/svcnat/svcnat/iptables"
 )
@@ -27,60 +28,81 @@ type Flow struct {
 // IPv6 reports whether the flow is an IPv6 one.
 func (f Flow) IPv6() bool { return f.DNAT.Unmap().Is6() }
 
-// Args returns the conntrack command line that deletes the flow's entries.
-func Args(f Flow) []string {
-	fam := "ipv4"
-	if f.IPv6() {
-		fam = "ipv6"
-	}
-	args := []string{"-D", "-f", fam, "-p", f.Protocol}
+func (f Flow) String() string {
+	dst := "*"
 	if f.OrigDst.IsValid() {
-		args = append(args, "--orig-dst", f.OrigDst.String())
+		dst = f.OrigDst.String()
 	}
-	args = append(args, "--orig-port-dst", strconv.Itoa(f.OrigPort))
-	return append(args, "--dst-nat", f.DNAT.String())
+	return fmt.Sprintf("%s %s -> %s", f.Protocol, net.JoinHostPort(dst, fmt.Sprint(f.OrigPort)), f.DNAT)
 }
 
-// Tool deletes entries with the conntrack binary in a network namespace
-// ("" for svcnat's own).
-type Tool struct {
+var protocols = map[string]uint8{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "sctp": unix.IPPROTO_SCTP}
+
+// Filter is the netlink filter that selects f's entries, as `conntrack -D
+// -p PROTO --orig-dst IP --orig-port-dst PORT --dst-nat DNAT` does: the
+// original destination (any address when OrigDst is unset) and port, and
+// the reply's source, which is the address the entry was DNATed to.
+func Filter(f Flow) (*netlink.ConntrackFilter, netlink.InetFamily, error) {
+	proto, ok := protocols[f.Protocol]
+	if !ok {
+		return nil, 0, fmt.Errorf("conntrack: unknown protocol %q", f.Protocol)
+	}
+	fam := netlink.InetFamily(unix.AF_INET)
+	if f.IPv6() {
+		fam = unix.AF_INET6
+	}
+	var flt netlink.ConntrackFilter
+	// A port filter needs the protocol set first.
+	err := flt.AddProtocol(proto)
+	if err == nil {
+		err = flt.AddPort(netlink.ConntrackOrigDstPort, uint16(f.OrigPort))
+	}
+	if err == nil && f.OrigDst.IsValid() {
+		err = flt.AddIP(netlink.ConntrackOrigDstIP, net.IP(f.OrigDst.Unmap().AsSlice()))
+	}
+	if err == nil {
+		err = flt.AddIP(netlink.ConntrackReplySrcIP, net.IP(f.DNAT.Unmap().AsSlice()))
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("conntrack filter for %s: %w", f, err)
+	}
+	return &flt, fam, nil
+}
+
+// Netlink deletes entries over netlink in a network namespace ("" for
+// svcnat's own).
+type Netlink struct {
 	NetNS string
 }
 
 // Delete deletes the entries of every flow and returns how many flows had
-// entries. conntrack exits 1 when a filter matched nothing; that is not an
-// error here, and nothingDeleted is the one place that reads its words.
-func (t Tool) Delete(flows []Flow) (int, error) {
+// entries.
+func (n Netlink) Delete(flows []Flow) (int, error) {
 	if len(flows) == 0 {
 		return 0, nil
 	}
-	bin, err := exec.LookPath("conntrack")
-	if err != nil {
-		return 0, fmt.Errorf("clearing stale conntrack entries: %w (install the conntrack package)", err)
-	}
 	deleted := 0
-	for _, f := range flows {
-		var stderr bytes.Buffer
-		cmd := exec.Command(bin, Args(f)...)
-		cmd.Stderr = &stderr
-		err := iptables.InNetNS(t.NetNS, cmd.Start)
-		if err == nil {
-			err = cmd.Wait()
+	err := iptables.InNetNS(n.NetNS, func() error {
+		// The socket belongs to the namespace it was opened in.
+		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+		if err != nil {
+			return fmt.Errorf("opening netlink: %w", err)
 		}
-		switch {
-		case err == nil:
-			deleted++
-		case nothingDeleted(stderr.String()):
-		default:
-			return deleted, fmt.Errorf("conntrack %s: %w: %s", strings.Join(Args(f), " "), err, strings.TrimSpace(stderr.String()))
+		defer h.Close()
+		for _, f := range flows {
+			flt, fam, err := Filter(f)
+			if err != nil {
+				return err
+			}
+			k, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, flt)
+			if err != nil {
+				return fmt.Errorf("deleting the conntrack entries of %s: %w", f, err)
+			}
+			if k > 0 {
+				deleted++
+			}
 		}
-	}
-	return deleted, nil
-}
-
-// nothingDeleted recognises conntrack-tools' report that a delete filter
-// matched no entry ("0 flow entries have been deleted."), which it signals
-// with exit status 1 like a real failure.
-func nothingDeleted(stderr string) bool {
-	return strings.Contains(stderr, " 0 flow entries have been deleted")
+		return nil
+	})
+	return deleted, err
 }

@@ -70,7 +70,7 @@ type Host struct {
 }
 
 // Cleaner deletes conntrack entries and says how many flows had some.
-// conntrack.Tool is the real one.
+// conntrack.Netlink is the real one.
 type Cleaner interface {
 	Delete(flows []conntrack.Flow) (int, error)
 }

@@ -49,7 +49,7 @@ func OpenHost(o HostOptions) (*Host, error) {
 		return nil, err
 	}
 	h.Kernel, h.Detection = k, d
-	h.Conntrack = conntrack.Tool{NetNS: o.NetNS}
+	h.Conntrack = conntrack.Netlink{NetNS: o.NetNS}
 	return h, nil
 }
 

@@ -4,6 +4,8 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -406,7 +408,18 @@ func TestTrafficUDPEndpointRemoved(t *testing.T) {
 	what := "kube-system/dns udp 10.32.0.10:53 -> only endpoint backend-0"
 	trExpectFrom(t, roundTrip(what), what, "backend-0")
 
-	tl.apply(t, nil, dns(1))
+	// svcnat deletes the entry over netlink: a conntrack binary first on
+	// its PATH would fail the cleanup if svcnat ran it.
+	noTool := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noTool, "conntrack"), []byte("#!/bin/sh\necho svcnat must not run conntrack >&2\nexit 99\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tl.SV.Env = append(tl.SV.Env, "PATH="+noTool+":"+os.Getenv("PATH"))
+	tl.configure(t, dns(1))
+	out := tl.SV.MustRun(t, 0, "apply", "-auto-approve")
+	if !strings.Contains(out.Stdout, "Deleted the UDP conntrack entries of 1 flow to removed endpoints.") || out.Stderr != "" {
+		t.Fatalf("apply that removes a UDP endpoint:\n%s", out)
+	}
 	what = "kube-system/dns udp 10.32.0.10:53 after backend-0 left and backend-1 joined (the stale conntrack entry must be gone)"
 	r := roundTrip(what)
 	if r.Name == "backend-0" {
