@@ -144,6 +144,8 @@ func NewApp(env Env) *ucli.App {
 			planCommand(),
 			applyCommand(),
 			showCommand(),
+			traceCommand(),
+			graphCommand(),
 			reconcileCommand(),
 			confirmCommand(),
 			revertCommand(),

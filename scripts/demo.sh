@@ -330,6 +330,8 @@ main() {
   note "node port from the client: any of the three backends, source masqueraded:"
   requests "$CLIENT" 6 get http://192.0.2.1:30080/
   expect_sources_not 192.0.2.2
+  note "what trace predicts for that packet, from the rules now in the node: three paths of 33.3 %, masqueraded:"
+  sv trace --live -c examples --src 192.0.2.2 --dst 192.0.2.1 --dport 30080
   note "UDP to the dns cluster IP: ClientIP affinity keeps every query on one backend:"
   requests "$CLIENT" 3 udp 10.32.0.10:53
   expect_one_name
@@ -348,6 +350,8 @@ main() {
   requests "$CLIENT" 6 get http://192.0.2.1:30080/
   expect_names backend-0 backend-1
   expect_sources 192.0.2.2
+  note "trace agrees: two paths of 50 %, through SVCNAT-SVL, not masqueraded:"
+  sv trace --live -c "$TMP/step3" --src 192.0.2.2 --dst 192.0.2.1 --dport 30080
 
   # ---------------------------------------------------------------------------
   step "Step 4: conntrack, show, rollback, destroy"

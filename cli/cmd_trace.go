@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/render"
+	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/trace"
+)
+
+func traceCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "trace",
+		Usage: "follow one packet through the planned rules (or the live ones with --live) and print its paths and verdict",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "src", Required: true, Usage: "the packet's source address"},
+			&ucli.StringFlag{Name: "dst", Required: true, Usage: "the packet's destination address"},
+			&ucli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp, udp or sctp"},
+			&ucli.IntFlag{Name: "dport", Required: true, Usage: "the destination port"},
+			&ucli.StringFlag{Name: "origin", Value: "external", Usage: "external (arrives on an interface: nat PREROUTING) or local (sent by a process of the host: nat OUTPUT)"},
+			&ucli.BoolFlag{Name: "live", Usage: "trace the live rules (the owned chains and the built-in chains around them) instead of the planned ones"},
+		},
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			p, err := packetFlags(c)
+			if err != nil {
+				return err
+			}
+			h, _, err := traceHost(c, g, c.Bool("live"))
+			if err != nil {
+				return err
+			}
+			res, err := trace.Trace(h, p)
+			if err != nil {
+				return err
+			}
+			if g.JSON {
+				return writeTraceJSON(c, res)
+			}
+			return trace.Write(c.App.Writer, res)
+		},
+	}
+}
+
+func packetFlags(c *ucli.Context) (trace.Packet, error) {
+	p := trace.Packet{Proto: strings.ToLower(c.String("proto")), DPort: c.Int("dport"), Origin: trace.Origin(c.String("origin"))}
+	var err error
+	if p.Src, err = netip.ParseAddr(c.String("src")); err != nil {
+		return p, fmt.Errorf("--src %q is not an IP address", c.String("src"))
+	}
+	if p.Dst, err = netip.ParseAddr(c.String("dst")); err != nil {
+		return p, fmt.Errorf("--dst %q is not an IP address", c.String("dst"))
+	}
+	if p.Origin != trace.External && p.Origin != trace.Local {
+		return p, withHint(fmt.Errorf("--origin %q", p.Origin), "use --origin external or local")
+	}
+	if p.DPort < 1 || p.DPort > 65535 {
+		return p, fmt.Errorf("--dport %d is not a port", p.DPort)
+	}
+	return p, nil
+}
+
+// traceHost is what trace and graph evaluate: the planned rules (the
+// configuration rendered for this host: no root needed), or with live the
+// live rules of the host, the namespace or the dump the global flags name.
+// It returns the chain prefix too.
+func traceHost(c *ucli.Context, g Globals, live bool) (trace.Host, string, error) {
+	if live {
+		prefix := engine.RecordedPrefix(g.StateDir)
+		var cfg *config.Config
+		if prefix == "" {
+			var err error
+			if cfg, err = loadConfig(c, g); err != nil {
+				return trace.Host{}, "", err
+			}
+			prefix = cfg.Settings.ChainPrefix
+		}
+		e, err := openEngine(c, g, prefix)
+		if err != nil {
+			return trace.Host{}, "", err
+		}
+		h := trace.Host{Rules: map[rules.Family]*rules.Ruleset{}}
+		for _, f := range rules.Families {
+			rs, err := e.Kernel.Save(f)
+			if err != nil {
+				if f == rules.IPv6 {
+					continue // a host without ip6tables
+				}
+				return h, "", err
+			}
+			h.Rules[f] = rs
+		}
+		if e.Addresses != nil {
+			h.Local, _ = e.Addresses()
+		}
+		if cfg != nil {
+			h.MasqueradeMark = 1 << cfg.Settings.MasqueradeBit
+		}
+		return h, prefix, nil
+	}
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return trace.Host{}, "", err
+	}
+	node, err := g.nodeName(cfg.Settings.Node)
+	if err != nil {
+		return trace.Host{}, "", err
+	}
+	opts := render.Options{Node: node, RandomFully: true}
+	if addrs := engine.HostAddresses(g.hostOptions(cfg.Settings.ChainPrefix)); addrs != nil {
+		opts.LocalAddresses, _ = addrs()
+	}
+	res, err := render.Render(cfg, opts)
+	if err != nil {
+		return trace.Host{}, "", err
+	}
+	return trace.Host{Rules: res.Rulesets, Local: opts.LocalAddresses, MasqueradeMark: 1 << cfg.Settings.MasqueradeBit},
+		cfg.Settings.ChainPrefix, nil
+}
+
+// traceJSON is trace --json: version 1.
+type traceJSON struct {
+	FormatVersion string     `json:"format_version"`
+	Packet        packetJSON `json:"packet"`
+	Paths         []pathJSON `json:"paths"`
+}
+
+type packetJSON struct {
+	Src    string `json:"src"`
+	Dst    string `json:"dst"`
+	Proto  string `json:"proto"`
+	DPort  int    `json:"dport"`
+	Origin string `json:"origin"`
+}
+
+type pathJSON struct {
+	Probability  float64     `json:"probability"`
+	Condition    string      `json:"condition,omitempty"`
+	Hops         []trace.Hop `json:"hops"`
+	Marked       bool        `json:"marked_for_masquerade"`
+	Masquerade   string      `json:"masquerade,omitempty"`
+	Verdict      string      `json:"verdict"`
+	Destination  string      `json:"destination"`
+	DecidedBy    string      `json:"decided_by,omitempty"`
+	NotEvaluated []string    `json:"not_evaluated,omitempty"`
+}
+
+func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
+	p := res.Packet
+	out := traceJSON{FormatVersion: "1", Packet: packetJSON{Src: p.Src.String(), Dst: p.Dst.String(), Proto: p.Proto, DPort: p.DPort, Origin: string(p.Origin)}}
+	for _, t := range res.Paths {
+		j := pathJSON{Probability: t.Probability, Condition: t.Condition, Hops: t.Hops, Marked: t.Marked, Masquerade: t.Masquerade,
+			Verdict: string(t.Verdict), Destination: t.Dst.String(), NotEvaluated: t.Unknown}
+		if t.Decided.Chain != "" {
+			j.DecidedBy = t.DecidedTable + " " + t.Decided.String()
+		}
+		out.Paths = append(out.Paths, j)
+	}
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func graphCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "graph",
+		Usage: "the chain graph (built-in hooks, owned chains, endpoints) as Graphviz DOT or Mermaid",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "format", Value: "dot", Usage: "dot or mermaid"},
+			&ucli.StringFlag{Name: "service", Usage: "only the chains of this service (namespace/name) and those leading to them"},
+			&ucli.StringFlag{Name: "family", Value: "ipv4", Usage: "ipv4 or ipv6"},
+			&ucli.BoolFlag{Name: "live", Usage: "graph the live rules instead of the planned ones"},
+		},
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			h, prefix, err := traceHost(c, g, c.Bool("live"))
+			if err != nil {
+				return err
+			}
+			fam := rules.IPv4
+			switch c.String("family") {
+			case "ipv4":
+			case "ipv6":
+				fam = rules.IPv6
+			default:
+				return fmt.Errorf("--family %q: want ipv4 or ipv6", c.String("family"))
+			}
+			rs := h.Rules[fam]
+			if rs == nil {
+				return fmt.Errorf("no %s rules", fam)
+			}
+			gr, err := trace.NewGraph(rs, prefix, c.String("service"))
+			if err != nil {
+				return err
+			}
+			switch c.String("format") {
+			case "dot":
+				return trace.WriteDOT(c.App.Writer, gr)
+			case "mermaid":
+				return trace.WriteMermaid(c.App.Writer, gr)
+			}
+			return withHint(fmt.Errorf("--format %q", c.String("format")), "use --format dot or mermaid")
+		},
+	}
+}

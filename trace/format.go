@@ -1,0 +1,60 @@
+package trace
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Write prints res in the arrow notation operators draw kube-proxy's paths
+// in, one block per path, most likely first: the hooks with the chains
+// entered, the masquerade mark and source, and the verdict with the rule
+// that decided it.
+func Write(w io.Writer, res *Result) error {
+	paths := append([]Path(nil), res.Paths...)
+	sort.SliceStable(paths, func(i, j int) bool {
+		if (paths[i].Condition == "") != (paths[j].Condition == "") {
+			return paths[i].Condition == ""
+		}
+		return false
+	})
+	fmt.Fprintf(w, "%s\n", res.Packet)
+	for i, p := range paths {
+		share := fmt.Sprintf("%.1f %%", 100*p.Probability)
+		if p.Condition != "" {
+			share = "if " + p.Condition
+		}
+		fmt.Fprintf(w, "\npath %d (%s):\n", i+1, share)
+		for _, h := range p.Hops {
+			fmt.Fprintf(w, "  %-6s %s", h.Table, strings.Join(h.Chains, " ==> "))
+			if h.End != "" {
+				fmt.Fprintf(w, " ==> %s", h.End)
+			}
+			fmt.Fprintln(w)
+		}
+		if p.Marked {
+			fmt.Fprintln(w, "  marked for masquerade")
+		}
+		if p.Masquerade != "" {
+			fmt.Fprintf(w, "  leaves with source %s\n", p.Masquerade)
+		}
+		fmt.Fprintf(w, "  verdict: %s\n", Describe(p))
+		if p.Decided.Chain != "" {
+			fmt.Fprintf(w, "  decided by: %s %s\n", p.DecidedTable, p.Decided)
+		}
+		for _, u := range p.Unknown {
+			fmt.Fprintf(w, "  not evaluated (taken as not matching): %s\n", u)
+		}
+	}
+	return nil
+}
+
+// Describe is a path's verdict in words: "DNAT to 10.64.1.2:80",
+// "ACCEPT", "DROP", "REJECT".
+func Describe(p Path) string {
+	if p.Verdict == DNAT {
+		return "DNAT to " + p.Dst.String()
+	}
+	return string(p.Verdict)
+}

@@ -1,0 +1,454 @@
+// Package trace follows one packet through iptables rules — planned or
+// live, they are the same rule model — hook by hook in the kernel's
+// order, and says where it goes: the chains it enters, every branch of a
+// random split with its probability, whether it is marked for
+// masquerading, and the verdict with the rule that decided it.
+//
+// It evaluates the matches and targets svcnat's (kube-proxy's) rules use.
+// A rule it cannot evaluate is reported on the path, never silently
+// skipped: it is taken as not matching, and the path says so.
+package trace
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/svcnat/svcnat/rules"
+)
+
+// Origin is where a packet comes from.
+type Origin string
+
+const (
+	// External: the packet arrives on an interface (nat PREROUTING).
+	External Origin = "external"
+	// Local: a process of the host sends it (nat OUTPUT).
+	Local Origin = "local"
+)
+
+// Packet is the first packet of a connection.
+type Packet struct {
+	Src, Dst netip.Addr
+	Proto    string // tcp, udp or sctp
+	DPort    int
+	Origin   Origin
+}
+
+func (p Packet) String() string {
+	return fmt.Sprintf("%s %s -> %s (%s)", p.Proto, p.Src, netip.AddrPortFrom(p.Dst, uint16(p.DPort)), p.Origin)
+}
+
+// Host is what the rules are evaluated on.
+type Host struct {
+	// Rules are the tables of each family, built-in chains included.
+	Rules map[rules.Family]*rules.Ruleset
+	// Local are the host's addresses: -m addrtype LOCAL, and whether a
+	// packet is delivered locally (filter INPUT) or forwarded (FORWARD).
+	Local []netip.Addr
+	// MasqueradeMark is the mark that asks for masquerading (settings'
+	// masquerade_bit; 0 means kube-proxy's default, 0x4000).
+	MasqueradeMark uint32
+}
+
+// Verdict is what finally happens to a packet.
+type Verdict string
+
+const (
+	Accept Verdict = "ACCEPT" // delivered or forwarded, unchanged
+	DNAT   Verdict = "DNAT"   // delivered or forwarded to a new destination
+	Drop   Verdict = "DROP"
+	Reject Verdict = "REJECT"
+)
+
+// Hop is one hook's walk: the chains entered, in order.
+type Hop struct {
+	Table  string   `json:"table"`
+	Hook   string   `json:"hook"`
+	Chains []string `json:"chains"`
+	// End is how the hook ended: a target ("DNAT 10.64.1.2:80",
+	// "ACCEPT", "MASQUERADE") or the built-in chain's policy.
+	End string `json:"end"`
+}
+
+// Path is one way the packet can go. Splits (-m statistic) give each
+// branch its probability; affinity (-m recent) gives conditional paths.
+type Path struct {
+	// Probability of this path among the unconditional ones; a
+	// conditional path has the probability of reaching its condition.
+	Probability float64
+	// Condition, when set, is what must hold for this path ("the client
+	// has affinity to SVCNAT-SEP-…, recorded within 10800s").
+	Condition string
+	Hops      []Hop
+	// Marked: the masquerade mark (0x4000) was set on the way; Mark is
+	// the mark at the end (POSTROUTING clears the bit as it masquerades).
+	Marked bool
+	Mark   uint32
+	// Masquerade says how the source is rewritten in POSTROUTING, if it
+	// is ("the node's address toward 10.64.1.2").
+	Masquerade string
+	// Dst is the destination after DNAT (the original one without).
+	Dst     netip.AddrPort
+	Verdict Verdict
+	// Decided is the rule that decided the verdict (DNAT, DROP,
+	// REJECT), with its table; zero for an ACCEPT by policy.
+	Decided      rules.Rule
+	DecidedTable string
+	// Unknown lists the rules on the way it could not evaluate (taken as
+	// not matching).
+	Unknown []string
+}
+
+// Result is every path of one packet.
+type Result struct {
+	Packet Packet
+	Paths  []Path
+}
+
+// Trace follows p through h's rules.
+func Trace(h Host, p Packet) (*Result, error) {
+	fam := rules.IPv4
+	if p.Dst.Unmap().Is6() {
+		fam = rules.IPv6
+	}
+	if p.Src.Unmap().Is6() != p.Dst.Unmap().Is6() {
+		return nil, fmt.Errorf("source %s and destination %s are of different families", p.Src, p.Dst)
+	}
+	switch p.Proto {
+	case "tcp", "udp", "sctp":
+	default:
+		return nil, fmt.Errorf("protocol %q: want tcp, udp or sctp", p.Proto)
+	}
+	rs := h.Rules[fam]
+	if rs == nil {
+		rs = &rules.Ruleset{Family: fam}
+	}
+	t := &tracer{h: h, rs: rs}
+	start := &state{pkt: p, dst: p.Dst.Unmap(), dport: p.DPort, prob: 1}
+	var done []*state
+	var hooks []hookSpec
+	if p.Origin == Local {
+		hooks = []hookSpec{{"nat", "OUTPUT"}, {"filter", "OUTPUT"}, {"nat", "POSTROUTING"}}
+	} else {
+		hooks = []hookSpec{{"nat", "PREROUTING"}, {routing, ""}, {"nat", "POSTROUTING"}}
+	}
+	states := []*state{start}
+	for _, hk := range hooks {
+		var next []*state
+		for _, s := range states {
+			table, hook := hk.table, hk.hook
+			if table == routing {
+				// The routing decision, after PREROUTING's DNAT: a
+				// local destination goes to INPUT, any other is
+				// forwarded.
+				table, hook = "filter", "FORWARD"
+				if t.local(s.dst) {
+					hook = "INPUT"
+				}
+			}
+			for _, o := range t.hook(s, table, hook) {
+				if o.verdict == Drop || o.verdict == Reject || (hook == "INPUT" && table == "filter") {
+					done = append(done, o)
+					continue
+				}
+				next = append(next, o)
+			}
+		}
+		states = next
+	}
+	done = append(done, states...)
+	res := &Result{Packet: p}
+	for _, s := range done {
+		res.Paths = append(res.Paths, s.path())
+	}
+	return res, nil
+}
+
+const routing = "routing"
+
+// masqMark is the masquerade mark: the host's, else kube-proxy's default
+// (--iptables-masquerade-bit 14).
+func (t *tracer) masqMark() uint32 {
+	if t.h.MasqueradeMark != 0 {
+		return t.h.MasqueradeMark
+	}
+	return 0x4000
+}
+
+type hookSpec struct{ table, hook string }
+
+// state is a packet on one path.
+type state struct {
+	pkt          Packet
+	dst          netip.Addr
+	dport        int
+	mark         uint32
+	marked       bool
+	dnat         bool
+	prob         float64
+	condition    string
+	hops         []Hop
+	masquerade   string
+	verdict      Verdict
+	decided      rules.Rule
+	decidedTable string
+	unknown      []string
+}
+
+func (s *state) clone() *state {
+	c := *s
+	c.hops = make([]Hop, len(s.hops))
+	for i, h := range s.hops {
+		h.Chains = append([]string(nil), h.Chains...)
+		c.hops[i] = h
+	}
+	c.unknown = append([]string(nil), s.unknown...)
+	return &c
+}
+
+func (s *state) path() Path {
+	v := s.verdict
+	if v == "" {
+		v = Accept
+		if s.dnat {
+			v = DNAT
+		}
+	}
+	return Path{Probability: s.prob, Condition: s.condition, Hops: s.hops, Marked: s.marked, Mark: s.mark,
+		Masquerade: s.masquerade, Dst: netip.AddrPortFrom(s.dst, uint16(s.dport)), Verdict: v,
+		Decided: s.decided, DecidedTable: s.decidedTable, Unknown: s.unknown}
+}
+
+type tracer struct {
+	h  Host
+	rs *rules.Ruleset
+}
+
+func (t *tracer) local(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.IsLoopback() {
+		return true
+	}
+	for _, l := range t.h.Local {
+		if l.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *tracer) chain(table, name string) *rules.Chain {
+	for _, tb := range t.rs.Tables {
+		if tb.Name != table {
+			continue
+		}
+		for _, c := range tb.Chains {
+			if c.Name == name {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// How a chain's walk ended for one state.
+type exit int
+
+const (
+	fellThrough exit = iota // end of the chain, or RETURN
+	terminated              // ACCEPT, DROP, REJECT, DNAT, MASQUERADE: the hook ends
+)
+
+type outcome struct {
+	s    *state
+	exit exit
+}
+
+// hook walks one built-in chain and returns the states after it.
+func (t *tracer) hook(s *state, table, hook string) []*state {
+	s = s.clone()
+	s.hops = append(s.hops, Hop{Table: table, Hook: hook, Chains: []string{hook}})
+	var out []*state
+	for _, o := range t.walk(s, table, hook, 0) {
+		h := &o.s.hops[len(o.s.hops)-1]
+		if o.exit == fellThrough {
+			policy := "ACCEPT"
+			if c := t.chain(table, hook); c != nil && c.Policy != "" && c.Policy != "-" {
+				policy = c.Policy
+			}
+			h.End = "policy " + policy
+			if policy == "DROP" {
+				o.s.verdict, o.s.decided, o.s.decidedTable = Drop, rules.Rule{Chain: hook, Args: []string{"-P", "DROP"}}, table
+			}
+		}
+		out = append(out, o.s)
+	}
+	return out
+}
+
+// walk evaluates a user or built-in chain from its first rule.
+func (t *tracer) walk(s *state, table, chain string, depth int) []outcome {
+	c := t.chain(table, chain)
+	if c == nil || depth > 64 {
+		return []outcome{{s, fellThrough}}
+	}
+	return t.walkChain(s, table, c, depth)
+}
+
+// walkFrom evaluates chain c from rule index i on.
+func (t *tracer) walkFrom(s *state, table, chain string, c *rules.Chain, i, depth int) []outcome {
+	rest := &rules.Chain{Name: c.Name, Policy: c.Policy, Rules: c.Rules[i:]}
+	return t.walkChain(s, table, rest, depth)
+}
+
+func (t *tracer) walkChain(s *state, table string, c *rules.Chain, depth int) []outcome {
+	for i, r := range c.Rules {
+		sp, err := r.Spec()
+		if err != nil {
+			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
+			continue
+		}
+		yes, no, ok := t.matches(s, r, sp)
+		if !ok {
+			continue
+		}
+		var out []outcome
+		if yes != nil {
+			out = t.target(yes, table, c.Name, c, i, r, sp, depth)
+		}
+		if no != nil {
+			// A split: the branch that does not match goes on with the
+			// rest of the chain.
+			out = append(out, t.walkFrom(no, table, c.Name, c, i+1, depth)...)
+		}
+		return out
+	}
+	return []outcome{{s, fellThrough}}
+}
+
+// target applies a matched rule's target to s; rules after it in c run
+// when the target lets the packet go on.
+func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r rules.Rule, sp rules.Spec, depth int) []outcome {
+	hop := &s.hops[len(s.hops)-1]
+	goOn := func(s *state) []outcome { return t.walkFrom(s, table, chain, c, i+1, depth) }
+	decide := func(v Verdict, end string) []outcome {
+		s.verdict, s.decided, s.decidedTable = v, r, table
+		hop.End = end
+		return []outcome{{s, terminated}}
+	}
+	switch tg := sp.Target; tg {
+	case "":
+		return goOn(s)
+	case "RETURN":
+		return []outcome{{s, fellThrough}}
+	case "ACCEPT":
+		hop.End = "ACCEPT"
+		return []outcome{{s, terminated}}
+	case "DROP":
+		return decide(Drop, "DROP")
+	case "REJECT":
+		return decide(Reject, "REJECT")
+	case "MARK":
+		if err := s.applyMark(sp); err != nil {
+			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
+		}
+		// POSTROUTING clears the mark before it masquerades: remember
+		// that it was set.
+		s.marked = s.marked || s.mark&t.masqMark() != 0
+		return goOn(s)
+	case "DNAT":
+		to, _ := sp.TargetOption("--to-destination")
+		ap, err := parseDest(to.Value(), s.dport)
+		if err != nil {
+			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
+			return goOn(s)
+		}
+		s.dst, s.dport, s.dnat = ap.Addr(), int(ap.Port()), true
+		s.decided, s.decidedTable = r, table
+		hop.End = "DNAT " + ap.String()
+		return []outcome{{s, terminated}}
+	case "MASQUERADE":
+		s.masquerade = "the node's address toward " + s.dst.String()
+		hop.End = "MASQUERADE"
+		return []outcome{{s, terminated}}
+	case "SNAT":
+		to, _ := sp.TargetOption("--to-source")
+		s.masquerade = to.Value()
+		hop.End = "SNAT " + to.Value()
+		return []outcome{{s, terminated}}
+	case "LOG":
+		return goOn(s)
+	}
+	if t.chain(table, sp.Target) == nil {
+		s.unknown = append(s.unknown, fmt.Sprintf("%s (target %s is not evaluated)", r, sp.Target))
+		return goOn(s)
+	}
+	// A jump or a goto into a user chain.
+	hop.Chains = append(hop.Chains, sp.Target)
+	var out []outcome
+	for _, o := range t.walk(s, table, sp.Target, depth+1) {
+		switch {
+		case o.exit == terminated:
+			out = append(out, o)
+		case sp.Goto:
+			// -g: RETURN goes back past this chain.
+			out = append(out, outcome{o.s, fellThrough})
+		default:
+			out = append(out, goOn(o.s)...)
+		}
+	}
+	return out
+}
+
+func parseDest(v string, port int) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(v, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("--to-destination %q", v)
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
+
+func (s *state) applyMark(sp rules.Spec) error {
+	for _, o := range sp.TargetOptions {
+		v, m, err := parseMark(o.Value())
+		if err != nil {
+			return err
+		}
+		switch o.Name {
+		case "--set-xmark":
+			s.mark = (s.mark &^ m) ^ v
+		case "--set-mark":
+			s.mark = (s.mark &^ m) | v
+		case "--or-mark":
+			s.mark |= v
+		case "--and-mark":
+			s.mark &= v
+		case "--xor-mark":
+			s.mark ^= v
+		default:
+			return fmt.Errorf("MARK %s is not evaluated", o.Name)
+		}
+	}
+	return nil
+}
+
+// parseMark reads "value[/mask]" (mask 0xffffffff when absent).
+func parseMark(s string) (v, m uint32, err error) {
+	val, mask, hasMask := strings.Cut(s, "/")
+	v64, err := strconv.ParseUint(val, 0, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("mark %q", s)
+	}
+	m64 := uint64(0xffffffff)
+	if hasMask {
+		if m64, err = strconv.ParseUint(mask, 0, 32); err != nil {
+			return 0, 0, fmt.Errorf("mark %q", s)
+		}
+	}
+	return uint32(v64), uint32(m64), nil
+}
