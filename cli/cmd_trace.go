@@ -161,9 +161,7 @@ func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
 	for _, t := range res.Paths {
 		j := pathJSON{Probability: t.Probability, Condition: t.Condition, Hops: t.Hops, Marked: t.Marked, Masquerade: t.Masquerade,
 			Verdict: string(t.Verdict), Destination: t.Dst.String(), NotEvaluated: t.Unknown}
-		if t.Decided.Chain != "" {
-			j.DecidedBy = t.DecidedTable + " " + t.Decided.String()
-		}
+		j.DecidedBy = trace.DecidedBy(t)
 		out.Paths = append(out.Paths, j)
 	}
 	enc := json.NewEncoder(c.App.Writer)

@@ -40,8 +40,8 @@ func Write(w io.Writer, res *Result) error {
 			fmt.Fprintf(w, "  leaves with source %s\n", p.Masquerade)
 		}
 		fmt.Fprintf(w, "  verdict: %s\n", Describe(p))
-		if p.Decided.Chain != "" {
-			fmt.Fprintf(w, "  decided by: %s %s\n", p.DecidedTable, p.Decided)
+		if by := DecidedBy(p); by != "" {
+			fmt.Fprintf(w, "  decided by: %s\n", by)
 		}
 		for _, u := range p.Unknown {
 			fmt.Fprintf(w, "  not evaluated (taken as not matching): %s\n", u)
@@ -57,4 +57,13 @@ func Describe(p Path) string {
 		return "DNAT to " + p.Dst.String()
 	}
 	return string(p.Verdict)
+}
+
+// DecidedBy names what decided a path's verdict: the rule, with its table,
+// or a built-in chain's policy; "" for an ACCEPT by policy.
+func DecidedBy(p Path) string {
+	if p.Decided.Chain != "" {
+		return p.DecidedTable + " " + p.Decided.String()
+	}
+	return p.Policy
 }

@@ -96,6 +96,9 @@ type Path struct {
 	// REJECT), with its table; zero for an ACCEPT by policy.
 	Decided      rules.Rule
 	DecidedTable string
+	// Policy is the built-in chain policy that dropped the packet
+	// ("filter FORWARD policy DROP"), when no rule did.
+	Policy string
 	// Unknown lists the rules on the way it could not evaluate (taken as
 	// not matching).
 	Unknown []string
@@ -194,6 +197,7 @@ type state struct {
 	verdict      Verdict
 	decided      rules.Rule
 	decidedTable string
+	policy       string
 	unknown      []string
 }
 
@@ -218,7 +222,7 @@ func (s *state) path() Path {
 	}
 	return Path{Probability: s.prob, Condition: s.condition, Hops: s.hops, Marked: s.marked, Mark: s.mark,
 		Masquerade: s.masquerade, Dst: netip.AddrPortFrom(s.dst, uint16(s.dport)), Verdict: v,
-		Decided: s.decided, DecidedTable: s.decidedTable, Unknown: s.unknown}
+		Decided: s.decided, DecidedTable: s.decidedTable, Policy: s.policy, Unknown: s.unknown}
 }
 
 type tracer struct {
@@ -280,7 +284,8 @@ func (t *tracer) hook(s *state, table, hook string) []*state {
 			}
 			h.End = "policy " + policy
 			if policy == "DROP" {
-				o.s.verdict, o.s.decided, o.s.decidedTable = Drop, rules.Rule{Chain: hook, Args: []string{"-P", "DROP"}}, table
+				o.s.verdict, o.s.decided, o.s.decidedTable = Drop, rules.Rule{}, table
+				o.s.policy = table + " " + hook + " policy DROP"
 			}
 		}
 		out = append(out, o.s)

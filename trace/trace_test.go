@@ -92,3 +92,24 @@ func TestGraph(t *testing.T) {
 		}
 	}
 }
+
+// A built-in chain's DROP policy (Docker sets FORWARD's) decides when no
+// rule accepts: the path says so.
+func TestPolicyDrop(t *testing.T) {
+	h := host(t, "../examples", "node1", "192.0.2.1")
+	h.Rules[rules.IPv4].Tables[0].Chains[1].Policy = "DROP" // filter FORWARD
+	if c := h.Rules[rules.IPv4].Tables[0].Chains[1]; c.Name != "FORWARD" {
+		t.Fatalf("chain %s", c.Name)
+	}
+	// Not marked for masquerade (a source inside cluster_cidrs), so
+	// SVCNAT-FORWARD does not accept it.
+	res, err := Trace(h, packet("10.64.9.9", "10.32.0.61", "tcp", 80, External))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Paths {
+		if p.Verdict != Drop || DecidedBy(p) != "filter FORWARD policy DROP" {
+			t.Fatalf("%+v", p)
+		}
+	}
+}
