@@ -68,9 +68,18 @@ func keys(m map[string]bool) []string {
 // TestTraceAgreesWithTheKernel: for each traffic case, what svcnat trace
 // predicts from the planned rules — the endpoints reached, or a drop or a
 // refusal — is what real connections in the lab meet, and trace --live on
-// the applied rules predicts the same.
+// the applied rules predicts the same, on both backends.
 func TestTraceAgreesWithTheKernel(t *testing.T) {
-	tl := newTrafficLab(t, "nft", netlab.Options{Backends: 3, ExtraClients: 1, HTTPPorts: []int{80}, UDPPorts: []int{53}})
+	for _, backend := range []string{"nft", "legacy"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			traceAgrees(t, backend)
+		})
+	}
+}
+
+func traceAgrees(t *testing.T, backend string) {
+	tl := newTrafficLab(t, backend, netlab.Options{Backends: 3, ExtraClients: 1, HTTPPorts: []int{80}, UDPPorts: []int{53}})
 	tl.Node.AddAddr(t, "lo", "192.0.2.100/32")
 	tl.Node.AddAddr(t, "lo", "192.0.2.50/32")
 	all := trEndpoints("node1", trBackendIP4(0), trBackendIP4(1), trBackendIP4(2))
