@@ -3,7 +3,6 @@ package applier
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
@@ -247,7 +246,7 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 			return fmt.Errorf("the plan writes it, but it is not there")
 		}
 		if !rules.EqualRules(c.After, got) {
-			return fmt.Errorf("its rules differ from the plan:\n%s", lineDiff(ruleText(c.After), ruleText(got)))
+			return fmt.Errorf("its rules differ from the plan:\n%s", ruleDiff(c.After, got))
 		}
 		return nil
 	}
@@ -260,7 +259,7 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 		}
 	}
 	if !rules.EqualRules(c.After, owned) {
-		return fmt.Errorf("svcnat's jumps differ from the plan:\n%s", lineDiff(ruleText(c.After), ruleText(owned)))
+		return fmt.Errorf("svcnat's jumps differ from the plan:\n%s", ruleDiff(c.After, owned))
 	}
 	var was []rules.Rule
 	if before != nil {
@@ -273,18 +272,9 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 		}
 	}
 	if !rules.EqualRules(was, foreign) {
-		return fmt.Errorf("rules svcnat does not own changed:\n%s", lineDiff(ruleText(was), ruleText(foreign)))
+		return fmt.Errorf("rules svcnat does not own changed:\n%s", ruleDiff(was, foreign))
 	}
 	return nil
-}
-
-func ruleText(rs []rules.Rule) string {
-	var b strings.Builder
-	for _, r := range rs {
-		b.WriteString(r.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // Undo returns the owned chains of an applied plan to what they were in

@@ -4,12 +4,18 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/rules"
 )
 
 // lineDiff lists the lines only in want (-) or only in got (+).
-func lineDiff(want, got string) string {
+func lineDiff(want, got string) string { return changedLines(planner.RuleDiffText(want, got)) }
+
+// ruleDiff is lineDiff of two rule lists, by the planner's own rule diff.
+func ruleDiff(want, got []rules.Rule) string { return changedLines(planner.RuleDiff(want, got)) }
+
+func changedLines(ds []planner.DiffLine) string {
 	var b strings.Builder
-	for _, d := range planner.RuleDiffText(want, got) {
+	for _, d := range ds {
 		if d.Op != planner.DiffEqual {
 			b.WriteString(string(d.Op) + " " + d.Text + "\n")
 		}

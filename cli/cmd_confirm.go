@@ -104,11 +104,11 @@ func (v *commitView) confirmation(e *engine.Engine, res *engine.Result) error {
 		}
 		fmt.Fprintf(out, "\nApply %s awaits confirmation: generation %d stays only if confirmed by %s (within %s).\n"+
 			"Run svcnat confirm %s to keep it; otherwise it is reverted then (watcher: %s).\n",
-			pd.ID, pd.Generation, clock(pd.Deadline), pd.Timeout, pd.ID, pd.Watcher)
+			pd.ID, pd.Generation, state.When(pd.Deadline), pd.Timeout, pd.ID, pd.Watcher)
 		return nil
 	}
 	fmt.Fprintf(w, "\nApply %s awaits confirmation: the new rules stay only if confirmed by %s (within %s).\n"+
-		"If this session is cut, they are reverted then (watcher: %s).\n", pd.ID, clock(pd.Deadline), pd.Timeout, pd.Watcher)
+		"If this session is cut, they are reverted then (watcher: %s).\n", pd.ID, state.When(pd.Deadline), pd.Timeout, pd.Watcher)
 	line, got := ask(v.c.Context, v.c.App.Reader, w,
 		"\nKeep these rules?\n  Only 'yes' keeps them; anything else reverts them now.\n\n  Enter a value: ",
 		time.After(time.Until(pd.Deadline)))
@@ -132,16 +132,13 @@ func (v *commitView) confirmation(e *engine.Engine, res *engine.Result) error {
 	var np *engine.NotPendingError
 	if errors.As(err, &np) && np.Reverted != nil && np.Reverted.Generation == pd.Generation {
 		// The watcher got there first.
-		return exitWith(ExitError, fmt.Errorf("apply %s was reverted by its watcher at %s: %s", pd.ID, clock(np.RevertedAt), np.Reverted.Reverted))
+		return exitWith(ExitError, fmt.Errorf("apply %s was reverted by its watcher at %s: %s", pd.ID, state.When(np.RevertedAt), np.Reverted.Reverted))
 	}
 	if err := v.done(rev, err); err != nil {
 		return err
 	}
 	return exitWith(ExitError, fmt.Errorf("apply %s reverted: %s", pd.ID, reason))
 }
-
-// clock is a deadline as an operator reads it: the local time of day.
-func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 
 func lockTimeoutFlag() ucli.Flag {
 	return &ucli.DurationFlag{Name: "lock-timeout", Value: 10 * time.Second, EnvVars: []string{"SVCNAT_LOCK_TIMEOUT"},
@@ -247,7 +244,7 @@ func pendingHint(pd engine.PendingApply) string {
 		return "its watcher is reverting it; run again in a moment"
 	case pd.Watched:
 		return fmt.Sprintf("keep it with svcnat confirm %s, revert it now with svcnat revert %s, or wait for the revert at %s",
-			pd.ID, pd.ID, clock(pd.Deadline))
+			pd.ID, pd.ID, state.When(pd.Deadline))
 	}
 	return fmt.Sprintf("keep it with svcnat confirm %s, or revert it with svcnat revert %s", pd.ID, pd.ID)
 }

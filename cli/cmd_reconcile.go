@@ -93,15 +93,16 @@ func reconcileCommand() *ucli.Command {
 	}
 }
 
-// reconcilePrefix is the chain prefix the host is opened for: the
-// configuration's, else (it is broken) the recorded one, else the
-// default. The loop follows the configuration's afterwards.
+// reconcilePrefix is the chain prefix the host is opened for (the backend
+// survey looks for its chains): the recorded one, else, on a host svcnat
+// has not applied to, the configuration's or the default. The loop reads
+// the configuration itself; this reads it only when nothing is recorded.
 func reconcilePrefix(g Globals) string {
-	if cfg, diags := config.Load(g.Config); !diags.HasErrors() {
-		return cfg.Settings.ChainPrefix
-	}
 	if p := engine.RecordedPrefix(g.StateDir); p != "" {
 		return p
+	}
+	if cfg, diags := config.Load(g.Config); !diags.HasErrors() {
+		return cfg.Settings.ChainPrefix
 	}
 	return config.DefaultChainPrefix
 }

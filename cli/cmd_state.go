@@ -7,6 +7,7 @@ import (
 
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/state"
 )
 
 func rollbackCommand() *ucli.Command {
@@ -73,7 +74,7 @@ func showCommand() *ucli.Command {
 			w, st := c.App.Writer, newStyle(g.Color)
 			if pd := s.Pending; pd != nil {
 				fmt.Fprintf(w, "%s apply %s (generation %d, from generation %d) awaits confirmation until %s; watcher: %s.\n  %s\n\n",
-					st.bold("Pending:"), pd.ID, pd.Generation, pd.Previous, clock(pd.Deadline), watcherState(pd), pendingHint(*pd))
+					st.bold("Pending:"), pd.ID, pd.Generation, pd.Previous, state.When(pd.Deadline), watcherState(pd), pendingHint(*pd))
 			}
 			inv := s.Owned
 			fmt.Fprintf(w, "%s owns %s and %s on the %s backend.\n", s.Prefix, plural(inv.Chains, "chain"), plural(inv.Rules, "rule"), s.Backend)

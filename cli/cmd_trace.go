@@ -8,7 +8,6 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/render"
 	"github.com/svcnat/svcnat/rules"
@@ -76,14 +75,9 @@ func packetFlags(c *ucli.Context) (trace.Packet, error) {
 // It returns the chain prefix too.
 func traceHost(c *ucli.Context, g Globals, live bool) (trace.Host, string, error) {
 	if live {
-		prefix := engine.RecordedPrefix(g.StateDir)
-		var cfg *config.Config
-		if prefix == "" {
-			var err error
-			if cfg, err = loadConfig(c, g); err != nil {
-				return trace.Host{}, "", err
-			}
-			prefix = cfg.Settings.ChainPrefix
+		prefix, err := ownedPrefix(c, g)
+		if err != nil {
+			return trace.Host{}, "", err
 		}
 		e, err := openEngine(c, g, prefix)
 		if err != nil {
@@ -103,9 +97,6 @@ func traceHost(c *ucli.Context, g Globals, live bool) (trace.Host, string, error
 		if e.Addresses != nil {
 			h.Local, _ = e.Addresses()
 		}
-		if cfg != nil {
-			h.MasqueradeMark = 1 << cfg.Settings.MasqueradeBit
-		}
 		return h, prefix, nil
 	}
 	cfg, err := loadConfig(c, g)
@@ -124,8 +115,7 @@ func traceHost(c *ucli.Context, g Globals, live bool) (trace.Host, string, error
 	if err != nil {
 		return trace.Host{}, "", err
 	}
-	return trace.Host{Rules: res.Rulesets, Local: opts.LocalAddresses, MasqueradeMark: 1 << cfg.Settings.MasqueradeBit},
-		cfg.Settings.ChainPrefix, nil
+	return trace.Host{Rules: res.Rulesets, Local: opts.LocalAddresses}, cfg.Settings.ChainPrefix, nil
 }
 
 // traceJSON is trace --json: version 1.

@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/rules"
@@ -42,9 +41,9 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 
 // EnsureCanaries creates the canary chains of prefix that are missing.
 func (e *Engine) EnsureCanaries(prefix string) error {
-	return e.canaries(prefix, func(missing bool, b *strings.Builder, t, chain string) {
+	return e.canaries(prefix, func(missing bool, r *rules.Restore, table, chain string) {
 		if missing {
-			fmt.Fprintf(b, "*%s\n:%s - [0:0]\nCOMMIT\n", t, chain)
+			r.Declare(table, chain)
 		}
 	})
 }
@@ -52,16 +51,16 @@ func (e *Engine) EnsureCanaries(prefix string) error {
 // removeCanaries deletes the canary chains of prefix that are there:
 // destroy leaves nothing of svcnat's behind.
 func (e *Engine) removeCanaries(prefix string) error {
-	return e.canaries(prefix, func(missing bool, b *strings.Builder, t, chain string) {
+	return e.canaries(prefix, func(missing bool, r *rules.Restore, table, chain string) {
 		if !missing {
-			fmt.Fprintf(b, "*%s\n-X %s\nCOMMIT\n", t, chain)
+			r.DeleteChain(table, chain)
 		}
 	})
 }
 
-// canaries writes, per family, what line adds for each table's canary
-// (missing or not), in one restore.
-func (e *Engine) canaries(prefix string, line func(missing bool, b *strings.Builder, table, chain string)) error {
+// canaries builds, per family, what write adds for each table's canary
+// (missing or not), and restores it in one transaction.
+func (e *Engine) canaries(prefix string, write func(missing bool, r *rules.Restore, table, chain string)) error {
 	if e.Kernel.Backend() == iptables.File {
 		return nil
 	}
@@ -70,14 +69,14 @@ func (e *Engine) canaries(prefix string, line func(missing bool, b *strings.Buil
 		return err
 	}
 	for _, f := range rules.Families {
-		var b strings.Builder
+		var r rules.Restore
 		for _, t := range canaryTables {
-			line(slices.Contains(missing, Canary{f, t}), &b, t, rules.Canary(prefix))
+			write(slices.Contains(missing, Canary{f, t}), &r, t, rules.Canary(prefix))
 		}
-		if b.Len() == 0 {
+		if r.Empty() {
 			continue
 		}
-		if err := e.Kernel.Restore(f, []byte(b.String()), iptables.NoFlushTables); err != nil {
+		if err := e.Kernel.Restore(f, r.Bytes(), iptables.NoFlushTables); err != nil {
 			return fmt.Errorf("canary chains (%s): %w", f, err)
 		}
 	}

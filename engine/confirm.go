@@ -50,7 +50,7 @@ type NotPendingError struct {
 
 func (e *NotPendingError) Error() string {
 	if r := e.Reverted; r != nil {
-		return fmt.Sprintf("%v: generation %d was reverted at %s (%s)", ErrNothingPending, r.Generation, clock(e.RevertedAt), r.Reverted)
+		return fmt.Sprintf("%v: generation %d was reverted at %s (%s)", ErrNothingPending, r.Generation, state.When(e.RevertedAt), r.Reverted)
 	}
 	return ErrNothingPending.Error()
 }
@@ -97,14 +97,11 @@ func (e *PendingError) Error() string {
 		return fmt.Sprintf("apply %s (a confirm-timeout apply) stopped before its rules were recorded, and its watcher is gone; %s refused, nothing was changed", p.ID, e.Op)
 	case !p.Watched:
 		return fmt.Sprintf("apply %s (generation %d) awaits confirmation (deadline %s), but its watcher is gone and will not revert it; %s refused, nothing was changed",
-			p.ID, p.Generation, clock(p.Deadline), e.Op)
+			p.ID, p.Generation, state.When(p.Deadline), e.Op)
 	}
 	return fmt.Sprintf("apply %s (generation %d) awaits confirmation until %s; %s refused, nothing was changed",
-		p.ID, p.Generation, clock(p.Deadline), e.Op)
+		p.ID, p.Generation, state.When(p.Deadline), e.Op)
 }
-
-// clock is a deadline as an operator reads it: the local time of day.
-func clock(t time.Time) string { return t.Local().Format("15:04:05") }
 
 // OpRevert is a pending apply's rules returned to the previous generation.
 const OpRevert Op = "revert"
@@ -252,6 +249,7 @@ func (e *Engine) Watch(ctx context.Context, id string) (*Result, error) {
 		done := false
 		err := e.withLockFor(ctx, 24*time.Hour, func(d *state.Dir, st *state.State) error {
 			pd := st.Pending
+			var reason string
 			switch {
 			case pd == nil || pd.ID != id:
 				done = true // confirmed, reverted, or a reboot settled it
@@ -259,13 +257,17 @@ func (e *Engine) Watch(ctx context.Context, id string) (*Result, error) {
 			case pd.Status == state.PendingApplying:
 				// The apply holds the lock until its rules are verified
 				// and recorded: it ended before that.
-				return e.revertFor(ctx, d, st, "the apply stopped before its rules were verified and recorded", &res, &done)
+				reason = "the apply stopped before its rules were verified and recorded"
 			case !time.Now().Before(pd.Deadline):
-				return e.revertFor(ctx, d, st, fmt.Sprintf("not confirmed within %s", pd.Timeout), &res, &done)
+				reason = fmt.Sprintf("not confirmed within %s", pd.Timeout)
+			default:
+				// Wake before the deadline too, to end soon after a confirm.
+				wait = min(time.Until(pd.Deadline), time.Second)
+				return nil
 			}
-			// Wake before the deadline too, to end soon after a confirm.
-			wait = min(time.Until(pd.Deadline), time.Second)
-			return nil
+			r, err := e.revert(ctx, d, st, reason)
+			res, done = r, err == nil
+			return err
 		})
 		switch {
 		case done:
@@ -284,30 +286,15 @@ func (e *Engine) Watch(ctx context.Context, id string) (*Result, error) {
 	}
 }
 
-func (e *Engine) revertFor(ctx context.Context, d *state.Dir, st *state.State, reason string, res **Result, done *bool) error {
-	r, err := e.revert(ctx, d, st, reason)
-	if err == nil {
-		*res, *done = r, true
-	}
-	return err
-}
-
 // revert returns the owned chains to the pending apply's previous
 // generation (none: every owned chain goes), verified like any apply, and
 // records that as a new generation that says why; the reverted generation
 // is marked too.
 func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reason string) (*Result, error) {
 	pd := *st.Pending
-	desired := map[rules.Family]*rules.Ruleset{}
-	digest := ""
-	if pd.Previous > 0 {
-		var err error
-		if desired, err = generationRules(d, pd.Previous); err != nil {
-			return nil, err
-		}
-		if info, ok := st.Info(pd.Previous); ok {
-			digest = info.ConfigDigest
-		}
+	desired, digest, err := previous(d, st, pd)
+	if err != nil {
+		return nil, err
 	}
 	live, err := e.saveLive(desired)
 	if err != nil {
@@ -340,22 +327,29 @@ func (e *Engine) settleReboot(d *state.Dir, st *state.State) error {
 	if pd == nil || pd.BootID == "" || pd.BootID == bootID() {
 		return nil
 	}
-	desired := map[rules.Family]*rules.Ruleset{}
-	digest := ""
-	if pd.Previous > 0 {
-		var err error
-		if desired, err = generationRules(d, pd.Previous); err != nil {
-			return err
-		}
-		if info, ok := st.Info(pd.Previous); ok {
-			digest = info.ConfigDigest
-		}
+	desired, digest, err := previous(d, st, *pd)
+	if err != nil {
+		return err
 	}
 	p := planner.New(pd.Prefix, pd.Backend, desired, nil)
 	st.Pending = nil
 	st.RecordRevert(pd.Generation, "the host rebooted before the apply was confirmed")
 	gens, rulesDigest := generationFiles(p)
 	return e.record(d, st, p, gens, rulesDigest, digest, &Result{})
+}
+
+// previous returns the rules and configuration digest of the generation
+// a pending apply returns to; no rules at all when it was the first.
+func previous(d *state.Dir, st *state.State, pd state.Pending) (map[rules.Family]*rules.Ruleset, string, error) {
+	if pd.Previous == 0 {
+		return map[rules.Family]*rules.Ruleset{}, "", nil
+	}
+	desired, err := generationRules(d, pd.Previous)
+	if err != nil {
+		return nil, "", err
+	}
+	info, _ := st.Info(pd.Previous)
+	return desired, info.ConfigDigest, nil
 }
 
 // bootID is the kernel's boot_id: it changes with every boot.

@@ -7,7 +7,6 @@ package metrics
 
 import (
 	"errors"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -111,7 +110,7 @@ func (m *Metrics) Applied(res *engine.Result, err error) {
 
 func (m *Metrics) failed(op engine.Op, err error) {
 	m.applies.WithLabelValues(string(op), "failure").Inc()
-	m.lastApply.Set(float64(time.Now().UnixNano()) / 1e9)
+	m.lastApply.SetToCurrentTime()
 	m.lastSuccess.Set(0)
 	var ae *applier.Error
 	if errors.As(err, &ae) && ae.RolledBack {

@@ -9,6 +9,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,7 +35,9 @@ type Loop struct {
 	// settings.node (the command line's --node and hostname rules).
 	Node func(fromSettings string) (string, error)
 	// Interval is the longest time without a pass; CanaryEvery the time
-	// between canary checks (0: a third of Interval, from 1s to 5s);
+	// between canary checks (0: a third of Interval, from 1s to 5s; never
+	// less than ten times what a check takes, which on legacy iptables
+	// reads the whole table);
 	// Debounce how long file events settle before a pass.
 	Interval, CanaryEvery, Debounce time.Duration
 	// Reload asks for a pass now (SIGHUP).
@@ -76,7 +79,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	changed := l.watch(ctx)
 	tick := time.NewTicker(l.Interval)
 	defer tick.Stop()
-	canary := time.NewTicker(canaryEvery)
+	canary := time.NewTimer(canaryEvery)
 	defer canary.Stop()
 	pass := func(why string) {
 		l.pass(ctx, why)
@@ -96,9 +99,12 @@ func (l *Loop) Run(ctx context.Context) error {
 			pass("reload")
 		case <-canary.C:
 			if l.prefix == "" {
+				canary.Reset(canaryEvery)
 				continue
 			}
+			start := time.Now()
 			missing, err := l.Engine.MissingCanaries(l.prefix)
+			canary.Reset(max(canaryEvery, 10*time.Since(start)))
 			if err != nil {
 				l.Log.Warn("checking the canary chains failed", "event", "canary", "err", err)
 				continue
@@ -157,7 +163,13 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		l.count((*metrics.Metrics).Drift)
 	}
 	// A stop must not cut an apply short: it finishes, then the loop ends.
-	res, err := l.Engine.Apply(context.WithoutCancel(ctx), cfg, l.node)
+	// The plan just made is committed as it is (rendered once), unless
+	// the rules changed since: then the engine plans again under the lock.
+	ctx = context.WithoutCancel(ctx)
+	res, err := l.Engine.ApplySaved(ctx, p, l.digest)
+	if stale := (*engine.StaleError)(nil); errors.As(err, &stale) {
+		res, err = l.Engine.Apply(ctx, cfg, l.node)
+	}
 	if l.Metrics != nil {
 		l.Metrics.Applied(res, err)
 	}

@@ -39,15 +39,16 @@ func (e *LockError) Error() string {
 		return fmt.Sprintf("state directory %s is locked by another process", e.Dir)
 	}
 	return fmt.Sprintf("state directory %s is locked by pid %d (%s) since %s",
-		e.Dir, e.Holder.PID, e.Holder.Command, sinceString(e.Holder.Since))
+		e.Dir, e.Holder.PID, e.Holder.Command, When(e.Holder.Since))
 }
 
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockError) Is(target error) bool { return target == ErrLocked }
 
-// sinceString shows a clock time for a lock taken today and adds the date
-// only when the lock is older, which is then the interesting fact.
-func sinceString(t time.Time) string {
+// When shows a time as an operator reads it: the local time of day, with
+// the date only when it is not today, which is then the interesting fact
+// (a lock held since yesterday, a deadline tomorrow).
+func When(t time.Time) string {
 	t = t.Local()
 	y, m, d := t.Date()
 	ny, nm, nd := time.Now().Date()

@@ -89,7 +89,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := Host{Rules: r.Rulesets, Local: local, MasqueradeMark: 1 << cfg.Settings.MasqueradeBit}
+			h := Host{Rules: r.Rulesets, Local: local}
 			var b bytes.Buffer
 			for _, p := range frontends(cfg) {
 				res, err := Trace(h, p)

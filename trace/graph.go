@@ -3,7 +3,6 @@ package trace
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/svcnat/svcnat/rules"
@@ -191,7 +190,7 @@ func WriteDOT(w io.Writer, g *Graph) error {
 	fmt.Fprintln(w, "  rankdir=LR;")
 	fmt.Fprintln(w, `  node [shape=box, fontname="monospace", fontsize=10];`)
 	fmt.Fprintln(w, `  edge [fontname="monospace", fontsize=9];`)
-	for _, n := range sorted(g.Nodes) {
+	for _, n := range g.Nodes {
 		attrs := ""
 		switch n.Kind {
 		case "hook":
@@ -215,7 +214,7 @@ func WriteDOT(w io.Writer, g *Graph) error {
 func WriteMermaid(w io.Writer, g *Graph) error {
 	fmt.Fprintln(w, "flowchart LR")
 	esc := func(s string) string { return strings.ReplaceAll(s, `"`, "#quot;") }
-	for _, n := range sorted(g.Nodes) {
+	for _, n := range g.Nodes {
 		open, close := "[", "]"
 		switch n.Kind {
 		case "hook":
@@ -233,15 +232,4 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 		fmt.Fprintf(w, "  %s -->|\"%s\"| %s\n", e.From, esc(e.Label), e.To)
 	}
 	return nil
-}
-
-func sorted(ns []Node) []Node {
-	out := append([]Node(nil), ns...)
-	sort.SliceStable(out, func(i, j int) bool {
-		var a, b int
-		fmt.Sscanf(out[i].ID, "n%d", &a)
-		fmt.Sscanf(out[j].ID, "n%d", &b)
-		return a < b
-	})
-	return out
 }

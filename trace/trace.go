@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/vocab"
 )
 
 // Origin is where a packet comes from.
@@ -47,9 +48,6 @@ type Host struct {
 	// Local are the host's addresses: -m addrtype LOCAL, and whether a
 	// packet is delivered locally (filter INPUT) or forwarded (FORWARD).
 	Local []netip.Addr
-	// MasqueradeMark is the mark that asks for masquerading (settings'
-	// masquerade_bit; 0 means kube-proxy's default, 0x4000).
-	MasqueradeMark uint32
 }
 
 // Verdict is what finally happens to a packet.
@@ -82,8 +80,9 @@ type Path struct {
 	// has affinity to SVCNAT-SEP-…, recorded within 10800s").
 	Condition string
 	Hops      []Hop
-	// Marked: the masquerade mark (0x4000) was set on the way; Mark is
-	// the mark at the end (POSTROUTING clears the bit as it masquerades).
+	// Marked: the masquerade mark was set on the way (by the MARK-MASQ
+	// chain); Mark is the mark at the end (POSTROUTING clears the bit as
+	// it masquerades).
 	Marked bool
 	Mark   uint32
 	// Masquerade says how the source is rewritten in POSTROUTING, if it
@@ -171,15 +170,6 @@ func Trace(h Host, p Packet) (*Result, error) {
 
 const routing = "routing"
 
-// masqMark is the masquerade mark: the host's, else kube-proxy's default
-// (--iptables-masquerade-bit 14).
-func (t *tracer) masqMark() uint32 {
-	if t.h.MasqueradeMark != 0 {
-		return t.h.MasqueradeMark
-	}
-	return 0x4000
-}
-
 type hookSpec struct{ table, hook string }
 
 // state is a packet on one path.
@@ -244,15 +234,8 @@ func (t *tracer) local(a netip.Addr) bool {
 }
 
 func (t *tracer) chain(table, name string) *rules.Chain {
-	for _, tb := range t.rs.Tables {
-		if tb.Name != table {
-			continue
-		}
-		for _, c := range tb.Chains {
-			if c.Name == name {
-				return c
-			}
-		}
+	if tb := t.rs.Table(table); tb != nil {
+		return tb.Chain(name)
 	}
 	return nil
 }
@@ -359,9 +342,10 @@ func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r 
 		if err := s.applyMark(sp); err != nil {
 			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
 		}
-		// POSTROUTING clears the mark before it masquerades: remember
-		// that it was set.
-		s.marked = s.marked || s.mark&t.masqMark() != 0
+		// The mark kube-proxy's MARK-MASQ chain sets asks POSTROUTING to
+		// masquerade (whatever masquerade_bit it is); POSTROUTING clears
+		// it again, so remember that it was set.
+		s.marked = s.marked || strings.HasSuffix(chain, "-"+string(vocab.MarkMasq))
 		return goOn(s)
 	case "DNAT":
 		to, _ := sp.TargetOption("--to-destination")
