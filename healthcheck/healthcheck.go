@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -98,11 +97,9 @@ func (s *Server) Sync(svcs []Service) error {
 			p.svc = svc
 			continue
 		}
-		var ln net.Listener
-		err := iptables.InNetNS(s.NetNS, func() (err error) {
-			ln, err = net.Listen("tcp", ":"+strconv.Itoa(n))
-			return err
-		})
+		// Made on a thread in the namespace, the socket stays there
+		// while the server's goroutines use it.
+		ln, err := iptables.Listen(s.NetNS, "tcp", ":"+strconv.Itoa(n))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("health check port %d of %s/%s: %w", n, svc.Namespace, svc.Name, err))
 			continue

@@ -1,11 +1,13 @@
 package iptables
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netns"
@@ -60,6 +62,83 @@ func InNetNS(name string, fn func() error) error {
 		errc <- fnErr
 	}()
 	return <-errc
+}
+
+// Listen opens a stream listener (network "tcp", "tcp4" or "tcp6", as for
+// net.Listen) on addr inside the named network namespace ("" for svcnat's
+// own). The socket is made inside InNetNS's callback, on the
+// thread locked in the namespace, and a socket keeps the namespace it was
+// made in: serving it from any goroutine afterwards stays there.
+//
+// addr must be an IP address and port or a port alone (":9823", every
+// address): see LiteralAddr.
+func Listen(netns, network, addr string) (net.Listener, error) {
+	if err := LiteralAddr(addr, true); err != nil {
+		return nil, err
+	}
+	var ln net.Listener
+	err := InNetNS(netns, func() (err error) {
+		ln, err = net.Listen(network, addr)
+		return err
+	})
+	return ln, err
+}
+
+// Dial connects to addr, an IP address and port (see LiteralAddr), from
+// the named network namespace ("" for svcnat's own), as
+// net.Dialer.DialContext does. The socket is made inside InNetNS's
+// callback: with one literal address the dialer neither resolves nor
+// races a second address on another goroutine, so socket(2) runs on the
+// locked thread. The connection keeps that namespace when used from any
+// goroutine.
+func Dial(ctx context.Context, netns, network, addr string) (net.Conn, error) {
+	if err := LiteralAddr(addr, false); err != nil {
+		return nil, err
+	}
+	// A resolver that cannot be reached: should anything still ask for a
+	// name, the lookup fails instead of leaving the namespace.
+	d := net.Dialer{Resolver: &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errNoLookups
+	}}}
+	var c net.Conn
+	err := InNetNS(netns, func() (err error) {
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+var errNoLookups = errors.New("svcnat resolves no host names")
+
+// LiteralAddr checks that addr is an IP address and a port
+// ("10.96.0.10:80", "[fd00::10]:80"), or, with wildcard, a port alone
+// (":9823"), and not a host name. Names are refused, not resolved: Go
+// resolves them on threads of svcnat's own namespace, so a lookup for a
+// socket meant to live in --netns would send DNS queries from the host's
+// namespace to the host's resolver. An IPv6 zone is refused too: its
+// index would be read from the wrong namespace.
+func LiteralAddr(addr string, wildcard bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not IP:PORT: %w", addr, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && !wildcard) {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	if host == "" && wildcard {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		if host == "" {
+			return fmt.Errorf("%q: no IP address", addr)
+		}
+		return fmt.Errorf("%q: %q is not an IP address (host names are not resolved)", addr, host)
+	}
+	if ip.Zone() != "" {
+		return fmt.Errorf("%q: an IPv6 zone (%%%s) is not supported", addr, ip.Zone())
+	}
+	return nil
 }
 
 func runRecovered(fn func() error) (err error) {

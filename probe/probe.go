@@ -2,7 +2,9 @@
 // way an operator said it must: a TCP connection is accepted, an HTTP
 // request answered with a 2xx status, a UDP datagram answered. Probes run
 // from a network namespace (the one the rules were applied to) and are
-// retried until a deadline. The package knows nothing of rules.
+// retried until a deadline. Probes name IP addresses, never host names:
+// nothing a probe does resolves a name or leaves its namespace. The package
+// knows nothing of rules.
 package probe
 
 import (
@@ -35,7 +37,9 @@ type Probe struct {
 	expect string // udp; "" accepts any reply
 }
 
-// Parse reads a probe URL.
+// Parse reads a probe URL. The host must be an IP address: a name is
+// refused here, before anything changes, since resolving it would send
+// DNS queries from svcnat's own namespace (see iptables.LiteralAddr).
 func Parse(raw string) (Probe, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -44,6 +48,9 @@ func Parse(raw string) (Probe, error) {
 	p := Probe{URL: raw, scheme: u.Scheme, addr: u.Host}
 	if u.Hostname() == "" || u.Port() == "" {
 		return Probe{}, fmt.Errorf("probe %q: give the address and port, e.g. tcp://10.32.0.10:80", raw)
+	}
+	if err := iptables.LiteralAddr(u.Host, false); err != nil {
+		return Probe{}, fmt.Errorf("probe %q: %w", raw, err)
 	}
 	switch u.Scheme {
 	case "tcp":
@@ -74,29 +81,52 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// attempt bounds one attempt, so a dropped packet is retried in time.
-const attempt = 2 * time.Second
+// attempt bounds one attempt, so a dropped packet is retried in time;
+// pause is the wait between attempts.
+const (
+	attempt = 2 * time.Second
+	pause   = 200 * time.Millisecond
+)
 
-// Run tries every probe from network namespace netns ("" for this one)
-// until it passes or timeout has passed since Run began, and returns the
-// first that did not pass as an *Error (nil when all did).
+// Run tries the probes in turn from network namespace netns ("" for this
+// one), each until it passes or timeout has passed since its own first
+// attempt (--probe-timeout is per probe), and returns the first that did
+// not pass as an *Error (nil when all did).
 func Run(ctx context.Context, netns string, probes []Probe, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	return run(ctx, netns, probes, timeout, wallClock)
+}
+
+// clock is the time Run retries by; tests give a fake one, so retry
+// deadlines are checked without waiting for them.
+type clock struct {
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+var wallClock = clock{now: time.Now, sleep: func(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}}
+
+func run(ctx context.Context, netns string, probes []Probe, timeout time.Duration, clk clock) error {
 	for _, p := range probes {
-		n := 0
-		for {
-			n++
-			err := p.try(ctx, netns, min(attempt, max(time.Until(deadline), 100*time.Millisecond)))
+		deadline := clk.now().Add(timeout)
+		for n := 1; ; n++ {
+			err := p.try(ctx, netns, min(attempt, max(deadline.Sub(clk.now()), 100*time.Millisecond)))
 			if err == nil {
 				break
 			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
+			if !clk.now().Before(deadline) || ctx.Err() != nil {
 				return &Error{Probe: p, Attempts: n, Err: err}
 			}
-			select {
-			case <-ctx.Done():
-				return &Error{Probe: p, Attempts: n, Err: ctx.Err()}
-			case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
+			if err := clk.sleep(ctx, min(pause, deadline.Sub(clk.now()))); err != nil {
+				return &Error{Probe: p, Attempts: n, Err: err}
 			}
 		}
 	}
@@ -109,16 +139,21 @@ func (p Probe) try(ctx context.Context, netns string, d time.Duration) error {
 	defer cancel()
 	switch p.scheme {
 	case "tcp":
-		c, err := dial(ctx, netns, "tcp", p.addr)
+		c, err := iptables.Dial(ctx, netns, "tcp", p.addr)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	case "http":
-		client := &http.Client{Transport: &http.Transport{
-			DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return dial(ctx, netns, n, a) },
-			DisableKeepAlives: true,
-		}}
+		// No proxy, and no redirect is followed: the probe checks the
+		// address it names, and a 3xx fails it, saying where it pointed.
+		client := &http.Client{
+			Transport: &http.Transport{
+				DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return iptables.Dial(ctx, netns, n, a) },
+				DisableKeepAlives: true,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+p.path, nil)
 		if err != nil {
 			return err
@@ -129,12 +164,15 @@ func (p Probe) try(ctx context.Context, netns string, d time.Duration) error {
 		}
 		defer resp.Body.Close()
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode <= 399 && loc != "" {
+			return fmt.Errorf("HTTP status %s, a redirect to %s (not followed: probe the final address)", resp.Status, loc)
+		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			return fmt.Errorf("HTTP status %s", resp.Status)
 		}
 		return nil
 	case "udp":
-		c, err := dial(ctx, netns, "udp", p.addr)
+		c, err := iptables.Dial(ctx, netns, "udp", p.addr)
 		if err != nil {
 			return err
 		}
@@ -156,16 +194,4 @@ func (p Probe) try(ctx context.Context, netns string, d time.Duration) error {
 		return nil
 	}
 	return errors.New("unknown probe")
-}
-
-// dial connects from netns: a socket belongs to the namespace of the
-// thread that made it, and keeps it.
-func dial(ctx context.Context, netns, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := iptables.InNetNS(netns, func() (err error) {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
 }

@@ -12,10 +12,13 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	for _, bad := range []string{"ftp://1.2.3.4:21", "tcp://1.2.3.4", "http://:80/x", "1.2.3.4:80"} {
+	for _, bad := range []string{"ftp://1.2.3.4:21", "tcp://1.2.3.4", "http://:80/x", "1.2.3.4:80", "tcp://1.2.3.4:0"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
+	}
+	if p, err := Parse("tcp://[fd00:32::10]:80"); err != nil || p.addr != "[fd00:32::10]:80" {
+		t.Errorf("IPv6 probe: %+v, %v", p, err)
 	}
 	p, err := Parse("udp://10.32.0.10:53?send=ping&expect=pong")
 	if err != nil || p.send != "ping" || p.expect != "pong" || p.addr != "10.32.0.10:53" {
@@ -23,6 +26,26 @@ func TestParse(t *testing.T) {
 	}
 	if p, _ := Parse("http://10.0.0.1:8080/healthz?x=1"); p.path != "/healthz?x=1" {
 		t.Fatalf("http path %q", p.path)
+	}
+}
+
+// A probe names an IP address: a host name would be resolved on threads of
+// svcnat's own namespace, sending DNS queries outside --netns, so it is
+// refused when the flag is read, before anything changes.
+func TestParseRefusesHostNames(t *testing.T) {
+	for _, c := range []struct{ url, host string }{
+		{"tcp://nginx.local:80", "nginx.local"},
+		{"http://example:80/x", "example"},
+		{"udp://host:53", "host"},
+		{"tcp://localhost:80", "localhost"},
+	} {
+		_, err := Parse(c.url)
+		if err == nil || !strings.Contains(err.Error(), `"`+c.host+`" is not an IP address`) {
+			t.Errorf("Parse(%q) = %v, want a refusal naming %q", c.url, err, c.host)
+		}
+	}
+	if _, err := Parse("tcp://[fe80::1%25eth0]:80"); err == nil || !strings.Contains(err.Error(), "zone") {
+		t.Errorf("a zoned IPv6 probe: %v", err)
 	}
 }
 
@@ -91,5 +114,77 @@ func TestRun(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Attempts < 2 || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.url) {
 			t.Errorf("%s: err = %v, want a retried failure saying %q", c.url, err, c.want)
 		}
+	}
+}
+
+// fakeClock is a clock whose time moves only when Run pauses.
+type fakeClock struct{ t time.Time }
+
+func (f *fakeClock) clock() clock {
+	return clock{now: func() time.Time { return f.t }, sleep: func(ctx context.Context, d time.Duration) error {
+		f.t = f.t.Add(d)
+		return ctx.Err()
+	}}
+}
+
+// Each probe is retried until the timeout has passed since its own first
+// attempt, as --probe-timeout says: a probe that passes late does not eat
+// the time of the probes after it.
+func TestEachProbeHasItsOwnTimeout(t *testing.T) {
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen[r.URL.Path]++ // the probes run one at a time
+		if r.URL.Path == "/never" || seen[r.URL.Path] <= 4 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	probe := func(path string) Probe {
+		p, err := Parse(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Each of /a and /b passes at its fifth attempt, four pauses (0.8s)
+	// after its first; the timeout is 1s.
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	if err := run(context.Background(), "", []Probe{probe("/a"), probe("/b")}, time.Second, clk.clock()); err != nil {
+		t.Fatalf("two probes that each pass within the timeout: %v", err)
+	}
+	if seen["/a"] != 5 || seen["/b"] != 5 {
+		t.Fatalf("attempts %v, want 5 each", seen)
+	}
+	// A probe that never passes is tried for the whole timeout after a
+	// slow one: at 0s, 0.2s, ... 1s of its own.
+	err := run(context.Background(), "", []Probe{probe("/c"), probe("/never")}, time.Second, clk.clock())
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Probe.URL != srv.URL+"/never" || pe.Attempts != 6 || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a failing probe after a slow one: %v (%+v), want 6 attempts", err, pe)
+	}
+}
+
+// An HTTP probe does not follow a redirect: a 3xx fails, naming where it
+// pointed, so the probe checks the address it was given and nothing else
+// (a redirect to a host name would need a lookup outside --netns).
+func TestHTTPProbeDoesNotFollowRedirects(t *testing.T) {
+	var followed bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/ok":
+			followed = true
+		}
+	}))
+	defer srv.Close()
+	p, err := Parse(srv.URL + "/moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	err = run(context.Background(), "", []Probe{p}, 0, clk.clock())
+	if err == nil || followed || !strings.Contains(err.Error(), "302 Found") || !strings.Contains(err.Error(), "/ok") {
+		t.Fatalf("a probe answered with a redirect: %v (followed: %v)", err, followed)
 	}
 }
