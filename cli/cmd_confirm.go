@@ -41,8 +41,9 @@ func remoteSafety(c *ucli.Context, g Globals, e *engine.Engine) error {
 	for _, raw := range c.StringSlice("probe") {
 		p, err := probe.Parse(raw)
 		if err != nil {
-			return withHint(fmt.Errorf("--probe %q: %w", raw, err),
-				"use tcp://IP:PORT, http://IP:PORT/PATH or udp://IP:PORT?send=PING&expect=PONG")
+			return withHint(fmt.Errorf("--probe %q: %w; nothing was changed", raw, err),
+				"use tcp://IP:PORT, http://IP:PORT/PATH or udp://IP:PORT?send=PING&expect=PONG with an IP address: "+
+					"probes resolve no host names, as a lookup would leave the --netns namespace")
 		}
 		e.Probes = append(e.Probes, p)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -120,11 +119,12 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 // serveMetrics serves /metrics and /healthz on addr, listening inside
 // netns: with --netns, everything svcnat does happens there.
 func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) (*http.Server, error) {
-	var ln net.Listener
-	err := iptables.InNetNS(netns, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
+	// A host name would be resolved outside netns: refused before any pass.
+	if err := iptables.LiteralAddr(addr, true); err != nil {
+		return nil, withHint(fmt.Errorf("--metrics-addr %q: %w", addr, err),
+			"give an IP address and port (127.0.0.1:9823) or a port alone (:9823, every address): svcnat resolves no host names")
+	}
+	ln, err := iptables.Listen(netns, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}

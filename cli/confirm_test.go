@@ -141,11 +141,28 @@ func TestRevertCommand(t *testing.T) {
 	h.watcher(0)
 }
 
+// A probe that cannot be run as given is refused when the flags are read:
+// exit 1, the flag and its value named, and nothing changed or recorded.
+// A host name is one: probes resolve no names, since the lookup would
+// leave the --netns namespace.
 func TestBadProbeChangesNothing(t *testing.T) {
 	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
 	before := h.rules()
-	_, errs, code := h.run("apply", "-auto-approve", "--probe", "ftp://10.0.0.1:21")
-	if code != ExitError || !strings.Contains(errs, `--probe "ftp://10.0.0.1:21"`) || !strings.Contains(errs, "hint: use tcp://IP:PORT") || h.rules() != before {
-		t.Fatalf("exit %d\n%s", code, errs)
+	for _, c := range []struct{ probe, want string }{
+		{"ftp://10.0.0.1:21", `unknown kind "ftp"`},
+		{"tcp://nginx.local:80", `"nginx.local" is not an IP address`},
+		{"http://example:80/x", `"example" is not an IP address`},
+		{"udp://host:53", `"host" is not an IP address`},
+	} {
+		_, errs, code := h.run("apply", "-auto-approve", "--probe", "tcp://10.0.0.1:80", "--probe", c.probe)
+		if code != ExitError || !strings.Contains(errs, `svcnat: error: --probe "`+c.probe+`": `+c.want) ||
+			!strings.Contains(errs, "hint: use tcp://IP:PORT") || !strings.Contains(errs, "probes resolve no host names") {
+			t.Errorf("--probe %s: exit %d\n%s", c.probe, code, errs)
+		}
+		if h.rules() != before || h.generation() != 1 {
+			t.Fatalf("--probe %s changed the rules or the record (generation %d)", c.probe, h.generation())
+		}
 	}
 }

@@ -116,14 +116,15 @@ var errNoLookups = errors.New("svcnat resolves no host names")
 // resolves them on threads of svcnat's own namespace, so a lookup for a
 // socket meant to live in --netns would send DNS queries from the host's
 // namespace to the host's resolver. An IPv6 zone is refused too: its
-// index would be read from the wrong namespace.
+// index would be read from the wrong namespace. The error names the part
+// that is wrong; the caller names the flag.
 func LiteralAddr(addr string, wildcard bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%q is not IP:PORT: %w", addr, err)
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && !wildcard) {
-		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 	}
 	if host == "" && wildcard {
 		return nil
@@ -131,12 +132,12 @@ func LiteralAddr(addr string, wildcard bool) error {
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		if host == "" {
-			return fmt.Errorf("%q: no IP address", addr)
+			return fmt.Errorf("%q has no IP address", addr)
 		}
-		return fmt.Errorf("%q: %q is not an IP address (host names are not resolved)", addr, host)
+		return fmt.Errorf("%q is not an IP address (host names are not resolved)", host)
 	}
 	if ip.Zone() != "" {
-		return fmt.Errorf("%q: an IPv6 zone (%%%s) is not supported", addr, ip.Zone())
+		return fmt.Errorf("%q: an IPv6 zone (%%%s) is not supported", host, ip.Zone())
 	}
 	return nil
 }

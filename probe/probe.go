@@ -40,17 +40,22 @@ type Probe struct {
 // Parse reads a probe URL. The host must be an IP address: a name is
 // refused here, before anything changes, since resolving it would send
 // DNS queries from svcnat's own namespace (see iptables.LiteralAddr).
+// Errors say what is wrong with raw; the caller names it.
 func Parse(raw string) (Probe, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Probe{}, fmt.Errorf("probe %q: %w", raw, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return Probe{}, err
 	}
 	p := Probe{URL: raw, scheme: u.Scheme, addr: u.Host}
 	if u.Hostname() == "" || u.Port() == "" {
-		return Probe{}, fmt.Errorf("probe %q: give the address and port, e.g. tcp://10.32.0.10:80", raw)
+		return Probe{}, errors.New("give the address and port, e.g. tcp://10.32.0.10:80")
 	}
 	if err := iptables.LiteralAddr(u.Host, false); err != nil {
-		return Probe{}, fmt.Errorf("probe %q: %w", raw, err)
+		return Probe{}, err
 	}
 	switch u.Scheme {
 	case "tcp":
@@ -62,7 +67,7 @@ func Parse(raw string) (Probe, error) {
 			p.send = s
 		}
 	default:
-		return Probe{}, fmt.Errorf("probe %q: unknown kind %q (want tcp, http or udp)", raw, u.Scheme)
+		return Probe{}, fmt.Errorf("unknown kind %q (want tcp, http or udp)", u.Scheme)
 	}
 	return p, nil
 }
