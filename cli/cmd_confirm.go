@@ -27,10 +27,11 @@ func remoteFlags() []ucli.Flag {
 			Usage: "keep the new rules only if confirmed within this time (at the prompt, with svcnat confirm, or by passing probes); " +
 				"else a watcher that outlives this process and its session reverts them"},
 		&ucli.StringSliceFlag{Name: "probe",
-			Usage: "after the commit, check tcp://IP:PORT (a connection is accepted), http://IP:PORT/PATH (a 2xx answer) or " +
-				"udp://IP:PORT?send=PING&expect=PONG (a reply) from the rules' network namespace; any failure rolls the apply back (repeatable)"},
+			Usage: "after the commit, check tcp://IP:PORT (a connection is accepted), http://IP:PORT/PATH (a 2xx answer; redirects are not followed) or " +
+				"udp://IP:PORT?send=PING&expect=PONG (a reply) from the rules' network namespace; IP addresses only, no host names; " +
+				"any failure rolls the apply back (repeatable)"},
 		&ucli.DurationFlag{Name: "probe-timeout", Value: 10 * time.Second, EnvVars: []string{"SVCNAT_PROBE_TIMEOUT"},
-			Usage: "how long each probe is retried before it counts as failed"},
+			Usage: "how long each probe is retried, from its own first attempt, before it counts as failed"},
 	}
 }
 

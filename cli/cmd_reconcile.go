@@ -33,7 +33,7 @@ func reconcileCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SVCNAT_LOG_FORMAT"},
 				Usage: "text or json: one structured line per event on stderr"},
 			&ucli.StringFlag{Name: "metrics-addr", EnvVars: []string{"SVCNAT_METRICS_ADDR"},
-				Usage: "serve Prometheus /metrics and the daemon's /healthz on this address (e.g. :9823), in the --netns namespace"},
+				Usage: "serve Prometheus /metrics and the daemon's /healthz on this address (IP:PORT, or :PORT for every address; no host names), in the --netns namespace"},
 			lockTimeoutFlag(),
 		},
 		Action: func(c *ucli.Context) error {
