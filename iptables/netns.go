@@ -23,7 +23,9 @@ import (
 // the namespace: sockets it opens, /proc/sys/net it reads, and child
 // processes it starts with os/exec, since Go forks from the calling thread
 // and the child inherits that thread's namespace (TestInNetNSExec checks
-// this). Goroutines fn starts do not. fn must not call t.Fatal.
+// this). Goroutines fn starts do not, and neither do Go's name lookups,
+// which run on goroutines of their own: sockets are best made with Listen
+// and Dial, which refuse names. fn must not call t.Fatal.
 //
 // If the thread cannot be returned to its namespace it stays locked, so the
 // runtime destroys it when the goroutine ends instead of reusing a thread
@@ -66,9 +68,9 @@ func InNetNS(name string, fn func() error) error {
 
 // Listen opens a stream listener (network "tcp", "tcp4" or "tcp6", as for
 // net.Listen) on addr inside the named network namespace ("" for svcnat's
-// own). The socket is made inside InNetNS's callback, on the
-// thread locked in the namespace, and a socket keeps the namespace it was
-// made in: serving it from any goroutine afterwards stays there.
+// own). The socket is made inside InNetNS's callback, on the thread locked
+// in the namespace, and a socket keeps the namespace it was made in:
+// serving it from any goroutine afterwards stays there.
 //
 // addr must be an IP address and port or a port alone (":9823", every
 // address): see LiteralAddr.

@@ -1,8 +1,8 @@
 // Package probe checks, after an apply, that the network still works the
 // way an operator said it must: a TCP connection is accepted, an HTTP
 // request answered with a 2xx status, a UDP datagram answered. Probes run
-// from a network namespace (the one the rules were applied to) and are
-// retried until a deadline. Probes name IP addresses, never host names:
+// from a network namespace (the one the rules were applied to), one after
+// the other, each retried until its own deadline. Probes name IP addresses, never host names:
 // nothing a probe does resolves a name or leaves its namespace. The package
 // knows nothing of rules.
 package probe
