@@ -44,9 +44,14 @@ func traceCommand() *ucli.Command {
 				return err
 			}
 			if g.JSON {
-				return writeTraceJSON(c, res)
+				err = writeTraceJSON(c, res)
+			} else {
+				err = trace.Write(c.App.Writer, res)
 			}
-			return trace.Write(c.App.Writer, res)
+			if err != nil {
+				return fmt.Errorf("writing the trace: %w", err)
+			}
+			return nil
 		},
 	}
 }
@@ -194,13 +199,18 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			write := trace.WriteDOT
 			switch c.String("format") {
 			case "dot":
-				return trace.WriteDOT(c.App.Writer, gr)
 			case "mermaid":
-				return trace.WriteMermaid(c.App.Writer, gr)
+				write = trace.WriteMermaid
+			default:
+				return withHint(fmt.Errorf("--format %q", c.String("format")), "use --format dot or mermaid")
 			}
-			return withHint(fmt.Errorf("--format %q", c.String("format")), "use --format dot or mermaid")
+			if err := write(c.App.Writer, gr); err != nil {
+				return fmt.Errorf("writing the graph: %w", err)
+			}
+			return nil
 		},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -48,5 +49,41 @@ func TestDocsGraphIsCurrent(t *testing.T) {
 	want, err := os.ReadFile("../docs/nginx-graph.dot")
 	if code != 0 || err != nil || out.String() != string(want) {
 		t.Fatalf("exit %d, %v: docs/nginx-graph.dot is stale; regenerate it (README, Tracing a packet):\n%s", code, err, out.String())
+	}
+}
+
+// fullDisk takes n bytes, then fails every write as a full disk does.
+type fullDisk struct{ n int }
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= d.n {
+		d.n -= len(p)
+		return len(p), nil
+	}
+	k := d.n
+	d.n = 0
+	return k, syscall.ENOSPC
+}
+
+// A trace or a graph that cannot be written whole is an error and exit 1,
+// never a silent success with half the output.
+func TestTraceAndGraphReportWriteErrors(t *testing.T) {
+	h := newFakeHost(t)
+	packet := []string{"--src", "192.0.2.2", "--dst", "10.32.0.61", "--dport", "80", "--local-address", "192.0.2.1"}
+	for _, args := range [][]string{
+		append([]string{"trace"}, packet...),
+		append([]string{"trace", "--json"}, packet...),
+		{"graph"},
+		{"graph", "--format", "mermaid"},
+	} {
+		for _, room := range []int{0, 40} {
+			var errb bytes.Buffer
+			env := h.env(strings.NewReader(""), &fullDisk{n: room}, &errb)
+			code := Run(env, append([]string{"--no-color", "--node", "n1", "--state-dir", h.stateDir, "-c", h.config}, args...))
+			if code != ExitError || !strings.Contains(errb.String(), "svcnat: error: writing the ") ||
+				!strings.Contains(errb.String(), "no space left on device") {
+				t.Errorf("svcnat %s on a disk full after %d bytes: exit %d\n%s", strings.Join(args, " "), room, code, errb.String())
+			}
+		}
 	}
 }
