@@ -23,7 +23,7 @@ func traceCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "dst", Required: true, Usage: "the packet's destination address"},
 			&ucli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp, udp or sctp"},
 			&ucli.IntFlag{Name: "dport", Required: true, Usage: "the destination port"},
-			&ucli.StringFlag{Name: "origin", Value: "external", Usage: "external (arrives on an interface: nat PREROUTING) or local (sent by a process of the host: nat OUTPUT)"},
+			&ucli.StringFlag{Name: "origin", Value: "external", Usage: "external (arrives on an interface: PREROUTING) or local (sent by a process of the host: OUTPUT, and back in over lo to a local address)"},
 			&ucli.BoolFlag{Name: "live", Usage: "trace the live rules (the owned chains and the built-in chains around them) instead of the planned ones"},
 		},
 		Action: func(c *ucli.Context) error {

@@ -3,7 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,4 +89,116 @@ func TestTraceAndGraphReportWriteErrors(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The README's trace examples ("## Tracing a packet") are what svcnat
+// trace prints: each block's command is run (a preceding svcnat-assemble
+// too), and its lines must appear in the output as shown, consecutive but
+// where the README elides with "...".
+func TestReadmeTracesAreCurrent(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	if i := strings.Index(section, "## Tracing a packet"); i >= 0 {
+		section = section[i:]
+	}
+	if i := strings.Index(section[3:], "\n## "); i >= 0 {
+		section = section[:i+3]
+	}
+	tmp := t.TempDir()
+	// rewrite makes a README path usable from the test's directory.
+	rewrite := func(arg string) string {
+		switch {
+		case strings.HasPrefix(arg, "examples"):
+			return "../" + arg
+		case strings.HasPrefix(arg, "/tmp/"):
+			return filepath.Join(tmp, strings.TrimPrefix(arg, "/tmp/"))
+		}
+		return arg
+	}
+	blocks := 0
+	for _, block := range strings.Split(section, "```\n")[1:] {
+		lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+		if len(lines) == 0 || !strings.HasPrefix(lines[0], "$ ") {
+			continue
+		}
+		var want []string
+		var args []string
+		for _, l := range lines {
+			cmd, isCmd := strings.CutPrefix(l, "$ ")
+			if !isCmd {
+				want = append(want, l)
+				continue
+			}
+			fields := strings.Fields(cmd)
+			for i := range fields {
+				fields[i] = rewrite(fields[i])
+			}
+			if fields[0] == "sh" {
+				if out, err := exec.Command("sh", fields[1:]...).CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", cmd, err, out)
+				}
+				continue
+			}
+			if fields[0] != "svcnat" || fields[1] != "trace" {
+				t.Fatalf("README command %q: the test runs svcnat trace only", cmd)
+			}
+			args = fields[1:]
+		}
+		if args == nil {
+			continue
+		}
+		blocks++
+		var out, errb bytes.Buffer
+		if code := Run(Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args); code != 0 {
+			t.Fatalf("svcnat %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+		}
+		if err := shownIn(want, strings.Split(out.String(), "\n")); err != nil {
+			t.Errorf("the README's trace (svcnat %s) is stale: %v; it prints:\n%s", strings.Join(args, " "), err, out.String())
+		}
+	}
+	if blocks < 3 {
+		t.Fatalf("found %d trace examples in the README, want 3", blocks)
+	}
+}
+
+// shownIn checks that want's lines appear in got consecutively, except
+// where want elides: a line "..." skips any number of lines; "A ... B"
+// is line A, then any lines, then a line ending in B, standing for a
+// block whose end is not shown.
+func shownIn(want, got []string) error {
+	at, free := 0, true // free: the next line may be anywhere from at on
+	find := func(ok func(string) bool, what string) error {
+		for i := at; i < len(got); i++ {
+			if ok(got[i]) {
+				at = i + 1
+				free = false
+				return nil
+			}
+			if !free {
+				break
+			}
+		}
+		return fmt.Errorf("no line %q where the README shows it", what)
+	}
+	for _, w := range want {
+		if strings.TrimSpace(w) == "..." {
+			free = true
+			continue
+		}
+		head, tail, elided := strings.Cut(w, " ... ")
+		if err := find(func(g string) bool { return g == head }, head); err != nil {
+			return err
+		}
+		if elided {
+			free = true
+			if err := find(func(g string) bool { return strings.HasSuffix(g, tail) }, tail); err != nil {
+				return err
+			}
+			free = true // the rest of the block A ... B abbreviates
+		}
+	}
+	return nil
 }

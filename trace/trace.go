@@ -1,12 +1,16 @@
 // Package trace follows one packet through iptables rules — planned or
-// live, they are the same rule model — hook by hook in the kernel's
-// order, and says where it goes: the chains it enters, every branch of a
-// random split with its probability, whether it is marked for
-// masquerading, and the verdict with the rule that decided it.
+// live, they are the same rule model — through every table, hook by hook
+// in the kernel's order (hooks.go), and says where it goes: the chains it
+// enters, every branch of a random split with its probability, whether it
+// is marked for masquerading, and the verdict with the rule that decided
+// it.
 //
-// It evaluates the matches and targets svcnat's (kube-proxy's) rules use.
-// A rule it cannot evaluate is reported on the path, never silently
-// skipped: it is taken as not matching, and the path says so.
+// It evaluates the matches and targets svcnat's (kube-proxy's) rules use
+// and those host firewalls use most (connection state, multiport, marks,
+// lo). A rule it cannot evaluate is reported on the path with its table,
+// never silently skipped: it is taken as not matching, and the path says
+// so. Only rules that cannot change the path (LOG, no target) are passed
+// over.
 package trace
 
 import (
@@ -23,9 +27,11 @@ import (
 type Origin string
 
 const (
-	// External: the packet arrives on an interface (nat PREROUTING).
+	// External: the packet arrives on an interface other than lo
+	// (PREROUTING).
 	External Origin = "external"
-	// Local: a process of the host sends it (nat OUTPUT).
+	// Local: a process of the host sends it (OUTPUT); to one of the
+	// host's addresses it comes back in over lo (INPUT).
 	Local Origin = "local"
 )
 
