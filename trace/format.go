@@ -27,7 +27,11 @@ func Write(out io.Writer, res *Result) error {
 			share = "if " + p.Condition
 		}
 		fmt.Fprintf(w, "\npath %d (%s):\n", i+1, share)
-		for _, h := range p.Hops {
+		for i, h := range p.Hops {
+			if i > 0 && p.Hops[i-1].Hook == "POSTROUTING" && h.Hook != "POSTROUTING" {
+				// Sent by the host to itself: the packet comes back in.
+				fmt.Fprintln(w, "  back in over lo")
+			}
 			fmt.Fprintf(w, "  %-6s %s", h.Table, strings.Join(h.Chains, " ==> "))
 			if h.End != "" {
 				fmt.Fprintf(w, " ==> %s", h.End)

@@ -1,5 +1,7 @@
 package trace
 
+import "net/netip"
+
 // stage is one table's built-in chain at one hook.
 type stage struct{ table, hook string }
 
@@ -34,7 +36,7 @@ func (t *tracer) follow(s *state) []*state {
 		})
 	}
 	return t.through(s, prerouting, func(s *state) []*state {
-		if t.local(s.dst) {
+		if t.delivered(s.dst) {
 			return t.through(s, input, nil)
 		}
 		return t.through(s, forward, nil)
@@ -69,3 +71,14 @@ func (t *tracer) through(s *state, stages []stage, then func(*state) []*state) [
 func shown(st stage) bool {
 	return st.table == "filter" || st.table == "nat" && st.hook != "INPUT"
 }
+
+// delivered reports whether the routing decision delivers a packet to dst
+// locally (INPUT): the host's addresses, and broadcast and multicast ones,
+// which the host receives too.
+func (t *tracer) delivered(dst netip.Addr) bool {
+	dst = dst.Unmap()
+	return t.local(dst) || dst.IsMulticast() || dst == limitedBroadcast
+}
+
+// limitedBroadcast is 255.255.255.255.
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})

@@ -151,6 +151,13 @@ func (t *tracer) matches(s *state, r rules.Rule, sp rules.Spec) (yes, no *state,
 			}
 		case "conntrack", "state":
 			for _, o := range m.Options {
+				if o.Name == "--ctdir" {
+					// The first packet goes in the original direction.
+					if !neg(o, o.Value() == "ORIGINAL") {
+						return nil, nil, false
+					}
+					continue
+				}
 				if o.Name != "--ctstate" && o.Name != "--state" {
 					return unknown(m.Module + " " + o.Name + " is not evaluated")
 				}
@@ -292,7 +299,7 @@ func (t *tracer) addrType(a netip.Addr, types string) (bool, error) {
 		got = "LOCAL"
 	case a.IsMulticast():
 		got = "MULTICAST"
-	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+	case a == limitedBroadcast:
 		got = "BROADCAST"
 	}
 	in := false
@@ -312,7 +319,7 @@ func packetType(dst netip.Addr) string {
 	switch dst = dst.Unmap(); {
 	case dst.IsMulticast():
 		return "multicast"
-	case dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+	case dst == limitedBroadcast:
 		return "broadcast"
 	}
 	return "unicast"

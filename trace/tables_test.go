@@ -237,6 +237,9 @@ service "default/empty" {
 		src := dst
 		res := mustTrace(t, h, packet(src, dst, "tcp", 30090, Local))
 		expect(t, res, Reject, by)
+		if !strings.Contains(text(res), "  nat    POSTROUTING ==> SVCNAT-POSTROUTING ==> policy ACCEPT\n  back in over lo\n  filter INPUT ==> ") {
+			t.Errorf("the way back in is not shown:\n%s", text(res))
+		}
 		if hops := res.Paths[0].Hops; hops[len(hops)-1].Table != "filter" || hops[len(hops)-1].Hook != "INPUT" {
 			t.Errorf("%s", text(res))
 		}
@@ -249,4 +252,26 @@ service "default/empty" {
 			t.Errorf("%s", text(res))
 		}
 	}
+}
+
+// ufw's and firewalld's address and packet type checks, and conntrack's
+// direction, are evaluated: a unicast packet of a new connection passes
+// the broadcast and multicast rules, and is rejected by a UNICAST one.
+func TestAddressTypes(t *testing.T) {
+	h := dumpHost(t, `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+-A INPUT -m addrtype --dst-type BROADCAST -j DROP
+-A INPUT -m addrtype --dst-type MULTICAST -j DROP
+-A INPUT -m pkttype --pkt-type multicast -j DROP
+-A INPUT -m conntrack --ctstate NEW --ctdir REPLY -j DROP
+-A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+`, "192.0.2.1")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, External)), Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.9.9.9", "udp", 80, External)), Reject,
+		"filter -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable")
+	// A broadcast is delivered locally, where the BROADCAST rule drops it.
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "255.255.255.255", "udp", 67, External)), Drop,
+		"filter -A INPUT -m addrtype --dst-type BROADCAST -j DROP")
 }
