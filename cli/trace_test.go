@@ -202,3 +202,24 @@ func shownIn(want, got []string) error {
 	}
 	return nil
 }
+
+func TestTraceInInterfaceFlag(t *testing.T) {
+	h := newFakeHost(t)
+	packet := []string{"trace", "--src", "192.0.2.2", "--dst", "10.32.0.61", "--dport", "80", "--local-address", "192.0.2.1"}
+	if out := h.must(ExitOK, append(packet, "--in-interface", "eth0")...); !strings.HasPrefix(out, "tcp 192.0.2.2 -> 10.32.0.61:80 (external on eth0)\n") {
+		t.Fatalf("%s", out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--in-interface", "lo"}, "--in-interface lo: a packet from outside does not arrive on lo"},
+		{[]string{"--in-interface", "eth0", "--origin", "local"}, "--in-interface with --origin local"},
+		{[]string{"--in-interface", "a b"}, `--in-interface "a b" is not an interface name`},
+		{[]string{"--in-interface", ""}, `--in-interface "" is not an interface name`},
+	} {
+		if _, errs, code := h.run(append(packet, c.args...)...); code != ExitError || !strings.Contains(errs, "svcnat: error: "+c.want) {
+			t.Errorf("%v: exit %d\n%s", c.args, code, errs)
+		}
+	}
+}

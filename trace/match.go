@@ -235,55 +235,52 @@ func (t *tracer) matches(s *state, r rules.Rule, sp rules.Spec) (yes, no *state,
 }
 
 // iface is what the rules can know of an interface the packet crosses.
-type iface int
-
-const (
-	ifaceNone  iface = iota // the hook has no such interface
-	ifaceLo                 // lo
-	ifaceOther              // an interface other than lo, name unknown
-)
+type iface struct {
+	none bool   // the hook has no such interface
+	name string // its name; "" when unknown, and then it is not lo
+}
 
 // iface returns the packet's in (-i) or out (-o) interface at the hook
-// being walked: a packet from outside arrives on some interface other
-// than lo; one the host sends to itself leaves on lo and comes back in on
-// it; anything else leaves on some interface other than lo.
+// being walked: a packet from outside arrives on Packet.InInterface (some
+// interface other than lo when not given); one the host sends to itself
+// leaves on lo and comes back in on it; anything else leaves on some
+// interface other than lo (trace does not route).
 func (t *tracer) iface(s *state, opt string) iface {
 	hook := s.at.hook
 	if opt == "-i" {
 		switch {
 		case hook == "OUTPUT" || hook == "POSTROUTING":
-			return ifaceNone
+			return iface{none: true}
 		case s.loopback:
-			return ifaceLo
+			return iface{name: "lo"}
 		}
-		return ifaceOther
+		return iface{name: s.pkt.InInterface}
 	}
 	switch {
 	case hook == "PREROUTING" || hook == "INPUT":
-		return ifaceNone
+		return iface{none: true}
 	case hook != "FORWARD" && s.pkt.Origin == Local && t.local(s.dst):
-		return ifaceLo
+		return iface{name: "lo"}
 	}
-	return ifaceOther
+	return iface{}
 }
 
 // matches reports whether the interface matches an -i/-o name (a final
 // + is a wildcard), and whether that is known.
-func (i iface) matches(name string) (m, known bool) {
-	prefix, wild := strings.CutSuffix(name, "+")
-	switch i {
-	case ifaceLo:
-		if wild {
-			return strings.HasPrefix("lo", prefix), true
-		}
-		return name == "lo", true
-	case ifaceOther:
-		switch {
-		case wild && prefix == "":
-			return true, true
-		case !wild && name == "lo":
-			return false, true
-		}
+func (i iface) matches(pattern string) (m, known bool) {
+	if i.none {
+		return false, false
+	}
+	prefix, wild := strings.CutSuffix(pattern, "+")
+	switch {
+	case i.name != "" && wild:
+		return strings.HasPrefix(i.name, prefix), true
+	case i.name != "":
+		return i.name == pattern, true
+	case wild && prefix == "":
+		return true, true
+	case !wild && pattern == "lo":
+		return false, true
 	}
 	return false, false
 }

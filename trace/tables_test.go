@@ -275,3 +275,38 @@ COMMIT
 	expect(t, mustTrace(t, h, packet("198.51.100.7", "255.255.255.255", "udp", 67, External)), Drop,
 		"filter -A INPUT -m addrtype --dst-type BROADCAST -j DROP")
 }
+
+// Docker 28 drops in raw what reaches a container's address from any
+// interface but its bridge: with the packet's in-interface known, -i
+// rules are evaluated; without it they are listed, never guessed.
+func TestInInterface(t *testing.T) {
+	h := dumpHost(t, `*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -i docker+ -j ACCEPT
+COMMIT
+`, "192.0.2.1")
+	p := packet("198.51.100.7", "172.17.0.2", "tcp", 80, External)
+	p.InInterface = "eth0"
+	expect(t, mustTrace(t, h, p), Drop, "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP")
+	p.InInterface = "docker0"
+	expect(t, mustTrace(t, h, p), Accept, "")
+	if !strings.HasPrefix(text(mustTrace(t, h, p)), "tcp 198.51.100.7 -> 172.17.0.2:80 (external on docker0)\n") {
+		t.Errorf("%s", text(mustTrace(t, h, p)))
+	}
+	p.InInterface = ""
+	res := mustTrace(t, h, p)
+	if got := only(t, res); got.Verdict != Drop || len(got.Unknown) != 2 ||
+		got.Unknown[0] != "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP (interface docker0 is not evaluated)" {
+		t.Errorf("%s", text(res))
+	}
+	for _, bad := range []Packet{{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: External, InInterface: "lo"},
+		{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: Local, InInterface: "eth0"}} {
+		if _, err := Trace(h, bad); err == nil {
+			t.Errorf("%s traced", bad)
+		}
+	}
+}

@@ -41,10 +41,18 @@ type Packet struct {
 	Proto    string // tcp, udp or sctp
 	DPort    int
 	Origin   Origin
+	// InInterface is the interface an external packet arrives on, for
+	// -i rules; "" when not known (then it is some interface other than
+	// lo, and -i rules naming another are not evaluated).
+	InInterface string
 }
 
 func (p Packet) String() string {
-	return fmt.Sprintf("%s %s -> %s (%s)", p.Proto, p.Src, netip.AddrPortFrom(p.Dst, uint16(p.DPort)), p.Origin)
+	origin := string(p.Origin)
+	if p.InInterface != "" {
+		origin += " on " + p.InInterface
+	}
+	return fmt.Sprintf("%s %s -> %s (%s)", p.Proto, p.Src, netip.AddrPortFrom(p.Dst, uint16(p.DPort)), origin)
 }
 
 // Host is what the rules are evaluated on.
@@ -128,6 +136,12 @@ func Trace(h Host, p Packet) (*Result, error) {
 	case "tcp", "udp", "sctp":
 	default:
 		return nil, fmt.Errorf("protocol %q: want tcp, udp or sctp", p.Proto)
+	}
+	if p.InInterface != "" && p.Origin != External {
+		return nil, fmt.Errorf("an in-interface is for a packet from outside: a local one leaves on its route")
+	}
+	if p.InInterface == "lo" {
+		return nil, fmt.Errorf("a packet from outside does not arrive on lo: trace a local one (origin local)")
 	}
 	rs := h.Rules[fam]
 	if rs == nil {
