@@ -41,6 +41,9 @@ func (t *tracer) matches(s *state, r rules.Rule, sp rules.Spec) (yes, no *state,
 	}
 	if o := sp.Protocol; o.Name != "" {
 		p := strings.ToLower(o.Value())
+		if n, ok := protoNumbers[p]; ok {
+			p = n
+		}
 		if !neg(o, p == s.pkt.Proto || p == "all" || p == "0") {
 			return nil, nil, false
 		}
@@ -177,6 +180,24 @@ func (t *tracer) matches(s *state, r rules.Rule, sp rules.Spec) (yes, no *state,
 					default:
 						return unknown(m.Module + " state " + st + " is not evaluated")
 					}
+				}
+				if !neg(o, in) {
+					return nil, nil, false
+				}
+			}
+		case "iprange":
+			for _, o := range m.Options {
+				a := s.pkt.Src
+				switch o.Name {
+				case "--src-range":
+				case "--dst-range":
+					a = s.dst
+				default:
+					return unknown("iprange " + o.Name + " is not evaluated")
+				}
+				in, err := inRange(a, o.Value())
+				if err != nil {
+					return unknown(err.Error())
 				}
 				if !neg(o, in) {
 					return nil, nil, false
@@ -363,6 +384,22 @@ func inPrefix(a netip.Addr, v string) (bool, error) {
 	}
 	a = a.Unmap()
 	return a.Is4() == p.Addr().Is4() && p.Contains(a), nil
+}
+
+// protoNumbers are the protocol numbers -p accepts for the protocols a
+// traced packet can have.
+var protoNumbers = map[string]string{"6": "tcp", "17": "udp", "132": "sctp"}
+
+// inRange evaluates an iprange range ("10.0.0.1-10.0.0.9").
+func inRange(a netip.Addr, v string) (bool, error) {
+	lo, hi, ok := strings.Cut(v, "-")
+	l, err1 := netip.ParseAddr(lo)
+	h, err2 := netip.ParseAddr(hi)
+	if !ok || err1 != nil || err2 != nil {
+		return false, fmt.Errorf("address range %q", v)
+	}
+	a = a.Unmap()
+	return a.Is4() == l.Is4() && l.Compare(a) <= 0 && a.Compare(h) <= 0, nil
 }
 
 // inPortList evaluates multiport's list of ports and ranges ("22,80:90").

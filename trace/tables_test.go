@@ -254,8 +254,8 @@ service "default/empty" {
 	}
 }
 
-// ufw's and firewalld's address and packet type checks, and conntrack's
-// direction, are evaluated: a unicast packet of a new connection passes
+// ufw's and firewalld's address and packet type checks, address ranges,
+// protocol numbers and conntrack's direction are evaluated: a unicast packet of a new connection passes
 // the broadcast and multicast rules, and is rejected by a UNICAST one.
 func TestAddressTypes(t *testing.T) {
 	h := dumpHost(t, `*filter
@@ -265,10 +265,13 @@ func TestAddressTypes(t *testing.T) {
 -A INPUT -m addrtype --dst-type MULTICAST -j DROP
 -A INPUT -m pkttype --pkt-type multicast -j DROP
 -A INPUT -m conntrack --ctstate NEW --ctdir REPLY -j DROP
+-A INPUT -p 6 -m iprange --src-range 198.51.100.1-198.51.100.9 -j REJECT --reject-with icmp-port-unreachable
 -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 `, "192.0.2.1")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, External)), Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.17", "192.0.2.1", "tcp", 80, External)), Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, External)), Reject,
+		"filter -A INPUT -p 6 -m iprange --src-range 198.51.100.1-198.51.100.9 -j REJECT --reject-with icmp-port-unreachable")
 	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.9.9.9", "udp", 80, External)), Reject,
 		"filter -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable")
 	// A broadcast is delivered locally, where the BROADCAST rule drops it.
