@@ -23,7 +23,8 @@ func traceCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "dst", Required: true, Usage: "the packet's destination address"},
 			&ucli.StringFlag{Name: "proto", Value: "tcp", Usage: "tcp, udp or sctp"},
 			&ucli.IntFlag{Name: "dport", Required: true, Usage: "the destination port"},
-			&ucli.StringFlag{Name: "origin", Value: "external", Usage: "external (arrives on an interface: nat PREROUTING) or local (sent by a process of the host: nat OUTPUT)"},
+			&ucli.StringFlag{Name: "origin", Value: "external", Usage: "external (arrives on an interface: PREROUTING) or local (sent by a process of the host: OUTPUT, and back in over lo to a local address)"},
+			&ucli.StringFlag{Name: "in-interface", Usage: "the interface an external packet arrives on, so that -i rules (Docker's, a firewall's) are evaluated; without it only -i lo is"},
 			&ucli.BoolFlag{Name: "live", Usage: "trace the live rules (the owned chains and the built-in chains around them) instead of the planned ones"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -44,15 +45,21 @@ func traceCommand() *ucli.Command {
 				return err
 			}
 			if g.JSON {
-				return writeTraceJSON(c, res)
+				err = writeTraceJSON(c, res)
+			} else {
+				err = trace.Write(c.App.Writer, res)
 			}
-			return trace.Write(c.App.Writer, res)
+			if err != nil {
+				return fmt.Errorf("writing the trace: %w", err)
+			}
+			return nil
 		},
 	}
 }
 
 func packetFlags(c *ucli.Context) (trace.Packet, error) {
-	p := trace.Packet{Proto: strings.ToLower(c.String("proto")), DPort: c.Int("dport"), Origin: trace.Origin(c.String("origin"))}
+	p := trace.Packet{Proto: strings.ToLower(c.String("proto")), DPort: c.Int("dport"), Origin: trace.Origin(c.String("origin")),
+		InInterface: c.String("in-interface")}
 	var err error
 	if p.Src, err = netip.ParseAddr(c.String("src")); err != nil {
 		return p, fmt.Errorf("--src %q is not an IP address", c.String("src"))
@@ -65,6 +72,15 @@ func packetFlags(c *ucli.Context) (trace.Packet, error) {
 	}
 	if p.DPort < 1 || p.DPort > 65535 {
 		return p, fmt.Errorf("--dport %d is not a port", p.DPort)
+	}
+	if i := p.InInterface; c.IsSet("in-interface") && (i == "" || len(i) > 15 || strings.ContainsAny(i, " /+!")) {
+		return p, fmt.Errorf("--in-interface %q is not an interface name", i)
+	}
+	if p.InInterface != "" && p.Origin != trace.External {
+		return p, withHint(fmt.Errorf("--in-interface with --origin %s", p.Origin), "--in-interface names where a packet from outside arrives; a local packet needs none")
+	}
+	if p.InInterface == "lo" {
+		return p, withHint(fmt.Errorf("--in-interface lo: a packet from outside does not arrive on lo"), "trace a packet the host sends with --origin local")
 	}
 	return p, nil
 }
@@ -126,11 +142,12 @@ type traceJSON struct {
 }
 
 type packetJSON struct {
-	Src    string `json:"src"`
-	Dst    string `json:"dst"`
-	Proto  string `json:"proto"`
-	DPort  int    `json:"dport"`
-	Origin string `json:"origin"`
+	Src         string `json:"src"`
+	Dst         string `json:"dst"`
+	Proto       string `json:"proto"`
+	DPort       int    `json:"dport"`
+	Origin      string `json:"origin"`
+	InInterface string `json:"in_interface,omitempty"`
 }
 
 type pathJSON struct {
@@ -147,7 +164,8 @@ type pathJSON struct {
 
 func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
 	p := res.Packet
-	out := traceJSON{FormatVersion: "1", Packet: packetJSON{Src: p.Src.String(), Dst: p.Dst.String(), Proto: p.Proto, DPort: p.DPort, Origin: string(p.Origin)}}
+	out := traceJSON{FormatVersion: "1", Packet: packetJSON{Src: p.Src.String(), Dst: p.Dst.String(), Proto: p.Proto, DPort: p.DPort, Origin: string(p.Origin),
+		InInterface: p.InInterface}}
 	for _, t := range res.Paths {
 		j := pathJSON{Probability: t.Probability, Condition: t.Condition, Hops: t.Hops, Marked: t.Marked, Masquerade: t.Masquerade,
 			Verdict: string(t.Verdict), Destination: t.Dst.String(), NotEvaluated: t.Unknown}
@@ -194,13 +212,18 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			write := trace.WriteDOT
 			switch c.String("format") {
 			case "dot":
-				return trace.WriteDOT(c.App.Writer, gr)
 			case "mermaid":
-				return trace.WriteMermaid(c.App.Writer, gr)
+				write = trace.WriteMermaid
+			default:
+				return withHint(fmt.Errorf("--format %q", c.String("format")), "use --format dot or mermaid")
 			}
-			return withHint(fmt.Errorf("--format %q", c.String("format")), "use --format dot or mermaid")
+			if err := write(c.App.Writer, gr); err != nil {
+				return fmt.Errorf("writing the graph: %w", err)
+			}
+			return nil
 		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/svcnat/svcnat/integration/netlab"
 )
@@ -15,11 +16,12 @@ import (
 // traceOut is what svcnat trace --json says, as far as these tests read it.
 type traceOut struct {
 	Paths []struct {
-		Probability float64 `json:"probability"`
-		Condition   string  `json:"condition"`
-		Verdict     string  `json:"verdict"`
-		Destination string  `json:"destination"`
-		NotEval     []string
+		Probability float64  `json:"probability"`
+		Condition   string   `json:"condition"`
+		Verdict     string   `json:"verdict"`
+		Destination string   `json:"destination"`
+		DecidedBy   string   `json:"decided_by"`
+		NotEval     []string `json:"not_evaluated"`
 	} `json:"paths"`
 }
 
@@ -176,6 +178,126 @@ func traceAgrees(t *testing.T, backend string) {
 				}
 			default:
 				t.Fatalf("%s: a verdict the test cannot check", what)
+			}
+		})
+	}
+}
+
+// TestTraceAgreesWithTheKernelOnAFirewalledHost: on a node whose own
+// firewall sits beside svcnat's rules — a DROP in raw (as Docker 28 and
+// Calico put there), a fail2ban-like filter INPUT (-m state, multiport, a
+// ban chain, loopback accepted, everything else dropped), a mark set in
+// mangle and rejected in filter — trace --live names the verdict real
+// connections meet, with every rule on the way evaluated; and a packet
+// the node sends to its own node port or 127.0.0.1 of a service without
+// endpoints is rejected in filter INPUT, as trace says.
+func TestTraceAgreesWithTheKernelOnAFirewalledHost(t *testing.T) {
+	for _, backend := range []string{"nft", "legacy"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			traceAgreesFirewalled(t, backend)
+		})
+	}
+}
+
+func traceAgreesFirewalled(t *testing.T, backend string) {
+	tl := newTrafficLab(t, backend, netlab.Options{Backends: 2, ExtraClients: 1, HTTPPorts: []int{80}, UDPPorts: []int{}})
+	all := trEndpoints("node1", trBackendIP4(0), trBackendIP4(1))
+	web := trWeb("default/web", "10.32.0.61", all...)
+	web.Type, web.Ports[0].NodePort = "NodePort", 30080
+	raw := trWeb("default/raw", "10.32.0.68", all...)
+	untracked := trWeb("default/untracked", "10.32.0.71", all...)
+	empty := trWeb("default/empty", "10.32.0.70")
+	empty.Type, empty.Ports[0].NodePort = "NodePort", 30090
+	tl.apply(t, nil, web, raw, untracked, empty)
+
+	client, banned := tl.Client, tl.Clients[1]
+	ipt := "iptables-nft"
+	if backend == "legacy" {
+		ipt = "iptables-legacy"
+	}
+	for _, r := range [][]string{
+		{"-t", "raw", "-A", "PREROUTING", "-d", "10.32.0.68", "-p", "tcp", "--dport", "80", "-j", "DROP"},
+		{"-t", "raw", "-A", "PREROUTING", "-d", "10.32.0.71", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"},
+		{"-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "--dport", "9443", "-j", "MARK", "--set-xmark", "0x100/0x100"},
+		{"-N", "f2b-sshd"},
+		{"-A", "f2b-sshd", "-s", banned.IP4.String(), "-j", "REJECT"},
+		{"-A", "f2b-sshd", "-j", "RETURN"},
+		{"-A", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j", "f2b-sshd"},
+		{"-A", "INPUT", "-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+		{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
+		{"-A", "INPUT", "-m", "mark", "--mark", "0x100/0x100", "-j", "REJECT"},
+		{"-A", "INPUT", "-p", "tcp", "-m", "state", "--state", "NEW", "-m", "tcp", "--dport", "22", "-j", "ACCEPT"},
+		{"-A", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "8000,8080:8090", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT"},
+		{"-A", "INPUT", "-j", "DROP"},
+	} {
+		tl.Node.Run(t, append([]string{ipt}, r...)...)
+	}
+	// Something listens on every port tried on the node, so a connection
+	// that is not refused or dropped by a rule is accepted.
+	for _, port := range []int{22, 8085, 9000, 9443, 30090} {
+		tl.Node.Listen(t, "tcp", fmt.Sprintf("0.0.0.0:%d", port))
+	}
+
+	node := client.NodeIP4.String()
+	for _, c := range []struct {
+		name    string
+		from    netlab.NS
+		src     string
+		origin  string
+		dst     string
+		port    int
+		verdict string
+	}{
+		{name: "SSH", from: client.NS, src: client.IP4.String(), dst: node, port: 22, verdict: "ACCEPT"},
+		{name: "SSHBanned", from: banned.NS, src: banned.IP4.String(), dst: node, port: 22, verdict: "REJECT"},
+		{name: "MultiportRange", from: client.NS, src: client.IP4.String(), dst: node, port: 8085, verdict: "ACCEPT"},
+		{name: "OtherPortDropped", from: client.NS, src: client.IP4.String(), dst: node, port: 9000, verdict: "DROP"},
+		{name: "MarkedInMangle", from: client.NS, src: client.IP4.String(), dst: node, port: 9443, verdict: "REJECT"},
+		{name: "DropInRaw", from: client.NS, src: client.IP4.String(), dst: "10.32.0.68", port: 80, verdict: "DROP"},
+		// Untracked in raw: nat never sees it, so it is forwarded to the
+		// cluster IP itself, which nothing answers (the uplink's sink).
+		{name: "NotrackInRaw", from: client.NS, src: client.IP4.String(), dst: "10.32.0.71", port: 80, verdict: "ACCEPT"},
+		{name: "ClusterIPForwarded", from: client.NS, src: client.IP4.String(), dst: "10.32.0.61", port: 80, verdict: "DNAT"},
+		{name: "LoopbackAccepted", from: tl.Node, src: node, origin: "local", dst: node, port: 9000, verdict: "ACCEPT"},
+		{name: "LocalNodePortNoEndpoints", from: tl.Node, src: node, origin: "local", dst: node, port: 30090, verdict: "REJECT"},
+		{name: "LocalhostNodePortNoEndpoints", from: tl.Node, src: "127.0.0.1", origin: "local", dst: "127.0.0.1", port: 30090, verdict: "REJECT"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.origin == "" {
+				c.origin = "external"
+			}
+			r := tl.SV.MustRun(t, 0, "trace", "--json", "--live", "--src", c.src, "--dst", c.dst, "--dport", fmt.Sprint(c.port), "--origin", c.origin)
+			var out traceOut
+			if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+				t.Fatalf("trace --json: %v\n%s", err, r)
+			}
+			for _, p := range out.Paths {
+				if p.Verdict != c.verdict || len(p.NotEval) > 0 {
+					t.Fatalf("trace --live: verdict %s (decided by %q), not evaluated %q; want %s\n%s", p.Verdict, p.DecidedBy, p.NotEval, c.verdict, r.Stdout)
+				}
+			}
+			addr := trHostPort(c.dst, c.port)
+			what := fmt.Sprintf("%s (trace predicts %s)", c.name, c.verdict)
+			switch {
+			case c.verdict == "DROP":
+				trExpectDropped(t, c.from, addr, what)
+			case c.verdict == "REJECT":
+				trExpectRefused(t, c.from, addr, what)
+			case c.verdict == "ACCEPT" && strings.HasPrefix(c.dst, "10.32."):
+				// Accepted to a cluster IP without DNAT: forwarded as it
+				// is, into the uplink's sink, where nothing answers.
+				trExpectDropped(t, c.from, addr, what)
+			case c.verdict == "ACCEPT":
+				conn, err := c.from.WithTimeout(5 * time.Second).DialTCP(addr)
+				if err != nil {
+					t.Fatalf("%s: %v, want connected", trPacket(c.from, "tcp", addr, what), err)
+				}
+				conn.Close()
+			case c.verdict == "DNAT":
+				if r := trGet(t, c.from, trURL(c.dst, c.port), what); trBackendIndex(r.Name) < 0 {
+					t.Fatalf("%s: answered by %q", what, r.Name)
+				}
 			}
 		})
 	}

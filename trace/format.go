@@ -11,7 +11,8 @@ import (
 // in, one block per path, most likely first: the hooks with the chains
 // entered, the masquerade mark and source, and the verdict with the rule
 // that decided it.
-func Write(w io.Writer, res *Result) error {
+func Write(out io.Writer, res *Result) error {
+	w := &errWriter{w: out}
 	paths := append([]Path(nil), res.Paths...)
 	sort.SliceStable(paths, func(i, j int) bool {
 		if (paths[i].Condition == "") != (paths[j].Condition == "") {
@@ -26,7 +27,11 @@ func Write(w io.Writer, res *Result) error {
 			share = "if " + p.Condition
 		}
 		fmt.Fprintf(w, "\npath %d (%s):\n", i+1, share)
-		for _, h := range p.Hops {
+		for i, h := range p.Hops {
+			if i > 0 && p.Hops[i-1].Hook == "POSTROUTING" && h.Hook != "POSTROUTING" {
+				// Sent by the host to itself: the packet comes back in.
+				fmt.Fprintln(w, "  back in over lo")
+			}
 			fmt.Fprintf(w, "  %-6s %s", h.Table, strings.Join(h.Chains, " ==> "))
 			if h.End != "" {
 				fmt.Fprintf(w, " ==> %s", h.End)
@@ -47,7 +52,24 @@ func Write(w io.Writer, res *Result) error {
 			fmt.Fprintf(w, "  not evaluated (taken as not matching): %s\n", u)
 		}
 	}
-	return nil
+	return w.err
+}
+
+// errWriter keeps the first error of its writer and writes nothing after
+// it, so the writers here can print line by line and still report a closed
+// pipe or a full disk once, at the end.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
 }
 
 // Describe is a path's verdict in words: "DNAT to 10.64.1.2:80",

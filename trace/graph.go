@@ -185,7 +185,8 @@ func label(sp rules.Spec) string {
 }
 
 // WriteDOT writes g for Graphviz: dot -Tsvg.
-func WriteDOT(w io.Writer, g *Graph) error {
+func WriteDOT(out io.Writer, g *Graph) error {
+	w := &errWriter{w: out}
 	fmt.Fprintln(w, "digraph svcnat {")
 	fmt.Fprintln(w, "  rankdir=LR;")
 	fmt.Fprintln(w, `  node [shape=box, fontname="monospace", fontsize=10];`)
@@ -206,12 +207,13 @@ func WriteDOT(w io.Writer, g *Graph) error {
 	for _, e := range g.Edges {
 		fmt.Fprintf(w, "  %s -> %s [label=%q];\n", e.From, e.To, e.Label)
 	}
-	_, err := fmt.Fprintln(w, "}")
-	return err
+	fmt.Fprintln(w, "}")
+	return w.err
 }
 
 // WriteMermaid writes g as a Mermaid flowchart.
-func WriteMermaid(w io.Writer, g *Graph) error {
+func WriteMermaid(out io.Writer, g *Graph) error {
+	w := &errWriter{w: out}
 	fmt.Fprintln(w, "flowchart LR")
 	esc := func(s string) string { return strings.ReplaceAll(s, `"`, "#quot;") }
 	for _, n := range g.Nodes {
@@ -231,5 +233,5 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 		}
 		fmt.Fprintf(w, "  %s -->|\"%s\"| %s\n", e.From, esc(e.Label), e.To)
 	}
-	return nil
+	return w.err
 }

@@ -1,12 +1,16 @@
 // Package trace follows one packet through iptables rules — planned or
-// live, they are the same rule model — hook by hook in the kernel's
-// order, and says where it goes: the chains it enters, every branch of a
-// random split with its probability, whether it is marked for
-// masquerading, and the verdict with the rule that decided it.
+// live, they are the same rule model — through every table, hook by hook
+// in the kernel's order (hooks.go), and says where it goes: the chains it
+// enters, every branch of a random split with its probability, whether it
+// is marked for masquerading, and the verdict with the rule that decided
+// it.
 //
-// It evaluates the matches and targets svcnat's (kube-proxy's) rules use.
-// A rule it cannot evaluate is reported on the path, never silently
-// skipped: it is taken as not matching, and the path says so.
+// It evaluates the matches and targets svcnat's (kube-proxy's) rules use
+// and those host firewalls use most (connection state, multiport, marks,
+// lo). A rule it cannot evaluate is reported on the path with its table,
+// never silently skipped: it is taken as not matching, and the path says
+// so. Only rules that cannot change the path (LOG, no target) are passed
+// over.
 package trace
 
 import (
@@ -23,9 +27,11 @@ import (
 type Origin string
 
 const (
-	// External: the packet arrives on an interface (nat PREROUTING).
+	// External: the packet arrives on an interface other than lo
+	// (PREROUTING).
 	External Origin = "external"
-	// Local: a process of the host sends it (nat OUTPUT).
+	// Local: a process of the host sends it (OUTPUT); to one of the
+	// host's addresses it comes back in over lo (INPUT).
 	Local Origin = "local"
 )
 
@@ -35,10 +41,18 @@ type Packet struct {
 	Proto    string // tcp, udp or sctp
 	DPort    int
 	Origin   Origin
+	// InInterface is the interface an external packet arrives on, for
+	// -i rules; "" when not known (then it is some interface other than
+	// lo, and -i rules naming another are not evaluated).
+	InInterface string
 }
 
 func (p Packet) String() string {
-	return fmt.Sprintf("%s %s -> %s (%s)", p.Proto, p.Src, netip.AddrPortFrom(p.Dst, uint16(p.DPort)), p.Origin)
+	origin := string(p.Origin)
+	if p.InInterface != "" {
+		origin += " on " + p.InInterface
+	}
+	return fmt.Sprintf("%s %s -> %s (%s)", p.Proto, p.Src, netip.AddrPortFrom(p.Dst, uint16(p.DPort)), origin)
 }
 
 // Host is what the rules are evaluated on.
@@ -123,54 +137,24 @@ func Trace(h Host, p Packet) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("protocol %q: want tcp, udp or sctp", p.Proto)
 	}
+	if p.InInterface != "" && p.Origin != External {
+		return nil, fmt.Errorf("an in-interface is for a packet from outside: a local one leaves on its route")
+	}
+	if p.InInterface == "lo" {
+		return nil, fmt.Errorf("a packet from outside does not arrive on lo: trace a local one (origin local)")
+	}
 	rs := h.Rules[fam]
 	if rs == nil {
 		rs = &rules.Ruleset{Family: fam}
 	}
 	t := &tracer{h: h, rs: rs}
 	start := &state{pkt: p, dst: p.Dst.Unmap(), dport: p.DPort, prob: 1}
-	var done []*state
-	var hooks []hookSpec
-	if p.Origin == Local {
-		hooks = []hookSpec{{"nat", "OUTPUT"}, {"filter", "OUTPUT"}, {"nat", "POSTROUTING"}}
-	} else {
-		hooks = []hookSpec{{"nat", "PREROUTING"}, {routing, ""}, {"nat", "POSTROUTING"}}
-	}
-	states := []*state{start}
-	for _, hk := range hooks {
-		var next []*state
-		for _, s := range states {
-			table, hook := hk.table, hk.hook
-			if table == routing {
-				// The routing decision, after PREROUTING's DNAT: a
-				// local destination goes to INPUT, any other is
-				// forwarded.
-				table, hook = "filter", "FORWARD"
-				if t.local(s.dst) {
-					hook = "INPUT"
-				}
-			}
-			for _, o := range t.hook(s, table, hook) {
-				if o.verdict == Drop || o.verdict == Reject || (hook == "INPUT" && table == "filter") {
-					done = append(done, o)
-					continue
-				}
-				next = append(next, o)
-			}
-		}
-		states = next
-	}
-	done = append(done, states...)
 	res := &Result{Packet: p}
-	for _, s := range done {
+	for _, s := range t.follow(start) {
 		res.Paths = append(res.Paths, s.path())
 	}
 	return res, nil
 }
-
-const routing = "routing"
-
-type hookSpec struct{ table, hook string }
 
 // state is a packet on one path.
 type state struct {
@@ -189,6 +173,16 @@ type state struct {
 	decidedTable string
 	policy       string
 	unknown      []string
+	// at is the hook being walked, which tells the interfaces apart.
+	at stage
+	// loopback: the packet is on its way back in over lo (sent by the
+	// host to one of its own addresses).
+	loopback bool
+	// untracked: raw's CT --notrack (or NOTRACK) took the packet out of
+	// connection tracking, so nat never sees it.
+	untracked bool
+	// ctmark is the connection's mark (CONNMARK, -m connmark).
+	ctmark uint32
 }
 
 func (s *state) clone() *state {
@@ -254,17 +248,23 @@ type outcome struct {
 }
 
 // hook walks one built-in chain and returns the states after it.
-func (t *tracer) hook(s *state, table, hook string) []*state {
+func (t *tracer) hook(s *state, st stage) []*state {
+	table, hook := st.table, st.hook
+	c := t.chain(table, hook)
+	if table == "nat" && s.untracked {
+		return []*state{s}
+	}
+	if !shown(st) && (c == nil || len(c.Rules) == 0 && policyOf(c) == "ACCEPT") {
+		return []*state{s}
+	}
 	s = s.clone()
+	s.at = st
 	s.hops = append(s.hops, Hop{Table: table, Hook: hook, Chains: []string{hook}})
 	var out []*state
 	for _, o := range t.walk(s, table, hook, 0) {
 		h := &o.s.hops[len(o.s.hops)-1]
 		if o.exit == fellThrough {
-			policy := "ACCEPT"
-			if c := t.chain(table, hook); c != nil && c.Policy != "" && c.Policy != "-" {
-				policy = c.Policy
-			}
+			policy := policyOf(c)
 			h.End = "policy " + policy
 			if policy == "DROP" {
 				o.s.verdict, o.s.decided, o.s.decidedTable = Drop, rules.Rule{}, table
@@ -274,6 +274,15 @@ func (t *tracer) hook(s *state, table, hook string) []*state {
 		out = append(out, o.s)
 	}
 	return out
+}
+
+// policyOf is a built-in chain's policy (ACCEPT when the chain is
+// missing).
+func policyOf(c *rules.Chain) string {
+	if c != nil && c.Policy != "" && c.Policy != "-" {
+		return c.Policy
+	}
+	return "ACCEPT"
 }
 
 // walk evaluates a user or built-in chain from its first rule.
@@ -295,7 +304,12 @@ func (t *tracer) walkChain(s *state, table string, c *rules.Chain, depth int) []
 	for i, r := range c.Rules {
 		sp, err := r.Spec()
 		if err != nil {
-			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
+			s.notEvaluated(r, err.Error())
+			continue
+		}
+		if inert(sp) {
+			// It cannot change where the packet goes, whether it
+			// matches or not: nothing to evaluate, nothing to list.
 			continue
 		}
 		yes, no, ok := t.matches(s, r, sp)
@@ -340,7 +354,7 @@ func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r 
 		return decide(Reject, "REJECT")
 	case "MARK":
 		if err := s.applyMark(sp); err != nil {
-			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
+			s.notEvaluated(r, err.Error())
 		}
 		// The mark kube-proxy's MARK-MASQ chain sets asks POSTROUTING to
 		// masquerade (whatever masquerade_bit it is); POSTROUTING clears
@@ -351,7 +365,7 @@ func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r 
 		to, _ := sp.TargetOption("--to-destination")
 		ap, err := parseDest(to.Value(), s.dport)
 		if err != nil {
-			s.unknown = append(s.unknown, fmt.Sprintf("%s (%v)", r, err))
+			s.notEvaluated(r, err.Error())
 			return goOn(s)
 		}
 		s.dst, s.dport, s.dnat = ap.Addr(), int(ap.Port()), true
@@ -367,11 +381,23 @@ func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r 
 		s.masquerade = to.Value()
 		hop.End = "SNAT " + to.Value()
 		return []outcome{{s, terminated}}
-	case "LOG":
+	case "CONNMARK":
+		if err := s.applyConnmark(sp); err != nil {
+			s.notEvaluated(r, err.Error())
+		}
+		return goOn(s)
+	case "CT":
+		if _, ok := sp.TargetOption("--notrack"); ok {
+			s.untracked = true
+		}
+		// Zones, helpers, timeouts and events do not change the path.
+		return goOn(s)
+	case "NOTRACK":
+		s.untracked = true
 		return goOn(s)
 	}
 	if t.chain(table, sp.Target) == nil {
-		s.unknown = append(s.unknown, fmt.Sprintf("%s (target %s is not evaluated)", r, sp.Target))
+		s.notEvaluated(r, "target "+sp.Target+" is not evaluated")
 		return goOn(s)
 	}
 	// A jump or a goto into a user chain.
@@ -389,6 +415,27 @@ func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r 
 		}
 	}
 	return out
+}
+
+// passThrough are the targets that let the packet go on unchanged as far
+// as its path is concerned: logging, tracing, QoS and header tweaks,
+// security labels.
+var passThrough = map[string]bool{
+	"LOG": true, "NFLOG": true, "ULOG": true, "TRACE": true, "AUDIT": true,
+	"TCPMSS": true, "CHECKSUM": true, "DSCP": true, "TOS": true, "TTL": true, "HL": true,
+	"CLASSIFY": true, "SECMARK": true, "CONNSECMARK": true, "IDLETIMER": true, "LED": true,
+}
+
+// inert reports whether a rule cannot change the packet's path whatever it
+// matches: no target, or one that lets the packet pass unchanged.
+func inert(sp rules.Spec) bool {
+	return sp.Target == "" || passThrough[sp.Target]
+}
+
+// notEvaluated records a rule that could not be evaluated (taken as not
+// matching), with its table, as the path lists it.
+func (s *state) notEvaluated(r rules.Rule, why string) {
+	s.unknown = append(s.unknown, fmt.Sprintf("%s %s (%s)", s.at.table, r, why))
 }
 
 func parseDest(v string, port int) (netip.AddrPort, error) {
@@ -421,6 +468,50 @@ func (s *state) applyMark(sp rules.Spec) error {
 			s.mark ^= v
 		default:
 			return fmt.Errorf("MARK %s is not evaluated", o.Name)
+		}
+	}
+	return nil
+}
+
+// applyConnmark applies a CONNMARK target as the kernel's connmark_tg
+// does (iptables-save prints every form as --set-xmark, --save-mark or
+// --restore-mark with their masks).
+func (s *state) applyConnmark(sp rules.Spec) error {
+	mask := func(name string) (uint32, error) {
+		o, ok := sp.TargetOption(name)
+		if !ok {
+			return 0xffffffff, nil
+		}
+		m, _, err := parseMark(o.Value())
+		return m, err
+	}
+	nf, err := mask("--nfmask")
+	if err != nil {
+		return err
+	}
+	ct, err := mask("--ctmask")
+	if err != nil {
+		return err
+	}
+	for _, o := range sp.TargetOptions {
+		switch o.Name {
+		case "--set-xmark", "--set-mark":
+			v, m, err := parseMark(o.Value())
+			if err != nil {
+				return err
+			}
+			if o.Name == "--set-xmark" {
+				s.ctmark = (s.ctmark &^ m) ^ v
+			} else {
+				s.ctmark = (s.ctmark &^ m) | v
+			}
+		case "--save-mark":
+			s.ctmark = (s.ctmark &^ ct) ^ (s.mark & nf)
+		case "--restore-mark":
+			s.mark = (s.mark &^ nf) ^ (s.ctmark & ct)
+		case "--nfmask", "--ctmask":
+		default:
+			return fmt.Errorf("CONNMARK %s is not evaluated", o.Name)
 		}
 	}
 	return nil
