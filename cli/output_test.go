@@ -129,3 +129,28 @@ func TestValidateJSONReportLost(t *testing.T) {
 		t.Fatalf("validate --json to a closed pipe: exit %d\n%s", code, errs)
 	}
 }
+
+// failOn fails, as a full disk would, the first write holding substr.
+type failOn struct {
+	substr string
+	got    bytes.Buffer
+}
+
+func (f *failOn) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(f.substr)) {
+		return 0, syscall.ENOSPC
+	}
+	return f.got.Write(b)
+}
+
+// A pending apply whose "how to confirm" is lost says it on stderr.
+func TestPendingApplyWhoseNoticeIsLost(t *testing.T) {
+	h := newFakeHost(t)
+	errs, code := h.runTo(&failOn{substr: "awaits confirmation"}, "apply", "-auto-approve", "--confirm-timeout", "1h")
+	if code != ExitError || !strings.Contains(errs, "apply went through (generation 1 is recorded in "+h.stateDir+" and awaits confirmation: svcnat confirm ") ||
+		!strings.Contains(errs, "no space left on device") {
+		t.Fatalf("apply --confirm-timeout whose notice is lost: exit %d\n%s", code, errs)
+	}
+	h.must(ExitOK, "confirm")
+	h.watcher(0)
+}
