@@ -201,7 +201,7 @@ func disarmAfter(d *state.Dir, st *state.State, err error) error {
 		id = st.Pending.ID
 	}
 	if derr := disarm(d, st); derr != nil {
-		return fmt.Errorf("%w; %w (its watcher retries: until then svcnat reports apply %s as stopped)", err, derr, id)
+		return fmt.Errorf("%w; %w (its watcher removes it once the state directory can be written; until then commands are refused naming apply %s)", err, derr, id)
 	}
 	return err
 }
