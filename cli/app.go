@@ -93,8 +93,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the process exit code.
 func Run(env Env, args []string) int {
 	stderr := env.Stderr
+	out := &outputWriter{w: env.Stdout}
+	env.Stdout = out
 	app := NewApp(env)
-	err := app.Run(append([]string{"svcnat"}, args...))
+	err := failedOutput(app.Run(append([]string{"svcnat"}, args...)), out)
 	if err == nil {
 		return ExitOK
 	}
@@ -174,6 +176,9 @@ func NewApp(env Env) *ucli.App {
 // ioctl answers on. (/dev/null, which a cron job or systemd gives as
 // standard input, is a character device too, but no terminal.)
 func isTerminal(stream any) bool {
+	if o, ok := stream.(*outputWriter); ok {
+		stream = o.w
+	}
 	f, ok := stream.(*os.File)
 	if !ok {
 		return false

@@ -26,7 +26,10 @@ func validateCommand() *ucli.Command {
 				return err
 			}
 			if g.JSON {
-				return config.WriteDiagnosticsJSON(c.App.Writer, nil)
+				if err := config.WriteDiagnosticsJSON(c.App.Writer, nil); err != nil {
+					return fmt.Errorf("writing the JSON report: %w", err)
+				}
+				return nil
 			}
 			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), g.Config)
 			return nil
@@ -40,14 +43,20 @@ func validateCommand() *ucli.Command {
 // when any diagnostic is an error.
 func loadConfig(c *ucli.Context, g Globals) (*config.Config, error) {
 	cfg, diags := config.Load(g.Config)
+	var lost error
 	switch {
 	case g.JSON && diags.HasErrors():
-		config.WriteDiagnosticsJSON(c.App.Writer, diags)
+		lost = config.WriteDiagnosticsJSON(c.App.Writer, diags)
 	case len(diags) > 0: // warnings only with --json: stdout is the command's
 		config.WriteDiagnostics(c.App.ErrWriter, cfg.Files, diags, g.colorOn(c.App.ErrWriter), 0)
 	}
 	if diags.HasErrors() {
-		return nil, exitWith(ExitError, fmt.Errorf("%s in %s; nothing was changed", plural(len(diags.Errs()), "problem"), g.Config))
+		err := fmt.Errorf("%s in %s; nothing was changed", plural(len(diags.Errs()), "problem"), g.Config)
+		if lost != nil {
+			// A tool reading the report gets a broken document: say so.
+			err = fmt.Errorf("%w; writing the JSON report failed: %w", err, lost)
+		}
+		return nil, exitWith(ExitError, err)
 	}
 	return cfg, nil
 }

@@ -107,6 +107,9 @@ func (v *commitView) confirmation(e *engine.Engine, res *engine.Result) error {
 		fmt.Fprintf(out, "\nApply %s awaits confirmation: generation %d stays only if confirmed by %s (within %s).\n"+
 			"Run svcnat confirm %s to keep it; otherwise it is reverted then (watcher: %s).\n",
 			pd.ID, pd.Generation, state.When(pd.Deadline), pd.Timeout, pd.ID, pd.Watcher)
+		if err := v.outputErr(); err != nil {
+			return lostOutput(res, err) // the way to confirm must not be lost in silence
+		}
 		return nil
 	}
 	fmt.Fprintf(w, "\nApply %s awaits confirmation: the new rules stay only if confirmed by %s (within %s).\n"+

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	ucli "github.com/urfave/cli/v2"
@@ -21,6 +22,12 @@ func planCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			if c.String("out") != "" && g.SaveFile != "" {
+				// apply refuses such a file on every host: refused now,
+				// before any work, rather than saved.
+				return withHint(fmt.Errorf("plan -out saves a plan for svcnat apply, which cannot commit a plan made against --iptables-save"),
+					"drop -out to review the plan, or make it on the host with the live rules")
+			}
 			cfg, node, e, err := openConfigured(c, g)
 			if err != nil {
 				return err
@@ -29,15 +36,23 @@ func planCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			if err := newPlanView(c.App.Writer, g.JSON, g.Color).Plan(p); err != nil {
+			// What apply would refuse, asked of the code apply runs: plan
+			// and apply cannot disagree.
+			refusal, err := e.ApplyRefusal(p)
+			if err != nil {
 				return err
 			}
-			if len(p.Blocked) > 0 {
+			if err := newPlanView(c.App.Writer, g.JSON, g.Color).PlanRefused(p, refusal); err != nil {
+				return err
+			}
+			if refusalReason(refusal) != "" {
 				// As Terraform's plan fails on a prevent_destroy resource:
 				// a plan apply must refuse is an error, not a plan.
-				return withHint(fmt.Errorf("svcnat apply would refuse this plan: %s that svcnat does not own %s into chains it deletes (see Blocked above)",
-					plural(len(p.Blocked), "rule"), map[bool]string{true: "jumps", false: "jump"}[len(p.Blocked) == 1]),
-					"remove or change those rules first; svcnat never edits rules it does not own")
+				err := fmt.Errorf("svcnat apply would refuse this plan: %w", refusal)
+				if he := (*hintError)(nil); errors.As(hinted(refusal), &he) {
+					return withHint(err, he.hint)
+				}
+				return err
 			}
 			if out := c.String("out"); out != "" {
 				if err := engine.SavePlan(out, p, engine.ConfigDigest(cfg)); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/state"
 )
 
 // commitView follows a command that changes rules (apply, rollback,
@@ -19,23 +20,23 @@ import (
 // asks, reports progress and the outcome, and turns the engine's typed
 // errors into svcnat's messages and hints.
 type commitView struct {
-	c *ucli.Context
-	g Globals
+	c           *ucli.Context
+	g           Globals
+	autoApprove bool
 	// the progress of a staged apply, see step
 	started time.Time
 	staged  bool
+	// lost is the first error writing the output (see outputErr)
+	lost error
 }
 
 func newCommitView(c *ucli.Context, g Globals) *commitView { return &commitView{c: c, g: g} }
 
 // hooks connects the view to an engine run; with autoApprove nobody is
-// asked.
+// asked, but a plan whose output was lost is still not committed.
 func (v *commitView) hooks(autoApprove bool) engine.Hooks {
-	h := engine.Hooks{Planned: v.planned, Step: v.step}
-	if !autoApprove {
-		h.Approve = v.approve
-	}
-	return h
+	v.autoApprove = autoApprove
+	return engine.Hooks{Planned: v.planned, Step: v.step, Approve: v.approve}
 }
 
 func (v *commitView) planned(p engine.Planned) {
@@ -44,10 +45,28 @@ func (v *commitView) planned(p engine.Planned) {
 		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
 			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
 	}
-	newPlanView(w, v.g.JSON, v.g.Color).Plan(p.Plan)
+	if err := newPlanView(w, v.g.JSON, v.g.Color).PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
+		v.lost = err
+	}
+}
+
+// outputErr is the error that lost some of this run's output, if any.
+func (v *commitView) outputErr() error {
+	if v.lost != nil {
+		return v.lost
+	}
+	return outputErr(v.c.App.Writer)
 }
 
 func (v *commitView) approve(ctx context.Context, p *planner.Plan) (bool, error) {
+	// Nobody saw a plan that was not written (a full disk, a closed
+	// pipe): it is not committed, asked or not.
+	if err := v.outputErr(); err != nil {
+		return false, fmt.Errorf("%s: %w; nothing was changed", v.c.Command.Name, err)
+	}
+	if v.autoApprove {
+		return true, nil
+	}
 	if v.g.JSON {
 		return false, withHint(fmt.Errorf("%s --json cannot ask for confirmation; nothing was changed", v.c.Command.Name), "pass -auto-approve")
 	}
@@ -96,6 +115,9 @@ func (v *commitView) done(res *engine.Result, err error) error {
 	} else if res.Conntrack.Flows > 0 && !v.g.JSON {
 		fmt.Fprintf(w, "Deleted the UDP conntrack entries of %s to removed endpoints.\n", plural(res.Conntrack.Flows, "flow"))
 	}
+	if err := v.outputErr(); err != nil {
+		return lostOutput(res, err)
+	}
 	if res.Generation == 0 || v.g.JSON {
 		return nil
 	}
@@ -106,12 +128,34 @@ func (v *commitView) done(res *engine.Result, err error) error {
 			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond))
 	}
 	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
+	if err := v.outputErr(); err != nil {
+		return lostOutput(res, err)
+	}
 	return nil
+}
+
+// lostOutput says what a run that went through did when its output was
+// lost: the exit status must not read as a failed apply, nor as a silent
+// success.
+func lostOutput(res *engine.Result, err error) error {
+	did := "nothing was changed"
+	switch {
+	case res.Pending != nil:
+		did = fmt.Sprintf("generation %d is recorded in %s and awaits confirmation: svcnat confirm %s keeps it, else it is reverted at %s",
+			res.Generation, res.StateDir, res.Pending.ID, state.When(res.Pending.Deadline))
+	case res.Generation > 0:
+		did = fmt.Sprintf("generation %d is recorded in %s", res.Generation, res.StateDir)
+	}
+	return fmt.Errorf("%s went through (%s), but its output was lost: %w", res.Op, did, err)
 }
 
 // failed turns the engine's errors into messages with a hint where there
 // is something to do.
-func (v *commitView) failed(err error) error {
+func (v *commitView) failed(err error) error { return hinted(err) }
+
+// hinted gives the engine's errors a hint where there is something to do;
+// plan gives the same hints for what apply would refuse.
+func hinted(err error) error {
 	var (
 		prefix  *engine.PrefixChangedError
 		planPfx *engine.PlanPrefixError
@@ -138,4 +182,26 @@ func (v *commitView) failed(err error) error {
 		return exitWith(ExitError, err)
 	}
 	return err
+}
+
+// refusalReason names, for plan --json, why apply would refuse a plan
+// (engine.ApplyRefusal's error); "" when it would not on this host: no
+// refusal, or a plan against a dump, which is about another host.
+func refusalReason(refusal error) string {
+	var (
+		prefix  *engine.PrefixChangedError
+		blocked *engine.BlockedError
+		pending *engine.PendingError
+	)
+	switch {
+	case refusal == nil, errors.Is(refusal, iptables.ErrReadOnly):
+		return ""
+	case errors.As(refusal, &pending):
+		return "pending_confirmation"
+	case errors.As(refusal, &prefix):
+		return "prefix_changed"
+	case errors.As(refusal, &blocked):
+		return "blocked"
+	}
+	return "other"
 }

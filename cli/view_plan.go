@@ -3,10 +3,12 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 )
@@ -15,9 +17,13 @@ import (
 const PlanJSONVersion = "1"
 
 // planView renders a plan for a person or for a program. Views decide
-// nothing: they print what the plan holds, in words they choose.
+// nothing: they print what the plan holds, in words they choose. A failed
+// write is their error: a plan that did not arrive was not shown.
 type planView interface {
 	Plan(p *planner.Plan) error
+	// PlanRefused is Plan with what apply would make of p: refusal is
+	// engine.ApplyRefusal's (or Planned.Refusal), nil when apply takes it.
+	PlanRefused(p *planner.Plan, refusal error) error
 }
 
 func newPlanView(w io.Writer, json, color bool) planView {
@@ -40,15 +46,25 @@ type planHuman struct {
 	total string // the label of the last line
 }
 
-func (v *planHuman) Plan(p *planner.Plan) error {
+func (v *planHuman) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
+
+func (v *planHuman) PlanRefused(p *planner.Plan, refusal error) error {
 	// A cold start prints a quarter of a million rule lines: one write
-	// each would cost more than making the plan.
+	// each would cost more than making the plan. The buffer keeps the
+	// first write error, which Flush returns.
 	w := bufio.NewWriterSize(v.w, 1<<16)
-	defer w.Flush()
+	v.write(w, p, refusal)
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing the plan: %w", err)
+	}
+	return nil
+}
+
+func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 	st := v.style
 	if p.Empty() {
 		fmt.Fprintln(w, st.bold("No changes.")+" The live rules match the configuration.")
-		return nil
+		return
 	}
 	d := planner.Describe(p)
 	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", v.intro, p.Backend, p.Prefix)
@@ -101,7 +117,12 @@ func (v *planHuman) Plan(p *planner.Plan) error {
 	s := p.Summary()
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
-	return nil
+	if errors.Is(refusal, iptables.ErrReadOnly) {
+		// As terraform says of a plan it cannot guarantee: planning
+		// against a dump is for review (CI), not for apply.
+		fmt.Fprintf(w, "\n%s this plan was made against a saved iptables-save dump, not this host's live rules: svcnat apply cannot commit it.\n",
+			st.bold("Note:"))
+	}
 }
 
 // detailWords says what changes for a service, in an operator's words:
@@ -165,9 +186,18 @@ type jsonPlan struct {
 	Fingerprint   string        `json:"fingerprint"`
 	Changed       bool          `json:"changed"`
 	Blocked       []string      `json:"blocked"`
+	Applyable     bool          `json:"applyable"`
+	Refusal       *jsonRefusal  `json:"refusal"`
 	Summary       jsonSummary   `json:"summary"`
 	Services      []jsonService `json:"services"`
 	Changes       []jsonChange  `json:"changes"`
+}
+
+// jsonRefusal is why svcnat apply would refuse the plan on this host.
+type jsonRefusal struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
 }
 
 type jsonSummary struct {
@@ -195,10 +225,13 @@ type jsonChange struct {
 	After   []string `json:"after"`
 }
 
-func (v *planJSON) Plan(p *planner.Plan) error {
+func (v *planJSON) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
+
+func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
 	s, d := p.Summary(), planner.Describe(p)
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
-		Changed: !p.Empty(), Blocked: []string{}, Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+		Changed: !p.Empty(), Blocked: []string{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
+		Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
 	for _, b := range p.Blocked {
 		out.Blocked = append(out.Blocked, b.String())
 	}
@@ -212,10 +245,29 @@ func (v *planJSON) Plan(p *planner.Plan) error {
 	w := bufio.NewWriterSize(v.w, 1<<16)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return err
+	err := enc.Encode(out)
+	if err == nil {
+		err = w.Flush()
 	}
-	return w.Flush()
+	if err != nil {
+		return fmt.Errorf("writing the plan: %w", err)
+	}
+	return nil
+}
+
+// newJSONRefusal is the refusal field of plan --json: null when apply
+// takes the plan, and for a plan against a dump, which is about another
+// host (its applyable is false).
+func newJSONRefusal(refusal error) *jsonRefusal {
+	reason := refusalReason(refusal)
+	if reason == "" {
+		return nil
+	}
+	r := &jsonRefusal{Reason: reason, Message: refusal.Error()}
+	if he := (*hintError)(nil); errors.As(hinted(refusal), &he) {
+		r.Hint = he.hint
+	}
+	return r
 }
 
 func lines(rs []rules.Rule) []string {

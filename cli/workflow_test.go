@@ -31,6 +31,9 @@ type fakeHost struct {
 	terminal bool // what Env.Terminal says of every stream
 	// stdin is the next command's standard input (nil: empty).
 	stdin io.Reader
+	// openErr, when set, says whether opening the host with these
+	// options fails, as iptables.Open refuses a backend.
+	openErr func(engine.HostOptions) error
 	// watchers are the revert watchers apply --confirm-timeout started:
 	// svcnat confirm-watch, run in-process; each sends its exit code
 	// and output.
@@ -87,6 +90,11 @@ func (h *fakeHost) env(stdin io.Reader, stdout, stderr io.Writer) Env {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.opened = append(h.opened, o)
+			if h.openErr != nil {
+				if err := h.openErr(o); err != nil {
+					return nil, err
+				}
+			}
 			return &engine.Host{Kernel: h.fake}, nil
 		},
 		Detach: func(name string, argv []string, _ string) (string, error) {
@@ -246,16 +254,7 @@ func TestLockHeldOnTheFake(t *testing.T) {
 func TestBlockedPlanIsShownAndRefused(t *testing.T) {
 	h := newFakeHost(t)
 	h.must(ExitOK, "apply", "-auto-approve")
-	var sep string
-	for _, l := range strings.Split(h.rules(), "\n") {
-		if strings.HasPrefix(l, ":SVCNAT-SEP-") {
-			sep = strings.Fields(l[1:])[0]
-		}
-	}
-	pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN -s 10.9.9.9/32 -j " + sep + "\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
-		t.Fatal(err)
-	}
+	sep := pinEndpoint(t, h)
 	writeFile(t, h.config, "nginx.hcl", strings.Replace(nginx, "10.64.1.2", "10.64.1.9", 1))
 	out, errs, code := h.run("plan", "--detailed-exitcode")
 	if code != ExitError || !strings.Contains(out, "Blocked: svcnat apply will refuse this plan") ||
@@ -294,4 +293,22 @@ func TestStagedApplyReportsProgressOnATerminal(t *testing.T) {
 			t.Fatalf("terminal %v: exit %d, progress shown %v\n%s\n%s", terminal, code, progress, errs, out[len(out)-300:])
 		}
 	}
+}
+
+// pinEndpoint makes a foreign rule jump to the endpoint chain of the
+// applied nginx, so that a plan deleting it is blocked; it returns the
+// chain.
+func pinEndpoint(t *testing.T, h *fakeHost) string {
+	t.Helper()
+	var sep string
+	for _, l := range strings.Split(h.rules(), "\n") {
+		if strings.HasPrefix(l, ":SVCNAT-SEP-") {
+			sep = strings.Fields(l[1:])[0]
+		}
+	}
+	pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN -s 10.9.9.9/32 -j " + sep + "\nCOMMIT\n"
+	if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	return sep
 }

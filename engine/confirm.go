@@ -127,7 +127,9 @@ func watcherLock(id string) string { return "watch-" + id }
 var watcherStart = 10 * time.Second
 
 // arm records a pending apply and starts its watcher, before the commit:
-// from then on, an apply that does not finish is reverted.
+// from then on, an apply that does not finish is reverted. When it fails,
+// nothing has changed, and it removes the pending record again: a record
+// left behind would refuse every later command.
 func (e *Engine) arm(d *state.Dir, st *state.State, p *planner.Plan) error {
 	id := make([]byte, 3)
 	rand.Read(id)
@@ -135,21 +137,31 @@ func (e *Engine) arm(d *state.Dir, st *state.State, p *planner.Plan) error {
 		ID: hex.EncodeToString(id), Status: state.PendingApplying, Previous: st.Generation,
 		Timeout: e.Confirmation.Timeout, BootID: bootID(), Prefix: p.Prefix, Backend: p.Backend,
 	}
-	if err := d.Save(st); err != nil {
+	if err := saveState(d, st); err != nil {
+		// The write is atomic: the state file is what it was.
 		st.Pending = nil
-		return fmt.Errorf("recording the pending apply: %w", err)
+		return fmt.Errorf("recording the pending apply: %w; nothing was changed", err)
 	}
 	how, err := e.Confirmation.Watch(st.Pending.ID)
 	if err == nil {
 		err = awaitHeld(d, watcherLock(st.Pending.ID), how)
 	}
 	if err != nil {
-		st.Pending = nil
-		d.Save(st)
-		return fmt.Errorf("starting the watcher that reverts an unconfirmed apply: %w; nothing was changed", err)
+		err = fmt.Errorf("starting the watcher that reverts an unconfirmed apply: %w", err)
+	} else {
+		st.Pending.Watcher = how
+		if err = saveState(d, st); err == nil {
+			return nil
+		}
+		// The watcher runs: it finds no pending apply of its id once
+		// the record is gone, and ends.
+		err = fmt.Errorf("recording the pending apply's watcher: %w", err)
 	}
-	st.Pending.Watcher = how
-	return d.Save(st)
+	pd := st.Pending
+	if derr := disarm(d, st); derr != nil {
+		return fmt.Errorf("%w; nothing was changed, but %w: svcnat revert %s clears it once the state directory can be written", err, derr, pd.ID)
+	}
+	return fmt.Errorf("%w; nothing was changed", err)
 }
 
 // awaitHeld waits for the watcher to hold its lock: only then does
@@ -165,12 +177,33 @@ func awaitHeld(d *state.Dir, name, how string) error {
 }
 
 // disarm drops the pending apply of a commit that did not happen (it
-// failed and was rolled back): there is nothing to revert.
-func disarm(d *state.Dir, st *state.State) {
-	if st.Pending != nil {
-		st.Pending = nil
-		d.Save(st)
+// failed and was rolled back): there is nothing to revert. When the state
+// cannot be written, the record stays in memory too, as it is on disk.
+func disarm(d *state.Dir, st *state.State) error {
+	pd := st.Pending
+	if pd == nil {
+		return nil
 	}
+	st.Pending = nil
+	if err := saveState(d, st); err != nil {
+		st.Pending = pd
+		return fmt.Errorf("removing the record of pending apply %s failed: %w", pd.ID, err)
+	}
+	return nil
+}
+
+// disarmAfter disarms after a commit that failed with err and was rolled
+// back, and adds to err when the pending record stays: its watcher, which
+// runs, removes it when it finds the old rules in place.
+func disarmAfter(d *state.Dir, st *state.State, err error) error {
+	id := ""
+	if st.Pending != nil {
+		id = st.Pending.ID
+	}
+	if derr := disarm(d, st); derr != nil {
+		return fmt.Errorf("%w; %w (its watcher removes it once the state directory can be written; until then commands are refused naming apply %s)", err, derr, id)
+	}
+	return err
 }
 
 // Pending returns the apply that awaits confirmation, or nil. Like every
@@ -202,7 +235,7 @@ func (e *Engine) Confirm(ctx context.Context, id string) (*state.Pending, error)
 			return fmt.Errorf("apply %s is still being applied; confirm it once its rules are in", pd.ID)
 		}
 		st.Pending = nil
-		return d.Save(st)
+		return saveState(d, st)
 	})
 	return pd, err
 }
@@ -309,7 +342,7 @@ func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reas
 		return res, err
 	}
 	if res.Generation == 0 { // the rules were the previous ones already
-		if err := d.Save(st); err != nil {
+		if err := saveState(d, st); err != nil {
 			return res, err
 		}
 	}
@@ -323,19 +356,34 @@ func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reas
 // applied: after a reboot the kernel holds whatever the boot restored, and
 // the next apply converges).
 func (e *Engine) settleReboot(d *state.Dir, st *state.State) error {
-	pd := st.Pending
-	if pd == nil || pd.BootID == "" || pd.BootID == bootID() {
+	if !rebootEnded(st.Pending) {
 		return nil
 	}
-	desired, digest, err := previous(d, st, *pd)
+	p, digest, err := rebootPlan(d, st)
 	if err != nil {
 		return err
 	}
-	p := planner.New(pd.Prefix, pd.Backend, desired, nil)
+	gen := st.Pending.Generation
 	st.Pending = nil
-	st.RecordRevert(pd.Generation, "the host rebooted before the apply was confirmed")
+	st.RecordRevert(gen, "the host rebooted before the apply was confirmed")
 	gens, rulesDigest := generationFiles(p)
 	return e.record(d, st, p, gens, rulesDigest, digest, &Result{})
+}
+
+// rebootEnded reports whether pd is a pending apply of an earlier boot.
+func rebootEnded(pd *state.Pending) bool {
+	return pd != nil && pd.BootID != "" && pd.BootID != bootID()
+}
+
+// rebootPlan is what settleReboot records: the rules of the generation the
+// pending apply returns to, and its configuration digest.
+func rebootPlan(d *state.Dir, st *state.State) (*planner.Plan, string, error) {
+	pd := st.Pending
+	desired, digest, err := previous(d, st, *pd)
+	if err != nil {
+		return nil, "", err
+	}
+	return planner.New(pd.Prefix, pd.Backend, desired, nil), digest, nil
 }
 
 // previous returns the rules and configuration digest of the generation

@@ -119,6 +119,9 @@ type Planned struct {
 	// Rollback says which generations a rollback goes between; nil for
 	// the other ops.
 	Rollback *RollbackFromTo
+	// Refusal is why the command will not commit the plan (an apply's
+	// ApplyRefusal, a blocked plan, a dump); nil when it goes ahead.
+	Refusal error
 }
 
 // RollbackFromTo names the generations of a rollback.
@@ -181,6 +184,9 @@ func (e *Engine) stepper(res *Result) func(Step) error {
 }
 
 func (e *Engine) planned(p Planned) {
+	if p.Refusal == nil {
+		p.Refusal = e.commitRefusal(p.Op, p.Plan)
+	}
 	if e.Hooks.Planned != nil {
 		e.Hooks.Planned(p)
 	}

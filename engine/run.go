@@ -14,7 +14,6 @@ import (
 	"github.com/svcnat/svcnat/applier"
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/conntrack"
-	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/probe"
 	"github.com/svcnat/svcnat/rules"
@@ -22,23 +21,23 @@ import (
 )
 
 // Apply makes the owned live rules what cfg, rendered for this host as
-// node, says: under the lock it plans, shows the plan (Hooks.Planned), asks
-// (Hooks.Approve), and commits it (see commit). A plan under another chain
-// prefix than the recorded one is refused with a *PrefixChangedError.
+// node, says: under the lock it plans, shows the plan (Hooks.Planned),
+// refuses it for any reason applyRefusal gives (an apply awaiting
+// confirmation, a chain prefix other than the recorded one: a
+// *PrefixChangedError, a blocked plan, a dump), asks (Hooks.Approve), and
+// commits it (see commit). ApplyRefusal tells the same before an apply.
 func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		if err := refusePending(OpApply, d, st); err != nil {
-			return err
-		}
-		if st.Prefix != "" && st.Prefix != cfg.Settings.ChainPrefix {
-			return &PrefixChangedError{Recorded: st.Prefix, Configured: cfg.Settings.ChainPrefix, StateDir: d.Path()}
-		}
 		p, live, err := e.plan(cfg, node)
 		if err != nil {
 			return err
 		}
-		e.planned(Planned{Op: OpApply, Plan: p})
+		refusal := e.applyRefusal(d, st, p)
+		e.planned(Planned{Op: OpApply, Plan: p, Refusal: refusal})
+		if refusal != nil {
+			return refusal
+		}
 		res, err = e.commit(ctx, OpApply, d, st, p, live, ConfigDigest(cfg), false)
 		return err
 	})
@@ -166,8 +165,8 @@ func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func
 	return fn(d, st)
 }
 
-// commit runs one apply of p, made from live under the lock: it refuses a
-// blocked plan,
+// commit runs one apply of p, made from live under the lock: it refuses
+// what every command refuses (commitRefusal: a blocked plan, a dump),
 // records an empty plan only when the record is behind the rules, asks
 // unless approved, saves the live owned rules as a backup, commits and
 // verifies (the applier rolls back on any failure or on ctx ending),
@@ -175,8 +174,8 @@ func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func
 // new generation.
 func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, digest string, approved bool) (*Result, error) {
 	res := &Result{Op: op, Plan: p, StateDir: d.Path()}
-	if len(p.Blocked) > 0 {
-		return res, &BlockedError{Op: op, Blocked: p.Blocked}
+	if err := e.commitRefusal(op, p); err != nil {
+		return res, err
 	}
 	gens, rulesDigest := generationFiles(p)
 	if p.Empty() {
@@ -187,9 +186,6 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 			return res, e.record(d, st, p, gens, rulesDigest, digest, res)
 		}
 		return res, nil
-	}
-	if e.Kernel.Backend() == iptables.File {
-		return res, fmt.Errorf("%s: %w; nothing was changed", op, iptables.ErrReadOnly)
 	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("%s interrupted before the commit (%v); nothing was changed", op, context.Cause(ctx))
@@ -210,10 +206,12 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 	}
 	armed := op == OpApply && e.Confirmation != nil
+	var pendingID string
 	if armed {
 		if err := e.arm(d, st, p); err != nil {
 			return res, err
 		}
+		pendingID = st.Pending.ID
 	}
 	start := time.Now()
 	backend := string(e.Kernel.Backend())
@@ -223,7 +221,8 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 	}
 	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
 		if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
-			disarm(d, st) // the rules are the old ones: nothing to revert
+			// The rules are the old ones: nothing to revert.
+			return res, fmt.Errorf("%s failed: %w", op, disarmAfter(d, st, err))
 		}
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
@@ -232,7 +231,7 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		if err := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); err != nil {
 			err = applier.Undo(e.Kernel, p, live, err)
 			if ae := (*applier.Error)(nil); errors.As(err, &ae) && ae.RolledBack {
-				disarm(d, st)
+				err = disarmAfter(d, st, err)
 			}
 			return res, fmt.Errorf("%s failed: %w", op, err)
 		}
@@ -253,7 +252,16 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 	if flows := staleFlows(p); len(flows) > 0 && e.Conntrack != nil {
 		res.Conntrack.Flows, res.Conntrack.Err = e.Conntrack.Delete(flows)
 	}
-	return res, e.record(d, st, p, gens, rulesDigest, digest, res)
+	if err := e.record(d, st, p, gens, rulesDigest, digest, res); err != nil {
+		if armed {
+			// The state file still holds the pending apply as being
+			// applied: its watcher reverts it once this run lets go of
+			// the lock, as it does any apply that stops before its record.
+			return res, fmt.Errorf("%w; the watcher of apply %s reverts them", err, pendingID)
+		}
+		return res, err
+	}
+	return res, nil
 }
 
 // staleFlows turns the planner's stale UDP flows into conntrack's terms.
@@ -321,17 +329,30 @@ func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map
 	st.ConfigDigest = digest
 	st.RulesDigest = rulesDigest
 	st.Backend = p.Backend
-	st.Prefix = p.Prefix
-	if blank(p) {
-		st.Prefix = "" // destroyed: nothing is owned, any prefix may come next
-	}
+	st.Prefix = ownedPrefix(p)
 	st.AppliedAt = time.Now().UTC()
-	if err := d.Commit(st, gens); err != nil {
+	if err := commitState(d, st, gens); err != nil {
 		return fmt.Errorf("the rules are applied but recording generation %d failed: %w", gen, err)
 	}
 	res.Generation = gen
 	return nil
 }
+
+// ownedPrefix is the chain prefix a state that recorded p owns: none
+// once destroyed, so that any prefix may come next.
+func ownedPrefix(p *planner.Plan) string {
+	if blank(p) {
+		return ""
+	}
+	return p.Prefix
+}
+
+// The state directory's writes, as variables so that tests can make them
+// fail as a full disk does.
+var (
+	saveState   = (*state.Dir).Save
+	commitState = (*state.Dir).Commit
+)
 
 // generationRules reads the owned rules recorded for a generation.
 func generationRules(d *state.Dir, gen int64) (map[rules.Family]*rules.Ruleset, error) {
