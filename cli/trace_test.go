@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -55,19 +54,6 @@ func TestDocsGraphIsCurrent(t *testing.T) {
 	}
 }
 
-// fullDisk takes n bytes, then fails every write as a full disk does.
-type fullDisk struct{ n int }
-
-func (d *fullDisk) Write(p []byte) (int, error) {
-	if len(p) <= d.n {
-		d.n -= len(p)
-		return len(p), nil
-	}
-	k := d.n
-	d.n = 0
-	return k, syscall.ENOSPC
-}
-
 // A trace or a graph that cannot be written whole is an error and exit 1,
 // never a silent success with half the output.
 func TestTraceAndGraphReportWriteErrors(t *testing.T) {
@@ -81,7 +67,7 @@ func TestTraceAndGraphReportWriteErrors(t *testing.T) {
 	} {
 		for _, room := range []int{0, 40} {
 			var errb bytes.Buffer
-			env := h.env(strings.NewReader(""), &fullDisk{n: room}, &errb)
+			env := h.env(strings.NewReader(""), &fullDisk{room: room}, &errb)
 			code := Run(env, append([]string{"--no-color", "--node", "n1", "--state-dir", h.stateDir, "-c", h.config}, args...))
 			if code != ExitError || !strings.Contains(errb.String(), "svcnat: error: writing the ") ||
 				!strings.Contains(errb.String(), "no space left on device") {
