@@ -31,6 +31,8 @@ func validateCommand() *ucli.Command {
 			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), g.Config)
 			return nil
 		},
+		ArgsUsage: "[FILE|DIR]",
+		Before:    configArg,
 	}
 }
 
@@ -114,6 +116,7 @@ func fmtCommand() *ucli.Command {
 			}
 			return nil
 		},
+		Before: fmtArgs,
 	}
 }
 

@@ -52,5 +52,7 @@ func planCommand() *ucli.Command {
 			}
 			return nil
 		},
+		ArgsUsage: "[FILE|DIR]",
+		Before:    configArg,
 	}
 }
