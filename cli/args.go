@@ -21,7 +21,7 @@ import (
 func noArgs(c *ucli.Context) error { return atMost(0, "")(c) }
 
 // atMost returns the Before of a command that takes up to n arguments,
-// which what names ("a saved plan file").
+// what says what one is ("saved plan file").
 func atMost(n int, what string) ucli.BeforeFunc {
 	return func(c *ucli.Context) error {
 		if c.NArg() <= n {

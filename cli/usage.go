@@ -75,9 +75,9 @@ func didYouMean(typed string, names []string) string {
 	return best
 }
 
-// The errors of Go's flag package, urfave/cli's (for a value from the
-// environment), and time.ParseDuration that usageError rewords. This is
-// the one place that reads their text.
+// The errors of Go's flag package (for the command line) and urfave/cli's
+// (for a value from the environment) that usageError rewords. This is the
+// one place that reads their text.
 var (
 	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -(.+)$`)
 	invalidValue  = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?-([^:]+): (.*)$`)
