@@ -19,7 +19,10 @@ import (
 	"github.com/svcnat/svcnat/engine"
 )
 
-const envKey = "svcnat-env"
+const (
+	envKey        = "svcnat-env"
+	versionErrKey = "svcnat-version-error"
+)
 
 // envOf returns the Env the app was built with.
 func envOf(c *ucli.Context) Env { return c.App.Metadata[envKey].(Env) }
@@ -96,7 +99,11 @@ func Run(env Env, args []string) int {
 	out := &outputWriter{w: env.Stdout}
 	env.Stdout = out
 	app := NewApp(env)
-	err := failedOutput(app.Run(append([]string{"svcnat"}, args...)), out)
+	err := app.Run(append([]string{"svcnat"}, args...))
+	if verr, ok := app.Metadata[versionErrKey].(error); ok && err == nil {
+		err = verr // svcnat --version failed
+	}
+	err = failedOutput(err, out)
 	if err == nil {
 		return ExitOK
 	}
@@ -133,9 +140,14 @@ func NewApp(env Env) *ucli.App {
 		Writer:    env.Stdout,
 		ErrWriter: env.Stderr,
 		Metadata:  map[string]any{envKey: env},
-		Flags:     globalFlags(),
-		// Errors are printed once, by Main, in svcnat's own format.
+		// svcnat's own help command (usage.go) stands in for urfave/cli's,
+		// which takes --help with it: it is added back here.
+		Flags:  append(globalFlags(), ucli.HelpFlag),
+		Action: rootAction,
+		// Errors are printed once, by Main, in svcnat's own format; bad
+		// usage too, instead of the help on stdout.
 		ExitErrHandler:       func(*ucli.Context, error) {},
+		OnUsageError:         usageError,
 		HideHelpCommand:      true,
 		Version:              buildinfo.Read().Version,
 		EnableBashCompletion: true,
@@ -157,16 +169,18 @@ func NewApp(env Env) *ucli.App {
 			completionCommand(),
 			manCommand(),
 			watchCommand(),
+			helpCommand(),
 		},
 	}
 	for _, c := range app.Commands {
-		c.Flags = append(globalFlags(), c.Flags...)
+		prepared(c)
 	}
 	// --version says what svcnat version does; urfave/cli's printer is
-	// one global, so it is set here rather than per app.
+	// one global, so it is set here rather than per app. It returns no
+	// error: Run finds it in the app's metadata.
 	ucli.VersionPrinter = func(c *ucli.Context) {
 		if err := printVersion(c); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "svcnat: error: %v\n", err)
+			c.App.Metadata[versionErrKey] = err
 		}
 	}
 	return app

@@ -31,20 +31,12 @@ func applyCommand() *ucli.Command {
 		Name:      "apply",
 		Usage:     "plan, confirm, commit atomically, verify and record; or apply a saved plan",
 		ArgsUsage: "[PLANFILE]",
+		Before:    checks(atMost(1, "saved plan file"), liveOnly),
 		Flags:     append(commitFlags(), remoteFlags()...),
 		Action: func(c *ucli.Context) error {
 			defer catchSignals(c)()
 			g, err := readGlobals(c)
 			if err != nil {
-				return err
-			}
-			if c.Args().Len() > 1 {
-				err := fmt.Errorf("apply takes at most one saved plan file, got %q", c.Args().Slice())
-				for _, a := range c.Args().Tail() {
-					if strings.HasPrefix(a, "-") {
-						return withHint(err, "put flags before the plan file: svcnat apply [flags] PLANFILE")
-					}
-				}
 				return err
 			}
 			if f := c.Args().First(); f != "" {

@@ -47,6 +47,7 @@ func completionCommand() *ucli.Command {
 		Name:      "completion",
 		Usage:     "print a shell completion script: bash, zsh or fish (e.g. source <(svcnat completion bash))",
 		ArgsUsage: "bash|zsh|fish",
+		Before:    atMost(1, "shell"),
 		Action: func(c *ucli.Context) error {
 			switch sh := c.Args().First(); sh {
 			case "bash":

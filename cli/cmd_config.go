@@ -34,6 +34,8 @@ func validateCommand() *ucli.Command {
 			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), g.Config)
 			return nil
 		},
+		ArgsUsage: "[FILE|DIR]",
+		Before:    configArg,
 	}
 }
 
@@ -123,6 +125,7 @@ func fmtCommand() *ucli.Command {
 			}
 			return nil
 		},
+		Before: fmtArgs,
 	}
 }
 

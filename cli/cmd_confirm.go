@@ -68,11 +68,11 @@ func remoteSafety(c *ucli.Context, g Globals, e *engine.Engine) error {
 	}
 	env := envOf(c)
 	e.Confirmation = &engine.ConfirmOptions{Timeout: timeout, Watch: func(id string) (string, error) {
-		argv := []string{exe, "--state-dir", stateDir, "--backend", string(e.Kernel.Backend())}
-		if g.NetNS != "" {
-			argv = append(argv, "--netns", g.NetNS)
-		}
-		argv = append(argv, "confirm-watch", "--id", id)
+		// Every one as a flag, even an empty --netns (one word: no empty
+		// argument for systemd-run to carry): a flag wins over the
+		// SVCNAT_* environment the watcher may inherit.
+		argv := []string{exe, "--state-dir", stateDir, "--backend", string(e.Kernel.Backend()), "--netns=" + g.NetNS,
+			"confirm-watch", "--id", id}
 		return env.Detach("svcnat-revert-"+id, argv, filepath.Join(stateDir, "watcher.log"))
 	}}
 	return nil
@@ -155,6 +155,7 @@ func confirmCommand() *ucli.Command {
 		Name:      "confirm",
 		Usage:     "keep the rules of an apply that awaits confirmation (apply --confirm-timeout), from any shell",
 		ArgsUsage: "[ID]",
+		Before:    checks(atMost(1, "apply ID"), liveOnly),
 		Flags:     []ucli.Flag{lockTimeoutFlag()},
 		Action: func(c *ucli.Context) error {
 			g, err := readGlobals(c)
@@ -181,6 +182,7 @@ func revertCommand() *ucli.Command {
 		Name:      "revert",
 		Usage:     "return the rules of an apply that awaits confirmation to the previous generation now",
 		ArgsUsage: "[ID]",
+		Before:    checks(atMost(1, "apply ID"), liveOnly),
 		Flags:     []ucli.Flag{lockTimeoutFlag()},
 		Action: func(c *ucli.Context) error {
 			defer catchSignals(c)()

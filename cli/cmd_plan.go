@@ -67,5 +67,7 @@ func planCommand() *ucli.Command {
 			}
 			return nil
 		},
+		ArgsUsage: "[FILE|DIR]",
+		Before:    configArg,
 	}
 }

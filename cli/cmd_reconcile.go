@@ -89,6 +89,7 @@ func reconcileCommand() *ucli.Command {
 			log.Info("reconciling", "config", g.Config, "interval", interval, "backend", e.Kernel.Backend(), "netns", g.NetNS, "state_dir", g.StateDir)
 			return loop.Run(ctx)
 		},
+		Before: checks(noArgs, liveOnly),
 	}
 }
 

@@ -60,5 +60,7 @@ func renderCommand() *ucli.Command {
 			}
 			return nil
 		},
+		ArgsUsage: "[FILE|DIR]",
+		Before:    configArg,
 	}
 }

@@ -27,6 +27,7 @@ func rollbackCommand() *ucli.Command {
 			writeMetricsFile(c, res, err)
 			return v.done(res, err)
 		},
+		Before: checks(noArgs, liveOnly),
 	}
 }
 
@@ -47,6 +48,7 @@ func destroyCommand() *ucli.Command {
 			writeMetricsFile(c, res, err)
 			return v.done(res, err)
 		},
+		Before: checks(noArgs, liveOnly),
 	}
 }
 
@@ -107,5 +109,6 @@ func showCommand() *ucli.Command {
 			}
 			return newChangesView(w, g.Color, "Drift since then (+ present now, - gone since)").Plan(s.Drift)
 		},
+		Before: showArgs,
 	}
 }

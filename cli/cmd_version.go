@@ -9,6 +9,7 @@ import (
 	"github.com/svcnat/svcnat/buildinfo"
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/iptables"
 )
 
 func versionCommand() *ucli.Command {
@@ -39,6 +40,14 @@ func printVersion(c *ucli.Context) error {
 	g, err := readGlobals(c)
 	if err != nil {
 		return err
+	}
+	// An iptables that cannot be read is part of the report; a namespace
+	// that was named and cannot be entered is an error: the report would
+	// be about another place than the one asked about.
+	if g.NetNS != "" {
+		if err := iptables.InNetNS(g.NetNS, func() error { return nil }); err != nil {
+			return withHint(fmt.Errorf("--netns %s: %w", g.NetNS, err), "ip netns list shows the namespaces there are; entering one needs root")
+		}
 	}
 	r := versionReport{Info: buildinfo.Read(), IPTables: &iptablesReport{}}
 	prefix := engine.RecordedPrefix(g.StateDir)

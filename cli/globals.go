@@ -38,7 +38,7 @@ type Globals struct {
 func (g Globals) colorOn(w io.Writer) bool { return !g.noColor && isTerminal(w) }
 
 func globalFlags() []ucli.Flag {
-	return []ucli.Flag{
+	return cmdLineSet([]ucli.Flag{
 		&ucli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: ".", EnvVars: []string{"SVCNAT_CONFIG"},
 			Usage: "a .hcl file, or a directory whose *.hcl files are read in name order"},
 		&ucli.StringFlag{Name: "node", EnvVars: []string{"SVCNAT_NODE"},
@@ -57,16 +57,58 @@ func globalFlags() []ucli.Flag {
 		// NO_COLOR (no-color.org) counts whatever its value, so it is read
 		// apart from the flag: "yes" is no bool.
 		&ucli.BoolFlag{Name: "no-color", EnvVars: []string{"SVCNAT_NO_COLOR"}, Usage: "never colour output (also when NO_COLOR is set)"},
-	}
+	})
 }
 
-// setIn returns the innermost context in which the flag was given (on the
-// command line or by its environment variable), else c: global flags are
-// declared on the app and on every command, and a command's default must
-// not shadow a value given before the command name.
+// The global flags are declared on the app and again on every command, so
+// that they are accepted before or after the command name. urfave/cli
+// counts a flag as set (Context.IsSet) when its environment variable is,
+// and reads the variable into every copy: the command's copy, "set" by
+// SVCNAT_STATE_DIR, shadowed a --state-dir given before the command name,
+// and the revert watcher, started as svcnat --state-dir DIR confirm-watch,
+// could be sent to another directory by the environment it inherits.
+//
+// So the global flags report as set only what the command line gave
+// (cmdLineString and its twins): setIn then finds the nearest command-line
+// value, and the environment is what a flag holds when no command line
+// gave it, as urfave/cli reads it. A flag wins over its variable wherever
+// it stands.
+type (
+	cmdLineString      struct{ *ucli.StringFlag }
+	cmdLineStringSlice struct{ *ucli.StringSliceFlag }
+	cmdLineBool        struct{ *ucli.BoolFlag }
+)
+
+// IsSet is false: Context.IsSet then reports the command line alone (it
+// asks the flag only about its environment variable).
+func (cmdLineString) IsSet() bool      { return false }
+func (cmdLineStringSlice) IsSet() bool { return false }
+func (cmdLineBool) IsSet() bool        { return false }
+
+func cmdLineSet(flags []ucli.Flag) []ucli.Flag {
+	for i, f := range flags {
+		switch f := f.(type) {
+		case *ucli.StringFlag:
+			flags[i] = cmdLineString{f}
+		case *ucli.StringSliceFlag:
+			flags[i] = cmdLineStringSlice{f}
+		case *ucli.BoolFlag:
+			flags[i] = cmdLineBool{f}
+		default:
+			panic(fmt.Sprintf("global flag %T: give it a command-line-only twin", f))
+		}
+	}
+	return flags
+}
+
+// setIn returns the innermost context in which the flag was given on the
+// command line, else c (whose copy of the flag holds its environment
+// variable or its default): global flags are declared on the app and on
+// every command, and a command's default must not shadow a value given
+// before the command name.
 func setIn(c *ucli.Context, name string) *ucli.Context {
 	for _, x := range c.Lineage() {
-		if x.Command != nil && x.IsSet(name) || x.Command == nil && x.App != nil && x.IsSet(name) {
+		if x.IsSet(name) {
 			return x
 		}
 	}

@@ -206,6 +206,10 @@ var pendingRE = regexp.MustCompile(`Apply ([0-9a-f]+) awaits confirmation: gener
 // process keeps the change past the deadline.
 func TestConfirmFromAnotherProcess(t *testing.T) {
 	tl, web, dns := remoteLab(t, "nft")
+	// An environment naming another state directory and namespace (the
+	// watcher inherits it without systemd) changes nothing: svcnat's
+	// flags, and the watcher's, win over it.
+	tl.SV.Env = append(tl.SV.Env, "SVCNAT_STATE_DIR="+t.TempDir(), "SVCNAT_NETNS=svcnat-no-such-namespace")
 	tl.configure(t, web, dns)
 	start := time.Now()
 	r := tl.SV.MustRun(t, 0, "apply", "-auto-approve", "--confirm-timeout", "4s")
