@@ -2,6 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -45,8 +48,26 @@ func destroyCommand() *ucli.Command {
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
 			res, err := e.Destroy(c.Context, prefix)
 			writeMetricsFile(c, res, err)
-			return v.done(res, err)
+			if err := v.done(res, err); err != nil || g.JSON {
+				return err
+			}
+			destroyed(c.App.Writer, res)
+			return nil
 		},
+	}
+}
+
+// destroyed says what a destroy did beyond the plan: the tables it gave
+// back, and a record it kept because the set it removed was not the
+// recorded one.
+func destroyed(w io.Writer, res *engine.Result) {
+	if res.KeptRecord && res.Applied {
+		s := res.Plan.Summary()
+		fmt.Fprintf(w, "\nDestroy complete! %s removed (%s written) in %s; the record in %s is of the set in the other backend, which stays.\n",
+			plural(s.Remove, "chain"), plural(res.Lines, "line"), res.Took.Round(time.Millisecond), res.StateDir)
+	}
+	if len(res.TablesRemoved) > 0 {
+		fmt.Fprintf(w, "Removed the tables svcnat's applies had created, now empty: %s.\n", strings.Join(res.TablesRemoved, ", "))
 	}
 }
 
