@@ -98,6 +98,7 @@ func (v *planHuman) Plan(p *planner.Plan) error {
 			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.String()))
 		}
 	}
+	writeInterrupted(w, st, p.Interrupted, "this plan uses those the configuration wants and removes the rest")
 	s := p.Summary()
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
@@ -165,6 +166,7 @@ type jsonPlan struct {
 	Fingerprint   string        `json:"fingerprint"`
 	Changed       bool          `json:"changed"`
 	Blocked       []string      `json:"blocked"`
+	Interrupted   []jsonLeft    `json:"interrupted"`
 	Summary       jsonSummary   `json:"summary"`
 	Services      []jsonService `json:"services"`
 	Changes       []jsonChange  `json:"changes"`
@@ -198,7 +200,7 @@ type jsonChange struct {
 func (v *planJSON) Plan(p *planner.Plan) error {
 	s, d := p.Summary(), planner.Describe(p)
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
-		Changed: !p.Empty(), Blocked: []string{}, Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+		Changed: !p.Empty(), Blocked: []string{}, Interrupted: jsonInterrupted(p.Interrupted), Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
 	for _, b := range p.Blocked {
 		out.Blocked = append(out.Blocked, b.String())
 	}
