@@ -60,7 +60,7 @@ func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset) 
 // unreached lists the owned chains of t that no jump from a chain svcnat
 // does not own leads to, by a walk from those jumps.
 func unreached(prefix string, t *rules.Table) []string {
-	owned := map[string]*rules.Chain{}
+	owned := make(map[string]*rules.Chain, len(t.Chains))
 	for _, c := range t.Chains {
 		if !c.Builtin() && rules.Owns(prefix, c.Name) {
 			owned[c.Name] = c
@@ -69,7 +69,7 @@ func unreached(prefix string, t *rules.Table) []string {
 	if len(owned) == 0 {
 		return nil
 	}
-	reached := map[string]bool{}
+	reached := make(map[string]bool, len(owned))
 	var queue []string
 	reach := func(c *rules.Chain) {
 		for _, r := range c.Rules {
