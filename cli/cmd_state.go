@@ -63,8 +63,8 @@ func destroyCommand() *ucli.Command {
 func destroyed(w io.Writer, res *engine.Result) {
 	if res.KeptRecord && res.Applied {
 		s := res.Plan.Summary()
-		fmt.Fprintf(w, "\nDestroy complete! %s removed (%s written) in %s; the record in %s is of the set in the other backend, which stays.\n",
-			plural(s.Remove, "chain"), plural(res.Lines, "line"), res.Took.Round(time.Millisecond), res.StateDir)
+		fmt.Fprintf(w, "\nDestroy complete! %s added, %d changed, %d removed (%s written) in %s; nothing recorded: the record in %s describes the set in the other backend, which stays.\n",
+			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond), res.StateDir)
 	}
 	if len(res.TablesRemoved) > 0 {
 		fmt.Fprintf(w, "Removed the tables svcnat's applies had created, now empty: %s.\n", strings.Join(res.TablesRemoved, ", "))

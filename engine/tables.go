@@ -129,7 +129,7 @@ func (e *Engine) removeCreatedTables(d *state.Dir) ([]string, error) {
 			removed = append(removed, fmt.Sprintf("%s %s", f, table))
 		case err == nil, errors.Is(err, iptables.ErrTableInUse), errors.Is(err, iptables.ErrKernelTable):
 		default:
-			return removed, err
+			return removed, fmt.Errorf("svcnat's chains are gone, but giving back the tables its applies created failed: %w", err)
 		}
 	}
 	delete(ct, backend)
