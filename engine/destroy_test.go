@@ -96,3 +96,21 @@ func TestDestroyUnrecordedBackendKeepsRecord(t *testing.T) {
 		t.Fatalf("destroy left owned rules:\n%s", rs.Owned("SVCNAT").Text())
 	}
 }
+
+// TestDestroyRemovesCanaryTables: reconcile's canaries go in both
+// families; the IPv6 tables they created for an IPv4-only configuration
+// go with destroy too (nft).
+func TestDestroyRemovesCanaryTables(t *testing.T) {
+	h := newHost(t)
+	before := h.saves(t)
+	h.mustApply(t, parse(t, web))
+	if err := h.e.EnsureCanaries("SVCNAT"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.e.Destroy(context.Background(), "SVCNAT"); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.saves(t); after != before {
+		t.Fatalf("destroy did not give back the tables the canaries created:\n--- before\n%s--- after\n%s", before, after)
+	}
+}

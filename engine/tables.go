@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,6 +100,42 @@ func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]
 	}
 	slices.Sort(ct[backend])
 	return ct.save(d)
+}
+
+// noteCanaryTables records the tables that creating prefix's missing
+// canary chains will create: reconcile keeps one in nat and filter of both
+// families, also where the configuration writes nothing (IPv6 of an
+// IPv4-only one). It reads the families with a missing canary whole, which
+// happens only on a first pass or after a flush, and records under the
+// state lock, as reconcile runs beside one-shot commands.
+func (e *Engine) noteCanaryTables(prefix string) error {
+	if e.Kernel.Backend() == iptables.File {
+		return nil
+	}
+	missing, err := e.MissingCanaries(prefix)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	want, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
+	for _, m := range missing {
+		if live[m.Family] == nil {
+			if live[m.Family], err = e.Kernel.Save(m.Family); err != nil {
+				return err
+			}
+			want[m.Family] = &rules.Ruleset{Family: m.Family}
+		}
+		want[m.Family].EnsureTable(m.Table).EnsureChain(rules.Canary(prefix))
+	}
+	d, err := state.Open(e.StateDir)
+	if err != nil {
+		return err
+	}
+	lock, err := d.Lock(context.Background(), e.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	return e.noteCreatedTables(d, want, live)
 }
 
 // removeCreatedTables, the last step of destroy, removes the tables of
