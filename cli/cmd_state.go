@@ -2,6 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -46,9 +49,27 @@ func destroyCommand() *ucli.Command {
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
 			res, err := e.Destroy(c.Context, prefix)
 			writeMetricsFile(c, res, err)
-			return v.done(res, err)
+			if err := v.done(res, err); err != nil || g.JSON {
+				return err
+			}
+			destroyed(c.App.Writer, res)
+			return nil
 		},
 		Before: checks(noArgs, liveOnly),
+	}
+}
+
+// destroyed says what a destroy did beyond the plan: the tables it gave
+// back, and a record it kept because the set it removed was not the
+// recorded one.
+func destroyed(w io.Writer, res *engine.Result) {
+	if res.KeptRecord && res.Applied {
+		s := res.Plan.Summary()
+		fmt.Fprintf(w, "\nDestroy complete! %s added, %d changed, %d removed (%s written) in %s; nothing recorded: the record in %s describes the set in the other backend, which stays.\n",
+			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond), res.StateDir)
+	}
+	if len(res.TablesRemoved) > 0 {
+		fmt.Fprintf(w, "Removed the tables svcnat's applies had created, now empty: %s.\n", strings.Join(res.TablesRemoved, ", "))
 	}
 }
 
@@ -92,6 +113,7 @@ func showCommand() *ucli.Command {
 			if len(inv.Shared) > 0 {
 				group("shared by every service", inv.Shared)
 			}
+			writeInterrupted(w, st, s.Interrupted, "the next apply or destroy clears them")
 			if s.Drift == nil {
 				fmt.Fprintf(w, "\nNo generation recorded in %s: nothing to compare for drift.\n", s.StateDir)
 				return nil

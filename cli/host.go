@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -34,8 +35,15 @@ func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, erro
 	default:
 		return nil, err
 	}
-	if g.Backend == string(iptables.Auto) && h.Detection.Mixed() {
+	switch b := iptables.Backend(g.Backend); {
+	case b == iptables.Auto && h.Detection.Mixed():
 		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: both iptables backends hold rules; %s\n", h.Detection.Reason)
+	case b != iptables.Auto && len(h.Detection.OtherOwned(b)) > 0:
+		// Split brain: iptables.Open lets an explicit backend through so
+		// that one set can be repaired or removed; the other stays.
+		other := map[iptables.Backend]string{iptables.NFT: "legacy", iptables.Legacy: "nft"}[b]
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the %s backend also holds svcnat's chains (%s); this command works on the %s backend only\n",
+			other, strings.Join(h.Detection.OtherOwned(b), ", "), b)
 	}
 	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout")}, nil
 }

@@ -114,6 +114,7 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.String()))
 		}
 	}
+	writeInterrupted(w, st, p.Interrupted, "this plan uses those the configuration wants and removes the rest")
 	s := p.Summary()
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
@@ -188,6 +189,7 @@ type jsonPlan struct {
 	Blocked       []string      `json:"blocked"`
 	Applyable     bool          `json:"applyable"`
 	Refusal       *jsonRefusal  `json:"refusal"`
+	Interrupted   []jsonLeft    `json:"interrupted"`
 	Summary       jsonSummary   `json:"summary"`
 	Services      []jsonService `json:"services"`
 	Changes       []jsonChange  `json:"changes"`
@@ -231,7 +233,8 @@ func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
 	s, d := p.Summary(), planner.Describe(p)
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
 		Changed: !p.Empty(), Blocked: []string{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
-		Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+		Interrupted: jsonInterrupted(p.Interrupted),
+		Summary:     jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
 	for _, b := range p.Blocked {
 		out.Blocked = append(out.Blocked, b.String())
 	}

@@ -39,8 +39,12 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 	return missing, nil
 }
 
-// EnsureCanaries creates the canary chains of prefix that are missing.
+// EnsureCanaries creates the canary chains of prefix that are missing,
+// recording first the tables that creates (see noteCanaryTables).
 func (e *Engine) EnsureCanaries(prefix string) error {
+	if err := e.noteCanaryTables(prefix); err != nil {
+		return err
+	}
 	return e.canaries(prefix, func(missing bool, r *rules.Restore, table, chain string) {
 		if missing {
 			r.Declare(table, chain)

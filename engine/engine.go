@@ -161,6 +161,13 @@ type Result struct {
 	// why.
 	Reverted *state.Pending
 	Reason   string
+	// TablesRemoved are the tables a destroy removed ("IPv4 nat"):
+	// svcnat's applies had created them, and nothing else was in them.
+	TablesRemoved []string
+	// KeptRecord: a destroy removed a set the state directory does not
+	// record (in the other backend), and kept the record of the set that
+	// stays.
+	KeptRecord bool
 }
 
 // ConntrackResult says how the conntrack cleanup went. The rules are

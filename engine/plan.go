@@ -106,6 +106,9 @@ func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules
 	}
 	p := planner.New(cfg.Settings.ChainPrefix, string(e.Kernel.Backend()), res.Rulesets, live)
 	p.ChainService = res.ChainService
+	if p.Interrupted, err = e.interrupted(cfg.Settings.ChainPrefix, live); err != nil {
+		return nil, nil, err
+	}
 	return p, live, nil
 }
 

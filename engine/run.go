@@ -117,7 +117,11 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 }
 
 // Destroy removes every chain of prefix and svcnat's jumps into them, and
-// nothing else.
+// then the tables svcnat's applies created that hold nothing else (see
+// removeCreatedTables); nothing else. On a backend other than the one the
+// state directory records (a second set, left in the other backend), it
+// removes that set only and keeps the record, which describes the set
+// that stays (see destroyUnrecorded).
 func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
@@ -130,10 +134,19 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
 		e.planned(Planned{Op: OpDestroy, Plan: p})
-		if res, err = e.commit(ctx, OpDestroy, d, st, p, live, "", false); err != nil {
+		if e.unrecorded(st) {
+			res, err = e.destroyUnrecorded(ctx, d, p, live)
+		} else {
+			res, err = e.commit(ctx, OpDestroy, d, st, p, live, "", false)
+		}
+		if err != nil {
 			return err
 		}
-		return e.removeCanaries(prefix)
+		if err := e.removeCanaries(prefix); err != nil {
+			return err
+		}
+		res.TablesRemoved, err = e.removeCreatedTables(d)
+		return err
 	})
 	return res, err
 }
@@ -204,6 +217,9 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		if _, err := d.SaveBackup(gen, f.Key(), text{p.Live[f]}); err != nil {
 			return res, fmt.Errorf("saving the backup: %w", err)
 		}
+	}
+	if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
+		return res, err
 	}
 	armed := op == OpApply && e.Confirmation != nil
 	var pendingID string

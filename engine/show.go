@@ -22,6 +22,9 @@ type Status struct {
 	Drift *planner.Plan
 	// Pending is the apply awaiting confirmation, if one is.
 	Pending *PendingApply
+	// Interrupted lists the owned chains an interrupted apply left (see
+	// planner.Interrupted).
+	Interrupted []planner.Left
 }
 
 // Show reads the owned live rules of prefix and compares them with the
@@ -44,6 +47,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 		s.Pending = &p
 	}
 	if s.State.Generation == 0 {
+		s.Interrupted = planner.Interrupted(prefix, live, nil)
 		return s, nil
 	}
 	applied, err := generationRules(d, s.State.Generation)
@@ -51,5 +55,6 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 		return nil, err
 	}
 	s.Drift = planner.New(prefix, s.Backend, live, applied)
+	s.Interrupted = planner.Interrupted(prefix, live, applied)
 	return s, nil
 }

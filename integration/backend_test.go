@@ -87,3 +87,71 @@ func TestBackendAuto(t *testing.T) {
 		}
 	})
 }
+
+// TestBackendSplitBrain: with svcnat's chains in both backends, auto still
+// refuses with the hint to destroy one set, but an explicit --backend
+// works on that backend, warning that the other also holds svcnat's
+// chains: destroy --backend X removes X's set only, and the other set,
+// its record and its plan are untouched.
+func TestBackendSplitBrain(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ applied, copied string }{{"nft", "legacy"}, {"legacy", "nft"}} {
+		t.Run("applied-"+c.applied, func(t *testing.T) {
+			t.Parallel()
+			l := newApplyLab(t, c.applied, applyBaseConfig)
+			l.must(0, "apply", "-auto-approve")
+			// A second set in the other backend, as a boot-time restore
+			// of saved rules into the wrong backend would leave it.
+			payload := l.must(0, "render").Stdout
+			v4, v6, _ := strings.Cut(payload, "# IPv6")
+			l.ns.MustExec(t, v4, "iptables-"+c.copied+"-restore", "--noflush")
+			if v6 != "" {
+				l.ns.MustExec(t, "# IPv6"+v6, "ip6tables-"+c.copied+"-restore", "--noflush")
+			}
+			owned := func(b string) string {
+				var out string
+				for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+					rs, err := rules.ParseSave(fam, strings.NewReader(applySave(t, l.ns, b, fam)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					out += rs.Owned(applyPrefix).Text()
+				}
+				return out
+			}
+			kept := owned(c.applied)
+
+			l.sv.Backend = "auto"
+			r := l.must(1, "plan")
+			if !strings.Contains(r.Stderr, "destroy --backend") {
+				t.Fatalf("%s auto with svcnat chains in both backends: want a refusal with the destroy --backend hint: %s", l.where(), r)
+			}
+
+			// An explicit backend works there, and warns about the other.
+			l.sv.Backend = c.copied
+			r = l.must(0, "plan", "--detailed-exitcode")
+			if !strings.Contains(r.Stderr, "warning") || !strings.Contains(r.Stderr, c.applied) {
+				t.Fatalf("%s plan --backend %s: want a warning that %s also holds svcnat's chains: %s", l.where(), c.copied, c.applied, r)
+			}
+			r = l.must(0, "destroy", "-auto-approve")
+			if !strings.Contains(r.Stderr, "warning") {
+				t.Fatalf("%s destroy --backend %s: want a warning about the other backend: %s", l.where(), c.copied, r)
+			}
+			if s := owned(c.copied); s != "" {
+				t.Fatalf("%s destroy --backend %s left svcnat's chains there:\n%s", l.where(), c.copied, s)
+			}
+			l.same("owned rules of the backend destroy was not asked for", kept, owned(c.applied))
+
+			// One set is left: auto finds it, and its record still
+			// describes it.
+			l.sv.Backend = "auto"
+			r = l.must(0, "plan", "--detailed-exitcode", "--json")
+			if !strings.Contains(r.Stdout, `"backend": "`+c.applied+`"`) {
+				t.Fatalf("%s after destroying the %s set, auto should choose %s: %s", l.where(), c.copied, c.applied, r)
+			}
+			if r := l.must(0, "show"); !strings.Contains(r.Stdout, "No drift") {
+				t.Fatalf("%s show after destroying the other backend's set: want the record of the %s set intact: %s", l.where(), c.applied, r)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -48,11 +49,15 @@ func (e *OtherBackendError) Unwrap() error { return ErrOtherBackend }
 
 // Open is svcnat's one choice of backend. It surveys both backends in
 // opts.NetNS (Survey) even when opts.Backend names one, because rules
-// written to one are invisible to the other: it refuses svcnat's chains in
-// both (ErrBothBackends) and an explicit backend while svcnat's chains are
-// in the other (ErrOtherBackend); with Auto it takes the backend Survey
-// chose. It returns the runner and what the survey found, so that the
-// caller can warn when both backends hold rules (Detection.Mixed).
+// written to one are invisible to the other. With Auto it takes the
+// backend Survey chose, and refuses svcnat's chains in both
+// (ErrBothBackends): only the operator can tell which set is the live one.
+// An explicit backend is refused while svcnat's chains are in the other
+// backend only (ErrOtherBackend: it would make a second set), but works
+// when both hold them, so that `destroy --backend X` can remove X's set:
+// the caller warns then (Detection.OtherOwned). It returns the runner and
+// what the survey found, so that the caller can also warn when both
+// backends hold rules (Detection.Mixed).
 func Open(opts Options) (Interface, Detection, error) {
 	if opts.Backend == "" {
 		opts.Backend = Auto
@@ -61,17 +66,33 @@ func Open(opts Options) (Interface, Detection, error) {
 		return nil, Detection{}, err
 	}
 	d, err := Survey(opts.NetNS, opts.ChainPrefix)
-	if err != nil {
+	both := errors.Is(err, ErrBothBackends)
+	if err != nil && (!both || opts.Backend == Auto) {
 		return nil, d, fmt.Errorf("choosing the iptables backend: %w", err)
 	}
 	switch b := opts.Backend; {
 	case b == Auto:
 		opts.Backend = d.Backend
-	case b == NFT && len(d.Legacy.Owned) > 0, b == Legacy && len(d.NFT.Owned) > 0:
+	case both:
+		// Works on b; the caller warns about the other set.
+	case len(d.OtherOwned(b)) > 0:
 		return nil, d, &OtherBackendError{Asked: b, Detection: d}
 	}
 	ipt, err := New(opts)
 	return ipt, d, err
+}
+
+// OtherOwned lists svcnat's chains that Survey found in the backend other
+// than b ("IPv4 nat SVCNAT-SERVICES"); where svcnat's marker chain was
+// found, only that chain is listed.
+func (d Detection) OtherOwned(b Backend) []string {
+	switch b {
+	case NFT:
+		return d.Legacy.Owned
+	case Legacy:
+		return d.NFT.Owned
+	}
+	return nil
 }
 
 // Survey looks at both backends in netns and decides, as

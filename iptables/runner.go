@@ -231,6 +231,9 @@ func (r *runner) ListChain(fam rules.Family, table, chain string) ([]rules.Rule,
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
 	}
+	if r.backend == Legacy && !legacyTableExists(r.netns, fam, table) {
+		return nil, false, nil // naming a legacy table creates it
+	}
 	if bins.cmd == "" {
 		return listFromSave(r, fam, table, chain)
 	}
@@ -283,9 +286,6 @@ func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) e
 		return fmt.Errorf("restoring %s rules: %w", fam, err)
 	}
 	args := []string{"--noflush"}
-	if r.version.restoreHasWait() {
-		args = append(args, "-w", strconv.Itoa(r.wait))
-	}
 	if flags&RestoreCounters != 0 {
 		args = append(args, "--counters")
 	}
@@ -298,22 +298,34 @@ func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) e
 		return fmt.Errorf("restoring %s rules: %w", fam, err)
 	}
 	defer in.Close()
+	if err := r.restoreFrom(fam, bins.restore, args, in, payload); err != nil {
+		return fmt.Errorf("restoring %s rules: %w", fam, err)
+	}
+	return nil
+}
+
+// restoreFrom runs the restore program at path with args (and -w) in the
+// runner's namespace, reading payload from in.
+func (r *runner) restoreFrom(fam rules.Family, path string, args []string, in *os.File, payload []byte) error {
+	if r.version.restoreHasWait() {
+		args = append(args, "-w", strconv.Itoa(r.wait))
+	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(bins.restore, args...)
+	cmd := exec.Command(path, args...)
 	cmd.Stdin, cmd.Stderr, cmd.Env = in, &stderr, cEnv()
 	// A process group of its own keeps a terminal's Ctrl-C away from
 	// iptables-restore: svcnat lets a transaction it started finish and
 	// then rolls back, rather than have it cut in half.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = run(r.netns, cmd)
+	err := run(r.netns, cmd)
 	if err == nil {
 		return nil
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		return fmt.Errorf("restoring %s rules: running %s: %w", fam, filepath.Base(bins.restore), err)
+		return fmt.Errorf("running %s: %w", filepath.Base(path), err)
 	}
-	return fmt.Errorf("restoring %s rules: %w", fam, restoreFailure(fam, payload, stderr.String(), ee.ExitCode(), err))
+	return restoreFailure(fam, payload, stderr.String(), ee.ExitCode(), err)
 }
 
 // payloadFile returns an unlinked temporary file holding payload, rewound,

@@ -117,6 +117,12 @@ type Plan struct {
 	// rules what the renderer knew.
 	ChainService map[string]string
 
+	// Interrupted lists the owned chains an interrupted apply left
+	// (see Interrupted), for views to name; the engine fills it, as it
+	// needs the recorded generation. The changes already hold what
+	// happens to them.
+	Interrupted []Left
+
 	fingerprint string // Fingerprint's, once asked for
 }
 

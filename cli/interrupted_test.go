@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/rules"
+)
+
+// TestPlanAndShowNameInterruptedChains: owned chains nothing references,
+// which no generation recorded (what a SIGKILL while staging leaves), are
+// named by plan, plan --json and show; after an apply, by none of them.
+func TestPlanAndShowNameInterruptedChains(t *testing.T) {
+	h := newFakeHost(t)
+	left := "*nat\n:SVCNAT-SVC-LEFT - [0:0]\n:SVCNAT-SEP-LEFT - [0:0]\n-A SVCNAT-SVC-LEFT -j SVCNAT-SEP-LEFT\nCOMMIT\n"
+	if err := h.fake.Restore(rules.IPv4, []byte(left), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := h.run("plan")
+	if code != 0 || !strings.Contains(out, "Interrupted: 2 chains left by an interrupted apply") || !strings.Contains(out, "IPv4 nat SVCNAT-SEP-LEFT") {
+		t.Fatalf("plan: exit %d, want the 2 chains named:\n%s%s", code, out, errs)
+	}
+	out, _, _ = h.run("--json", "plan")
+	var p jsonPlan
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Interrupted) != 2 || p.Interrupted[0] != (jsonLeft{Family: "ipv4", Table: "nat", Chain: "SVCNAT-SEP-LEFT"}) {
+		t.Fatalf("plan --json interrupted = %+v", p.Interrupted)
+	}
+	if out, errs, code := h.run("show"); code != 0 || !strings.Contains(out, "2 chains left by an interrupted apply") {
+		t.Fatalf("show: exit %d, want the 2 chains named:\n%s%s", code, out, errs)
+	}
+	if _, errs, code := h.run("apply", "-auto-approve"); code != 0 {
+		t.Fatalf("apply: exit %d: %s", code, errs)
+	}
+	for _, args := range [][]string{{"plan"}, {"show"}} {
+		if out, _, _ := h.run(args...); strings.Contains(out, "interrupted") {
+			t.Fatalf("%s after apply still names interrupted chains:\n%s", args[0], out)
+		}
+	}
+	out, _, _ = h.run("--json", "plan")
+	if !strings.Contains(out, `"interrupted": []`) {
+		t.Fatalf("plan --json after apply: want an empty interrupted list:\n%s", out)
+	}
+}
