@@ -23,6 +23,7 @@ import (
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/healthcheck"
 	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/state"
 )
 
 // Loop is one reconcile loop. Set its fields, then Run it once.
@@ -133,6 +134,14 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	cfg := l.good
+	rec, err := l.Engine.Recorded(ctx)
+	if err != nil {
+		l.failed(log, "reading the state failed", err)
+		return
+	}
+	if l.held(log, rec) {
+		return
+	}
 	if l.Health != nil {
 		if err := l.Health.Sync(healthcheck.Services(cfg, l.node)); err != nil {
 			log.Error("health check ports", "err", err)
@@ -145,7 +154,8 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	}
 	if p.Empty() {
 		if l.Metrics != nil {
-			l.Metrics.Planned(p)
+			l.Metrics.Recorded(rec)
+			l.Metrics.Unchanged(p)
 		}
 		l.canaries(log)
 		l.succeeded()
@@ -158,7 +168,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	s := p.Summary()
-	drift := l.recordedDigest() == l.digest
+	drift := rec.ConfigDigest == l.digest
 	if drift {
 		l.count((*metrics.Metrics).Drift)
 	}
@@ -168,7 +178,16 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	ctx = context.WithoutCancel(ctx)
 	res, err := l.Engine.ApplySaved(ctx, p, l.digest)
 	if stale := (*engine.StaleError)(nil); errors.As(err, &stale) {
+		// The rules changed since the plan: perhaps a watcher's revert,
+		// which this pass must not undo.
+		if rec, err := l.Engine.Recorded(ctx); err == nil && l.held(log, rec) {
+			return
+		}
 		res, err = l.Engine.Apply(ctx, cfg, l.node)
+	}
+	if pe := (*engine.PendingError)(nil); errors.As(err, &pe) {
+		l.awaiting(log, pe.Pending.Pending) // an apply by hand began since the pass read the state
+		return
 	}
 	if l.Metrics != nil {
 		l.Metrics.Applied(res, err)
@@ -221,14 +240,41 @@ func (l *Loop) load(log *slog.Logger) {
 	}
 }
 
-// recordedDigest is the configuration digest of the last generation: when
-// it is the current configuration's, a non-empty plan is drift.
-func (l *Loop) recordedDigest() string {
-	st, err := l.Engine.State()
-	if err != nil || st == nil {
-		return ""
+// held reports whether the state's record forbids applying the
+// configuration now, and says why, at every pass. While an apply awaits
+// confirmation, its watcher decides what the rules are. When the last
+// record reverted an apply of this very configuration, applying it would
+// undo the revert: it is held like a rejected configuration (logged,
+// counted, unhealthy) until it changes or an operator applies it by hand,
+// which records a generation of it that is no revert. The record, not the
+// loop's memory, decides, so a restarted daemon holds too.
+func (l *Loop) held(log *slog.Logger, rec *engine.Recorded) bool {
+	switch {
+	case rec.Pending != nil:
+		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
+		l.awaiting(log, *rec.Pending)
+		return true
+	case rec.RevertedConfig(l.digest):
+		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
+		l.healthy.Store(false)
+		l.count((*metrics.Metrics).ReconcileError)
+		log.Error("the apply of this configuration was reverted; applying nothing until the configuration changes or an operator applies it",
+			"generation", rec.Reverted.Generation, "reason", rec.Reverted.Reverted, "reverted_at", rec.RevertedAt, "digest", l.digest)
+		return true
 	}
-	return st.ConfigDigest
+	return false
+}
+
+// awaiting says that a pending apply holds the rules: nothing is wrong
+// with the daemon, it only waits.
+func (l *Loop) awaiting(log *slog.Logger, pd state.Pending) {
+	l.succeeded()
+	if pd.Status == state.PendingApplying {
+		log.Info("an apply awaits confirmation; applying nothing until it is confirmed or reverted", "apply", pd.ID, "status", pd.Status)
+		return
+	}
+	log.Info("an apply awaits confirmation; applying nothing until it is confirmed or reverted", "apply", pd.ID,
+		"generation", pd.Generation, "deadline", pd.Deadline)
 }
 
 func (l *Loop) canaries(log *slog.Logger) {

@@ -108,11 +108,21 @@ type loopHost struct {
 
 func startLoop(t *testing.T, interval time.Duration, files map[string]string) *loopHost {
 	t.Helper()
-	h := &loopHost{fake: iptables.NewFake(), config: t.TempDir(), logs: &logs{}, reload: make(chan struct{}), done: make(chan error, 1)}
+	dir := t.TempDir()
 	for n, body := range files {
-		h.write(t, n, body)
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e := &engine.Engine{Host: engine.Host{Kernel: h.fake}, StateDir: t.TempDir(), LockTimeout: 5 * time.Second}
+	return startLoopOn(t, t.TempDir(), dir, iptables.NewFake(), interval)
+}
+
+// startLoopOn starts a loop on a state directory, a configuration and a
+// kernel that may have been used before.
+func startLoopOn(t *testing.T, stateDir, config string, fake *iptables.Fake, interval time.Duration) *loopHost {
+	t.Helper()
+	h := &loopHost{fake: fake, config: config, logs: &logs{}, reload: make(chan struct{}), done: make(chan error, 1)}
+	e := &engine.Engine{Host: engine.Host{Kernel: h.fake}, StateDir: stateDir, LockTimeout: 5 * time.Second}
 	h.loop = &Loop{Engine: e, Config: h.config, Node: func(string) (string, error) { return "n1", nil },
 		Interval: interval, CanaryEvery: 20 * time.Millisecond, Debounce: 20 * time.Millisecond,
 		Reload: h.reload, Log: slog.New(h.logs), Metrics: metrics.New()}
