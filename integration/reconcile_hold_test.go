@@ -23,6 +23,12 @@ func TestReconcileKeepsARevert(t *testing.T) {
 			before := tl.owned(t)
 			d := startDaemon(t, tl.SV, "--interval", "1s", "--metrics-addr", "127.0.0.1:9823")
 			d.await(t, time.Minute, "msg=no changes", "event=start")
+			// Its metrics tell the recorded generation from the start.
+			mf := scrape(t, tl.Node, "http://127.0.0.1:9823/metrics")
+			if metric(mf, "svcnat_generation") != 1 || metric(mf, "svcnat_last_apply_success") != 1 || metric(mf, "svcnat_last_apply_timestamp_seconds") <= 0 {
+				t.Fatalf("metrics of a daemon that found nothing to change: generation %v, success %v, time %v", metric(mf, "svcnat_generation"),
+					metric(mf, "svcnat_last_apply_success"), metric(mf, "svcnat_last_apply_timestamp_seconds"))
+			}
 
 			// The operator edits the files and applies them with a
 			// deadline before the daemon sees the edit (it is stopped
@@ -52,7 +58,7 @@ func TestReconcileKeepsARevert(t *testing.T) {
 			if show := tl.SV.MustRun(t, 0, "show").Stdout; !strings.Contains(show, "Generation 3 applied") {
 				t.Fatalf("something was applied after the revert:\n%s", show)
 			}
-			mf := scrape(t, tl.Node, "http://127.0.0.1:9823/metrics")
+			mf = scrape(t, tl.Node, "http://127.0.0.1:9823/metrics")
 			if metric(mf, "svcnat_reconcile_errors_total") < 3 || metric(mf, "svcnat_generation") != 3 {
 				t.Fatalf("metrics while the revert holds: errors %v, generation %v",
 					metric(mf, "svcnat_reconcile_errors_total"), metric(mf, "svcnat_generation"))

@@ -164,3 +164,28 @@ func TestApplyByHandEndsTheHold(t *testing.T) {
 		t.Fatalf("after the apply by hand (healthy %v):\n%s", h.loop.Healthy(), h.owned(t))
 	}
 }
+
+// The loop's metrics tell the recorded state from the start: a host at
+// generation 2 whose rules are right reads as generation 2, applied
+// successfully when it was recorded — not zeros until an apply.
+func TestMetricsFromTheRecord(t *testing.T) {
+	h := startLoop(t, time.Hour, map[string]string{"web.hcl": web})
+	h.logs.await(t, 0, "applied", "generation=1")
+	h.stop(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	h.write(t, "web.hcl", moved)
+	if _, err := h.operator().Apply(context.Background(), h.configured(t, "web.hcl", moved), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := engine.ReadRecorded(h.loop.Engine.StateDir)
+	if err != nil || rec.Generation != 2 {
+		t.Fatalf("record %+v, %v", rec, err)
+	}
+
+	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, time.Hour)
+	h2.logs.await(t, 0, "no changes", "event=start")
+	m := h2.loop.Metrics
+	if g, ok, at := counter(t, m, "svcnat_generation"), counter(t, m, "svcnat_last_apply_success"), counter(t, m, "svcnat_last_apply_timestamp_seconds"); g != 2 || ok != 1 || at != float64(rec.AppliedAt.UnixNano())/1e9 {
+		t.Fatalf("metrics after a pass with nothing to change: generation %v, success %v, time %v (recorded %v)", g, ok, at, rec.AppliedAt)
+	}
+}
