@@ -11,13 +11,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
@@ -47,6 +43,8 @@ type Loop struct {
 	// Metrics and Health are optional.
 	Metrics *metrics.Metrics
 	Health  *healthcheck.Server
+
+	retry time.Duration // how often lost file watches are tried again (0: min(Interval, 5s))
 
 	good    *config.Config // the last configuration that loaded
 	digest  string         // its digest
@@ -298,68 +296,4 @@ func (l *Loop) count(f func(*metrics.Metrics)) {
 	if l.Metrics != nil {
 		f(l.Metrics)
 	}
-}
-
-// watch sends on the channel it returns when a configuration file has
-// changed and the changes have settled for Debounce. It watches the
-// directory (of a file, its own), as editors and git replace files
-// rather than write them. Without inotify the ticks still pick changes
-// up, one interval late.
-func (l *Loop) watch(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		l.Log.Warn("watching the configuration failed; changes are read every interval", "err", err)
-		return out
-	}
-	dir, only := l.Config, ""
-	if fi, err := os.Stat(l.Config); err == nil && !fi.IsDir() {
-		dir, only = filepath.Dir(l.Config), filepath.Clean(l.Config)
-	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		l.Log.Warn("watching the configuration failed; changes are read every interval", "dir", dir, "err", err)
-		return out
-	}
-	go func() {
-		defer w.Close()
-		var settle <-chan time.Time
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if relevant(ev, only) {
-					settle = time.After(l.Debounce)
-				}
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				l.Log.Warn("watching the configuration", "err", err)
-			case <-settle:
-				settle = nil
-				select {
-				case out <- struct{}{}:
-				default: // a pass is already due
-				}
-			}
-		}
-	}()
-	return out
-}
-
-// relevant reports whether ev may change the configuration: a .hcl file
-// (or the one file watched) written, created, removed or renamed.
-func relevant(ev fsnotify.Event, only string) bool {
-	if ev.Op == fsnotify.Chmod {
-		return false
-	}
-	if only != "" {
-		return filepath.Clean(ev.Name) == only
-	}
-	return strings.HasSuffix(ev.Name, ".hcl")
 }

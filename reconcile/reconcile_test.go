@@ -119,13 +119,16 @@ func startLoop(t *testing.T, interval time.Duration, files map[string]string) *l
 
 // startLoopOn starts a loop on a state directory, a configuration and a
 // kernel that may have been used before.
-func startLoopOn(t *testing.T, stateDir, config string, fake *iptables.Fake, interval time.Duration) *loopHost {
+func startLoopOn(t *testing.T, stateDir, config string, fake *iptables.Fake, interval time.Duration, setup ...func(*Loop)) *loopHost {
 	t.Helper()
 	h := &loopHost{fake: fake, config: config, logs: &logs{}, reload: make(chan struct{}), done: make(chan error, 1)}
 	e := &engine.Engine{Host: engine.Host{Kernel: h.fake}, StateDir: stateDir, LockTimeout: 5 * time.Second}
 	h.loop = &Loop{Engine: e, Config: h.config, Node: func(string) (string, error) { return "n1", nil },
 		Interval: interval, CanaryEvery: 20 * time.Millisecond, Debounce: 20 * time.Millisecond,
 		Reload: h.reload, Log: slog.New(h.logs), Metrics: metrics.New()}
+	for _, f := range setup {
+		f(h.loop)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.loop.Run(ctx) }()
