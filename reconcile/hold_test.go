@@ -12,6 +12,7 @@ import (
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/state"
 )
 
 // operator is svcnat apply run by hand beside the loop: an engine of its
@@ -187,5 +188,35 @@ func TestMetricsFromTheRecord(t *testing.T) {
 	m := h2.loop.Metrics
 	if g, ok, at := counter(t, m, "svcnat_generation"), counter(t, m, "svcnat_last_apply_success"), counter(t, m, "svcnat_last_apply_timestamp_seconds"); g != 2 || ok != 1 || at != float64(rec.AppliedAt.UnixNano())/1e9 {
 		t.Fatalf("metrics after a pass with nothing to change: generation %v, success %v, time %v (recorded %v)", g, ok, at, rec.AppliedAt)
+	}
+}
+
+// A pending apply that a reboot ended is settled (recorded as reverted)
+// by the loop's first pass, as by any command, and then held: the loop
+// does not wait forever for a watcher that is gone.
+func TestRebootEndedPendingApplyIsSettled(t *testing.T) {
+	h := startLoop(t, time.Hour, map[string]string{"web.hcl": web})
+	h.logs.await(t, 0, "applied", "generation=1")
+	h.stop(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, watcher := h.applyPending(t, h.configured(t, "web.hcl", moved), time.Hour)
+	h.write(t, "web.hcl", moved)
+	d, err := state.Open(h.loop.Engine.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Load()
+	if err != nil || st.Pending == nil {
+		t.Fatalf("pending: %+v, %v", st, err)
+	}
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, time.Hour)
+	h2.logs.await(t, 0, "the apply of this configuration was reverted", "event=start", "generation=2", "reason=the host rebooted")
+	if err := <-watcher; err != nil {
+		t.Fatalf("the watcher: %v", err)
 	}
 }
