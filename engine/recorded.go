@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -34,6 +35,17 @@ type Recorded struct {
 // configuration with digest: applying it again would undo the revert.
 func (r *Recorded) RevertedConfig(digest string) bool {
 	return r.Reverted != nil && r.Reverted.ConfigDigest != "" && r.Reverted.ConfigDigest == digest
+}
+
+// RevertedRules reports whether the last record reverted an apply of the
+// very rules p makes (its Desired): applying p would undo the revert,
+// whatever path the reverted apply read its configuration from.
+func (r *Recorded) RevertedRules(p *planner.Plan) bool {
+	if r.Reverted == nil || r.Reverted.RulesDigest == "" {
+		return false
+	}
+	_, digest := generationFiles(p)
+	return digest == r.Reverted.RulesDigest
 }
 
 // ReadRecorded reads the record of the state directory at stateDir

@@ -220,3 +220,27 @@ func TestRebootEndedPendingApplyIsSettled(t *testing.T) {
 		t.Fatalf("the watcher: %v", err)
 	}
 }
+
+// The revert holds whatever path the reverted apply read its files from:
+// an operator who applies a copy with a deadline and then puts the files
+// in place finds the rules of the revert kept, as they are the same rules.
+func TestRevertedRulesFromAnotherPathAreNotApplied(t *testing.T) {
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	before := h.owned(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	copied, diags := config.Parse(map[string][]byte{filepath.Join(t.TempDir(), "web.hcl"): []byte(moved)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	_, reverted := h.applyPending(t, copied, 300*time.Millisecond)
+	h.write(t, "web.hcl", moved)
+	if err := <-reverted; err != nil {
+		t.Fatalf("the watcher: %v", err)
+	}
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2", "reason=not confirmed within 300ms")
+	h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if got := h.owned(t); got != before {
+		t.Fatalf("the loop applied the reverted rules:\n%s", got)
+	}
+}

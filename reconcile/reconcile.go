@@ -19,6 +19,7 @@ import (
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/healthcheck"
 	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -137,7 +138,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		l.failed(log, "reading the state failed", err)
 		return
 	}
-	if l.held(log, rec) {
+	if l.held(log, rec, nil) {
 		return
 	}
 	if l.Health != nil {
@@ -165,6 +166,9 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		log.Log(context.Background(), level, "no changes")
 		return
 	}
+	if l.held(log, rec, p) {
+		return
+	}
 	s := p.Summary()
 	drift := rec.ConfigDigest == l.digest
 	if drift {
@@ -178,7 +182,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if stale := (*engine.StaleError)(nil); errors.As(err, &stale) {
 		// The rules changed since the plan: perhaps a watcher's revert,
 		// which this pass must not undo.
-		if rec, err := l.Engine.Recorded(ctx); err == nil && l.held(log, rec) {
+		if rec, err := l.Engine.Recorded(ctx); err == nil && l.held(log, rec, p) {
 			return
 		}
 		res, err = l.Engine.Apply(ctx, cfg, l.node)
@@ -244,15 +248,18 @@ func (l *Loop) load(log *slog.Logger) {
 // record reverted an apply of this very configuration, applying it would
 // undo the revert: it is held like a rejected configuration (logged,
 // counted, unhealthy) until it changes or an operator applies it by hand,
-// which records a generation of it that is no revert. The record, not the
-// loop's memory, decides, so a restarted daemon holds too.
-func (l *Loop) held(log *slog.Logger, rec *engine.Recorded) bool {
+// which records a generation of it that is no revert. Given the plan p
+// about to be applied, other files that make the reverted rules (the
+// reverted apply read a copy of the configuration) are held too. The
+// record, not the loop's memory, decides, so a restarted daemon holds
+// too.
+func (l *Loop) held(log *slog.Logger, rec *engine.Recorded, p *planner.Plan) bool {
 	switch {
 	case rec.Pending != nil:
 		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
 		l.awaiting(log, *rec.Pending)
 		return true
-	case rec.RevertedConfig(l.digest):
+	case rec.RevertedConfig(l.digest) || p != nil && rec.RevertedRules(p):
 		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
 		l.healthy.Store(false)
 		l.count((*metrics.Metrics).ReconcileError)
