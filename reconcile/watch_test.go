@@ -126,3 +126,19 @@ func TestWatchLostAndFound(t *testing.T) {
 	h.write(t, "web.hcl", endpoint("10.64.1.3"))
 	h.logs.await(t, at, "applied", "generation=2")
 }
+
+// A configuration file reached through a symlinked directory (the parent
+// and the file's directory are one directory under two names) is watched
+// once, and its edits are seen.
+func TestWatchAFileThroughASymlinkedDirectory(t *testing.T) {
+	base := t.TempDir()
+	mkdir(t, filepath.Join(base, "real"), map[string]string{"web.hcl": web})
+	if err := os.Symlink("real", filepath.Join(base, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	h := watchedLoop(t, filepath.Join(base, "etc", "web.hcl"))
+	if err := os.WriteFile(filepath.Join(base, "real", "web.hcl"), []byte(endpoint("10.64.1.3")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.logs.await(t, 0, "applied", "event=config changed", "generation=2")
+}
