@@ -156,7 +156,9 @@ func (m *Metrics) Recorded(r *engine.Recorded) {
 	}
 	m.generation.Set(float64(r.Generation))
 	if r.Generation > 0 {
-		m.lastApply.Set(float64(r.AppliedAt.UnixNano()) / 1e9)
+		if !r.AppliedAt.IsZero() {
+			m.lastApply.Set(float64(r.AppliedAt.UnixNano()) / 1e9)
+		}
 		m.lastSuccess.Set(1)
 	}
 }
