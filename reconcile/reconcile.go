@@ -4,7 +4,9 @@
 // and as soon as a canary chain goes missing (a flushed table); it applies
 // through the engine when the plan is not empty. It never exits on a bad
 // configuration: it keeps the last good one, logs why, and goes on
-// repairing drift with it.
+// repairing drift with it. It never takes a change out of an operator's
+// hands: while an apply awaits confirmation it applies nothing, and it
+// does not apply again what a revert undid (see Loop.held).
 package reconcile
 
 import (
