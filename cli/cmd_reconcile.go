@@ -73,6 +73,9 @@ func reconcileCommand() *ucli.Command {
 			}
 			m := metrics.New()
 			m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			if err := recordedMetrics(m, g.StateDir); err != nil {
+				log.Warn("reading the state for the metrics failed", "err", err)
+			}
 			health := &healthcheck.Server{NetNS: g.NetNS, Log: log}
 			defer health.Close()
 			loop := &reconcile.Loop{Engine: e, Config: g.Config, Node: g.nodeName, Interval: interval,
@@ -151,16 +154,34 @@ func metricsFileFlag() ucli.Flag {
 		Usage: "write this run's metrics to PATH in the node_exporter textfile format (atomically; name it *.prom)"}
 }
 
-// writeMetricsFile writes a run's metrics where --metrics-file says; a
-// failure to write is a warning: the rules are what they are.
+// writeMetricsFile writes a run's metrics where --metrics-file says: what
+// the state records (its generation and time, read after the run), then
+// what the run did; a failure to write is a warning: the rules are what
+// they are.
 func writeMetricsFile(c *ucli.Context, res *engine.Result, err error) {
 	path := c.String("metrics-file")
 	if path == "" {
 		return
 	}
 	m := metrics.New()
+	if g, gerr := readGlobals(c); gerr == nil {
+		if rerr := recordedMetrics(m, g.StateDir); rerr != nil {
+			fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: --metrics-file: %v\n", rerr)
+		}
+	}
 	m.Applied(res, err)
 	if werr := m.WriteFile(path); werr != nil {
 		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: writing --metrics-file: %v\n", werr)
 	}
+}
+
+// recordedMetrics sets m from the state directory's record, so that the
+// first scrape or a textfile tells the recorded generation, not zeros.
+func recordedMetrics(m *metrics.Metrics, stateDir string) error {
+	rec, err := engine.ReadRecorded(stateDir)
+	if err != nil {
+		return err
+	}
+	m.Recorded(rec)
+	return nil
 }

@@ -38,11 +38,11 @@ func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		lastApply: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_timestamp_seconds",
-			Help: "When the last apply, rollback, destroy or revert that changed rules ended (Unix time)."}),
+			Help: "When the rules were last changed (the recorded generation's time), or when the last run that failed to change them ended (Unix time)."}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_success",
-			Help: "1 if the last apply, rollback, destroy or revert that changed rules succeeded, else 0."}),
+			Help: "1 if the last apply, rollback, destroy, revert or reconcile pass succeeded (finding nothing to change is a success), 0 if it failed."}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_generation",
-			Help: "The generation last recorded in the state directory."}),
+			Help: "The generation recorded in the state directory."}),
 		applies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_applies_total",
 			Help: "Runs that changed rules or tried to, by operation and result (success, failure)."}, []string{"op", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "svcnat_apply_duration_seconds",
@@ -69,7 +69,8 @@ func New() *Metrics {
 
 // Applied records a run of the engine that changed rules or tried to:
 // apply, rollback, destroy, revert. A run that found nothing to change
-// records only what is owned.
+// records what is owned, and a success; the time and the generation stay
+// what Recorded set.
 func (m *Metrics) Applied(res *engine.Result, err error) {
 	if errors.Is(err, engine.ErrCancelled) {
 		return // nobody said yes: nothing was tried
@@ -94,6 +95,7 @@ func (m *Metrics) Applied(res *engine.Result, err error) {
 		m.Owned(res.Plan.Prefix, res.Plan.Desired)
 	}
 	if !res.Applied {
+		m.lastSuccess.Set(1) // nothing to change is a success
 		return
 	}
 	m.applies.WithLabelValues(string(res.Op), "success").Inc()
@@ -142,8 +144,31 @@ func (m *Metrics) Owned(prefix string, owned map[rules.Family]*rules.Ruleset) {
 	}
 }
 
-// Planned records a reconcile pass's plan: what is owned now.
-func (m *Metrics) Planned(p *planner.Plan) { m.Owned(p.Prefix, p.Live) }
+// Recorded sets what the state directory's record says: the current
+// generation and, once one is recorded, when, as the last run that
+// changed rules and succeeded (a run that fails records nothing). A
+// process sets it before its first scrape or textfile, so that a host at
+// generation 18 never reads as generation 0; reconcile sets it again at
+// each pass that applies nothing, as another process may have applied.
+func (m *Metrics) Recorded(r *engine.Recorded) {
+	if r == nil {
+		return
+	}
+	m.generation.Set(float64(r.Generation))
+	if r.Generation > 0 {
+		if !r.AppliedAt.IsZero() {
+			m.lastApply.Set(float64(r.AppliedAt.UnixNano()) / 1e9)
+		}
+		m.lastSuccess.Set(1)
+	}
+}
+
+// Unchanged records a reconcile pass that found nothing to change: a
+// success; what is owned now.
+func (m *Metrics) Unchanged(p *planner.Plan) {
+	m.Owned(p.Prefix, p.Live)
+	m.lastSuccess.Set(1)
+}
 
 // Drift counts owned rules found changed by something else.
 func (m *Metrics) Drift() { m.drift.Inc() }

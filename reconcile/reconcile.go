@@ -4,25 +4,25 @@
 // and as soon as a canary chain goes missing (a flushed table); it applies
 // through the engine when the plan is not empty. It never exits on a bad
 // configuration: it keeps the last good one, logs why, and goes on
-// repairing drift with it.
+// repairing drift with it. It never takes a change out of an operator's
+// hands: while an apply awaits confirmation it applies nothing, and it
+// does not apply again what a revert undid (see Loop.held).
 package reconcile
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/healthcheck"
 	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/state"
 )
 
 // Loop is one reconcile loop. Set its fields, then Run it once.
@@ -46,6 +46,8 @@ type Loop struct {
 	// Metrics and Health are optional.
 	Metrics *metrics.Metrics
 	Health  *healthcheck.Server
+
+	retry time.Duration // how often lost file watches are tried again (0: min(Interval, 5s))
 
 	good    *config.Config // the last configuration that loaded
 	digest  string         // its digest
@@ -133,6 +135,14 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	cfg := l.good
+	rec, err := l.Engine.Recorded(ctx)
+	if err != nil {
+		l.failed(log, "reading the state failed", err)
+		return
+	}
+	if l.held(log, rec, nil) {
+		return
+	}
 	if l.Health != nil {
 		if err := l.Health.Sync(healthcheck.Services(cfg, l.node)); err != nil {
 			log.Error("health check ports", "err", err)
@@ -145,7 +155,8 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	}
 	if p.Empty() {
 		if l.Metrics != nil {
-			l.Metrics.Planned(p)
+			l.Metrics.Recorded(rec)
+			l.Metrics.Unchanged(p)
 		}
 		l.canaries(log)
 		l.succeeded()
@@ -157,8 +168,11 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		log.Log(context.Background(), level, "no changes")
 		return
 	}
+	if l.held(log, rec, p) {
+		return
+	}
 	s := p.Summary()
-	drift := l.recordedDigest() == l.digest
+	drift := rec.ConfigDigest == l.digest
 	if drift {
 		l.count((*metrics.Metrics).Drift)
 	}
@@ -168,7 +182,16 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	ctx = context.WithoutCancel(ctx)
 	res, err := l.Engine.ApplySaved(ctx, p, l.digest)
 	if stale := (*engine.StaleError)(nil); errors.As(err, &stale) {
+		// The rules changed since the plan: perhaps a watcher's revert,
+		// which this pass must not undo.
+		if rec, err := l.Engine.Recorded(ctx); err == nil && l.held(log, rec, p) {
+			return
+		}
 		res, err = l.Engine.Apply(ctx, cfg, l.node)
+	}
+	if pe := (*engine.PendingError)(nil); errors.As(err, &pe) {
+		l.awaiting(log, pe.Pending.Pending) // an apply by hand began since the pass read the state
+		return
 	}
 	if l.Metrics != nil {
 		l.Metrics.Applied(res, err)
@@ -221,14 +244,44 @@ func (l *Loop) load(log *slog.Logger) {
 	}
 }
 
-// recordedDigest is the configuration digest of the last generation: when
-// it is the current configuration's, a non-empty plan is drift.
-func (l *Loop) recordedDigest() string {
-	st, err := l.Engine.State()
-	if err != nil || st == nil {
-		return ""
+// held reports whether the state's record forbids applying the
+// configuration now, and says why, at every pass. While an apply awaits
+// confirmation, its watcher decides what the rules are. When the last
+// record reverted an apply of this very configuration, applying it would
+// undo the revert: it is held like a rejected configuration (logged,
+// counted, unhealthy) until it changes or an operator applies it by hand,
+// which records a generation of it that is no revert. Given the plan p
+// about to be applied, other files that make the reverted rules (the
+// reverted apply read a copy of the configuration) are held too. The
+// record, not the loop's memory, decides, so a restarted daemon holds
+// too.
+func (l *Loop) held(log *slog.Logger, rec *engine.Recorded, p *planner.Plan) bool {
+	switch {
+	case rec.Pending != nil:
+		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
+		l.awaiting(log, *rec.Pending)
+		return true
+	case rec.RevertedConfig(l.digest) || p != nil && rec.RevertedRules(p):
+		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
+		l.healthy.Store(false)
+		l.count((*metrics.Metrics).ReconcileError)
+		log.Error("the apply of this configuration was reverted; applying nothing until the configuration changes or an operator applies it",
+			"generation", rec.Reverted.Generation, "reason", rec.Reverted.Reverted, "reverted_at", rec.RevertedAt, "digest", l.digest)
+		return true
 	}
-	return st.ConfigDigest
+	return false
+}
+
+// awaiting says that a pending apply holds the rules: nothing is wrong
+// with the daemon, it only waits.
+func (l *Loop) awaiting(log *slog.Logger, pd state.Pending) {
+	l.succeeded()
+	if pd.Status == state.PendingApplying {
+		log.Info("an apply awaits confirmation; applying nothing until it is confirmed or reverted", "apply", pd.ID, "status", pd.Status)
+		return
+	}
+	log.Info("an apply awaits confirmation; applying nothing until it is confirmed or reverted", "apply", pd.ID,
+		"generation", pd.Generation, "deadline", pd.Deadline)
 }
 
 func (l *Loop) canaries(log *slog.Logger) {
@@ -252,68 +305,4 @@ func (l *Loop) count(f func(*metrics.Metrics)) {
 	if l.Metrics != nil {
 		f(l.Metrics)
 	}
-}
-
-// watch sends on the channel it returns when a configuration file has
-// changed and the changes have settled for Debounce. It watches the
-// directory (of a file, its own), as editors and git replace files
-// rather than write them. Without inotify the ticks still pick changes
-// up, one interval late.
-func (l *Loop) watch(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		l.Log.Warn("watching the configuration failed; changes are read every interval", "err", err)
-		return out
-	}
-	dir, only := l.Config, ""
-	if fi, err := os.Stat(l.Config); err == nil && !fi.IsDir() {
-		dir, only = filepath.Dir(l.Config), filepath.Clean(l.Config)
-	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		l.Log.Warn("watching the configuration failed; changes are read every interval", "dir", dir, "err", err)
-		return out
-	}
-	go func() {
-		defer w.Close()
-		var settle <-chan time.Time
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if relevant(ev, only) {
-					settle = time.After(l.Debounce)
-				}
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				l.Log.Warn("watching the configuration", "err", err)
-			case <-settle:
-				settle = nil
-				select {
-				case out <- struct{}{}:
-				default: // a pass is already due
-				}
-			}
-		}
-	}()
-	return out
-}
-
-// relevant reports whether ev may change the configuration: a .hcl file
-// (or the one file watched) written, created, removed or renamed.
-func relevant(ev fsnotify.Event, only string) bool {
-	if ev.Op == fsnotify.Chmod {
-		return false
-	}
-	if only != "" {
-		return filepath.Clean(ev.Name) == only
-	}
-	return strings.HasSuffix(ev.Name, ".hcl")
 }

@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/state"
+)
+
+// Recorded is what the state directory says svcnat last did on this host,
+// read without changing anything: what a daemon decides from, and what
+// metrics report, so that a restarted process sees what the last one saw.
+type Recorded struct {
+	// Generation is the current generation (0: none recorded), AppliedAt
+	// when it was recorded, ConfigDigest the configuration it came from.
+	Generation   int64
+	AppliedAt    time.Time
+	ConfigDigest string
+	// Pending is the apply awaiting confirmation, if one is.
+	Pending *state.Pending
+	// Reverted, when the last record is a revert (an apply not confirmed
+	// in time, declined at the prompt, stopped before it was verified, or
+	// ended by a reboot), is the reverted generation's record: its
+	// ConfigDigest names the configuration whose apply was undone, its
+	// Reverted says why. RevertedAt is when (zero when the revert found
+	// the previous rules in place and recorded no generation). Nil
+	// otherwise.
+	Reverted   *state.GenerationInfo
+	RevertedAt time.Time
+}
+
+// RevertedConfig reports whether the last record reverted an apply of the
+// configuration with digest: applying it again would undo the revert.
+func (r *Recorded) RevertedConfig(digest string) bool {
+	return r.Reverted != nil && r.Reverted.ConfigDigest != "" && r.Reverted.ConfigDigest == digest
+}
+
+// RevertedRules reports whether the last record reverted an apply of the
+// very rules p makes (its Desired): applying p would undo the revert,
+// whatever path the reverted apply read its configuration from.
+func (r *Recorded) RevertedRules(p *planner.Plan) bool {
+	if r.Reverted == nil || r.Reverted.RulesDigest == "" {
+		return false
+	}
+	_, digest := generationFiles(p)
+	return digest == r.Reverted.RulesDigest
+}
+
+// ReadRecorded reads the record of the state directory at stateDir
+// without the lock; a directory that does not exist reads as nothing
+// recorded.
+func ReadRecorded(stateDir string) (*Recorded, error) {
+	st, err := readState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = &state.State{}
+	}
+	return recorded(st), nil
+}
+
+// Recorded is ReadRecorded for this engine's state directory, except that
+// a pending apply a reboot ended is settled first, under the lock, as
+// every command does: a daemon that only reads would wait for it forever.
+func (e *Engine) Recorded(ctx context.Context) (*Recorded, error) {
+	r, err := ReadRecorded(e.StateDir)
+	if err != nil || r.Pending == nil || r.Pending.BootID == "" || r.Pending.BootID == bootID() {
+		return r, err
+	}
+	if err := e.withLock(ctx, func(*state.Dir, *state.State) error { return nil }); err != nil {
+		return nil, err
+	}
+	return ReadRecorded(e.StateDir)
+}
+
+func recorded(st *state.State) *Recorded {
+	r := &Recorded{Generation: st.Generation, AppliedAt: st.AppliedAt, ConfigDigest: st.ConfigDigest, Pending: st.Pending}
+	var np *NotPendingError
+	if errors.As(notPending(st), &np) && np.Reverted != nil {
+		r.Reverted, r.RevertedAt = np.Reverted, np.RevertedAt
+	} else if n := len(st.Generations); n > 0 && st.Generations[n-1].Reverted != "" {
+		// A revert that found the previous rules in place already
+		// records no generation of its own: the last one is marked.
+		last := st.Generations[n-1]
+		r.Reverted = &last
+	}
+	return r
+}
