@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +53,32 @@ func TestInterruptedApplyNamed(t *testing.T) {
 		return n
 	}
 
+	// The kill must land between two staging transactions whatever the
+	// machine's speed (the whole apply takes well under a second on an
+	// idle one): an iptables-nft-restore shim runs the first transaction
+	// (the first staging batch), then marks that the second has begun and
+	// holds it, without running it, until svcnat is gone.
+	shim := t.TempDir()
+	marker := filepath.Join(shim, "second-transaction")
+	real, err := exec.LookPath("iptables-nft-restore")
+	if err != nil {
+		t.Skipf("iptables-nft-restore not found: %v", err)
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+for a in "$@"; do
+  if [ "$a" = "-V" ] || [ "$a" = "--version" ]; then exec %[1]q "$@"; fi
+done
+if [ ! -e %[2]q.first ]; then : > %[2]q.first; exec %[1]q "$@"; fi
+: > %[2]q
+while kill -0 $PPID 2>/dev/null; do sleep 0.05; done
+exit 1
+`, real, marker)
+	if err := os.WriteFile(filepath.Join(shim, "iptables-nft-restore"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sv.Env = append(sv.Env, "PATH="+shim+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd := sv.Cmd("apply", "-auto-approve")
+	sv.Env = sv.Env[:len(sv.Env)-1]
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -65,17 +92,13 @@ func TestInterruptedApplyNamed(t *testing.T) {
 		}
 	})
 	netlab.Eventually(t, time.Minute, func() error {
-		s, err := ns.Exec("", "iptables-nft", "-t", "nat", "-S")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(s, "-N "+applyPrefix+"-") {
-			return errors.New("no staged chain yet")
+		if _, err := os.Stat(marker); err != nil {
+			return fmt.Errorf("the second restore transaction has not begun: %v\n%s", err, out.String())
 		}
 		return nil
 	})
 	cmd.Process.Kill()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	killed = true
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != -1 {
