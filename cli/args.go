@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -99,7 +100,7 @@ func sameConfig(c *ucli.Context) error {
 		return nil
 	}
 	flag, args := x.String("config"), c.Args().Slice()
-	if len(args) == 1 && filepath.Clean(args[0]) == filepath.Clean(flag) {
+	if len(args) == 1 && samePath(args[0], flag) {
 		return nil
 	}
 	what := "the argument"
@@ -108,6 +109,18 @@ func sameConfig(c *ucli.Context) error {
 	}
 	return withHint(fmt.Errorf("-c %s and %s %s name two configurations", flag, what, strings.Join(args, " ")),
 		fmt.Sprintf("give it once: svcnat %s [flags] FILE|DIR, or -c FILE|DIR", c.Command.Name))
+}
+
+// samePath reports whether a and b name the same file or directory,
+// however they are written ("." and its absolute path, a symlink and its
+// target).
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(ia, ib)
 }
 
 // liveOnly is the Before of the commands that change the rules or the
@@ -132,4 +145,20 @@ func checks(fs ...ucli.BeforeFunc) ucli.BeforeFunc {
 		}
 		return nil
 	}
+}
+
+// jsonApproval is the Before of apply, rollback and destroy: with --json
+// nobody can be asked, so they need -auto-approve (apply: or a saved plan,
+// reviewed when it was made). It refuses at once, before the live rules
+// are read and a plan is written to stdout for nothing, as terraform
+// apply -json does.
+func jsonApproval(c *ucli.Context) error {
+	if !setIn(c, "json").Bool("json") || c.Bool("auto-approve") || c.Command.Name == "apply" && c.NArg() > 0 {
+		return nil
+	}
+	hint := "pass -auto-approve"
+	if c.Command.Name == "apply" {
+		hint += ", or apply a saved plan (svcnat plan -out FILE, then svcnat apply --json FILE)"
+	}
+	return withHint(fmt.Errorf("%s --json cannot ask for confirmation; nothing was changed", c.Command.Name), hint)
 }

@@ -199,7 +199,8 @@ func TestNoColorEnvAnyValue(t *testing.T) {
 	}
 }
 
-// The README's schema block is what newcomers copy: it must validate.
+// The README's schema block is what newcomers copy: it must validate,
+// formatted as svcnat fmt leaves it.
 func TestReadmeConfigurationBlockIsValid(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -216,6 +217,10 @@ func TestReadmeConfigurationBlockIsValid(t *testing.T) {
 	writeFile(t, dir, "readme.hcl", block)
 	if out, errs, code := run(t, "validate", "-c", dir, "--no-color"); code != ExitOK {
 		t.Fatalf("the README's configuration block does not validate:\n%s%s", out, errs)
+	}
+	// A fleet's CI runs fmt -check: the block passes it as copied.
+	if out, errs, code := run(t, "fmt", "-check", "-diff", dir); code != ExitOK {
+		t.Fatalf("the README's configuration block is not in svcnat fmt's form:\n%s%s", out, errs)
 	}
 }
 

@@ -31,7 +31,7 @@ func applyCommand() *ucli.Command {
 		Name:      "apply",
 		Usage:     "plan, confirm, commit atomically, verify and record; or apply a saved plan",
 		ArgsUsage: "[PLANFILE]",
-		Before:    checks(atMost(1, "saved plan file"), liveOnly),
+		Before:    checks(atMost(1, "saved plan file"), liveOnly, jsonApproval),
 		Flags:     append(commitFlags(), remoteFlags()...),
 		Action: func(c *ucli.Context) error {
 			defer catchSignals(c)()

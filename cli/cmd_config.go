@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	ucli "github.com/urfave/cli/v2"
@@ -31,7 +33,12 @@ func validateCommand() *ucli.Command {
 				}
 				return nil
 			}
-			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), g.Config)
+			// "in ." would end the sentence twice: name the directory.
+			where := g.Config
+			if abs, err := filepath.Abs(where); err == nil && strings.HasSuffix(where, ".") {
+				where = abs
+			}
+			fmt.Fprintf(c.App.Writer, "The configuration is valid: %s in %s.\n", plural(len(cfg.Services), "service"), where)
 			return nil
 		},
 		ArgsUsage: "[FILE|DIR]",

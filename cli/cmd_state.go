@@ -30,7 +30,7 @@ func rollbackCommand() *ucli.Command {
 			writeMetricsFile(c, res, err)
 			return v.done(res, err)
 		},
-		Before: checks(noArgs, liveOnly),
+		Before: checks(noArgs, liveOnly, jsonApproval),
 	}
 }
 
@@ -55,7 +55,7 @@ func destroyCommand() *ucli.Command {
 			destroyed(c.App.Writer, res)
 			return nil
 		},
-		Before: checks(noArgs, liveOnly),
+		Before: checks(noArgs, liveOnly, jsonApproval),
 	}
 }
 

@@ -218,7 +218,7 @@ func graphCommand() *ucli.Command {
 			case "mermaid":
 				write = trace.WriteMermaid
 			default:
-				return withHint(fmt.Errorf("--format %q", c.String("format")), "use --format dot or mermaid")
+				return withHint(fmt.Errorf("--format %q: graph writes dot or mermaid", c.String("format")), "use --format dot (pipe it to dot -Tsvg for a picture) or --format mermaid")
 			}
 			if err := write(c.App.Writer, gr); err != nil {
 				return fmt.Errorf("writing the graph: %w", err)

@@ -70,6 +70,15 @@ func TestConfigArgument(t *testing.T) {
 	if out, errs, code := run(t, "-c", good+"/", "validate", good); code != ExitOK {
 		t.Errorf("-c DIR validate DIR: exit %d\n%s%s", code, out, errs)
 	}
+	// Written another way (a symlink, or "." where -c is absolute), it is
+	// still the same one.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := run(t, "-c", good, "validate", link); code != ExitOK {
+		t.Errorf("-c DIR validate LINK-TO-DIR: exit %d\n%s%s", code, out, errs)
+	}
 	for _, args := range [][]string{
 		{"-c", good, "validate", web},
 		{"validate", "-c", good, web},
@@ -402,4 +411,23 @@ func TestReadmeUsageErrors(t *testing.T) {
 		want.WriteString(line)
 	}
 	check()
+}
+
+// apply, rollback and destroy with --json and nobody to ask are refused
+// before the host is opened and before any plan reaches stdout (as
+// terraform apply -json); a saved plan or -auto-approve needs no one.
+func TestJSONWithoutApprovalIsRefusedAtOnce(t *testing.T) {
+	h := newFakeHost(t)
+	for _, cmd := range [][]string{{"apply", "--json"}, {"rollback", "--json"}, {"destroy", "--json"}} {
+		out, errs, code := h.run(cmd...)
+		refused(t, cmd, out, errs, code, "svcnat: error: "+cmd[0]+" --json cannot ask for confirmation; nothing was changed",
+			"svcnat: hint: pass -auto-approve")
+	}
+	t.Setenv("SVCNAT_JSON", "true")
+	out, errs, code := h.run("apply")
+	refused(t, []string{"apply"}, out, errs, code, "apply --json cannot ask for confirmation")
+	if len(h.opened) != 0 {
+		t.Errorf("the host was opened %d times", len(h.opened))
+	}
+	h.must(ExitOK, "apply", "-auto-approve")
 }

@@ -104,7 +104,7 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 			}
 		}
 		if hidden > 0 {
-			fmt.Fprintf(w, "      %s\n", st.dim(fmt.Sprintf("(%d unchanged rules hidden)", hidden)))
+			fmt.Fprintf(w, "      %s\n", st.dim(fmt.Sprintf("(%s hidden)", plural(hidden, "unchanged rule"))))
 		}
 	}
 	if len(p.Blocked) > 0 {

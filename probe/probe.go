@@ -57,6 +57,19 @@ func Parse(raw string) (Probe, error) {
 	if err := iptables.LiteralAddr(u.Host, false); err != nil {
 		return Probe{}, err
 	}
+	// Only an HTTP probe's query is the server's; anywhere else a
+	// parameter svcnat does not know is a typo (sned=, exepct=) that
+	// would quietly weaken the check.
+	if u.Scheme != "http" {
+		for k := range u.Query() {
+			if u.Scheme != "udp" || k != "send" && k != "expect" {
+				return Probe{}, fmt.Errorf("unknown parameter %q for a %s probe (udp takes send= and expect=; tcp takes none)", k, u.Scheme)
+			}
+		}
+		if u.Path != "" {
+			return Probe{}, fmt.Errorf("a %s probe has no path (%q)", u.Scheme, u.Path)
+		}
+	}
 	switch u.Scheme {
 	case "tcp":
 	case "http":

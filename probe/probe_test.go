@@ -12,7 +12,8 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	for _, bad := range []string{"ftp://1.2.3.4:21", "tcp://1.2.3.4", "http://:80/x", "1.2.3.4:80", "tcp://1.2.3.4:0"} {
+	for _, bad := range []string{"ftp://1.2.3.4:21", "tcp://1.2.3.4", "http://:80/x", "1.2.3.4:80", "tcp://1.2.3.4:0",
+		"udp://10.0.0.1:53?sned=ping", "udp://10.0.0.1:53?send=ping&exepct=pong", "tcp://10.0.0.1:80?send=x", "tcp://10.0.0.1:80/healthz"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
