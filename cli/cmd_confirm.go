@@ -165,6 +165,9 @@ func confirmCommand() *ucli.Command {
 			// Confirming touches only the state directory: no kernel.
 			e := &engine.Engine{StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout")}
 			pd, err := e.Confirm(c.Context, c.Args().First())
+			if errors.Is(err, engine.ErrNothingPending) {
+				return withHint(err, "only an apply made with --confirm-timeout awaits confirmation; svcnat show says what is recorded in "+g.StateDir)
+			}
 			if err != nil {
 				return err
 			}

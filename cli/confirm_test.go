@@ -55,7 +55,7 @@ func TestConfirmFromAnotherShell(t *testing.T) {
 	if h.rules() != during || h.generation() != 2 {
 		t.Fatal("a confirmed apply did not stay")
 	}
-	if _, errs, code := h.run("confirm"); code != ExitError || !strings.Contains(errs, "no apply awaits confirmation") {
+	if _, errs, code := h.run("confirm"); code != ExitError || !strings.Contains(errs, "no apply awaits confirmation") || !strings.Contains(errs, "svcnat: hint: only an apply made with --confirm-timeout") {
 		t.Fatalf("confirm with nothing pending: exit %d\n%s", code, errs)
 	}
 }
