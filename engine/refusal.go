@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/svcnat/svcnat/iptables"
@@ -50,6 +51,15 @@ func (e *Engine) applyRefusal(d *state.Dir, st *state.State, p *planner.Plan) er
 		}
 	}
 	return e.commitRefusal(OpApply, p)
+}
+
+// savedPlanRefusal words applyRefusal's refusal of a saved plan: its
+// prefix is the plan's, which a configuration no longer changes.
+func savedPlanRefusal(refusal error) error {
+	if pc := (*PrefixChangedError)(nil); errors.As(refusal, &pc) {
+		return &PlanPrefixError{Plan: pc.Configured, Recorded: pc.Recorded}
+	}
+	return refusal
 }
 
 // commitRefusal is what every command that changes rules refuses: a plan

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
 )
@@ -273,4 +274,51 @@ func TestPendingApplyThatCannotRecordIsReverted(t *testing.T) {
 	if h.text(t) != before || h.state(t).Pending != nil {
 		t.Fatal("the unrecorded apply was not reverted")
 	}
+}
+
+// TestApplySavedRefusesWhatApplyRefuses: a saved plan goes through the
+// refusals of Apply (applyRefusal), its prefix refused in its own words.
+func TestApplySavedRefusesWhatApplyRefuses(t *testing.T) {
+	saved := func(t *testing.T, h *testHost, files ...string) *planner.Plan {
+		t.Helper()
+		p, err := h.e.Plan(parse(t, files...), "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := planner.MarshalPlan(p, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err = planner.UnmarshalPlan(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("prefix changed", func(t *testing.T) {
+		h := newHost(t)
+		h.mustApply(t, parse(t, web))
+		p := saved(t, h, "settings {\n  chain_prefix = \"KUBE\"\n}\n", web)
+		_, err := h.e.ApplySaved(context.Background(), p, "")
+		var pp *PlanPrefixError
+		if !errors.As(err, &pp) || err.Error() != "the plan is for chains KUBE-*, but svcnat manages SVCNAT-* here; nothing was changed" {
+			t.Fatalf("a saved plan for another prefix: %v (%T)", err, err)
+		}
+	})
+	t.Run("pending confirmation", func(t *testing.T) {
+		h := newHost(t)
+		h.mustApply(t, parse(t, web))
+		h.pending(t, time.Hour)
+		res := h.mustApply(t, parse(t, web, dns))
+		h.e.Confirmation = nil
+		p := saved(t, h, web)
+		_, err := h.e.ApplySaved(context.Background(), p, "")
+		var pe *PendingError
+		if !errors.As(err, &pe) || pe.Pending.ID != res.Pending.ID {
+			t.Fatalf("a saved plan beside a pending apply: %v", err)
+		}
+		if _, err := h.e.Revert(context.Background(), res.Pending.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

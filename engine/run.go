@@ -46,8 +46,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 
 // ApplySaved applies a saved plan exactly, without asking: it was reviewed
 // when it was made. It refuses a plan whose chain prefix svcnat may not
-// own or does not manage here (*PlanPrefixError), one made for another
-// backend, and a stale one, made against other live rules (*StaleError).
+// own, one made for another backend, what Apply refuses (applyRefusal; a
+// prefix other than the recorded one as a *PlanPrefixError), and a stale
+// plan, made against other live rules (*StaleError).
 func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest string) (*Result, error) {
 	// A plan file is data anyone can write: its prefix decides which
 	// chains svcnat treats as its own, so it gets the configuration's
@@ -60,11 +61,11 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		if err := refusePending(OpApply, d, st); err != nil {
+		// What Apply refuses, before the live rules are read: a saved
+		// plan's Blocked is empty (see planner.Plan), and commit checks
+		// the one found against the live rules below.
+		if err := savedPlanRefusal(e.applyRefusal(d, st, p)); err != nil {
 			return err
-		}
-		if st.Prefix != "" && st.Prefix != p.Prefix {
-			return &PlanPrefixError{Plan: p.Prefix, Recorded: st.Prefix}
 		}
 		live, err := e.saveLive(p.Desired)
 		if err != nil {
