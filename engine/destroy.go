@@ -27,11 +27,8 @@ func (e *Engine) unrecorded(st *state.State) bool {
 // destroy (see commit).
 func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[rules.Family]*rules.Ruleset) (*Result, error) {
 	res := &Result{Op: OpDestroy, Plan: p, StateDir: d.Path(), KeptRecord: true}
-	switch {
-	case len(p.Blocked) > 0:
-		return res, &BlockedError{Op: OpDestroy, Blocked: p.Blocked}
-	case p.Empty():
-		return res, nil
+	if err := e.commitRefusal(OpDestroy, p); err != nil || p.Empty() {
+		return res, err
 	}
 	if err := e.ask(ctx, OpDestroy, p, false); err != nil {
 		return res, err
