@@ -17,6 +17,7 @@ import (
 	"github.com/svcnat/svcnat/buildinfo"
 	"github.com/svcnat/svcnat/detach"
 	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/internal/sticky"
 )
 
 const (
@@ -96,7 +97,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the process exit code.
 func Run(env Env, args []string) int {
 	stderr := env.Stderr
-	out := &outputWriter{w: env.Stdout}
+	out := sticky.NewWriter(env.Stdout)
 	env.Stdout = out
 	app := NewApp(env)
 	err := app.Run(append([]string{"svcnat"}, args...))
@@ -190,8 +191,8 @@ func NewApp(env Env) *ucli.App {
 // ioctl answers on. (/dev/null, which a cron job or systemd gives as
 // standard input, is a character device too, but no terminal.)
 func isTerminal(stream any) bool {
-	if o, ok := stream.(*outputWriter); ok {
-		stream = o.w
+	if o, ok := stream.(*sticky.Writer); ok {
+		stream = o.Writer()
 	}
 	f, ok := stream.(*os.File)
 	if !ok {
