@@ -322,3 +322,80 @@ func TestApplySavedRefusesWhatApplyRefuses(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyRefusalAfterRebootReadsNoRules: which prefix a pending apply a
+// reboot ended leaves recorded is known from the state file, without
+// reading the rules of the generation it returns to (at 10,000 services
+// 25 MB): here they cannot be read, and plan still answers.
+func TestApplyRefusalAfterRebootReadsNoRules(t *testing.T) {
+	h := newHost(t)
+	h.mustApply(t, parse(t, web))
+	h.pending(t, time.Hour)
+	h.mustApply(t, parse(t, web, dns))
+	h.e.Confirmation = nil
+	d, _ := state.Open(h.e.StateDir)
+	st, _ := d.Load()
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	gen1 := filepath.Join(h.e.StateDir, "generations", "1.ipv4.rules")
+	rules1, err := os.ReadFile(gen1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gen1, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg     []string
+		refused bool
+	}{
+		{[]string{web}, false},
+		{[]string{"settings {\n  chain_prefix = \"KUBE\"\n}\n", web}, true},
+	} {
+		p, err := h.e.Plan(parse(t, c.cfg...), "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusal, err := h.e.ApplyRefusal(p)
+		var pc *PrefixChangedError
+		if err != nil || c.refused != errors.As(refusal, &pc) {
+			t.Errorf("plan for prefix %s beside a pending apply a reboot ended: %v, %v", p.Prefix, refusal, err)
+		}
+	}
+	// The apply that settles it reads them: its watcher then ends.
+	if err := os.WriteFile(gen1, rules1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.mustApply(t, parse(t, web))
+}
+
+// TestApplyRefusalAfterRebootOfAnApplyAfterDestroy: a pending apply a
+// reboot ended returns to a destroy, which owns no prefix: any prefix may
+// come next, as apply, settling it, finds.
+func TestApplyRefusalAfterRebootOfAnApplyAfterDestroy(t *testing.T) {
+	h := newHost(t)
+	h.mustApply(t, parse(t, web))
+	if _, err := h.e.Destroy(context.Background(), "SVCNAT"); err != nil {
+		t.Fatal(err)
+	}
+	h.pending(t, time.Hour)
+	h.mustApply(t, parse(t, web))
+	h.e.Confirmation = nil
+	d, _ := state.Open(h.e.StateDir)
+	st, _ := d.Load()
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	kube := parse(t, "settings {\n  chain_prefix = \"KUBE\"\n}\n", web)
+	p, err := h.e.Plan(kube, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refusal, err := h.e.ApplyRefusal(p); refusal != nil || err != nil {
+		t.Fatalf("plan for another prefix after a destroy: %v, %v", refusal, err)
+	}
+	h.mustApply(t, kube)
+}
