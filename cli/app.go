@@ -23,6 +23,7 @@ import (
 const (
 	envKey        = "svcnat-env"
 	versionErrKey = "svcnat-version-error"
+	argsKey       = "svcnat-args" // the command line, for usageError
 )
 
 // envOf returns the Env the app was built with.
@@ -100,6 +101,7 @@ func Run(env Env, args []string) int {
 	out := sticky.NewWriter(env.Stdout)
 	env.Stdout = out
 	app := NewApp(env)
+	app.Metadata[argsKey] = args
 	err := app.Run(append([]string{"svcnat"}, args...))
 	if verr, ok := app.Metadata[versionErrKey].(error); ok && err == nil {
 		err = verr // svcnat --version failed
