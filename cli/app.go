@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -91,6 +93,14 @@ func (e Env) terminal(stream any) bool {
 // Main runs svcnat with args (without the program name) on the real host
 // and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// A write to a closed pipe (svcnat plan | head -1) is an error svcnat
+	// reports, exit 1 (see failedOutput), not the end of the program: Go
+	// ends a program with SIGPIPE when a write to its standard output or
+	// error fails with EPIPE, unless SIGPIPE is notified or ignored.
+	// Notified, not ignored: an ignored signal stays ignored in the
+	// programs svcnat runs (iptables-restore, the revert watcher). The
+	// channel is never read; signal drops what does not fit.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	return Run(Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, OpenHost: engine.OpenHost}, args)
 }
 
