@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -17,11 +19,13 @@ import (
 	"github.com/svcnat/svcnat/buildinfo"
 	"github.com/svcnat/svcnat/detach"
 	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/internal/sticky"
 )
 
 const (
 	envKey        = "svcnat-env"
 	versionErrKey = "svcnat-version-error"
+	argsKey       = "svcnat-args" // the command line, for usageError
 )
 
 // envOf returns the Env the app was built with.
@@ -89,6 +93,14 @@ func (e Env) terminal(stream any) bool {
 // Main runs svcnat with args (without the program name) on the real host
 // and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// A write to a closed pipe (svcnat plan | head -1) is an error svcnat
+	// reports, exit 1 (see failedOutput), not the end of the program: Go
+	// ends a program with SIGPIPE when a write to its standard output or
+	// error fails with EPIPE, unless SIGPIPE is notified or ignored.
+	// Notified, not ignored: an ignored signal stays ignored in the
+	// programs svcnat runs (iptables-restore, the revert watcher). The
+	// channel is never read; signal drops what does not fit.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	return Run(Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, OpenHost: engine.OpenHost}, args)
 }
 
@@ -96,9 +108,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the process exit code.
 func Run(env Env, args []string) int {
 	stderr := env.Stderr
-	out := &outputWriter{w: env.Stdout}
+	out := sticky.NewWriter(env.Stdout)
 	env.Stdout = out
 	app := NewApp(env)
+	app.Metadata[argsKey] = args
 	err := app.Run(append([]string{"svcnat"}, args...))
 	if verr, ok := app.Metadata[versionErrKey].(error); ok && err == nil {
 		err = verr // svcnat --version failed
@@ -190,8 +203,8 @@ func NewApp(env Env) *ucli.App {
 // ioctl answers on. (/dev/null, which a cron job or systemd gives as
 // standard input, is a character device too, but no terminal.)
 func isTerminal(stream any) bool {
-	if o, ok := stream.(*outputWriter); ok {
-		stream = o.w
+	if o, ok := stream.(*sticky.Writer); ok {
+		stream = o.Writer()
 	}
 	f, ok := stream.(*os.File)
 	if !ok {

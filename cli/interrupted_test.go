@@ -46,3 +46,16 @@ func TestPlanAndShowNameInterruptedChains(t *testing.T) {
 		t.Fatalf("plan --json after apply: want an empty interrupted list:\n%s", out)
 	}
 }
+
+// TestPlanOfADumpReadsNoState: a dump is not this host, so plan
+// --iptables-save names the unreached chains in it without reading this
+// host's state directory, even one that cannot be read.
+func TestPlanOfADumpReadsNoState(t *testing.T) {
+	stateDir := t.TempDir()
+	writeFile(t, stateDir, "state.json", "garbage")
+	left := "*nat\n:SVCNAT-SVC-LEFT - [0:0]\n:SVCNAT-SEP-LEFT - [0:0]\n-A SVCNAT-SVC-LEFT -j SVCNAT-SEP-LEFT\nCOMMIT\n"
+	out, errs, code := planOffline(t, left, "--state-dir", stateDir)
+	if code != ExitOK || !strings.Contains(out, "Interrupted: 2 chains left by an interrupted apply") {
+		t.Fatalf("plan --iptables-save beside an unreadable state directory: exit %d\n%s%s", code, out, errs)
+	}
+}

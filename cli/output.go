@@ -4,35 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/svcnat/svcnat/internal/sticky"
 )
 
-// outputWriter is standard output as commands write it: it remembers the
+// Standard output, as commands write it, is a sticky.Writer: it keeps the
 // first error its writer returned (a full disk, a closed pipe) and writes
 // nothing after it, so that a view can write freely and be checked once.
 // Run fails a command whose output was lost, however the command ended:
 // a plan or a report that did not arrive is never a silent success.
-type outputWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (o *outputWriter) Write(b []byte) (int, error) {
-	if o.err != nil {
-		return 0, o.err
-	}
-	n, err := o.w.Write(b)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
-	}
-	o.err = err
-	return n, err
-}
 
 // outputErr returns the error that lost output written to w, when w is
 // svcnat's standard output; nil when nothing was lost.
 func outputErr(w io.Writer) error {
-	if o, ok := w.(*outputWriter); ok {
-		return o.err
+	if o, ok := w.(*sticky.Writer); ok {
+		return o.Err()
 	}
 	return nil
 }
@@ -41,13 +27,13 @@ func outputErr(w io.Writer) error {
 // writing its output to out failed: the command's own error when it says
 // more than the write's (it may say the same, in its words), else the
 // failed write, with exit 1 even for a command that meant to exit 2 or 3.
-func failedOutput(err error, out *outputWriter) error {
-	if out.err == nil {
+func failedOutput(err error, out *sticky.Writer) error {
+	if out.Err() == nil {
 		return err
 	}
 	var ee *exitError
-	if err == nil || err == out.err || errors.As(err, &ee) && ee.err == nil {
-		return fmt.Errorf("writing to standard output: %w", out.err)
+	if err == nil || err == out.Err() || errors.As(err, &ee) && ee.err == nil {
+		return fmt.Errorf("writing to standard output: %w", out.Err())
 	}
 	return err
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"os"
 	"strings"
@@ -103,19 +102,6 @@ func TestOutputLostFailsEveryCommand(t *testing.T) {
 		if code != ExitError || !strings.Contains(errs, "svcnat: error: writing ") || !strings.Contains(errs, "broken pipe") {
 			t.Errorf("%s to a closed pipe: exit %d, want 1\n%s", strings.Join(args, " "), code, errs)
 		}
-	}
-}
-
-// The writer keeps the first error and writes nothing after it.
-func TestOutputWriterKeepsTheFirstError(t *testing.T) {
-	d := &fullDisk{room: 3}
-	o := &outputWriter{w: d}
-	if _, err := io.WriteString(o, "abcdef"); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("first write: %v", err)
-	}
-	d.room = 100
-	if _, err := io.WriteString(o, "ghi"); !errors.Is(err, syscall.ENOSPC) || d.got.String() != "abc" || !errors.Is(outputErr(o), syscall.ENOSPC) {
-		t.Fatalf("after the error: %v, wrote %q", err, d.got.String())
 	}
 }
 

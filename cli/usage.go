@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -94,6 +96,9 @@ func usageError(c *ucli.Context, err error, isCommand bool) error {
 	}
 	msg := err.Error()
 	if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
+		if hint := givenBeforeItsCommand(c, m[1]); hint != "" && !isCommand {
+			return withHint(err, hint)
+		}
 		var names []string // the command's flags, --help among them
 		for _, f := range c.Command.Flags {
 			names = append(names, f.Names()...)
@@ -120,6 +125,38 @@ func usageError(c *ucli.Context, err error, isCommand bool) error {
 		return badValue(value, m[3], m[2], m[4])
 	}
 	return withHint(err, lists)
+}
+
+// givenBeforeItsCommand is the hint for name, a flag svcnat does not take
+// before the command name, when it is some command's own: it goes after
+// that command's name (svcnat apply --confirm-timeout 60s, not svcnat
+// --confirm-timeout 60s apply). "" when no command has it.
+func givenBeforeItsCommand(c *ucli.Context, name string) string {
+	var owners []string
+	for _, cmd := range c.App.VisibleCommands() {
+		for _, f := range cmd.Flags {
+			if slices.Contains(f.Names(), name) {
+				owners = append(owners, cmd.Name)
+				break
+			}
+		}
+	}
+	if len(owners) == 0 {
+		return ""
+	}
+	// The command on the line, when it has the flag, is the one meant.
+	args, _ := c.App.Metadata[argsKey].([]string)
+	for _, a := range args {
+		if slices.Contains(owners, a) {
+			owners = []string{a}
+			break
+		}
+	}
+	of := owners[0]
+	if n := len(owners); n > 1 {
+		of = strings.Join(owners[:n-1], ", ") + " and " + owners[n-1]
+	}
+	return fmt.Sprintf("%s is a flag of %s: give it after the command name (svcnat %s %s …)", dashed(name), of, owners[0], dashed(name))
 }
 
 // badValue says why value is no value for a flag (or environment

@@ -153,55 +153,72 @@ func lostOutput(res *engine.Result, err error) error {
 // is something to do.
 func (v *commitView) failed(err error) error { return hinted(err) }
 
-// hinted gives the engine's errors a hint where there is something to do;
-// plan gives the same hints for what apply would refuse.
+// engineErrors is what svcnat says of the engine's errors that callers
+// branch on, the first that matches: the reason plan --json gives when
+// apply would refuse a plan with it ("" for the one that is no refusal on
+// this host; "other" for those ApplyRefusal never gives), and the hint,
+// where there is something to do.
+var engineErrors = []struct {
+	reason string
+	hint   func(error) (hint string, matched bool)
+}{
+	{"pending_confirmation", hintAs(func(e *engine.PendingError) string { return pendingHint(e.Pending) })},
+	{"prefix_changed", hintAs(func(e *engine.PrefixChangedError) string {
+		return fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply", e.Recorded, e.StateDir)
+	})},
+	{"prefix_changed", hintAs(func(*engine.PlanPrefixError) string { return "make the plan again with the configuration of this host" })},
+	{"blocked", hintAs(func(*engine.BlockedError) string {
+		return "remove or change those rules first; svcnat never edits rules it does not own"
+	})},
+	{"other", hintIs(engine.ErrLocked, "another svcnat is applying; wait for it, or raise --lock-timeout")},
+	{"other", hintIs(engine.ErrNoPrevious, "rollback needs two applied generations; see svcnat show")},
+	// A plan against a dump is about another host: apply refuses it
+	// everywhere, and plan --json says so with applyable false.
+	{"", hintIs(iptables.ErrReadOnly, "drop --iptables-save to work on the live rules")},
+	{"other", hintIs(engine.ErrCancelled, "")},
+}
+
+// hintAs matches an error of type E, with the hint hint makes of it.
+func hintAs[E error](hint func(E) string) func(error) (string, bool) {
+	return func(err error) (string, bool) {
+		var e E
+		if !errors.As(err, &e) {
+			return "", false
+		}
+		return hint(e), true
+	}
+}
+
+// hintIs matches an error that is target, with hint.
+func hintIs(target error, hint string) func(error) (string, bool) {
+	return func(err error) (string, bool) { return hint, errors.Is(err, target) }
+}
+
+// hinted gives the engine's errors their hint (engineErrors); plan gives
+// the same hints for what apply would refuse.
 func hinted(err error) error {
-	var (
-		prefix  *engine.PrefixChangedError
-		planPfx *engine.PlanPrefixError
-		blocked *engine.BlockedError
-		pending *engine.PendingError
-	)
-	switch {
-	case errors.As(err, &prefix):
-		return withHint(err, fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply",
-			prefix.Recorded, prefix.StateDir))
-	case errors.As(err, &planPfx):
-		return withHint(err, "make the plan again with the configuration of this host")
-	case errors.As(err, &pending):
-		return withHint(err, pendingHint(pending.Pending))
-	case errors.As(err, &blocked):
-		return withHint(err, "remove or change those rules first; svcnat never edits rules it does not own")
-	case errors.Is(err, engine.ErrLocked):
-		return withHint(err, "another svcnat is applying; wait for it, or raise --lock-timeout")
-	case errors.Is(err, engine.ErrNoPrevious):
-		return withHint(err, "rollback needs two applied generations; see svcnat show")
-	case errors.Is(err, iptables.ErrReadOnly):
-		return withHint(err, "drop --iptables-save to work on the live rules")
-	case errors.Is(err, engine.ErrCancelled):
-		return exitWith(ExitError, err)
+	for _, e := range engineErrors {
+		if hint, ok := e.hint(err); ok {
+			if hint == "" {
+				return err
+			}
+			return withHint(err, hint)
+		}
 	}
 	return err
 }
 
 // refusalReason names, for plan --json, why apply would refuse a plan
-// (engine.ApplyRefusal's error); "" when it would not on this host: no
-// refusal, or a plan against a dump, which is about another host.
+// (engine.ApplyRefusal's error; engineErrors); "" when it would not on
+// this host: no refusal, or a plan against a dump.
 func refusalReason(refusal error) string {
-	var (
-		prefix  *engine.PrefixChangedError
-		blocked *engine.BlockedError
-		pending *engine.PendingError
-	)
-	switch {
-	case refusal == nil, errors.Is(refusal, iptables.ErrReadOnly):
+	if refusal == nil {
 		return ""
-	case errors.As(refusal, &pending):
-		return "pending_confirmation"
-	case errors.As(refusal, &prefix):
-		return "prefix_changed"
-	case errors.As(refusal, &blocked):
-		return "blocked"
+	}
+	for _, e := range engineErrors {
+		if _, ok := e.hint(refusal); ok {
+			return e.reason
+		}
 	}
 	return "other"
 }

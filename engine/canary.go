@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/state"
 )
 
 // canaryTables are the tables svcnat writes, where reconcile keeps a
@@ -39,13 +41,38 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 	return missing, nil
 }
 
-// EnsureCanaries creates the canary chains of prefix that are missing,
-// recording first the tables that creates (see noteCanaryTables).
+// EnsureCanaries creates the canary chains of prefix that are missing.
+// When none is, as at every reconcile pass but a first one or one after
+// a flush, it costs one read of each canary and takes no lock. Else it
+// records the tables that creating them creates (see noteCanaryTables)
+// and creates them under one hold of the state lock: a destroy in between
+// would forget those tables, and the canaries would then make tables no
+// record holds, which every later destroy would leave behind.
 func (e *Engine) EnsureCanaries(prefix string) error {
-	if err := e.noteCanaryTables(prefix); err != nil {
+	if e.Kernel.Backend() == iptables.File {
+		return nil
+	}
+	missing, err := e.MissingCanaries(prefix)
+	if err != nil || len(missing) == 0 {
 		return err
 	}
-	return e.canaries(prefix, func(missing bool, r *rules.Restore, table, chain string) {
+	d, err := state.Open(e.StateDir)
+	if err != nil {
+		return err
+	}
+	lock, err := d.Lock(context.Background(), e.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	// missing was read before the lock. Only a destroy (under the lock)
+	// removes canaries, so the list can only miss some that a destroy
+	// took meanwhile: the next pass creates those, and what this one
+	// creates it records, against the live rules read now.
+	if err := e.noteCanaryTables(d, prefix, missing); err != nil {
+		return err
+	}
+	return e.canaries(prefix, missing, func(missing bool, r *rules.Restore, table, chain string) {
 		if missing {
 			r.Declare(table, chain)
 		}
@@ -55,16 +82,6 @@ func (e *Engine) EnsureCanaries(prefix string) error {
 // removeCanaries deletes the canary chains of prefix that are there:
 // destroy leaves nothing of svcnat's behind.
 func (e *Engine) removeCanaries(prefix string) error {
-	return e.canaries(prefix, func(missing bool, r *rules.Restore, table, chain string) {
-		if !missing {
-			r.DeleteChain(table, chain)
-		}
-	})
-}
-
-// canaries builds, per family, what write adds for each table's canary
-// (missing or not), and restores it in one transaction.
-func (e *Engine) canaries(prefix string, write func(missing bool, r *rules.Restore, table, chain string)) error {
 	if e.Kernel.Backend() == iptables.File {
 		return nil
 	}
@@ -72,6 +89,17 @@ func (e *Engine) canaries(prefix string, write func(missing bool, r *rules.Resto
 	if err != nil {
 		return err
 	}
+	return e.canaries(prefix, missing, func(missing bool, r *rules.Restore, table, chain string) {
+		if !missing {
+			r.DeleteChain(table, chain)
+		}
+	})
+}
+
+// canaries builds, per family, what write adds for each table's canary
+// (missing, by MissingCanaries, or not), and restores it in one
+// transaction.
+func (e *Engine) canaries(prefix string, missing []Canary, write func(missing bool, r *rules.Restore, table, chain string)) error {
 	for _, f := range rules.Families {
 		var r rules.Restore
 		for _, t := range canaryTables {

@@ -3,9 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/svcnat/svcnat/applier"
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
@@ -29,30 +27,14 @@ func (e *Engine) unrecorded(st *state.State) bool {
 // destroy (see commit).
 func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[rules.Family]*rules.Ruleset) (*Result, error) {
 	res := &Result{Op: OpDestroy, Plan: p, StateDir: d.Path(), KeptRecord: true}
-	switch {
-	case len(p.Blocked) > 0:
-		return res, &BlockedError{Op: OpDestroy, Blocked: p.Blocked}
-	case p.Empty():
-		return res, nil
+	if err := e.commitRefusal(OpDestroy, p); err != nil || p.Empty() {
+		return res, err
 	}
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("%s interrupted before the commit (%v); nothing was changed", OpDestroy, context.Cause(ctx))
+	if err := e.ask(ctx, OpDestroy, p, false); err != nil {
+		return res, err
 	}
-	if e.Hooks.Approve != nil {
-		ok, err := e.Hooks.Approve(ctx, p)
-		if err != nil {
-			return res, err
-		}
-		if !ok {
-			return res, cancelledError{OpDestroy}
-		}
-	}
-	start := time.Now()
-	backend := string(e.Kernel.Backend())
-	opts := applier.Options{Batch: applier.BatchFor(backend), ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
-	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
+	if err := e.applyPlan(ctx, p, live, res); err != nil {
 		return res, fmt.Errorf("%s failed: %w", OpDestroy, err)
 	}
-	res.Applied, res.Took = true, time.Since(start)
 	return res, nil
 }

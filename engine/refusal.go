@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/svcnat/svcnat/iptables"
@@ -52,6 +53,15 @@ func (e *Engine) applyRefusal(d *state.Dir, st *state.State, p *planner.Plan) er
 	return e.commitRefusal(OpApply, p)
 }
 
+// savedPlanRefusal words applyRefusal's refusal of a saved plan: its
+// prefix is the plan's, which a configuration no longer changes.
+func savedPlanRefusal(refusal error) error {
+	if pc := (*PrefixChangedError)(nil); errors.As(refusal, &pc) {
+		return &PlanPrefixError{Plan: pc.Configured, Recorded: pc.Recorded}
+	}
+	return refusal
+}
+
 // commitRefusal is what every command that changes rules refuses: a plan
 // deleting a chain a foreign rule jumps to (*BlockedError), and any commit
 // to a saved dump (iptables.ErrReadOnly), even an empty one, which would
@@ -73,11 +83,42 @@ func settledByReboot(d *state.Dir, st *state.State) (*state.State, error) {
 	if !rebootEnded(st.Pending) {
 		return st, nil
 	}
-	p, _, err := rebootPlan(d, st)
+	prefix, err := settledPrefix(d, st)
 	if err != nil {
 		return nil, err
 	}
 	settled := *st
-	settled.Pending, settled.Prefix = nil, ownedPrefix(p)
+	settled.Pending, settled.Prefix = nil, prefix
 	return &settled, nil
 }
+
+// settledPrefix is the chain prefix settleReboot records for st's pending
+// apply (ownedPrefix of rebootPlan): none when the generation it returns
+// to recorded no rules (there was none, or it was a destroy), else the
+// pending apply's (an apply keeps the recorded prefix). The generation's
+// rules digest says which, without reading its rules (at 10,000 services
+// 25 MB); only one recorded without a digest is read.
+func settledPrefix(d *state.Dir, st *state.State) (string, error) {
+	pd := st.Pending
+	if pd.Previous == 0 {
+		return "", nil
+	}
+	if info, ok := st.Info(pd.Previous); ok && info.RulesDigest != "" {
+		if info.RulesDigest == blankRulesDigest {
+			return "", nil
+		}
+		return pd.Prefix, nil
+	}
+	p, _, err := rebootPlan(d, st)
+	if err != nil {
+		return "", err
+	}
+	return ownedPrefix(p), nil
+}
+
+// blankRulesDigest is the rules digest of a generation without rules, as
+// destroy records it.
+var blankRulesDigest = func() string {
+	_, digest := generationFiles(planner.New("", "", nil, nil))
+	return digest
+}()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
 )
@@ -273,4 +274,128 @@ func TestPendingApplyThatCannotRecordIsReverted(t *testing.T) {
 	if h.text(t) != before || h.state(t).Pending != nil {
 		t.Fatal("the unrecorded apply was not reverted")
 	}
+}
+
+// TestApplySavedRefusesWhatApplyRefuses: a saved plan goes through the
+// refusals of Apply (applyRefusal), its prefix refused in its own words.
+func TestApplySavedRefusesWhatApplyRefuses(t *testing.T) {
+	saved := func(t *testing.T, h *testHost, files ...string) *planner.Plan {
+		t.Helper()
+		p, err := h.e.Plan(parse(t, files...), "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := planner.MarshalPlan(p, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err = planner.UnmarshalPlan(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("prefix changed", func(t *testing.T) {
+		h := newHost(t)
+		h.mustApply(t, parse(t, web))
+		p := saved(t, h, "settings {\n  chain_prefix = \"KUBE\"\n}\n", web)
+		_, err := h.e.ApplySaved(context.Background(), p, "")
+		var pp *PlanPrefixError
+		if !errors.As(err, &pp) || err.Error() != "the plan is for chains KUBE-*, but svcnat manages SVCNAT-* here; nothing was changed" {
+			t.Fatalf("a saved plan for another prefix: %v (%T)", err, err)
+		}
+	})
+	t.Run("pending confirmation", func(t *testing.T) {
+		h := newHost(t)
+		h.mustApply(t, parse(t, web))
+		h.pending(t, time.Hour)
+		res := h.mustApply(t, parse(t, web, dns))
+		h.e.Confirmation = nil
+		p := saved(t, h, web)
+		_, err := h.e.ApplySaved(context.Background(), p, "")
+		var pe *PendingError
+		if !errors.As(err, &pe) || pe.Pending.ID != res.Pending.ID {
+			t.Fatalf("a saved plan beside a pending apply: %v", err)
+		}
+		if _, err := h.e.Revert(context.Background(), res.Pending.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestApplyRefusalAfterRebootReadsNoRules: which prefix a pending apply a
+// reboot ended leaves recorded is known from the state file, without
+// reading the rules of the generation it returns to (at 10,000 services
+// 25 MB): here they cannot be read, and plan still answers.
+func TestApplyRefusalAfterRebootReadsNoRules(t *testing.T) {
+	h := newHost(t)
+	h.mustApply(t, parse(t, web))
+	h.pending(t, time.Hour)
+	h.mustApply(t, parse(t, web, dns))
+	h.e.Confirmation = nil
+	d, _ := state.Open(h.e.StateDir)
+	st, _ := d.Load()
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	gen1 := filepath.Join(h.e.StateDir, "generations", "1.ipv4.rules")
+	rules1, err := os.ReadFile(gen1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gen1, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg     []string
+		refused bool
+	}{
+		{[]string{web}, false},
+		{[]string{"settings {\n  chain_prefix = \"KUBE\"\n}\n", web}, true},
+	} {
+		p, err := h.e.Plan(parse(t, c.cfg...), "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusal, err := h.e.ApplyRefusal(p)
+		var pc *PrefixChangedError
+		if err != nil || c.refused != errors.As(refusal, &pc) {
+			t.Errorf("plan for prefix %s beside a pending apply a reboot ended: %v, %v", p.Prefix, refusal, err)
+		}
+	}
+	// The apply that settles it reads them: its watcher then ends.
+	if err := os.WriteFile(gen1, rules1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.mustApply(t, parse(t, web))
+}
+
+// TestApplyRefusalAfterRebootOfAnApplyAfterDestroy: a pending apply a
+// reboot ended returns to a destroy, which owns no prefix: any prefix may
+// come next, as apply, settling it, finds.
+func TestApplyRefusalAfterRebootOfAnApplyAfterDestroy(t *testing.T) {
+	h := newHost(t)
+	h.mustApply(t, parse(t, web))
+	if _, err := h.e.Destroy(context.Background(), "SVCNAT"); err != nil {
+		t.Fatal(err)
+	}
+	h.pending(t, time.Hour)
+	h.mustApply(t, parse(t, web))
+	h.e.Confirmation = nil
+	d, _ := state.Open(h.e.StateDir)
+	st, _ := d.Load()
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	kube := parse(t, "settings {\n  chain_prefix = \"KUBE\"\n}\n", web)
+	p, err := h.e.Plan(kube, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refusal, err := h.e.ApplyRefusal(p); refusal != nil || err != nil {
+		t.Fatalf("plan for another prefix after a destroy: %v, %v", refusal, err)
+	}
+	h.mustApply(t, kube)
 }

@@ -46,8 +46,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 
 // ApplySaved applies a saved plan exactly, without asking: it was reviewed
 // when it was made. It refuses a plan whose chain prefix svcnat may not
-// own or does not manage here (*PlanPrefixError), one made for another
-// backend, and a stale one, made against other live rules (*StaleError).
+// own, one made for another backend, what Apply refuses (applyRefusal; a
+// prefix other than the recorded one as a *PlanPrefixError), and a stale
+// plan, made against other live rules (*StaleError).
 func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest string) (*Result, error) {
 	// A plan file is data anyone can write: its prefix decides which
 	// chains svcnat treats as its own, so it gets the configuration's
@@ -60,11 +61,11 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		if err := refusePending(OpApply, d, st); err != nil {
+		// What Apply refuses, before the live rules are read: a saved
+		// plan's Blocked is empty (see planner.Plan), and commit checks
+		// the one found against the live rules below.
+		if err := savedPlanRefusal(e.applyRefusal(d, st, p)); err != nil {
 			return err
-		}
-		if st.Prefix != "" && st.Prefix != p.Prefix {
-			return &PlanPrefixError{Plan: p.Prefix, Recorded: st.Prefix}
 		}
 		live, err := e.saveLive(p.Desired)
 		if err != nil {
@@ -200,17 +201,8 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 		return res, nil
 	}
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("%s interrupted before the commit (%v); nothing was changed", op, context.Cause(ctx))
-	}
-	if !approved && e.Hooks.Approve != nil {
-		ok, err := e.Hooks.Approve(ctx, p)
-		if err != nil {
-			return res, err
-		}
-		if !ok {
-			return res, cancelledError{op}
-		}
+	if err := e.ask(ctx, op, p, approved); err != nil {
+		return res, err
 	}
 	gen := st.Generation + 1
 	for _, f := range rules.Families {
@@ -229,20 +221,13 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 		pendingID = st.Pending.ID
 	}
-	start := time.Now()
-	backend := string(e.Kernel.Backend())
-	opts := applier.Options{Batch: e.Batch, ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
-	if opts.Batch == 0 {
-		opts.Batch = applier.BatchFor(backend)
-	}
-	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
+	if err := e.applyPlan(ctx, p, live, res); err != nil {
 		if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
 			// The rules are the old ones: nothing to revert.
 			return res, fmt.Errorf("%s failed: %w", op, disarmAfter(d, st, err))
 		}
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
-	res.Applied, res.Took = true, time.Since(start)
 	if op == OpApply && len(e.Probes) > 0 {
 		if err := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); err != nil {
 			err = applier.Undo(e.Kernel, p, live, err)
@@ -278,6 +263,43 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		return res, err
 	}
 	return res, nil
+}
+
+// ask is how every commit starts: it stops when ctx has ended, and asks
+// (Hooks.Approve) unless the plan was approved before.
+func (e *Engine) ask(ctx context.Context, op Op, p *planner.Plan, approved bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s interrupted before the commit (%v); nothing was changed", op, context.Cause(ctx))
+	}
+	if approved || e.Hooks.Approve == nil {
+		return nil
+	}
+	ok, err := e.Hooks.Approve(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return cancelledError{op}
+	}
+	return nil
+}
+
+// applyPlan makes the live rules what p wants, with the batches this
+// backend takes (or Batch): the applier commits, verifies, and rolls
+// back on any failure or on ctx ending. res records that it applied and
+// how long that took.
+func (e *Engine) applyPlan(ctx context.Context, p *planner.Plan, live map[rules.Family]*rules.Ruleset, res *Result) error {
+	start := time.Now()
+	backend := string(e.Kernel.Backend())
+	opts := applier.Options{Batch: e.Batch, ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
+	if opts.Batch == 0 {
+		opts.Batch = applier.BatchFor(backend)
+	}
+	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
+		return err
+	}
+	res.Applied, res.Took = true, time.Since(start)
+	return nil
 }
 
 // staleFlows turns the planner's stale UDP flows into conntrack's terms.

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,23 +101,17 @@ func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]
 	return ct.save(d)
 }
 
-// noteCanaryTables records the tables that creating prefix's missing
-// canary chains will create: reconcile keeps one in nat and filter of both
-// families, also where the configuration writes nothing (IPv6 of an
-// IPv4-only one). It reads the families with a missing canary whole, which
-// happens only on a first pass or after a flush, and records under the
-// state lock, as reconcile runs beside one-shot commands.
-func (e *Engine) noteCanaryTables(prefix string) error {
-	if e.Kernel.Backend() == iptables.File {
-		return nil
-	}
-	missing, err := e.MissingCanaries(prefix)
-	if err != nil || len(missing) == 0 {
-		return err
-	}
+// noteCanaryTables records, in d whose lock the caller holds, the tables
+// that creating prefix's missing canary chains will create: reconcile
+// keeps one in nat and filter of both families, also where the
+// configuration writes nothing (IPv6 of an IPv4-only one). It reads the
+// families with a missing canary whole, which happens only on a first
+// pass or after a flush.
+func (e *Engine) noteCanaryTables(d *state.Dir, prefix string, missing []Canary) error {
 	want, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
 	for _, m := range missing {
 		if live[m.Family] == nil {
+			var err error
 			if live[m.Family], err = e.Kernel.Save(m.Family); err != nil {
 				return err
 			}
@@ -126,15 +119,6 @@ func (e *Engine) noteCanaryTables(prefix string) error {
 		}
 		want[m.Family].EnsureTable(m.Table).EnsureChain(rules.Canary(prefix))
 	}
-	d, err := state.Open(e.StateDir)
-	if err != nil {
-		return err
-	}
-	lock, err := d.Lock(context.Background(), e.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
 	return e.noteCreatedTables(d, want, live)
 }
 

@@ -30,9 +30,9 @@ type TableRemover interface {
 	RemoveTable(fam rules.Family, table string) (bool, error)
 }
 
-// EmptyTable reports whether t holds nothing anyone wrote: only built-in
+// emptyTable reports whether t holds nothing anyone wrote: only built-in
 // chains, without rules, with the ACCEPT policy.
-func EmptyTable(t *rules.Table) bool {
+func emptyTable(t *rules.Table) bool {
 	for _, c := range t.Chains {
 		if !c.Builtin() || len(c.Rules) > 0 || (c.Policy != "ACCEPT" && c.Policy != "") {
 			return false
@@ -52,7 +52,7 @@ func removable(k Interface, fam rules.Family, table string) (bool, error) {
 	switch {
 	case t == nil:
 		return false, nil
-	case !EmptyTable(t):
+	case !emptyTable(t):
 		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, ErrTableInUse)
 	}
 	return true, nil

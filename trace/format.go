@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/svcnat/svcnat/internal/sticky"
 )
 
 // Write prints res in the arrow notation operators draw kube-proxy's paths
@@ -12,7 +14,7 @@ import (
 // entered, the masquerade mark and source, and the verdict with the rule
 // that decided it.
 func Write(out io.Writer, res *Result) error {
-	w := &errWriter{w: out}
+	w := sticky.NewWriter(out)
 	paths := append([]Path(nil), res.Paths...)
 	sort.SliceStable(paths, func(i, j int) bool {
 		if (paths[i].Condition == "") != (paths[j].Condition == "") {
@@ -52,24 +54,7 @@ func Write(out io.Writer, res *Result) error {
 			fmt.Fprintf(w, "  not evaluated (taken as not matching): %s\n", u)
 		}
 	}
-	return w.err
-}
-
-// errWriter keeps the first error of its writer and writes nothing after
-// it, so the writers here can print line by line and still report a closed
-// pipe or a full disk once, at the end.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
+	return w.Err()
 }
 
 // Describe is a path's verdict in words: "DNAT to 10.64.1.2:80",

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/sticky"
 	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/vocab"
 )
@@ -186,7 +187,7 @@ func label(sp rules.Spec) string {
 
 // WriteDOT writes g for Graphviz: dot -Tsvg.
 func WriteDOT(out io.Writer, g *Graph) error {
-	w := &errWriter{w: out}
+	w := sticky.NewWriter(out)
 	fmt.Fprintln(w, "digraph svcnat {")
 	fmt.Fprintln(w, "  rankdir=LR;")
 	fmt.Fprintln(w, `  node [shape=box, fontname="monospace", fontsize=10];`)
@@ -208,12 +209,12 @@ func WriteDOT(out io.Writer, g *Graph) error {
 		fmt.Fprintf(w, "  %s -> %s [label=%q];\n", e.From, e.To, e.Label)
 	}
 	fmt.Fprintln(w, "}")
-	return w.err
+	return w.Err()
 }
 
 // WriteMermaid writes g as a Mermaid flowchart.
 func WriteMermaid(out io.Writer, g *Graph) error {
-	w := &errWriter{w: out}
+	w := sticky.NewWriter(out)
 	fmt.Fprintln(w, "flowchart LR")
 	esc := func(s string) string { return strings.ReplaceAll(s, `"`, "#quot;") }
 	for _, n := range g.Nodes {
@@ -233,5 +234,5 @@ func WriteMermaid(out io.Writer, g *Graph) error {
 		}
 		fmt.Fprintf(w, "  %s -->|\"%s\"| %s\n", e.From, esc(e.Label), e.To)
 	}
-	return w.err
+	return w.Err()
 }
