@@ -166,3 +166,18 @@ func TestBadProbeChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// An apply with nothing to change commits nothing, so its probes are not
+// run and nothing awaits confirmation: it says so, rather than letting a
+// job read silence as a pass.
+func TestNoChangeSaysProbesWereNotRun(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	out := h.must(ExitOK, "apply", "-auto-approve", "--probe", "tcp://192.0.2.1:9", "--probe", "udp://192.0.2.1:9?expect=x", "--confirm-timeout", "1m")
+	if !strings.Contains(out, "Nothing was committed: the 2 probes were not run, and nothing awaits confirmation.") {
+		t.Errorf("a no-change apply with probes and a confirm timeout says:\n%s", out)
+	}
+	if out := h.must(ExitOK, "apply", "-auto-approve"); strings.Contains(out, "Nothing was committed") {
+		t.Errorf("a plain no-change apply mentions probes:\n%s", out)
+	}
+}

@@ -118,6 +118,23 @@ func (v *commitView) done(res *engine.Result, err error) error {
 	if err := v.outputErr(); err != nil {
 		return lostOutput(res, err)
 	}
+	if !res.Applied && res.Op == engine.OpApply && !v.g.JSON {
+		// A job that relies on its probes must not read silence as a pass.
+		var skipped []string
+		switch n := len(v.c.StringSlice("probe")); n {
+		case 0:
+		case 1:
+			skipped = append(skipped, "the probe was not run")
+		default:
+			skipped = append(skipped, fmt.Sprintf("the %d probes were not run", n))
+		}
+		if v.c.Duration("confirm-timeout") > 0 {
+			skipped = append(skipped, "nothing awaits confirmation")
+		}
+		if len(skipped) > 0 {
+			fmt.Fprintf(w, "Nothing was committed: %s.\n", strings.Join(skipped, ", and "))
+		}
+	}
 	if res.Generation == 0 || v.g.JSON {
 		return nil
 	}
