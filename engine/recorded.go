@@ -67,7 +67,7 @@ func ReadRecorded(stateDir string) (*Recorded, error) {
 // every command does: a daemon that only reads would wait for it forever.
 func (e *Engine) Recorded(ctx context.Context) (*Recorded, error) {
 	r, err := ReadRecorded(e.StateDir)
-	if err != nil || r.Pending == nil || r.Pending.BootID == "" || r.Pending.BootID == bootID() {
+	if err != nil || !rebootEnded(r.Pending) {
 		return r, err
 	}
 	if err := e.withLock(ctx, func(*state.Dir, *state.State) error { return nil }); err != nil {

@@ -74,6 +74,24 @@ func counter(t *testing.T, m *metrics.Metrics, name string) float64 {
 	return 0
 }
 
+// heldGauge is svcnat_held{reason}.
+func heldGauge(t *testing.T, m *metrics.Metrics, reason string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, s := range mf.Metric {
+			if mf.GetName() == "svcnat_held" && len(s.Label) == 1 && s.Label[0].GetValue() == reason {
+				return value(s)
+			}
+		}
+	}
+	t.Fatalf("no svcnat_held{reason=%q}", reason)
+	return 0
+}
+
 func value(s *dto.Metric) float64 {
 	if s.Counter != nil {
 		return s.Counter.GetValue()
@@ -95,6 +113,9 @@ func TestRevertedConfigurationIsNotApplied(t *testing.T) {
 	res, reverted := h.applyPending(t, h.configured(t, "web.hcl", moved), 500*time.Millisecond)
 	h.write(t, "web.hcl", moved) // the operator's edit, seen by the loop
 	at = h.logs.await(t, at, "an apply awaits confirmation", "apply="+res.Pending.ID)
+	if heldGauge(t, h.loop.Metrics, "pending") != 1 || heldGauge(t, h.loop.Metrics, "reverted") != 0 {
+		t.Fatal("svcnat_held does not say that an apply awaits confirmation")
+	}
 	if err := <-reverted; err != nil {
 		t.Fatalf("the watcher: %v", err)
 	}
@@ -242,5 +263,77 @@ func TestRevertedRulesFromAnotherPathAreNotApplied(t *testing.T) {
 	h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
 	if got := h.owned(t); got != before {
 		t.Fatalf("the loop applied the reverted rules:\n%s", got)
+	}
+}
+
+// While it holds a reverted configuration, the loop keeps the rules the
+// revert left: a flush (iptables -t nat -F -X, a firewalld reload) is
+// repaired to the recorded generation's rules, the canary comes back, and
+// the hold stays — no generation is recorded, the revert is not undone.
+func TestHeldRevertRepairsDrift(t *testing.T) {
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	before := h.owned(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, reverted := h.applyPending(t, h.configured(t, "web.hcl", moved), 300*time.Millisecond)
+	h.write(t, "web.hcl", moved)
+	if err := <-reverted; err != nil {
+		t.Fatalf("the watcher: %v", err)
+	}
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if heldGauge(t, h.loop.Metrics, "reverted") != 1 || heldGauge(t, h.loop.Metrics, "pending") != 0 {
+		t.Fatal("svcnat_held does not say that a reverted configuration is held")
+	}
+
+	h.restore(t, "*nat\n-F\n-X\nCOMMIT\n")
+	at = h.logs.await(t, at, "repaired the rules of the reverted-to generation", "generation=3")
+	if got := h.owned(t); got != before {
+		t.Fatalf("the flush during the hold was not repaired to the revert's rules:\n%s\nwant:\n%s", got, before)
+	}
+	if m, err := h.loop.Engine.MissingCanaries("SVCNAT"); err != nil || len(m) != 0 {
+		t.Fatalf("canaries after the repair: %v %v", m, err)
+	}
+	h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if st, _ := h.loop.Engine.State(); st.Generation != 3 {
+		t.Fatalf("generation %d after the repair, want 3: the repair recorded one, or applied the held configuration", st.Generation)
+	}
+	if got := h.owned(t); got != before {
+		t.Fatalf("the held configuration was applied after the repair:\n%s", got)
+	}
+}
+
+// A pending apply a reboot ended leaves the kernel with whatever the
+// boot restored (here nothing): the loop settles it as a revert, holds,
+// and puts the reverted-to generation's rules back.
+func TestRebootEndedPendingApplyRestoresTheRules(t *testing.T) {
+	h := startLoop(t, time.Hour, map[string]string{"web.hcl": web})
+	h.logs.await(t, 0, "applied", "generation=1")
+	before := h.owned(t)
+	h.stop(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, watcher := h.applyPending(t, h.configured(t, "web.hcl", moved), time.Hour)
+	h.write(t, "web.hcl", moved)
+	d, err := state.Open(h.loop.Engine.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Load()
+	if err != nil || st.Pending == nil {
+		t.Fatalf("pending: %+v, %v", st, err)
+	}
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	// The boot restored no rules.
+	h.restore(t, "*nat\n-F\n-X\nCOMMIT\n*filter\n-F\n-X\nCOMMIT\n")
+
+	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, time.Hour)
+	h2.logs.await(t, 0, "repaired the rules of the reverted-to generation", "event=start", "generation=3")
+	if got := h2.owned(t); got != before {
+		t.Fatalf("after the reboot the loop left:\n%s\nwant:\n%s", got, before)
+	}
+	if err := <-watcher; err != nil {
+		t.Fatalf("the watcher: %v", err)
 	}
 }
