@@ -337,3 +337,34 @@ func TestRebootEndedPendingApplyRestoresTheRules(t *testing.T) {
 		t.Fatalf("the watcher: %v", err)
 	}
 }
+
+// A repair during a hold that fails is a failed run: logged, unhealthy
+// for the health-check ports too (the rules in force are not kept), and
+// svcnat_last_apply_success stays 0 through the held passes that follow;
+// once the kernel takes the repair, the ports are healthy again.
+func TestHeldRepairFails(t *testing.T) {
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, reverted := h.applyPending(t, h.configured(t, "web.hcl", moved), 300*time.Millisecond)
+	h.write(t, "web.hcl", moved)
+	if err := <-reverted; err != nil {
+		t.Fatalf("the watcher: %v", err)
+	}
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if !h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 1 {
+		t.Fatal("a hold that keeps the rules in force is not serving, or the revert does not read as a success")
+	}
+	h.fake.FailWhen(func(line string) bool { return strings.HasPrefix(line, "-A SVCNAT-SVC-") })
+	h.restore(t, "*nat\n-F\nCOMMIT\n")
+	at = h.logs.await(t, at, "repairing the rules of the reverted-to generation failed")
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 0 {
+		t.Fatal("a failed repair reads as serving, or a held pass after it set last_apply_success")
+	}
+	h.fake.FailWhen(nil)
+	h.logs.await(t, at, "repaired the rules of the reverted-to generation")
+	if !h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 1 {
+		t.Fatal("not serving after the repair")
+	}
+}

@@ -349,6 +349,7 @@ func (l *Loop) held(ctx context.Context, log *slog.Logger, rec *engine.Recorded,
 		return true
 	}
 	l.waiting = false
+	l.keeping.Store(false) // this pass decides the health again
 	l.count(func(m *metrics.Metrics) { m.Held(rec, "") })
 	return false
 }
@@ -367,6 +368,9 @@ func (l *Loop) keep(ctx context.Context, log *slog.Logger, rec *engine.Recorded)
 	}
 	if err != nil {
 		l.keeping.Store(false)
+		if res == nil { // it did not get as far as reading the rules
+			res = &engine.Result{Op: engine.OpRepair}
+		}
 		l.count(func(m *metrics.Metrics) { m.Applied(res, err) })
 		log.Error("repairing the rules of the reverted-to generation failed", "generation", rec.Generation, "err", err)
 		return
