@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/probe"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -366,5 +368,37 @@ func TestHeldRepairFails(t *testing.T) {
 	h.logs.await(t, at, "repaired the rules of the reverted-to generation")
 	if !h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 1 {
 		t.Fatal("not serving after the repair")
+	}
+}
+
+// An apply by hand whose probe failed was rolled back: the loop holds
+// that configuration as it holds a revert, instead of applying it again
+// without the probes.
+func TestProbeFailedConfigurationIsNotApplied(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := probe.Parse("tcp://" + closed.Addr().String())
+	closed.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	before := h.owned(t)
+	h.stop(t) // the operator applies before the loop sees the edit
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	h.write(t, "web.hcl", moved)
+	e := h.operator()
+	e.Probes, e.ProbeTimeout = []probe.Probe{down}, 100*time.Millisecond
+	if _, err := e.Apply(context.Background(), h.configured(t, "web.hcl", moved), "n1"); err == nil {
+		t.Fatal("an apply whose probe fails succeeded")
+	}
+	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, 50*time.Millisecond)
+	at = h2.logs.await(t, 0, "the apply of this configuration was reverted", "event=start", "reason=rolled back: probe "+down.URL)
+	h2.logs.await(t, at, "the apply of this configuration was reverted", "event=tick")
+	if got := h2.owned(t); got != before {
+		t.Fatalf("the loop applied the configuration whose probe failed:\n%s", got)
 	}
 }

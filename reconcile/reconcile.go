@@ -342,8 +342,12 @@ func (l *Loop) held(ctx context.Context, log *slog.Logger, rec *engine.Recorded,
 		l.count(func(m *metrics.Metrics) { m.Held(rec, metrics.HeldReverted) })
 		l.healthy.Store(false)
 		l.count((*metrics.Metrics).ReconcileError)
+		var attrs []any
+		if rec.Reverted.Generation != 0 { // 0: the apply recorded no generation (killed, or its probes failed)
+			attrs = append(attrs, "generation", rec.Reverted.Generation)
+		}
 		log.Error("the apply of this configuration was reverted; applying nothing until the configuration changes or an operator applies it",
-			"generation", rec.Reverted.Generation, "reason", rec.Reverted.Reverted, "reverted_at", rec.RevertedAt, "digest", l.digest)
+			append(attrs, "reason", rec.Reverted.Reverted, "reverted_at", rec.RevertedAt, "digest", l.digest)...)
 		l.syncHealth(log, l.inForce(rec))
 		l.keep(ctx, log, rec)
 		return true
