@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/probe"
+	"github.com/svcnat/svcnat/state"
 )
 
 // An apply that stopped before it recorded a generation (killed between
@@ -80,5 +81,20 @@ func TestRecordedProbeFailure(t *testing.T) {
 	var np *NotPendingError
 	if _, err := h.e.Confirm(context.Background(), ""); !errors.As(err, &np) || !strings.Contains(err.Error(), "rolled back") {
 		t.Fatalf("confirm after a failed probe: %v", err)
+	}
+}
+
+// A state file written before state.Undone still tells the revert it
+// recorded: by the marks on its generations.
+func TestRecordedFromAnOlderStateFile(t *testing.T) {
+	at := time.Date(2026, 12, 6, 14, 5, 31, 0, time.UTC)
+	st := &state.State{Generation: 3, ConfigDigest: "sha256:old", Generations: []state.GenerationInfo{
+		{Generation: 1, ConfigDigest: "sha256:old"},
+		{Generation: 2, ConfigDigest: "sha256:new", Reverted: "not confirmed within 1m0s"},
+		{Generation: 3, ConfigDigest: "sha256:old", RevertOf: 2, AppliedAt: at},
+	}}
+	r := recorded(st)
+	if !r.RevertedConfig("sha256:new") || r.RevertedConfig("sha256:old") || r.Reverted.Generation != 2 || !r.RevertedAt.Equal(at) {
+		t.Fatalf("recorded %+v, reverted %+v", r, r.Reverted)
 	}
 }

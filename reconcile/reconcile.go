@@ -5,8 +5,9 @@
 // through the engine when the plan is not empty. It never exits on a bad
 // configuration: it keeps the last good one, logs why, and goes on
 // repairing drift with it. It never takes a change out of an operator's
-// hands: while an apply awaits confirmation it applies nothing, and it
-// does not apply again what a revert undid (see Loop.held).
+// hands: while an apply awaits confirmation it changes nothing, and it
+// does not apply again what a revert (or a failed probe) undid, keeping
+// the rules the revert left instead (see Loop.held).
 package reconcile
 
 import (
