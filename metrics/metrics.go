@@ -47,7 +47,7 @@ func New() *Metrics {
 		lastApply: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_timestamp_seconds",
 			Help: "When the rules were last changed (the recorded generation's time), or when the last run that failed to change them ended (Unix time)."}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_success",
-			Help: "1 if the last apply, rollback, destroy, revert or reconcile pass succeeded (finding nothing to change is a success), 0 if it failed."}),
+			Help: "1 if the last apply, rollback, destroy, revert, reconcile pass or repair succeeded (finding nothing to change is a success), 0 if it failed; a reconcile pass that holds (svcnat_held) leaves it."}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_generation",
 			Help: "The generation recorded in the state directory."}),
 		applies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_applies_total",
