@@ -80,7 +80,6 @@ func reconcileCommand() *ucli.Command {
 			defer health.Close()
 			loop := &reconcile.Loop{Engine: e, Config: g.Config, Node: g.nodeName, Interval: interval,
 				Reload: reload, Log: log, Metrics: m, Health: health}
-			health.Healthy = loop.Healthy
 			if addr := c.String("metrics-addr"); addr != "" {
 				srv, err := serveMetrics(g.NetNS, addr, m, loop)
 				if err != nil {

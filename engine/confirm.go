@@ -49,7 +49,10 @@ type NotPendingError struct {
 }
 
 func (e *NotPendingError) Error() string {
-	if r := e.Reverted; r != nil {
+	switch r := e.Reverted; {
+	case r != nil && r.Generation == 0:
+		return fmt.Sprintf("%v: an apply was undone at %s (%s)", ErrNothingPending, state.When(e.RevertedAt), r.Reverted)
+	case r != nil:
 		return fmt.Sprintf("%v: generation %d was reverted at %s (%s)", ErrNothingPending, r.Generation, state.When(e.RevertedAt), r.Reverted)
 	}
 	return ErrNothingPending.Error()
@@ -57,8 +60,20 @@ func (e *NotPendingError) Error() string {
 
 func (e *NotPendingError) Is(target error) bool { return target == ErrNothingPending }
 
+// notPending says that nothing is pending, and what was last undone: the
+// state's Undone, or in a state file written before it, the generation
+// the last one reverted.
 func notPending(st *state.State) error {
 	e := &NotPendingError{}
+	if u := st.Undone; u != nil {
+		info, ok := st.Info(u.Generation)
+		if !ok || u.Generation == 0 {
+			info = state.GenerationInfo{Generation: u.Generation}
+		}
+		info.ConfigDigest, info.RulesDigest, info.Reverted = u.ConfigDigest, u.RulesDigest, u.Reason
+		e.Reverted, e.RevertedAt = &info, u.At
+		return e
+	}
 	if n := len(st.Generations); n > 0 {
 		if last := st.Generations[n-1]; last.RevertOf != 0 {
 			info, ok := st.Info(last.RevertOf)
@@ -130,12 +145,17 @@ var watcherStart = 10 * time.Second
 // from then on, an apply that does not finish is reverted. When it fails,
 // nothing has changed, and it removes the pending record again: a record
 // left behind would refuse every later command.
-func (e *Engine) arm(d *state.Dir, st *state.State, p *planner.Plan) error {
+//
+// The record names the configuration and the rules (digest, rulesDigest)
+// too: a revert of an apply that stops before it records its generation
+// still says what it undid.
+func (e *Engine) arm(d *state.Dir, st *state.State, p *planner.Plan, digest, rulesDigest string) error {
 	id := make([]byte, 3)
 	rand.Read(id)
 	st.Pending = &state.Pending{
 		ID: hex.EncodeToString(id), Status: state.PendingApplying, Previous: st.Generation,
 		Timeout: e.Confirmation.Timeout, BootID: bootID(), Prefix: p.Prefix, Backend: p.Backend,
+		ConfigDigest: digest, RulesDigest: rulesDigest,
 	}
 	if err := saveState(d, st); err != nil {
 		// The write is atomic: the state file is what it was.
@@ -336,7 +356,7 @@ func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reas
 	p := planner.New(pd.Prefix, string(e.Kernel.Backend()), desired, live)
 	e.planned(Planned{Op: OpRevert, Plan: p})
 	st.Pending = nil
-	st.RecordRevert(pd.Generation, reason)
+	st.RecordRevert(undone(pd, reason))
 	res, err := e.commit(ctx, OpRevert, d, st, p, live, digest, true)
 	if err != nil {
 		return res, err
@@ -363,11 +383,17 @@ func (e *Engine) settleReboot(d *state.Dir, st *state.State) error {
 	if err != nil {
 		return err
 	}
-	gen := st.Pending.Generation
+	pd := *st.Pending
 	st.Pending = nil
-	st.RecordRevert(gen, "the host rebooted before the apply was confirmed")
+	st.RecordRevert(undone(pd, "the host rebooted before the apply was confirmed"))
 	gens, rulesDigest := generationFiles(p)
 	return e.record(d, st, p, gens, rulesDigest, digest, &Result{})
+}
+
+// undone describes the pending apply pd, undone now for reason.
+func undone(pd state.Pending, reason string) state.Undone {
+	return state.Undone{Generation: pd.Generation, ConfigDigest: pd.ConfigDigest, RulesDigest: pd.RulesDigest,
+		Reason: reason, At: time.Now().UTC()}
 }
 
 // rebootEnded reports whether pd is a pending apply of an earlier boot.

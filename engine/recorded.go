@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/svcnat/svcnat/planner"
@@ -20,12 +21,13 @@ type Recorded struct {
 	ConfigDigest string
 	// Pending is the apply awaiting confirmation, if one is.
 	Pending *state.Pending
-	// Reverted, when the last record is a revert (an apply not confirmed
-	// in time, declined at the prompt, stopped before it was verified, or
-	// ended by a reboot), is the reverted generation's record: its
-	// ConfigDigest names the configuration whose apply was undone, its
-	// Reverted says why. RevertedAt is when (zero when the revert found
-	// the previous rules in place and recorded no generation). Nil
+	// Reverted, when the last thing recorded undid an apply (one not
+	// confirmed in time, declined at the prompt, stopped before it was
+	// verified or recorded, ended by a reboot, or rolled back because a
+	// probe failed), describes that apply: its ConfigDigest and
+	// RulesDigest name what was undone, its Reverted says why, its
+	// Generation is the apply's (0 when it recorded none). RevertedAt is
+	// when (zero in a state file written before svcnat recorded it). Nil
 	// otherwise.
 	Reverted   *state.GenerationInfo
 	RevertedAt time.Time
@@ -67,7 +69,7 @@ func ReadRecorded(stateDir string) (*Recorded, error) {
 // every command does: a daemon that only reads would wait for it forever.
 func (e *Engine) Recorded(ctx context.Context) (*Recorded, error) {
 	r, err := ReadRecorded(e.StateDir)
-	if err != nil || r.Pending == nil || r.Pending.BootID == "" || r.Pending.BootID == bootID() {
+	if err != nil || !rebootEnded(r.Pending) {
 		return r, err
 	}
 	if err := e.withLock(ctx, func(*state.Dir, *state.State) error { return nil }); err != nil {
@@ -82,10 +84,27 @@ func recorded(st *state.State) *Recorded {
 	if errors.As(notPending(st), &np) && np.Reverted != nil {
 		r.Reverted, r.RevertedAt = np.Reverted, np.RevertedAt
 	} else if n := len(st.Generations); n > 0 && st.Generations[n-1].Reverted != "" {
-		// A revert that found the previous rules in place already
-		// records no generation of its own: the last one is marked.
+		// A state file from before Undone: a revert that found the
+		// previous rules in place recorded no generation of its own,
+		// and marked the last one.
 		last := st.Generations[n-1]
 		r.Reverted = &last
 	}
 	return r
+}
+
+// probeFailed records that the apply of the configuration with digest
+// (making the rules with rulesDigest) was rolled back because a probe
+// failed (perr), and drops its pending record (see disarmAfter): like a
+// revert, it is what a daemon must not apply again. err is the rollback's
+// error, returned with what recording adds.
+func (e *Engine) probeFailed(d *state.Dir, st *state.State, digest, rulesDigest string, perr, err error) error {
+	st.RecordRevert(state.Undone{ConfigDigest: digest, RulesDigest: rulesDigest, Reason: "rolled back: " + perr.Error(), At: time.Now().UTC()})
+	if st.Pending != nil {
+		return disarmAfter(d, st, err)
+	}
+	if serr := saveState(d, st); serr != nil {
+		return fmt.Errorf("%w; recording the rollback failed: %w", err, serr)
+	}
+	return err
 }

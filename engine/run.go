@@ -216,7 +216,7 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 	armed := op == OpApply && e.Confirmation != nil
 	var pendingID string
 	if armed {
-		if err := e.arm(d, st, p); err != nil {
+		if err := e.arm(d, st, p, digest, rulesDigest); err != nil {
 			return res, err
 		}
 		pendingID = st.Pending.ID
@@ -229,10 +229,10 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
 	if op == OpApply && len(e.Probes) > 0 {
-		if err := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); err != nil {
-			err = applier.Undo(e.Kernel, p, live, err)
+		if perr := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); perr != nil {
+			err := applier.Undo(e.Kernel, p, live, perr)
 			if ae := (*applier.Error)(nil); errors.As(err, &ae) && ae.RolledBack {
-				err = disarmAfter(d, st, err)
+				err = e.probeFailed(d, st, digest, rulesDigest, perr, err)
 			}
 			return res, fmt.Errorf("%s failed: %w", op, err)
 		}

@@ -13,8 +13,9 @@ import (
 // svcnat reconcile beside apply --confirm-timeout: while the apply awaits
 // confirmation the daemon applies nothing and says why; when the watcher
 // reverts it, the daemon does not apply the reverted configuration again
-// (it says why at every pass and counts it as an error), and it applies
-// the configuration once that changes.
+// (it says why at every pass and counts it as an error) but repairs a
+// flush to the rules the revert left, and it applies the configuration
+// once that changes.
 func TestReconcileKeepsARevert(t *testing.T) {
 	for _, backend := range []string{"nft", "legacy"} {
 		t.Run(backend, func(t *testing.T) {
@@ -59,9 +60,29 @@ func TestReconcileKeepsARevert(t *testing.T) {
 				t.Fatalf("something was applied after the revert:\n%s", show)
 			}
 			mf = scrape(t, tl.Node, "http://127.0.0.1:9823/metrics")
-			if metric(mf, "svcnat_reconcile_errors_total") < 3 || metric(mf, "svcnat_generation") != 3 {
-				t.Fatalf("metrics while the revert holds: errors %v, generation %v",
-					metric(mf, "svcnat_reconcile_errors_total"), metric(mf, "svcnat_generation"))
+			if metric(mf, "svcnat_reconcile_errors_total") < 3 || metric(mf, "svcnat_generation") != 3 ||
+				metric(mf, "svcnat_held", "reason=reverted") != 1 || metric(mf, "svcnat_held", "reason=pending") != 0 {
+				t.Fatalf("metrics while the revert holds: errors %v, generation %v, held %v",
+					metric(mf, "svcnat_reconcile_errors_total"), metric(mf, "svcnat_generation"), metric(mf, "svcnat_held", "reason=reverted"))
+			}
+
+			// A firewalld --reload style flush during the hold: the
+			// daemon puts back the rules the revert left (generation
+			// 3's), records nothing, and still holds.
+			ipt := "iptables-" + backend
+			tl.Node.Run(t, ipt, "-t", "nat", "-F")
+			tl.Node.Run(t, ipt, "-t", "nat", "-X")
+			d.await(t, 30*time.Second, "msg=repaired the rules of the reverted-to generation", "generation=3", "drift=true")
+			if got := tl.owned(t); got != before {
+				t.Fatalf("the flush during the hold was not repaired to the revert's rules:\n%s", applyDiff(before, got))
+			}
+			remoteExpect(t, tl, "backend-0")
+			d.await(t, 30*time.Second, "msg=the apply of this configuration was reverted", "generation=2")
+			if got := tl.owned(t); got != before {
+				t.Fatalf("reconcile applied the reverted configuration after the repair:\n%s", applyDiff(before, got))
+			}
+			if show := tl.SV.MustRun(t, 0, "show").Stdout; !strings.Contains(show, "Generation 3 applied") {
+				t.Fatalf("the repair recorded a generation:\n%s", show)
 			}
 			if _, err := tl.Node.HTTPGet("http://127.0.0.1:9823/healthz"); err == nil {
 				t.Fatal("healthz answers 200 while the configuration on disk is held")

@@ -31,7 +31,14 @@ type Metrics struct {
 	drift           prometheus.Counter
 	reconcileErrors prometheus.Counter
 	configFailures  prometheus.Counter
+	held            *prometheus.GaugeVec
 }
+
+// The reasons reconcile holds a configuration (svcnat_held's label).
+const (
+	HeldPending  = "pending"  // an apply awaits confirmation
+	HeldReverted = "reverted" // the configuration's apply was reverted
+)
 
 // New makes the series, registered in a new registry.
 func New() *Metrics {
@@ -40,7 +47,7 @@ func New() *Metrics {
 		lastApply: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_timestamp_seconds",
 			Help: "When the rules were last changed (the recorded generation's time), or when the last run that failed to change them ended (Unix time)."}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_last_apply_success",
-			Help: "1 if the last apply, rollback, destroy, revert or reconcile pass succeeded (finding nothing to change is a success), 0 if it failed."}),
+			Help: "1 if the last apply, rollback, destroy, revert, reconcile pass or repair succeeded (finding nothing to change is a success), 0 if it failed; a reconcile pass that holds (svcnat_held) leaves it."}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{Name: "svcnat_generation",
 			Help: "The generation recorded in the state directory."}),
 		applies: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_applies_total",
@@ -61,9 +68,14 @@ func New() *Metrics {
 			Help: "Reconcile passes that failed (reading the rules, planning, applying)."}),
 		configFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "svcnat_config_load_failures_total",
 			Help: "Times the configuration was read and rejected."}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_held",
+			Help: "1 while reconcile applies nothing, by reason: pending (an apply awaits confirmation), reverted (the configuration's apply was reverted)."}, []string{"reason"}),
+	}
+	for _, r := range []string{HeldPending, HeldReverted} {
+		m.held.WithLabelValues(r).Set(0)
 	}
 	m.Registry.MustRegister(m.lastApply, m.lastSuccess, m.generation, m.applies, m.duration, m.rollbacks,
-		m.ownedChains, m.ownedRules, m.drift, m.reconcileErrors, m.configFailures)
+		m.ownedChains, m.ownedRules, m.drift, m.reconcileErrors, m.configFailures, m.held)
 	return m
 }
 
@@ -160,6 +172,25 @@ func (m *Metrics) Recorded(r *engine.Recorded) {
 			m.lastApply.Set(float64(r.AppliedAt.UnixNano()) / 1e9)
 		}
 		m.lastSuccess.Set(1)
+	}
+}
+
+// Held records a reconcile pass that applied nothing for reason
+// (HeldPending, HeldReverted; "" for a pass that holds nothing): 1 for
+// that reason's svcnat_held, 0 for the others. The generation is the
+// record's; svcnat_last_apply_success and the time stay those of the last
+// run that changed rules or tried to (the revert, a repair): holding is
+// not a run, and its error is counted (ReconcileError) where it is one.
+func (m *Metrics) Held(r *engine.Recorded, reason string) {
+	for _, h := range []string{HeldPending, HeldReverted} {
+		v := 0.0
+		if h == reason {
+			v = 1
+		}
+		m.held.WithLabelValues(h).Set(v)
+	}
+	if reason != "" && r != nil {
+		m.generation.Set(float64(r.Generation))
 	}
 }
 

@@ -121,3 +121,38 @@ func TestTextfileAfterApplyAndRollback(t *testing.T) {
 		t.Fatal("rollback's series are wrong")
 	}
 }
+
+// A reconcile pass that holds says so in svcnat_held{reason} (1 for its
+// reason, 0 for the other) and reports the recorded generation, but
+// leaves svcnat_last_apply_success to the last run that changed rules or
+// tried to: a failed repair stays a failure through the held passes that
+// follow, and a pass that holds nothing clears the gauge.
+func TestHeld(t *testing.T) {
+	m := New()
+	path := filepath.Join(t.TempDir(), "svcnat.prom")
+	write := func() map[string]*dto.MetricFamily {
+		t.Helper()
+		if err := m.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		return read(t, path)
+	}
+	mf := write()
+	if value(t, mf, "svcnat_held", map[string]string{"reason": HeldPending}) != 0 || value(t, mf, "svcnat_held", map[string]string{"reason": HeldReverted}) != 0 {
+		t.Fatal("svcnat_held is not 0 for both reasons from the start")
+	}
+	m.Applied(&engine.Result{Op: engine.OpRepair}, context.DeadlineExceeded)
+	m.Held(&engine.Recorded{Generation: 3}, HeldReverted)
+	mf = write()
+	if value(t, mf, "svcnat_held", map[string]string{"reason": HeldReverted}) != 1 || value(t, mf, "svcnat_held", map[string]string{"reason": HeldPending}) != 0 ||
+		value(t, mf, "svcnat_last_apply_success", nil) != 0 || value(t, mf, "svcnat_generation", nil) != 3 {
+		t.Fatalf("while held after a failed repair: held %v, success %v, generation %v", value(t, mf, "svcnat_held", map[string]string{"reason": HeldReverted}),
+			value(t, mf, "svcnat_last_apply_success", nil), value(t, mf, "svcnat_generation", nil))
+	}
+	m.Held(&engine.Recorded{Generation: 3}, HeldPending)
+	m.Held(&engine.Recorded{Generation: 3}, "")
+	mf = write()
+	if value(t, mf, "svcnat_held", map[string]string{"reason": HeldPending}) != 0 || value(t, mf, "svcnat_held", map[string]string{"reason": HeldReverted}) != 0 {
+		t.Fatal("svcnat_held stays 1 after a pass that holds nothing")
+	}
+}

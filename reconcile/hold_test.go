@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/metrics"
+	"github.com/svcnat/svcnat/probe"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -74,6 +76,24 @@ func counter(t *testing.T, m *metrics.Metrics, name string) float64 {
 	return 0
 }
 
+// heldGauge is svcnat_held{reason}.
+func heldGauge(t *testing.T, m *metrics.Metrics, reason string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, s := range mf.Metric {
+			if mf.GetName() == "svcnat_held" && len(s.Label) == 1 && s.Label[0].GetValue() == reason {
+				return value(s)
+			}
+		}
+	}
+	t.Fatalf("no svcnat_held{reason=%q}", reason)
+	return 0
+}
+
 func value(s *dto.Metric) float64 {
 	if s.Counter != nil {
 		return s.Counter.GetValue()
@@ -95,6 +115,9 @@ func TestRevertedConfigurationIsNotApplied(t *testing.T) {
 	res, reverted := h.applyPending(t, h.configured(t, "web.hcl", moved), 500*time.Millisecond)
 	h.write(t, "web.hcl", moved) // the operator's edit, seen by the loop
 	at = h.logs.await(t, at, "an apply awaits confirmation", "apply="+res.Pending.ID)
+	if heldGauge(t, h.loop.Metrics, "pending") != 1 || heldGauge(t, h.loop.Metrics, "reverted") != 0 {
+		t.Fatal("svcnat_held does not say that an apply awaits confirmation")
+	}
 	if err := <-reverted; err != nil {
 		t.Fatalf("the watcher: %v", err)
 	}
@@ -242,5 +265,140 @@ func TestRevertedRulesFromAnotherPathAreNotApplied(t *testing.T) {
 	h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
 	if got := h.owned(t); got != before {
 		t.Fatalf("the loop applied the reverted rules:\n%s", got)
+	}
+}
+
+// While it holds a reverted configuration, the loop keeps the rules the
+// revert left: a flush (iptables -t nat -F -X, a firewalld reload) is
+// repaired to the recorded generation's rules, the canary comes back, and
+// the hold stays — no generation is recorded, the revert is not undone.
+func TestHeldRevertRepairsDrift(t *testing.T) {
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	before := h.owned(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, reverted := h.applyPending(t, h.configured(t, "web.hcl", moved), 300*time.Millisecond)
+	h.write(t, "web.hcl", moved)
+	if err := <-reverted; err != nil {
+		t.Fatalf("the watcher: %v", err)
+	}
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if heldGauge(t, h.loop.Metrics, "reverted") != 1 || heldGauge(t, h.loop.Metrics, "pending") != 0 {
+		t.Fatal("svcnat_held does not say that a reverted configuration is held")
+	}
+
+	h.restore(t, "*nat\n-F\n-X\nCOMMIT\n")
+	at = h.logs.await(t, at, "repaired the rules of the reverted-to generation", "generation=3")
+	if got := h.owned(t); got != before {
+		t.Fatalf("the flush during the hold was not repaired to the revert's rules:\n%s\nwant:\n%s", got, before)
+	}
+	if m, err := h.loop.Engine.MissingCanaries("SVCNAT"); err != nil || len(m) != 0 {
+		t.Fatalf("canaries after the repair: %v %v", m, err)
+	}
+	h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if st, _ := h.loop.Engine.State(); st.Generation != 3 {
+		t.Fatalf("generation %d after the repair, want 3: the repair recorded one, or applied the held configuration", st.Generation)
+	}
+	if got := h.owned(t); got != before {
+		t.Fatalf("the held configuration was applied after the repair:\n%s", got)
+	}
+}
+
+// A pending apply a reboot ended leaves the kernel with whatever the
+// boot restored (here nothing): the loop settles it as a revert, holds,
+// and puts the reverted-to generation's rules back.
+func TestRebootEndedPendingApplyRestoresTheRules(t *testing.T) {
+	h := startLoop(t, time.Hour, map[string]string{"web.hcl": web})
+	h.logs.await(t, 0, "applied", "generation=1")
+	before := h.owned(t)
+	h.stop(t)
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, watcher := h.applyPending(t, h.configured(t, "web.hcl", moved), time.Hour)
+	h.write(t, "web.hcl", moved)
+	d, err := state.Open(h.loop.Engine.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Load()
+	if err != nil || st.Pending == nil {
+		t.Fatalf("pending: %+v, %v", st, err)
+	}
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	// The boot restored no rules.
+	h.restore(t, "*nat\n-F\n-X\nCOMMIT\n*filter\n-F\n-X\nCOMMIT\n")
+
+	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, time.Hour)
+	h2.logs.await(t, 0, "repaired the rules of the reverted-to generation", "event=start", "generation=3")
+	if got := h2.owned(t); got != before {
+		t.Fatalf("after the reboot the loop left:\n%s\nwant:\n%s", got, before)
+	}
+	if err := <-watcher; err != nil {
+		t.Fatalf("the watcher: %v", err)
+	}
+}
+
+// A repair during a hold that fails is a failed run: logged, unhealthy
+// for the health-check ports too (the rules in force are not kept), and
+// svcnat_last_apply_success stays 0 through the held passes that follow;
+// once the kernel takes the repair, the ports are healthy again.
+func TestHeldRepairFails(t *testing.T) {
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, reverted := h.applyPending(t, h.configured(t, "web.hcl", moved), 300*time.Millisecond)
+	h.write(t, "web.hcl", moved)
+	if err := <-reverted; err != nil {
+		t.Fatalf("the watcher: %v", err)
+	}
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if !h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 1 {
+		t.Fatal("a hold that keeps the rules in force is not serving, or the revert does not read as a success")
+	}
+	h.fake.FailWhen(func(line string) bool { return strings.HasPrefix(line, "-A SVCNAT-SVC-") })
+	h.restore(t, "*nat\n-F\nCOMMIT\n")
+	at = h.logs.await(t, at, "repairing the rules of the reverted-to generation failed")
+	at = h.logs.await(t, at, "the apply of this configuration was reverted", "generation=2")
+	if h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 0 {
+		t.Fatal("a failed repair reads as serving, or a held pass after it set last_apply_success")
+	}
+	h.fake.FailWhen(nil)
+	h.logs.await(t, at, "repaired the rules of the reverted-to generation")
+	if !h.loop.Serving() || counter(t, h.loop.Metrics, "svcnat_last_apply_success") != 1 {
+		t.Fatal("not serving after the repair")
+	}
+}
+
+// An apply by hand whose probe failed was rolled back: the loop holds
+// that configuration as it holds a revert, instead of applying it again
+// without the probes.
+func TestProbeFailedConfigurationIsNotApplied(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := probe.Parse("tcp://" + closed.Addr().String())
+	closed.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	before := h.owned(t)
+	h.stop(t) // the operator applies before the loop sees the edit
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	h.write(t, "web.hcl", moved)
+	e := h.operator()
+	e.Probes, e.ProbeTimeout = []probe.Probe{down}, 100*time.Millisecond
+	if _, err := e.Apply(context.Background(), h.configured(t, "web.hcl", moved), "n1"); err == nil {
+		t.Fatal("an apply whose probe fails succeeded")
+	}
+	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, 50*time.Millisecond)
+	at = h2.logs.await(t, 0, "the apply of this configuration was reverted", "event=start", "reason=rolled back: probe "+down.URL)
+	h2.logs.await(t, at, "the apply of this configuration was reverted", "event=tick")
+	if got := h2.owned(t); got != before {
+		t.Fatalf("the loop applied the configuration whose probe failed:\n%s", got)
 	}
 }

@@ -5,8 +5,9 @@
 // through the engine when the plan is not empty. It never exits on a bad
 // configuration: it keeps the last good one, logs why, and goes on
 // repairing drift with it. It never takes a change out of an operator's
-// hands: while an apply awaits confirmation it applies nothing, and it
-// does not apply again what a revert undid (see Loop.held).
+// hands: while an apply awaits confirmation it changes nothing, and it
+// does not apply again what a revert (or a failed probe) undid, keeping
+// the rules the revert left instead (see Loop.held).
 package reconcile
 
 import (
@@ -43,7 +44,7 @@ type Loop struct {
 	// Reload asks for a pass now (SIGHUP).
 	Reload <-chan struct{}
 	Log    *slog.Logger
-	// Metrics and Health are optional.
+	// Metrics and Health are optional. Run sets Health.Healthy.
 	Metrics *metrics.Metrics
 	Health  *healthcheck.Server
 
@@ -54,15 +55,39 @@ type Loop struct {
 	node    string
 	rejects string // the diagnostics last logged, to log a change once
 	prefix  string
+	// seen are the configurations loaded, by digest (the last few): the
+	// one whose rules are in force while a hold keeps them is among them,
+	// unless the loop started during the hold.
+	seen    map[string]*config.Config
+	seenAt  []string
+	waiting bool // the last pass found an apply awaiting confirmation
 	healthy atomic.Bool
+	// keeping: the rules in force are kept, though the configuration on
+	// disk is not applied (a hold that repairs them).
+	keeping atomic.Bool
 	last    atomic.Int64 // when the last pass succeeded (Unix nanoseconds)
 }
 
+// keepSeen is how many loaded configurations the loop remembers.
+const keepSeen = 8
+
 // Healthy reports whether the last pass succeeded, within two intervals:
-// the daemon's own health (its /healthz, kube-proxy's
-// serviceProxyHealthy).
+// the daemon's own health (its /healthz).
 func (l *Loop) Healthy() bool {
-	return l.healthy.Load() && time.Since(time.Unix(0, l.last.Load())) < 2*l.Interval+time.Minute
+	return l.healthy.Load() && l.recent()
+}
+
+// Serving reports whether the rules in force are kept, within two
+// intervals: the last pass succeeded, or it held a configuration and kept
+// (repaired) the rules the record names. It is kube-proxy's
+// serviceProxyHealthy on the health-check ports: a hold is no reason for
+// a load balancer to drain the node, whose rules still work.
+func (l *Loop) Serving() bool {
+	return (l.healthy.Load() || l.keeping.Load()) && l.recent()
+}
+
+func (l *Loop) recent() bool {
+	return time.Since(time.Unix(0, l.last.Load())) < 2*l.Interval+time.Minute
 }
 
 // Run reconciles until ctx ends, then returns nil: a pass under way
@@ -73,6 +98,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	if l.Debounce == 0 {
 		l.Debounce = time.Second
+	}
+	if l.Health != nil {
+		// The ports' serviceProxyHealthy: whether the rules in force are
+		// kept, which a hold does not stop (see Serving).
+		l.Health.Healthy = l.Serving
 	}
 	canaryEvery := l.CanaryEvery
 	if canaryEvery == 0 {
@@ -100,7 +130,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-l.Reload:
 			pass("reload")
 		case <-canary.C:
-			if l.prefix == "" {
+			// While an apply awaits confirmation its watcher owns the
+			// rules: the pass would change nothing.
+			if l.prefix == "" || l.waiting {
 				canary.Reset(canaryEvery)
 				continue
 			}
@@ -140,14 +172,10 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		l.failed(log, "reading the state failed", err)
 		return
 	}
-	if l.held(log, rec, nil) {
+	if l.held(ctx, log, rec, nil) {
 		return
 	}
-	if l.Health != nil {
-		if err := l.Health.Sync(healthcheck.Services(cfg, l.node)); err != nil {
-			log.Error("health check ports", "err", err)
-		}
-	}
+	l.syncHealth(log, cfg)
 	p, err := l.Engine.Plan(cfg, l.node)
 	if err != nil {
 		l.failed(log, "planning failed", err)
@@ -168,7 +196,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		log.Log(context.Background(), level, "no changes")
 		return
 	}
-	if l.held(log, rec, p) {
+	if l.held(ctx, log, rec, p) {
 		return
 	}
 	s := p.Summary()
@@ -184,7 +212,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if stale := (*engine.StaleError)(nil); errors.As(err, &stale) {
 		// The rules changed since the plan: perhaps a watcher's revert,
 		// which this pass must not undo.
-		if rec, err := l.Engine.Recorded(ctx); err == nil && l.held(log, rec, p) {
+		if rec, err := l.Engine.Recorded(ctx); err == nil && l.held(ctx, log, rec, p) {
 			return
 		}
 		res, err = l.Engine.Apply(ctx, cfg, l.node)
@@ -241,47 +269,142 @@ func (l *Loop) load(log *slog.Logger) {
 			log.Info("configuration loaded", "services", len(cfg.Services), "digest", d, "node", node)
 		}
 		l.good, l.digest, l.node, l.prefix = cfg, d, node, cfg.Settings.ChainPrefix
+		l.remember(d, cfg)
+	}
+}
+
+// remember keeps cfg by its digest, and forgets the oldest beyond
+// keepSeen.
+func (l *Loop) remember(digest string, cfg *config.Config) {
+	if l.seen == nil {
+		l.seen = map[string]*config.Config{}
+	}
+	if _, ok := l.seen[digest]; !ok {
+		l.seenAt = append(l.seenAt, digest)
+	}
+	l.seen[digest] = cfg
+	if len(l.seenAt) > keepSeen {
+		delete(l.seen, l.seenAt[0])
+		l.seenAt = l.seenAt[1:]
+	}
+}
+
+// inForce is the configuration whose rules the record says are in force:
+// the one loaded with the recorded digest; else (a loop started during a
+// hold never loaded it) the one on disk, the closest there is; nil when
+// the record has no configuration (a revert removed every chain).
+func (l *Loop) inForce(rec *engine.Recorded) *config.Config {
+	if rec.Generation > 0 && rec.ConfigDigest == "" {
+		return nil
+	}
+	if cfg, ok := l.seen[rec.ConfigDigest]; ok {
+		return cfg
+	}
+	return l.good
+}
+
+// syncHealth serves the health-check ports of cfg (none when nil).
+func (l *Loop) syncHealth(log *slog.Logger, cfg *config.Config) {
+	if l.Health == nil {
+		return
+	}
+	var svcs []healthcheck.Service
+	if cfg != nil {
+		svcs = healthcheck.Services(cfg, l.node)
+	}
+	if err := l.Health.Sync(svcs); err != nil {
+		log.Error("health check ports", "err", err)
 	}
 }
 
 // held reports whether the state's record forbids applying the
 // configuration now, and says why, at every pass. While an apply awaits
-// confirmation, its watcher decides what the rules are. When the last
-// record reverted an apply of this very configuration, applying it would
-// undo the revert: it is held like a rejected configuration (logged,
-// counted, unhealthy) until it changes or an operator applies it by hand,
-// which records a generation of it that is no revert. Given the plan p
-// about to be applied, other files that make the reverted rules (the
-// reverted apply read a copy of the configuration) are held too. The
-// record, not the loop's memory, decides, so a restarted daemon holds
-// too.
-func (l *Loop) held(log *slog.Logger, rec *engine.Recorded, p *planner.Plan) bool {
+// confirmation, its watcher decides what the rules are: the loop changes
+// none, drift included. When the last record reverted an apply of this
+// very configuration, applying it would undo the revert: it is held like
+// a rejected configuration (logged, counted, unhealthy) until it changes
+// or an operator applies it by hand, which records a generation of it
+// that is no revert; meanwhile the loop keeps the rules the revert left
+// (see keep). Given the plan p about to be applied, other files that make
+// the reverted rules (the reverted apply read a copy of the
+// configuration) are held too. The record, not the loop's memory,
+// decides, so a restarted daemon holds too. Either way the health-check
+// ports describe the rules in force.
+func (l *Loop) held(ctx context.Context, log *slog.Logger, rec *engine.Recorded, p *planner.Plan) bool {
 	switch {
 	case rec.Pending != nil:
-		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
+		l.waiting = true
+		l.count(func(m *metrics.Metrics) { m.Held(rec, metrics.HeldPending) })
+		l.syncHealth(log, l.inForce(rec))
 		l.awaiting(log, *rec.Pending)
 		return true
 	case rec.RevertedConfig(l.digest) || p != nil && rec.RevertedRules(p):
-		l.count(func(m *metrics.Metrics) { m.Recorded(rec) })
+		l.waiting = false
+		l.count(func(m *metrics.Metrics) { m.Held(rec, metrics.HeldReverted) })
 		l.healthy.Store(false)
 		l.count((*metrics.Metrics).ReconcileError)
+		var attrs []any
+		if rec.Reverted.Generation != 0 { // 0: the apply recorded no generation (killed, or its probes failed)
+			attrs = append(attrs, "generation", rec.Reverted.Generation)
+		}
 		log.Error("the apply of this configuration was reverted; applying nothing until the configuration changes or an operator applies it",
-			"generation", rec.Reverted.Generation, "reason", rec.Reverted.Reverted, "reverted_at", rec.RevertedAt, "digest", l.digest)
+			append(attrs, "reason", rec.Reverted.Reverted, "reverted_at", rec.RevertedAt, "digest", l.digest)...)
+		l.syncHealth(log, l.inForce(rec))
+		l.keep(ctx, log, rec)
 		return true
 	}
+	l.waiting = false
+	l.keeping.Store(false) // this pass decides the health again
+	l.count(func(m *metrics.Metrics) { m.Held(rec, "") })
 	return false
+}
+
+// keep returns the owned rules to the recorded generation's (the ones the
+// revert left) when something changed them — a flush, a reload, a boot
+// that restored none — through the engine, recording nothing, so that the
+// revert's record, and the hold, stay; then it makes sure the canaries
+// are there.
+func (l *Loop) keep(ctx context.Context, log *slog.Logger, rec *engine.Recorded) {
+	res, err := l.Engine.RepairRecorded(context.WithoutCancel(ctx), l.prefix)
+	if pe := (*engine.PendingError)(nil); errors.As(err, &pe) {
+		l.waiting = true
+		l.awaiting(log, pe.Pending.Pending) // an apply by hand began since the pass read the state
+		return
+	}
+	if err != nil {
+		l.keeping.Store(false)
+		if res == nil { // it did not get as far as reading the rules
+			res = &engine.Result{Op: engine.OpRepair}
+		}
+		l.count(func(m *metrics.Metrics) { m.Applied(res, err) })
+		log.Error("repairing the rules of the reverted-to generation failed", "generation", rec.Generation, "err", err)
+		return
+	}
+	l.keeping.Store(true)
+	l.last.Store(time.Now().UnixNano())
+	if res.Applied {
+		l.count((*metrics.Metrics).Drift)
+		l.count(func(m *metrics.Metrics) { m.Applied(res, nil) })
+		s := res.Plan.Summary()
+		log.Warn("repaired the rules of the reverted-to generation", "drift", true, "generation", rec.Generation,
+			"added", s.Add, "changed", s.Change, "removed", s.Remove, "lines", res.Lines, "took", res.Took.Round(time.Millisecond))
+		if res.Conntrack.Err != nil {
+			log.Warn("conntrack cleanup failed; the rules are repaired", "err", res.Conntrack.Err)
+		}
+	}
+	l.canaries(log)
 }
 
 // awaiting says that a pending apply holds the rules: nothing is wrong
 // with the daemon, it only waits.
 func (l *Loop) awaiting(log *slog.Logger, pd state.Pending) {
 	l.succeeded()
+	const msg = "an apply awaits confirmation; applying nothing and repairing no drift until it is confirmed or reverted"
 	if pd.Status == state.PendingApplying {
-		log.Info("an apply awaits confirmation; applying nothing until it is confirmed or reverted", "apply", pd.ID, "status", pd.Status)
+		log.Info(msg, "apply", pd.ID, "status", pd.Status)
 		return
 	}
-	log.Info("an apply awaits confirmation; applying nothing until it is confirmed or reverted", "apply", pd.ID,
-		"generation", pd.Generation, "deadline", pd.Deadline)
+	log.Info(msg, "apply", pd.ID, "generation", pd.Generation, "deadline", pd.Deadline)
 }
 
 func (l *Loop) canaries(log *slog.Logger) {
@@ -298,6 +421,7 @@ func (l *Loop) failed(log *slog.Logger, what string, err error) {
 
 func (l *Loop) succeeded() {
 	l.healthy.Store(true)
+	l.keeping.Store(false)
 	l.last.Store(time.Now().UnixNano())
 }
 

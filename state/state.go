@@ -37,10 +37,32 @@ type State struct {
 	AppliedAt   time.Time        `json:"applied_at"`
 	Generations []GenerationInfo `json:"generations,omitempty"`
 
-	revertOf int64 // see RecordRevert
+	revertOf   int64 // see RecordRevert
+	keepUndone bool  // the next Commit records a revert: Undone stays
 	// Pending is the apply awaiting confirmation (apply --confirm-timeout),
 	// if one is.
 	Pending *Pending `json:"pending,omitempty"`
+	// Undone is the last apply svcnat undid — a pending apply reverted,
+	// an apply whose probes failed and were rolled back — as long as
+	// nothing but reverts was recorded since: what a daemon must not
+	// apply again. Nil otherwise, and in state files written before it
+	// (there the Reverted marks of Generations tell it).
+	Undone *Undone `json:"undone,omitempty"`
+}
+
+// Undone is an apply that svcnat undid. It holds the apply's digests
+// itself, so that an apply that recorded no generation of its own (it
+// stopped between its commit and its record, or its probes failed) is
+// named as well as one that did.
+type Undone struct {
+	// Generation is the generation the apply recorded, 0 when none.
+	Generation   int64  `json:"generation,omitempty"`
+	ConfigDigest string `json:"config_digest,omitempty"`
+	RulesDigest  string `json:"rules_digest,omitempty"`
+	// Reason says why it was undone ("not confirmed within 1m0s",
+	// "rolled back: probe tcp://10.96.0.20:5432 failed ..."); At when.
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // Pending is an apply whose rules stay only if confirmed in time. A
@@ -69,6 +91,11 @@ type Pending struct {
 	// has recorded neither yet.
 	Prefix  string `json:"prefix"`
 	Backend string `json:"backend"`
+	// ConfigDigest and RulesDigest name what the apply applies, known
+	// before its generation is: a revert of an apply that stopped before
+	// its record still says what it undid (Undone).
+	ConfigDigest string `json:"config_digest,omitempty"`
+	RulesDigest  string `json:"rules_digest,omitempty"`
 }
 
 // The statuses of a pending apply.
@@ -217,7 +244,10 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	info.Backups = backups
 
 	next := *st
-	next.revertOf = 0
+	if !st.keepUndone {
+		next.Undone = nil // an apply that is no revert: nothing is held
+	}
+	next.revertOf, next.keepUndone = 0, false
 	next.Generations = append(slices.Clone(st.Generations), info)
 	if keep := max(d.Keep, 1); len(next.Generations) > keep {
 		next.Generations = next.Generations[len(next.Generations)-keep:]
@@ -246,15 +276,21 @@ func (d *Dir) Save(st *State) error {
 	return WriteFileAtomic(d.statePath(), append(b, '\n'), 0o600)
 }
 
-// RecordRevert makes the next Commit record a generation that reverts gen,
-// and marks gen as reverted for reason.
-func (st *State) RecordRevert(gen int64, reason string) {
-	st.revertOf = gen
+// RecordRevert records that the apply u describes was undone: the next
+// Commit (if any) records a generation that reverts u.Generation, which is
+// marked as reverted for u.Reason, and st.Undone is u until a Commit that
+// is no revert. Digests u lacks are taken from u.Generation's record.
+func (st *State) RecordRevert(u Undone) {
+	st.revertOf, st.keepUndone = u.Generation, true
 	for i := range st.Generations {
-		if st.Generations[i].Generation == gen {
-			st.Generations[i].Reverted = reason
+		if g := &st.Generations[i]; u.Generation != 0 && g.Generation == u.Generation {
+			g.Reverted = u.Reason
+			if u.ConfigDigest == "" && u.RulesDigest == "" {
+				u.ConfigDigest, u.RulesDigest = g.ConfigDigest, g.RulesDigest
+			}
 		}
 	}
+	st.Undone = &u
 }
 
 // Info returns the record of generation gen, if it is kept.

@@ -303,3 +303,45 @@ func TestDigest(t *testing.T) {
 		t.Error("moving bytes between parts does not change the digest")
 	}
 }
+
+// An undone apply stays recorded through the revert's own Commit and a
+// plain Save, and goes with the first Commit that is no revert; a state
+// file from before Undone (no "undone" key) loads with none.
+func TestUndone(t *testing.T) {
+	d := openTemp(t)
+	apply(t, d, 1)
+	st := load(t, d)
+	st.RecordRevert(Undone{Generation: 1, Reason: "not confirmed within 1m0s", At: time.Now().UTC()})
+	setNext(st, 2)
+	if err := d.Commit(st, rulesFor(2)); err != nil {
+		t.Fatal(err)
+	}
+	st = load(t, d)
+	g1, _ := st.Info(1)
+	if u := st.Undone; u == nil || u.Generation != 1 || u.ConfigDigest != g1.ConfigDigest || u.RulesDigest != g1.RulesDigest || g1.Reverted != u.Reason {
+		t.Fatalf("after the revert's commit: undone %+v, generation 1 %+v", st.Undone, g1)
+	}
+	if g2, _ := st.Info(2); g2.RevertOf != 1 {
+		t.Fatalf("the revert's generation: %+v", g2)
+	}
+	// An apply that recorded no generation: only Undone says it.
+	st.RecordRevert(Undone{ConfigDigest: "sha256:c", RulesDigest: "sha256:r", Reason: "rolled back: probe failed"})
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	if u := load(t, d).Undone; u == nil || u.Generation != 0 || u.ConfigDigest != "sha256:c" {
+		t.Fatalf("after a save: %+v", u)
+	}
+	apply(t, d, 3)
+	if u := load(t, d).Undone; u != nil {
+		t.Fatalf("an apply kept the undone record: %+v", u)
+	}
+
+	old := `{"version": 1, "generation": 1, "applied_at": "2025-01-02T10:02:03Z", "generations": [{"generation": 1, "applied_at": "2025-01-02T10:02:03Z", "reverted": "not confirmed within 1m0s"}]}`
+	if err := WriteFileAtomic(d.statePath(), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := load(t, d); st.Undone != nil || st.Generations[0].Reverted == "" {
+		t.Fatalf("a state file from before Undone: %+v", st)
+	}
+}
