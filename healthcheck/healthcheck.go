@@ -74,6 +74,10 @@ const (
 	// so a flood of connections leaves the daemon those it needs to
 	// read its configuration, plan, apply and check its canary.
 	DefaultMaxConns = 128
+	// DefaultMaxConnsPerSource leaves a probing load balancer (a few
+	// connections from each of its addresses) most of the slots while
+	// one client floods.
+	DefaultMaxConnsPerSource = 16
 )
 
 // maxHeaderBytes bounds a request's header: a probe's is a few lines.
@@ -97,13 +101,17 @@ type Server struct {
 	// next request; MaxConns bounds the connections open at once, over
 	// every port and address (the next wait, unaccepted, in the kernel's
 	// queue). Zero: the defaults above. The timeouts are read when a
-	// port opens, MaxConns on the first Sync.
+	// port opens, the bounds on connections on the first Sync.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxConns                               int
+	// MaxConnsPerSource bounds the connections one client address holds
+	// open: its next ones are closed unanswered at once, so it cannot
+	// take every slot from the load balancer's probes.
+	MaxConnsPerSource int
 
 	mu    sync.Mutex
 	ports map[int]*port
-	sem   chan struct{}
+	lim   *limits
 }
 
 type port struct {
@@ -123,7 +131,7 @@ func (s *Server) Sync(svcs []Service) error {
 	defer s.mu.Unlock()
 	if s.ports == nil {
 		s.ports = map[int]*port{}
-		s.sem = make(chan struct{}, orDefault(s.MaxConns, DefaultMaxConns))
+		s.lim = newLimits(orDefault(s.MaxConns, DefaultMaxConns), orDefault(s.MaxConnsPerSource, DefaultMaxConnsPerSource))
 	}
 	want := map[int]Service{}
 	for _, svc := range svcs {
@@ -206,7 +214,7 @@ func (s *Server) listen(p *port, n int, addrs []netip.Addr) []error {
 			ErrorLog:          slog.NewLogLogger(s.log().Handler(), slog.LevelDebug),
 		}
 		p.srvs[a] = srv
-		go srv.Serve(newLimitListener(ln, s.sem))
+		go srv.Serve(newLimitListener(ln, s.lim))
 		s.log().Info("health check port open", "port", n, "addr", addrString(a), "service", p.svc.name())
 	}
 	return errs

@@ -187,3 +187,31 @@ func TestNodePortAddresses(t *testing.T) {
 	}
 	check("no node_port_addresses", true, true)
 }
+
+// One source holds at most MaxConnsPerSource connections: its next ones
+// are closed unanswered at once, so it cannot take every slot, and
+// another source is still served.
+func TestConnectionsPerSource(t *testing.T) {
+	const perSource = 2
+	s := &Server{MaxConns: 2 * perSource, MaxConnsPerSource: perSource,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: time.Minute}
+	defer s.Close()
+	port := serve(t, s)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for range perSource {
+		keepAlive(t, addr)
+	}
+	c, err := net.DialTimeout("tcp", addr, bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	closedByServer(t, c, bufio.NewReader(c), "a connection over the source's bound")
+	d := net.Dialer{Timeout: bound, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	other, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	request(t, other, bufio.NewReader(other))
+}
