@@ -119,6 +119,9 @@ type port struct {
 	// srvs are the port's servers by listening address (the zero Addr
 	// for every address).
 	srvs map[netip.Addr]*http.Server
+	// nowhere: the port had no address to listen on at the last Sync
+	// (said once, not on every pass).
+	nowhere bool
 }
 
 // Sync serves exactly svcs: new ports open, gone ones close, counts
@@ -188,6 +191,10 @@ func (s *Server) listen(p *port, n int, addrs []netip.Addr) []error {
 			s.log().Info("health check port closed", "port", n, "addr", addrString(a), "service", p.svc.name())
 		}
 	}
+	if len(addrs) == 0 && !p.nowhere {
+		s.log().Warn("health check port listens nowhere: node_port_addresses hold none of the node's addresses", "port", n, "service", p.svc.name())
+	}
+	p.nowhere = len(addrs) == 0
 	var errs []error
 	for _, a := range addrs {
 		if p.srvs[a] != nil {

@@ -2,12 +2,15 @@ package healthcheck
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -148,7 +151,8 @@ func TestConnectionCap(t *testing.T) {
 func TestNodePortAddresses(t *testing.T) {
 	one, two := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
 	addrs := []netip.Addr{one, two}
-	s := &Server{Addresses: func() ([]netip.Addr, error) { return addrs, nil }}
+	var logged bytes.Buffer
+	s := &Server{Addresses: func() ([]netip.Addr, error) { return addrs, nil }, Log: slog.New(slog.NewTextHandler(&logged, nil))}
 	defer s.Close()
 	port := freePort(t)
 	svc := Service{Namespace: "default", Name: "web", Port: port, LocalEndpoints: 1}
@@ -181,6 +185,12 @@ func TestNodePortAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("node_port_addresses matching no address", false, false)
+	if err := s.Sync([]Service{svc}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logged.String(), "listens nowhere"); n != 1 {
+		t.Fatalf("a port with no address to listen on is said %d times in two passes, want once:\n%s", n, logged.String())
+	}
 	svc.NodePortAddresses = nil
 	if err := s.Sync([]Service{svc}); err != nil {
 		t.Fatal(err)
