@@ -5,8 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/svcnat/svcnat/config"
 )
 
 func freePort(t *testing.T) int {
@@ -63,5 +67,17 @@ func TestServer(t *testing.T) {
 	s.Sync(nil)
 	if _, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
 		t.Fatal("a port of a service that is gone still answers")
+	}
+}
+
+func TestServicesNodePortAddresses(t *testing.T) {
+	cidrs := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	cfg := &config.Config{Settings: config.Settings{NodePortAddresses: cidrs}, Services: []*config.Service{{
+		Name: "default/web", ExternalTrafficPolicy: config.PolicyLocal, HealthCheckNodePort: 30500,
+		Endpoints: []*config.Endpoint{{Address: netip.MustParseAddr("10.64.1.2"), Node: "node1", Ready: true}},
+	}}}
+	got := Services(cfg, "node1")
+	if len(got) != 1 || got[0].LocalEndpoints != 1 || !slices.Equal(got[0].NodePortAddresses, cidrs) {
+		t.Fatalf("Services: %+v", got)
 	}
 }
