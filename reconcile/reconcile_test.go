@@ -58,6 +58,14 @@ func (l *logs) handle(r slog.Record, extra []slog.Attr) error {
 	return nil
 }
 
+// end is the number of lines logged so far: await(t, l.end(), …) waits
+// for a line logged from now on.
+func (l *logs) end() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
 type withAttrs struct {
 	l  *logs
 	as []slog.Attr
