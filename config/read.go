@@ -1,0 +1,186 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// MaxFileSize is the largest configuration file svcnat reads, in bytes.
+// A file of 10,000 services with five endpoints each (internal/bench) is
+// 4.7 MB, and one of 30,000 is 14 MB; beyond this, split the configuration
+// into several files of a directory. The limit bounds memory: a file's
+// syntax tree takes about 25 times its size.
+const MaxFileSize = 16 << 20
+
+// MaxNesting is how deep brackets, braces, parentheses, strings, templates,
+// conditionals and unary operators may nest. hcl's parser recurses once
+// per level, and 80,000 levels overflow the stack: a fatal error that no
+// recover catches, which would stop every command and the daemon. A
+// configuration is data and nests a few levels.
+const MaxNesting = 100
+
+// checkEntry says why the directory entry path cannot be read as a
+// configuration file, or nil when it is a regular file (through any
+// symbolic links).
+func checkEntry(path string) *hcl.Diagnostic {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return unreadable(path, err)
+	}
+	return checkMode(path, fi)
+}
+
+// checkMode refuses anything but a regular file: reading a named pipe
+// blocks until someone writes, and a device never ends.
+func checkMode(path string, fi fs.FileInfo) *hcl.Diagnostic {
+	kind := "a special file"
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "configuration file is not a regular file",
+		Detail:   fmt.Sprintf("%s is %s, not a regular file. Every *.hcl entry of a configuration directory is read as a file: rename or remove it.", path, kind),
+	}
+}
+
+// unreadable explains an error of stat or open on path, and names the
+// target when path is a symbolic link that cannot be followed: a checkout
+// swapped under a directory leaves such links, and skipping them would
+// remove their services in silence.
+func unreadable(path string, err error) *hcl.Diagnostic {
+	cause := err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		cause = pe.Err
+	}
+	detail := fmt.Sprintf("%s: %v.", path, cause)
+	if target, lerr := os.Readlink(path); lerr == nil {
+		detail = fmt.Sprintf("%s is a symbolic link to %s, which cannot be read: %v. Restore its target or remove the link.", path, target, cause)
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "cannot read configuration file", Detail: detail}
+}
+
+func tooLarge(path string, size int64) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "configuration file too large",
+		Detail: fmt.Sprintf("%s is %d bytes, larger than the %d (%d MiB) svcnat reads from one file; split the configuration into several files of a directory.",
+			path, size, MaxFileSize, MaxFileSize>>20),
+	}
+}
+
+// readFile reads one configuration file. It never blocks: the file is
+// opened with O_NONBLOCK, so a named pipe put in place after the directory
+// was listed opens at once, and then refused, like any file that is not
+// regular, by what the open descriptor is. Nor does it read more than
+// MaxFileSize+1 bytes of a file that grows.
+func readFile(path string) ([]byte, *hcl.Diagnostic) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, unreadable(path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, unreadable(path, err)
+	}
+	if d := checkMode(path, fi); d != nil {
+		return nil, d
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, tooLarge(path, fi.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, unreadable(path, err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, tooLarge(path, int64(len(b)))
+	}
+	return b, nil
+}
+
+// checkNesting finds the first token of src that nests deeper than
+// MaxNesting, before hcl's recursive parser sees it. It counts on hcl's
+// own scanner, which keeps its state on the heap, so strings, comments and
+// heredocs are told apart exactly as the parser will.
+//
+// The parser recurses once per bracket of any kind (strings, templates and
+// heredocs too), once per unary - or !, and once per ? of a conditional
+// chain (a ? b : c ? d : …), and once per %{if} or %{for} in a template;
+// the count follows all of them. Runs of unary operators and conditionals
+// end at a newline or comma of their level.
+func checkNesting(name string, src []byte) *hcl.Diagnostic {
+	toks, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos) // lexical errors are the parser's to report
+	type level struct{ cond, unary int }
+	stack := []level{{}}
+	directives := 0 // open %{if} and %{for}
+	for i, tok := range toks {
+		top := &stack[len(stack)-1]
+		switch tok.Type {
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
+			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			if tok.Type == hclsyntax.TokenTemplateControl && i+1 < len(toks) {
+				switch string(toks[i+1].Bytes) {
+				case "if", "for":
+					directives++
+				case "endif", "endfor":
+					directives = max(directives-1, 0)
+				}
+			}
+			top.unary = 0
+			stack = append(stack, level{})
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
+			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case hclsyntax.TokenQuestion:
+			top.cond++
+		case hclsyntax.TokenMinus, hclsyntax.TokenBang:
+			top.unary++
+		case hclsyntax.TokenNewline, hclsyntax.TokenComma:
+			top.cond, top.unary = 0, 0
+		default:
+			top.unary = 0
+		}
+		top = &stack[len(stack)-1]
+		if depth := len(stack) - 1 + directives + top.cond + top.unary; depth > MaxNesting {
+			return &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "configuration nested too deeply",
+				Detail: fmt.Sprintf("Brackets, strings, templates, conditionals and unary operators nest more than %d deep here; svcnat reads no deeper. A configuration is data: write the value itself.",
+					MaxNesting),
+				Subject: tok.Range.Ptr(),
+			}
+		}
+	}
+	return nil
+}
+
+// guard refuses a source svcnat will not parse, before hcl sees it: too
+// large, or nested too deeply.
+func guard(name string, src []byte) *hcl.Diagnostic {
+	if len(src) > MaxFileSize {
+		return tooLarge(name, int64(len(src)))
+	}
+	return checkNesting(name, src)
+}
