@@ -19,11 +19,11 @@ import (
 // syntax tree takes about 25 times its size.
 const MaxFileSize = 16 << 20
 
-// MaxNesting is how deep brackets, braces, parentheses, strings, templates,
-// conditionals and unary operators may nest. hcl's parser recurses once
-// per level, and 80,000 levels overflow the stack: a fatal error that no
-// recover catches, which would stop every command and the daemon. A
-// configuration is data and nests a few levels.
+// MaxNesting is how deep brackets, braces, parentheses, strings, templates
+// and operators may nest (checkNesting says how it counts). hcl parses and
+// evaluates by recursion, once per level, and 80,000 levels overflow the
+// stack: a fatal error that no recover catches, which would stop every
+// command and the daemon. A configuration is data and nests a few levels.
 const MaxNesting = 100
 
 // checkEntry says why the directory entry path cannot be read as a
@@ -120,23 +120,35 @@ func readFile(path string) ([]byte, *hcl.Diagnostic) {
 // checkNesting finds the first token of src that nests deeper than
 // MaxNesting, before hcl's recursive parser sees it. It counts on hcl's
 // own scanner, which keeps its state on the heap, so strings, comments and
-// heredocs are told apart exactly as the parser will.
+// heredocs are told apart exactly as the parser will see them.
 //
-// The parser recurses once per bracket of any kind (strings, templates and
-// heredocs too), once per unary - or !, and once per ? of a conditional
-// chain (a ? b : c ? d : …), and once per %{if} or %{for} in a template;
-// the count follows all of them. Runs of unary operators and conditionals
-// end at a newline or comma of their level.
+// The depth at a token is how many brackets of any kind (strings,
+// templates and heredocs too) are open, plus the open %{if} and %{for}
+// directives of templates, plus the operators met so far in the current
+// item of the innermost bracket: hcl parses a ? b : c ? … and - - x by
+// recursion, and evaluates a chain such as 1 + 1 + … or a[x][x]… as a
+// tree as deep as the chain is long (two million terms overflowed the
+// stack in BinaryOpExpr.Value). An item ends at a comma, and at a newline
+// in a body or an object, where newlines separate items; inside
+// parentheses and brackets hcl reads a newline as a space, so it does
+// not end one there.
 func checkNesting(name string, src []byte) *hcl.Diagnostic {
 	toks, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos) // lexical errors are the parser's to report
-	type level struct{ cond, unary int }
-	stack := []level{{}}
+	type level struct {
+		ops         int  // operators in the current item
+		newlineSeps bool // a newline ends an item: a body or an object
+	}
+	stack := []level{{newlineSeps: true}}
 	directives := 0 // open %{if} and %{for}
+	prev := hclsyntax.TokenNil
 	for i, tok := range toks {
 		top := &stack[len(stack)-1]
 		switch tok.Type {
 		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
 			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			if tok.Type == hclsyntax.TokenOBrack && endsOperand(prev) {
+				top.ops++ // an index, a[x]: one more level under the indexed value
+			}
 			if tok.Type == hclsyntax.TokenTemplateControl && i+1 < len(toks) {
 				switch string(toks[i+1].Bytes) {
 				case "if", "for":
@@ -145,35 +157,47 @@ func checkNesting(name string, src []byte) *hcl.Diagnostic {
 					directives = max(directives-1, 0)
 				}
 			}
-			top.unary = 0
-			stack = append(stack, level{})
+			stack = append(stack, level{newlineSeps: tok.Type == hclsyntax.TokenOBrace})
 		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
 			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
 			if len(stack) > 1 {
 				stack = stack[:len(stack)-1]
 			}
-			continue
-		case hclsyntax.TokenQuestion:
-			top.cond++
-		case hclsyntax.TokenMinus, hclsyntax.TokenBang:
-			top.unary++
-		case hclsyntax.TokenNewline, hclsyntax.TokenComma:
-			top.cond, top.unary = 0, 0
-		default:
-			top.unary = 0
+		case hclsyntax.TokenComma:
+			top.ops = 0
+		case hclsyntax.TokenNewline:
+			if top.newlineSeps {
+				top.ops = 0
+			}
+		case hclsyntax.TokenPlus, hclsyntax.TokenMinus, hclsyntax.TokenStar, hclsyntax.TokenSlash, hclsyntax.TokenPercent,
+			hclsyntax.TokenEqualOp, hclsyntax.TokenNotEqual, hclsyntax.TokenLessThan, hclsyntax.TokenLessThanEq,
+			hclsyntax.TokenGreaterThan, hclsyntax.TokenGreaterThanEq, hclsyntax.TokenAnd, hclsyntax.TokenOr,
+			hclsyntax.TokenBang, hclsyntax.TokenQuestion, hclsyntax.TokenDot:
+			top.ops++
 		}
-		top = &stack[len(stack)-1]
-		if depth := len(stack) - 1 + directives + top.cond + top.unary; depth > MaxNesting {
+		prev = tok.Type
+		if depth := len(stack) - 1 + directives + stack[len(stack)-1].ops; depth > MaxNesting {
 			return &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "configuration nested too deeply",
-				Detail: fmt.Sprintf("Brackets, strings, templates, conditionals and unary operators nest more than %d deep here; svcnat reads no deeper. A configuration is data: write the value itself.",
+				Detail: fmt.Sprintf("Brackets, strings, templates and operators nest more than %d deep here; svcnat reads no deeper. A configuration is data: write the value itself.",
 					MaxNesting),
 				Subject: tok.Range.Ptr(),
 			}
 		}
 	}
 	return nil
+}
+
+// endsOperand reports whether a token of type t can end an operand, so
+// that a [ after it is an index rather than a tuple.
+func endsOperand(t hclsyntax.TokenType) bool {
+	switch t {
+	case hclsyntax.TokenIdent, hclsyntax.TokenNumberLit, hclsyntax.TokenCBrack, hclsyntax.TokenCParen,
+		hclsyntax.TokenCBrace, hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc, hclsyntax.TokenStar:
+		return true
+	}
+	return false
 }
 
 // guard refuses a source svcnat will not parse, before hcl sees it: too

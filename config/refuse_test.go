@@ -145,6 +145,13 @@ func TestDeepNestingRefused(t *testing.T) {
 		{"conditionals", "x = " + rep("true ? 1 : ", n) + "1\n"},
 		{"templates", "x = " + rep("\"${", n) + "1" + rep("}\"", n) + "\n"},
 		{"template ifs", "x = \"" + rep("%{if true}", n) + rep("%{endif}", n) + "\"\n"},
+		// Chains parse in a loop but evaluate by recursion, as deep as
+		// they are long: two million terms overflowed the stack.
+		{"sum", "x = 1" + rep("+1", n) + "\n"},
+		{"sum over lines in parentheses", "x = (1" + rep("\n+1", n) + ")\n"},
+		{"and", "x = true" + rep(" && true", n) + "\n"},
+		{"index chain", "x = [1]" + rep("[0]", n) + "\n"},
+		{"attribute chain", "x = a" + rep(".b", n) + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -171,10 +178,16 @@ func TestDeepNestingRefused(t *testing.T) {
 			}
 		})
 	}
-	// Nesting a sane configuration reaches stays accepted.
-	src := "service \"web\" {\n  cluster_ips = [\"10.0.0.1\"]\n  port {\n    port = " + rep("(", 50) + "80" + rep(")", 50) + "\n  }\n}\n"
-	if _, diags := Parse(map[string][]byte{"ok.hcl": []byte(src)}); diags.HasErrors() {
-		t.Errorf("50 parentheses refused: %v", diags)
+	// What a sane configuration writes stays accepted, however long:
+	// commas end list items, and newlines end a body's.
+	ok := "service \"web\" {\n  cluster_ips = [\"10.0.0.1\"]\n  port {\n    port = " + rep("(", 50) + "40+40" + rep(")", 50) + "\n  }\n}\n" +
+		"settings {\n  cluster_cidrs = [" + rep("\"10.0.0.0/8\", ", n) + "]\n}\n" +
+		rep("# a - b + c ? d\n", n)
+	_, diags := Parse(map[string][]byte{"ok.hcl": []byte(ok)})
+	for _, d := range diags {
+		if d.Summary == "configuration nested too deeply" {
+			t.Errorf("a sane configuration refused: %v", d)
+		}
 	}
 }
 
