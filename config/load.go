@@ -81,7 +81,7 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 	names, diags := FileNames(path)
 	srcs := make(map[string][]byte, len(names))
 	for _, n := range names {
-		b, d := readFile(n)
+		b, d := ReadFile(n)
 		if d != nil {
 			diags = append(diags, d)
 			continue

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -86,12 +88,13 @@ func tooLarge(path string, size int64) *hcl.Diagnostic {
 	}
 }
 
-// readFile reads one configuration file. It never blocks: the file is
-// opened with O_NONBLOCK, so a named pipe put in place after the directory
-// was listed opens at once, and then refused, like any file that is not
-// regular, by what the open descriptor is. Nor does it read more than
-// MaxFileSize+1 bytes of a file that grows.
-func readFile(path string) ([]byte, *hcl.Diagnostic) {
+// ReadFile reads one configuration file, as Load does; svcnat fmt should
+// read with it too. It never blocks: the file is opened with O_NONBLOCK,
+// so a named pipe put in place after the directory was listed opens at
+// once, and is then refused, like any file that is not regular, by what
+// the open descriptor is. Nor does it read more than MaxFileSize+1 bytes
+// of a file that grows. A refusal is a diagnostic naming path.
+func ReadFile(path string) ([]byte, *hcl.Diagnostic) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, unreadable(path, err)
@@ -107,20 +110,43 @@ func readFile(path string) ([]byte, *hcl.Diagnostic) {
 	if fi.Size() > MaxFileSize {
 		return nil, tooLarge(path, fi.Size())
 	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
+	// Sized as os.ReadFile does, from the size the file had when opened.
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
 		return nil, unreadable(path, err)
 	}
-	if len(b) > MaxFileSize {
-		return nil, tooLarge(path, int64(len(b)))
+	if buf.Len() > MaxFileSize {
+		return nil, tooLarge(path, int64(buf.Len()))
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // checkNesting finds the first token of src that nests deeper than
-// MaxNesting, before hcl's recursive parser sees it. It counts on hcl's
-// own scanner, which keeps its state on the heap, so strings, comments and
-// heredocs are told apart exactly as the parser will see them.
+// MaxNesting, before hcl's recursive parser sees it. Most files are plain
+// data that quickNesting clears at a glance; the others are scanned with
+// hcl's own lexer (tokenNesting), exactly as the parser will see them.
+func checkNesting(name string, src []byte) *hcl.Diagnostic {
+	if _, sure := quickNesting(src, MaxNesting); sure {
+		return nil
+	}
+	if _, at := tokenNesting(name, src, MaxNesting); at != nil {
+		return &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "configuration nested too deeply",
+			Detail: fmt.Sprintf("Brackets, strings, templates and operators nest more than %d deep here; svcnat reads no deeper. A configuration is data: write the value itself.",
+				MaxNesting),
+			Subject: at,
+		}
+	}
+	return nil
+}
+
+// tokenNesting returns the greatest nesting depth of src's tokens, and the
+// range of the first token deeper than limit (nil if none). It counts on
+// hcl's scanner, which keeps its state on the heap, so strings, comments
+// and heredocs are told apart exactly as the parser will; but the tokens
+// take about 130 bytes per byte of source, which is why quickNesting runs
+// first.
 //
 // The depth at a token is how many brackets of any kind (strings,
 // templates and heredocs too) are open, plus the open %{if} and %{for}
@@ -129,10 +155,10 @@ func readFile(path string) ([]byte, *hcl.Diagnostic) {
 // recursion, and evaluates a chain such as 1 + 1 + … or a[x][x]… as a
 // tree as deep as the chain is long (two million terms overflowed the
 // stack in BinaryOpExpr.Value). An item ends at a comma, and at a newline
-// in a body or an object, where newlines separate items; inside
-// parentheses and brackets hcl reads a newline as a space, so it does
-// not end one there.
-func checkNesting(name string, src []byte) *hcl.Diagnostic {
+// (or a comment, which ends with one) in a body or an object, where
+// newlines separate items; inside parentheses and brackets hcl reads a
+// newline as a space, so it does not end one there.
+func tokenNesting(name string, src []byte, limit int) (deepest int, at *hcl.Range) {
 	toks, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos) // lexical errors are the parser's to report
 	type level struct {
 		ops         int  // operators in the current item
@@ -165,8 +191,8 @@ func checkNesting(name string, src []byte) *hcl.Diagnostic {
 			}
 		case hclsyntax.TokenComma:
 			top.ops = 0
-		case hclsyntax.TokenNewline:
-			if top.newlineSeps {
+		case hclsyntax.TokenNewline, hclsyntax.TokenComment:
+			if top.newlineSeps && (tok.Type == hclsyntax.TokenNewline || bytes.HasSuffix(tok.Bytes, []byte{'\n'})) {
 				top.ops = 0
 			}
 		case hclsyntax.TokenPlus, hclsyntax.TokenMinus, hclsyntax.TokenStar, hclsyntax.TokenSlash, hclsyntax.TokenPercent,
@@ -176,17 +202,116 @@ func checkNesting(name string, src []byte) *hcl.Diagnostic {
 			top.ops++
 		}
 		prev = tok.Type
-		if depth := len(stack) - 1 + directives + stack[len(stack)-1].ops; depth > MaxNesting {
-			return &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "configuration nested too deeply",
-				Detail: fmt.Sprintf("Brackets, strings, templates and operators nest more than %d deep here; svcnat reads no deeper. A configuration is data: write the value itself.",
-					MaxNesting),
-				Subject: tok.Range.Ptr(),
-			}
+		depth := len(stack) - 1 + directives + stack[len(stack)-1].ops
+		deepest = max(deepest, depth)
+		if depth > limit {
+			return deepest, tok.Range.Ptr()
 		}
 	}
-	return nil
+	return deepest, nil
+}
+
+// quickNesting bounds tokenNesting's depth from the bytes, without
+// allocating: deepest is never less than what tokenNesting finds. It is
+// sure only of the plain data configurations are made of; at anything
+// whose tokens it does not model exactly (a template or an escape of one
+// in a string, a heredoc, a block comment, a line break inside a string,
+// a stray $ or backslash, invalid UTF-8) and when the bound passes limit,
+// it gives up (sure is false) and leaves the file to tokenNesting.
+//
+// Where it cannot tell tokens apart it counts more, never less: every
+// operator character (so == counts twice, and the . and - of 1.5e-3
+// count), the = of an attribute, and every [ as an index.
+func quickNesting(src []byte, limit int) (deepest int, sure bool) {
+	if !utf8.Valid(src) {
+		return 0, false // a bad sequence could hide a quote from one scanner and not the other
+	}
+	type level struct {
+		ops         int
+		newlineSeps bool
+	}
+	stack := []level{{newlineSeps: true}}
+	next := func(i int) byte {
+		if i+1 < len(src) {
+			return src[i+1]
+		}
+		return 0
+	}
+	for i := 0; i < len(src); i++ {
+		top := &stack[len(stack)-1]
+		switch c := src[i]; c {
+		case '"':
+			if len(stack) > limit { // the string is a level of its own
+				return len(stack), false
+			}
+			deepest = max(deepest, len(stack))
+			for i++; ; i++ {
+				if i >= len(src) {
+					return deepest, false
+				}
+				c := src[i]
+				if c == '"' {
+					break
+				}
+				switch {
+				case c == '\\':
+					if n := next(i); n == '\n' || n == '\r' || n == '$' || n == '%' || n == 0 {
+						return deepest, false
+					}
+					i++ // the escaped character
+				case c == '\n' || c == '\r':
+					return deepest, false
+				case (c == '$' || c == '%') && next(i) == '{':
+					return deepest, false
+				}
+			}
+		case '#':
+			for i+1 < len(src) && src[i+1] != '\n' {
+				i++ // the newline ending the comment is read as one below
+			}
+		case '/':
+			switch next(i) {
+			case '/':
+				for i+1 < len(src) && src[i+1] != '\n' {
+					i++
+				}
+			case '*':
+				return deepest, false
+			default:
+				top.ops++
+			}
+		case '<':
+			if next(i) == '<' {
+				return deepest, false
+			}
+			top.ops++
+		case '$', '\\', '\'', '`':
+			return deepest, false
+		case '[', '(', '{':
+			if c == '[' {
+				top.ops++
+			}
+			stack = append(stack, level{newlineSeps: c == '{'})
+		case ']', ')', '}':
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+		case ',':
+			top.ops = 0
+		case '\n':
+			if top.newlineSeps {
+				top.ops = 0
+			}
+		case '+', '-', '*', '%', '=', '!', '>', '&', '|', '?', '.':
+			top.ops++
+		}
+		depth := len(stack) - 1 + stack[len(stack)-1].ops
+		deepest = max(deepest, depth)
+		if depth > limit {
+			return deepest, false
+		}
+	}
+	return deepest, true
 }
 
 // endsOperand reports whether a token of type t can end an operand, so

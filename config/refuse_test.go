@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/svcnat/svcnat/internal/bench"
 )
 
 // loadBounded runs Load in a goroutine and fails the test when it has not
@@ -107,7 +110,7 @@ func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
 
 // A file read between the directory listing and the open (a race with a
 // checkout) is still refused if it is not a regular file, without
-// blocking: readFile opens without waiting and checks what it opened.
+// blocking: ReadFile opens without waiting and checks what it opened.
 func TestReadFileRefusesFIFOWithoutBlocking(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "x.hcl")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
@@ -115,16 +118,16 @@ func TestReadFileRefusesFIFOWithoutBlocking(t *testing.T) {
 	}
 	done := make(chan *hcl.Diagnostic, 1)
 	go func() {
-		_, d := readFile(fifo)
+		_, d := ReadFile(fifo)
 		done <- d
 	}()
 	select {
 	case d := <-done:
 		if d == nil || !strings.Contains(d.Detail, fifo) || !strings.Contains(d.Detail, "not a regular file") {
-			t.Errorf("readFile(fifo) = %v", d)
+			t.Errorf("ReadFile(fifo) = %v", d)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("readFile(fifo) has not returned after 10s")
+		t.Fatal("ReadFile(fifo) has not returned after 10s")
 	}
 }
 
@@ -248,5 +251,39 @@ func TestDiagnosticsEchoBounded(t *testing.T) {
 				t.Errorf("DiagnosticLines: %d bytes", n)
 			}
 		})
+	}
+}
+
+// quickNesting clears plain configurations without hcl's lexer, and is
+// never below the lexer's depth where it is sure; FuzzParse checks the
+// same on any input.
+func TestQuickNesting(t *testing.T) {
+	for _, src := range []string{
+		goodService,
+		"x = \"a\\\"b(((\" # ((((\n// [[[\ny = [1, -2, 3] // x\n",
+		"x = {a = 1, b = [1 + 2 * 3 > 4 && !true ? 1.5e-3 : -1]}\n",
+		"x = a[0][1].b\ny = \"é\"\n",
+		"a {\n  b {\n    c = (1\n + 2)\n  }\n}\n",
+	} {
+		quick, sure := quickNesting([]byte(src), math.MaxInt)
+		exact, _ := tokenNesting("x.hcl", []byte(src), math.MaxInt)
+		if !sure || quick < exact {
+			t.Errorf("quickNesting(%q) = %d, %v; the tokens nest %d deep", src, quick, sure, exact)
+		}
+	}
+	// What it does not model it leaves to the lexer.
+	for _, src := range []string{
+		"x = \"${1}\"\n", "x = \"%{if true}a%{endif}\"\n", "x = <<EOF\na\nEOF\n", "/* c */\n",
+		"x = \"a\\\n\"\n", "x = \"a\nb\"\n", "x = $1\n", "x = \"\xff\"\n", "x = \"a\\${1}\"\n",
+	} {
+		if _, sure := quickNesting([]byte(src), math.MaxInt); sure {
+			t.Errorf("quickNesting(%q) is sure", src)
+		}
+	}
+	// Generated configurations (internal/bench) never reach the lexer.
+	for name, src := range bench.Files(bench.Spec{Services: 1000, Endpoints: 5}) {
+		if depth, sure := quickNesting([]byte(src), MaxNesting); !sure {
+			t.Fatalf("%s: quickNesting not sure (bound %d)", name, depth)
+		}
 	}
 }
