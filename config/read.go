@@ -280,9 +280,9 @@ func quickNesting(src []byte, limit int) (deepest int, sure bool) {
 			default:
 				top.ops++
 			}
-		case '<':
-			if next(i) == '<' {
-				return deepest, false
+		case '<', '%':
+			if (c == '<' && next(i) == '<') || (c == '%' && next(i) == '{') {
+				return deepest, false // a heredoc, or a template directive out of place
 			}
 			top.ops++
 		case '$', '\\', '\'', '`':
@@ -302,7 +302,7 @@ func quickNesting(src []byte, limit int) (deepest int, sure bool) {
 			if top.newlineSeps {
 				top.ops = 0
 			}
-		case '+', '-', '*', '%', '=', '!', '>', '&', '|', '?', '.':
+		case '+', '-', '*', '=', '!', '>', '&', '|', '?', '.':
 			top.ops++
 		}
 		depth := len(stack) - 1 + stack[len(stack)-1].ops

@@ -275,6 +275,7 @@ func TestQuickNesting(t *testing.T) {
 	for _, src := range []string{
 		"x = \"${1}\"\n", "x = \"%{if true}a%{endif}\"\n", "x = <<EOF\na\nEOF\n", "/* c */\n",
 		"x = \"a\\\n\"\n", "x = \"a\nb\"\n", "x = $1\n", "x = \"\xff\"\n", "x = \"a\\${1}\"\n",
+		"x = %{if\n}\n",
 	} {
 		if _, sure := quickNesting([]byte(src), math.MaxInt); sure {
 			t.Errorf("quickNesting(%q) is sure", src)
