@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/svcnat/svcnat/internal/echo"
 )
 
 // The raw structs hold one file's blocks as HCL decoded them. The schemas
@@ -212,7 +214,14 @@ func (d *decoder) later(check func(st *Settings, nodePortsOK bool)) {
 	d.deferred = append(d.deferred, check)
 }
 
+// errorf adds an error. The string arguments are values from the
+// configuration, or built from them, so each is cut to echo.Max bytes.
 func (d *decoder) errorf(subject hcl.Range, summary, detailFormat string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = echo.String(s)
+		}
+	}
 	d.diags = append(d.diags, &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  summary,

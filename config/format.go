@@ -28,8 +28,12 @@ type FormatResult struct {
 
 // FormatFile formats one file. A file with syntax errors is not formatted
 // (hclwrite would re-space tokens it cannot make sense of); its errors are
-// returned instead, as terraform fmt does.
+// returned instead, as terraform fmt does. So is a file Load refuses
+// before parsing: too large, or nested too deeply.
 func FormatFile(name string, src []byte) (FormatResult, hcl.Diagnostics) {
+	if d := guard(name, src); d != nil {
+		return FormatResult{File: &hcl.File{Bytes: src}}, hcl.Diagnostics{d}
+	}
 	file, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	res := FormatResult{File: file}
 	if diags.HasErrors() {

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +56,14 @@ func TestTestdataFormatted(t *testing.T) {
 	clearRanges(b)
 	if asJSON(t, a) != asJSON(t, b) {
 		t.Errorf("formatting changed the configuration")
+	}
+}
+
+// fmt refuses what Load refuses before parsing, rather than crash on it.
+func TestFormatFileDeepNesting(t *testing.T) {
+	src := "x = " + strings.Repeat("(", 80000) + "1" + strings.Repeat(")", 80000) + "\n"
+	res, diags := FormatFile("deep.hcl", []byte(src))
+	if !diags.HasErrors() || diags[0].Summary != "configuration nested too deeply" || res.Formatted != nil {
+		t.Errorf("FormatFile = %v", diags)
 	}
 }

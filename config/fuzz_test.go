@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -44,6 +45,8 @@ func FuzzParse(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, a, b []byte) {
+		checkQuickNesting(t, a)
+		checkQuickNesting(t, b)
 		files := map[string][]byte{"a.hcl": a, "b.hcl": b}
 		cfg, diags := Parse(files)
 		if cfg == nil {
@@ -80,6 +83,21 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("formatting changed the configuration:\n%s\n%s", fa, fb)
 		}
 	})
+}
+
+// checkQuickNesting states what lets Load skip hcl's lexer: when
+// quickNesting is sure, its bound is never below the depth the tokens
+// have. Were it below, a file could nest past MaxNesting unseen and crash
+// the parser.
+func checkQuickNesting(t *testing.T, src []byte) {
+	t.Helper()
+	quick, sure := quickNesting(src, math.MaxInt)
+	if !sure {
+		return
+	}
+	if exact, _ := tokenNesting("x.hcl", src, math.MaxInt); exact > quick {
+		t.Fatalf("quickNesting is sure of depth %d, but the tokens nest %d deep:\n%q", quick, exact, src)
+	}
 }
 
 // checkInvariants states what an accepted configuration guarantees to the

@@ -15,12 +15,20 @@ import (
 // directly in the directory, in name order. Dot files are skipped (editor
 // lock files such as .#nginx.hcl end in .hcl too). svcnat fmt uses this so
 // that it formats exactly the files that validate reads.
+//
+// Every *.hcl entry that is not a regular file once symbolic links are
+// followed (a dangling link, a link loop, a directory, a named pipe) is an
+// error naming it, not skipped: skipping would remove its services without
+// a word. The names of the readable files are returned with the errors.
 func FileNames(path string) ([]string, hcl.Diagnostics) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, hcl.Diagnostics{ioError("cannot read configuration", err)}
 	}
 	if !fi.IsDir() {
+		if d := checkMode(path, fi); d != nil {
+			return nil, hcl.Diagnostics{d}
+		}
 		return []string{path}, nil
 	}
 	entries, err := os.ReadDir(path)
@@ -28,27 +36,27 @@ func FileNames(path string) ([]string, hcl.Diagnostics) {
 		return nil, hcl.Diagnostics{ioError("cannot read configuration directory", err)}
 	}
 	var names []string
+	var diags hcl.Diagnostics
 	for _, e := range entries { // ReadDir sorts by name
 		n := e.Name()
 		if strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".hcl") {
 			continue
 		}
 		full := filepath.Join(path, n)
-		if st, err := os.Stat(full); err != nil || st.IsDir() {
-			// A dangling symlink or a directory named x.hcl is not a
-			// configuration file; reading it below would only fail.
+		if d := checkEntry(full); d != nil {
+			diags = append(diags, d)
 			continue
 		}
 		names = append(names, full)
 	}
-	if len(names) == 0 {
+	if len(names) == 0 && len(diags) == 0 {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "no configuration files",
 			Detail:   "Directory " + path + " holds no *.hcl files; point -c at a .hcl file or at a directory of them.",
 		}}
 	}
-	return names, nil
+	return names, diags
 }
 
 func ioError(summary string, err error) *hcl.Diagnostic {
@@ -58,6 +66,13 @@ func ioError(summary string, err error) *hcl.Diagnostic {
 // Load reads the configuration at path (a .hcl file, or a directory whose
 // *.hcl files are read in name order), decodes it and validates it.
 //
+// Load never blocks and never crashes on what it reads: it reads regular
+// files only, opened without waiting, at most MaxFileSize bytes each, and
+// refuses nesting deeper than MaxNesting before parsing; each refusal is a
+// diagnostic naming the file (and the place, for nesting). The daemon
+// relies on this to keep its canary and repair going whatever is dropped
+// into its configuration directory.
+//
 // Load always returns a non-nil *Config whose Files holds every file it
 // could read, so that WriteDiagnostics can show source snippets even when
 // loading fails. When diags has errors, Files is the only field set: a
@@ -66,9 +81,9 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 	names, diags := FileNames(path)
 	srcs := make(map[string][]byte, len(names))
 	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			diags = append(diags, ioError("cannot read configuration file", err))
+		b, d := ReadFile(n)
+		if d != nil {
+			diags = append(diags, d)
 			continue
 		}
 		srcs[n] = b
@@ -104,8 +119,17 @@ func Parse(files map[string][]byte) (*Config, hcl.Diagnostics) {
 	var settingsBlocks []*rawSettings
 	var decls []*svcDecl
 	order := make(map[string]int, len(names))
+	unparsed := map[string]bool{} // refused by guard: never parsed, not even for snippets
 	for i, n := range names {
 		order[n] = i
+		if g := guard(n, files[n]); g != nil {
+			d.diags = append(d.diags, g)
+			if g.Subject != nil {
+				cfg.Files[n] = &hcl.File{Bytes: files[n]}
+				unparsed[n] = true
+			}
+			continue
+		}
 		file, raw, diags := parseFile(n, files[n])
 		d.diags = append(d.diags, diags...)
 		if file != nil {
@@ -126,8 +150,12 @@ func Parse(files map[string][]byte) (*Config, hcl.Diagnostics) {
 	d.acrossServices(decls)
 
 	sortDiagnostics(d.diags, order)
+	boundMessages(d.diags)
 	if len(d.diags) > 0 {
 		for n, f := range cfg.Files {
+			if unparsed[n] {
+				continue
+			}
 			if whole, _ := hclsyntax.ParseConfig(f.Bytes, n, hcl.InitialPos); whole != nil {
 				cfg.Files[n] = whole
 			}

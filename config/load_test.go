@@ -209,9 +209,6 @@ func TestFileNames(t *testing.T) {
 	write(t, dir, ".#a.hcl", "")
 	write(t, dir, "notes.txt", "")
 	write(t, dir, "c.hcl.bak", "")
-	if err := os.Mkdir(filepath.Join(dir, "d.hcl"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	got, diags := FileNames(dir)
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -219,6 +216,14 @@ func TestFileNames(t *testing.T) {
 	want := []string{filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("FileNames = %q, want %q", got, want)
+	}
+
+	// A directory named d.hcl is not skipped: every *.hcl entry is read.
+	if err := os.Mkdir(filepath.Join(dir, "d.hcl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, diags := FileNames(dir); len(diags) != 1 || !strings.Contains(diags[0].Detail, "d.hcl is a directory") || len(got) != 2 {
+		t.Errorf("FileNames with a directory d.hcl = %q, %v", got, diags)
 	}
 
 	file := filepath.Join(dir, "notes.txt")

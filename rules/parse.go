@@ -7,17 +7,21 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/svcnat/svcnat/internal/echo"
 )
 
 // ParseError locates a line of an iptables-save dump that could not be read.
 type ParseError struct {
 	Line int
-	Text string
+	Text string // the whole line; Error quotes it cut (echo.Quote)
 	Err  error
 }
 
+// Error quotes the line cut to echo.Max bytes: a dump is input, and a
+// 15 MB line was echoed whole into the error and the log.
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("line %d: %v: %q", e.Line, e.Err, e.Text)
+	return fmt.Sprintf("line %d: %v: %s", e.Line, e.Err, echo.Quote(e.Text))
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }
