@@ -99,9 +99,12 @@ func fmtCommand() *ucli.Command {
 			}
 			changed := 0
 			for _, f := range files {
-				src, err := os.ReadFile(f)
-				if err != nil {
-					return err
+				// config.ReadFile refuses what is not a regular file (a FIFO
+				// would block fmt forever) and files past config's size limit.
+				src, d := config.ReadFile(f)
+				if d != nil {
+					config.WriteDiagnostics(c.App.ErrWriter, nil, hcl.Diagnostics{d}, false, 0)
+					return exitWith(ExitError, fmt.Errorf("%s cannot be formatted; nothing was changed", f))
 				}
 				res, diags := config.FormatFile(f, src)
 				if diags.HasErrors() {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 	"testing"
 
 	ucli "github.com/urfave/cli/v2"
@@ -430,4 +432,28 @@ func TestJSONWithoutApprovalIsRefusedAtOnce(t *testing.T) {
 		t.Errorf("the host was opened %d times", len(h.opened))
 	}
 	h.must(ExitOK, "apply", "-auto-approve")
+}
+
+// fmt reads its files as validate does: a FIFO named *.hcl is refused at
+// once, never read (which would block fmt forever).
+func TestFmtRefusesAFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "x.hcl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan int, 1)
+	var errs string
+	go func() {
+		var code int
+		_, errs, code = run(t, "fmt", fifo)
+		done <- code
+	}()
+	select {
+	case code := <-done:
+		if code != ExitError || !strings.Contains(errs, "not a regular file") {
+			t.Errorf("fmt FIFO: exit %d\n%s", code, errs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fmt blocked reading a FIFO")
+	}
 }
