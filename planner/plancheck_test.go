@@ -169,7 +169,7 @@ func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 		pf := savedWeb(t)
 		pf.FormatVersion, pf.Digest = 1, ""
 		_, _, err := UnmarshalPlan(encode(t, pf, false))
-		if err == nil || !strings.Contains(err.Error(), "make the plan again") {
+		if err == nil || err.Error() != "the plan was made by an earlier svcnat, which recorded no digest of it" {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -84,7 +84,7 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 	}
 	if pf.FormatVersion == 1 {
 		// Its desired rules cannot be told from ones edited since.
-		return nil, "", fmt.Errorf("the plan was made by an earlier svcnat, which recorded no digest of it: make the plan again")
+		return nil, "", fmt.Errorf("the plan was made by an earlier svcnat, which recorded no digest of it")
 	}
 	if pf.FormatVersion != PlanFileVersion {
 		return nil, "", fmt.Errorf("saved plan format %d is not supported (want %d)", pf.FormatVersion, PlanFileVersion)
