@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/render"
 	"github.com/svcnat/svcnat/rules"
 )
@@ -202,6 +203,29 @@ func TestCheckDesiredAdmitsWhatRenderWrites(t *testing.T) {
 		}
 		if err := CheckDesired(prefix, map[rules.Family]*rules.Ruleset{fam: rs}); err != nil {
 			t.Errorf("%s: %v", filepath.Base(g), err)
+		}
+	}
+}
+
+// BenchmarkCheckDesired10k checks the rules of 10,000 services
+// (bench.Files), which every saved plan and every reconcile apply pays.
+func BenchmarkCheckDesired10k(b *testing.B) {
+	dir := b.TempDir()
+	if err := bench.Write(dir, bench.Spec{Services: 10000, Endpoints: 5}); err != nil {
+		b.Fatal(err)
+	}
+	cfg, diags := config.Load(dir)
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	res, err := render.Render(cfg, render.Options{Node: bench.Node, RandomFully: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := CheckDesired(cfg.Settings.ChainPrefix, res.Rulesets); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
