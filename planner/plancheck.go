@@ -2,7 +2,9 @@ package planner
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/svcnat/svcnat/render"
@@ -191,7 +193,7 @@ func isHash(s string) bool {
 
 // ruleRefusal says why r may not be a rule of an owned chain of t, or "".
 func ruleRefusal(v vocab.Vocab, t *rules.Table, r rules.Rule) string {
-	target := ""
+	target, opts := "", []string(nil)
 	for i := 0; i < len(r.Args); i++ {
 		a, next := r.Args[i], ""
 		if i+1 < len(r.Args) {
@@ -213,20 +215,57 @@ func ruleRefusal(v vocab.Vocab, t *rules.Table, r rules.Rule) string {
 		case "-g", "--goto":
 			return "svcnat writes no goto"
 		case "-j", "--jump":
-			if target != "" {
-				return "two targets"
-			}
-			target = next
-			i++
+			// The target comes last, its options after it.
+			target, opts = next, r.Args[i+2:]
+			i = len(r.Args)
 		}
 	}
 	switch {
 	case target == "":
 		return "" // a comment alone: the FW chain's "other traffic ... will be dropped"
 	case slices.Contains(tableTargets[t.Name], target):
+		if !targetOptions(target, opts) {
+			return fmt.Sprintf("svcnat writes no %s with %s", target, strings.Join(opts, " "))
+		}
 		return ""
 	case rules.Owns(v.Prefix, target) && v.KindOf(target) != "" && t.Chain(target) != nil:
+		if len(opts) > 0 {
+			return fmt.Sprintf("svcnat writes no jump with %s", strings.Join(opts, " "))
+		}
 		return ""
 	}
 	return fmt.Sprintf("svcnat jumps only to its own chains of the table and to %s", strings.Join(tableTargets[t.Name], ", "))
+}
+
+// targetOptions reports whether opts are options render writes target
+// with, as rules.Canonicalize prints them: a DNAT to one address and port;
+// a MARK that sets or flips one bit (the masquerade bit; another program's
+// marks may mean "accept"); MASQUERADE, fully random or not; REJECT with
+// ICMP port unreachable; the others without options.
+func targetOptions(target string, opts []string) bool {
+	switch {
+	case len(opts) == 0:
+		return target != "DNAT" && target != "MARK"
+	case target == "DNAT":
+		_, err := netip.ParseAddrPort(opts[len(opts)-1])
+		return len(opts) == 2 && opts[0] == "--to-destination" && err == nil
+	case target == "MARK":
+		return len(opts) == 2 && opts[0] == "--set-xmark" && oneBitMark(opts[1])
+	case target == "MASQUERADE":
+		return len(opts) == 1 && opts[0] == "--random-fully"
+	case target == "REJECT":
+		return len(opts) == 2 && opts[0] == "--reject-with" && (opts[1] == "icmp-port-unreachable" || opts[1] == "icmp6-port-unreachable")
+	}
+	return false
+}
+
+// oneBitMark reports whether s is "M/0x0" (flip) or "M/M" (set) for a
+// mark M of one bit, as MARK --xor-mark and --or-mark canonicalize.
+func oneBitMark(s string) bool {
+	val, mask, ok := strings.Cut(s, "/")
+	v, err := strconv.ParseUint(strings.TrimPrefix(val, "0x"), 16, 32)
+	if !ok || err != nil || !strings.HasPrefix(val, "0x") || v == 0 || v&(v-1) != 0 {
+		return false
+	}
+	return mask == "0x0" || mask == val
 }
