@@ -82,8 +82,9 @@ func (e *DesiredRuleError) Error() string {
 // and owned chains of the kinds kube-proxy names, each in its own table;
 // in a built-in chain, any rule but svcnat's own jumps, byte for byte
 // (render.BuiltinJumps); in an owned chain, a jump to anything but an
-// owned chain of the same table or the targets render writes there, a
-// goto, a match module or protocol render never writes.
+// owned chain of the same table or the targets render writes there (with
+// the options it writes them with), a goto, a match module or protocol
+// render never writes.
 func CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error {
 	for _, f := range rules.Families {
 		rs := desired[f]
