@@ -68,7 +68,9 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	}
 	p, digest, err := planner.UnmarshalPlan(data)
 	if err != nil {
-		return err
+		// Not svcnat's plan as it was made: only making it again helps.
+		return withHint(fmt.Errorf("%s: %w; nothing was changed", file, err),
+			fmt.Sprintf("make the plan again (svcnat plan -out %s) and review it", file))
 	}
 	e, err := openEngine(c, g, p.Prefix)
 	if err != nil {

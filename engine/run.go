@@ -47,8 +47,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 // ApplySaved applies a saved plan exactly, without asking: it was reviewed
 // when it was made. It refuses a plan whose chain prefix svcnat may not
 // own, one made for another backend, what Apply refuses (applyRefusal; a
-// prefix other than the recorded one as a *PlanPrefixError), and a stale
-// plan, made against other live rules (*StaleError).
+// prefix other than the recorded one as a *PlanPrefixError), desired
+// rules svcnat could not have written (*planner.DesiredRuleError), and a
+// stale plan, made against other live rules (*StaleError).
 func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest string) (*Result, error) {
 	// A plan file is data anyone can write: its prefix decides which
 	// chains svcnat treats as its own, so it gets the configuration's
@@ -58,6 +59,11 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	}
 	if backend := string(e.Kernel.Backend()); backend != p.Backend {
 		return nil, fmt.Errorf("the plan was made for the %s backend, this host uses %s; nothing was changed", p.Backend, backend)
+	}
+	// Its desired rules too: the digest of a plan file stops an edit
+	// only by whoever does not recompute it (see planner.CheckDesired).
+	if err := planner.CheckDesired(p.Prefix, p.Desired); err != nil {
+		return nil, fmt.Errorf("%w; nothing was changed", err)
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
