@@ -203,7 +203,7 @@ func (d *Dir) Load() (*State, error) {
 // the largest int64 (its next one would overflow to a negative number and
 // every later commit would fail), recorded generations out of order or
 // after the current one, and negative numbers of a pending or undone
-// apply.
+// apply, or of the file's version.
 func (st *State) check() error {
 	gen := func(what string, n int64) error {
 		if n < 0 || n == math.MaxInt64 {
@@ -212,6 +212,9 @@ func (st *State) check() error {
 		return nil
 	}
 	errs := []error{gen("the generation", st.Generation)}
+	if st.Version < 0 {
+		errs = append(errs, fmt.Errorf("the version is %d", st.Version))
+	}
 	var last int64
 	for _, g := range st.Generations {
 		errs = append(errs, gen("a recorded generation", g.Generation), gen(fmt.Sprintf("generation %d's revert_of", g.Generation), g.RevertOf))

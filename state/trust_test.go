@@ -242,6 +242,12 @@ func TestLoadRefusesImpossibleGenerations(t *testing.T) {
 			t.Errorf("%s: Load = %v, want the file refused as corrupt", name, err)
 		}
 	}
+	if err := WriteFileAtomic(d.statePath(), []byte(`{"version": -1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Load(); err == nil || !strings.Contains(err.Error(), "corrupt: the version is -1") {
+		t.Errorf("Load of version -1 = %v", err)
+	}
 	// The last generation there can be a next one of is fine; its next is
 	// refused at the commit.
 	st := *good
