@@ -54,7 +54,9 @@ func (d *Dir) openStateDir() (*os.File, error) {
 	fd, err := unix.Open(d.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) && isLink(d.path) {
-			return nil, checkPath(d.path, false) // says what the link is
+			if cerr := checkPath(d.path, false); cerr != nil {
+				return nil, cerr // says what the link is
+			}
 		}
 		return nil, pathErr("open", d.path, err)
 	}
