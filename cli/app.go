@@ -65,6 +65,14 @@ type hintError struct {
 
 func (e *hintError) Error() string { return e.err.Error() }
 func (e *hintError) Unwrap() error { return e.err }
+func (e *hintError) Hint() string  { return e.hint }
+
+// hinter is an error that says what to do about it, such as
+// state.UntrustedError: every command prints its hint.
+type hinter interface {
+	error
+	Hint() string
+}
 
 func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
 
@@ -130,9 +138,8 @@ func Run(env Env, args []string) int {
 		err = ee.err
 	}
 	fmt.Fprintf(stderr, "svcnat: error: %s\n", strings.TrimSuffix(err.Error(), "\n"))
-	var he *hintError
-	if errors.As(err, &he) {
-		fmt.Fprintf(stderr, "svcnat: hint: %s\n", he.hint)
+	if he := hinter(nil); errors.As(err, &he) && he.Hint() != "" {
+		fmt.Fprintf(stderr, "svcnat: hint: %s\n", he.Hint())
 	}
 	return code
 }

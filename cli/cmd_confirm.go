@@ -162,6 +162,9 @@ func confirmCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			if err := awaitingIn(g.StateDir); err != nil {
+				return err
+			}
 			// Confirming touches only the state directory: no kernel.
 			e := &engine.Engine{StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout")}
 			pd, err := e.Confirm(c.Context, c.Args().First())
@@ -189,6 +192,13 @@ func revertCommand() *ucli.Command {
 		Flags:     []ucli.Flag{lockTimeoutFlag()},
 		Action: func(c *ucli.Context) error {
 			defer catchSignals(c)()
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			if err := awaitingIn(g.StateDir); err != nil {
+				return err
+			}
 			g, _, e, err := openOwned(c)
 			if err != nil {
 				return err
@@ -205,6 +215,17 @@ func revertCommand() *ucli.Command {
 			return nil
 		},
 	}
+}
+
+// awaitingIn refuses, for confirm and revert, a state directory that does
+// not exist: it records no pending apply, and they do not create it (a
+// mistyped --state-dir would leave a directory behind, as plan does not).
+func awaitingIn(stateDir string) error {
+	if state.Exists(stateDir) {
+		return nil
+	}
+	return withHint(fmt.Errorf("%w: state directory %s does not exist", engine.ErrNothingPending, stateDir),
+		"give the --state-dir (or SVCNAT_STATE_DIR) of the apply that awaits confirmation")
 }
 
 // watchCommand is the watcher apply --confirm-timeout starts: it holds

@@ -5,6 +5,7 @@
 package detach
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,11 +38,20 @@ func Start(name string, argv []string, logPath string) (string, error) {
 			return "systemd unit " + name, nil
 		}
 	}
-	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// The log is in svcnat's state directory, and root appends to it: a
+	// link there (or a FIFO, which would block the open) is refused, not
+	// followed.
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return "", fmt.Errorf("opening the watcher's log: %s is a symbolic link, which svcnat does not follow", logPath)
+	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("opening the watcher's log: %w", err)
 	}
 	defer log.Close()
+	if fi, err := log.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("opening the watcher's log: %s is not a regular file", logPath)
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -40,3 +40,24 @@ func TestStartWithoutSystemd(t *testing.T) {
 		t.Fatalf("session of the detached process: %d, %v; want its own (%d)", sid, err, pid)
 	}
 }
+
+// The log is opened without following a link: a state directory's
+// watcher.log that is one does not have root append to its target.
+func TestStartRefusesALinkedLog(t *testing.T) {
+	t.Setenv("SVCNAT_NO_SYSTEMD", "1")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "watcher.log")
+	if err := os.Symlink(target, log); err != nil {
+		t.Fatal(err)
+	}
+	if how, err := Start("test", []string{"/bin/sh", "-c", "echo started"}, log); err == nil {
+		t.Fatalf("started (%s) with its log through a link", how)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "precious\n" {
+		t.Fatalf("the link's target: %q, %v", b, err)
+	}
+}

@@ -137,6 +137,10 @@ func pendingApply(d *state.Dir, st *state.State) PendingApply {
 // runs (state.Dir.Hold).
 func watcherLock(id string) string { return "watch-" + id }
 
+// watchRetry is how long a watcher waits before it tries a failed revert
+// again (a var for tests).
+var watchRetry = 5 * time.Second
+
 // watcherStart bounds the wait for a watcher to take its lock (a var for
 // tests).
 var watcherStart = 10 * time.Second
@@ -326,10 +330,13 @@ func (e *Engine) Watch(ctx context.Context, id string) (*Result, error) {
 		case done:
 			return res, nil
 		case err != nil:
-			if failures++; failures >= 10 || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil, err
 			}
-			wait = 5 * time.Second
+			if failures++; failures >= 10 {
+				return nil, fmt.Errorf("the revert failed %d times, the last time: %w; the rules of apply %s stay until svcnat confirm or svcnat revert settles it", failures, err, id)
+			}
+			wait = watchRetry
 		}
 		select {
 		case <-ctx.Done():
@@ -418,7 +425,7 @@ func previous(d *state.Dir, st *state.State, pd state.Pending) (map[rules.Family
 	if pd.Previous == 0 {
 		return map[rules.Family]*rules.Ruleset{}, "", nil
 	}
-	desired, err := generationRules(d, pd.Previous)
+	desired, err := generationRules(d, st, pd.Previous)
 	if err != nil {
 		return nil, "", err
 	}

@@ -28,7 +28,7 @@ func (e *Engine) interrupted(prefix string, live map[rules.Family]*rules.Ruleset
 	if err != nil {
 		return nil, err
 	}
-	recorded, err := generationRules(d, st.Generation)
+	recorded, err := generationRules(d, st, st.Generation)
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,15 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"strings"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/svcnat/svcnat/applier"
@@ -107,7 +108,7 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		desired, err := generationRules(d, prev.Generation)
+		desired, err := generationRules(d, st, prev.Generation)
 		if err != nil {
 			return err
 		}
@@ -398,22 +399,63 @@ var (
 	commitState = (*state.Dir).Commit
 )
 
-// generationRules reads the owned rules recorded for a generation.
-func generationRules(d *state.Dir, gen int64) (map[rules.Family]*rules.Ruleset, error) {
-	out := map[rules.Family]*rules.Ruleset{}
+// generationRules reads the owned rules recorded for generation gen of
+// st. A generation is the files its record names (every family, written
+// even when it has no rules) holding what its rules digest says: a file
+// that is missing, unreadable or not what was written is an error naming
+// it, never "no rules", which a rollback or revert would apply by
+// removing every owned chain.
+func generationRules(d *state.Dir, st *state.State, gen int64) (map[rules.Family]*rules.Ruleset, error) {
+	info, ok := st.Info(gen)
+	if !ok {
+		return nil, &GenerationError{StateDir: d.Path(), Generation: gen,
+			Err: fmt.Errorf("generation %d is not recorded in %s", gen, filepath.Join(d.Path(), "state.json"))}
+	}
+	// The digest is generationFiles's, over the files as written.
+	data := map[rules.Family][]byte{}
+	h := sha256.New()
 	for _, f := range rules.Families {
-		data, err := d.ReadGeneration(gen, f.Key())
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+		if slices.Contains(info.Rules, f.Key()) {
+			b, err := d.ReadGeneration(gen, f.Key())
+			if err != nil {
+				return nil, &GenerationError{StateDir: d.Path(), Generation: gen, Err: err}
+			}
+			data[f] = b
 		}
+		io.WriteString(h, f.Key()+"\n")
+		h.Write(data[f])
+	}
+	if digest := "sha256:" + hex.EncodeToString(h.Sum(nil)); info.RulesDigest != "" && digest != info.RulesDigest {
+		return nil, &GenerationError{StateDir: d.Path(), Generation: gen,
+			Err: fmt.Errorf("the files of generation %d in %s are not the rules recorded (their digest is %s, the record says %s)",
+				gen, filepath.Join(d.Path(), "generations"), digest, info.RulesDigest)}
+	}
+	out := map[rules.Family]*rules.Ruleset{}
+	for f, b := range data {
+		rs, err := rules.ParseSave(f, bytes.NewReader(b))
 		if err != nil {
-			return nil, err
-		}
-		rs, err := rules.ParseSave(f, strings.NewReader(string(data)))
-		if err != nil {
-			return nil, fmt.Errorf("generation %d %s rules: %w", gen, f, err)
+			return nil, &GenerationError{StateDir: d.Path(), Generation: gen, Err: fmt.Errorf("generation %d %s rules: %w", gen, f, err)}
 		}
 		out[f] = rs
 	}
 	return out, nil
+}
+
+// GenerationError is a recorded generation whose rules cannot be had:
+// its files are missing, unreadable, or not the rules recorded. Nothing
+// was changed.
+type GenerationError struct {
+	StateDir   string
+	Generation int64
+	Err        error
+}
+
+func (e *GenerationError) Error() string { return e.Err.Error() + "; nothing was changed" }
+
+func (e *GenerationError) Unwrap() error { return e.Err }
+
+// Hint says how to get the rules back.
+func (e *GenerationError) Hint() string {
+	return fmt.Sprintf("restore %s from a backup of the state directory, or apply the configuration you want with svcnat apply",
+		filepath.Join(e.StateDir, "generations"))
 }

@@ -50,7 +50,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 		s.Interrupted = planner.Interrupted(prefix, live, nil)
 		return s, nil
 	}
-	applied, err := generationRules(d, s.State.Generation)
+	applied, err := generationRules(d, s.State, s.State.Generation)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -26,7 +24,7 @@ const createdTablesFile = "created-tables.json"
 type createdTables map[string][]string
 
 func readCreatedTables(d *state.Dir) (createdTables, error) {
-	data, err := os.ReadFile(filepath.Join(d.Path(), createdTablesFile))
+	data, err := d.ReadFile(createdTablesFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createdTables{}, nil
 	}
@@ -45,7 +43,7 @@ func (ct createdTables) save(d *state.Dir) error {
 	if err != nil {
 		return err
 	}
-	if err := state.WriteFileAtomic(filepath.Join(d.Path(), createdTablesFile), append(data, '\n'), 0o600); err != nil {
+	if err := d.WriteFile(createdTablesFile, append(data, '\n')); err != nil {
 		return fmt.Errorf("recording the tables svcnat creates: %w", err)
 	}
 	return nil

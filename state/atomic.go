@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -24,57 +23,17 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 
 // WriteAtomic is WriteFileAtomic with the content written by src, so that
 // a large file is written as it is made, never held whole in memory.
-func WriteAtomic(path string, src io.WriterTo, perm os.FileMode) (err error) {
+func WriteAtomic(path string, src io.WriterTo, perm os.FileMode) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, tempPrefix+base+"-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<16)
-	if _, err = src.WriteTo(w); err == nil {
-		err = w.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600 whatever the umask; set what was asked.
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming into %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory so that renames and removals in it survive a
-// power loss.
-func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return writeAtomicIn(d, base, src, perm)
 }
 
 func isTemp(name string) bool { return strings.HasPrefix(name, tempPrefix) }

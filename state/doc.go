@@ -19,4 +19,12 @@
 // either the old or the new state. Files that state.json does not refer to are
 // leftovers of an interrupted apply; readers ignore them and [Dir.Commit]
 // removes them.
+//
+// svcnat runs as root, so the directory must be one no other user can
+// change: [Open] refuses it (an [*UntrustedError]) when it is a symbolic
+// link, or when it or a directory above it is owned by another user or
+// writable by others (a sticky parent such as /tmp excepted). Every file in
+// it is opened under the directory's descriptor without following a
+// symbolic link, so a link in it is an error, never a way to have root
+// write, truncate or read another file.
 package state

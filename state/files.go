@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 const rulesSuffix = ".rules"
@@ -27,12 +29,22 @@ func validFamily(fam string) bool {
 	return true
 }
 
-// filePath names <dir>/<kind>/<gen>.<fam>.rules.
-func (d *Dir) filePath(kind string, gen int64, fam string) (string, error) {
+// fileName names <gen>.<fam>.rules, a file of the generations or backups
+// directory.
+func fileName(gen int64, fam string) (string, error) {
 	if !validFamily(fam) {
 		return "", fmt.Errorf("invalid family %q: want lower-case letters and digits, such as ipv4", fam)
 	}
-	return filepath.Join(d.path, kind, fmt.Sprintf("%d.%s%s", gen, fam, rulesSuffix)), nil
+	return fmt.Sprintf("%d.%s%s", gen, fam, rulesSuffix), nil
+}
+
+// filePath names <dir>/<kind>/<gen>.<fam>.rules.
+func (d *Dir) filePath(kind string, gen int64, fam string) (string, error) {
+	name, err := fileName(gen, fam)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d.path, kind, name), nil
 }
 
 // parseName reads <gen>.<fam>.rules back; ok is false for any other name.
@@ -57,17 +69,24 @@ func parseName(name string) (gen int64, fam string, ok bool) {
 // changing anything; the backup becomes part of the state when gen is
 // committed, and is removed by a later Commit if gen never is.
 func (d *Dir) SaveBackup(gen int64, fam string, data io.WriterTo) (string, error) {
-	p, err := d.filePath("backups", gen, fam)
+	name, err := fileName(gen, fam)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	dir, err := d.openStateDir()
+	if err != nil {
+		return "", err
+	}
+	defer dir.Close()
+	sub, err := openSub(dir, "backups", true)
+	if err != nil {
 		return "", fmt.Errorf("creating backups directory: %w", err)
 	}
-	if err := WriteAtomic(p, data, 0o600); err != nil {
+	defer sub.Close()
+	if err := writeAtomicIn(sub, name, data, 0o600); err != nil {
 		return "", fmt.Errorf("saving backup: %w", err)
 	}
-	return p, nil
+	return filepath.Join(sub.Name(), name), nil
 }
 
 // ReadBackup returns the backup saved before generation gen was applied. A
@@ -83,23 +102,51 @@ func (d *Dir) ReadGeneration(gen int64, fam string) ([]byte, error) {
 }
 
 func (d *Dir) read(kind string, gen int64, fam string) ([]byte, error) {
-	p, err := d.filePath(kind, gen, fam)
+	name, err := fileName(gen, fam)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	b, err := d.readSub(kind, name)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s of generation %d: %w", strings.TrimSuffix(kind, "s"), gen, err)
+		what := "the rules"
+		if kind == "backups" {
+			what = "the backup"
+		}
+		return nil, fmt.Errorf("reading %s of generation %d: %w", what, gen, err)
 	}
 	return b, nil
 }
 
+// readSub reads the file name of the subdirectory kind.
+func (d *Dir) readSub(kind, name string) ([]byte, error) {
+	dir, err := d.openStateDir()
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	sub, err := openSub(dir, kind, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Name the file asked for: that is what is missing.
+		return nil, &fs.PathError{Op: "open", Path: filepath.Join(d.path, kind, name), Err: syscall.ENOENT}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	return readIn(sub, name)
+}
+
 // backupFamilies lists the families that have a backup for gen.
-func (d *Dir) backupFamilies(gen int64) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(d.path, "backups"))
+func (d *Dir) backupFamilies(dir *os.File, gen int64) ([]string, error) {
+	sub, err := openSub(dir, "backups", false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("listing backups: %w", err)
+	}
+	defer sub.Close()
+	entries, err := sub.ReadDir(-1)
 	if err != nil {
 		return nil, fmt.Errorf("listing backups: %w", err)
 	}
@@ -109,41 +156,50 @@ func (d *Dir) backupFamilies(gen int64) ([]string, error) {
 			fams = append(fams, fam)
 		}
 	}
-	return fams, nil // ReadDir sorts by name, so fams is sorted
+	slices.Sort(fams)
+	return fams, nil
 }
 
 // clean removes what st does not reference: temporary files left by a crash,
 // pruned generations and backups, and those of applies that never committed.
 // Only files named like ours are touched; an operator's notes stay.
-func (d *Dir) clean(st *State) {
+func (d *Dir) clean(dir *os.File, st *State) {
 	keep := map[string]bool{}
 	for _, g := range st.Generations {
 		for _, fam := range g.Rules {
-			p, _ := d.filePath("generations", g.Generation, fam)
-			keep[p] = true
+			name, _ := fileName(g.Generation, fam)
+			keep["generations/"+name] = true
 		}
 		for _, fam := range g.Backups {
-			p, _ := d.filePath("backups", g.Generation, fam)
-			keep[p] = true
+			name, _ := fileName(g.Generation, fam)
+			keep["backups/"+name] = true
 		}
 	}
-	for _, sub := range []string{"", "generations", "backups"} {
-		dir := filepath.Join(d.path, sub)
-		entries, err := os.ReadDir(dir)
+	for _, kind := range []string{"", "generations", "backups"} {
+		sub := dir
+		if kind != "" {
+			var err error
+			if sub, err = openSub(dir, kind, false); err != nil {
+				continue
+			}
+			defer sub.Close()
+		}
+		entries, err := sub.ReadDir(-1)
+		// ReadDir read sub's descriptor to its end; what follows uses it
+		// only as the directory to unlink in.
 		if err != nil {
 			continue
 		}
 		removed := false
 		for _, e := range entries {
 			name := e.Name()
-			p := filepath.Join(dir, name)
 			_, _, ours := parseName(name)
-			if isTemp(name) || (sub != "" && ours && !keep[p]) {
-				removed = os.Remove(p) == nil || removed
+			if isTemp(name) || (kind != "" && ours && !keep[kind+"/"+name]) {
+				removed = removeIn(sub, name) == nil || removed
 			}
 		}
 		if removed {
-			syncDir(dir)
+			sub.Sync()
 		}
 	}
 }

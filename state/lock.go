@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,7 @@ const (
 // clear by hand. The file is opened close-on-exec, so binaries the holder runs
 // (iptables-restore) do not inherit and prolong it.
 func (d *Dir) Lock(ctx context.Context, timeout time.Duration) (*Lock, error) {
-	return d.lock(ctx, filepath.Join(d.path, "lock"), timeout)
+	return d.lock(ctx, "lock", timeout)
 }
 
 // Hold takes the exclusive lock <dir>/NAME.lock once, without waiting, for
@@ -89,12 +90,18 @@ func (d *Dir) Lock(ctx context.Context, timeout time.Duration) (*Lock, error) {
 // is alive (the kernel releases the lock when the process ends, however it
 // ends). It fails with a [*LockError] when another process holds it.
 func (d *Dir) Hold(name string) (*Lock, error) {
-	return d.lock(context.Background(), d.heldPath(name), 0)
+	if err := plainName(name + ".lock"); err != nil {
+		return nil, err
+	}
+	return d.lock(context.Background(), name+".lock", 0)
 }
 
 // Held reports whether a process holds <dir>/NAME.lock (see Hold).
 func (d *Dir) Held(name string) bool {
-	f, err := os.Open(d.heldPath(name))
+	if plainName(name+".lock") != nil {
+		return false
+	}
+	f, err := d.openFile(name+".lock", os.O_RDONLY)
 	if err != nil {
 		return false
 	}
@@ -106,10 +113,20 @@ func (d *Dir) Held(name string) bool {
 	return false
 }
 
-func (d *Dir) heldPath(name string) string { return filepath.Join(d.path, name+".lock") }
+// openFile opens the file name of the state directory, never through a
+// link: a lock file that is one would have root truncate its target.
+func (d *Dir) openFile(name string, flag int) (*os.File, error) {
+	dir, err := d.openStateDir()
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return openIn(dir, name, flag, 0o600)
+}
 
-func (d *Dir) lock(ctx context.Context, path string, timeout time.Duration) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+func (d *Dir) lock(ctx context.Context, name string, timeout time.Duration) (*Lock, error) {
+	path := filepath.Join(d.path, name)
+	f, err := d.openFile(name, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
@@ -126,8 +143,9 @@ func (d *Dir) lock(ctx context.Context, path string, timeout time.Duration) (*Lo
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			holder := readHolder(f)
 			f.Close()
-			return nil, &LockError{Dir: d.path, Holder: readHolder(path)}
+			return nil, &LockError{Dir: d.path, Holder: holder}
 		}
 		wait := min(backoff, left)
 		backoff = min(2*backoff, maxBackoff)
@@ -180,8 +198,8 @@ func writeHolder(f *os.File) error {
 
 // readHolder returns nil rather than an error: the holder text only improves
 // the message, and it may be half written at the moment we read it.
-func readHolder(path string) *Holder {
-	b, err := os.ReadFile(path)
+func readHolder(f *os.File) *Holder {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<16))
 	if err != nil {
 		return nil
 	}

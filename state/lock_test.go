@@ -120,8 +120,8 @@ func TestLockTimeout(t *testing.T) {
 	if err := held.Unlock(); err != nil {
 		t.Errorf("second Unlock = %v, want nil", err)
 	}
-	if h := readHolder(filepath.Join(d.Path(), "lock")); h != nil {
-		t.Errorf("lock file still names %+v after Unlock", h)
+	if b, err := os.ReadFile(filepath.Join(d.Path(), "lock")); err != nil || len(b) != 0 {
+		t.Errorf("lock file holds %q (%v) after Unlock, want it empty", b, err)
 	}
 	l, err := d.Lock(ctx, 0)
 	if err != nil {

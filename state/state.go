@@ -1,11 +1,13 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,10 +144,13 @@ type Dir struct {
 }
 
 // Open opens the state directory at path, creating it (0700: backups show the
-// host's firewall) when it does not exist.
+// host's firewall) when it does not exist. It refuses, with an
+// *UntrustedError, a directory that another user could change: one that
+// is a symbolic link, or that it or a directory above it is owned by
+// another user or writable by others (see checkPath).
 func Open(path string) (*Dir, error) {
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+	if err := checkPath(path, true); err != nil {
+		return nil, err
 	}
 	return &Dir{path: path, Keep: DefaultKeep}, nil
 }
@@ -160,12 +165,20 @@ func Exists(path string) bool {
 // Path returns the directory's path.
 func (d *Dir) Path() string { return d.path }
 
-func (d *Dir) statePath() string { return filepath.Join(d.path, "state.json") }
+func (d *Dir) statePath() string { return filepath.Join(d.path, stateFile) }
+
+const stateFile = "state.json"
 
 // Load reads the state file. A directory that was never applied to gives the
-// zero State (generation 0) and no error.
+// zero State (generation 0) and no error. A state file svcnat could not have
+// written (see check) is refused as corrupt.
 func (d *Dir) Load() (*State, error) {
-	b, err := os.ReadFile(d.statePath())
+	dir, err := d.openStateDir()
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	b, err := readIn(dir, stateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{}, nil
 	}
@@ -180,7 +193,54 @@ func (d *Dir) Load() (*State, error) {
 		return nil, fmt.Errorf("state file %s has version %d; this svcnat reads up to %d",
 			d.statePath(), st.Version, FormatVersion)
 	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("state file %s is corrupt: %w", d.statePath(), err)
+	}
 	return &st, nil
+}
+
+// check refuses generation numbers svcnat never writes: negative ones,
+// the largest int64 (its next one would overflow to a negative number and
+// every later commit would fail), recorded generations out of order or
+// after the current one, and negative numbers of a pending or undone
+// apply, or of the file's version.
+func (st *State) check() error {
+	gen := func(what string, n int64) error {
+		if n < 0 || n == math.MaxInt64 {
+			return fmt.Errorf("%s is %d", what, n)
+		}
+		return nil
+	}
+	errs := []error{gen("the generation", st.Generation)}
+	if st.Version < 0 {
+		errs = append(errs, fmt.Errorf("the version is %d", st.Version))
+	}
+	var last int64
+	for _, g := range st.Generations {
+		errs = append(errs, gen("a recorded generation", g.Generation), gen(fmt.Sprintf("generation %d's revert_of", g.Generation), g.RevertOf))
+		switch {
+		case g.Generation <= last:
+			errs = append(errs, fmt.Errorf("generation %d is recorded after generation %d", g.Generation, last))
+		case g.Generation > st.Generation:
+			errs = append(errs, fmt.Errorf("generation %d is recorded, but the current generation is %d", g.Generation, st.Generation))
+		}
+		last = g.Generation
+	}
+	if pd := st.Pending; pd != nil {
+		errs = append(errs, gen("the pending apply's generation", pd.Generation), gen("the pending apply's previous generation", pd.Previous))
+		if pd.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("the pending apply's timeout is %s", pd.Timeout))
+		}
+	}
+	if u := st.Undone; u != nil {
+		errs = append(errs, gen("the undone apply's generation", u.Generation))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // testHook, when set by a test, is called after each step of Commit; an error
@@ -210,8 +270,8 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 			return fmt.Errorf("committing generation %d: generation %d already exists", st.Generation, g.Generation)
 		}
 	}
-	if st.Generation <= 0 {
-		return fmt.Errorf("committing generation %d: generations start at 1", st.Generation)
+	if st.Generation <= 0 || st.Generation == math.MaxInt64 {
+		return fmt.Errorf("committing generation %d: generations go from 1 to %d", st.Generation, int64(math.MaxInt64-1))
 	}
 	info := GenerationInfo{
 		Generation:   st.Generation,
@@ -221,15 +281,22 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 		AppliedAt:    st.AppliedAt,
 		RevertOf:     st.revertOf,
 	}
-	if err := os.MkdirAll(filepath.Join(d.path, "generations"), 0o700); err != nil {
+	dir, err := d.openStateDir()
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	gens, err := openSub(dir, "generations", true)
+	if err != nil {
 		return fmt.Errorf("creating generations directory: %w", err)
 	}
+	defer gens.Close()
 	for _, fam := range sortedKeys(rules) {
-		p, err := d.filePath("generations", st.Generation, fam)
+		name, err := fileName(st.Generation, fam)
 		if err != nil {
 			return err
 		}
-		if err := WriteAtomic(p, rules[fam], 0o600); err != nil {
+		if err := writeAtomicIn(gens, name, rules[fam], 0o600); err != nil {
 			return err
 		}
 		info.Rules = append(info.Rules, fam)
@@ -237,7 +304,7 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	if err := hook("generations written"); err != nil {
 		return err
 	}
-	backups, err := d.backupFamilies(st.Generation)
+	backups, err := d.backupFamilies(dir, st.Generation)
 	if err != nil {
 		return err
 	}
@@ -252,7 +319,7 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	if keep := max(d.Keep, 1); len(next.Generations) > keep {
 		next.Generations = next.Generations[len(next.Generations)-keep:]
 	}
-	if err := d.Save(&next); err != nil {
+	if err := save(dir, &next); err != nil {
 		return err
 	}
 	*st = next
@@ -261,19 +328,28 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	}
 	// The new state is durable; a failed cleanup only leaves files that the
 	// next Commit removes, so it does not make the commit fail.
-	d.clean(st)
+	d.clean(dir, st)
 	return nil
 }
 
 // Save writes st as the state without recording a generation: for a
 // pending apply's status. The caller must hold the lock.
 func (d *Dir) Save(st *State) error {
+	dir, err := d.openStateDir()
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return save(dir, st)
+}
+
+func save(dir *os.File, st *State) error {
 	st.Version = FormatVersion
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
-	return WriteFileAtomic(d.statePath(), append(b, '\n'), 0o600)
+	return writeAtomicIn(dir, stateFile, bytes.NewReader(append(b, '\n')), 0o600)
 }
 
 // RecordRevert records that the apply u describes was undone: the next
