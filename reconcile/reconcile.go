@@ -157,7 +157,8 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 // pass reads the configuration, plans, and applies a plan that is not
-// empty; then it makes sure the canaries are there. Every outcome is one
+// empty, or records an empty one whose rules the record does not name
+// (see Engine.Unrecorded); then it makes sure the canaries are there. Every outcome is one
 // log line.
 func (l *Loop) pass(ctx context.Context, why string) {
 	log := l.Log.With("event", why)
@@ -181,7 +182,19 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		l.failed(log, "planning failed", err)
 		return
 	}
+	// An empty plan whose rules the record does not name: an apply
+	// committed them but failed to record them (a full disk). The pass
+	// records them, and every pass tries again until that works: the
+	// record is what rollback, show, a restarted daemon and the metrics
+	// go by.
+	unrecorded := false
 	if p.Empty() {
+		if unrecorded, err = l.Engine.Unrecorded(p); err != nil {
+			l.failed(log, "reading the state failed", err)
+			return
+		}
+	}
+	if p.Empty() && !unrecorded {
 		if l.Metrics != nil {
 			l.Metrics.Recorded(rec)
 			l.Metrics.Unchanged(p)
@@ -200,7 +213,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	s := p.Summary()
-	drift := rec.ConfigDigest == l.digest
+	drift := rec.ConfigDigest == l.digest && !unrecorded
 	if drift {
 		l.count((*metrics.Metrics).Drift)
 	}
@@ -224,8 +237,27 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if l.Metrics != nil {
 		l.Metrics.Applied(res, err)
 	}
+	// The plan to record may have become an apply (the rules changed
+	// since it was made): then it failed as an apply.
+	recordOnly := unrecorded && (res == nil || res.Plan == nil || res.Plan.Empty())
+	if err != nil && recordOnly {
+		// The rules in force are the configuration's: only their record
+		// is missing, which is no reason for a load balancer to drain
+		// the node (Serving); /healthz says it (Healthy).
+		l.failed(log, "recording the rules failed; they are in force", err)
+		l.canaries(log)
+		l.keeping.Store(true)
+		l.last.Store(time.Now().UnixNano())
+		return
+	}
 	if err != nil {
 		l.failed(log, "apply failed", err)
+		return
+	}
+	if res.Repaired {
+		l.canaries(log)
+		l.succeeded()
+		log.Warn("recorded the rules in force: the apply that made them had not recorded them", "generation", res.Generation)
 		return
 	}
 	if res.Conntrack.Err != nil {
