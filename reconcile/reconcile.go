@@ -47,6 +47,13 @@ type Loop struct {
 	// Metrics and Health are optional. Run sets Health.Healthy.
 	Metrics *metrics.Metrics
 	Health  *healthcheck.Server
+	// NetNS is the network namespace the daemon works in ("" for its
+	// own), where Health and the caller's listeners listen; Relisten,
+	// optional, opens the caller's listeners again there (closing the old
+	// ones) after the namespace was deleted and made again (see
+	// followNetNS).
+	NetNS    string
+	Relisten func() error
 
 	retry time.Duration // how often lost file watches are tried again (0: min(Interval, 5s))
 
@@ -66,6 +73,10 @@ type Loop struct {
 	// disk is not applied (a hold that repairs them).
 	keeping atomic.Bool
 	last    atomic.Int64 // when the last pass succeeded (Unix nanoseconds)
+	// listenNS identifies the namespace the listeners are in;
+	// relistenDue: Relisten failed there, and is tried again.
+	listenNS    string
+	relistenDue bool
 }
 
 // keepSeen is how many loaded configurations the loop remembers.
@@ -107,6 +118,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	canaryEvery := l.CanaryEvery
 	if canaryEvery == 0 {
 		canaryEvery = max(min(l.Interval/3, 5*time.Second), time.Second)
+	}
+	if l.NetNS != "" {
+		// The caller opened its listeners in it, just now.
+		l.listenNS, _ = netnsIdentity(l.NetNS)
 	}
 	changed := l.watch(ctx)
 	tick := time.NewTicker(l.Interval)
@@ -162,6 +177,7 @@ func (l *Loop) Run(ctx context.Context) error {
 // log line.
 func (l *Loop) pass(ctx context.Context, why string) {
 	log := l.Log.With("event", why)
+	l.followNetNS(log)
 	l.load(log)
 	if l.good == nil {
 		l.healthy.Store(false)
