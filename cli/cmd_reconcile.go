@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,13 +80,14 @@ func reconcileCommand() *ucli.Command {
 			health := &healthcheck.Server{NetNS: g.NetNS, Log: log}
 			defer health.Close()
 			loop := &reconcile.Loop{Engine: e, Config: g.Config, Node: g.nodeName, Interval: interval,
-				Reload: reload, Log: log, Metrics: m, Health: health}
+				Reload: reload, Log: log, Metrics: m, Health: health, NetNS: g.NetNS}
 			if addr := c.String("metrics-addr"); addr != "" {
 				srv, err := serveMetrics(g.NetNS, addr, m, loop)
 				if err != nil {
 					return err
 				}
 				defer srv.Close()
+				loop.Relisten = srv.listen
 				log.Info("serving metrics", "addr", addr, "netns", g.NetNS)
 			}
 			log.Info("reconciling", "config", g.Config, "interval", interval, "backend", e.Kernel.Backend(), "netns", g.NetNS, "state_dir", g.StateDir)
@@ -121,15 +123,11 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 
 // serveMetrics serves /metrics and /healthz on addr, listening inside
 // netns: with --netns, everything svcnat does happens there.
-func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) (*http.Server, error) {
+func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) (*metricsServer, error) {
 	// A host name would be resolved outside netns: refused before any pass.
 	if err := iptables.LiteralAddr(addr, true); err != nil {
 		return nil, withHint(fmt.Errorf("--metrics-addr %q: %w", addr, err),
 			"give an IP address and port (127.0.0.1:9823) or a port alone (:9823, every address): svcnat resolves no host names")
-	}
-	ln, err := iptables.Listen(netns, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
@@ -141,9 +139,48 @@ func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) 
 		}
 		json.NewEncoder(w).Encode(map[string]any{"healthy": healthy, "currentTime": time.Now().UTC()})
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s := &metricsServer{netns: netns, addr: addr, handler: mux}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// metricsServer is the --metrics-addr server. It can listen again: a
+// socket stays in the namespace it was made in, and the loop asks for a
+// new one when --netns was deleted and made again.
+type metricsServer struct {
+	netns, addr string
+	handler     http.Handler
+
+	mu  sync.Mutex
+	srv *http.Server
+}
+
+// listen serves on a new listener in the namespace netns names now, then
+// closes the server it replaces.
+func (s *metricsServer) listen() error {
+	ln, err := iptables.Listen(s.netns, "tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return srv, nil
+	s.mu.Lock()
+	old := s.srv
+	s.srv = srv
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// Close stops serving.
+func (s *metricsServer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv.Close()
 }
 
 // metricsFileFlag is --metrics-file of the one-shot commands that change

@@ -151,15 +151,25 @@ type packetJSON struct {
 }
 
 type pathJSON struct {
-	Probability  float64     `json:"probability"`
-	Condition    string      `json:"condition,omitempty"`
-	Hops         []trace.Hop `json:"hops"`
-	Marked       bool        `json:"marked_for_masquerade"`
-	Masquerade   string      `json:"masquerade,omitempty"`
-	Verdict      string      `json:"verdict"`
-	Destination  string      `json:"destination"`
-	DecidedBy    string      `json:"decided_by,omitempty"`
-	NotEvaluated []string    `json:"not_evaluated,omitempty"`
+	Probability float64     `json:"probability"`
+	Condition   string      `json:"condition,omitempty"`
+	Hops        []trace.Hop `json:"hops"`
+	Marked      bool        `json:"marked_for_masquerade"`
+	Masquerade  string      `json:"masquerade,omitempty"`
+	// Verdict and Destination are left out of a cut path, which has no
+	// verdict: Cut says where it stopped instead.
+	Verdict      string   `json:"verdict,omitempty"`
+	Destination  string   `json:"destination,omitempty"`
+	DecidedBy    string   `json:"decided_by,omitempty"`
+	NotEvaluated []string `json:"not_evaluated,omitempty"`
+	Cut          *cutJSON `json:"cut,omitempty"`
+}
+
+// cutJSON is where a path was cut: the chain whose jump went past the
+// jump depth limit.
+type cutJSON struct {
+	Depth int    `json:"depth"`
+	Chain string `json:"chain"`
 }
 
 func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
@@ -170,6 +180,9 @@ func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
 		j := pathJSON{Probability: t.Probability, Condition: t.Condition, Hops: t.Hops, Marked: t.Marked, Masquerade: t.Masquerade,
 			Verdict: string(t.Verdict), Destination: t.Dst.String(), NotEvaluated: t.Unknown}
 		j.DecidedBy = trace.DecidedBy(t)
+		if t.Cut != "" {
+			j.Verdict, j.Destination, j.Cut = "", "", &cutJSON{Depth: trace.MaxJumpDepth, Chain: t.Cut}
+		}
 		out.Paths = append(out.Paths, j)
 	}
 	enc := json.NewEncoder(c.App.Writer)

@@ -292,6 +292,22 @@ func (p *port) close() {
 	}
 }
 
+// Reopen closes every port's listeners and opens them again for the same
+// services: a socket stays in the namespace it was made in, so after the
+// namespace NetNS names was deleted and made again (ip netns del, add) the
+// ports answer nowhere until reopened. A port that cannot be opened is
+// reported, as by Sync, and opened again by the next Sync.
+func (s *Server) Reopen() error {
+	s.mu.Lock()
+	svcs := make([]Service, 0, len(s.ports))
+	for _, p := range s.ports {
+		p.close()
+		svcs = append(svcs, p.svc)
+	}
+	s.mu.Unlock()
+	return s.Sync(svcs)
+}
+
 // Close stops serving every port.
 func (s *Server) Close() {
 	s.mu.Lock()

@@ -47,6 +47,13 @@ type Loop struct {
 	// Metrics and Health are optional. Run sets Health.Healthy.
 	Metrics *metrics.Metrics
 	Health  *healthcheck.Server
+	// NetNS is the network namespace the daemon works in ("" for its
+	// own), where Health and the caller's listeners listen; Relisten,
+	// optional, opens the caller's listeners again there (closing the old
+	// ones) after the namespace was deleted and made again (see
+	// followNetNS).
+	NetNS    string
+	Relisten func() error
 
 	retry time.Duration // how often lost file watches are tried again (0: min(Interval, 5s))
 
@@ -66,6 +73,10 @@ type Loop struct {
 	// disk is not applied (a hold that repairs them).
 	keeping atomic.Bool
 	last    atomic.Int64 // when the last pass succeeded (Unix nanoseconds)
+	// listenNS identifies the namespace the listeners are in;
+	// relistenDue: Relisten failed there, and is tried again.
+	listenNS    string
+	relistenDue bool
 }
 
 // keepSeen is how many loaded configurations the loop remembers.
@@ -107,6 +118,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	canaryEvery := l.CanaryEvery
 	if canaryEvery == 0 {
 		canaryEvery = max(min(l.Interval/3, 5*time.Second), time.Second)
+	}
+	if l.NetNS != "" {
+		// The caller opened its listeners in it, just now.
+		l.listenNS, _ = netnsIdentity(l.NetNS)
 	}
 	changed := l.watch(ctx)
 	tick := time.NewTicker(l.Interval)
@@ -157,10 +172,12 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 // pass reads the configuration, plans, and applies a plan that is not
-// empty; then it makes sure the canaries are there. Every outcome is one
+// empty, or records an empty one whose rules the record does not name
+// (see Engine.Unrecorded); then it makes sure the canaries are there. Every outcome is one
 // log line.
 func (l *Loop) pass(ctx context.Context, why string) {
 	log := l.Log.With("event", why)
+	l.followNetNS(log)
 	l.load(log)
 	if l.good == nil {
 		l.healthy.Store(false)
@@ -181,7 +198,19 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		l.failed(log, "planning failed", err)
 		return
 	}
+	// An empty plan whose rules the record does not name: an apply
+	// committed them but failed to record them (a full disk). The pass
+	// records them, and every pass tries again until that works: the
+	// record is what rollback, show, a restarted daemon and the metrics
+	// go by.
+	unrecorded := false
 	if p.Empty() {
+		if unrecorded, err = l.Engine.Unrecorded(p); err != nil {
+			l.failed(log, "reading the state failed", err)
+			return
+		}
+	}
+	if p.Empty() && !unrecorded {
 		if l.Metrics != nil {
 			l.Metrics.Recorded(rec)
 			l.Metrics.Unchanged(p)
@@ -200,7 +229,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	s := p.Summary()
-	drift := rec.ConfigDigest == l.digest
+	drift := rec.ConfigDigest == l.digest && !unrecorded
 	if drift {
 		l.count((*metrics.Metrics).Drift)
 	}
@@ -224,8 +253,27 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if l.Metrics != nil {
 		l.Metrics.Applied(res, err)
 	}
+	// The plan to record may have become an apply (the rules changed
+	// since it was made): then it failed as an apply.
+	recordOnly := unrecorded && (res == nil || res.Plan == nil || res.Plan.Empty())
+	if err != nil && recordOnly {
+		// The rules in force are the configuration's: only their record
+		// is missing, which is no reason for a load balancer to drain
+		// the node (Serving); /healthz says it (Healthy).
+		l.failed(log, "recording the rules failed; they are in force", err)
+		l.canaries(log)
+		l.keeping.Store(true)
+		l.last.Store(time.Now().UnixNano())
+		return
+	}
 	if err != nil {
 		l.failed(log, "apply failed", err)
+		return
+	}
+	if res.Repaired {
+		l.canaries(log)
+		l.succeeded()
+		log.Warn("recorded the rules in force: the apply that made them had not recorded them", "generation", res.Generation)
 		return
 	}
 	if res.Conntrack.Err != nil {

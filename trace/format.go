@@ -46,7 +46,11 @@ func Write(out io.Writer, res *Result) error {
 		if p.Masquerade != "" {
 			fmt.Fprintf(w, "  leaves with source %s\n", p.Masquerade)
 		}
-		fmt.Fprintf(w, "  verdict: %s\n", Describe(p))
+		if p.Cut != "" {
+			fmt.Fprintf(w, "  %s\n", Describe(p))
+		} else {
+			fmt.Fprintf(w, "  verdict: %s\n", Describe(p))
+		}
 		if by := DecidedBy(p); by != "" {
 			fmt.Fprintf(w, "  decided by: %s\n", by)
 		}
@@ -58,8 +62,12 @@ func Write(out io.Writer, res *Result) error {
 }
 
 // Describe is a path's verdict in words: "DNAT to 10.64.1.2:80",
-// "ACCEPT", "DROP", "REJECT".
+// "ACCEPT", "DROP", "REJECT"; for a cut path, which has none, where it
+// was cut.
 func Describe(p Path) string {
+	if p.Cut != "" {
+		return fmt.Sprintf("path cut: jump depth %d reached at %s", MaxJumpDepth, p.Cut)
+	}
 	if p.Verdict == DNAT {
 		return "DNAT to " + p.Dst.String()
 	}
@@ -67,8 +75,12 @@ func Describe(p Path) string {
 }
 
 // DecidedBy names what decided a path's verdict: the rule, with its table,
-// or a built-in chain's policy; "" for an ACCEPT by policy.
+// or a built-in chain's policy; "" for an ACCEPT by policy and for a cut
+// path.
 func DecidedBy(p Path) string {
+	if p.Cut != "" {
+		return ""
+	}
 	if p.Decided.Chain != "" {
 		return p.DecidedTable + " " + p.Decided.String()
 	}

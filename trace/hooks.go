@@ -44,7 +44,8 @@ func (t *tracer) follow(s *state) []*state {
 }
 
 // through walks s through stages in order, then hands what is left to
-// then (nil: nothing more). A DROP or REJECT ends a path where it is.
+// then (nil: nothing more). A DROP or REJECT ends a path where it is, and
+// so does a cut (see walk).
 func (t *tracer) through(s *state, stages []stage, then func(*state) []*state) []*state {
 	if len(stages) == 0 {
 		if then == nil {
@@ -54,7 +55,7 @@ func (t *tracer) through(s *state, stages []stage, then func(*state) []*state) [
 	}
 	var out []*state
 	for _, o := range t.hook(s, stages[0]) {
-		if o.verdict == Drop || o.verdict == Reject {
+		if o.verdict == Drop || o.verdict == Reject || o.cut != "" {
 			out = append(out, o)
 			continue
 		}

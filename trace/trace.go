@@ -115,7 +115,16 @@ type Path struct {
 	// Unknown lists the rules on the way it could not evaluate (taken as
 	// not matching).
 	Unknown []string
+	// Cut, when set, is the chain a jump into which went past
+	// MaxJumpDepth (a jump loop, which the kernel refuses to load but a
+	// dump may hold): the path stops there, so what would happen to the
+	// packet is not known, and Verdict is empty.
+	Cut string
 }
+
+// MaxJumpDepth is how many jumps deep into user chains trace follows a
+// path; a path that goes deeper is cut (Path.Cut).
+const MaxJumpDepth = 64
 
 // Result is every path of one packet.
 type Result struct {
@@ -183,6 +192,8 @@ type state struct {
 	untracked bool
 	// ctmark is the connection's mark (CONNMARK, -m connmark).
 	ctmark uint32
+	// cut is the chain where the walk went past MaxJumpDepth.
+	cut string
 }
 
 func (s *state) clone() *state {
@@ -198,7 +209,7 @@ func (s *state) clone() *state {
 
 func (s *state) path() Path {
 	v := s.verdict
-	if v == "" {
+	if v == "" && s.cut == "" {
 		v = Accept
 		if s.dnat {
 			v = DNAT
@@ -206,7 +217,7 @@ func (s *state) path() Path {
 	}
 	return Path{Probability: s.prob, Condition: s.condition, Hops: s.hops, Marked: s.marked, Mark: s.mark,
 		Masquerade: s.masquerade, Dst: netip.AddrPortFrom(s.dst, uint16(s.dport)), Verdict: v,
-		Decided: s.decided, DecidedTable: s.decidedTable, Policy: s.policy, Unknown: s.unknown}
+		Decided: s.decided, DecidedTable: s.decidedTable, Policy: s.policy, Unknown: s.unknown, Cut: s.cut}
 }
 
 type tracer struct {
@@ -285,11 +296,17 @@ func policyOf(c *rules.Chain) string {
 	return "ACCEPT"
 }
 
-// walk evaluates a user or built-in chain from its first rule.
+// walk evaluates a user or built-in chain from its first rule. A jump
+// past MaxJumpDepth ends the path there, cut: going on with the rules
+// after the jump would claim a verdict the rules never give.
 func (t *tracer) walk(s *state, table, chain string, depth int) []outcome {
 	c := t.chain(table, chain)
-	if c == nil || depth > 64 {
+	if c == nil {
 		return []outcome{{s, fellThrough}}
+	}
+	if depth > MaxJumpDepth {
+		s.cut = chain
+		return []outcome{{s, terminated}}
 	}
 	return t.walkChain(s, table, c, depth)
 }
