@@ -60,6 +60,9 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 			// than rules no generation describes.
 			return fmt.Errorf("the rules recorded for generation %d do not match their digest; nothing was changed", st.Generation)
 		}
+		if err := e.ownershipRefusal(OpRepair, d, st, p); err != nil {
+			return err
+		}
 		if err := e.commitRefusal(OpRepair, p); err != nil || p.Empty() {
 			return err
 		}
