@@ -104,9 +104,9 @@ type NamespaceLockError struct {
 
 func (e *NamespaceLockError) Error() string {
 	if e.Holder == nil {
-		return "another svcnat is changing the rules of this network namespace"
+		return "this network namespace is locked by another svcnat"
 	}
-	return fmt.Sprintf("svcnat pid %d (%s, state directory %s) is changing the rules of this network namespace since %s",
+	return fmt.Sprintf("this network namespace is locked by pid %d (%s), state directory %s, since %s",
 		e.Holder.PID, e.Holder.Command, e.Holder.StateDir, state.When(e.Holder.Since))
 }
 
