@@ -73,9 +73,13 @@ func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) err
 	if err != nil {
 		return err
 	}
+	noted := make(map[string]bool, len(in.Chains))
+	for _, k := range in.Chains {
+		noted[k] = true
+	}
 	n := len(in.Chains)
 	for _, k := range fresh {
-		if !slices.Contains(in.Chains[:n], k) {
+		if !noted[k] {
 			in.Chains = append(in.Chains, k)
 		}
 	}
