@@ -24,7 +24,10 @@ import (
 // node, says: under the lock it plans, shows the plan (Hooks.Planned),
 // refuses it for any reason applyRefusal gives (an apply awaiting
 // confirmation, a chain prefix other than the recorded one: a
-// *PrefixChangedError, a blocked plan, a dump), asks (Hooks.Approve), and
+// *PrefixChangedError, live chains of the prefix another state directory
+// wrote or this one cannot prove it wrote: an *OwnerError or an
+// *UnrecordedError unless Adopt, a blocked plan, a dump), asks
+// (Hooks.Approve), and
 // commits it (see commit). ApplyRefusal tells the same before an apply.
 func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*Result, error) {
 	var res *Result
@@ -90,7 +93,9 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 // Rollback returns the chains of prefix to the generation recorded before
 // the current one, and records that as a new generation (so a second
 // rollback returns to where the first started). Without two generations
-// it fails with state.ErrNoPrevious.
+// it fails with state.ErrNoPrevious. Like every command that changes rules
+// it refuses live chains of prefix it cannot prove its state directory
+// wrote (ownershipRefusal), unless Adopt.
 func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
@@ -126,7 +131,10 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 // removeCreatedTables); nothing else. On a backend other than the one the
 // state directory records (a second set, left in the other backend), it
 // removes that set only and keeps the record, which describes the set
-// that stays (see destroyUnrecorded).
+// that stays (see destroyUnrecorded). It refuses live chains of prefix it
+// cannot prove its state directory wrote, or that another state directory
+// wrote last here (ownershipRefusal): with no state at all, every chain of
+// prefix is someone else's until Adopt says otherwise.
 func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
