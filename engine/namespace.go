@@ -251,6 +251,12 @@ func (e *Engine) noteOwner(prefix string, owned bool) error {
 	if err != nil {
 		return err
 	}
+	if len(o) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("forgetting which state directory wrote this network namespace's rules: %w", err)
+		}
+		return nil
+	}
 	data, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {
 		return err
