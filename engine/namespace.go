@@ -31,12 +31,27 @@ import (
 // owner records: root's, and gone at a reboot, like the rules.
 const DefaultRuntimeDir = "/run/svcnat"
 
-// namespaceID names the network namespace the rules are in by its nsfs
-// device and inode, which every path to it shares (/run/netns/NAME, a
-// process's /proc/PID/ns/net): "netns-4-4026531840".
+// namespaceID names the network namespace the rules are in, whatever the
+// path to it (/run/netns/NAME, a process's /proc/PID/ns/net): by its
+// cookie, which the kernel never gives another namespace until it reboots
+// ("netns-c4096"), or, on kernels before 5.14, which have none, by its
+// nsfs device and inode ("netns-4-4026531840"), which a namespace created
+// after this one died may get again.
 func (e *Engine) namespaceID() (string, error) {
+	var cookie uint64
+	err := iptables.InNetNS(e.NetNS, func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		return err
+	})
+	if err == nil {
+		return fmt.Sprintf("netns-c%d", cookie), nil
+	}
 	var h netns.NsHandle
-	var err error
 	switch name := e.NetNS; {
 	case name == "":
 		h, err = netns.GetFromPath("/proc/self/ns/net")
@@ -216,7 +231,9 @@ func (e *Engine) ownerRefusal(prefix string) error {
 	if err != nil {
 		return err
 	}
-	if other := o[prefix]; other != "" && !sameDir(other, e.StateDir) {
+	// A state directory that is gone records nothing: the chains are no
+	// one's then, which the unrecorded-chains check refuses on its own.
+	if other := o[prefix]; other != "" && !sameDir(other, e.StateDir) && state.Exists(other) {
 		return &OwnerError{Prefix: prefix, Owner: other, StateDir: e.StateDir}
 	}
 	return nil
