@@ -23,10 +23,11 @@ import (
 // program's chains, and no list of such prefixes is complete. So a command
 // that changes rules deletes or rewrites only chains it can prove this
 // state directory wrote: those of a generation it recorded (any it keeps,
-// back to its last destroy),
-// and those an apply of it began to create and did not record (it was
-// killed: intentFile). Any other chain of the prefix refuses the command
-// (*UnrecordedError), unless Engine.Adopt takes them over.
+// back to its last destroy), and those an apply of it began to create and
+// did not record (it was killed: intentFile). Any other chain of the
+// prefix refuses the command (*UnrecordedError), unless Engine.Adopt takes
+// them over. The canary chains are svcnat's by name: rules.Owns leaves
+// them out of every plan.
 
 // intentFile, in the state directory, lists the chains ("IPv4 nat
 // SVCNAT-SVC-X") applies of this state directory began to create and did
