@@ -21,9 +21,16 @@ import (
 func commitFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.BoolFlag{Name: "auto-approve", Usage: "do not ask for confirmation"},
+		adoptFlag(),
 		lockTimeoutFlag(),
 		metricsFileFlag(),
 	}
+}
+
+// adoptFlag lets a command take over chains of its prefix that its state
+// directory did not record, or that another state directory wrote.
+func adoptFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "adopt", Usage: "take over live chains of the prefix that this state directory did not record (an earlier svcnat's)"}
 }
 
 func applyCommand() *ucli.Command {

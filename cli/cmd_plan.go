@@ -16,6 +16,7 @@ func planCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "out", Usage: "save the plan to `FILE` for `svcnat apply FILE`"},
 			&ucli.BoolFlag{Name: "detailed-exitcode", Usage: "exit 0 when there are no changes, 1 on error, 2 when there are changes"},
+			adoptFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			g, err := readGlobals(c)

@@ -45,7 +45,7 @@ func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, erro
 		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the %s backend also holds svcnat's chains (%s); this command works on the %s backend only\n",
 			other, strings.Join(h.Detection.OtherOwned(b), ", "), b)
 	}
-	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout")}, nil
+	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout"), Adopt: c.Bool("adopt")}, nil
 }
 
 // openConfigured prepares a command that works from the configuration

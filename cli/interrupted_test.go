@@ -12,12 +12,15 @@ import (
 // TestPlanAndShowNameInterruptedChains: owned chains nothing references,
 // which no generation recorded (what a SIGKILL while staging leaves), are
 // named by plan, plan --json and show; after an apply, by none of them.
+// The killed apply noted them in the state directory before it created
+// them: the next apply clears them without --adopt.
 func TestPlanAndShowNameInterruptedChains(t *testing.T) {
 	h := newFakeHost(t)
 	left := "*nat\n:SVCNAT-SVC-LEFT - [0:0]\n:SVCNAT-SEP-LEFT - [0:0]\n-A SVCNAT-SVC-LEFT -j SVCNAT-SEP-LEFT\nCOMMIT\n"
 	if err := h.fake.Restore(rules.IPv4, []byte(left), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
+	writeFile(t, h.stateDir, "applying.json", `{"chains": ["IPv4 nat SVCNAT-SEP-LEFT", "IPv4 nat SVCNAT-SVC-LEFT"]}`)
 	out, errs, code := h.run("plan")
 	if code != 0 || !strings.Contains(out, "Interrupted: 2 chains left by an interrupted apply") || !strings.Contains(out, "IPv4 nat SVCNAT-SEP-LEFT") {
 		t.Fatalf("plan: exit %d, want the 2 chains named:\n%s%s", code, out, errs)

@@ -184,6 +184,12 @@ var engineErrors = []struct {
 		return fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply", e.Recorded, e.StateDir)
 	})},
 	{"prefix_changed", hintAs(func(*engine.PlanPrefixError) string { return "make the plan again with the configuration of this host" })},
+	{"other_state_dir", hintAs(func(e *engine.OwnerError) string {
+		return fmt.Sprintf("use --state-dir %s, or run svcnat destroy --state-dir %s first; --adopt takes the chains over", e.Owner, e.Owner)
+	})},
+	{"unrecorded_chains", hintAs(func(e *engine.UnrecordedError) string {
+		return "if another program wrote them, choose another chain_prefix; if svcnat did (with a state directory that is lost), run again with --adopt to take them over"
+	})},
 	{"blocked", hintAs(func(*engine.BlockedError) string {
 		return "remove or change those rules first; svcnat never edits rules it does not own"
 	})},

@@ -38,6 +38,9 @@ type fakeHost struct {
 	// svcnat confirm-watch, run in-process; each sends its exit code
 	// and output.
 	watchers []chan watcherExit
+	// runtimeDir, when set, is the host's engine.Host.RuntimeDir: runs
+	// take the namespace lock and keep its owner record there.
+	runtimeDir string
 }
 
 type watcherExit struct {
@@ -95,7 +98,7 @@ func (h *fakeHost) env(stdin io.Reader, stdout, stderr io.Writer) Env {
 					return nil, err
 				}
 			}
-			return &engine.Host{Kernel: h.fake}, nil
+			return &engine.Host{Kernel: h.fake, RuntimeDir: h.runtimeDir}, nil
 		},
 		Detach: func(name string, argv []string, _ string) (string, error) {
 			done := make(chan watcherExit, 1)
@@ -192,12 +195,14 @@ func TestApplyRollbackDestroyOnTheFake(t *testing.T) {
 
 func TestSavedPlanAndStalePlanOnTheFake(t *testing.T) {
 	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
 	planFile := filepath.Join(t.TempDir(), "nginx.plan")
 	if out := h.must(ExitOK, "plan", "-out", planFile); !strings.Contains(out, "svcnat apply "+planFile) {
 		t.Fatalf("plan -out:\n%s", out)
 	}
 	// Something else changes an owned chain after the plan was made.
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n:SVCNAT-SERVICES - [0:0]\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	before := h.rules()
@@ -208,7 +213,7 @@ func TestSavedPlanAndStalePlanOnTheFake(t *testing.T) {
 	}
 	// A fresh plan applies exactly, without asking (no terminal here).
 	h.must(ExitOK, "plan", "-out", planFile)
-	if out := h.must(ExitOK, "apply", planFile); !strings.Contains(out, "generation 1 recorded") {
+	if out := h.must(ExitOK, "apply", planFile); !strings.Contains(out, "generation 2 recorded") {
 		t.Fatalf("apply of a saved plan:\n%s", out)
 	}
 }

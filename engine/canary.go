@@ -45,7 +45,8 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 // When none is, as at every reconcile pass but a first one or one after
 // a flush, it costs one read of each canary and takes no lock. Else it
 // records the tables that creating them creates (see noteCanaryTables)
-// and creates them under one hold of the state lock: a destroy in between
+// and creates them under one hold of the state lock (and the network
+// namespace's, as every run that changes rules): a destroy in between
 // would forget those tables, and the canaries would then make tables no
 // record holds, which every later destroy would leave behind.
 func (e *Engine) EnsureCanaries(prefix string) error {
@@ -60,11 +61,11 @@ func (e *Engine) EnsureCanaries(prefix string) error {
 	if err != nil {
 		return err
 	}
-	lock, err := d.Lock(context.Background(), e.LockTimeout)
+	unlock, err := e.lock(context.Background(), d, e.LockTimeout)
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
+	defer unlock()
 	// missing was read before the lock. Only a destroy (under the lock)
 	// removes canaries, so the list can only miss some that a destroy
 	// took meanwhile: the next pass creates those, and what this one

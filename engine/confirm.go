@@ -361,7 +361,11 @@ func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reas
 		return nil, err
 	}
 	p := planner.New(pd.Prefix, string(e.Kernel.Backend()), desired, live)
-	e.planned(Planned{Op: OpRevert, Plan: p})
+	refusal := e.ownershipRefusal(OpRevert, d, st, p)
+	e.planned(Planned{Op: OpRevert, Plan: p, Refusal: refusal})
+	if refusal != nil {
+		return nil, refusal
+	}
 	st.Pending = nil
 	st.RecordRevert(undone(pd, reason))
 	res, err := e.commit(ctx, OpRevert, d, st, p, live, digest, true)

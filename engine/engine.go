@@ -47,6 +47,11 @@ type Engine struct {
 	// rolled back; if all pass, a pending apply is confirmed.
 	Probes       []probe.Probe
 	ProbeTimeout time.Duration
+	// Adopt takes over the live chains of the prefix that this state
+	// directory did not record, or that another state directory wrote
+	// last in this network namespace (see ownershipRefusal), instead of
+	// refusing them: chains an earlier svcnat wrote without this state.
+	Adopt bool
 }
 
 // Host is what the engine works on.
@@ -67,6 +72,10 @@ type Host struct {
 	// NetNS is the network namespace the rules are in ("" for svcnat's
 	// own), where probes run.
 	NetNS string
+	// RuntimeDir holds the network namespace's lock and owner record
+	// (DefaultRuntimeDir on a real kernel); "" takes no namespace lock (a
+	// dump, a fake kernel).
+	RuntimeDir string
 }
 
 // Cleaner deletes conntrack entries and says how many flows had some.

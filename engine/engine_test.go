@@ -373,11 +373,21 @@ func TestForeignJumpBlocksDeletion(t *testing.T) {
 }
 
 // An apply killed between its commit and its record leaves the rules
-// right and the state behind: the next apply records them.
+// right and the state behind: the next apply records them. Rules another
+// state directory recorded are refused, unless adopted: then they are
+// recorded the same way.
 func TestApplyRecordsRulesAnEarlierApplyDidNot(t *testing.T) {
 	h := newHost(t)
-	h.mustApply(t, parse(t, web))
+	h.killedApply(t, web, StepVerify)
+	if res := h.mustApply(t, parse(t, web)); res.Applied || !res.Repaired || res.Generation != 1 {
+		t.Fatalf("result %+v", res)
+	}
 	h.e.StateDir = filepath.Join(t.TempDir(), "fresh")
+	var ue *UnrecordedError
+	if _, err := h.e.Apply(context.Background(), parse(t, web), "n1"); !errors.As(err, &ue) {
+		t.Fatalf("apply over the rules of another state directory: %v", err)
+	}
+	h.e.Adopt = true
 	res := h.mustApply(t, parse(t, web))
 	if res.Applied || !res.Repaired || res.Generation != 1 {
 		t.Fatalf("result %+v", res)

@@ -75,3 +75,45 @@ type StaleError struct {
 func (e *StaleError) Error() string {
 	return "stale plan: the live rules changed since it was made; nothing was changed"
 }
+
+// UnrecordedError refuses a command that would delete or rewrite chains
+// of its prefix that this state directory cannot prove it wrote: no
+// generation it keeps has them, and no apply of it began to create them
+// (see ownershipRefusal). They are another program's (CNI-*, KUBE-* where
+// kube-proxy runs), or an earlier svcnat's whose state directory is lost:
+// Engine.Adopt takes them over.
+type UnrecordedError struct {
+	Op       Op
+	Prefix   string
+	Chains   []string // "IPv4 nat CNI-HOSTPORT-DNAT", sorted
+	StateDir string
+}
+
+// unrecordedShown bounds the chains an UnrecordedError names: kube-proxy's
+// are thousands.
+const unrecordedShown = 20
+
+func (e *UnrecordedError) Error() string {
+	shown := e.Chains
+	more := ""
+	if len(shown) > unrecordedShown {
+		shown = shown[:unrecordedShown]
+		more = fmt.Sprintf("\n  … and %d more", len(e.Chains)-unrecordedShown)
+	}
+	return fmt.Sprintf("%s-* chains that %s did not record are in the kernel, and this %s would change or delete them; nothing was changed:\n  %s%s",
+		e.Prefix, e.StateDir, e.Op, strings.Join(shown, "\n  "), more)
+}
+
+// OwnerError refuses a command on chains of a prefix that svcnat with
+// another state directory wrote last in this network namespace: two
+// records of one set of chains would undo each other's applies.
+type OwnerError struct {
+	Prefix   string
+	Owner    string // the state directory that wrote them
+	StateDir string // this command's
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("the %s-* chains in this network namespace were written by svcnat with state directory %s, not %s; nothing was changed",
+		e.Prefix, e.Owner, e.StateDir)
+}

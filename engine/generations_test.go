@@ -93,11 +93,14 @@ func TestWatcherWithThePreviousGenerationMissing(t *testing.T) {
 	t.Cleanup(func() { watchRetry = retry })
 	h := newHost(t)
 	h.mustApply(t, parse(t, web))
+	// The file goes once the pending apply is in (before, the apply itself
+	// would be refused: generation 1's chains would no longer be provably
+	// svcnat's), well before the deadline.
+	w := h.pending(t, time.Second)
+	res := h.mustApply(t, parse(t, web, dns))
 	if err := os.Remove(filepath.Join(h.e.StateDir, "generations", "1.ipv4.rules")); err != nil {
 		t.Fatal(err)
 	}
-	w := h.pending(t, 50*time.Millisecond)
-	res := h.mustApply(t, parse(t, web, dns))
 	rules := h.text(t)
 	r := w.result(t, 0)
 	if r.err == nil || r.res != nil || !strings.Contains(r.err.Error(), "1.ipv4.rules") || !strings.Contains(r.err.Error(), "10 times") {

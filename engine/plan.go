@@ -48,7 +48,7 @@ func OpenHost(o HostOptions) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.Kernel, h.Detection = k, d
+	h.Kernel, h.Detection, h.RuntimeDir = k, d, DefaultRuntimeDir
 	h.Conntrack = conntrack.Netlink{NetNS: o.NetNS}
 	return h, nil
 }

@@ -39,7 +39,9 @@ func (e *Engine) ApplyRefusal(p *planner.Plan) (refusal, err error) {
 
 // applyRefusal is every refusal of Apply, in one place, for the plan p
 // under the state st: an apply awaiting confirmation, a chain prefix other
-// than the recorded one, and what commit refuses (commitRefusal). Against a
+// than the recorded one, chains of the prefix that another state directory
+// wrote or that this one cannot prove it wrote (ownershipRefusal, unless
+// Adopt), and what commit refuses (commitRefusal). Against a
 // dump only the rules can refuse: the state directory is this host's.
 func (e *Engine) applyRefusal(d *state.Dir, st *state.State, p *planner.Plan) error {
 	if e.Kernel.Backend() != iptables.File {
@@ -48,6 +50,9 @@ func (e *Engine) applyRefusal(d *state.Dir, st *state.State, p *planner.Plan) er
 		}
 		if st.Prefix != "" && st.Prefix != p.Prefix {
 			return &PrefixChangedError{Recorded: st.Prefix, Configured: p.Prefix, StateDir: d.Path()}
+		}
+		if err := e.ownershipRefusal(OpApply, d, st, p); err != nil {
+			return err
 		}
 	}
 	return e.commitRefusal(OpApply, p)

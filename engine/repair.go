@@ -57,6 +57,9 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
 		res.Plan = p
+		if err := e.ownershipRefusal(OpRepair, d, st, p); err != nil {
+			return err
+		}
 		if err := e.commitRefusal(OpRepair, p); err != nil || p.Empty() {
 			return err
 		}

@@ -25,7 +25,10 @@ import (
 // node, says: under the lock it plans, shows the plan (Hooks.Planned),
 // refuses it for any reason applyRefusal gives (an apply awaiting
 // confirmation, a chain prefix other than the recorded one: a
-// *PrefixChangedError, a blocked plan, a dump), asks (Hooks.Approve), and
+// *PrefixChangedError, live chains of the prefix another state directory
+// wrote or this one cannot prove it wrote: an *OwnerError or an
+// *UnrecordedError unless Adopt, a blocked plan, a dump), asks
+// (Hooks.Approve), and
 // commits it (see commit). ApplyRefusal tells the same before an apply.
 func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*Result, error) {
 	var res *Result
@@ -97,7 +100,9 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 // Rollback returns the chains of prefix to the generation recorded before
 // the current one, and records that as a new generation (so a second
 // rollback returns to where the first started). Without two generations
-// it fails with state.ErrNoPrevious.
+// it fails with state.ErrNoPrevious. Like every command that changes rules
+// it refuses live chains of prefix it cannot prove its state directory
+// wrote (ownershipRefusal), unless Adopt.
 func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
@@ -117,7 +122,11 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
-		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: prev}})
+		refusal := e.ownershipRefusal(OpRollback, d, st, p)
+		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: prev}, Refusal: refusal})
+		if refusal != nil {
+			return refusal
+		}
 		res, err = e.commit(ctx, OpRollback, d, st, p, live, prev.ConfigDigest, false)
 		return err
 	})
@@ -129,7 +138,10 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 // removeCreatedTables); nothing else. On a backend other than the one the
 // state directory records (a second set, left in the other backend), it
 // removes that set only and keeps the record, which describes the set
-// that stays (see destroyUnrecorded).
+// that stays (see destroyUnrecorded). It refuses live chains of prefix it
+// cannot prove its state directory wrote, or that another state directory
+// wrote last here (ownershipRefusal): with no state at all, every chain of
+// prefix is someone else's until Adopt says otherwise.
 func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
@@ -141,7 +153,11 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
-		e.planned(Planned{Op: OpDestroy, Plan: p})
+		refusal := e.ownershipRefusal(OpDestroy, d, st, p)
+		e.planned(Planned{Op: OpDestroy, Plan: p, Refusal: refusal})
+		if refusal != nil {
+			return refusal
+		}
 		if e.unrecorded(st) {
 			res, err = e.destroyUnrecorded(ctx, d, p, live)
 		} else {
@@ -159,9 +175,10 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	return res, err
 }
 
-// withLock takes the state lock, bounded by LockTimeout and by ctx, and
-// loads the state, settling a pending apply a reboot ended. A held lock
-// fails with a *state.LockError, which matches state.ErrLocked.
+// withLock takes the network namespace's lock and the state lock (see
+// lock), bounded by LockTimeout and by ctx, and loads the state, settling
+// a pending apply a reboot ended. A held lock fails with a
+// *NamespaceLockError or a *state.LockError, which match ErrLocked.
 func (e *Engine) withLock(ctx context.Context, fn func(*state.Dir, *state.State) error) error {
 	return e.withLockFor(ctx, e.LockTimeout, fn)
 }
@@ -171,11 +188,11 @@ func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func
 	if err != nil {
 		return err
 	}
-	lock, err := d.Lock(ctx, timeout)
+	unlock, err := e.lock(ctx, d, timeout)
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
+	defer unlock()
 	st, err := d.Load()
 	if err != nil {
 		return err
@@ -186,6 +203,32 @@ func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func
 	return fn(d, st)
 }
 
+// lock takes, in this order, the lock of the network namespace the rules
+// are in (one svcnat at a time changes a namespace's rules, whatever its
+// state directory; none without a RuntimeDir) and the state lock of d,
+// each bounded by timeout and ctx; unlock releases both.
+func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) (unlock func(), err error) {
+	var ns *nsLock
+	if e.namespaceLocked() {
+		if ns, err = e.lockNamespace(ctx, timeout); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := d.Lock(ctx, timeout)
+	if err != nil {
+		if ns != nil {
+			ns.unlock()
+		}
+		return nil, err
+	}
+	return func() {
+		lock.Unlock()
+		if ns != nil {
+			ns.unlock()
+		}
+	}, nil
+}
+
 // commit runs one apply of p, made from live under the lock: it refuses
 // what every command refuses (commitRefusal: a blocked plan, a dump),
 // records an empty plan only when the record is behind the rules, asks
@@ -193,7 +236,19 @@ func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func
 // verifies (the applier rolls back on any failure or on ctx ending),
 // deletes the conntrack entries of removed UDP endpoints, and records the
 // new generation.
+//
+// It records too which state directory wrote the chains in this network
+// namespace last (see noteOwner), and, before the restores, which chains
+// it creates (see noteIntent).
 func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, digest string, approved bool) (*Result, error) {
+	res, err := e.commitRules(ctx, op, d, st, p, live, digest, approved)
+	if err != nil {
+		return res, err
+	}
+	return res, e.noteOwner(p.Prefix, !blank(p))
+}
+
+func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, digest string, approved bool) (*Result, error) {
 	res := &Result{Op: op, Plan: p, StateDir: d.Path()}
 	if err := e.commitRefusal(op, p); err != nil {
 		return res, err
@@ -204,7 +259,10 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		// apply was killed between its commit and writing the state.
 		if !(st.Generation == 0 && blank(p)) && st.RulesDigest != rulesDigest {
 			res.Repaired = true
-			return res, e.record(d, st, p, gens, rulesDigest, digest, res)
+			if err := e.record(d, st, p, gens, rulesDigest, digest, res); err != nil {
+				return res, err
+			}
+			return res, clearIntent(d)
 		}
 		return res, nil
 	}
@@ -218,6 +276,9 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 	}
 	if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
+		return res, err
+	}
+	if err := noteIntent(d, p.Desired, p.Live); err != nil {
 		return res, err
 	}
 	armed := op == OpApply && e.Confirmation != nil
@@ -269,7 +330,7 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 		}
 		return res, err
 	}
-	return res, nil
+	return res, clearIntent(d)
 }
 
 // ask is how every commit starts: it stops when ctx has ended, and asks

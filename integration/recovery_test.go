@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,11 +74,27 @@ func TestKilledBeforeRecordingConverges(t *testing.T) {
 	l.must(0, "apply", "-auto-approve")
 	saved := t.TempDir()
 	copyDir(t, l.sv.StateDir, saved)
+	before := ownedChains(t, l)
 	l.setConfig(strings.Replace(applyBaseConfig, `    address = "10.64.3.2"`, `    address = "10.64.4.2"`, 1))
 	l.must(0, "apply", "-auto-approve")
-	// The kill: the state directory as it was before that apply recorded.
+	// The kill: the state directory as it was before that apply recorded,
+	// with the note of the chains it creates, written before its first
+	// restore (without it, the new chains would be no one's).
+	var created []string
+	for _, c := range ownedChains(t, l) {
+		if !slices.Contains(before, c) {
+			created = append(created, c)
+		}
+	}
+	if len(created) == 0 {
+		t.Fatalf("%s the second apply created no chain", l.where())
+	}
 	os.RemoveAll(l.sv.StateDir)
 	copyDir(t, saved, l.sv.StateDir)
+	note, _ := json.Marshal(map[string][]string{"chains": created})
+	if err := os.WriteFile(filepath.Join(l.sv.StateDir, "applying.json"), note, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r := l.must(0, "apply", "-auto-approve")
 	if !strings.Contains(r.Stdout, "recorded") {
 		t.Fatalf("%s apply after a kill before recording: want it to record the rules: %s", l.where(), r)
@@ -86,6 +105,27 @@ func TestKilledBeforeRecordingConverges(t *testing.T) {
 	if r := l.must(0, "plan", "--detailed-exitcode"); !strings.Contains(r.Stdout, "No changes") {
 		t.Fatalf("%s plan after recovery: %s", l.where(), r)
 	}
+}
+
+// ownedChains names the live owned chains of both families as svcnat
+// does ("IPv4 nat SVCNAT-SVC-X").
+func ownedChains(t *testing.T, l *applyLab) []string {
+	t.Helper()
+	var out []string
+	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		rs, err := rules.ParseSave(fam, strings.NewReader(l.save(fam)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tb := range rs.Owned(applyPrefix).Tables {
+			for _, c := range tb.Chains {
+				if !c.Builtin() {
+					out = append(out, fmt.Sprintf("%s %s %s", fam, tb.Name, c.Name))
+				}
+			}
+		}
+	}
+	return out
 }
 
 func copyDir(t *testing.T, from, to string) {

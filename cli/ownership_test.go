@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/rules"
+)
+
+// cniChains is what the CNI portmap plugin leaves in nat.
+const cniChains = "*nat\n:CNI-HOSTPORT-DNAT - [0:0]\n:CNI-DN-1234 - [0:0]\n" +
+	"-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n" +
+	"-A CNI-HOSTPORT-DNAT -p tcp -m tcp --dport 8080 -j CNI-DN-1234\n" +
+	"-A CNI-DN-1234 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80\nCOMMIT\n"
+
+// chain_prefix CNI where the CNI plugins wrote CNI-* chains: plan and
+// apply refuse naming them, destroy too; --adopt takes them over.
+func TestPlanAndApplyRefuseAnotherProgramsChains(t *testing.T) {
+	h := newFakeHost(t)
+	if err := h.fake.Restore(rules.IPv4, []byte(cniChains), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"CNI\"\n}\n")
+	says := "CNI-* chains that " + h.stateDir + " did not record are in the kernel, and this apply would change or delete them; nothing was changed:\n  IPv4 nat CNI-DN-1234\n  IPv4 nat CNI-HOSTPORT-DNAT"
+	refusedLikeApply(t, h, "unrecorded_chains", says, "if another program wrote them, choose another chain_prefix; if svcnat did (with a state directory that is lost), run again with --adopt")
+	before := h.rules()
+	if _, errs, code := h.run("destroy", "-auto-approve"); code != ExitError || !strings.Contains(errs, "this destroy would change or delete them") || h.rules() != before {
+		t.Fatalf("destroy: exit %d\n%s", code, errs)
+	}
+	h.must(ExitOK, "plan", "--adopt")
+	h.must(ExitOK, "apply", "--adopt", "-auto-approve")
+	if strings.Contains(h.rules(), "CNI-HOSTPORT-DNAT") || h.generation() != 1 {
+		t.Fatalf("apply --adopt left the chains:\n%s", h.rules())
+	}
+}
+
+// A second state directory on the namespace another one wrote is refused,
+// naming the other, by plan and apply.
+func TestSecondStateDirIsRefused(t *testing.T) {
+	h := newFakeHost(t)
+	h.runtimeDir = t.TempDir()
+	first := h.stateDir
+	h.must(ExitOK, "apply", "-auto-approve")
+	h.stateDir = t.TempDir()
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	refusedLikeApply(t, h, "other_state_dir",
+		"the SVCNAT-* chains in this network namespace were written by svcnat with state directory "+first+", not "+h.stateDir,
+		"use --state-dir "+first+", or run svcnat destroy --state-dir "+first+" first")
+}
