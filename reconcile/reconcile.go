@@ -171,10 +171,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// pass reads the configuration, plans, and applies a plan that is not
-// empty, or records an empty one whose rules the record does not name
-// (see Engine.Unrecorded); then it makes sure the canaries are there. Every outcome is one
-// log line.
+// pass reads the configuration, makes sure the canaries are there, plans,
+// and applies a plan that is not empty, or records an empty one whose
+// rules the record does not name (see Engine.Unrecorded). Every outcome
+// is one log line.
 func (l *Loop) pass(ctx context.Context, why string) {
 	log := l.Log.With("event", why)
 	l.followNetNS(log)
@@ -193,6 +193,10 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	l.syncHealth(log, cfg)
+	// The canaries are made before the live rules are read, never after:
+	// one made after would hide a flush that came between the read and
+	// it, and nothing would repair that flush until the next interval.
+	l.canaries(log)
 	p, err := l.Engine.Plan(cfg, l.node)
 	if err != nil {
 		l.failed(log, "planning failed", err)
@@ -215,7 +219,6 @@ func (l *Loop) pass(ctx context.Context, why string) {
 			l.Metrics.Recorded(rec)
 			l.Metrics.Unchanged(p)
 		}
-		l.canaries(log)
 		l.succeeded()
 		// A quiet tick is not news; any other reason to look is.
 		level := slog.LevelInfo
@@ -261,7 +264,6 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		// is missing, which is no reason for a load balancer to drain
 		// the node (Serving); /healthz says it (Healthy).
 		l.failed(log, "recording the rules failed; they are in force", err)
-		l.canaries(log)
 		l.keeping.Store(true)
 		l.last.Store(time.Now().UnixNano())
 		return
@@ -271,7 +273,6 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	if res.Repaired {
-		l.canaries(log)
 		l.succeeded()
 		log.Warn("recorded the rules in force: the apply that made them had not recorded them", "generation", res.Generation)
 		return
@@ -279,7 +280,6 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if res.Conntrack.Err != nil {
 		log.Warn("conntrack cleanup failed; the rules are applied", "err", res.Conntrack.Err)
 	}
-	l.canaries(log)
 	l.succeeded()
 	log.Info("applied", "drift", drift, "generation", res.Generation, "added", s.Add, "changed", s.Change, "removed", s.Remove,
 		"lines", res.Lines, "took", res.Took.Round(time.Millisecond))
@@ -411,8 +411,9 @@ func (l *Loop) held(ctx context.Context, log *slog.Logger, rec *engine.Recorded,
 // revert left) when something changed them — a flush, a reload, a boot
 // that restored none — through the engine, recording nothing, so that the
 // revert's record, and the hold, stay; then it makes sure the canaries
-// are there.
+// are there (first: see pass).
 func (l *Loop) keep(ctx context.Context, log *slog.Logger, rec *engine.Recorded) {
+	l.canaries(log)
 	res, err := l.Engine.RepairRecorded(context.WithoutCancel(ctx), l.prefix)
 	if pe := (*engine.PendingError)(nil); errors.As(err, &pe) {
 		l.waiting = true
@@ -440,7 +441,6 @@ func (l *Loop) keep(ctx context.Context, log *slog.Logger, rec *engine.Recorded)
 			log.Warn("conntrack cleanup failed; the rules are repaired", "err", res.Conntrack.Err)
 		}
 	}
-	l.canaries(log)
 }
 
 // awaiting says that a pending apply holds the rules: nothing is wrong
