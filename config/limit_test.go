@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -61,5 +62,18 @@ func TestServiceEndpointLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServiceEndpointLimitDocumented keeps the README's figure true.
+func TestServiceEndpointLimitDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := MaxServiceEndpoints
+	want := fmt.Sprintf("A service may have at most %d,%03d endpoints", n/1000, n%1000)
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README does not say %q", want)
 	}
 }
