@@ -144,3 +144,35 @@ func portNameList(names []string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// MaxServiceEndpoints bounds a service's endpoints, each counted once per
+// port of the service: a service with two ports may have 2,500. Each
+// (endpoint, port) pair is one rule of the service's chains and one
+// endpoint chain. Every new connection walks the rules one by one
+// (-m statistic picks an endpoint), and iptables-nft-restore 1.8.9 loads
+// the jumps of one transaction in time that grows with the square of
+// their number: an endpoint change rewrites the service's chains in one
+// transaction, which took 0.6 s for 5,000 endpoints, 2.9 s for 10,000 and
+// was killed after 13 minutes for 100,000 (docs/PERFORMANCE.md).
+// Kubernetes' scalability thresholds name 250 endpoints per service.
+const MaxServiceEndpoints = 5000
+
+// maxEndpoints is how many endpoint blocks a service with ports port
+// blocks may have (a service without ports is refused on its own).
+func maxEndpoints(ports int) int { return MaxServiceEndpoints / max(ports, 1) }
+
+// tooManyEndpoints reports a service over MaxServiceEndpoints, once, at
+// r, its first endpoint block over the limit; n is how many it has.
+func (d *decoder) tooManyEndpoints(r *rawEndpoint, decl *svcDecl, n int) {
+	const why = "Every new connection walks a service's endpoint rules one by one, and iptables-nft rewrites them in time that grows with the square of their number. Split the service into several."
+	ports := len(decl.ports)
+	if ports <= 1 {
+		d.errorf(r.DefRange, "too many endpoints",
+			"Service %q has %d endpoints; svcnat allows at most %d (this endpoint block is number %d). %s",
+			decl.svc.Name, n, MaxServiceEndpoints, maxEndpoints(ports)+1, why)
+		return
+	}
+	d.errorf(r.DefRange, "too many endpoints",
+		"Service %q has %d endpoints on %d ports, %d endpoint rules (one per endpoint and port); svcnat allows at most %d, so %d endpoints here (this endpoint block is number %d). %s",
+		decl.svc.Name, n, ports, n*ports, MaxServiceEndpoints, maxEndpoints(ports), maxEndpoints(ports)+1, why)
+}

@@ -98,7 +98,11 @@ func (d *decoder) service(r *rawService) *svcDecl {
 	sort.SliceStable(svc.Ports, func(i, j int) bool { return svc.Ports[i].Name < svc.Ports[j].Name })
 
 	seen := map[netip.Addr]hcl.Range{}
-	for _, re := range r.Endpoints {
+	over := maxEndpoints(len(r.Ports))
+	for i, re := range r.Endpoints {
+		if i == over {
+			d.tooManyEndpoints(re, decl, len(r.Endpoints))
+		}
 		if ep := d.endpoint(re, decl, fam, seen); ep != nil {
 			svc.Endpoints = append(svc.Endpoints, ep)
 		}
