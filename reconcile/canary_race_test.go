@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,14 +38,18 @@ func (k *flushAfterRead) Save(fam rules.Family) (*rules.Ruleset, error) {
 func TestFlushDuringAPassIsRepaired(t *testing.T) {
 	k := &flushAfterRead{Fake: iptables.NewFake()}
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.hcl"), []byte(web), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h := startLoopOn(t, t.TempDir(), dir, k.Fake, time.Hour, func(l *Loop) { l.Engine.Kernel = k })
-	h.write(t, "web.hcl", web)
-	h.reload <- struct{}{}
-	at := h.logs.await(t, 0, "applied", "generation=1")
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
 	applied := h.owned(t)
 
+	// One pass, whose read the flush follows; then nothing but the canary
+	// check can start another within the hour.
 	k.armed.Store(true)
 	h.reload <- struct{}{}
+	at = h.logs.await(t, at, "no changes", "event=reload")
 	at = h.logs.await(t, at, "canary chain gone", "tables=IPv4 nat")
 	h.logs.await(t, at, "applied", "event=canary lost", "drift=true", "generation=2")
 	if got := h.owned(t); got != applied {
