@@ -98,6 +98,9 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	if err := v.done(res, err); err != nil {
 		return err
 	}
+	if res.Op == engine.OpDestroy && !g.JSON {
+		destroyed(c.App.Writer, res) // a plan -destroy file
+	}
 	return v.confirmation(e, res)
 }
 

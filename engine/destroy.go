@@ -23,14 +23,14 @@ func (e *Engine) unrecorded(st *state.State) bool {
 // destroyUnrecorded removes the set of p's chains in a backend the state
 // directory does not record, and records nothing: the record, its
 // generations and backups describe the set in the other backend, which
-// stays. It asks, commits, verifies and rolls back on failure like any
-// destroy (see commit).
-func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[rules.Family]*rules.Ruleset) (*Result, error) {
+// stays. It asks (unless approved), commits, verifies and rolls back on
+// failure like any destroy (see commit).
+func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[rules.Family]*rules.Ruleset, approved bool) (*Result, error) {
 	res := &Result{Op: OpDestroy, Plan: p, StateDir: d.Path(), KeptRecord: true}
 	if err := e.commitRefusal(OpDestroy, p); err != nil || p.Empty() {
 		return res, err
 	}
-	if err := e.ask(ctx, OpDestroy, p, false); err != nil {
+	if err := e.ask(ctx, OpDestroy, p, approved); err != nil {
 		return res, err
 	}
 	if err := e.applyPlan(ctx, p, live, res); err != nil {

@@ -53,7 +53,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 // own, one made for another backend, what Apply refuses (applyRefusal; a
 // prefix other than the recorded one as a *PlanPrefixError), desired
 // rules svcnat could not have written (*planner.DesiredRuleError), and a
-// stale plan, made against other live rules (*StaleError).
+// stale plan, made against other live rules (*StaleError). A destroy plan
+// (plan -destroy) is committed as Destroy commits it, with its refusals
+// (see destroySaved).
 func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest string) (*Result, error) {
 	// A plan file is data anyone can write: its prefix decides which
 	// chains svcnat treats as its own, so it gets the configuration's
@@ -68,6 +70,9 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	// only by whoever does not recompute it (see planner.CheckDesired).
 	if err := planner.CheckDesired(p.Prefix, p.Desired); err != nil {
 		return nil, fmt.Errorf("%w; nothing was changed", err)
+	}
+	if p.Destroy {
+		return e.destroySaved(ctx, p)
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
@@ -158,18 +163,7 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 		if refusal != nil {
 			return refusal
 		}
-		if e.unrecorded(st) {
-			res, err = e.destroyUnrecorded(ctx, d, p, live)
-		} else {
-			res, err = e.commit(ctx, OpDestroy, d, st, p, live, "", false)
-		}
-		if err != nil {
-			return err
-		}
-		if err := e.removeCanaries(prefix); err != nil {
-			return err
-		}
-		res.TablesRemoved, err = e.removeCreatedTables(d)
+		res, err = e.destroyCommit(ctx, d, st, p, live, false)
 		return err
 	})
 	return res, err

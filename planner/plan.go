@@ -123,6 +123,10 @@ type Plan struct {
 	// happens to them.
 	Interrupted []Left
 
+	// Destroy marks a plan to remove every owned chain (plan -destroy):
+	// applied, it is committed as destroy is, with destroy's checks.
+	Destroy bool
+
 	fingerprint string // Fingerprint's, once asked for
 }
 

@@ -33,6 +33,9 @@ type planFile struct {
 	// ChainServices is Plan.ChainService; plans saved before it existed
 	// lack it and are described from their rules.
 	ChainServices map[string]string `json:"chain_services,omitempty"`
+	// Destroy is Plan.Destroy; omitted when false, so a plan file from
+	// before it digests as it did.
+	Destroy bool `json:"destroy,omitempty"`
 	// Digest is planDigest of everything above, so that a plan file
 	// changed after it was made (the desired rules above all, which are
 	// applied as they are read) is refused rather than applied.
@@ -56,7 +59,7 @@ func planDigest(pf planFile) (string, error) {
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
 		Fingerprint: p.Fingerprint(), ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
-		ChainServices: p.ChainService}
+		ChainServices: p.ChainService, Destroy: p.Destroy}
 	for _, f := range rules.Families {
 		pf.Desired[f.Key()] = p.Desired[f].Text()
 		pf.Live[f.Key()] = p.Live[f].Text()
@@ -107,12 +110,29 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 	if err := CheckDesired(pf.Prefix, desired); err != nil {
 		return nil, "", err
 	}
+	if pf.Destroy && !blankDesired(desired) {
+		// A destroy plan wants nothing: one that wants rules would be
+		// committed with destroy's checks but apply's effect.
+		return nil, "", fmt.Errorf("saved plan is corrupt: a destroy plan that wants rules")
+	}
 	p := New(pf.Prefix, pf.Backend, desired, live)
-	p.ChainService = pf.ChainServices
+	p.ChainService, p.Destroy = pf.ChainServices, pf.Destroy
 	if p.Fingerprint() != pf.Fingerprint {
 		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")
 	}
 	return p, pf.ConfigDigest, nil
+}
+
+// blankDesired reports whether desired holds no chain of any table.
+func blankDesired(desired map[rules.Family]*rules.Ruleset) bool {
+	for _, rs := range desired {
+		for _, t := range rs.Tables {
+			if len(t.Chains) > 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ResealPlan rewrites the digest of a plan file to match its contents, as
