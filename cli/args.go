@@ -63,13 +63,12 @@ func tooManyArgs(c *ucli.Context, n int, what, hint string) error {
 }
 
 // showArgs is show's Before: show PLANFILE (terraform show's saved plan)
-// is not there yet, and must not show the live rules instead.
+// renders one saved plan.
 func showArgs(c *ucli.Context) error {
-	if c.NArg() == 0 {
+	if c.NArg() <= 1 {
 		return nil
 	}
-	return tooManyArgs(c, 0, "", "show describes the live rules; showing a saved plan is not supported yet "+
-		"(svcnat apply PLANFILE applies one, svcnat plan shows what the configuration changes)")
+	return tooManyArgs(c, 1, "saved plan file", "show describes the live rules, or with one PLANFILE a saved plan")
 }
 
 // configArg is the Before of validate, render and plan: a FILE or DIR

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -83,9 +84,13 @@ func watcherState(pd *engine.PendingApply) string {
 
 func showCommand() *ucli.Command {
 	return &ucli.Command{
-		Name:  "show",
-		Usage: "the owned live rules grouped by service, and any drift from the last applied generation",
+		Name:      "show",
+		Usage:     "the owned live rules grouped by service, and any drift from the last applied generation; or a saved plan",
+		ArgsUsage: "[PLANFILE]",
 		Action: func(c *ucli.Context) error {
+			if f := c.Args().First(); f != "" {
+				return showPlanFile(c, f)
+			}
 			g, prefix, e, err := openOwned(c)
 			if err != nil {
 				return err
@@ -93,6 +98,9 @@ func showCommand() *ucli.Command {
 			s, err := e.Show(prefix)
 			if err != nil {
 				return err
+			}
+			if g.JSON {
+				return writeStatusJSON(c.App.Writer, s)
 			}
 			w, st := c.App.Writer, newStyle(g.Color)
 			if pd := s.Pending; pd != nil {
@@ -133,4 +141,40 @@ func showCommand() *ucli.Command {
 		},
 		Before: showArgs,
 	}
+}
+
+// showPlanFile is show PLANFILE (terraform show's saved plan): the plan
+// as plan showed it, read from the file alone, with the checks apply
+// makes of the file itself (planner.UnmarshalPlan). It opens neither the
+// host nor the state directory: no root, no iptables.
+func showPlanFile(c *ucli.Context, file string) error {
+	g, err := readGlobals(c)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	p, digest, err := planner.UnmarshalPlan(data)
+	if err != nil {
+		return withHint(fmt.Errorf("%s: %w", file, err), fmt.Sprintf("make the plan again (svcnat plan -out %s)", file))
+	}
+	if g.JSON {
+		return writeSavedPlanJSON(c.App.Writer, file, p, digest)
+	}
+	w := c.App.Writer
+	what := "an apply of the configuration " + digest
+	if p.Destroy {
+		what = "a destroy, of every owned chain"
+	}
+	fmt.Fprintf(w, "Saved plan %s: %s, made against the live rules with fingerprint %s; svcnat apply refuses it once they change.\n\n",
+		file, what, p.Fingerprint())
+	if err := newPlanView(w, false, g.Color).Plan(p); err != nil {
+		return err
+	}
+	if !p.Empty() {
+		fmt.Fprintf(w, "\nTo perform exactly these actions, run:\n    svcnat apply %s\n", file)
+	}
+	return nil
 }

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/planner"
+)
+
+// ShowJSONVersion is the version of `show --json` output; see README.md.
+const ShowJSONVersion = "1"
+
+// jsonStatus is the documented machine-readable show (README "show --json").
+type jsonStatus struct {
+	FormatVersion string          `json:"format_version"`
+	Prefix        string          `json:"prefix"`
+	Backend       string          `json:"backend"`
+	StateDir      string          `json:"state_dir"`
+	Pending       *jsonPending    `json:"pending"`
+	Owned         jsonOwned       `json:"owned"`
+	Interrupted   []jsonLeft      `json:"interrupted"`
+	Generation    *jsonGeneration `json:"generation"`
+	Drift         *jsonDrift      `json:"drift"`
+}
+
+// jsonPending is an apply awaiting confirmation (or still applying).
+type jsonPending struct {
+	ID         string     `json:"id"`
+	Status     string     `json:"status"`
+	Generation int64      `json:"generation"`
+	Previous   int64      `json:"previous"`
+	Deadline   *time.Time `json:"deadline"`
+	Watcher    string     `json:"watcher"`
+	Watched    bool       `json:"watched"`
+}
+
+type jsonOwned struct {
+	Chains   int                `json:"chains"`
+	Rules    int                `json:"rules"`
+	Services []jsonServiceRules `json:"services"`
+	Shared   []jsonRule         `json:"shared"`
+}
+
+type jsonServiceRules struct {
+	Name  string     `json:"name"`
+	Rules []jsonRule `json:"rules"`
+}
+
+type jsonRule struct {
+	Family string `json:"family"`
+	Table  string `json:"table"`
+	Rule   string `json:"rule"`
+}
+
+// jsonGeneration is the generation drift is measured from.
+type jsonGeneration struct {
+	Generation   int64     `json:"generation"`
+	AppliedAt    time.Time `json:"applied_at"`
+	ConfigDigest string    `json:"config_digest"`
+	RevertOf     int64     `json:"revert_of"`
+}
+
+// jsonDrift is what changed outside svcnat since the generation: a plan
+// from its rules to the live ones.
+type jsonDrift struct {
+	Changed bool              `json:"changed"`
+	Summary jsonDriftSummary  `json:"summary"`
+	Changes []jsonDriftChange `json:"changes"`
+}
+
+type jsonDriftSummary struct {
+	Add          int `json:"add"`
+	Change       int `json:"change"`
+	Remove       int `json:"remove"`
+	RulesAdded   int `json:"rules_added"`
+	RulesRemoved int `json:"rules_removed"`
+}
+
+type jsonDriftChange struct {
+	Family  string   `json:"family"`
+	Table   string   `json:"table"`
+	Chain   string   `json:"chain"`
+	Action  string   `json:"action"`
+	Builtin bool     `json:"builtin"`
+	Before  []string `json:"before"`
+	After   []string `json:"after"`
+}
+
+// writeStatusJSON writes show --json: one document.
+func writeStatusJSON(w io.Writer, s *engine.Status) error {
+	out := jsonStatus{FormatVersion: ShowJSONVersion, Prefix: s.Prefix, Backend: s.Backend, StateDir: s.StateDir,
+		Owned:       jsonOwned{Chains: s.Owned.Chains, Rules: s.Owned.Rules, Services: []jsonServiceRules{}, Shared: jsonRules(s.Owned.Shared)},
+		Interrupted: jsonInterrupted(s.Interrupted)}
+	if pd := s.Pending; pd != nil {
+		out.Pending = &jsonPending{ID: pd.ID, Status: pd.Status, Generation: pd.Generation, Previous: pd.Previous,
+			Watcher: pd.Watcher, Watched: pd.Watched}
+		if !pd.Deadline.IsZero() {
+			out.Pending.Deadline = &pd.Deadline
+		}
+	}
+	for _, n := range s.Owned.Names() {
+		out.Owned.Services = append(out.Owned.Services, jsonServiceRules{Name: n, Rules: jsonRules(s.Owned.Services[n])})
+	}
+	if s.Drift != nil {
+		g := &jsonGeneration{Generation: s.State.Generation, AppliedAt: s.State.AppliedAt, ConfigDigest: s.State.ConfigDigest}
+		if n := len(s.State.Generations); n > 0 {
+			g.RevertOf = s.State.Generations[n-1].RevertOf
+		}
+		out.Generation = g
+		sum := s.Drift.Summary()
+		out.Drift = &jsonDrift{Changed: !s.Drift.Empty(), Changes: []jsonDriftChange{},
+			Summary: jsonDriftSummary{Add: sum.Add, Change: sum.Change, Remove: sum.Remove, RulesAdded: sum.RulesAdded, RulesRemoved: sum.RulesRemoved}}
+		for _, c := range s.Drift.Changes {
+			out.Drift.Changes = append(out.Drift.Changes, jsonDriftChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
+				Action: c.Action.String(), Builtin: c.Builtin, Before: lines(c.Before), After: lines(c.After)})
+		}
+	}
+	return encodeJSON(w, out, "writing the status")
+}
+
+func jsonRules(ls []planner.Located) []jsonRule {
+	out := []jsonRule{}
+	for _, l := range ls {
+		out = append(out, jsonRule{Family: l.Family.Key(), Table: l.Table, Rule: l.Rule.String()})
+	}
+	return out
+}
+
+// jsonSavedPlan is what show --json PLANFILE adds to plan --json's
+// document: which file, whether it is a destroy plan, and the
+// configuration it was made from.
+type jsonSavedPlan struct {
+	File         string `json:"file"`
+	Destroy      bool   `json:"destroy"`
+	ConfigDigest string `json:"config_digest"`
+}
+
+// writeSavedPlanJSON writes show --json PLANFILE: plan --json's document
+// of the saved plan, as the plan view makes it, with jsonSavedPlan's
+// fields after its own.
+func writeSavedPlanJSON(w io.Writer, file string, p *planner.Plan, configDigest string) error {
+	var doc bytes.Buffer
+	if err := newPlanView(&doc, true, false).Plan(p); err != nil {
+		return err
+	}
+	extra, err := json.Marshal(jsonSavedPlan{File: file, Destroy: p.Destroy, ConfigDigest: configDigest})
+	if err != nil {
+		return err
+	}
+	var merged bytes.Buffer
+	if err := json.Compact(&merged, doc.Bytes()); err != nil {
+		return err
+	}
+	merged.Truncate(merged.Len() - 1) // its closing brace
+	merged.WriteByte(',')
+	merged.Write(extra[1:]) // past its opening brace
+	var out bytes.Buffer
+	if err := json.Indent(&out, merged.Bytes(), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	if _, err := out.WriteTo(w); err != nil {
+		return fmt.Errorf("writing the plan: %w", err)
+	}
+	return nil
+}
+
+// encodeJSON writes v as one indented JSON document; what names the
+// write in its error.
+func encodeJSON(w io.Writer, v any, what string) error {
+	b := bufio.NewWriterSize(w, 1<<16)
+	enc := json.NewEncoder(b)
+	enc.SetIndent("", "  ")
+	err := enc.Encode(v)
+	if err == nil {
+		err = b.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
