@@ -104,3 +104,21 @@ func TestDestroyPlanRefusedWhileAnApplyAwaitsConfirmation(t *testing.T) {
 	h.must(ExitOK, "confirm", id)
 	h.watcher(0)
 }
+
+// A foreign rule jumping into an owned chain blocks plan -destroy, as it
+// blocks destroy; --json says so in the document.
+func TestPlanDestroyBlocked(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	pinEndpoint(t, h)
+	out, errs, code := h.run("plan", "-destroy", "--detailed-exitcode")
+	if code != ExitError || !strings.Contains(out, "Blocked:") ||
+		!strings.Contains(errs, "svcnat: error: svcnat destroy would refuse this plan: rules svcnat does not own jump into chains this destroy would delete") {
+		t.Fatalf("blocked plan -destroy: exit %d\n%s%s", code, out, errs)
+	}
+	out, _, code = h.run("plan", "-destroy", "--json")
+	doc := planDoc(t, out)
+	if ref, _ := doc["refusal"].(map[string]any); code != ExitError || ref == nil || ref["reason"] != "blocked" || doc["applyable"] != false {
+		t.Fatalf("blocked plan -destroy --json: exit %d\n%s", code, out)
+	}
+}
