@@ -166,7 +166,7 @@ func showPlanFile(c *ucli.Context, file string) error {
 	w := c.App.Writer
 	what := "an apply of the configuration " + digest
 	if p.Destroy {
-		what = "a destroy, of every owned chain"
+		what = "a destroy of every owned chain"
 	}
 	fmt.Fprintf(w, "Saved plan %s: %s, made against the live rules with fingerprint %s; svcnat apply refuses it once they change.\n\n",
 		file, what, p.Fingerprint())
