@@ -156,6 +156,22 @@ func TestCommitJSONOfARefusal(t *testing.T) {
 		t.Errorf("rollback without generations: a plan %v", doc["plan"])
 	}
 	expect(t, "rollback without generations", res, map[string]any{"operation": "rollback", "outcome": "failed"})
+
+	h.must(ExitOK, "apply", "-auto-approve")
+	doc, res = h.result(ExitError, "confirm")
+	expect(t, "confirm with nothing pending", res, map[string]any{"operation": "confirm", "outcome": "failed", "confirmed": nil})
+	if e, _ := res["error"].(map[string]any); doc["plan"] != nil || e == nil || !strings.Contains(e["message"].(string), "no apply awaits confirmation") {
+		t.Errorf("confirm with nothing pending: %v", doc)
+	}
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	out, _, _ := h.run("apply", "-auto-approve", "--confirm-timeout", "1h")
+	id := pendingID(t, out)
+	_, res = h.result(ExitError, "destroy", "-auto-approve")
+	if e, _ := res["error"].(map[string]any); res["outcome"] != "refused" || e == nil || e["reason"] != "pending_confirmation" {
+		t.Errorf("destroy while an apply is pending: %v", res)
+	}
+	h.must(ExitOK, "confirm", id)
+	h.watcher(0)
 }
 
 // shape lists the members of a JSON document, by path ("result.pending.id"),
