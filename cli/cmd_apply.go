@@ -93,7 +93,7 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	var stale *engine.StaleError
 	if errors.As(err, &stale) {
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)
-		return withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again")
+		return v.done(nil, withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again"))
 	}
 	if err := v.done(res, err); err != nil {
 		return err

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -169,13 +169,13 @@ func confirmCommand() *ucli.Command {
 			e := &engine.Engine{StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout")}
 			pd, err := e.Confirm(c.Context, c.Args().First())
 			if errors.Is(err, engine.ErrNothingPending) {
-				return withHint(err, "only an apply made with --confirm-timeout awaits confirmation; svcnat show says what is recorded in "+g.StateDir)
+				err = withHint(err, "only an apply made with --confirm-timeout awaits confirmation; svcnat show says what is recorded in "+g.StateDir)
+			}
+			if g.JSON {
+				return confirmedJSON(c.App.Writer, g.StateDir, pd, err)
 			}
 			if err != nil {
 				return err
-			}
-			if g.JSON {
-				return json.NewEncoder(c.App.Writer).Encode(map[string]any{"confirmed": pd.ID, "generation": pd.Generation})
 			}
 			fmt.Fprintf(c.App.Writer, "Confirmed apply %s: generation %d stays.\n", pd.ID, pd.Generation)
 			return nil
@@ -215,6 +215,22 @@ func revertCommand() *ucli.Command {
 			return nil
 		},
 	}
+}
+
+// confirmedJSON writes confirm's result (README "Results as JSON"): the
+// document of every command that changes rules, without a plan, as
+// confirm changes none.
+func confirmedJSON(w io.Writer, stateDir string, pd *state.Pending, err error) error {
+	r := newJSONResult("confirm", stateDir, nil, nil, err)
+	if err == nil {
+		g := pd.Generation
+		r.Outcome, r.Generation = outcomeConfirmed, &g
+		r.Confirmed = &jsonConfirmed{ID: pd.ID, Generation: pd.Generation}
+	}
+	if werr := (&resultDoc{w: w}).result(r); err == nil && werr != nil {
+		return fmt.Errorf("apply %s is confirmed, but the output was lost: %w", pd.ID, werr)
+	}
+	return err
 }
 
 // awaitingIn refuses, for confirm and revert, a state directory that does

@@ -111,14 +111,27 @@ func reconcilePrefix(g Globals) string {
 	return config.DefaultChainPrefix
 }
 
+// newLogger is reconcile's logger. Its JSON lines give durations in
+// seconds, as floats under keys ending in _seconds ("took_seconds":
+// 0.115), as the metrics do: slog would write nanoseconds, a unit a log
+// shipper's reader has to know. Text keeps them as a person reads them
+// (took=115ms).
 func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, nil)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: durationSeconds})), nil
 	}
 	return nil, withHint(fmt.Errorf("unknown log format %q", format), "use --log-format text or json")
+}
+
+// durationSeconds writes a duration attribute as seconds (newLogger).
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key+"_seconds", a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 // serveMetrics serves /metrics and /healthz on addr, listening inside

@@ -28,9 +28,17 @@ type commitView struct {
 	staged  bool
 	// lost is the first error writing the output (see outputErr)
 	lost error
+	// doc is the one document of a run with --json
+	doc *resultDoc
 }
 
-func newCommitView(c *ucli.Context, g Globals) *commitView { return &commitView{c: c, g: g} }
+func newCommitView(c *ucli.Context, g Globals) *commitView {
+	v := &commitView{c: c, g: g}
+	if g.JSON {
+		v.doc = &resultDoc{w: c.App.Writer}
+	}
+	return v
+}
 
 // hooks connects the view to an engine run; with autoApprove nobody is
 // asked, but a plan whose output was lost is still not committed.
@@ -41,6 +49,12 @@ func (v *commitView) hooks(autoApprove bool) engine.Hooks {
 
 func (v *commitView) planned(p engine.Planned) {
 	w := v.c.App.Writer
+	if v.doc != nil {
+		if err := v.doc.plan(newJSONPlan(p.Plan, p.Refusal), p.Rollback); err != nil && v.lost == nil {
+			v.lost = fmt.Errorf("writing the plan: %w", err)
+		}
+		return
+	}
 	if r := p.Rollback; r != nil && !v.g.JSON {
 		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
 			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
@@ -106,6 +120,9 @@ func (v *commitView) step(s engine.Step) {
 
 // done reports the outcome of a run.
 func (v *commitView) done(res *engine.Result, err error) error {
+	if v.doc != nil {
+		return v.doneJSON(res, err)
+	}
 	if err != nil {
 		return v.failed(err)
 	}
@@ -147,6 +164,25 @@ func (v *commitView) done(res *engine.Result, err error) error {
 	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
 	if err := v.outputErr(); err != nil {
 		return lostOutput(res, err)
+	}
+	return nil
+}
+
+// doneJSON closes the run's document with its result (README "Results
+// as JSON"); warnings and errors go to stderr as without --json.
+func (v *commitView) doneJSON(res *engine.Result, err error) error {
+	if res != nil && res.Conntrack.Err != nil {
+		fmt.Fprintf(v.c.App.ErrWriter, "svcnat: warning: the rules are applied, but %v\n", res.Conntrack.Err)
+	}
+	werr := v.doc.result(newJSONResult(engine.Op(v.c.Command.Name), v.g.StateDir, v.doc.rollback, res, err))
+	if err != nil {
+		return v.failed(err)
+	}
+	if werr == nil {
+		werr = v.outputErr()
+	}
+	if werr != nil {
+		return lostOutput(res, werr)
 	}
 	return nil
 }

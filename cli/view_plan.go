@@ -14,7 +14,9 @@ import (
 )
 
 // PlanJSONVersion is the version of `plan --json` output; see README.md.
-const PlanJSONVersion = "1"
+// 2: blocked holds objects (version 1: sentences), and every change has
+// its service (null for a shared chain) and scope.
+const PlanJSONVersion = "2"
 
 // planView renders a plan for a person or for a program. Views decide
 // nothing: they print what the plan holds, in words they choose. A failed
@@ -186,7 +188,7 @@ type jsonPlan struct {
 	Backend       string        `json:"backend"`
 	Fingerprint   string        `json:"fingerprint"`
 	Changed       bool          `json:"changed"`
-	Blocked       []string      `json:"blocked"`
+	Blocked       []jsonBlocked `json:"blocked"`
 	Applyable     bool          `json:"applyable"`
 	Refusal       *jsonRefusal  `json:"refusal"`
 	Interrupted   []jsonLeft    `json:"interrupted"`
@@ -216,13 +218,28 @@ type jsonService struct {
 	Details []string `json:"details"`
 }
 
+// jsonBlocked is a foreign rule that pins a chain the plan deletes
+// (planner.Blocked): rule, in iptables-save form, is in chain, and jumps
+// to pins.
+type jsonBlocked struct {
+	Family string `json:"family"`
+	Table  string `json:"table"`
+	Chain  string `json:"chain"`
+	Rule   string `json:"rule"`
+	Pins   string `json:"pins"`
+}
+
+// jsonChange is one changed chain. Service is the service it serves, null
+// when Scope is not "service" (planner.Scope): a shared or built-in chain,
+// or one whose service cannot be told.
 type jsonChange struct {
 	Family  string   `json:"family"`
 	Table   string   `json:"table"`
 	Chain   string   `json:"chain"`
 	Action  string   `json:"action"`
 	Builtin bool     `json:"builtin"`
-	Service string   `json:"service,omitempty"`
+	Service *string  `json:"service"`
+	Scope   string   `json:"scope"`
 	Before  []string `json:"before"`
 	After   []string `json:"after"`
 }
@@ -230,25 +247,8 @@ type jsonChange struct {
 func (v *planJSON) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
 
 func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
-	s, d := p.Summary(), planner.Describe(p)
-	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
-		Changed: !p.Empty(), Blocked: []string{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
-		Interrupted: jsonInterrupted(p.Interrupted),
-		Summary:     jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
-	for _, b := range p.Blocked {
-		out.Blocked = append(out.Blocked, b.String())
-	}
-	for _, sc := range d.Services {
-		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: detailWords(sc.Details)})
-	}
-	for _, c := range p.Changes {
-		out.Changes = append(out.Changes, jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
-			Action: c.Action.String(), Builtin: c.Builtin, Service: d.ChainService(c), Before: lines(c.Before), After: lines(c.After)})
-	}
 	w := bufio.NewWriterSize(v.w, 1<<16)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	err := enc.Encode(out)
+	err := writeJSON(w, "", newJSONPlan(p, refusal))
 	if err == nil {
 		err = w.Flush()
 	}
@@ -256,6 +256,39 @@ func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
 		return fmt.Errorf("writing the plan: %w", err)
 	}
 	return nil
+}
+
+// newJSONPlan is the plan --json document of p, which apply would refuse
+// with refusal (nil: it would not).
+func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
+	s, d := p.Summary(), planner.Describe(p)
+	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
+		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
+		Interrupted: jsonInterrupted(p.Interrupted),
+		Summary:     jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+	for _, b := range p.Blocked {
+		out.Blocked = append(out.Blocked, jsonBlocked{Family: b.Family.Key(), Table: b.Table, Chain: b.Rule.Chain, Rule: b.Rule.String(), Pins: b.Pins})
+	}
+	for _, sc := range d.Services {
+		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: detailWords(sc.Details)})
+	}
+	for _, c := range p.Changes {
+		jc := jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain, Action: c.Action.String(), Builtin: c.Builtin,
+			Scope: string(d.ChainScope(c)), Before: lines(c.Before), After: lines(c.After)}
+		if svc := d.ChainService(c); svc != "" {
+			jc.Service = &svc
+		}
+		out.Changes = append(out.Changes, jc)
+	}
+	return out
+}
+
+// writeJSON writes v as indented JSON, each line after the first
+// starting with prefix: a document, or (prefix "  ") a member of one.
+func writeJSON(w io.Writer, prefix string, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent(prefix, "  ")
+	return enc.Encode(v)
 }
 
 // newJSONRefusal is the refusal field of plan --json: null when apply

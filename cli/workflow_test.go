@@ -268,7 +268,7 @@ func TestBlockedPlanIsShownAndRefused(t *testing.T) {
 	}
 	out, _, _ = h.run("plan", "--json")
 	var p jsonPlan
-	if err := json.Unmarshal([]byte(out), &p); err != nil || len(p.Blocked) != 1 || !strings.Contains(p.Blocked[0], "MYCHAIN") {
+	if err := json.Unmarshal([]byte(out), &p); err != nil || len(p.Blocked) != 1 || p.Blocked[0].Chain != "MYCHAIN" {
 		t.Fatalf("plan --json: %v\n%s", err, out)
 	}
 	before := h.rules()

@@ -98,7 +98,12 @@ func TestReconcileListensInTheNamespace(t *testing.T) {
 	}
 
 	d := startDaemon(t, tl.SV, "--interval", "1h", "--metrics-addr", nsOnly+":9823")
-	d.await(t, time.Minute, "msg=applied", "event=start", "generation=1")
+	// The JSON log gives durations in seconds, as the metrics do.
+	start := d.await(t, time.Minute, "msg=reconciling")
+	applied := d.await(t, time.Minute, "msg=applied", "event=start", "generation=1")
+	if took, ok := applied["took_seconds"].(float64); start["interval_seconds"] != 3600.0 || !ok || took <= 0 || applied["took"] != nil {
+		t.Fatalf("durations in the JSON log are not seconds: %v\n%v", start, applied)
+	}
 	if _, err := tl.Node.HTTPGet("http://" + nsOnly + ":9823/healthz"); err != nil {
 		t.Fatalf("the metrics listener, from the namespace: %v", err)
 	}

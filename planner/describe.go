@@ -15,6 +15,7 @@ import (
 type Description struct {
 	Services []ServiceChange
 	service  map[changeKey]string
+	vocab    vocab.Vocab
 }
 
 type changeKey struct {
@@ -26,6 +27,35 @@ type changeKey struct {
 // chain or one whose service cannot be told.
 func (d *Description) ChainService(c ChainChange) string {
 	return d.service[changeKey{c.Family, c.Table, c.Chain}]
+}
+
+// Scope says whose a changed chain is: one service's, every service's
+// (shared), or nobody's that svcnat can tell.
+type Scope string
+
+// The scopes of a changed chain.
+const (
+	// ScopeService: the chain serves one service (ChainService).
+	ScopeService Scope = "service"
+	// ScopeShared: a built-in chain (its jump rules) or one of the chains
+	// every service goes through: SERVICES, NODEPORTS, MARK-MASQ, ...
+	ScopeShared Scope = "shared"
+	// ScopeUnknown: a per-service chain whose service its rules do not
+	// tell (no comments and no jump into it that names one, or a desired
+	// and a live attribution that differ).
+	ScopeUnknown Scope = "unknown"
+)
+
+// ChainScope says whose the changed chain c is; its service, for
+// ScopeService, is ChainService's.
+func (d *Description) ChainScope(c ChainChange) Scope {
+	switch {
+	case d.ChainService(c) != "":
+		return ScopeService
+	case c.Builtin || !d.vocab.KindOf(c.Chain).PerService():
+		return ScopeShared
+	}
+	return ScopeUnknown
 }
 
 // ServiceChange is what a plan does to one service.
@@ -79,7 +109,7 @@ const (
 // every other chain (a live chain about to go, a saved plan's or a
 // rollback's) by its rules (ServiceIndex).
 func Describe(p *Plan) *Description {
-	d := &Description{service: map[changeKey]string{}}
+	d := &Description{service: map[changeKey]string{}, vocab: vocab.For(p.Prefix)}
 	if p.Empty() {
 		return d
 	}
@@ -112,7 +142,7 @@ func Describe(p *Plan) *Description {
 			servicesOf(have, p.Live[f], li)
 		}
 	}
-	d.Services = d.summarize(vocab.For(p.Prefix), p.Changes, want, have)
+	d.Services = d.summarize(d.vocab, p.Changes, want, have)
 	return d
 }
 
