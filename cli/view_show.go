@@ -21,15 +21,15 @@ type jsonStatus struct {
 	Prefix        string          `json:"prefix"`
 	Backend       string          `json:"backend"`
 	StateDir      string          `json:"state_dir"`
-	Pending       *jsonPending    `json:"pending"`
+	Pending       *showPending    `json:"pending"`
 	Owned         jsonOwned       `json:"owned"`
 	Interrupted   []jsonLeft      `json:"interrupted"`
 	Generation    *jsonGeneration `json:"generation"`
 	Drift         *jsonDrift      `json:"drift"`
 }
 
-// jsonPending is an apply awaiting confirmation (or still applying).
-type jsonPending struct {
+// showPending is an apply awaiting confirmation (or still applying).
+type showPending struct {
 	ID         string     `json:"id"`
 	Status     string     `json:"status"`
 	Generation int64      `json:"generation"`
@@ -97,7 +97,7 @@ func writeStatusJSON(w io.Writer, s *engine.Status) error {
 		Owned:       jsonOwned{Chains: s.Owned.Chains, Rules: s.Owned.Rules, Services: []jsonServiceRules{}, Shared: jsonRules(s.Owned.Shared)},
 		Interrupted: jsonInterrupted(s.Interrupted)}
 	if pd := s.Pending; pd != nil {
-		out.Pending = &jsonPending{ID: pd.ID, Status: pd.Status, Generation: pd.Generation, Previous: pd.Previous,
+		out.Pending = &showPending{ID: pd.ID, Status: pd.Status, Generation: pd.Generation, Previous: pd.Previous,
 			Watcher: pd.Watcher, Watched: pd.Watched}
 		if !pd.Deadline.IsZero() {
 			out.Pending.Deadline = &pd.Deadline
