@@ -184,6 +184,7 @@ func NewApp(env Env) *ucli.App {
 			confirmCommand(),
 			revertCommand(),
 			rollbackCommand(),
+			historyCommand(),
 			destroyCommand(),
 			versionCommand(),
 			completionCommand(),

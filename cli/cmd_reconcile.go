@@ -72,6 +72,7 @@ func reconcileCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			e.Origin = engine.OriginReconcile // its generations say the daemon made them
 			m := metrics.New()
 			m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			if err := recordedMetrics(m, g.StateDir); err != nil {

@@ -17,17 +17,21 @@ import (
 func rollbackCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "rollback",
-		Usage: "return the owned chains to the previous applied generation (recorded as a new generation)",
-		Flags: commitFlags(),
+		Usage: "return the owned chains to the previous applied generation, or to generation N with --to N (recorded as a new generation)",
+		Flags: append(commitFlags(), &ucli.Int64Flag{Name: "to", Usage: "return to generation `N` (svcnat history lists the kept ones) instead of the previous one"}),
 		Action: func(c *ucli.Context) error {
 			defer catchSignals(c)()
+			to := c.Int64("to")
+			if c.IsSet("to") && to < 1 {
+				return withHint(fmt.Errorf("invalid value %d for --to: generations are numbered from 1", to), "svcnat history lists the kept generations")
+			}
 			g, prefix, e, err := openOwned(c)
 			if err != nil {
 				return err
 			}
 			v := newCommitView(c, g)
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
-			res, err := e.Rollback(c.Context, prefix)
+			res, err := e.RollbackTo(c.Context, prefix, to)
 			writeMetricsFile(c, res, err)
 			return v.done(res, err)
 		},

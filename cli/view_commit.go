@@ -215,6 +215,7 @@ var engineErrors = []struct {
 	reason string
 	hint   func(error) (hint string, matched bool)
 }{
+	{"other_namespace", hintAs(func(e *engine.NamespaceError) string { return e.Hint() })},
 	{"pending_confirmation", hintAs(func(e *engine.PendingError) string { return pendingHint(e.Pending) })},
 	{"prefix_changed", hintAs(func(e *engine.PrefixChangedError) string {
 		return fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply", e.Recorded, e.StateDir)

@@ -98,7 +98,7 @@ func (h *fakeHost) env(stdin io.Reader, stdout, stderr io.Writer) Env {
 					return nil, err
 				}
 			}
-			return &engine.Host{Kernel: h.fake, RuntimeDir: h.runtimeDir}, nil
+			return &engine.Host{Kernel: h.fake, RuntimeDir: h.runtimeDir, NetNS: o.NetNS}, nil
 		},
 		Detach: func(name string, argv []string, _ string) (string, error) {
 			done := make(chan watcherExit, 1)

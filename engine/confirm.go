@@ -352,6 +352,9 @@ func (e *Engine) Watch(ctx context.Context, id string) (*Result, error) {
 // is marked too.
 func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reason string) (*Result, error) {
 	pd := *st.Pending
+	if err := e.namespaceRefusal(OpRevert, d, st); err != nil {
+		return nil, err
+	}
 	desired, digest, err := previous(d, st, pd)
 	if err != nil {
 		return nil, err
@@ -398,7 +401,7 @@ func (e *Engine) settleReboot(d *state.Dir, st *state.State) error {
 	st.Pending = nil
 	st.RecordRevert(undone(pd, "the host rebooted before the apply was confirmed"))
 	gens, rulesDigest := generationFiles(p)
-	return e.record(d, st, p, gens, rulesDigest, digest, &Result{})
+	return e.record(d, st, p, gens, rulesDigest, digest, MadeByRevert, &Result{})
 }
 
 // undone describes the pending apply pd, undone now for reason.

@@ -52,6 +52,9 @@ type Engine struct {
 	// last in this network namespace (see ownershipRefusal), instead of
 	// refusing them: chains an earlier svcnat wrote without this state.
 	Adopt bool
+	// Origin is who runs the engine ("" for the command line,
+	// OriginReconcile for the daemon): the generations it records say so.
+	Origin Origin
 }
 
 // Host is what the engine works on.

@@ -38,13 +38,17 @@ func (e *Engine) ApplyRefusal(p *planner.Plan) (refusal, err error) {
 }
 
 // applyRefusal is every refusal of Apply, in one place, for the plan p
-// under the state st: an apply awaiting confirmation, a chain prefix other
+// under the state st: a state directory of another network namespace, an
+// apply awaiting confirmation, a chain prefix other
 // than the recorded one, chains of the prefix that another state directory
 // wrote or that this one cannot prove it wrote (ownershipRefusal, unless
 // Adopt), and what commit refuses (commitRefusal). Against a
 // dump only the rules can refuse: the state directory is this host's.
 func (e *Engine) applyRefusal(d *state.Dir, st *state.State, p *planner.Plan) error {
 	if e.Kernel.Backend() != iptables.File {
+		if err := e.namespaceRefusal(OpApply, d, st); err != nil {
+			return err
+		}
 		if err := refusePending(OpApply, d, st); err != nil {
 			return err
 		}

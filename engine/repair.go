@@ -35,6 +35,9 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		if err := refusePending(OpRepair, d, st); err != nil {
 			return err
 		}
+		if err := e.namespaceRefusal(OpRepair, d, st); err != nil {
+			return err
+		}
 		res = &Result{Op: OpRepair, StateDir: d.Path()}
 		if st.Generation == 0 {
 			return nil // nothing recorded: nothing to keep

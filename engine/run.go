@@ -105,20 +105,33 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 // Rollback returns the chains of prefix to the generation recorded before
 // the current one, and records that as a new generation (so a second
 // rollback returns to where the first started). Without two generations
-// it fails with state.ErrNoPrevious. Like every command that changes rules
-// it refuses live chains of prefix it cannot prove its state directory
-// wrote (ownershipRefusal), unless Adopt.
+// it fails with state.ErrNoPrevious. It is RollbackTo the previous one.
 func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
+	return e.RollbackTo(ctx, prefix, 0)
+}
+
+// RollbackTo returns the chains of prefix to generation gen (0: the one
+// before the current one) and records that as a new generation: it plans
+// like any apply (Hooks.Planned), asks (Hooks.Approve) and commits. A
+// generation the state directory does not keep, or the current one, is
+// refused with a *GenerationGoneError listing the kept ones. Like every
+// command that changes rules it refuses a state directory of another
+// network namespace (*NamespaceError), and live chains of prefix it cannot
+// prove its state directory wrote (ownershipRefusal), unless Adopt.
+func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
 		if err := refusePending(OpRollback, d, st); err != nil {
 			return err
 		}
-		prev, err := st.Previous()
+		if err := e.namespaceRefusal(OpRollback, d, st); err != nil {
+			return err
+		}
+		to, err := rollbackTarget(d, st, gen)
 		if err != nil {
 			return err
 		}
-		desired, err := generationRules(d, st, prev.Generation)
+		desired, err := generationRules(d, st, to.Generation)
 		if err != nil {
 			return err
 		}
@@ -128,11 +141,11 @@ func (e *Engine) Rollback(ctx context.Context, prefix string) (*Result, error) {
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
 		refusal := e.ownershipRefusal(OpRollback, d, st, p)
-		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: prev}, Refusal: refusal})
+		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: to}, Refusal: refusal})
 		if refusal != nil {
 			return refusal
 		}
-		res, err = e.commit(ctx, OpRollback, d, st, p, live, prev.ConfigDigest, false)
+		res, err = e.commit(ctx, OpRollback, d, st, p, live, to.ConfigDigest, false)
 		return err
 	})
 	return res, err
@@ -151,6 +164,9 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
 		if err := refusePending(OpDestroy, d, st); err != nil {
+			return err
+		}
+		if err := e.namespaceRefusal(OpDestroy, d, st); err != nil {
 			return err
 		}
 		live, err := e.saveLive(nil)
@@ -253,7 +269,8 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 		// apply was killed between its commit and writing the state.
 		if !(st.Generation == 0 && blank(p)) && st.RulesDigest != rulesDigest {
 			res.Repaired = true
-			if err := e.record(d, st, p, gens, rulesDigest, digest, res); err != nil {
+			e.recordNamespace(st)
+			if err := e.record(d, st, p, gens, rulesDigest, digest, e.madeBy(op, approved, true), res); err != nil {
 				return res, err
 			}
 			return res, clearIntent(d)
@@ -315,7 +332,8 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	if flows := staleFlows(p); len(flows) > 0 && e.Conntrack != nil {
 		res.Conntrack.Flows, res.Conntrack.Err = e.Conntrack.Delete(flows)
 	}
-	if err := e.record(d, st, p, gens, rulesDigest, digest, res); err != nil {
+	e.recordNamespace(st)
+	if err := e.record(d, st, p, gens, rulesDigest, digest, e.madeBy(op, approved, false), res); err != nil {
 		if armed {
 			// The state file still holds the pending apply as being
 			// applied: its watcher reverts it once this run lets go of
@@ -422,8 +440,10 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// record commits the next generation to the state directory.
-func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map[string]io.WriterTo, rulesDigest, digest string, res *Result) error {
+// record commits the next generation to the state directory, made by by
+// (state.GenerationInfo.MadeBy). The namespace it records is the caller's
+// to set (recordNamespace): a reboot's settling applies nothing here.
+func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map[string]io.WriterTo, rulesDigest, digest, by string, res *Result) error {
 	gen := st.Generation + 1
 	st.Generation = gen
 	st.ConfigDigest = digest
@@ -431,6 +451,10 @@ func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map
 	st.Backend = p.Backend
 	st.Prefix = ownedPrefix(p)
 	st.AppliedAt = time.Now().UTC()
+	st.MadeBy = by
+	if blank(p) {
+		st.Namespace = nil // nothing is owned: any namespace may come next
+	}
 	if err := commitState(d, st, gens); err != nil {
 		return fmt.Errorf("the rules are applied but recording generation %d failed: %w", gen, err)
 	}

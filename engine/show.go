@@ -28,7 +28,9 @@ type Status struct {
 }
 
 // Show reads the owned live rules of prefix and compares them with the
-// last recorded generation. It takes no lock and changes nothing.
+// last recorded generation. It takes no lock and changes nothing. It
+// refuses a state directory of another network namespace (*NamespaceError):
+// compared with it every recorded chain would read as gone.
 func (e *Engine) Show(prefix string) (*Status, error) {
 	live, err := e.saveLive(nil)
 	if err != nil {
@@ -40,6 +42,9 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 		return nil, err
 	}
 	if s.State, err = d.Load(); err != nil {
+		return nil, err
+	}
+	if err := e.namespaceRefusal(OpShow, d, s.State); err != nil {
 		return nil, err
 	}
 	if s.State.Pending != nil {

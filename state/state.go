@@ -35,8 +35,16 @@ type State struct {
 	Backend      string `json:"backend,omitempty"`
 	// Prefix is the chain prefix of the applied rules, so that rollback,
 	// destroy and show know what svcnat owns without the configuration.
-	Prefix      string           `json:"prefix,omitempty"`
-	AppliedAt   time.Time        `json:"applied_at"`
+	Prefix    string    `json:"prefix,omitempty"`
+	AppliedAt time.Time `json:"applied_at"`
+	// MadeBy says what recorded the current generation (see
+	// GenerationInfo.MadeBy).
+	MadeBy string `json:"made_by,omitempty"`
+	// Namespace is the network namespace whose rules the state directory
+	// records, while it owns some (nil after a destroy, and in state
+	// files written before svcnat recorded it): another namespace's are
+	// not these, and a command there is refused.
+	Namespace   *Namespace       `json:"namespace,omitempty"`
 	Generations []GenerationInfo `json:"generations,omitempty"`
 
 	revertOf   int64 // see RecordRevert
@@ -122,6 +130,18 @@ type GenerationInfo struct {
 	// recorded, names the generation it reverted.
 	Reverted string `json:"reverted,omitempty"`
 	RevertOf int64  `json:"revert_of,omitempty"`
+	// MadeBy says what recorded the generation: "apply", "saved_plan",
+	// "rollback", "revert", "reconcile", "repair" (an apply that found the
+	// rules right but the record behind) or "destroy"; "" in state files
+	// written before svcnat recorded it.
+	MadeBy string `json:"made_by,omitempty"`
+}
+
+// Namespace names a network namespace as the command line names it.
+type Namespace struct {
+	// Name is --netns's value (a name as ip netns makes them), "" for
+	// the host's own namespace.
+	Name string `json:"name"`
 }
 
 // Previous returns the generation applied before the current one, the target
@@ -280,6 +300,7 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 		Backend:      st.Backend,
 		AppliedAt:    st.AppliedAt,
 		RevertOf:     st.revertOf,
+		MadeBy:       st.MadeBy,
 	}
 	dir, err := d.openStateDir()
 	if err != nil {
