@@ -70,11 +70,7 @@ func manCommand() *ucli.Command {
 		Hidden: true,
 		Usage:  "print the svcnat(8) man page (roff)",
 		Action: func(c *ucli.Context) error {
-			s, err := c.App.ToManWithSection(8)
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(c.App.Writer, s)
+			fmt.Fprint(c.App.Writer, manPage(c.App))
 			return nil
 		},
 	}
