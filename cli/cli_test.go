@@ -68,7 +68,7 @@ func TestFmtCheckAndRewrite(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "a.hcl", "service \"default/x\" {\ncluster_ips=[\"10.32.0.1\"]\n  port {\n port = 80\n }\n}\n")
 	out, _, code := run(t, "fmt", "-check", "-diff", p)
-	if code != ExitFormat || !strings.Contains(out, "+   cluster_ips = [\"10.32.0.1\"]") {
+	if code != ExitFormat || !strings.Contains(out, "+  cluster_ips = [\"10.32.0.1\"]\n") {
 		t.Fatalf("fmt -check: exit %d\n%s", code, out)
 	}
 	if b, _ := os.ReadFile(p); !strings.Contains(string(b), "cluster_ips=") {

@@ -6,18 +6,16 @@ import (
 	ucli "github.com/urfave/cli/v2"
 )
 
-// Completion scripts for the shells urfave/cli does not write one for: they
-// ask svcnat itself (--generate-bash-completion, which urfave/cli answers
-// from the same command definitions as --help) for the commands and flags
-// that can come next, so they never drift either.
+// Completion scripts for bash and zsh ask svcnat itself
+// (--generate-bash-completion) what can come next, and svcnat answers
+// from the same command definitions as --help (completeWords), so they
+// never drift. They always pass the word being completed, empty or not:
+// without it "svcnat --no-color <TAB>" (a flag given, a command next) and
+// "svcnat --no-col<TAB>" (a flag being typed) ask the same question.
 const bashCompletion = `# bash completion for svcnat (svcnat completion bash)
 _svcnat() {
 	local cur="${COMP_WORDS[COMP_CWORD]}" opts
-	if [[ "$cur" == -* ]]; then
-		opts=$("${COMP_WORDS[@]:0:$COMP_CWORD}" "$cur" --generate-bash-completion 2>/dev/null)
-	else
-		opts=$("${COMP_WORDS[@]:0:$COMP_CWORD}" --generate-bash-completion 2>/dev/null)
-	fi
+	opts=$("${COMP_WORDS[@]:0:$COMP_CWORD}" "$cur" --generate-bash-completion 2>/dev/null)
 	COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 }
 complete -o bashdefault -o default -F _svcnat svcnat
@@ -28,11 +26,7 @@ const zshCompletion = `#compdef svcnat
 _svcnat() {
 	local -a opts
 	local cur=${words[-1]}
-	if [[ "$cur" == -* ]]; then
-		opts=("${(@f)$(_CLI_ZSH_AUTOCOMPLETE_HACK=1 ${words[@]:0:#words[@]-1} ${cur} --generate-bash-completion 2>/dev/null)}")
-	else
-		opts=("${(@f)$(_CLI_ZSH_AUTOCOMPLETE_HACK=1 ${words[@]:0:#words[@]-1} --generate-bash-completion 2>/dev/null)}")
-	fi
+	opts=("${(@f)$(${words[@]:0:#words[@]-1} "${cur}" --generate-bash-completion 2>/dev/null)}")
 	if [[ "${opts[1]}" != "" ]]; then
 		_describe 'values' opts
 	else
@@ -59,7 +53,7 @@ func completionCommand() *ucli.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprint(c.App.Writer, s)
+				fmt.Fprint(c.App.Writer, s+fishValues(c.App))
 			default:
 				return withHint(fmt.Errorf("no completion for shell %q", sh), "svcnat completion bash, zsh or fish")
 			}
@@ -76,11 +70,7 @@ func manCommand() *ucli.Command {
 		Hidden: true,
 		Usage:  "print the svcnat(8) man page (roff)",
 		Action: func(c *ucli.Context) error {
-			s, err := c.App.ToManWithSection(8)
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(c.App.Writer, s)
+			fmt.Fprint(c.App.Writer, manPage(c.App))
 			return nil
 		},
 	}

@@ -11,7 +11,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/config"
-	"github.com/svcnat/svcnat/planner"
 )
 
 func validateCommand() *ucli.Command {
@@ -77,7 +76,8 @@ func fmtCommand() *ucli.Command {
 		ArgsUsage: "[FILE|DIR ...]",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "check", Usage: "change nothing; exit 3 when a file is not formatted"},
-			&ucli.BoolFlag{Name: "diff", Usage: "print the changes formatting makes"},
+			&ucli.BoolFlag{Name: "diff", Usage: "print the changes formatting makes as a unified diff (patch -p1 applies it)"},
+			&ucli.BoolFlag{Name: "recursive", Usage: "also the files of every directory below each DIR (not dot directories)"},
 		},
 		Action: func(c *ucli.Context) error {
 			g, err := readGlobals(c)
@@ -90,7 +90,7 @@ func fmtCommand() *ucli.Command {
 			}
 			var files []string
 			for _, p := range paths {
-				names, diags := config.FileNames(p)
+				names, diags := config.FormatNames(p, c.Bool("recursive"))
 				if diags.HasErrors() {
 					config.WriteDiagnostics(c.App.ErrWriter, nil, diags, false, 0)
 					return exitWith(ExitError, fmt.Errorf("nothing was formatted"))
@@ -116,13 +116,14 @@ func fmtCommand() *ucli.Command {
 					continue
 				}
 				changed++
-				fmt.Fprintln(c.App.Writer, f)
+				// With -diff the diff's headers name the file, and the
+				// output is a patch as it stands (svcnat fmt -diff >x.patch).
 				if c.Bool("diff") {
-					for _, d := range planner.RuleDiffText(string(src), string(out)) {
-						if d.Op != planner.DiffEqual {
-							fmt.Fprintf(c.App.Writer, "%c %s\n", d.Op, d.Text)
-						}
+					if err := writeUnifiedDiff(c.App.Writer, f, string(src), string(out)); err != nil {
+						return err
 					}
+				} else {
+					fmt.Fprintln(c.App.Writer, f)
 				}
 				if !c.Bool("check") {
 					if err := writeKeepingMode(f, out); err != nil {

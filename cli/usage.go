@@ -215,10 +215,12 @@ func requireFlags(cmd *ucli.Command) {
 		case *ucli.StringFlag:
 			if f.Required {
 				f.Required, names = false, append(names, f.Name)
+				f.Usage += " (required)" // for --help and the man page
 			}
 		case *ucli.IntFlag:
 			if f.Required {
 				f.Required, names = false, append(names, f.Name)
+				f.Usage += " (required)"
 			}
 		default:
 			if r, ok := f.(ucli.RequiredFlag); ok && r.IsRequired() {

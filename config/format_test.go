@@ -67,3 +67,31 @@ func TestFormatFileDeepNesting(t *testing.T) {
 		t.Errorf("FormatFile = %v", diags)
 	}
 }
+
+// FormatNames -recursive does not follow a link to a directory (it could
+// loop), and a *.hcl entry that is no regular file is an error naming it,
+// as in Load.
+func TestFormatNamesRecursiveLinks(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "a.hcl"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, filepath.Join(sub, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	names, diags := FormatNames(dir, true)
+	if diags.HasErrors() || len(names) != 1 || names[0] != filepath.Join(sub, "a.hcl") {
+		t.Fatalf("FormatNames = %v, %v", names, diags)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(sub, "gone.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	_, diags = FormatNames(dir, true)
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "gone.hcl") {
+		t.Fatalf("a dangling link: %v", diags)
+	}
+}

@@ -26,7 +26,7 @@ func TestEveryBox(t *testing.T) {
 	if err != nil || len(boxes) < 2 {
 		t.Fatalf("boxes: %v %v", boxes, err)
 	}
-	if out, code := svcnat(t, "fmt", "-check", "repo/shared", "repo/nodes/edge-1", "repo/nodes/edge-2"); code != 0 {
+	if out, code := svcnat(t, "fmt", "-check", "-recursive", "repo"); code != 0 {
 		t.Fatalf("fmt -check: exit %d\n%s", code, out)
 	}
 	for _, dir := range boxes {

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// TestCompletionShim is svcnat for the completion scripts under test: run
+// as the helper process (SVCNAT_COMPLETION_SHIM), it runs svcnat on the
+// arguments after "--" and exits with its code.
+func TestCompletionShim(t *testing.T) {
+	if os.Getenv("SVCNAT_COMPLETION_SHIM") != "1" {
+		t.Skip("the helper process of TestBashCompletion")
+	}
+	// As the svcnat binary sees them: urfave/cli reads some of them.
+	os.Args = append([]string{"svcnat"}, flag.Args()...)
+	os.Exit(Main(flag.Args(), os.Stdin, os.Stdout, os.Stderr))
+}
+
+// The bash completion script, driven as bash drives it, against svcnat.
+func TestBashCompletion(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	shim := fmt.Sprintf("#!/bin/sh\nSVCNAT_COMPLETION_SHIM=1 exec %q -test.run='^TestCompletionShim$' -- \"$@\"\n", os.Args[0])
+	if err := os.WriteFile(filepath.Join(dir, "svcnat"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := run(t, "completion", "bash")
+	script := writeFile(t, dir, "svcnat.bash", out)
+	if code != ExitOK {
+		t.Fatal("svcnat completion bash failed")
+	}
+	// complete returns what bash offers for the last word, given the
+	// words before it.
+	complete := func(words ...string) string {
+		t.Helper()
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = fmt.Sprintf("%q", w)
+		}
+		line := fmt.Sprintf(`source %q; COMP_WORDS=(svcnat %s); COMP_CWORD=%d; _svcnat; echo "${COMPREPLY[*]}"`,
+			script, strings.Join(quoted, " "), len(words))
+		cmd := exec.Command("bash", "-c", line)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash completion: %v\n%s", err, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	for _, c := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"ap"}, "apply"},
+		{[]string{"conf"}, "confirm"}, // not the hidden confirm-watch
+		{[]string{"completion", ""}, "bash zsh fish"},
+		{[]string{"completion", "z"}, "zsh"},
+		{[]string{"completion", "zsh", ""}, ""},
+		{[]string{"help", "ap"}, "apply"},
+		// After a boolean global flag comes a command.
+		{[]string{"--no-color", "pl"}, "plan"},
+		{[]string{"--json", "--no-color", "ve"}, "version"},
+		{[]string{"--no-col"}, "--no-color"},
+		// After a flag with a value, its value, then a command.
+		{[]string{"--backend", ""}, "auto nft legacy"},
+		{[]string{"plan", "--backend", "n"}, "nft"},
+		{[]string{"-c", "examples", "va"}, "validate"},
+		{[]string{"-c", ""}, ""}, // a file: bash's own completion
+		{[]string{"trace", "--proto", ""}, "tcp udp sctp"},
+		{[]string{"graph", "--format", ""}, "dot mermaid"},
+		{[]string{"reconcile", "--log-format", "j"}, "json"},
+		// A command's flags; one given is not offered again.
+		{[]string{"apply", "--confirm-t"}, "--confirm-timeout"},
+		{[]string{"fmt", "-rec"}, "-recursive"},
+		{[]string{"plan", "--json", "--js"}, ""},
+		{[]string{"apply", "--probe", "http://10.0.0.1:80/", "--pro"}, "--probe --probe-timeout"},
+	} {
+		if got := complete(c.words...); got != c.want {
+			t.Errorf("svcnat %s<TAB>: %q, want %q", strings.Join(c.words, " "), got, c.want)
+		}
+	}
+}
+
+// The values completion offers are the ones the flags take.
+func TestCompletionValues(t *testing.T) {
+	app := NewApp(Env{})
+	for name, values := range flagValues {
+		found := false
+		for _, c := range app.Commands {
+			f := findFlag(c.Flags, name)
+			if f == nil {
+				continue
+			}
+			found = true
+			usage := f.(ucli.DocGenerationFlag).GetUsage()
+			for _, v := range values {
+				if !strings.Contains(usage, v) {
+					t.Errorf("%s --%s: usage %q does not name %q", c.Name, name, usage, v)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no command has a flag --%s", name)
+		}
+	}
+	h := newFakeHost(t)
+	fish := h.must(ExitOK, "completion", "fish")
+	for _, want := range []string{"complete -c svcnat -l backend -x -a 'auto nft legacy'\n", "complete -c svcnat -n '__fish_seen_subcommand_from completion' -f -a 'bash zsh fish'\n"} {
+		if !strings.Contains(fish, want) {
+			t.Errorf("fish script lacks %q", want)
+		}
+	}
+}
