@@ -92,6 +92,13 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	writeMetricsFile(c, res, err)
 	var stale *engine.StaleError
 	if errors.As(err, &stale) {
+		// The live rules already what the plan wants: applied before
+		// (this plan, or one like it). A diff "since" would list the
+		// plan's own changes as if someone else had made them.
+		if planner.New(p.Prefix, p.Backend, p.Desired, stale.Since.Desired).Empty() {
+			return withHint(fmt.Errorf("%s: the plan was already applied: the live rules are the ones it wants; nothing was changed", file),
+				"svcnat plan shows what the configuration would change now")
+		}
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)
 		return withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again")
 	}
