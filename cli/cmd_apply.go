@@ -128,8 +128,12 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 // signal at the prompt cancels.
 func confirm(ctx context.Context, env Env, in io.Reader, w io.Writer, verb engine.Op) (bool, error) {
 	if !env.terminal(in) {
-		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb),
-			"review the plan and run again with -auto-approve, or apply a saved plan (plan -out FILE)")
+		// Only apply takes a saved plan: rollback and destroy have none.
+		hint := "review the plan and run again with -auto-approve"
+		if verb == engine.OpApply {
+			hint += ", or apply a saved plan (plan -out FILE)"
+		}
+		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb), hint)
 	}
 	line, got := ask(ctx, in, w, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", nil)
 	return got == answered && line == "yes", nil
