@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,5 +52,36 @@ func TestConfirmationHintFitsTheCommand(t *testing.T) {
 		if want := "svcnat: hint: review the plan and run again with -auto-approve\n"; code != ExitError || !strings.HasSuffix(errs, want) {
 			t.Errorf("%s without a terminal: exit %d\n%s\nwant it to end\n%s", cmd, code, errs, want)
 		}
+	}
+}
+
+// Commands that never change anything do not say "nothing was changed":
+// plan reports apply's refusal as what apply would refuse, show a
+// generation it cannot read, without the words of a command that could
+// have changed something. apply keeps them.
+func TestReadOnlyCommandsDoNotSayNothingWasChanged(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"KUBE\"\n}\n")
+	_, errs, code := h.run("plan")
+	if want := "svcnat: error: svcnat apply would refuse this plan: chain_prefix changed from SVCNAT to KUBE\nsvcnat: hint: run svcnat destroy"; code != ExitError || !strings.HasPrefix(errs, want) {
+		t.Errorf("plan after a prefix change: exit %d\n%s\nwant it to begin\n%s", code, errs, want)
+	}
+	if _, errs, _ := h.run("apply", "-auto-approve"); !strings.Contains(errs, "chain_prefix changed from SVCNAT to KUBE; nothing was changed\n") {
+		t.Errorf("apply after a prefix change:\n%s", errs)
+	}
+	writeFile(t, h.config, "settings.hcl", "")
+	gens, err := filepath.Glob(filepath.Join(h.stateDir, "generations", "*"))
+	if err != nil || len(gens) == 0 {
+		t.Fatalf("generation files: %v %v", gens, err)
+	}
+	for _, g := range gens {
+		if err := os.RemoveAll(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errs, code = h.run("show")
+	if code != ExitError || !strings.HasPrefix(errs, "svcnat: error: ") || strings.Contains(errs, "nothing was changed") {
+		t.Errorf("show of a generation whose files are gone: exit %d\n%s", code, errs)
 	}
 }
