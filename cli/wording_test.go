@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/svcnat/svcnat/engine"
+	"github.com/svcnat/svcnat/iptables"
 )
 
 // A saved plan applied a second time is not "stale" with a diff of zero
@@ -83,5 +87,44 @@ func TestReadOnlyCommandsDoNotSayNothingWasChanged(t *testing.T) {
 	_, errs, code = h.run("show")
 	if code != ExitError || !strings.HasPrefix(errs, "svcnat: error: ") || strings.Contains(errs, "nothing was changed") {
 		t.Errorf("show of a generation whose files are gone: exit %d\n%s", code, errs)
+	}
+}
+
+// Legacy tables beside the nft backend get svcnat's own warning, once per
+// command, in place of iptables-nft's "# Warning: iptables-legacy tables
+// present" (kept out of svcnat's output by the iptables package).
+func TestLegacyTablesWarnedOnce(t *testing.T) {
+	h := newFakeHost(t)
+	run := func(d iptables.Detection, args ...string) (string, string) {
+		var out, errb bytes.Buffer
+		env := h.env(strings.NewReader(""), &out, &errb)
+		open := env.OpenHost
+		env.OpenHost = func(o engine.HostOptions) (*engine.Host, error) {
+			host, err := open(o)
+			if host != nil {
+				host.Detection = d
+			}
+			return host, err
+		}
+		if code := Run(env, append([]string{"--no-color", "--node", "n1", "--state-dir", h.stateDir, "-c", h.config}, args...)); code != ExitOK {
+			t.Fatalf("svcnat %v: exit %d\n%s%s", args, code, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	empty := iptables.Detection{Backend: iptables.NFT, Legacy: iptables.Usage{Available: true, Tables: 2}}
+	want := "svcnat: warning: iptables-legacy tables are present (0 rules); svcnat works on the nft backend, which does not show them (iptables-legacy-save does)\n"
+	for _, args := range [][]string{{"plan"}, {"apply", "-auto-approve"}, {"show"}} {
+		if _, errs := run(empty, args...); errs != want {
+			t.Errorf("svcnat %v beside empty legacy tables: stderr\n%s\nwant\n%s", args, errs, want)
+		}
+	}
+	// Rules in both: the warning that says so is the one.
+	mixed := iptables.Detection{Backend: iptables.NFT, Reason: "svcnat chains are in the nft backend",
+		NFT: iptables.Usage{Available: true, Rules: 9, Tables: 2}, Legacy: iptables.Usage{Available: true, Rules: 1, Tables: 1}}
+	if _, errs := run(mixed, "plan"); errs != "svcnat: warning: both iptables backends hold rules; svcnat chains are in the nft backend\n" {
+		t.Errorf("plan with rules in both backends: stderr\n%s", errs)
+	}
+	if _, errs := run(iptables.Detection{Backend: iptables.NFT}, "plan"); errs != "" {
+		t.Errorf("plan without legacy tables: stderr %q", errs)
 	}
 }
