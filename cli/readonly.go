@@ -25,8 +25,11 @@ func readOnly(cmd *ucli.Command) {
 		err := action(c)
 		// Only an error with those words is wrapped: the rest stay the
 		// very values others compare with (failedOutput's out.Err()).
-		if err == nil || errors.As(err, new(*exitError)) || !strings.Contains(err.Error(), nothingChanged) {
+		if err == nil || !strings.Contains(err.Error(), nothingChanged) {
 			return err
+		}
+		if ee := (*exitError)(nil); errors.As(err, &ee) && ee.err != nil {
+			return exitWith(ee.code, &readOnlyError{ee.err}) // an invalid configuration's
 		}
 		return &readOnlyError{err}
 	}

@@ -84,6 +84,14 @@ func TestReadOnlyCommandsDoNotSayNothingWasChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An invalid configuration, whatever reads it.
+	bad := t.TempDir()
+	for _, cmd := range []string{"validate", "render", "plan", "graph"} {
+		_, errs, code := h.run(cmd, "-c", bad)
+		if want := "svcnat: error: 1 problem in " + bad + "\n"; code != ExitError || !strings.HasSuffix(errs, want) {
+			t.Errorf("%s of a directory without configuration: exit %d\n%s\nwant it to end\n%s", cmd, code, errs, want)
+		}
+	}
 	_, errs, code = h.run("show")
 	if code != ExitError || !strings.HasPrefix(errs, "svcnat: error: ") || strings.Contains(errs, "nothing was changed") {
 		t.Errorf("show of a generation whose files are gone: exit %d\n%s", code, errs)
