@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -97,10 +96,12 @@ type traced struct {
 	// NodePorts are the configuration's node ports (planned rules only),
 	// by protocol: "tcp/30080".
 	NodePorts map[string]bool
-	// Addresses says where Host.Local came from, for a planned trace:
-	// thisMachine when they were read from the interfaces of the
-	// namespace svcnat runs in (the silent guess that a trace of another
-	// node's rules must not hide), "" when nothing gave any (a dump).
+	// Addresses names where Host.Local came from, for a planned trace,
+	// as a warning says it: "the --local-address addresses", "the
+	// addresses of namespace NAME", or thisMachine when they were read
+	// from the namespace svcnat runs in (the silent guess that a trace of
+	// another node's rules must not hide); "" when nothing gave any (a
+	// dump).
 	Addresses string
 	// AddrErr is why this machine's addresses could not be read.
 	AddrErr error
@@ -188,7 +189,7 @@ func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
 			fmt.Fprintf(w, "svcnat: the node's addresses are this machine's: %s (--local-address gives another node's)\n", joinAddrs(t.Local))
 		}
 	}
-	if nodePort && !slices.Contains(t.Local, p.Dst) {
+	if nodePort && !t.IsLocal(p.Dst) {
 		whose := "no address of the node is known (a dump holds none)"
 		if t.Addresses != "" {
 			whose = fmt.Sprintf("%s is not one of %s", p.Dst, t.Addresses)

@@ -81,6 +81,10 @@ func TestTraceSaysWhenTheQuestionLooksWrong(t *testing.T) {
 	if errs != "" || !strings.Contains(out, "DNAT to 10.64.1.3:80") {
 		t.Errorf("node port to a --local-address: stderr %q\n%s", errs, out)
 	}
+	// A loopback address is the host's, as the kernel's addrtype sees it.
+	if _, errs := trace("--dst", "127.0.0.1", "--dport", "30080", "--origin", "local", "--local-address", "203.0.113.77"); errs != "" {
+		t.Errorf("node port on 127.0.0.1: stderr %q, want none", errs)
+	}
 	if _, errs := trace("--dst", "203.0.113.78", "--dport", "30080", "--local-address", "203.0.113.77"); !strings.Contains(errs,
 		"svcnat: warning: 30080 is a node port, but 203.0.113.78 is not one of the --local-address addresses") {
 		t.Errorf("node port to another address than --local-address's: stderr %q", errs)

@@ -1,10 +1,9 @@
 package iptables
 
 import (
+	"os"
 	"strings"
 	"testing"
-
-	"os"
 
 	"github.com/svcnat/svcnat/internal/testns"
 	"github.com/svcnat/svcnat/rules"
