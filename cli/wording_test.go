@@ -9,6 +9,7 @@ import (
 
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/rules"
 )
 
 // A saved plan applied a second time is not "stale" with a diff of zero
@@ -134,5 +135,33 @@ func TestLegacyTablesWarnedOnce(t *testing.T) {
 	}
 	if _, errs := run(iptables.Detection{Backend: iptables.NFT}, "plan"); errs != "" {
 		t.Errorf("plan without legacy tables: stderr %q", errs)
+	}
+}
+
+// A rollback to the rules that are already live names the generation,
+// not a configuration it does not read.
+func TestEmptyRollbackNamesTheGeneration(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	before := h.rules()
+	writeFile(t, h.config, "settings.hcl", "settings {\n  cluster_cidrs = [\"10.64.0.0/10\"]\n}\n")
+	h.must(ExitOK, "apply", "-auto-approve")
+	// Someone takes generation 2's new rule out by hand: the live rules
+	// are generation 1's again.
+	var added []string
+	for _, l := range strings.Split(h.rules(), "\n") {
+		if strings.HasPrefix(l, "-A ") && !strings.Contains(before, l+"\n") {
+			added = append(added, "-D"+strings.TrimPrefix(l, "-A"))
+		}
+	}
+	if len(added) != 1 {
+		t.Fatalf("generation 2 added %v, want one rule", added)
+	}
+	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n"+added[0]+"\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	out := h.must(ExitOK, "rollback", "-auto-approve")
+	if !strings.Contains(out, "No changes. The live rules are generation 1's.\n") || strings.Contains(out, "match the configuration") {
+		t.Fatalf("rollback to the live rules:\n%s", out)
 	}
 }
