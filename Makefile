@@ -62,9 +62,11 @@ fuzz:
 
 # bench runs the Go benchmarks, then (as root) svcnat-bench: N services x E
 # endpoints applied into fresh namespaces on both backends, one table out
-# (docs/PERFORMANCE.md).
+# (docs/PERFORMANCE.md). The Go benchmarks that generate a configuration
+# take the same N and E (internal/bench.FromEnv) and report them on their
+# lines.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	SVCNAT_BENCH_N=$(N) SVCNAT_BENCH_E=$(E) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./integration/cmd/svcnat-bench -svcnat $(BIN) -n $(N) -e $(E)
 
 clean:

@@ -12,13 +12,14 @@ import (
 )
 
 // The Go benchmarks of the pure steps, at 10,000 services with 5
-// endpoints each (internal/bench). make bench also runs svcnat-bench, which
+// endpoints each (internal/bench), or make bench's N and E
+// (bench.FromEnv). make bench also runs svcnat-bench, which
 // measures whole commands on the real backends.
 
 func benchConfig(tb testing.TB) *config.Config {
 	tb.Helper()
 	srcs := map[string][]byte{}
-	for n, b := range bench.Files(bench.Spec{Services: 10000, Endpoints: 5}) {
+	for n, b := range bench.Files(bench.FromEnv(tb)) {
 		srcs[n] = []byte(b)
 	}
 	cfg, diags := config.Parse(srcs)

@@ -92,6 +92,13 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	writeMetricsFile(c, res, err)
 	var stale *engine.StaleError
 	if errors.As(err, &stale) {
+		// The live rules already what the plan wants: applied before
+		// (this plan, or one like it). A diff "since" would list the
+		// plan's own changes as if someone else had made them.
+		if planner.New(p.Prefix, p.Backend, p.Desired, stale.Since.Desired).Empty() {
+			return withHint(fmt.Errorf("%s: the plan was already applied: the live rules are the ones it wants; nothing was changed", file),
+				"svcnat plan shows what the configuration would change now")
+		}
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)
 		return v.done(nil, withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again"))
 	}
@@ -124,8 +131,12 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 // signal at the prompt cancels.
 func confirm(ctx context.Context, env Env, in io.Reader, w io.Writer, verb engine.Op) (bool, error) {
 	if !env.terminal(in) {
-		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb),
-			"review the plan and run again with -auto-approve, or apply a saved plan (plan -out FILE)")
+		// Only apply takes a saved plan: rollback and destroy have none.
+		hint := "review the plan and run again with -auto-approve"
+		if verb == engine.OpApply {
+			hint += ", or apply a saved plan (plan -out FILE)"
+		}
+		return false, withHint(fmt.Errorf("%s needs confirmation and standard input is not a terminal; nothing was changed", verb), hint)
 	}
 	line, got := ask(ctx, in, w, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", nil)
 	return got == answered && line == "yes", nil

@@ -3,7 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -36,14 +38,15 @@ func traceCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			h, _, err := traceHost(c, g, c.Bool("live"))
+			in, err := traceHost(c, g, c.Bool("live"))
 			if err != nil {
 				return err
 			}
-			res, err := trace.Trace(h, p)
+			res, err := trace.Trace(in.Host, p)
 			if err != nil {
 				return err
 			}
+			in.warn(c.App.ErrWriter, p, res)
 			if g.JSON {
 				err = writeTraceJSON(c, res)
 			} else {
@@ -85,19 +88,37 @@ func packetFlags(c *ucli.Context) (trace.Packet, error) {
 	return p, nil
 }
 
+// traced is what trace and graph evaluate, and where its parts came from.
+type traced struct {
+	trace.Host
+	// Prefix is the chain prefix of the rules svcnat owns.
+	Prefix string
+	// NodePorts are the configuration's node ports (planned rules only),
+	// by protocol: "tcp/30080".
+	NodePorts map[string]bool
+	// Addresses names where Host.Local came from, for a planned trace,
+	// as a warning says it: "the --local-address addresses", "the
+	// addresses of namespace NAME", or thisMachine when they were read
+	// from the namespace svcnat runs in (the silent guess that a trace of
+	// another node's rules must not hide); "" when nothing gave any (a
+	// dump).
+	Addresses string
+	// AddrErr is why this machine's addresses could not be read.
+	AddrErr error
+}
+
 // traceHost is what trace and graph evaluate: the planned rules (the
 // configuration rendered for this host: no root needed), or with live the
 // live rules of the host, the namespace or the dump the global flags name.
-// It returns the chain prefix too.
-func traceHost(c *ucli.Context, g Globals, live bool) (trace.Host, string, error) {
+func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 	if live {
 		prefix, err := ownedPrefix(c, g)
 		if err != nil {
-			return trace.Host{}, "", err
+			return traced{}, err
 		}
 		e, err := openEngine(c, g, prefix)
 		if err != nil {
-			return trace.Host{}, "", err
+			return traced{}, err
 		}
 		h := trace.Host{Rules: map[rules.Family]*rules.Ruleset{}}
 		for _, f := range rules.Families {
@@ -106,32 +127,94 @@ func traceHost(c *ucli.Context, g Globals, live bool) (trace.Host, string, error
 				if f == rules.IPv6 {
 					continue // a host without ip6tables
 				}
-				return h, "", err
+				return traced{}, err
 			}
 			h.Rules[f] = rs
 		}
 		if e.Addresses != nil {
 			h.Local, _ = e.Addresses()
 		}
-		return h, prefix, nil
+		return traced{Host: h, Prefix: prefix}, nil
 	}
 	cfg, err := loadConfig(c, g)
 	if err != nil {
-		return trace.Host{}, "", err
+		return traced{}, err
 	}
 	node, err := g.nodeName(cfg.Settings.Node)
 	if err != nil {
-		return trace.Host{}, "", err
+		return traced{}, err
 	}
+	t := traced{Prefix: cfg.Settings.ChainPrefix, NodePorts: map[string]bool{}}
 	opts := render.Options{Node: node, RandomFully: true}
 	if addrs := engine.HostAddresses(g.hostOptions(cfg.Settings.ChainPrefix)); addrs != nil {
-		opts.LocalAddresses, _ = addrs()
+		opts.LocalAddresses, t.AddrErr = addrs()
+		switch {
+		case len(g.LocalAddresses) > 0:
+			t.Addresses = "the --local-address addresses"
+		case g.NetNS != "":
+			t.Addresses = "the addresses of namespace " + g.NetNS
+		default:
+			t.Addresses = thisMachine
+		}
 	}
 	res, err := render.Render(cfg, opts)
 	if err != nil {
-		return trace.Host{}, "", err
+		return traced{}, err
 	}
-	return trace.Host{Rules: res.Rulesets, Local: opts.LocalAddresses}, cfg.Settings.ChainPrefix, nil
+	for _, s := range cfg.Services {
+		for _, p := range s.Ports {
+			if p.NodePort != 0 {
+				t.NodePorts[strings.ToLower(p.Protocol)+"/"+strconv.Itoa(p.NodePort)] = true
+			}
+		}
+		if s.HealthCheckNodePort != 0 {
+			t.NodePorts["tcp/"+strconv.Itoa(s.HealthCheckNodePort)] = true
+		}
+	}
+	t.Host = trace.Host{Rules: res.Rulesets, Local: opts.LocalAddresses}
+	return t, nil
+}
+
+// warn says on stderr when the question p looks wrong, as trace cannot
+// know what was meant: the node's addresses guessed from this machine
+// (and a node port traced to an address that is not among them, which
+// the node-port rules' -m addrtype --dst-type LOCAL never matches), or a
+// destination svcnat serves only under another protocol.
+func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
+	nodePort := t.NodePorts[p.Proto+"/"+strconv.Itoa(p.DPort)]
+	if t.Addresses == thisMachine {
+		if t.AddrErr != nil {
+			fmt.Fprintf(w, "svcnat: warning: reading this machine's addresses: %v; the trace takes the node to have none\n", t.AddrErr)
+		} else {
+			fmt.Fprintf(w, "svcnat: the node's addresses are this machine's: %s (--local-address gives another node's)\n", joinAddrs(t.Local))
+		}
+	}
+	if nodePort && !t.IsLocal(p.Dst) {
+		whose := "no address of the node is known (a dump holds none)"
+		if t.Addresses != "" {
+			whose = fmt.Sprintf("%s is not one of %s", p.Dst, t.Addresses)
+		}
+		fmt.Fprintf(w, "svcnat: warning: %d is a node port, but %s, so its rules (-m addrtype --dst-type LOCAL) do not match; give the node's addresses with --local-address\n",
+			p.DPort, whose)
+	}
+	if other := trace.OtherProtocols(t.Host, p, res, t.Prefix); len(other) > 0 {
+		fmt.Fprintf(w, "svcnat: warning: svcnat serves %s as %s only, not %s; trace it with --proto %s\n",
+			netip.AddrPortFrom(p.Dst, uint16(p.DPort)), strings.Join(other, " or "), p.Proto, other[0])
+	}
+}
+
+// thisMachine is traced.Addresses when they are this machine's own.
+const thisMachine = "this machine's addresses"
+
+func joinAddrs(addrs []netip.Addr) string {
+	if len(addrs) == 0 {
+		return "none"
+	}
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // traceJSON is trace --json: version 1.
@@ -205,10 +288,11 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			h, prefix, err := traceHost(c, g, c.Bool("live"))
+			in, err := traceHost(c, g, c.Bool("live"))
 			if err != nil {
 				return err
 			}
+			h, prefix := in.Host, in.Prefix
 			fam := rules.IPv4
 			switch c.String("family") {
 			case "ipv4":

@@ -44,6 +44,10 @@ func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, erro
 		other := map[iptables.Backend]string{iptables.NFT: "legacy", iptables.Legacy: "nft"}[b]
 		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the %s backend also holds svcnat's chains (%s); this command works on the %s backend only\n",
 			other, strings.Join(h.Detection.OtherOwned(b), ", "), b)
+	case h.Detection.LegacyTables(h.Kernel.Backend()):
+		// iptables-nft's own "# Warning: iptables-legacy tables present", in svcnat's words.
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: iptables-legacy tables are present (%s); svcnat works on the nft backend, which does not show them (iptables-legacy-save does)\n",
+			plural(h.Detection.Legacy.Rules, "rule"))
 	}
 	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout"), Adopt: c.Bool("adopt")}, nil
 }

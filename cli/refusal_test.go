@@ -26,8 +26,9 @@ func planDoc(t *testing.T, out string) map[string]any {
 func refusedLikeApply(t *testing.T, h *fakeHost, reason, says, hint string) {
 	t.Helper()
 	out, errs, code := h.run("plan", "--detailed-exitcode")
+	// plan changes nothing, whatever happens: it does not say so (readOnly).
 	if code != ExitError || !strings.Contains(out, "Plan: ") ||
-		!strings.Contains(errs, "svcnat: error: svcnat apply would refuse this plan: "+says) || !strings.Contains(errs, "svcnat: hint: "+hint) {
+		!strings.Contains(errs, "svcnat: error: svcnat apply would refuse this plan: "+strings.ReplaceAll(says, nothingChanged, "")) || !strings.Contains(errs, "svcnat: hint: "+hint) {
 		t.Fatalf("plan --detailed-exitcode: exit %d, want 1\n%s%s", code, out, errs)
 	}
 	out, errs, code = h.run("plan", "--json")

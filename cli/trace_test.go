@@ -19,7 +19,7 @@ func TestTraceAndGraphOfThePlan(t *testing.T) {
 		t.Fatalf("trace:\n%s", out)
 	}
 	var j traceJSON
-	if err := json.Unmarshal([]byte(h.must(ExitOK, "trace", "--json", "--src", "192.0.2.2", "--dst", "10.32.0.61", "--dport", "80", "--origin", "local")), &j); err != nil ||
+	if err := json.Unmarshal([]byte(h.must(ExitOK, "trace", "--json", "--src", "192.0.2.2", "--dst", "10.32.0.61", "--dport", "80", "--origin", "local", "--local-address", "192.0.2.1")), &j); err != nil ||
 		len(j.Paths) != 1 || j.Paths[0].Verdict != "DNAT" || j.Paths[0].Destination != "10.64.1.2:80" || j.Paths[0].Hops[0].Hook != "OUTPUT" {
 		t.Fatalf("trace --json: %v %+v", err, j)
 	}

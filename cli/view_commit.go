@@ -59,7 +59,13 @@ func (v *commitView) planned(p engine.Planned) {
 		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
 			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
 	}
-	if err := newPlanView(w, v.g.JSON, v.g.Color).PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
+	view := newPlanView(w, v.g.JSON, v.g.Color)
+	if h, ok := view.(*planHuman); ok && p.Op == engine.OpDestroy { // destroy has no configuration that the live rules could match
+		h.nothing = "Nothing to destroy: no " + p.Plan.Prefix + "-* chains or jumps are live."
+	} else if ok && p.Rollback != nil {
+		h.nothing = fmt.Sprintf("The live rules are generation %d's.", p.Rollback.To.Generation)
+	}
+	if err := view.PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
 		v.lost = err
 	}
 }

@@ -46,6 +46,9 @@ type planHuman struct {
 	style style
 	intro string
 	total string // the label of the last line
+	// nothing, when set, replaces "The live rules match the
+	// configuration." after "No changes." (destroy has no configuration).
+	nothing string
 }
 
 func (v *planHuman) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
@@ -65,7 +68,11 @@ func (v *planHuman) PlanRefused(p *planner.Plan, refusal error) error {
 func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 	st := v.style
 	if p.Empty() {
-		fmt.Fprintln(w, st.bold("No changes.")+" The live rules match the configuration.")
+		nothing := "The live rules match the configuration."
+		if v.nothing != "" {
+			nothing = v.nothing
+		}
+		fmt.Fprintln(w, st.bold("No changes.")+" "+nothing)
 		return
 	}
 	d := planner.Describe(p)

@@ -11,11 +11,12 @@ import (
 	"github.com/svcnat/svcnat/internal/bench"
 )
 
-// benchDir writes a generated configuration of n services with five
-// endpoints each (bench.Files) into a temporary directory.
-func benchDir(b *testing.B, n int) string {
+// benchDir writes the generated configuration (bench.Files), 10,000
+// services with five endpoints each unless make bench's N and E say
+// otherwise (bench.FromEnv), into a temporary directory.
+func benchDir(b *testing.B) string {
 	dir := b.TempDir()
-	if err := bench.Write(dir, bench.Spec{Services: n, Endpoints: 5}); err != nil {
+	if err := bench.Write(dir, bench.FromEnv(b)); err != nil {
 		b.Fatal(err)
 	}
 	return dir
@@ -24,7 +25,7 @@ func benchDir(b *testing.B, n int) string {
 // BenchmarkParseBare is the floor: HCL's own parser over the same files,
 // nothing decoded.
 func BenchmarkParseBare10k(b *testing.B) {
-	dir := benchDir(b, 10000)
+	dir := benchDir(b)
 	names, _ := filepath.Glob(filepath.Join(dir, "*.hcl"))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -42,7 +43,7 @@ func BenchmarkParseBare10k(b *testing.B) {
 
 // BenchmarkLoad10k decodes and validates the same files.
 func BenchmarkLoad10k(b *testing.B) {
-	dir := benchDir(b, 10000)
+	dir := benchDir(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, diags := Load(dir); diags.HasErrors() {

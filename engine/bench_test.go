@@ -17,7 +17,7 @@ import (
 // diff. No kernel: the save itself is measured by make bench.
 func BenchmarkPlanNoChange10k(b *testing.B) {
 	dir := b.TempDir()
-	if err := bench.Write(dir, bench.Spec{Services: 10000, Endpoints: 5}); err != nil {
+	if err := bench.Write(dir, bench.FromEnv(b)); err != nil {
 		b.Fatal(err)
 	}
 	cfg, diags := config.Load(dir)

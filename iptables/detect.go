@@ -27,11 +27,22 @@ type Usage struct {
 	Rules int
 	// Owned lists svcnat's chains ("IPv4 nat SVCNAT-SERVICES"), sorted.
 	Owned []string
+	// Tables counts the tables its save listed, empty ones included
+	// (legacy lists only the tables that exist), over IPv4 and IPv6.
+	Tables int
 }
 
 // Mixed reports whether both backends hold rules, which an operator should
 // hear about: tools using the other backend do not see svcnat's rules.
 func (d Detection) Mixed() bool { return d.NFT.Rules > 0 && d.Legacy.Rules > 0 }
+
+// LegacyTables reports whether the legacy backend has tables beside the
+// nft backend, which svcnat works on when b is NFT: iptables-nft's
+// programs print "# Warning: iptables-legacy tables present" then, which
+// svcnat keeps out of its output (withoutLegacyWarning) so that the CLI
+// can say it once. Known when the legacy backend was saved whole, which
+// Survey does whenever svcnat's chains are not in it.
+func (d Detection) LegacyTables(b Backend) bool { return b == NFT && d.Legacy.Tables > 0 }
 
 // OtherBackendError is Open refusing an explicit backend while svcnat's
 // chains live in the other one: a second rule set there would be invisible
@@ -227,6 +238,7 @@ func survey(netns string, b Backend, prefix string) Usage {
 			continue
 		}
 		u.Available = true
+		u.Tables += len(rs.Tables)
 		for _, t := range rs.Tables {
 			for _, c := range t.Chains {
 				u.Rules += len(c.Rules)

@@ -128,6 +128,7 @@ var (
 // blames the rule. The error then points at the first rule of that table
 // that jumps to X, as legacy and the Fake do.
 func restoreFailure(fam rules.Family, payload []byte, stderr string, exitCode int, err error) error {
+	stderr = withoutLegacyWarning(stderr)
 	if exitCode == 4 && strings.Contains(stderr, "holding the xtables lock") {
 		return &RestoreError{Family: fam, Reason: firstLine(stderr), Stderr: stderr, Err: fmt.Errorf("%w (%v)", ErrLocked, err)}
 	}
@@ -204,6 +205,18 @@ func restoreReason(stderr string) string {
 	}
 	return ""
 }
+
+// legacyWarningRE is the line iptables-nft's programs print whenever the
+// legacy backend has tables in the namespace ("# Warning: iptables-legacy
+// tables present, use iptables-legacy-save to see them"): on stderr since
+// iptables 1.8.8, on stdout among the dump's comments before.
+var legacyWarningRE = regexp.MustCompile(`(?m)^# Warning: iptables-legacy tables present, use \S+ to see them\r?(?:\n|$)`)
+
+// withoutLegacyWarning is iptables' output without that warning, which is
+// never the reason a program failed and would otherwise end up in
+// svcnat's errors: svcnat says it in its own words, once (see
+// Detection.LegacyTables), with what the legacy tables hold.
+func withoutLegacyWarning(s string) string { return legacyWarningRE.ReplaceAllString(s, "") }
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

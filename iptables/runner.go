@@ -214,7 +214,7 @@ func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Rulese
 		cmd.Process.Kill()
 	}
 	if err := cmd.Wait(); err != nil && perr == nil {
-		return nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(withoutLegacyWarning(stderr.String())))
 	}
 	if perr != nil {
 		return nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), perr)

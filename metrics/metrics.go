@@ -7,6 +7,8 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -213,6 +215,19 @@ func (m *Metrics) ConfigFailure() { m.configFailures.Inc() }
 // WriteFile writes the series to path in the text format, atomically (a
 // temporary file renamed), for node_exporter's textfile collector, which
 // wants a name ending in .prom.
+// Its errors name path, never the temporary file: that name (path with
+// random digits) is nothing the operator gave or can find afterwards.
 func (m *Metrics) WriteFile(path string) error {
-	return prometheus.WriteToTextfile(path, m.Registry)
+	err := prometheus.WriteToTextfile(path, m.Registry)
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return fmt.Errorf("%s: %w", path, pe.Err)
+	case errors.As(err, &le):
+		return fmt.Errorf("%s: %w", path, le.Err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }

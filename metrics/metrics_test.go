@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -154,5 +155,23 @@ func TestHeld(t *testing.T) {
 	mf = write()
 	if value(t, mf, "svcnat_held", map[string]string{"reason": HeldPending}) != 0 || value(t, mf, "svcnat_held", map[string]string{"reason": HeldReverted}) != 0 {
 		t.Fatal("svcnat_held stays 1 after a pass that holds nothing")
+	}
+}
+
+// A file that cannot be written is named as the operator gave it, not by
+// the temporary file the atomic write goes through.
+func TestWriteFileErrorNamesThePath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	path := filepath.Join(dir, "svcnat.prom")
+	err := New().WriteFile(path)
+	if err == nil || err.Error() != path+": no such file or directory" {
+		t.Fatalf("WriteFile into a missing directory: %v, want %q", err, path+": no such file or directory")
+	}
+	// A directory where the file should be: the rename fails.
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := New().WriteFile(path); err == nil || !strings.HasPrefix(err.Error(), path+": ") || strings.Contains(err.Error(), "svcnat.prom0") || strings.Count(err.Error(), "svcnat.prom") != 1 {
+		t.Fatalf("WriteFile onto a directory: %v", err)
 	}
 }

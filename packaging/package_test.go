@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -73,6 +74,24 @@ func TestPackage(t *testing.T) {
 	}
 	dist := t.TempDir()
 	deb, rpm := build(t, dist)
+
+	// The README (Install) names the files as they are built.
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
+	for name, want := range map[string]string{
+		"svcnat_1.2.3_" + runtime.GOARCH + ".deb": "`dist/svcnat_<version>_<arch>.deb`",
+		"svcnat-1.2.3-1." + arch + ".rpm":         "`dist/svcnat-<version>-1.<arch>.rpm`",
+	} {
+		if filepath.Base(deb) != name && filepath.Base(rpm) != name {
+			t.Errorf("built %s and %s, not %s", filepath.Base(deb), filepath.Base(rpm), name)
+		}
+		if !bytes.Contains(readme, []byte(want)) {
+			t.Errorf("README.md does not name %s as %s", name, want)
+		}
+	}
 
 	// Metadata.
 	for field, want := range map[string]string{

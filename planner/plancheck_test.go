@@ -217,7 +217,7 @@ func TestCheckDesiredAdmitsWhatRenderWrites(t *testing.T) {
 // (bench.Files), which every saved plan and every reconcile apply pays.
 func BenchmarkCheckDesired10k(b *testing.B) {
 	dir := b.TempDir()
-	if err := bench.Write(dir, bench.Spec{Services: 10000, Endpoints: 5}); err != nil {
+	if err := bench.Write(dir, bench.FromEnv(b)); err != nil {
 		b.Fatal(err)
 	}
 	cfg, diags := config.Load(dir)

@@ -51,6 +51,17 @@ func Parse(raw string) (Probe, error) {
 		return Probe{}, err
 	}
 	p := Probe{URL: raw, scheme: u.Scheme, addr: u.Host}
+	// The kind first: https://host has no port either, and asking for
+	// one would hide that svcnat cannot probe it at all.
+	switch u.Scheme {
+	case "tcp", "http", "udp":
+	case "https":
+		return Probe{}, errors.New("https is not supported (want tcp, http or udp): probe the port with tcp://ADDRESS:PORT")
+	case "":
+		return Probe{}, errors.New("give the kind, address and port, e.g. tcp://10.32.0.10:80")
+	default:
+		return Probe{}, fmt.Errorf("unknown kind %q (want tcp, http or udp)", u.Scheme)
+	}
 	if u.Hostname() == "" || u.Port() == "" {
 		return Probe{}, errors.New("give the address and port, e.g. tcp://10.32.0.10:80")
 	}
@@ -79,8 +90,6 @@ func Parse(raw string) (Probe, error) {
 		if s := u.Query().Get("send"); s != "" {
 			p.send = s
 		}
-	default:
-		return Probe{}, fmt.Errorf("unknown kind %q (want tcp, http or udp)", u.Scheme)
 	}
 	return p, nil
 }
@@ -94,7 +103,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("probe %s failed after %d attempts: %v", e.Probe.URL, e.Attempts, e.Err)
+	attempts := "attempts"
+	if e.Attempts == 1 {
+		attempts = "attempt"
+	}
+	return fmt.Sprintf("probe %s failed after %d %s: %v", e.Probe.URL, e.Attempts, attempts, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -30,6 +30,28 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// Each refusal says what is wrong: a kind svcnat cannot probe is not a
+// missing port, and one attempt is not "1 attempts".
+func TestParseSaysWhatIsWrong(t *testing.T) {
+	for url, want := range map[string]string{
+		"https://10.0.0.1/healthz":     "https is not supported (want tcp, http or udp)",
+		"https://10.0.0.1:443/healthz": "https is not supported (want tcp, http or udp)",
+		"ftp://10.0.0.1:21":            `unknown kind "ftp" (want tcp, http or udp)`,
+		"10.0.0.1":                     "give the kind, address and port, e.g. tcp://10.32.0.10:80",
+		"tcp://10.0.0.1":               "give the address and port, e.g. tcp://10.32.0.10:80",
+	} {
+		if _, err := Parse(url); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want %q", url, err, want)
+		}
+	}
+	p, _ := Parse("tcp://10.0.0.1:80")
+	for n, want := range map[int]string{1: "after 1 attempt: refused", 3: "after 3 attempts: refused"} {
+		if got := (&Error{Probe: p, Attempts: n, Err: errors.New("refused")}).Error(); !strings.HasSuffix(got, want) {
+			t.Errorf("%d attempts: %q, want it to end %q", n, got, want)
+		}
+	}
+}
+
 // A probe names an IP address: a host name would be resolved on threads of
 // svcnat's own namespace, sending DNS queries outside --netns, so it is
 // refused when the flag is read, before anything changes.

@@ -225,12 +225,16 @@ type tracer struct {
 	rs *rules.Ruleset
 }
 
-func (t *tracer) local(a netip.Addr) bool {
+func (t *tracer) local(a netip.Addr) bool { return t.h.IsLocal(a) }
+
+// IsLocal reports whether a is one of the host's addresses, as -m
+// addrtype --dst-type LOCAL sees it: Local, or a loopback address.
+func (h Host) IsLocal(a netip.Addr) bool {
 	a = a.Unmap()
 	if a.IsLoopback() {
 		return true
 	}
-	for _, l := range t.h.Local {
+	for _, l := range h.Local {
 		if l.Unmap() == a {
 			return true
 		}

@@ -52,3 +52,24 @@ func TestGeneratedConfigIsValid(t *testing.T) {
 		}
 	}
 }
+
+// make bench's N and E reach the Go benchmarks; unset, the default holds.
+func TestSpecFromEnv(t *testing.T) {
+	env := map[string]string{}
+	get := func(k string) string { return env[k] }
+	if s, err := specFromEnv(get); err != nil || s != (Spec{Services: 10000, Endpoints: 5}) {
+		t.Errorf("unset: %+v, %v", s, err)
+	}
+	env[EnvServices], env[EnvEndpoints] = "1000", "3"
+	if s, err := specFromEnv(get); err != nil || s != (Spec{Services: 1000, Endpoints: 3}) {
+		t.Errorf("N=1000 E=3: %+v, %v", s, err)
+	}
+	env[EnvServices] = "10k"
+	if _, err := specFromEnv(get); err == nil || err.Error() != `SVCNAT_BENCH_N="10k": want a positive number` {
+		t.Errorf("N=10k: %v", err)
+	}
+	env[EnvServices], env[EnvEndpoints] = "", "0"
+	if _, err := specFromEnv(get); err == nil {
+		t.Error("E=0 accepted")
+	}
+}

@@ -1,0 +1,42 @@
+package trace
+
+import "strings"
+
+// Protocols are the protocols a packet can be traced as, in the order a
+// hint names them.
+var Protocols = []string{"tcp", "udp", "sctp"}
+
+// Served says whether prefix's rules took the packet on any of res's
+// paths: a DNAT (to a service's endpoint), or a verdict decided in one
+// of the prefix's chains (a REJECT of a service without endpoints, a
+// DROP of a load-balancer source range).
+func Served(res *Result, prefix string) bool {
+	for _, t := range res.Paths {
+		if t.Verdict == DNAT || strings.HasPrefix(t.Decided.Chain, prefix+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+// OtherProtocols are the protocols under which prefix's rules take a
+// packet that they pass over as p.Proto: a UDP service traced as TCP
+// (trace's default) looks like no service at all, and this is what says
+// it is there. None when p's own trace is served (res).
+func OtherProtocols(h Host, p Packet, res *Result, prefix string) []string {
+	if Served(res, prefix) {
+		return nil
+	}
+	var other []string
+	for _, proto := range Protocols {
+		if proto == p.Proto {
+			continue
+		}
+		q := p
+		q.Proto = proto
+		if r, err := Trace(h, q); err == nil && Served(r, prefix) {
+			other = append(other, proto)
+		}
+	}
+	return other
+}
