@@ -158,10 +158,13 @@ func showPlanFile(c *ucli.Context, file string) error {
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return err
+		return notAPlan("show", file, nil, err, "")
 	}
 	p, digest, err := planner.UnmarshalPlan(data)
 	if err != nil {
+		if err := notAPlan("show", file, data, err, ""); err != nil {
+			return err
+		}
 		return withHint(fmt.Errorf("%s: %w", file, err), fmt.Sprintf("make the plan again (svcnat plan -out %s)", file))
 	}
 	if g.JSON {
