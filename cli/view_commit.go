@@ -59,7 +59,7 @@ func (v *commitView) planned(p engine.Planned) {
 		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
 			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
 	}
-	if err := newPlanView(w, v.g.JSON, v.g.Color).PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
+	if err := newOpPlanView(w, p.Op, v.g.JSON, v.g.Color).PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
 		v.lost = err
 	}
 }
