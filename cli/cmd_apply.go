@@ -71,10 +71,13 @@ func applyCommand() *ucli.Command {
 func applySaved(c *ucli.Context, g Globals, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return err
+		return notAPlan("apply", file, nil, err, "; nothing was changed")
 	}
 	p, digest, err := planner.UnmarshalPlan(data)
 	if err != nil {
+		if err := notAPlan("apply", file, data, err, "; nothing was changed"); err != nil {
+			return err
+		}
 		// Not svcnat's plan as it was made: only making it again helps.
 		return withHint(fmt.Errorf("%s: %w; nothing was changed", file, err),
 			fmt.Sprintf("make the plan again (svcnat plan -out %s) and review it", file))

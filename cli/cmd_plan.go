@@ -36,7 +36,7 @@ func planCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			if err := newPlanView(c.App.Writer, g.JSON, g.Color).PlanRefused(p, refusal); err != nil {
+			if err := newOpPlanView(c.App.Writer, op, g.JSON, g.Color).PlanRefused(p, refusal); err != nil {
 				return err
 			}
 			if refusalReason(refusal) != "" {

@@ -128,15 +128,16 @@ func showCommand() *ucli.Command {
 			writeInterrupted(w, st, s.Interrupted, "the next apply or destroy clears them")
 			if s.Drift == nil {
 				fmt.Fprintf(w, "\nNo generation recorded in %s: nothing to compare for drift.\n", s.StateDir)
+				writeUndone(w, s.State)
 				return nil
 			}
 			fmt.Fprintf(w, "\nGeneration %d applied %s", s.State.Generation, s.State.AppliedAt.Format("2006-01-02 15:04:05 MST"))
-			if n := len(s.State.Generations); n > 0 && s.State.Generations[n-1].RevertOf != 0 {
-				of := s.State.Generations[n-1].RevertOf
+			if of := revertOf(s.State); of != 0 {
 				why, _ := s.State.Info(of)
 				fmt.Fprintf(w, ", reverting generation %d (%s)", of, why.Reverted)
 			}
 			fmt.Fprintln(w, ".")
+			writeUndone(w, s.State)
 			if s.Drift.Empty() {
 				fmt.Fprintln(w, "No drift: the live owned rules are exactly what was applied.")
 				return nil
@@ -145,6 +146,32 @@ func showCommand() *ucli.Command {
 		},
 		Before: showArgs,
 	}
+}
+
+// revertOf is the generation the current one reverted, 0 when it is no
+// revert.
+func revertOf(st *state.State) int64 {
+	if n := len(st.Generations); n > 0 {
+		return st.Generations[n-1].RevertOf
+	}
+	return 0
+}
+
+// writeUndone says that the last apply was undone (state.Undone), and
+// why, unless the current generation's revert already said it: an apply
+// whose probes failed was rolled back without a generation of its own,
+// and reconcile holds its configuration as it holds a reverted one.
+func writeUndone(w io.Writer, st *state.State) {
+	u := st.Undone
+	if u == nil || u.Generation != 0 && u.Generation == revertOf(st) {
+		return
+	}
+	what := "The last apply"
+	if u.Generation != 0 {
+		what += fmt.Sprintf(" (generation %d)", u.Generation)
+	}
+	fmt.Fprintf(w, "%s was undone at %s (%s): svcnat reconcile does not apply its configuration (%s) again until it changes or an apply by hand records it.\n",
+		what, u.At.Format("2006-01-02 15:04:05 MST"), u.Reason, u.ConfigDigest)
 }
 
 // showPlanFile is show PLANFILE (terraform show's saved plan): the plan
@@ -158,10 +185,13 @@ func showPlanFile(c *ucli.Context, file string) error {
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return err
+		return notAPlan("show", file, nil, err, "")
 	}
 	p, digest, err := planner.UnmarshalPlan(data)
 	if err != nil {
+		if err := notAPlan("show", file, data, err, ""); err != nil {
+			return err
+		}
 		return withHint(fmt.Errorf("%s: %w", file, err), fmt.Sprintf("make the plan again (svcnat plan -out %s)", file))
 	}
 	if g.JSON {

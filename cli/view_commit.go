@@ -59,7 +59,7 @@ func (v *commitView) planned(p engine.Planned) {
 		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
 			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
 	}
-	view := newPlanView(w, v.g.JSON, v.g.Color)
+	view := newOpPlanView(w, p.Op, v.g.JSON, v.g.Color)
 	if h, ok := view.(*planHuman); ok && p.Op == engine.OpDestroy { // destroy has no configuration that the live rules could match
 		h.nothing = "Nothing to destroy: no " + p.Plan.Prefix + "-* chains or jumps are live."
 	} else if ok && p.Rollback != nil {

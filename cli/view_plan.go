@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/rules"
@@ -29,10 +30,16 @@ type planView interface {
 }
 
 func newPlanView(w io.Writer, json, color bool) planView {
+	return newOpPlanView(w, engine.OpApply, json, color)
+}
+
+// newOpPlanView is newPlanView for the plan of op (apply, destroy,
+// rollback, revert): a person is told which command would refuse it.
+func newOpPlanView(w io.Writer, op engine.Op, json, color bool) planView {
 	if json {
 		return &planJSON{w: w}
 	}
-	return &planHuman{w: w, style: newStyle(color), intro: "svcnat will perform the following actions", total: "Plan:"}
+	return &planHuman{w: w, style: newStyle(color), op: op, intro: "svcnat will perform the following actions", total: "Plan:"}
 }
 
 // newChangesView prints a plan as a record of what changed (drift, a
@@ -44,6 +51,7 @@ func newChangesView(w io.Writer, color bool, intro string) planView {
 type planHuman struct {
 	w     io.Writer
 	style style
+	op    engine.Op // the command whose plan it is, which may refuse it
 	intro string
 	total string // the label of the last line
 	// nothing, when set, replaces "The live rules match the
@@ -67,7 +75,16 @@ func (v *planHuman) PlanRefused(p *planner.Plan, refusal error) error {
 
 func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 	st := v.style
+	// A plan the command would refuse must not read as one it would
+	// carry out, nor an empty one as all being well: the error after it
+	// (plan's, or the command's own) says why. A plan against a dump is
+	// no refusal here: its note says what it is for.
+	refused := refusalReason(refusal) != ""
 	if p.Empty() {
+		if refused {
+			fmt.Fprintf(w, "%s to the rules, but svcnat %s would refuse to run here (see the error below).\n", st.bold("No changes"), v.op)
+			return
+		}
 		nothing := "The live rules match the configuration."
 		if v.nothing != "" {
 			nothing = v.nothing
@@ -76,7 +93,11 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 		return
 	}
 	d := planner.Describe(p)
-	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", v.intro, p.Backend, p.Prefix)
+	intro := v.intro
+	if refused {
+		intro = fmt.Sprintf("svcnat %s would refuse this plan (see the error below); it would perform the following actions", v.op)
+	}
+	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", intro, p.Backend, p.Prefix)
 	for _, s := range d.Services {
 		line := fmt.Sprintf("  %s service %s", st.glyph(s.Action), s.Name)
 		if len(s.Details) > 0 {
@@ -117,8 +138,8 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 		}
 	}
 	if len(p.Blocked) > 0 {
-		fmt.Fprintf(w, "\n%s svcnat apply will refuse this plan: rules svcnat does not own jump into chains it deletes, and svcnat never edits them:\n",
-			st.color(planner.Delete, "Blocked:"))
+		fmt.Fprintf(w, "\n%s svcnat %s will refuse this plan: rules svcnat does not own jump into chains it deletes, and svcnat never edits them:\n",
+			st.color(planner.Delete, "Blocked:"), v.op)
 		for _, b := range p.Blocked {
 			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.String()))
 		}

@@ -26,6 +26,19 @@ type jsonStatus struct {
 	Interrupted   []jsonLeft      `json:"interrupted"`
 	Generation    *jsonGeneration `json:"generation"`
 	Drift         *jsonDrift      `json:"drift"`
+	Undone        *jsonUndone     `json:"undone"`
+}
+
+// jsonUndone is the last apply svcnat undid (state.Undone): a pending
+// apply reverted, or an apply rolled back because a probe failed, as long
+// as nothing but reverts was recorded since; svcnat reconcile does not
+// apply its configuration again. Generation is 0 when the apply recorded
+// none (its probes failed, or it stopped before its record).
+type jsonUndone struct {
+	Generation   int64     `json:"generation"`
+	ConfigDigest string    `json:"config_digest"`
+	Reason       string    `json:"reason"`
+	At           time.Time `json:"at"`
 }
 
 // showPending is an apply awaiting confirmation (or still applying).
@@ -103,14 +116,15 @@ func writeStatusJSON(w io.Writer, s *engine.Status) error {
 			out.Pending.Deadline = &pd.Deadline
 		}
 	}
+	if u := s.State.Undone; u != nil {
+		out.Undone = &jsonUndone{Generation: u.Generation, ConfigDigest: u.ConfigDigest, Reason: u.Reason, At: u.At}
+	}
 	for _, n := range s.Owned.Names() {
 		out.Owned.Services = append(out.Owned.Services, jsonServiceRules{Name: n, Rules: jsonRules(s.Owned.Services[n])})
 	}
 	if s.Drift != nil {
 		g := &jsonGeneration{Generation: s.State.Generation, AppliedAt: s.State.AppliedAt, ConfigDigest: s.State.ConfigDigest}
-		if n := len(s.State.Generations); n > 0 {
-			g.RevertOf = s.State.Generations[n-1].RevertOf
-		}
+		g.RevertOf = revertOf(s.State)
 		out.Generation = g
 		sum := s.Drift.Summary()
 		out.Drift = &jsonDrift{Changed: !s.Drift.Empty(), Changes: []jsonDriftChange{},

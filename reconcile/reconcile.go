@@ -68,7 +68,10 @@ type Loop struct {
 	seen    map[string]*config.Config
 	seenAt  []string
 	waiting bool // the last pass found an apply awaiting confirmation
-	healthy atomic.Bool
+	// rejected: the configuration on disk was rejected by this pass,
+	// which goes on with the last good one (see succeeded).
+	rejected bool
+	healthy  atomic.Bool
 	// keeping: the rules in force are kept, though the configuration on
 	// disk is not applied (a hold that repairs them).
 	keeping atomic.Bool
@@ -82,15 +85,19 @@ type Loop struct {
 // keepSeen is how many loaded configurations the loop remembers.
 const keepSeen = 8
 
-// Healthy reports whether the last pass succeeded, within two intervals:
-// the daemon's own health (its /healthz).
+// Healthy reports whether the last pass succeeded, within two intervals,
+// with the configuration on disk: the daemon's own health (its /healthz).
+// A pass that rejected the configuration, or held a reverted one, is no
+// success, whatever it kept or repaired: a box stuck on files it does
+// not apply must not look healthy.
 func (l *Loop) Healthy() bool {
 	return l.healthy.Load() && l.recent()
 }
 
 // Serving reports whether the rules in force are kept, within two
 // intervals: the last pass succeeded, or it held a configuration and kept
-// (repaired) the rules the record names. It is kube-proxy's
+// (repaired) the rules the record names, or it went on with the last good
+// configuration because the one on disk is rejected. It is kube-proxy's
 // serviceProxyHealthy on the health-check ports: a hold is no reason for
 // a load balancer to drain the node, whose rules still work.
 func (l *Loop) Serving() bool {
@@ -289,6 +296,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 // change, with every diagnostic's file:line) and counted; the last good
 // one stays.
 func (l *Loop) load(log *slog.Logger) {
+	l.rejected = true // until the files load
 	cfg, diags := config.Load(l.Config)
 	if diags.HasErrors() {
 		l.count((*metrics.Metrics).ConfigFailure)
@@ -310,6 +318,7 @@ func (l *Loop) load(log *slog.Logger) {
 		log.Error("configuration rejected; keeping the last good one", "err", err)
 		return
 	}
+	l.rejected = false
 	if d := engine.ConfigDigest(cfg); d != l.digest || node != l.node {
 		if l.good != nil {
 			log.Info("configuration changed", "services", len(cfg.Services), "digest", d)
@@ -467,9 +476,12 @@ func (l *Loop) failed(log *slog.Logger, what string, err error) {
 	log.Error(what, "err", err)
 }
 
+// succeeded records a pass that went through. With a rejected
+// configuration on disk it kept the rules of the last good one: it serves
+// (Serving), but the daemon is not healthy until the files load.
 func (l *Loop) succeeded() {
-	l.healthy.Store(true)
-	l.keeping.Store(false)
+	l.healthy.Store(!l.rejected)
+	l.keeping.Store(l.rejected)
 	l.last.Store(time.Now().UnixNano())
 }
 
