@@ -99,8 +99,10 @@ type Server struct {
 	// ReadTimeout, WriteTimeout and IdleTimeout bound a request's
 	// reading, its answer, and a keep-alive connection's wait for the
 	// next request; MaxConns bounds the connections open at once, over
-	// every port and address (the next wait, unaccepted, in the kernel's
-	// queue). Zero: the defaults above. The timeouts are read when a
+	// every port and address (one more is closed unanswered as soon as
+	// it is accepted; a port waiting for a connection holds none, so
+	// every port answers whatever their number). Zero: the defaults
+	// above. The timeouts are read when a
 	// port opens, the bounds on connections on the first Sync.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxConns                               int
@@ -118,7 +120,7 @@ type port struct {
 	svc Service
 	// srvs are the port's servers by listening address (the zero Addr
 	// for every address).
-	srvs map[netip.Addr]*http.Server
+	srvs map[netip.Addr]*served
 	// nowhere: the port had no address to listen on at the last Sync
 	// (said once, not on every pass).
 	nowhere bool
@@ -154,7 +156,7 @@ func (s *Server) Sync(svcs []Service) error {
 	for n, svc := range want {
 		p, ok := s.ports[n]
 		if !ok {
-			p = &port{srvs: map[netip.Addr]*http.Server{}}
+			p = &port{srvs: map[netip.Addr]*served{}}
 			s.ports[n] = p
 		}
 		p.svc = svc
@@ -220,8 +222,9 @@ func (s *Server) listen(p *port, n int, addrs []netip.Addr) []error {
 			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(s.log().Handler(), slog.LevelDebug),
 		}
-		p.srvs[a] = srv
-		go srv.Serve(newLimitListener(ln, s.lim))
+		lln := newLimitListener(ln, s.lim)
+		p.srvs[a] = &served{srv, lln}
+		go srv.Serve(lln)
 		s.log().Info("health check port open", "port", n, "addr", addrString(a), "service", p.svc.name())
 	}
 	return errs
@@ -281,6 +284,22 @@ func orDefault[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// served is a port's server on one address, with its listener.
+type served struct {
+	*http.Server
+	ln *limitListener
+}
+
+// Close closes the listener too: Serve runs on a goroutine of its own and
+// may not have begun when the server is closed, and then http.Server's
+// Close would leave the socket open (the port still completing
+// handshakes on an address it no longer listens on) until it does.
+func (s *served) Close() error {
+	err := s.Server.Close()
+	s.ln.Close()
+	return err
 }
 
 func (svc Service) name() string { return svc.Namespace + "/" + svc.Name }

@@ -13,9 +13,12 @@ import (
 	"github.com/svcnat/svcnat/config"
 )
 
+// freePort is a port free to listen on every address, as the servers do:
+// one free on 127.0.0.1 only may be the local port of a client
+// connection in TIME_WAIT, and binding it everywhere then fails.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ":0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,14 @@ import (
 // one per port and address, and also bounds each client address, so the
 // bounds live here.
 type limits struct {
-	// sem holds a token per open connection: a listener accepts only
-	// while there is room, the others wait in the kernel's accept queue
-	// holding no descriptor of svcnat's, so a flood of connections
-	// cannot take the descriptors the daemon needs to plan and to check
-	// its canary.
+	// sem holds a token per open connection. A listener takes one only
+	// once it has accepted a connection, and closes the connection at
+	// once when there is none free: a listener waiting for a connection
+	// holds no slot (with more listeners than slots, the idle ones would
+	// otherwise keep their ports from ever answering), and a flood of
+	// connections costs svcnat at most one descriptor per listener, for
+	// an instant, beyond the bound, leaving those the daemon needs to
+	// plan and to check its canary.
 	sem       chan struct{}
 	perSource int
 
@@ -49,41 +52,35 @@ func (l *limits) give(src netip.Addr) {
 // limitListener is a listener under a server's limits.
 type limitListener struct {
 	net.Listener
-	lim       *limits
-	done      chan struct{}
-	closeOnce sync.Once
+	lim *limits
 }
 
 func newLimitListener(ln net.Listener, lim *limits) *limitListener {
-	return &limitListener{Listener: ln, lim: lim, done: make(chan struct{})}
+	return &limitListener{Listener: ln, lim: lim}
 }
 
+// Accept returns the next connection there is room for; one over a bound
+// (every slot taken, or its source holding its share) is closed at once,
+// unanswered.
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
-		select {
-		case l.lim.sem <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
-		}
 		c, err := l.Listener.Accept()
 		if err != nil {
-			<-l.lim.sem
 			return nil, err
+		}
+		select {
+		case l.lim.sem <- struct{}{}:
+		default:
+			c.Close()
+			continue
 		}
 		src := sourceAddr(c)
 		if l.lim.take(src) {
 			return &limitConn{Conn: c, lim: l.lim, src: src}, nil
 		}
-		// Shed at once: the source already holds its share.
 		c.Close()
 		<-l.lim.sem
 	}
-}
-
-// Close also wakes an Accept waiting for a free slot.
-func (l *limitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
 }
 
 func sourceAddr(c net.Conn) netip.Addr {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -98,9 +99,9 @@ func TestSlowRequestClosed(t *testing.T) {
 	closedByServer(t, c, bufio.NewReader(c), "a connection whose request never ends")
 }
 
-// With MaxConns connections held, the next one waits in the kernel's
-// accept queue (it holds no descriptor of the server's) until one of
-// them closes; then it is served, and so is everyone after.
+// With MaxConns connections held, the next one is closed unanswered at
+// once (it holds no descriptor of the server's beyond that instant);
+// once one of them closes, the next is served, and so is everyone after.
 func TestConnectionCap(t *testing.T) {
 	const max = 2
 	s := &Server{MaxConns: max, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: time.Minute}
@@ -112,33 +113,24 @@ func TestConnectionCap(t *testing.T) {
 		c, _ := keepAlive(t, addr)
 		held = append(held, c)
 	}
-	// The kernel completes the handshake; the server does not accept.
 	extra, err := net.DialTimeout("tcp", addr, bound)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	if _, err := io.WriteString(extra, "GET / HTTP/1.1\r\nHost: node\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(extra)
-	// Not answered while the others are held. (A short wait can only
-	// miss a breach, never report a false one.)
-	extra.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := br.Peek(1); err == nil {
-		t.Fatalf("connection %d was served while %d were held", max+1, max)
+	// Sent before the server closes it or not: either way unanswered.
+	io.WriteString(extra, "GET / HTTP/1.1\r\nHost: node\r\n\r\n")
+	closedByServer(t, extra, bufio.NewReader(extra), fmt.Sprintf("connection %d while %d are held", max+1, max))
+	if n := s.lim.open(); n != max {
+		t.Fatalf("%d connections open, want the %d held", n, max)
 	}
 	held[0].Close()
-	extra.SetReadDeadline(time.Now().Add(bound))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("connection %d after one closed: %v", max+1, err)
-	}
-	resp.Body.Close()
+	waitOpen(t, s, max-1)
+	keepAlive(t, addr)
 	for _, c := range held[1:] {
 		c.Close()
 	}
-	extra.Close()
+	waitOpen(t, s, 1)
 	for range 2 * max {
 		if code, _ := get(t, port); code != 200 {
 			t.Fatalf("after the connections closed: %d", code)
@@ -224,4 +216,70 @@ func TestConnectionsPerSource(t *testing.T) {
 	}
 	defer other.Close()
 	request(t, other, bufio.NewReader(other))
+}
+
+// open counts the connections the server holds open, over every port.
+func (l *limits) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.source {
+		n += c
+	}
+	return n
+}
+
+// waitOpen waits (up to bound) until s holds at most n connections open.
+func waitOpen(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for s.lim.open() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open after %v, want at most %d", s.lim.open(), bound, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Every port answers however many ports there are: a listener waiting for
+// a connection holds none of the MaxConns slots, so with more ports than
+// MaxConns (one per port and node address: 70 Local services on a node
+// with two addresses pass the default 128) each port still answers once
+// the connections before it have closed, whichever order it is asked in.
+func TestMorePortsThanMaxConns(t *testing.T) {
+	const max, ports = 2, 6
+	s := &Server{MaxConns: max, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: time.Minute}
+	defer s.Close()
+	var svcs []Service
+	seen := map[int]bool{}
+	for len(svcs) < ports {
+		if p := freePort(t); !seen[p] {
+			seen[p] = true
+			svcs = append(svcs, Service{Namespace: "default", Name: "web" + strconv.Itoa(len(svcs)), Port: p, LocalEndpoints: 1})
+		}
+	}
+	if err := s.Sync(svcs); err != nil {
+		t.Fatal(err)
+	}
+	// Last opened first: the listeners that started last are the ones
+	// that found every slot taken.
+	for i := len(svcs) - 1; i >= 0; i-- {
+		addr := "127.0.0.1:" + strconv.Itoa(svcs[i].Port)
+		c, err := net.DialTimeout("tcp", addr, bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		c.SetDeadline(time.Now().Add(bound))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: node\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("port %d of %d (%s), asked with no other connection open: %v", len(svcs)-i, ports, addr, err)
+		}
+		resp.Body.Close()
+		c.Close()
+		waitOpen(t, s, 0)
+	}
 }

@@ -15,6 +15,7 @@ import (
 // rule of the namespace byte for byte as it was and no generation: edited
 // without its digest recomputed (a DNAT to another address), or with it
 // (a jump from INPUT into a chain of the editor's, a raw-table NOTRACK
+// chain, an ACCEPT of everything forwarded in svcnat's own FORWARD
 // chain). The plan as it was made then applies.
 func TestTamperedPlanChangesNothing(t *testing.T) {
 	applyForBackends(t, func(t *testing.T, b string) {
@@ -70,6 +71,8 @@ func TestTamperedPlanChangesNothing(t *testing.T) {
 			{"a raw-table NOTRACK chain", "*filter\n", "*raw\n:" + applyPrefix + "-NOTRACK - [0:0]\n-A PREROUTING -j " + applyPrefix + "-NOTRACK\n" +
 				"-A " + applyPrefix + "-NOTRACK -j CT --notrack\nCOMMIT\n*filter\n", true,
 				"hold table raw: svcnat writes only the nat and filter tables"},
+			{"an ACCEPT of everything forwarded", "COMMIT\n*nat\n", "-A " + applyPrefix + "-FORWARD -j ACCEPT\nCOMMIT\n*nat\n", true,
+				`rule "-A ` + applyPrefix + `-FORWARD -j ACCEPT" (table filter) is not one svcnat writes: svcnat writes ACCEPT in FORWARD chains only as`},
 		} {
 			r := l.must(1, "apply", edit(tc.old, tc.new, tc.reseal))
 			if !strings.Contains(r.Stderr, tc.want) || !strings.Contains(r.Stderr, "svcnat: hint: make the plan again") {

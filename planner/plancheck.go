@@ -39,11 +39,146 @@ var kindTables = map[vocab.Kind][]string{
 	vocab.SEP:              {rules.TableNAT},
 }
 
-// tableTargets are the targets other than owned chains that render writes
-// in each table.
-var tableTargets = map[string][]string{
-	rules.TableNAT:    {"DNAT", "MARK", "MASQUERADE", "RETURN"},
-	rules.TableFilter: {"ACCEPT", "DROP", "REJECT"},
+// verdicts are the rules render writes with a target that is not a chain
+// (render.Verdicts), as shapes, per table and kind of chain: the only
+// places and forms in which a saved plan may ACCEPT, DROP, REJECT, DNAT,
+// MARK, MASQUERADE or RETURN. Taken from render itself, they follow it.
+type verdicts struct {
+	shapes  map[string]map[vocab.Kind][]verdict
+	targets map[string][]string // per table, sorted
+}
+
+type verdict struct{ target, shape string }
+
+func newVerdicts(f rules.Family, v vocab.Vocab) (*verdicts, error) {
+	rendered, err := render.Verdicts(f, v.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	vd := &verdicts{shapes: map[string]map[vocab.Kind][]verdict{}, targets: map[string][]string{}}
+	for table, chains := range rendered {
+		vd.shapes[table] = map[vocab.Kind][]verdict{}
+		for chain, rs := range chains {
+			k := v.KindOf(chain)
+			for _, r := range rs {
+				sh, _ := shape(r)
+				if e := (verdict{r.Target(), sh}); !slices.Contains(vd.shapes[table][k], e) {
+					vd.shapes[table][k] = append(vd.shapes[table][k], e)
+				}
+				if !slices.Contains(vd.targets[table], r.Target()) {
+					vd.targets[table] = append(vd.targets[table], r.Target())
+				}
+			}
+		}
+		slices.Sort(vd.targets[table])
+	}
+	return vd, nil
+}
+
+// refusal says why r, whose target is no chain, may not be a rule of a
+// chain of kind k in table, or "". mark is the masquerade mark of the
+// rules checked before ("" when none had one), and becomes r's.
+func (vd *verdicts) refusal(table string, k vocab.Kind, r rules.Rule, mark *string) string {
+	target := r.Target()
+	if !slices.Contains(vd.targets[table], target) {
+		return fmt.Sprintf("svcnat jumps only to its own chains of the table and to %s", strings.Join(vd.targets[table], ", "))
+	}
+	var kinds []string
+	var forms []string
+	for kk, vs := range vd.shapes[table] {
+		for _, e := range vs {
+			if e.target != target {
+				continue
+			}
+			if !slices.Contains(kinds, string(kk)) {
+				kinds = append(kinds, string(kk))
+			}
+			if kk == k {
+				forms = append(forms, e.shape)
+			}
+		}
+	}
+	if len(forms) == 0 {
+		slices.Sort(kinds)
+		return fmt.Sprintf("svcnat writes %s only in %s chains", target, strings.Join(kinds, " and "))
+	}
+	sh, m := shape(r)
+	if !slices.Contains(forms, sh) {
+		slices.Sort(forms)
+		return fmt.Sprintf("svcnat writes %s in %s chains only as: %s", target, k, strings.Join(forms, "; "))
+	}
+	if m != "" {
+		if *mark != "" && *mark != m {
+			return fmt.Sprintf("svcnat writes one masquerade mark in every rule: %s here, %s before", m, *mark)
+		}
+		*mark = m
+	}
+	return ""
+}
+
+// shape is r without what differs from one configuration to another: its
+// comments, and in place of a service's address, port and protocol, an
+// endpoint's address and port, an affinity list's name and the masquerade
+// bit, placeholders. mark is the mark r names, "" when none.
+func shape(r rules.Rule) (sh, mark string) {
+	var out []string
+	proto := ""
+	for i := 0; i < len(r.Args); i++ {
+		a, next := r.Args[i], ""
+		if i+1 < len(r.Args) {
+			next = r.Args[i+1]
+		}
+		switch {
+		case (a == "-m" || a == "--match") && next == "comment":
+			i++
+			continue
+		case a == "--comment":
+			i++
+			continue
+		case (a == "-d" || a == "--destination") && isHost(next):
+			out, i = append(out, a, "<addr>"), i+1
+			continue
+		case a == "--dport" && isPort(next):
+			out, i = append(out, a, "<port>"), i+1
+			continue
+		case (a == "-p" || a == "--protocol" || a == "-m" || a == "--match") && slices.Contains(protocols, next) && (proto == "" || proto == next):
+			proto = next
+			out, i = append(out, a, "<proto>"), i+1
+			continue
+		case (a == "--mark" || a == "--set-xmark") && oneBitMark(next):
+			val, mask, _ := strings.Cut(next, "/")
+			mark = val
+			form := "<mark>/<mark>"
+			if mask != val {
+				form = "<mark>/0x0"
+			}
+			out, i = append(out, a, form), i+1
+			continue
+		case a == "--to-destination" && isAddrPort(next):
+			out, i = append(out, a, "<addr:port>"), i+1
+			continue
+		case a == "--name" && next != "":
+			out, i = append(out, a, "<name>"), i+1
+			continue
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " "), mark
+}
+
+func isHost(s string) bool {
+	p, err := netip.ParsePrefix(s)
+	return err == nil && p.IsSingleIP()
+}
+
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 1<<16 && strconv.Itoa(n) == s
+}
+
+func isAddrPort(s string) bool {
+	_, err := netip.ParseAddrPort(s)
+	return err == nil
 }
 
 // matches are the match modules render writes (-p tcp, udp and sctp load
@@ -82,10 +217,15 @@ func (e *DesiredRuleError) Error() string {
 // and owned chains of the kinds kube-proxy names, each in its own table;
 // in a built-in chain, any rule but svcnat's own jumps, byte for byte
 // (render.BuiltinJumps); in an owned chain, a jump to anything but an
-// owned chain of the same table or the targets render writes there (with
-// the options it writes them with), a goto, a match module or protocol
-// render never writes.
+// owned chain of the same table, a goto, a match module or protocol
+// render never writes, and a verdict (ACCEPT, DROP, REJECT, DNAT, MARK,
+// MASQUERADE, RETURN) other than one render writes in that kind of chain,
+// with the same matches and options (render.Verdicts: an ACCEPT only in
+// KUBE-FORWARD, of the masquerade mark or of established connections, and
+// in KUBE-NODEPORTS, of one TCP port), or with a masquerade mark other
+// than the one of the plan's other rules.
 func CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error {
+	mark := ""
 	for _, f := range rules.Families {
 		rs := desired[f]
 		if rs == nil {
@@ -95,8 +235,12 @@ func CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error 
 		if err != nil {
 			return err
 		}
+		vd, err := newVerdicts(f, vocab.For(prefix))
+		if err != nil {
+			return err
+		}
 		for _, t := range rs.Tables {
-			if err := checkTable(f, prefix, t, jumps[t.Name]); err != nil {
+			if err := checkTable(f, prefix, t, jumps[t.Name], vd, &mark); err != nil {
 				return err
 			}
 		}
@@ -104,8 +248,8 @@ func CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error 
 	return nil
 }
 
-func checkTable(f rules.Family, prefix string, t *rules.Table, jumps []rules.Rule) error {
-	if _, ok := tableTargets[t.Name]; !ok {
+func checkTable(f rules.Family, prefix string, t *rules.Table, jumps []rules.Rule, vd *verdicts, mark *string) error {
+	if t.Name != rules.TableNAT && t.Name != rules.TableFilter {
 		if len(t.Chains) == 0 {
 			return nil
 		}
@@ -146,7 +290,11 @@ func checkTable(f rules.Family, prefix string, t *rules.Table, jumps []rules.Rul
 			continue
 		}
 		for i := range c.Rules {
-			if reason := ruleRefusal(v, t, c.Rules[i]); reason != "" {
+			reason := ruleRefusal(v, t, c.Rules[i])
+			if reason == "" && c.Rules[i].Target() != "" && t.Chain(c.Rules[i].Target()) == nil {
+				reason = vd.refusal(t.Name, v.KindOf(c.Name), c.Rules[i], mark)
+			}
+			if reason != "" {
 				return &DesiredRuleError{Family: f, Table: t.Name, Chain: c.Name, Rule: &c.Rules[i], Reason: reason}
 			}
 		}
@@ -224,40 +372,13 @@ func ruleRefusal(v vocab.Vocab, t *rules.Table, r rules.Rule) string {
 	switch {
 	case target == "":
 		return "" // a comment alone: the FW chain's "other traffic ... will be dropped"
-	case slices.Contains(tableTargets[t.Name], target):
-		if !targetOptions(target, opts) {
-			return fmt.Sprintf("svcnat writes no %s with %s", target, strings.Join(opts, " "))
-		}
-		return ""
 	case rules.Owns(v.Prefix, target) && v.KindOf(target) != "" && t.Chain(target) != nil:
 		if len(opts) > 0 {
 			return fmt.Sprintf("svcnat writes no jump with %s", strings.Join(opts, " "))
 		}
-		return ""
 	}
-	return fmt.Sprintf("svcnat jumps only to its own chains of the table and to %s", strings.Join(tableTargets[t.Name], ", "))
-}
-
-// targetOptions reports whether opts are options render writes target
-// with, as rules.Canonicalize prints them: a DNAT to one address and port;
-// a MARK that sets or flips one bit (the masquerade bit; another program's
-// marks may mean "accept"); MASQUERADE, fully random or not; REJECT with
-// ICMP port unreachable; the others without options.
-func targetOptions(target string, opts []string) bool {
-	switch {
-	case len(opts) == 0:
-		return target != "DNAT" && target != "MARK"
-	case target == "DNAT":
-		_, err := netip.ParseAddrPort(opts[len(opts)-1])
-		return len(opts) == 2 && opts[0] == "--to-destination" && err == nil
-	case target == "MARK":
-		return len(opts) == 2 && opts[0] == "--set-xmark" && oneBitMark(opts[1])
-	case target == "MASQUERADE":
-		return len(opts) == 1 && opts[0] == "--random-fully"
-	case target == "REJECT":
-		return len(opts) == 2 && opts[0] == "--reject-with" && (opts[1] == "icmp-port-unreachable" || opts[1] == "icmp6-port-unreachable")
-	}
-	return false
+	// Any other target: verdicts.refusal.
+	return ""
 }
 
 // oneBitMark reports whether s is "M/0x0" (flip) or "M/M" (set) for a

@@ -118,13 +118,34 @@ func TestSavedPlanRefusesRulesSvcnatNeverWrites(t *testing.T) {
 			"svcnat writes no -p icmp rule"},
 		{"a mark other programs may read as accept",
 			":SVCNAT-MARK-MASQ - [0:0]\n", ":SVCNAT-MARK-MASQ - [0:0]\n-A SVCNAT-MARK-MASQ -j MARK --set-xmark 0x10000/0xffffffff\n",
-			"svcnat writes no MARK with --set-xmark 0x10000/0xffffffff"},
+			"svcnat writes MARK in MARK-MASQ chains only as: -j MARK --set-xmark <mark>/<mark>"},
 		{"a DNAT to a range",
 			":SVCNAT-MARK-MASQ - [0:0]\n", ":SVCNAT-MARK-MASQ - [0:0]\n-A SVCNAT-SERVICES -j DNAT --to-destination 192.0.2.1-192.0.2.9\n",
-			"svcnat writes no DNAT with --to-destination 192.0.2.1-192.0.2.9"},
+			"svcnat writes DNAT only in SEP chains"},
 		{"a nat target in the filter table",
 			"COMMIT\n*nat\n", "-A SVCNAT-SERVICES -j DNAT --to-destination 192.0.2.66\nCOMMIT\n*nat\n",
 			"svcnat jumps only to its own chains of the table and to ACCEPT, DROP, REJECT"},
+		// Verdicts only as render writes them, in the chains it writes
+		// them in: an ACCEPT anywhere would wave traffic past the host's
+		// firewall.
+		{"an ACCEPT of everything forwarded",
+			"COMMIT\n*nat\n", "-A SVCNAT-FORWARD -j ACCEPT\nCOMMIT\n*nat\n",
+			`rule "-A SVCNAT-FORWARD -j ACCEPT" (table filter) is not one svcnat writes: svcnat writes ACCEPT in FORWARD chains only as`},
+		{"an ACCEPT of any mark",
+			"COMMIT\n*nat\n", "-A SVCNAT-FORWARD -m mark --mark 0x0/0x0 -j ACCEPT\nCOMMIT\n*nat\n",
+			"svcnat writes ACCEPT in FORWARD chains only as"},
+		{"an ACCEPT of another program's mark",
+			"COMMIT\n*nat\n", "-A SVCNAT-FORWARD -m comment --comment \"svcnat forwarding rules\" -m mark --mark 0x10000/0x10000 -j ACCEPT\nCOMMIT\n*nat\n",
+			"svcnat writes one masquerade mark in every rule: 0x10000 here, 0x4000 before"},
+		{"an ACCEPT of a service port",
+			"COMMIT\n*nat\n", "-A SVCNAT-SERVICES -d 10.32.0.10/32 -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n*nat\n",
+			"svcnat writes ACCEPT only in FORWARD and NODEPORTS chains"},
+		{"an ACCEPT of every node port",
+			"COMMIT\n*nat\n", "-A SVCNAT-NODEPORTS -j ACCEPT\nCOMMIT\n*nat\n",
+			"svcnat writes ACCEPT in NODEPORTS chains only as"},
+		{"a DNAT outside an endpoint chain",
+			":SVCNAT-MARK-MASQ - [0:0]\n", ":SVCNAT-MARK-MASQ - [0:0]\n-A SVCNAT-SERVICES -p tcp -m tcp --dport 22 -j DNAT --to-destination 192.0.2.66:22\n",
+			"svcnat writes DNAT only in SEP chains"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pf := savedWeb(t)

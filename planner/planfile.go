@@ -138,7 +138,11 @@ func blankDesired(desired map[rules.Family]*rules.Ruleset) bool {
 // ResealPlan rewrites the digest of a plan file to match its contents, as
 // anyone who edits a plan file and reads this code can: which is why the
 // digest only catches edits by those who do not, and CheckDesired is what
-// holds against the others. Tests use it to play that editor.
+// holds against the others.
+//
+// It is a tool for tests, which use it to play that editor (the engine's
+// and the integration tests', in packages of their own, so it cannot live
+// in an _test.go file); svcnat itself never calls it.
 func ResealPlan(data []byte) ([]byte, error) {
 	var pf planFile
 	if err := json.Unmarshal(data, &pf); err != nil {
