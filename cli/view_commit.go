@@ -221,6 +221,7 @@ var engineErrors = []struct {
 		return fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply", e.Recorded, e.StateDir)
 	})},
 	{"prefix_changed", hintAs(func(*engine.PlanPrefixError) string { return "make the plan again with the configuration of this host" })},
+	{"kube_proxy", hintAs(func(e *engine.KubeProxyError) string { return e.Hint() })},
 	{"other_state_dir", hintAs(func(e *engine.OwnerError) string {
 		return fmt.Sprintf("use --state-dir %s, or run svcnat destroy --state-dir %s first; --adopt takes the chains over", e.Owner, e.Owner)
 	})},

@@ -140,8 +140,12 @@ func chainKey(f rules.Family, table, chain string) string {
 // cannot prove it wrote (*UnrecordedError). d is nil when the state
 // directory does not exist yet.
 func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *planner.Plan) error {
-	if e.Adopt || e.Kernel.Backend() == iptables.File {
+	if e.Kernel.Backend() == iptables.File {
 		return nil
+	}
+	// Before Adopt: kube-proxy's chains are never svcnat's to take.
+	if err := e.kubeProxyRefusal(op, p); err != nil || e.Adopt {
+		return err
 	}
 	live := chainSet(p.Live)
 	if len(live) == 0 {
@@ -158,6 +162,61 @@ func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *plann
 		return &UnrecordedError{Op: op, Prefix: p.Prefix, Chains: unrecorded, StateDir: e.StateDir}
 	}
 	return nil
+}
+
+// kubeProxyCanary is the chain kube-proxy keeps in mangle, nat and filter
+// while it runs, as svcnat keeps its canary.
+const kubeProxyCanary = "KUBE-PROXY-CANARY"
+
+// kubeProxyRefusal refuses op with the prefix KUBE where kube-proxy runs
+// (its canary is in some table): its KUBE-* chains are its own, and two
+// writers of one set of chains undo each other's rules; --adopt does not
+// change that. Nat and filter are in p.Live already; only when neither
+// holds the canary are the other tables read, and only for KUBE.
+func (e *Engine) kubeProxyRefusal(op Op, p *planner.Plan) error {
+	if p.Prefix != "KUBE" {
+		return nil
+	}
+	for _, f := range rules.Families {
+		for _, t := range p.Live[f].Tables {
+			if t.Chain(kubeProxyCanary) != nil {
+				return &KubeProxyError{Op: op, Where: chainKey(f, t.Name, kubeProxyCanary)}
+			}
+		}
+	}
+	for _, f := range rules.Families {
+		rs, err := e.Kernel.Save(f)
+		if err != nil {
+			if f == rules.IPv4 {
+				return err
+			}
+			continue // a host without ip6tables has no kube-proxy chains there
+		}
+		for _, t := range rs.Tables {
+			if t.Chain(kubeProxyCanary) != nil {
+				return &KubeProxyError{Op: op, Where: chainKey(f, t.Name, kubeProxyCanary)}
+			}
+		}
+	}
+	return nil
+}
+
+// KubeProxyError refuses a command with the chain prefix KUBE in a
+// network namespace where kube-proxy runs: its chains are refused, never
+// taken, also with --adopt. Nothing was changed.
+type KubeProxyError struct {
+	Op    Op
+	Where string // the canary found: "IPv4 mangle KUBE-PROXY-CANARY"
+}
+
+func (e *KubeProxyError) Error() string {
+	return fmt.Sprintf("kube-proxy runs in this network namespace (%s): its KUBE-* chains are never svcnat's, and this %s would change or delete them; nothing was changed",
+		e.Where, e.Op)
+}
+
+// Hint says how svcnat and kube-proxy can share a kernel.
+func (e *KubeProxyError) Hint() string {
+	return `give svcnat a chain prefix of its own (chain_prefix in the settings block; the default is "SVCNAT")`
 }
 
 // unrecordedChains lists, sorted, the chains of live (p.Live's) that no

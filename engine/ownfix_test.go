@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +38,54 @@ func TestHandMadeChainIsNotInterrupted(t *testing.T) {
 	}
 	if _, err := h.e.Destroy(context.Background(), "SVCNAT"); !errors.As(err, &ue) {
 		t.Fatalf("destroy: %v", err)
+	}
+}
+
+// TestChainsOfOtherTablesAreNeverOwned: chains of the prefix in tables
+// svcnat never writes (mangle, raw) are not planned, refused, counted nor
+// deleted, by apply or destroy, with or without --adopt.
+func TestChainsOfOtherTablesAreNeverOwned(t *testing.T) {
+	h := newHost(t)
+	h.restore(t, "*mangle\n:SVCNAT-MARK - [0:0]\n-A PREROUTING -j SVCNAT-MARK\n-A SVCNAT-MARK -j MARK --set-xmark 0x1/0x1\nCOMMIT\n*raw\n:SVCNAT-RAW - [0:0]\nCOMMIT\n")
+	before := h.foreign(t)
+	h.mustApply(t, parse(t, web))
+	h.e.Adopt = true
+	h.mustApply(t, parse(t, web, dns))
+	if _, err := h.e.Destroy(context.Background(), "SVCNAT"); err != nil {
+		t.Fatal(err)
+	}
+	after := h.text(t)
+	for _, s := range []string{":SVCNAT-MARK", "-A PREROUTING -j SVCNAT-MARK", "-A SVCNAT-MARK -j MARK", ":SVCNAT-RAW"} {
+		if !strings.Contains(after, s) {
+			t.Fatalf("%q is gone:\n%s", s, after)
+		}
+	}
+	if h.foreign(t) != before {
+		t.Fatalf("foreign rules changed:\n%s\nwas\n%s", h.foreign(t), before)
+	}
+}
+
+// TestKubeProxyIsNeverAdopted: with the prefix KUBE where kube-proxy runs
+// (its KUBE-PROXY-CANARY in any table, here mangle alone), apply, plan
+// and destroy refuse, --adopt too, naming kube-proxy, and the hint does
+// not offer --adopt.
+func TestKubeProxyIsNeverAdopted(t *testing.T) {
+	h := newHost(t)
+	kube := "settings {\n  chain_prefix = \"KUBE\"\n}\n"
+	h.restore(t, "*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n*nat\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n")
+	before := h.text(t)
+	for _, adopt := range []bool{false, true} {
+		h.e.Adopt = adopt
+		var ke *KubeProxyError
+		if err := refusedBoth(t, h, kube, web); !errors.As(err, &ke) || !strings.Contains(err.Error(), "kube-proxy") ||
+			strings.Contains(ke.Hint(), "adopt") {
+			t.Fatalf("adopt %v: apply over kube-proxy: %v", adopt, err)
+		}
+		if _, err := h.e.Destroy(context.Background(), "KUBE"); !errors.As(err, &ke) {
+			t.Fatalf("adopt %v: destroy over kube-proxy: %v", adopt, err)
+		}
+		if h.text(t) != before {
+			t.Fatalf("adopt %v: a refused command changed the rules:\n%s", adopt, h.text(t))
+		}
 	}
 }

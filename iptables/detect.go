@@ -234,7 +234,7 @@ func survey(netns string, b Backend, prefix string) Usage {
 					continue
 				}
 				u.Rules++
-				if prefix != "" && rules.Owns(prefix, c.Name) {
+				if prefix != "" && rules.OwnsIn(prefix, t.Name, c.Name) {
 					u.Owned = append(u.Owned, fmt.Sprintf("%s %s %s", fam, t.Name, c.Name))
 				}
 			}

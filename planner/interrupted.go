@@ -71,7 +71,7 @@ func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset, 
 func unreached(prefix string, t *rules.Table) []string {
 	owned := make(map[string]*rules.Chain, len(t.Chains))
 	for _, c := range t.Chains {
-		if !c.Builtin() && rules.Owns(prefix, c.Name) {
+		if !c.Builtin() && rules.OwnsIn(prefix, t.Name, c.Name) {
 			owned[c.Name] = c
 		}
 	}
