@@ -58,8 +58,9 @@ func readIntent(d *state.Dir) (*intent, error) {
 
 // noteIntent records, before a commit writes desired over live, the chains
 // the commit will create, added to those an earlier unfinished apply
-// noted (they may still be live).
-func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) error {
+// noted (they may still be live). It returns the chains it added, for
+// forgetIntent.
+func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) ([]string, error) {
 	have := chainSet(live)
 	var fresh []string
 	for k := range chainSet(desired) {
@@ -68,34 +69,62 @@ func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) err
 		}
 	}
 	if len(fresh) == 0 {
-		return nil
+		return nil, nil
 	}
 	in, err := readIntent(d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	noted := make(map[string]bool, len(in.Chains))
 	for _, k := range in.Chains {
 		noted[k] = true
 	}
-	n := len(in.Chains)
+	var added []string
 	for _, k := range fresh {
 		if !noted[k] {
-			in.Chains = append(in.Chains, k)
+			added = append(added, k)
 		}
 	}
-	if len(in.Chains) == n {
-		return nil
+	if len(added) == 0 {
+		return nil, nil
+	}
+	in.Chains = append(in.Chains, added...)
+	if err := writeIntent(d, in); err != nil {
+		return nil, fmt.Errorf("recording the chains the apply creates: %w; nothing was changed", err)
+	}
+	return added, nil
+}
+
+func writeIntent(d *state.Dir, in *intent) error {
+	if len(in.Chains) == 0 {
+		return clearIntent(d)
 	}
 	slices.Sort(in.Chains)
 	data, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	if err := d.WriteFile(intentFile, append(data, '\n')); err != nil {
-		return fmt.Errorf("recording the chains the apply creates: %w; nothing was changed", err)
+	return d.WriteFile(intentFile, append(data, '\n'))
+}
+
+// forgetIntent drops added (noteIntent's) from the noted chains once the
+// applier rolled the commit back: the chains it created are gone, and a
+// chain of one of their names made later (by anyone) is no longer
+// svcnat's. What an earlier unfinished apply noted stays. A failure only
+// leaves the note longer than needed: it is reported with err.
+func forgetIntent(d *state.Dir, added []string, err error) error {
+	if len(added) == 0 {
+		return err
 	}
-	return nil
+	in, rerr := readIntent(d)
+	if rerr == nil {
+		in.Chains = slices.DeleteFunc(in.Chains, func(k string) bool { return slices.Contains(added, k) })
+		rerr = writeIntent(d, in)
+	}
+	if rerr != nil {
+		return fmt.Errorf("%w; forgetting the chains it would have created failed: %w", err, rerr)
+	}
+	return err
 }
 
 // clearIntent forgets the noted chains once a generation is recorded: the

@@ -2,10 +2,14 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/state"
 )
 
 // TestHandMadeChainIsNotInterrupted: one hand-made, unreferenced chain of
@@ -87,5 +91,43 @@ func TestKubeProxyIsNeverAdopted(t *testing.T) {
 		if h.text(t) != before {
 			t.Fatalf("adopt %v: a refused command changed the rules:\n%s", adopt, h.text(t))
 		}
+	}
+}
+
+// TestRolledBackApplyForgetsItsChains: an apply that fails and rolls back
+// removed the chains it created, so applying.json no longer names them:
+// a chain of that name someone else makes later is not taken as svcnat's.
+// What an earlier killed apply noted stays noted: its chains are still
+// live.
+func TestRolledBackApplyForgetsItsChains(t *testing.T) {
+	h := newHost(t)
+	h.mustApply(t, parse(t, web))
+	noteChains(t, h, "IPv4 nat SVCNAT-SEP-KILLED")
+	h.fake.FailWhen(func(line string) bool { return strings.HasPrefix(line, "COMMIT") })
+	_, err := h.e.Apply(context.Background(), parse(t, web, dns), "n1")
+	h.fake.FailWhen(nil)
+	var ae *applier.Error
+	if !errors.As(err, &ae) || !ae.RolledBack {
+		t.Fatalf("apply: %v, want a rolled-back failure", err)
+	}
+	d, err := state.Open(h.e.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := readIntent(d)
+	if err != nil || !slices.Equal(in.Chains, []string{"IPv4 nat SVCNAT-SEP-KILLED"}) {
+		t.Fatalf("after a rolled-back apply, applying.json names %v (%v), want only the killed apply's chain", in.Chains, err)
+	}
+}
+
+func noteChains(t *testing.T, h *testHost, chains ...string) {
+	t.Helper()
+	d, err := state.Open(h.e.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(intent{Chains: chains})
+	if err := d.WriteFile(intentFile, data); err != nil {
+		t.Fatal(err)
 	}
 }

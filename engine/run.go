@@ -289,7 +289,8 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
 		return res, err
 	}
-	if err := noteIntent(d, p.Desired, p.Live); err != nil {
+	noted, err := noteIntent(d, p.Desired, p.Live)
+	if err != nil {
 		return res, err
 	}
 	armed := op == OpApply && e.Confirmation != nil
@@ -302,8 +303,9 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	}
 	if err := e.applyPlan(ctx, p, live, res); err != nil {
 		if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
-			// The rules are the old ones: nothing to revert.
-			return res, fmt.Errorf("%s failed: %w", op, disarmAfter(d, st, err))
+			// The rules are the old ones: nothing to revert, and the
+			// chains it noted are gone.
+			return res, fmt.Errorf("%s failed: %w", op, forgetIntent(d, noted, disarmAfter(d, st, err)))
 		}
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
@@ -311,7 +313,7 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 		if perr := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); perr != nil {
 			err := applier.Undo(e.Kernel, p, live, perr)
 			if ae := (*applier.Error)(nil); errors.As(err, &ae) && ae.RolledBack {
-				err = e.probeFailed(d, st, digest, rulesDigest, perr, err)
+				err = forgetIntent(d, noted, e.probeFailed(d, st, digest, rulesDigest, perr, err))
 			}
 			return res, fmt.Errorf("%s failed: %w", op, err)
 		}
