@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/svcnat/svcnat/applier"
+	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -129,5 +133,48 @@ func noteChains(t *testing.T, h *testHost, chains ...string) {
 	data, _ := json.Marshal(intent{Chains: chains})
 	if err := d.WriteFile(intentFile, data); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRepairNotesTablesAndOwner: after a reboot that restored none of the
+// rules (nor the filter table, nor /run/svcnat), a repair writes the
+// recorded rules back: it notes the tables it creates, so destroy gives
+// them back, and the namespace's owner record, so another state
+// directory is refused again.
+func TestRepairNotesTablesAndOwner(t *testing.T) {
+	h := newHost(t)
+	h.e.RuntimeDir = filepath.Join(t.TempDir(), "run")
+	h.mustApply(t, parse(t, web))
+	// The reboot: a kernel with nat alone, an empty /run.
+	h.fake = iptables.NewFake()
+	h.restore(t, "*nat\n:DOCKER - [0:0]\nCOMMIT\n")
+	h.e.Kernel = h.fake
+	if err := os.RemoveAll(h.e.RuntimeDir); err != nil {
+		t.Fatal(err)
+	}
+	d, err := state.Open(h.e.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(h.e.StateDir, createdTablesFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	res, err := h.e.RepairRecorded(context.Background(), "SVCNAT")
+	if err != nil || !res.Applied {
+		t.Fatalf("repair: %+v, %v", res, err)
+	}
+	ct, err := readCreatedTables(d)
+	if err != nil || !slices.Contains(ct[string(h.fake.Backend())], "ipv4 filter") {
+		t.Fatalf("after the repair the created tables are %v (%v), want ipv4 filter", ct, err)
+	}
+	o, err := h.e.readOwners()
+	if err != nil || o["SVCNAT"] == "" || !sameDir(o["SVCNAT"], h.e.StateDir) {
+		t.Fatalf("after the repair the owner record is %v (%v)", o, err)
+	}
+	if _, err := h.e.Destroy(context.Background(), "SVCNAT"); err != nil {
+		t.Fatal(err)
+	}
+	if text := h.text(t); strings.Contains(text, "*filter") {
+		t.Fatalf("destroy kept the filter table the repair created:\n%s", text)
 	}
 }
