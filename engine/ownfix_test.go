@@ -178,3 +178,24 @@ func TestRepairNotesTablesAndOwner(t *testing.T) {
 		t.Fatalf("destroy kept the filter table the repair created:\n%s", text)
 	}
 }
+
+// TestConfirmTakesNoNamespaceLock: confirm and Pending change no rules:
+// a run of another state directory holding the namespace's lock (at its
+// prompt, say) never blocks them.
+func TestConfirmTakesNoNamespaceLock(t *testing.T) {
+	h := newHost(t)
+	h.e.RuntimeDir = t.TempDir()
+	h.mustApply(t, parse(t, web))
+	lock, err := h.e.lockNamespace(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.unlock()
+	h.e.LockTimeout = 0
+	if pd, err := h.e.Pending(); err != nil || pd != nil {
+		t.Fatalf("Pending beside a held namespace lock: %v, %v", pd, err)
+	}
+	if _, err := h.e.Confirm(context.Background(), ""); !errors.Is(err, ErrNothingPending) {
+		t.Fatalf("confirm beside a held namespace lock: %v", err)
+	}
+}

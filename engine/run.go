@@ -194,11 +194,30 @@ func (e *Engine) withLock(ctx context.Context, fn func(*state.Dir, *state.State)
 }
 
 func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func(*state.Dir, *state.State) error) error {
+	return e.withLocks(ctx, timeout, true, fn)
+}
+
+// withStateLock is withLock without the network namespace's lock, for
+// what changes no rule (confirm, Pending): a run of another state
+// directory in the namespace, waiting at its prompt, never blocks it.
+func (e *Engine) withStateLock(ctx context.Context, fn func(*state.Dir, *state.State) error) error {
+	return e.withLocks(ctx, e.LockTimeout, false, fn)
+}
+
+func (e *Engine) withLocks(ctx context.Context, timeout time.Duration, namespace bool, fn func(*state.Dir, *state.State) error) error {
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return err
 	}
-	unlock, err := e.lock(ctx, d, timeout)
+	var unlock func()
+	if namespace {
+		unlock, err = e.lock(ctx, d, timeout)
+	} else {
+		var l *state.Lock
+		if l, err = d.Lock(ctx, timeout); err == nil {
+			unlock = func() { l.Unlock() }
+		}
+	}
 	if err != nil {
 		return err
 	}
