@@ -48,3 +48,24 @@ func TestSecondStateDirIsRefused(t *testing.T) {
 		"the SVCNAT-* chains in this network namespace were written by svcnat with state directory "+first+", not "+h.stateDir,
 		"use --state-dir "+first+", or run svcnat destroy --state-dir "+first+" first")
 }
+
+// TestAdoptSaysItAdopted: after the state directory that wrote the
+// chains is deleted, apply --adopt with a new one takes them over and
+// says so, whether the rules already match or change.
+func TestAdoptSaysItAdopted(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	n := strings.Count(h.rules(), ":SVCNAT-")
+	h.stateDir = t.TempDir()
+	out, errs, code := h.run("apply", "--adopt", "-auto-approve")
+	if code != ExitOK || !strings.Contains(out, "Adopted "+plural(n, "chain")) || strings.Contains(out, "an earlier apply stopped") ||
+		!strings.Contains(out, "generation 1 recorded") {
+		t.Fatalf("apply --adopt of matching rules: exit %d\n%s%s", code, out, errs)
+	}
+	h.stateDir = t.TempDir()
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	out, errs, code = h.run("apply", "--adopt", "-auto-approve")
+	if code != ExitOK || !strings.Contains(out, "Apply complete!") || !strings.Contains(out, "adopted "+plural(n, "chain")) {
+		t.Fatalf("apply --adopt with changes: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -156,10 +156,16 @@ func (v *commitView) done(res *engine.Result, err error) error {
 		return nil
 	}
 	said := "The rules already match the plan (an earlier apply stopped before recording them):"
+	if res.Repaired && len(res.Adopted) > 0 {
+		said = fmt.Sprintf("Adopted %s (--adopt); the rules already match the plan:", plural(len(res.Adopted), "chain"))
+	}
 	if !res.Repaired {
 		s, op := res.Plan.Summary(), string(res.Op)
 		said = fmt.Sprintf("%s %s added, %d changed, %d removed (%s written) in %s;", st.bold(strings.ToUpper(op[:1])+op[1:]+" complete!"),
 			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond))
+		if len(res.Adopted) > 0 {
+			said += fmt.Sprintf(" adopted %s (--adopt);", plural(len(res.Adopted), "chain"))
+		}
 	}
 	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
 	if err := v.outputErr(); err != nil {

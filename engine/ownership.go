@@ -193,6 +193,24 @@ func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *plann
 	return nil
 }
 
+// adopted lists the live chains of p that Adopt takes over: what
+// ownershipRefusal would refuse without it (every live chain of the
+// prefix when another state directory wrote them last, else those this
+// one cannot prove it wrote).
+func (e *Engine) adopted(d *state.Dir, st *state.State, p *planner.Plan) ([]string, error) {
+	live := chainSet(p.Live)
+	if len(live) == 0 || e.Kernel.Backend() == iptables.File {
+		return nil, nil
+	}
+	var oe *OwnerError
+	if err := e.ownerRefusal(p.Prefix); errors.As(err, &oe) {
+		return sortedKeys(live), nil
+	} else if err != nil {
+		return nil, err
+	}
+	return unrecordedChains(d, st, p, live)
+}
+
 // kubeProxyCanary is the chain kube-proxy keeps in mangle, nat and filter
 // while it runs, as svcnat keeps its canary.
 const kubeProxyCanary = "KUBE-PROXY-CANARY"

@@ -199,3 +199,17 @@ func TestConfirmTakesNoNamespaceLock(t *testing.T) {
 		t.Fatalf("confirm beside a held namespace lock: %v", err)
 	}
 }
+
+// TestAdoptedNamesTheChains: Result.Adopted names the chains --adopt took
+// over, and none once they are recorded.
+func TestAdoptedNamesTheChains(t *testing.T) {
+	h := newHost(t)
+	h.restore(t, cni)
+	h.e.Adopt = true
+	if res := h.mustApply(t, parse(t, cniPrefix, web)); !slices.Equal(res.Adopted, cniChains) {
+		t.Fatalf("adopted %v, want %v", res.Adopted, cniChains)
+	}
+	if res := h.mustApply(t, parse(t, cniPrefix, web, dns)); len(res.Adopted) != 0 {
+		t.Fatalf("the second apply adopted %v", res.Adopted)
+	}
+}

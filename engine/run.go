@@ -282,6 +282,15 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	if err := e.commitRefusal(op, p); err != nil {
 		return res, err
 	}
+	if e.Adopt {
+		// Before anything is noted or recorded: after, they are this
+		// state directory's.
+		adopted, err := e.adopted(d, st, p)
+		if err != nil {
+			return res, err
+		}
+		res.Adopted = adopted
+	}
 	gens, rulesDigest := generationFiles(p)
 	if p.Empty() {
 		// The rules are right; the record may not be, when an earlier
