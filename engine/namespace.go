@@ -143,31 +143,15 @@ func (e *Engine) lockNamespace(ctx context.Context, timeout time.Duration) (*nsL
 	if err != nil {
 		return nil, fmt.Errorf("opening the network namespace's lock: %w", err)
 	}
-	deadline := time.Now().Add(timeout)
-	backoff := 5 * time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			f.Close()
+	if err := state.FlockWait(ctx, f, timeout); err != nil {
+		f.Close()
+		switch {
+		case errors.Is(err, state.ErrLocked):
 			return nil, &NamespaceLockError{Holder: readNSHolder(path)}
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			return nil, fmt.Errorf("waiting for the network namespace's lock: %w", err)
 		}
-		t := time.NewTimer(min(backoff, left))
-		backoff = min(2*backoff, 200*time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			f.Close()
-			return nil, fmt.Errorf("waiting for the network namespace's lock: %w", ctx.Err())
-		case <-t.C:
-		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	cmd := append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...)
 	b, _ := json.Marshal(nsHolder{Holder: state.Holder{PID: os.Getpid(), Command: strings.Join(cmd, " "), Since: time.Now()}, StateDir: e.StateDir})
