@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/svcnat/svcnat/iptables"
@@ -32,43 +31,15 @@ import (
 const DefaultRuntimeDir = "/run/svcnat"
 
 // namespaceID names the network namespace the rules are in, whatever the
-// path to it (/run/netns/NAME, a process's /proc/PID/ns/net): by its
-// cookie, which the kernel never gives another namespace until it reboots
-// ("netns-c4096"), or, on kernels before 5.14, which have none, by its
-// nsfs device and inode ("netns-4-4026531840"), which a namespace created
-// after this one died may get again.
+// path to it (/run/netns/NAME, a process's /proc/PID/ns/net), by
+// iptables.NetNSIdentity: its cookie ("netns-c4096"), or, on kernels
+// before 5.14, its nsfs device and inode ("netns-4-4026531840").
 func (e *Engine) namespaceID() (string, error) {
-	var cookie uint64
-	err := iptables.InNetNS(e.NetNS, func() error {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-		return err
-	})
-	if err == nil {
-		return fmt.Sprintf("netns-c%d", cookie), nil
-	}
-	var h netns.NsHandle
-	switch name := e.NetNS; {
-	case name == "":
-		h, err = netns.GetFromPath("/proc/self/ns/net")
-	case strings.Contains(name, "/"):
-		h, err = netns.GetFromPath(name)
-	default:
-		h, err = netns.GetFromName(name)
-	}
+	id, err := iptables.NetNSIdentity(e.NetNS)
 	if err != nil {
 		return "", fmt.Errorf("identifying the network namespace: %w", err)
 	}
-	defer h.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(h), &st); err != nil {
-		return "", fmt.Errorf("identifying the network namespace: %w", err)
-	}
-	return fmt.Sprintf("netns-%d-%d", st.Dev, st.Ino), nil
+	return "netns-" + id, nil
 }
 
 // runtimeDir makes sure the runtime directory exists and is the

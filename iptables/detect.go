@@ -123,7 +123,7 @@ func (d Detection) OtherOwned(b Backend) []string {
 // missing or fail counts as empty. An empty prefix skips rules 1 and 2.
 func Survey(netns, prefix string) (Detection, error) {
 	if netns != "" {
-		h, err := openNetNS(netns)
+		h, err := OpenNetNS(netns)
 		if err != nil {
 			return Detection{Backend: NFT}, err
 		}
