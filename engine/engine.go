@@ -55,6 +55,10 @@ type Engine struct {
 	// Origin is who runs the engine ("" for the command line,
 	// OriginReconcile for the daemon): the generations it records say so.
 	Origin Origin
+
+	// held is the network namespace's lock the running command holds
+	// (nil outside one): an Engine runs one command at a time.
+	held *nsLock
 }
 
 // Host is what the engine works on.

@@ -35,12 +35,15 @@ const DefaultRuntimeDir = "/run/svcnat"
 // iptables.NetNSIdentity: its cookie ("netns-c4096"), or, on kernels
 // before 5.14, its nsfs device and inode ("netns-4-4026531840").
 func (e *Engine) namespaceID() (string, error) {
-	id, err := iptables.NetNSIdentity(e.NetNS)
+	id, err := netnsIdentity(e.NetNS)
 	if err != nil {
 		return "", fmt.Errorf("identifying the network namespace: %w", err)
 	}
 	return "netns-" + id, nil
 }
+
+// netnsIdentity is iptables.NetNSIdentity (a var for tests).
+var netnsIdentity = iptables.NetNSIdentity
 
 // runtimeDir makes sure the runtime directory exists and is the
 // caller's alone: a lock or owner record another user can replace
@@ -66,8 +69,13 @@ func (e *Engine) namespaceLocked() bool {
 	return e.RuntimeDir != "" && e.Kernel != nil && e.Kernel.Backend() != iptables.File
 }
 
-// nsLock is a held namespace lock.
-type nsLock struct{ f *os.File }
+// nsLock is a held namespace lock, and the namespace's identity as it was
+// when the lock was taken: the run's owner record is that namespace's,
+// read and written by this id, never identified again mid-run.
+type nsLock struct {
+	f  *os.File
+	id string
+}
 
 func (l *nsLock) unlock() {
 	l.f.Truncate(0) // the holder text is informational only
@@ -128,7 +136,7 @@ func (e *Engine) lockNamespace(ctx context.Context, timeout time.Duration) (*nsL
 	b, _ := json.Marshal(nsHolder{Holder: state.Holder{PID: os.Getpid(), Command: strings.Join(cmd, " "), Since: time.Now()}, StateDir: e.StateDir})
 	f.Truncate(0)
 	f.WriteAt(append(b, '\n'), 0) // best effort: it only names the holder
-	return &nsLock{f: f}, nil
+	return &nsLock{f: f, id: id}, nil
 }
 
 func readNSHolder(path string) *nsHolder {
@@ -147,7 +155,13 @@ func readNSHolder(path string) *nsHolder {
 // directory whose run last wrote its chains there.
 type owners map[string]string
 
+// ownersPath is the owner record of the namespace: the one the run's
+// lock names (e.held), or, outside a run (ApplyRefusal), the namespace
+// the name names now.
 func (e *Engine) ownersPath() (string, error) {
+	if e.held != nil {
+		return filepath.Join(e.RuntimeDir, e.held.id+".owners.json"), nil
+	}
 	id, err := e.namespaceID()
 	if err != nil {
 		return "", err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -211,5 +212,23 @@ func TestAdoptedNamesTheChains(t *testing.T) {
 	}
 	if res := h.mustApply(t, parse(t, cniPrefix, web, dns)); len(res.Adopted) != 0 {
 		t.Fatalf("the second apply adopted %v", res.Adopted)
+	}
+}
+
+// TestNamespaceIdentifiedOncePerRun: a run names its network namespace
+// once, with its lock, and reads and writes the owner record of that
+// namespace: one deleted and made again mid-run cannot give it another's.
+func TestNamespaceIdentifiedOncePerRun(t *testing.T) {
+	h := newHost(t)
+	h.e.RuntimeDir = t.TempDir()
+	n := 0
+	defer func(was func(string) (string, error)) { netnsIdentity = was }(netnsIdentity)
+	netnsIdentity = func(string) (string, error) { n++; return fmt.Sprintf("c%d", n), nil }
+	h.mustApply(t, parse(t, web))
+	if n != 1 {
+		t.Fatalf("one apply identified the namespace %d times", n)
+	}
+	if _, err := os.Stat(filepath.Join(h.e.RuntimeDir, "netns-c1.owners.json")); err != nil {
+		t.Fatalf("the owner record is not the locked namespace's: %v", err)
 	}
 }

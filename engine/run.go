@@ -250,7 +250,9 @@ func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) 
 		}
 		return nil, err
 	}
+	e.held = ns
 	return func() {
+		e.held = nil
 		lock.Unlock()
 		if ns != nil {
 			ns.unlock()
