@@ -232,3 +232,27 @@ func TestNamespaceIdentifiedOncePerRun(t *testing.T) {
 		t.Fatalf("the owner record is not the locked namespace's: %v", err)
 	}
 }
+
+// TestRolledBackRepairForgetsItsChains: so does a repair rolled back.
+func TestRolledBackRepairForgetsItsChains(t *testing.T) {
+	h := newHost(t)
+	h.mustApply(t, parse(t, web))
+	h.fake = iptables.NewFake()
+	h.restore(t, foreign)
+	h.e.Kernel = h.fake
+	noteChains(t, h, "IPv4 nat SVCNAT-SEP-KILLED")
+	h.fake.FailWhen(func(line string) bool { return strings.HasPrefix(line, "COMMIT") })
+	_, err := h.e.RepairRecorded(context.Background(), "SVCNAT")
+	h.fake.FailWhen(nil)
+	var ae *applier.Error
+	if !errors.As(err, &ae) || !ae.RolledBack {
+		t.Fatalf("repair: %v, want a rolled-back failure", err)
+	}
+	d, err := state.Open(h.e.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err := readIntent(d); err != nil || !slices.Equal(in.Chains, []string{"IPv4 nat SVCNAT-SEP-KILLED"}) {
+		t.Fatalf("after a rolled-back repair, applying.json names %v (%v)", in.Chains, err)
+	}
+}

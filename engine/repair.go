@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,7 +79,8 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
 			return err
 		}
-		if _, err := noteIntent(d, p.Desired, p.Live); err != nil {
+		noted, err := noteIntent(d, p.Desired, p.Live)
+		if err != nil {
 			return err
 		}
 		backend := string(e.Kernel.Backend())
@@ -88,6 +90,10 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		}
 		start := time.Now()
 		if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
+			if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
+				// As commit: the chains it noted are gone.
+				err = forgetIntent(d, noted, err)
+			}
 			return fmt.Errorf("%s failed: %w", OpRepair, err)
 		}
 		res.Applied, res.Took = true, time.Since(start)
