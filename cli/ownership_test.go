@@ -48,3 +48,40 @@ func TestSecondStateDirIsRefused(t *testing.T) {
 		"the SVCNAT-* chains in this network namespace were written by svcnat with state directory "+first+", not "+h.stateDir,
 		"use --state-dir "+first+", or run svcnat destroy --state-dir "+first+" first")
 }
+
+// TestAdoptSaysItAdopted: after the state directory that wrote the
+// chains is deleted, apply --adopt with a new one takes them over and
+// says so, whether the rules already match or change.
+func TestAdoptSaysItAdopted(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	n := strings.Count(h.rules(), ":SVCNAT-")
+	h.stateDir = t.TempDir()
+	out, errs, code := h.run("apply", "--adopt", "-auto-approve")
+	if code != ExitOK || !strings.Contains(out, "Adopted "+plural(n, "chain")) || strings.Contains(out, "an earlier apply stopped") ||
+		!strings.Contains(out, "generation 1 recorded") {
+		t.Fatalf("apply --adopt of matching rules: exit %d\n%s%s", code, out, errs)
+	}
+	h.stateDir = t.TempDir()
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	out, errs, code = h.run("apply", "--adopt", "-auto-approve")
+	if code != ExitOK || !strings.Contains(out, "Apply complete!") || !strings.Contains(out, "adopted "+plural(n, "chain")) {
+		t.Fatalf("apply --adopt with changes: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// chain_prefix KUBE where kube-proxy runs: plan and apply refuse naming
+// kube-proxy, plan --json with the reason kube_proxy, and the hint offers
+// another prefix, never --adopt.
+func TestKubeProxyIsRefused(t *testing.T) {
+	h := newFakeHost(t)
+	if err := h.fake.Restore(rules.IPv4, []byte("*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"KUBE\"\n}\n")
+	hint := `give svcnat a chain prefix of its own (chain_prefix in the settings block; the default is "SVCNAT")`
+	refusedLikeApply(t, h, "kube_proxy", "kube-proxy runs in this network namespace (IPv4 mangle KUBE-PROXY-CANARY): its KUBE-* chains are never svcnat's, and this apply would change or delete them; nothing was changed", hint)
+	if _, errs, code := h.run("apply", "--adopt", "-auto-approve"); code != ExitError || !strings.Contains(errs, "kube-proxy runs") || strings.Contains(errs, "--adopt") {
+		t.Fatalf("apply --adopt: exit %d\n%s", code, errs)
+	}
+}

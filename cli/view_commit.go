@@ -162,10 +162,16 @@ func (v *commitView) done(res *engine.Result, err error) error {
 		return nil
 	}
 	said := "The rules already match the plan (an earlier apply stopped before recording them):"
+	if res.Repaired && len(res.Adopted) > 0 {
+		said = fmt.Sprintf("Adopted %s (--adopt); the rules already match the plan:", plural(len(res.Adopted), "chain"))
+	}
 	if !res.Repaired {
 		s, op := res.Plan.Summary(), string(res.Op)
 		said = fmt.Sprintf("%s %s added, %d changed, %d removed (%s written) in %s;", st.bold(strings.ToUpper(op[:1])+op[1:]+" complete!"),
 			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond))
+		if len(res.Adopted) > 0 {
+			said += fmt.Sprintf(" adopted %s (--adopt);", plural(len(res.Adopted), "chain"))
+		}
 	}
 	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
 	if err := v.outputErr(); err != nil {
@@ -227,6 +233,7 @@ var engineErrors = []struct {
 		return fmt.Sprintf("run svcnat destroy to remove the %s-* chains first (it uses the prefix recorded in %s), then apply", e.Recorded, e.StateDir)
 	})},
 	{"prefix_changed", hintAs(func(*engine.PlanPrefixError) string { return "make the plan again with the configuration of this host" })},
+	{"kube_proxy", hintAs(func(e *engine.KubeProxyError) string { return e.Hint() })},
 	{"other_state_dir", hintAs(func(e *engine.OwnerError) string {
 		return fmt.Sprintf("use --state-dir %s, or run svcnat destroy --state-dir %s first; --adopt takes the chains over", e.Owner, e.Owner)
 	})},

@@ -231,10 +231,11 @@ func disarmAfter(d *state.Dir, st *state.State, err error) error {
 }
 
 // Pending returns the apply that awaits confirmation, or nil. Like every
-// command it first settles one a reboot ended (see settleReboot).
+// command it first settles one a reboot ended (see settleReboot). It
+// changes no rule, so it takes the state lock alone (withStateLock).
 func (e *Engine) Pending() (*PendingApply, error) {
 	var pd *PendingApply
-	err := e.withLock(context.Background(), func(d *state.Dir, st *state.State) error {
+	err := e.withStateLock(context.Background(), func(d *state.Dir, st *state.State) error {
 		if st.Pending != nil {
 			p := pendingApply(d, st)
 			pd = &p
@@ -245,10 +246,12 @@ func (e *Engine) Pending() (*PendingApply, error) {
 }
 
 // Confirm keeps the pending apply's rules: id, when given, must name it.
-// It returns what was pending.
+// It returns what was pending. It changes no rule, so it takes the state
+// lock alone: another state directory's run in the namespace (at its
+// prompt, holding the namespace's lock) never blocks a confirm.
 func (e *Engine) Confirm(ctx context.Context, id string) (*state.Pending, error) {
 	var pd *state.Pending
-	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
+	err := e.withStateLock(ctx, func(d *state.Dir, st *state.State) error {
 		pd = st.Pending
 		switch {
 		case pd == nil:

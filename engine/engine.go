@@ -55,6 +55,10 @@ type Engine struct {
 	// Origin is who runs the engine ("" for the command line,
 	// OriginReconcile for the daemon): the generations it records say so.
 	Origin Origin
+
+	// held is the network namespace's lock the running command holds
+	// (nil outside one): an Engine runs one command at a time.
+	held *nsLock
 }
 
 // Host is what the engine works on.
@@ -154,6 +158,10 @@ type Result struct {
 	// Repaired: the rules already matched the plan, but an earlier apply
 	// stopped between its commit and its record; this run recorded them.
 	Repaired bool
+	// Adopted names the live chains ("IPv4 nat SVCNAT-SVC-X") this run
+	// took over with Adopt: chains of the prefix its state directory had
+	// not recorded, or another state directory wrote. None without Adopt.
+	Adopted []string
 	// StateDir is where the generation was recorded.
 	StateDir string
 	// Took is how long the commit and its verification took.

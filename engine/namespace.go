@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/svcnat/svcnat/iptables"
@@ -32,44 +31,19 @@ import (
 const DefaultRuntimeDir = "/run/svcnat"
 
 // namespaceID names the network namespace the rules are in, whatever the
-// path to it (/run/netns/NAME, a process's /proc/PID/ns/net): by its
-// cookie, which the kernel never gives another namespace until it reboots
-// ("netns-c4096"), or, on kernels before 5.14, which have none, by its
-// nsfs device and inode ("netns-4-4026531840"), which a namespace created
-// after this one died may get again.
+// path to it (/run/netns/NAME, a process's /proc/PID/ns/net), by
+// iptables.NetNSIdentity: its cookie ("netns-c4096"), or, on kernels
+// before 5.14, its nsfs device and inode ("netns-4-4026531840").
 func (e *Engine) namespaceID() (string, error) {
-	var cookie uint64
-	err := iptables.InNetNS(e.NetNS, func() error {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-		return err
-	})
-	if err == nil {
-		return fmt.Sprintf("netns-c%d", cookie), nil
-	}
-	var h netns.NsHandle
-	switch name := e.NetNS; {
-	case name == "":
-		h, err = netns.GetFromPath("/proc/self/ns/net")
-	case strings.Contains(name, "/"):
-		h, err = netns.GetFromPath(name)
-	default:
-		h, err = netns.GetFromName(name)
-	}
+	id, err := netnsIdentity(e.NetNS)
 	if err != nil {
 		return "", fmt.Errorf("identifying the network namespace: %w", err)
 	}
-	defer h.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(h), &st); err != nil {
-		return "", fmt.Errorf("identifying the network namespace: %w", err)
-	}
-	return fmt.Sprintf("netns-%d-%d", st.Dev, st.Ino), nil
+	return "netns-" + id, nil
 }
+
+// netnsIdentity is iptables.NetNSIdentity (a var for tests).
+var netnsIdentity = iptables.NetNSIdentity
 
 // runtimeDir makes sure the runtime directory exists and is the
 // caller's alone: a lock or owner record another user can replace
@@ -95,8 +69,13 @@ func (e *Engine) namespaceLocked() bool {
 	return e.RuntimeDir != "" && e.Kernel != nil && e.Kernel.Backend() != iptables.File
 }
 
-// nsLock is a held namespace lock.
-type nsLock struct{ f *os.File }
+// nsLock is a held namespace lock, and the namespace's identity as it was
+// when the lock was taken: the run's owner record is that namespace's,
+// read and written by this id, never identified again mid-run.
+type nsLock struct {
+	f  *os.File
+	id string
+}
 
 func (l *nsLock) unlock() {
 	l.f.Truncate(0) // the holder text is informational only
@@ -143,37 +122,21 @@ func (e *Engine) lockNamespace(ctx context.Context, timeout time.Duration) (*nsL
 	if err != nil {
 		return nil, fmt.Errorf("opening the network namespace's lock: %w", err)
 	}
-	deadline := time.Now().Add(timeout)
-	backoff := 5 * time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			f.Close()
+	if err := state.FlockWait(ctx, f, timeout); err != nil {
+		f.Close()
+		switch {
+		case errors.Is(err, state.ErrLocked):
 			return nil, &NamespaceLockError{Holder: readNSHolder(path)}
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			return nil, fmt.Errorf("waiting for the network namespace's lock: %w", err)
 		}
-		t := time.NewTimer(min(backoff, left))
-		backoff = min(2*backoff, 200*time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			f.Close()
-			return nil, fmt.Errorf("waiting for the network namespace's lock: %w", ctx.Err())
-		case <-t.C:
-		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	cmd := append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...)
 	b, _ := json.Marshal(nsHolder{Holder: state.Holder{PID: os.Getpid(), Command: strings.Join(cmd, " "), Since: time.Now()}, StateDir: e.StateDir})
 	f.Truncate(0)
 	f.WriteAt(append(b, '\n'), 0) // best effort: it only names the holder
-	return &nsLock{f: f}, nil
+	return &nsLock{f: f, id: id}, nil
 }
 
 func readNSHolder(path string) *nsHolder {
@@ -192,7 +155,13 @@ func readNSHolder(path string) *nsHolder {
 // directory whose run last wrote its chains there.
 type owners map[string]string
 
+// ownersPath is the owner record of the namespace: the one the run's
+// lock names (e.held), or, outside a run (ApplyRefusal), the namespace
+// the name names now.
 func (e *Engine) ownersPath() (string, error) {
+	if e.held != nil {
+		return filepath.Join(e.RuntimeDir, e.held.id+".owners.json"), nil
+	}
 	id, err := e.namespaceID()
 	if err != nil {
 		return "", err

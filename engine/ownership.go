@@ -58,8 +58,9 @@ func readIntent(d *state.Dir) (*intent, error) {
 
 // noteIntent records, before a commit writes desired over live, the chains
 // the commit will create, added to those an earlier unfinished apply
-// noted (they may still be live).
-func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) error {
+// noted (they may still be live). It returns the chains it added, for
+// forgetIntent.
+func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) ([]string, error) {
 	have := chainSet(live)
 	var fresh []string
 	for k := range chainSet(desired) {
@@ -68,34 +69,62 @@ func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) err
 		}
 	}
 	if len(fresh) == 0 {
-		return nil
+		return nil, nil
 	}
 	in, err := readIntent(d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	noted := make(map[string]bool, len(in.Chains))
 	for _, k := range in.Chains {
 		noted[k] = true
 	}
-	n := len(in.Chains)
+	var added []string
 	for _, k := range fresh {
 		if !noted[k] {
-			in.Chains = append(in.Chains, k)
+			added = append(added, k)
 		}
 	}
-	if len(in.Chains) == n {
-		return nil
+	if len(added) == 0 {
+		return nil, nil
+	}
+	in.Chains = append(in.Chains, added...)
+	if err := writeIntent(d, in); err != nil {
+		return nil, fmt.Errorf("recording the chains the apply creates: %w; nothing was changed", err)
+	}
+	return added, nil
+}
+
+func writeIntent(d *state.Dir, in *intent) error {
+	if len(in.Chains) == 0 {
+		return clearIntent(d)
 	}
 	slices.Sort(in.Chains)
 	data, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	if err := d.WriteFile(intentFile, append(data, '\n')); err != nil {
-		return fmt.Errorf("recording the chains the apply creates: %w; nothing was changed", err)
+	return d.WriteFile(intentFile, append(data, '\n'))
+}
+
+// forgetIntent drops added (noteIntent's) from the noted chains once the
+// applier rolled the commit back: the chains it created are gone, and a
+// chain of one of their names made later (by anyone) is no longer
+// svcnat's. What an earlier unfinished apply noted stays. A failure only
+// leaves the note longer than needed: it is reported with err.
+func forgetIntent(d *state.Dir, added []string, err error) error {
+	if len(added) == 0 {
+		return err
 	}
-	return nil
+	in, rerr := readIntent(d)
+	if rerr == nil {
+		in.Chains = slices.DeleteFunc(in.Chains, func(k string) bool { return slices.Contains(added, k) })
+		rerr = writeIntent(d, in)
+	}
+	if rerr != nil {
+		return fmt.Errorf("%w; forgetting the chains it would have created failed: %w", err, rerr)
+	}
+	return err
 }
 
 // clearIntent forgets the noted chains once a generation is recorded: the
@@ -140,8 +169,12 @@ func chainKey(f rules.Family, table, chain string) string {
 // cannot prove it wrote (*UnrecordedError). d is nil when the state
 // directory does not exist yet.
 func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *planner.Plan) error {
-	if e.Adopt || e.Kernel.Backend() == iptables.File {
+	if e.Kernel.Backend() == iptables.File {
 		return nil
+	}
+	// Before Adopt: kube-proxy's chains are never svcnat's to take.
+	if err := e.kubeProxyRefusal(op, p); err != nil || e.Adopt {
+		return err
 	}
 	live := chainSet(p.Live)
 	if len(live) == 0 {
@@ -158,6 +191,79 @@ func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *plann
 		return &UnrecordedError{Op: op, Prefix: p.Prefix, Chains: unrecorded, StateDir: e.StateDir}
 	}
 	return nil
+}
+
+// adopted lists the live chains of p that Adopt takes over: what
+// ownershipRefusal would refuse without it (every live chain of the
+// prefix when another state directory wrote them last, else those this
+// one cannot prove it wrote).
+func (e *Engine) adopted(d *state.Dir, st *state.State, p *planner.Plan) ([]string, error) {
+	live := chainSet(p.Live)
+	if len(live) == 0 || e.Kernel.Backend() == iptables.File {
+		return nil, nil
+	}
+	var oe *OwnerError
+	if err := e.ownerRefusal(p.Prefix); errors.As(err, &oe) {
+		return sortedKeys(live), nil
+	} else if err != nil {
+		return nil, err
+	}
+	return unrecordedChains(d, st, p, live)
+}
+
+// kubeProxyCanary is the chain kube-proxy keeps in mangle, nat and filter
+// while it runs, as svcnat keeps its canary.
+const kubeProxyCanary = "KUBE-PROXY-CANARY"
+
+// kubeProxyRefusal refuses op with the prefix KUBE where kube-proxy runs
+// (its canary is in some table): its KUBE-* chains are its own, and two
+// writers of one set of chains undo each other's rules; --adopt does not
+// change that. Nat and filter are in p.Live already; only when neither
+// holds the canary are the other tables read, and only for KUBE.
+func (e *Engine) kubeProxyRefusal(op Op, p *planner.Plan) error {
+	if p.Prefix != "KUBE" {
+		return nil
+	}
+	for _, f := range rules.Families {
+		for _, t := range p.Live[f].Tables {
+			if t.Chain(kubeProxyCanary) != nil {
+				return &KubeProxyError{Op: op, Where: chainKey(f, t.Name, kubeProxyCanary)}
+			}
+		}
+	}
+	for _, f := range rules.Families {
+		rs, err := e.Kernel.Save(f)
+		if err != nil {
+			if f == rules.IPv4 {
+				return err
+			}
+			continue // a host without ip6tables has no kube-proxy chains there
+		}
+		for _, t := range rs.Tables {
+			if t.Chain(kubeProxyCanary) != nil {
+				return &KubeProxyError{Op: op, Where: chainKey(f, t.Name, kubeProxyCanary)}
+			}
+		}
+	}
+	return nil
+}
+
+// KubeProxyError refuses a command with the chain prefix KUBE in a
+// network namespace where kube-proxy runs: its chains are refused, never
+// taken, also with --adopt. Nothing was changed.
+type KubeProxyError struct {
+	Op    Op
+	Where string // the canary found: "IPv4 mangle KUBE-PROXY-CANARY"
+}
+
+func (e *KubeProxyError) Error() string {
+	return fmt.Sprintf("kube-proxy runs in this network namespace (%s): its KUBE-* chains are never svcnat's, and this %s would change or delete them; nothing was changed",
+		e.Where, e.Op)
+}
+
+// Hint says how svcnat and kube-proxy can share a kernel.
+func (e *KubeProxyError) Hint() string {
+	return `give svcnat a chain prefix of its own (chain_prefix in the settings block; the default is "SVCNAT")`
 }
 
 // unrecordedChains lists, sorted, the chains of live (p.Live's) that no

@@ -70,6 +70,9 @@ func TestApplySavedRefusesRulesSvcnatNeverWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			tampered := planner.New(saved.Prefix, saved.Backend, map[rules.Family]*rules.Ruleset{rules.IPv4: evil}, saved.Live)
+			// New keeps only what svcnat owns (nat and filter): a plan
+			// value holds whatever its file said.
+			tampered.Desired[rules.IPv4] = evil
 			if tampered.Fingerprint() != saved.Fingerprint() {
 				t.Fatal("the tampered plan is stale: it tests nothing")
 			}

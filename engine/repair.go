@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,6 +25,10 @@ const OpRepair Op = "repair"
 // rules are the ones the record names, and the record (a revert's marker
 // above all) must stay as it is. prefix is the chain prefix to use when
 // the record owns none (the revert of a first apply removed every chain).
+//
+// Like a commit, it notes the tables it creates (noteCreatedTables) and
+// the chains (noteIntent) before it writes, and that this state directory
+// wrote the namespace's chains (noteOwner) after.
 //
 // It refuses while an apply awaits confirmation (a *PendingError): its
 // watcher decides what the rules are. It returns a Result whose Applied
@@ -67,6 +72,17 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 			return err
 		}
 		e.planned(Planned{Op: OpRepair, Plan: p})
+		// What commit notes before it writes, for the same reasons: a
+		// table the repair creates (a reboot restored none) is given
+		// back by destroy, and the chains it creates are provably
+		// svcnat's should it be killed.
+		if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
+			return err
+		}
+		noted, err := noteIntent(d, p.Desired, p.Live)
+		if err != nil {
+			return err
+		}
 		backend := string(e.Kernel.Backend())
 		opts := applier.Options{Batch: e.Batch, ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
 		if opts.Batch == 0 {
@@ -74,13 +90,23 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		}
 		start := time.Now()
 		if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
+			if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
+				// As commit: the chains it noted are gone.
+				err = forgetIntent(d, noted, err)
+			}
 			return fmt.Errorf("%s failed: %w", OpRepair, err)
 		}
 		res.Applied, res.Took = true, time.Since(start)
 		if flows := staleFlows(p); len(flows) > 0 && e.Conntrack != nil {
 			res.Conntrack.Flows, res.Conntrack.Err = e.Conntrack.Delete(flows)
 		}
-		return nil
+		// The owned live chains are the recorded ones now: none is
+		// an unfinished apply's. And this state directory wrote them
+		// (after a reboot the namespace has no owner record at all).
+		if err := clearIntent(d); err != nil {
+			return err
+		}
+		return e.noteOwner(p.Prefix, true)
 	})
 	return res, err
 }

@@ -194,11 +194,30 @@ func (e *Engine) withLock(ctx context.Context, fn func(*state.Dir, *state.State)
 }
 
 func (e *Engine) withLockFor(ctx context.Context, timeout time.Duration, fn func(*state.Dir, *state.State) error) error {
+	return e.withLocks(ctx, timeout, true, fn)
+}
+
+// withStateLock is withLock without the network namespace's lock, for
+// what changes no rule (confirm, Pending): a run of another state
+// directory in the namespace, waiting at its prompt, never blocks it.
+func (e *Engine) withStateLock(ctx context.Context, fn func(*state.Dir, *state.State) error) error {
+	return e.withLocks(ctx, e.LockTimeout, false, fn)
+}
+
+func (e *Engine) withLocks(ctx context.Context, timeout time.Duration, namespace bool, fn func(*state.Dir, *state.State) error) error {
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return err
 	}
-	unlock, err := e.lock(ctx, d, timeout)
+	var unlock func()
+	if namespace {
+		unlock, err = e.lock(ctx, d, timeout)
+	} else {
+		var l *state.Lock
+		if l, err = d.Lock(ctx, timeout); err == nil {
+			unlock = func() { l.Unlock() }
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -231,7 +250,9 @@ func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) 
 		}
 		return nil, err
 	}
+	e.held = ns
 	return func() {
+		e.held = nil
 		lock.Unlock()
 		if ns != nil {
 			ns.unlock()
@@ -263,6 +284,15 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	if err := e.commitRefusal(op, p); err != nil {
 		return res, err
 	}
+	if e.Adopt {
+		// Before anything is noted or recorded: after, they are this
+		// state directory's.
+		adopted, err := e.adopted(d, st, p)
+		if err != nil {
+			return res, err
+		}
+		res.Adopted = adopted
+	}
 	gens, rulesDigest := generationFiles(p)
 	if p.Empty() {
 		// The rules are right; the record may not be, when an earlier
@@ -289,7 +319,8 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
 		return res, err
 	}
-	if err := noteIntent(d, p.Desired, p.Live); err != nil {
+	noted, err := noteIntent(d, p.Desired, p.Live)
+	if err != nil {
 		return res, err
 	}
 	armed := op == OpApply && e.Confirmation != nil
@@ -302,8 +333,9 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	}
 	if err := e.applyPlan(ctx, p, live, res); err != nil {
 		if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
-			// The rules are the old ones: nothing to revert.
-			return res, fmt.Errorf("%s failed: %w", op, disarmAfter(d, st, err))
+			// The rules are the old ones: nothing to revert, and the
+			// chains it noted are gone.
+			return res, fmt.Errorf("%s failed: %w", op, forgetIntent(d, noted, disarmAfter(d, st, err)))
 		}
 		return res, fmt.Errorf("%s failed: %w", op, err)
 	}
@@ -311,7 +343,7 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 		if perr := probe.Run(ctx, e.NetNS, e.Probes, e.ProbeTimeout); perr != nil {
 			err := applier.Undo(e.Kernel, p, live, perr)
 			if ae := (*applier.Error)(nil); errors.As(err, &ae) && ae.RolledBack {
-				err = e.probeFailed(d, st, digest, rulesDigest, perr, err)
+				err = forgetIntent(d, noted, e.probeFailed(d, st, digest, rulesDigest, perr, err))
 			}
 			return res, fmt.Errorf("%s failed: %w", op, err)
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -22,8 +23,8 @@ type Status struct {
 	Drift *planner.Plan
 	// Pending is the apply awaiting confirmation, if one is.
 	Pending *PendingApply
-	// Interrupted lists the owned chains an interrupted apply left (see
-	// planner.Interrupted).
+	// Interrupted lists the owned chains an interrupted apply of this
+	// state directory left (see interruptedIn).
 	Interrupted []planner.Left
 }
 
@@ -51,15 +52,15 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 		p := pendingApply(d, s.State)
 		s.Pending = &p
 	}
-	if s.State.Generation == 0 {
-		s.Interrupted = planner.Interrupted(prefix, live, nil)
-		return s, nil
+	var applied map[rules.Family]*rules.Ruleset
+	if s.State.Generation > 0 {
+		if applied, err = generationRules(d, s.State, s.State.Generation); err != nil {
+			return nil, err
+		}
+		s.Drift = planner.New(prefix, s.Backend, live, applied)
 	}
-	applied, err := generationRules(d, s.State, s.State.Generation)
-	if err != nil {
+	if s.Interrupted, err = interruptedIn(d, s.State, prefix, live, applied); err != nil {
 		return nil, err
 	}
-	s.Drift = planner.New(prefix, s.Backend, live, applied)
-	s.Interrupted = planner.Interrupted(prefix, live, applied)
 	return s, nil
 }

@@ -107,3 +107,51 @@ func TestConcurrentStateDirsOneNamespace(t *testing.T) {
 		runners[winner].MustRun(t, 0, "destroy", "-auto-approve")
 	})
 }
+
+// kubeProxyRules is what kube-proxy keeps where it runs: its canary in
+// mangle, nat and filter, and its chains.
+const kubeProxyRules = `*mangle
+:KUBE-PROXY-CANARY - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+COMMIT
+*nat
+:KUBE-PROXY-CANARY - [0:0]
+:KUBE-SERVICES - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+COMMIT
+*filter
+:KUBE-PROXY-CANARY - [0:0]
+COMMIT
+`
+
+// TestKubeProxysChainsAreNeverTaken: chain_prefix KUBE where kube-proxy
+// runs: apply, plan and destroy refuse naming kube-proxy, --adopt too,
+// without offering --adopt, and the kernel's rules stay byte for byte;
+// mangle's chains of the prefix, which svcnat never writes, stay too when
+// kube-proxy is gone from nat and filter and --adopt takes those.
+func TestKubeProxysChainsAreNeverTaken(t *testing.T) {
+	applyForBackends(t, func(t *testing.T, b string) {
+		l := newApplyLab(t, b, strings.Replace(applyIPv4Config, "settings {", "settings {\n  chain_prefix  = \"KUBE\"", 1))
+		l.ns.MustExec(t, kubeProxyRules, "iptables-"+b+"-restore", "--noflush")
+		before := l.save(rules.IPv4) + l.save(rules.IPv6)
+		for _, args := range [][]string{{"apply", "-auto-approve"}, {"apply", "--adopt", "-auto-approve"}, {"plan", "--adopt"}, {"destroy", "--adopt", "-auto-approve"}} {
+			r := l.must(1, args...)
+			if !strings.Contains(r.Stderr, "kube-proxy runs in this network namespace") || strings.Contains(r.Stderr, "--adopt") {
+				t.Fatalf("%s svcnat %s over kube-proxy's chains: want a refusal naming kube-proxy, without --adopt: %s", l.where(), strings.Join(args, " "), r)
+			}
+			l.same("iptables-save after a refused "+args[0], stripCounters(before), stripCounters(l.save(rules.IPv4)+l.save(rules.IPv6)))
+		}
+		// kube-proxy is gone from nat and filter; mangle's chains of the
+		// prefix are still someone's, and never svcnat's.
+		l.ns.MustExec(t, "", "iptables-"+b, "-t", "nat", "-D", "PREROUTING", "-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES")
+		for _, c := range [][]string{{"nat", "KUBE-SERVICES"}, {"nat", "KUBE-PROXY-CANARY"}, {"filter", "KUBE-PROXY-CANARY"}, {"mangle", "KUBE-PROXY-CANARY"}} {
+			l.ns.MustExec(t, "", "iptables-"+b, "-t", c[0], "-X", c[1])
+		}
+		mangle := l.ns.MustExec(t, "", "iptables-"+b+"-save", "-t", "mangle")
+		l.must(0, "apply", "--adopt", "-auto-approve")
+		l.must(0, "destroy", "-auto-approve")
+		if after := l.ns.MustExec(t, "", "iptables-"+b+"-save", "-t", "mangle"); stripCounters(after) != stripCounters(mangle) || !strings.Contains(after, ":KUBE-KUBELET-CANARY") {
+			t.Fatalf("%s mangle changed:\n%s\nwas\n%s", l.where(), after, mangle)
+		}
+	})
+}

@@ -134,7 +134,7 @@ func (d Detection) OtherOwned(b Backend) []string {
 // missing or fail counts as empty. An empty prefix skips rules 1 and 2.
 func Survey(netns, prefix string) (Detection, error) {
 	if netns != "" {
-		h, err := openNetNS(netns)
+		h, err := OpenNetNS(netns)
 		if err != nil {
 			return Detection{Backend: NFT}, err
 		}
@@ -246,7 +246,7 @@ func survey(netns string, b Backend, prefix string) Usage {
 					continue
 				}
 				u.Rules++
-				if prefix != "" && rules.Owns(prefix, c.Name) {
+				if prefix != "" && rules.OwnsIn(prefix, t.Name, c.Name) {
 					u.Owned = append(u.Owned, fmt.Sprintf("%s %s %s", fam, t.Name, c.Name))
 				}
 			}

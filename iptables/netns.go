@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // InNetNS runs fn on an OS thread that has entered the named network
@@ -34,12 +35,16 @@ func InNetNS(name string, fn func() error) error {
 	if name == "" {
 		return fn()
 	}
-	target, err := openNetNS(name)
+	target, err := OpenNetNS(name)
 	if err != nil {
 		return err
 	}
 	defer target.Close()
+	return inNetNS(target, name, fn)
+}
 
+// inNetNS is InNetNS in the namespace target, which name names in errors.
+func inNetNS(target netns.NsHandle, name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -153,19 +158,70 @@ func runRecovered(fn func() error) (err error) {
 	return fn()
 }
 
-// openNetNS opens a namespace by `ip netns` name or by path.
-func openNetNS(name string) (netns.NsHandle, error) {
+// OpenNetNS opens the network namespace name names: an `ip netns` name,
+// a path to a namespace file (/proc/PID/ns/net), or "" for svcnat's own.
+// The caller closes the handle. It is how every part of svcnat opens one.
+func OpenNetNS(name string) (netns.NsHandle, error) {
 	var h netns.NsHandle
 	var err error
-	if strings.Contains(name, "/") {
+	switch {
+	case name == "":
+		h, err = netns.GetFromPath("/proc/self/ns/net")
+	case strings.Contains(name, "/"):
 		h, err = netns.GetFromPath(name)
-	} else {
+	default:
 		h, err = netns.GetFromName(name)
 	}
 	if err != nil {
 		return netns.None(), fmt.Errorf("opening network namespace %s: %w", name, err)
 	}
 	return h, nil
+}
+
+// NetNSIdentity names the network namespace name names now (as
+// OpenNetNS takes it), whatever the path to it: by its cookie ("c4096"),
+// which the kernel gives no other namespace until it reboots, or, on
+// kernels before 5.14, which have none, by its nsfs device and inode
+// ("4-4026531840"), which a namespace made after this one died may get
+// again. A namespace deleted and made again under its name has another
+// identity. A name whose file is not (yet) a namespace — gone, or made
+// but not mounted yet — is an error.
+func NetNSIdentity(name string) (string, error) {
+	h, err := OpenNetNS(name)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(h), &fs); err != nil {
+		return "", fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return "", fmt.Errorf("network namespace %s: not a namespace file", name)
+	}
+	var cookie uint64
+	getCookie := func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		return err
+	}
+	if name == "" {
+		err = getCookie()
+	} else {
+		err = inNetNS(h, name, getCookie)
+	}
+	if err == nil {
+		return fmt.Sprintf("c%d", cookie), nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil {
+		return "", fmt.Errorf("identifying network namespace %s: %w", name, err)
+	}
+	return fmt.Sprintf("%d-%d", st.Dev, st.Ino), nil
 }
 
 // InterfaceAddrs lists the addresses of the interfaces in the named network

@@ -51,7 +51,7 @@ func New(opts Options) (Interface, error) {
 		return nil, fmt.Errorf("iptables.New needs the nft or the legacy backend, not %q (Open chooses one)", b)
 	}
 	if opts.NetNS != "" {
-		h, err := openNetNS(opts.NetNS)
+		h, err := OpenNetNS(opts.NetNS)
 		if err != nil {
 			return nil, err
 		}

@@ -10,8 +10,10 @@ import (
 // Left is an owned chain an interrupted apply left behind: an apply
 // killed with SIGKILL while it created chains in batches (staging) leaves
 // the batches it finished, which nothing references yet; SIGINT or SIGTERM
-// would have removed them. Apply and destroy clear them: the next apply
-// uses those its configuration wants and deletes the rest, like any chain.
+// would have removed them. The apply noted them in its state directory
+// before it created them, so they are provably svcnat's: apply and
+// destroy clear them, the next apply using those its configuration wants
+// and deleting the rest, like any chain.
 type Left struct {
 	Family rules.Family
 	Table  string
@@ -21,12 +23,18 @@ type Left struct {
 // String names the chain as svcnat reports it: "IPv4 nat SVCNAT-SEP-X".
 func (l Left) String() string { return fmt.Sprintf("%s %s %s", l.Family, l.Table, l.Chain) }
 
-// Interrupted lists the owned chains of live (whole dumps) that nothing
-// reaches, directly or through other owned chains, from a built-in chain
-// or from a chain svcnat does not own, and that recorded (the owned rules
-// of the last recorded generation; nil when none is) does not have: what
-// an interrupted apply left. Sorted by family, table and chain.
-func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset) []Left {
+// Interrupted lists the owned chains of live (whole dumps) that an apply
+// began to create (began, keyed by Left.String: what the state directory
+// noted before the apply wrote them), that nothing reaches, directly or
+// through other owned chains, from a built-in chain or from a chain svcnat
+// does not own, and that recorded (the owned rules of the last recorded
+// generation; nil when none is) does not have: what an interrupted apply
+// left. Another unreached chain of the prefix is no interrupted apply's:
+// nothing proves svcnat made it. Sorted by family, table and chain.
+func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset, began map[string]bool) []Left {
+	if len(began) == 0 {
+		return nil
+	}
 	var out []Left
 	for _, f := range rules.Families {
 		if live[f] == nil {
@@ -38,8 +46,9 @@ func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset) 
 				rt = recorded[f].Table(t.Name)
 			}
 			for _, c := range unreached(prefix, t) {
-				if rt == nil || rt.Chain(c) == nil {
-					out = append(out, Left{Family: f, Table: t.Name, Chain: c})
+				l := Left{Family: f, Table: t.Name, Chain: c}
+				if began[l.String()] && (rt == nil || rt.Chain(c) == nil) {
+					out = append(out, l)
 				}
 			}
 		}
@@ -62,7 +71,7 @@ func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset) 
 func unreached(prefix string, t *rules.Table) []string {
 	owned := make(map[string]*rules.Chain, len(t.Chains))
 	for _, c := range t.Chains {
-		if !c.Builtin() && rules.Owns(prefix, c.Name) {
+		if !c.Builtin() && rules.OwnsIn(prefix, t.Name, c.Name) {
 			owned[c.Name] = c
 		}
 	}

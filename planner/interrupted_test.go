@@ -36,15 +36,27 @@ func TestInterruptedNamesUnreachedUnrecordedChains(t *testing.T) {
 COMMIT
 `)
 	recorded := parse("*nat\n:SVCNAT-SEP-C - [0:0]\nCOMMIT\n")
+	began := map[string]bool{}
+	for _, c := range []string{"SVC-A", "SEP-A", "SVC-B", "SEP-B", "SEP-C", "SEP-OP"} {
+		began["IPv4 nat SVCNAT-"+c] = true
+	}
 	var got []string
-	for _, l := range Interrupted("SVCNAT", live, recorded) {
+	for _, l := range Interrupted("SVCNAT", live, recorded, began) {
 		got = append(got, l.String())
 	}
 	want := "IPv4 nat SVCNAT-SEP-B, IPv4 nat SVCNAT-SVC-B"
 	if strings.Join(got, ", ") != want {
 		t.Fatalf("Interrupted = %q, want %s", got, want)
 	}
-	if n := len(Interrupted("SVCNAT", live, nil)); n != 3 {
+	if n := len(Interrupted("SVCNAT", live, nil, began)); n != 3 {
 		t.Fatalf("without a recorded generation, %d chains are named, want 3", n)
+	}
+	// An unreached chain no apply noted is nobody's interrupted apply.
+	delete(began, "IPv4 nat SVCNAT-SVC-B")
+	if got := Interrupted("SVCNAT", live, nil, began); len(got) != 2 || got[0].Chain != "SVCNAT-SEP-B" {
+		t.Fatalf("with SVC-B not noted: %v", got)
+	}
+	if n := len(Interrupted("SVCNAT", live, nil, nil)); n != 0 {
+		t.Fatalf("with nothing noted, %d chains are named", n)
 	}
 }

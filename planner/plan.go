@@ -226,7 +226,7 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 	var out []Blocked
 	for _, t := range live.Tables {
 		for _, c := range t.Chains {
-			if c.Builtin() || rules.Owns(prefix, c.Name) {
+			if c.Builtin() || rules.OwnsIn(prefix, t.Name, c.Name) {
 				continue
 			}
 			for _, r := range c.Rules {

@@ -1,45 +1,19 @@
 package reconcile
 
 import (
-	"fmt"
 	"log/slog"
-	"strings"
 
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
-
+	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/metrics"
 )
 
-// netnsIdentity identifies the network namespace name names now (an `ip
-// netns` name, or a path to a namespace file): its nsfs device and inode,
-// which a namespace deleted and made again under the same name does not
-// keep. A name whose file is not (yet) a namespace — gone, or made but
-// not mounted yet — is an error.
-func netnsIdentity(name string) (string, error) {
-	var h netns.NsHandle
-	var err error
-	if strings.Contains(name, "/") {
-		h, err = netns.GetFromPath(name)
-	} else {
-		h, err = netns.GetFromName(name)
-	}
-	if err != nil {
-		return "", fmt.Errorf("opening network namespace %s: %w", name, err)
-	}
-	defer h.Close()
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(int(h), &fs); err != nil {
-		return "", fmt.Errorf("network namespace %s: %w", name, err)
-	}
-	if fs.Type != unix.NSFS_MAGIC {
-		return "", fmt.Errorf("network namespace %s: not a namespace file", name)
-	}
-	return h.UniqueId(), nil
-}
+// netnsIdentity identifies the namespace a name names now, as the
+// namespace lock does (iptables.NetNSIdentity).
+var netnsIdentity = iptables.NetNSIdentity
 
 // followNetNS, at the start of every pass, compares the identity of the
-// namespace NetNS names with the one the listeners were opened in. The
+// namespace NetNS names (iptables.NetNSIdentity, which a namespace deleted
+// and made again under its name does not keep) with the one the listeners were opened in. The
 // rules follow a namespace deleted and made again by themselves (every
 // command enters it by name); a socket stays in the namespace it was made
 // in, so the listeners would answer no one: it says so (WARN), reopens

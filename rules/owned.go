@@ -7,13 +7,25 @@ import (
 	"strings"
 )
 
-// Owns reports whether chain belongs to the owner of prefix: svcnat owns
-// exactly the chains named PREFIX-… (and its jumps into them from built-in
-// chains; see Owned), except the canary.
+// Owns reports whether chain, in a table svcnat writes (OwnsTable),
+// belongs to the owner of prefix: svcnat owns exactly the chains named
+// PREFIX-… of nat and filter (and its jumps into them from built-in
+// chains; see Owned), except the canary. Where the table is at hand,
+// OwnsIn says it whole.
 func Owns(prefix, chain string) bool {
 	n := len(prefix)
 	return len(chain) > n && chain[n] == '-' && chain[:n] == prefix && chain[n+1:] != canary
 }
+
+// OwnsTable reports whether svcnat writes table: nat and filter only. A
+// chain of the prefix in any other table (mangle, raw, security) is never
+// svcnat's, whatever its name: kube-proxy's KUBE-PROXY-CANARY in mangle
+// under the prefix KUBE, say.
+func OwnsTable(table string) bool { return table == "nat" || table == "filter" }
+
+// OwnsIn reports whether chain of table belongs to the owner of prefix:
+// Owns, in a table svcnat writes.
+func OwnsIn(prefix, table, chain string) bool { return OwnsTable(table) && Owns(prefix, chain) }
 
 const canary = "CANARY"
 
@@ -24,9 +36,9 @@ const canary = "CANARY"
 // apply and show beside the daemon neither see nor remove it.
 func Canary(prefix string) string { return prefix + "-" + canary }
 
-// Owned returns the part of rs the owner of prefix owns: every chain named
-// with the prefix, and, in the built-in chains, only the rules that jump
-// into such a chain. Everything else (Docker's, firewalld's, the operator's
+// Owned returns the part of rs the owner of prefix owns: every chain of
+// nat and filter named with the prefix, and, in their built-in chains,
+// only the rules that jump into such a chain (see OwnsIn). Everything else (Docker's, firewalld's, the operator's
 // rules) is left out, and so is never compared, rewritten or removed.
 // Tables and chains keep rs's order; a built-in chain appears only when it
 // holds an owned jump. The owned chains are rs's own, shared, not copied:
@@ -34,6 +46,9 @@ func Canary(prefix string) string { return prefix + "-" + canary }
 func (rs *Ruleset) Owned(prefix string) *Ruleset {
 	out := &Ruleset{Family: rs.Family}
 	for _, t := range rs.Tables {
+		if !OwnsTable(t.Name) {
+			continue
+		}
 		var ot *Table
 		ensure := func() *Table {
 			if ot == nil {
@@ -67,6 +82,10 @@ func (rs *Ruleset) Foreign(prefix string) *Ruleset {
 	out := &Ruleset{Family: rs.Family}
 	for _, t := range rs.Tables {
 		ft := out.EnsureTable(t.Name)
+		if !OwnsTable(t.Name) {
+			ft.Chains = append(ft.Chains, t.Clone().Chains...)
+			continue
+		}
 		for _, c := range t.Chains {
 			if Owns(prefix, c.Name) {
 				continue

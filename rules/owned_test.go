@@ -143,3 +143,40 @@ func TestOwnsLeavesOutTheCanary(t *testing.T) {
 		t.Fatal(Canary("SVCNAT"))
 	}
 }
+
+// TestOwnedOnlyInNatAndFilter: svcnat writes nat and filter only, so a
+// chain of its prefix in another table (kube-proxy's KUBE-PROXY-CANARY in
+// mangle, under the prefix KUBE) is never its: not owned, kept foreign.
+func TestOwnedOnlyInNatAndFilter(t *testing.T) {
+	rs := parseText(t, `*mangle
+:PREROUTING ACCEPT [0:0]
+:SN-PROXY-CANARY - [0:0]
+:SN-MARK - [0:0]
+-A PREROUTING -j SN-MARK
+COMMIT
+*raw
+:SN-RAW - [0:0]
+COMMIT
+*filter
+:SN-FIREWALL - [0:0]
+COMMIT
+`+mixed)
+	owned, foreign := rs.Owned("SN").Text(), rs.Foreign("SN").Text()
+	for _, name := range []string{"SN-PROXY-CANARY", "SN-MARK", "SN-RAW"} {
+		if strings.Contains(owned, name) {
+			t.Fatalf("owned rules hold %s of a table svcnat never writes:\n%s", name, owned)
+		}
+		if !strings.Contains(foreign, ":"+name) {
+			t.Fatalf("foreign rules lost %s:\n%s", name, foreign)
+		}
+	}
+	if !strings.Contains(foreign, "-A PREROUTING -j SN-MARK") {
+		t.Fatalf("foreign rules lost mangle's jump:\n%s", foreign)
+	}
+	if !strings.Contains(owned, ":SN-FIREWALL") || !strings.Contains(owned, ":SN-SEP-A2") {
+		t.Fatalf("owned rules lost nat's or filter's chains:\n%s", owned)
+	}
+	if !OwnsIn("SN", "nat", "SN-X") || !OwnsIn("SN", "filter", "SN-X") || OwnsIn("SN", "mangle", "SN-X") || OwnsIn("SN", "nat", "SN-CANARY") {
+		t.Fatal("OwnsIn")
+	}
+}

@@ -130,33 +130,18 @@ func (d *Dir) lock(ctx context.Context, name string, timeout time.Duration) (*Lo
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
-	deadline := time.Now().Add(timeout)
-	backoff := minBackoff
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
+	if err := FlockWait(ctx, f, timeout); err != nil {
+		switch {
+		case errors.Is(err, ErrLocked):
 			holder := readHolder(f)
 			f.Close()
 			return nil, &LockError{Dir: d.path, Holder: holder}
-		}
-		wait := min(backoff, left)
-		backoff = min(2*backoff, maxBackoff)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 			f.Close()
-			return nil, fmt.Errorf("waiting for the lock on %s: %w", d.path, ctx.Err())
-		case <-t.C:
+			return nil, fmt.Errorf("waiting for the lock on %s: %w", d.path, err)
 		}
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	if err := writeHolder(f); err != nil {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
@@ -164,6 +149,38 @@ func (d *Dir) lock(ctx context.Context, name string, timeout time.Duration) (*Lo
 		return nil, fmt.Errorf("writing lock holder to %s: %w", path, err)
 	}
 	return &Lock{f: f, path: path}, nil
+}
+
+// FlockWait takes an exclusive flock(2) on f, retrying with a growing
+// backoff until timeout has passed (0 tries once) or ctx ends: flock has
+// no timeout of its own, and a blocking one could not be interrupted. A
+// lock still busy at the timeout is ErrLocked; ctx ending first, ctx's
+// error. It is the wait of every lock svcnat takes (the state lock, the
+// network namespace's), which name the holder themselves.
+func FlockWait(ctx context.Context, f *os.File, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	backoff := minBackoff
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ErrLocked
+		}
+		t := time.NewTimer(min(backoff, left))
+		backoff = min(2*backoff, maxBackoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Unlock releases the lock. It clears the holder first so that a waiter never
