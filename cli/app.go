@@ -120,7 +120,14 @@ func Run(env Env, args []string) int {
 	env.Stdout = out
 	app := NewApp(env)
 	app.Metadata[argsKey] = args
-	err := app.Run(append([]string{"svcnat"}, args...))
+	var err error
+	if n := len(args); n > 0 && args[n-1] == completeFlag {
+		// Answered here, never by app.Run: urfave/cli runs the command
+		// when any argument is "--" (svcnat confirm --<TAB>).
+		err = complete(app, args[:n-1])
+	} else {
+		err = app.Run(append([]string{"svcnat"}, args...))
+	}
 	if verr, ok := app.Metadata[versionErrKey].(error); ok && err == nil {
 		err = verr // svcnat --version failed
 	}
@@ -166,11 +173,12 @@ func NewApp(env Env) *ucli.App {
 		Action: rootAction,
 		// Errors are printed once, by Main, in svcnat's own format; bad
 		// usage too, instead of the help on stdout.
-		ExitErrHandler:       func(*ucli.Context, error) {},
-		OnUsageError:         usageError,
-		HideHelpCommand:      true,
-		Version:              buildinfo.Read().Version,
-		EnableBashCompletion: true,
+		ExitErrHandler:  func(*ucli.Context, error) {},
+		OnUsageError:    usageError,
+		HideHelpCommand: true,
+		Version:         buildinfo.Read().Version,
+		// Run answers completion (complete.go), never urfave/cli.
+		EnableBashCompletion: false,
 		Commands: []*ucli.Command{
 			validateCommand(),
 			fmtCommand(),
@@ -197,7 +205,6 @@ func NewApp(env Env) *ucli.App {
 		prepared(c)
 		readOnly(c)
 	}
-	withCompletion(app)
 	// --version says what svcnat version does; urfave/cli's printer is
 	// one global, so it is set here rather than per app. It returns no
 	// error: Run finds it in the app's metadata.

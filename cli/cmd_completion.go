@@ -9,7 +9,8 @@ import (
 // Completion scripts for bash and zsh ask svcnat itself
 // (--generate-bash-completion) what can come next, and svcnat answers
 // from the same command definitions as --help (completeWords), so they
-// never drift. They always pass the word being completed, empty or not:
+// never drift; Run answers before any command runs (complete), also for
+// "svcnat confirm --<TAB>". They always pass the word being completed, empty or not:
 // without it "svcnat --no-color <TAB>" (a flag given, a command next) and
 // "svcnat --no-col<TAB>" (a flag being typed) ask the same question.
 const bashCompletion = `# bash completion for svcnat (svcnat completion bash)

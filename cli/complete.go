@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -42,25 +43,29 @@ func commandNames(app *ucli.App) []string {
 	return names
 }
 
-// withCompletion makes every command answer --generate-bash-completion
-// with completeWords. urfave/cli's own answer reads os.Args rather than
-// the arguments, takes a flag just given ("svcnat --no-color <TAB>") for
-// one being typed, offers a command's subcommands where its arguments go
-// (help, h after "svcnat completion") and never a flag's values.
-func withCompletion(app *ucli.App) {
-	complete := func(c *ucli.Context) {
-		args, _ := c.App.Metadata[argsKey].([]string)
-		if len(args) == 0 {
-			return
-		}
-		for _, w := range completeWords(c.App, args[:len(args)-1]) {
-			fmt.Fprintln(c.App.Writer, w)
-		}
+// completeFlag, last on the command line, asks svcnat what may come next
+// instead of running it (the completion scripts).
+const completeFlag = "--generate-bash-completion"
+
+// complete answers a completion request, words being the command line
+// before completeFlag, with completeWords, one word a line. It is the
+// only answer: urfave/cli's own completion is off (EnableBashCompletion),
+// as it runs the command when any argument is "--" (svcnat confirm
+// --<TAB> confirmed), reads os.Args rather than the arguments, takes a
+// flag just given ("svcnat --no-color <TAB>") for one being typed, offers
+// a command's subcommands where its arguments go (help, h after "svcnat
+// completion") and never a flag's values. Nothing here runs a Before or
+// an Action.
+func complete(app *ucli.App, words []string) error {
+	// Setup adds the flags app.Run would (--help to every command),
+	// without running anything.
+	app.Setup()
+	var sb strings.Builder
+	for _, w := range completeWords(app, words) {
+		sb.WriteString(w + "\n")
 	}
-	app.BashComplete = complete
-	for _, c := range app.Commands {
-		c.BashComplete = complete
-	}
+	_, err := io.WriteString(app.Writer, sb.String())
+	return err
 }
 
 // completeWords returns what may stand in the last of words, the word
@@ -111,6 +116,11 @@ func completeWords(app *ucli.App, words []string) []string {
 func flagsOf(app *ucli.App, cmd *ucli.Command) []ucli.Flag {
 	if cmd == nil {
 		return app.Flags
+	}
+	// urfave/cli adds --help to a command when it runs it, which
+	// completion never does.
+	if !cmd.HideHelp && findFlag(cmd.Flags, ucli.HelpFlag.Names()[0]) == nil {
+		return append(slices.Clip(cmd.Flags), ucli.HelpFlag)
 	}
 	return cmd.Flags
 }

@@ -84,6 +84,12 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"fmt", "-rec"}, "-recursive"},
 		{[]string{"plan", "--json", "--js"}, ""},
 		{[]string{"apply", "--probe", "http://10.0.0.1:80/", "--pro"}, "--probe --probe-timeout"},
+		// "--" as the word being completed, or before it: urfave/cli ran
+		// the command then (confirm --<TAB> confirmed).
+		{[]string{"confirm", "--"}, "--config --node --netns --state-dir --iptables-save --backend --local-address --json --no-color --lock-timeout --help"},
+		{[]string{"history", "-"}, "--config -c --node --netns --state-dir --iptables-save --backend --local-address --json --no-color --help -h"},
+		{[]string{"trace", "--", "x"}, ""},
+		{[]string{"--"}, "--config --node --netns --state-dir --iptables-save --backend --local-address --json --no-color --help --version"},
 	} {
 		if got := complete(c.words...); got != c.want {
 			t.Errorf("svcnat %s<TAB>: %q, want %q", strings.Join(c.words, " "), got, c.want)
@@ -119,5 +125,70 @@ func TestCompletionValues(t *testing.T) {
 		if !strings.Contains(fish, want) {
 			t.Errorf("fish script lacks %q", want)
 		}
+	}
+}
+
+// Completion only answers: whatever the word being completed ("--", "-",
+// a word after a "--" in the line), svcnat lists what may come next and
+// never runs the command. urfave/cli turns its completion off when any
+// argument is "--", so the command used to run with
+// --generate-bash-completion as an argument: confirm confirmed.
+func TestCompletionNeverRunsACommand(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	id := pendingID(t, h.must(ExitOK, "apply", "-auto-approve", "--confirm-timeout", "1h"))
+	rulesBefore, opened, gen := h.rules(), len(h.opened), h.generation()
+	// h.run gives --no-color, --node, --state-dir and -c: not offered again.
+	common := "--netns\n--iptables-save\n--backend\n--local-address\n--json\n"
+	for _, c := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"confirm", "--"}, common + "--lock-timeout\n--help\n-h\n"},
+		{[]string{"revert", "--"}, common + "--lock-timeout\n--help\n-h\n"},
+		{[]string{"confirm", "-"}, common + "--lock-timeout\n--help\n-h\n"},
+		{[]string{"confirm", "--", ""}, ""},
+		{[]string{"confirm", "--", id[:2]}, ""},
+		{[]string{"trace", "--", "x"}, ""},
+		{[]string{"trace", "--", "--"}, ""},
+		{[]string{"history", "--"}, common + "--help\n-h\n"},
+		{[]string{"--"}, common + "--help\n-h\n--version\n-v\n"},
+		{[]string{"--json", "--"}, "--netns\n--iptables-save\n--backend\n--local-address\n--help\n-h\n--version\n-v\n"},
+	} {
+		args := append(append([]string{}, c.words...), completeFlag)
+		out, errs, code := h.run(args...)
+		if code != ExitOK || errs != "" || out != c.want {
+			t.Errorf("svcnat %s<TAB>: exit %d, stdout %q, want %q\n%s", strings.Join(c.words, " "), code, out, c.want, errs)
+		}
+	}
+	// Every command, asked for its flags: its flags, nothing run.
+	for _, cmd := range NewApp(Env{}).Commands {
+		for _, words := range [][]string{{cmd.Name, "--"}, {cmd.Name, "-"}, {cmd.Name, "x", "--", "y"}} {
+			args := append(append([]string{}, words...), completeFlag)
+			out, errs, code := h.run(args...)
+			ok := code == ExitOK && errs == ""
+			if words[len(words)-1] == "y" {
+				ok = ok && out == "" // after "--": file names
+			} else {
+				ok = ok && strings.HasSuffix(out, "--help\n-h\n")
+				if findFlag(cmd.Flags, "json") != nil {
+					ok = ok && strings.HasPrefix(out, common)
+				}
+			}
+			if !ok {
+				t.Errorf("svcnat %s<TAB>: exit %d, stdout %q\n%s", strings.Join(words, " "), code, out, errs)
+			}
+		}
+	}
+	// fish completes from its script alone: it never asks svcnat.
+	if fish := h.must(ExitOK, "completion", "fish"); strings.Contains(fish, "-a '(") || strings.Contains(fish, completeFlag) {
+		t.Errorf("the fish script runs svcnat:\n%s", fish)
+	}
+	if h.rules() != rulesBefore || len(h.opened) != opened || h.generation() != gen {
+		t.Fatalf("completion acted: host opened %d times more, generation %d, rules\n%s", len(h.opened)-opened, h.generation(), h.rules())
+	}
+	if out := h.must(ExitOK, "show"); !strings.Contains(out, "Pending: apply "+id) {
+		t.Fatalf("the apply no longer awaits confirmation:\n%s", out)
 	}
 }
