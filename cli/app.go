@@ -173,12 +173,11 @@ func NewApp(env Env) *ucli.App {
 		Action: rootAction,
 		// Errors are printed once, by Main, in svcnat's own format; bad
 		// usage too, instead of the help on stdout.
-		ExitErrHandler:  func(*ucli.Context, error) {},
-		OnUsageError:    usageError,
-		HideHelpCommand: true,
-		Version:         buildinfo.Read().Version,
-		// Run answers completion (complete.go), never urfave/cli.
-		EnableBashCompletion: false,
+		ExitErrHandler:       func(*ucli.Context, error) {},
+		OnUsageError:         usageError,
+		HideHelpCommand:      true,
+		Version:              buildinfo.Read().Version,
+		EnableBashCompletion: false, // Run answers it (complete.go)
 		Commands: []*ucli.Command{
 			validateCommand(),
 			fmtCommand(),
