@@ -33,11 +33,25 @@ func TestFmtDiffAbsolutePath(t *testing.T) {
 			t.Fatalf("the patched file is not formatted: exit %d\n%s", code, out)
 		}
 	}
-	// Outside the working directory: the path as given, which patch -p1
-	// applies from /.
-	elsewhere := writeFile(t, t.TempDir(), "y.hcl", src)
-	out, errs, code = run(t, "fmt", "-check", "-diff", elsewhere)
-	if p := strings.TrimPrefix(elsewhere, "/"); code != ExitFormat || !strings.HasPrefix(out, "--- a/"+p+"\n+++ b/"+p+"\n") {
-		t.Fatalf("fmt -check -diff %s: exit %d\n%s%s", elsewhere, code, out, errs)
+	// Given with "..", below the working directory all the same.
+	t.Chdir("conf")
+	writeFile(t, ".", "x.hcl", src)
+	out, errs, code = run(t, "fmt", "-check", "-diff", "../conf")
+	if code != ExitFormat || !strings.HasPrefix(out, "--- a/x.hcl\n+++ b/x.hcl\n") {
+		t.Fatalf("fmt -check -diff ../conf: exit %d\n%s%s", code, out, errs)
+	}
+	// Outside the working directory, given either way: the absolute
+	// path, which patch -p1 applies from / (patch refuses "..").
+	other := t.TempDir()
+	elsewhere := writeFile(t, other, "y.hcl", src)
+	rel, err := filepath.Rel(filepath.Join(dir, "conf"), elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{elsewhere, rel} {
+		out, errs, code = run(t, "fmt", "-check", "-diff", arg)
+		if p := strings.TrimPrefix(elsewhere, "/"); code != ExitFormat || !strings.HasPrefix(out, "--- a/"+p+"\n+++ b/"+p+"\n") {
+			t.Fatalf("fmt -check -diff %s: exit %d\n%s%s", arg, code, out, errs)
+		}
 	}
 }

@@ -127,20 +127,21 @@ func diffLines(before, after string) []diffLine {
 
 // diffPath is how a diff's headers name the file name: relative to the
 // working directory when it is below it, however it was given
-// (svcnat fmt -diff /etc/svcnat run in /etc/svcnat), so that patch -p1
-// applies the diff where it was made; else as given, an absolute path
-// then applying with patch -p1 from /.
+// (svcnat fmt -diff /etc/svcnat run in /etc/svcnat, or ../conf run in
+// conf), so that patch -p1 applies the diff where it was made; else by
+// its absolute path, which patch -p1 applies from / (patch refuses a
+// name with "..").
 func diffPath(name string) string {
-	if !filepath.IsAbs(name) {
-		return filepath.Clean(name)
-	}
-	wd, err := os.Getwd()
+	abs, err := filepath.Abs(name)
 	if err != nil {
 		return name
 	}
-	rel, err := filepath.Rel(wd, name)
-	if err != nil || !filepath.IsLocal(rel) {
-		return name
+	wd, err := os.Getwd()
+	if err != nil {
+		return abs
 	}
-	return rel
+	if rel, err := filepath.Rel(wd, abs); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return abs
 }
