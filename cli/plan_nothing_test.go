@@ -93,3 +93,15 @@ func TestKubeProxyWithNothingToDestroy(t *testing.T) {
 		t.Fatalf("apply changed the rules:\n%s", h.rules())
 	}
 }
+
+// show of a saved destroy plan with nothing to remove says so as plan
+// -destroy did: a destroy plan has no configuration to match.
+func TestShowEmptyDestroyPlan(t *testing.T) {
+	h := newFakeHost(t)
+	planFile := filepath.Join(t.TempDir(), "destroy.plan")
+	h.must(ExitOK, "plan", "-destroy", "-out", planFile)
+	out := h.must(ExitOK, "show", planFile)
+	if !strings.Contains(out, "\nNo changes. Nothing to destroy: no SVCNAT-* chains or jumps are live.\n") || strings.Contains(out, "configuration.") {
+		t.Fatalf("show of an empty destroy plan:\n%s", out)
+	}
+}

@@ -155,15 +155,16 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 
 // nothingToDo says, after "No changes.", why an empty plan is all there
 // is: the rules (live, or in a dump) are what the configuration wants,
-// or, for destroy, which has no configuration, none of the prefix's are
-// there.
+// or, for destroy (a saved destroy plan shown too), which has no
+// configuration, none of the prefix's are there.
 func (v *planHuman) nothingToDo(p *planner.Plan, dump bool) string {
+	destroy := v.op == engine.OpDestroy || p.Destroy
 	switch {
 	case v.nothing != "":
 		return v.nothing
-	case v.op == engine.OpDestroy && dump:
+	case destroy && dump:
 		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are in the dump."
-	case v.op == engine.OpDestroy:
+	case destroy:
 		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are live."
 	case dump:
 		return "The rules in the dump match the configuration."
