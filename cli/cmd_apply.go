@@ -98,12 +98,18 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 		// The live rules already what the plan wants: applied before
 		// (this plan, or one like it). A diff "since" would list the
 		// plan's own changes as if someone else had made them.
+		// A destroy plan is made again by plan -destroy: plan alone would
+		// make a plan of the configuration, which apply of FILE then
+		// commits instead of removing everything.
+		again, now := "svcnat plan", "svcnat plan shows what the configuration would change now"
+		if p.Destroy {
+			again, now = "svcnat plan -destroy", "svcnat plan -destroy shows what destroy would remove now"
+		}
 		if planner.New(p.Prefix, p.Backend, p.Desired, stale.Since.Desired).Empty() {
-			return withHint(fmt.Errorf("%s: the plan was already applied: the live rules are the ones it wants; nothing was changed", file),
-				"svcnat plan shows what the configuration would change now")
+			return withHint(fmt.Errorf("%s: the plan was already applied: the live rules are the ones it wants; nothing was changed", file), now)
 		}
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)
-		return v.done(nil, withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run svcnat plan again"))
+		return v.done(nil, withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run "+again+" again"))
 	}
 	if err := v.done(res, err); err != nil {
 		return err

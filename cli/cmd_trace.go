@@ -150,7 +150,7 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 		opts.LocalAddresses, t.AddrErr = addrs()
 		switch {
 		case len(g.LocalAddresses) > 0:
-			t.Addresses = "the --local-address addresses"
+			t.Addresses = localAddresses
 		case g.NetNS != "":
 			t.Addresses = "the addresses of namespace " + g.NetNS
 		default:
@@ -182,20 +182,31 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 // destination svcnat serves only under another protocol.
 func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
 	nodePort := t.NodePorts[p.Proto+"/"+strconv.Itoa(p.DPort)]
-	if t.Addresses == thisMachine {
-		if t.AddrErr != nil {
-			fmt.Fprintf(w, "svcnat: warning: reading this machine's addresses: %v; the trace takes the node to have none\n", t.AddrErr)
-		} else {
-			fmt.Fprintf(w, "svcnat: the node's addresses are this machine's: %s (--local-address gives another node's)\n", joinAddrs(t.Local))
-		}
+	switch {
+	case t.AddrErr != nil:
+		// A namespace's as much as this machine's: unread, the trace
+		// runs as if the node had no address at all.
+		fmt.Fprintf(w, "svcnat: warning: reading %s: %v; the trace takes the node to have none\n", t.Addresses, t.AddrErr)
+	case t.Addresses == thisMachine:
+		fmt.Fprintf(w, "svcnat: the node's addresses are this machine's: %s (--local-address gives another node's)\n", joinAddrs(t.Local))
 	}
 	if nodePort && !t.IsLocal(p.Dst) {
-		whose := "no address of the node is known (a dump holds none)"
-		if t.Addresses != "" {
+		whose, fix := "no address of the node is known (a dump holds none)", "give the node's addresses with --local-address"
+		switch t.Addresses {
+		case "":
+		case thisMachine:
+			// Named on the line above.
 			whose = fmt.Sprintf("%s is not one of %s", p.Dst, t.Addresses)
+		default:
+			whose = fmt.Sprintf("%s is not one of %s (%s)", p.Dst, t.Addresses, joinAddrs(t.Local))
 		}
-		fmt.Fprintf(w, "svcnat: warning: %d is a node port, but %s, so its rules (-m addrtype --dst-type LOCAL) do not match; give the node's addresses with --local-address\n",
-			p.DPort, whose)
+		if t.Addresses == localAddresses {
+			// The node's addresses were given: the destination is the
+			// wrong one, or one of them was left out.
+			fix = fmt.Sprintf("trace one of them, or give %s with --local-address too if it is the node's", p.Dst)
+		}
+		fmt.Fprintf(w, "svcnat: warning: %d is a node port, but %s, so its rules (-m addrtype --dst-type LOCAL) do not match; %s\n",
+			p.DPort, whose, fix)
 	}
 	if other := trace.OtherProtocols(t.Host, p, res, t.Prefix); len(other) > 0 {
 		fmt.Fprintf(w, "svcnat: warning: svcnat serves %s as %s only, not %s; trace it with --proto %s\n",
@@ -203,8 +214,12 @@ func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
 	}
 }
 
-// thisMachine is traced.Addresses when they are this machine's own.
-const thisMachine = "this machine's addresses"
+// thisMachine is traced.Addresses when they are this machine's own,
+// localAddresses when --local-address gave them.
+const (
+	thisMachine    = "this machine's addresses"
+	localAddresses = "the --local-address addresses"
+)
 
 func joinAddrs(addrs []netip.Addr) string {
 	if len(addrs) == 0 {

@@ -116,21 +116,47 @@ func placeholderOf(f ucli.Flag) string {
 	switch f.(type) {
 	case *ucli.DurationFlag:
 		return "DURATION"
-	case *ucli.IntFlag, *ucli.UintFlag:
+	case *ucli.IntFlag, *ucli.Int64Flag, *ucli.UintFlag, *ucli.Uint64Flag:
 		return "N"
 	}
 	return "VALUE"
 }
 
 // defaultOf is a flag's default as one would type it: auto, not "auto";
-// nothing for an empty one or a false bool.
+// nothing for an empty one, a false bool, or a number or duration that is
+// zero, which for svcnat's flags means not given (rollback --to 0 is no
+// generation, apply --confirm-timeout 0s asks for no confirmation).
 func defaultOf(f ucli.Flag) string {
 	switch b := f.(type) {
 	case *ucli.BoolFlag:
 		return boolDefault(b)
 	case cmdLineBool:
 		return boolDefault(b.BoolFlag)
+	case *ucli.IntFlag:
+		return nonZero(b.Value, f)
+	case *ucli.Int64Flag:
+		return nonZero(b.Value, f)
+	case *ucli.UintFlag:
+		return nonZero(b.Value, f)
+	case *ucli.Uint64Flag:
+		return nonZero(b.Value, f)
+	case *ucli.DurationFlag:
+		return nonZero(b.Value, f)
 	}
+	return defaultText(f)
+}
+
+// nonZero is f's default text unless its default value v is zero.
+func nonZero[T comparable](v T, f ucli.Flag) string {
+	var zero T
+	if v == zero {
+		return ""
+	}
+	return defaultText(f)
+}
+
+// defaultText is f's default as urfave/cli's help shows it, unquoted.
+func defaultText(f ucli.Flag) string {
 	d := f.(ucli.DocGenerationFlag).GetDefaultText()
 	if u, err := strconv.Unquote(d); err == nil {
 		d = u

@@ -80,7 +80,7 @@ func TestKubeProxyIsRefused(t *testing.T) {
 	}
 	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"KUBE\"\n}\n")
 	hint := `give svcnat a chain prefix of its own (chain_prefix in the settings block; the default is "SVCNAT")`
-	refusedLikeApply(t, h, "kube_proxy", "kube-proxy runs in this network namespace (IPv4 mangle KUBE-PROXY-CANARY): its KUBE-* chains are never svcnat's, and this apply would change or delete them; nothing was changed", hint)
+	refusedLikeApply(t, h, "kube_proxy", "kube-proxy runs in this network namespace (IPv4 mangle KUBE-PROXY-CANARY): its KUBE-* chains are never svcnat's, and svcnat with chain_prefix KUBE would fight it over them; nothing was changed", hint)
 	if _, errs, code := h.run("apply", "--adopt", "-auto-approve"); code != ExitError || !strings.Contains(errs, "kube-proxy runs") || strings.Contains(errs, "--adopt") {
 		t.Fatalf("apply --adopt: exit %d\n%s", code, errs)
 	}

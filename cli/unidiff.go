@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sergi/go-diff/diffmatchpatch"
@@ -22,14 +24,15 @@ type diffLine struct {
 
 // writeUnifiedDiff writes the unified diff from before to after of the
 // file name, with a/ and b/ headers, so that patch -p1 (and git apply)
-// applies it from the directory the name is relative to. go-diff diffs
-// the lines (Myers); it writes patches in its own character-level,
-// URL-escaped format only, hence the hunks here. planner.RuleDiffText
-// drops blank lines, which in a file are lines a hunk must count.
+// applies it from the directory the name is relative to (see diffPath).
+// go-diff diffs the lines (Myers); it writes patches in its own
+// character-level, URL-escaped format only, hence the hunks here.
+// planner.RuleDiffText drops blank lines, which in a file are lines a
+// hunk must count.
 func writeUnifiedDiff(w io.Writer, name, before, after string) error {
 	lines := diffLines(before, after)
 	var sb strings.Builder
-	path := strings.TrimPrefix(name, "/")
+	path := strings.TrimPrefix(diffPath(name), "/")
 	fmt.Fprintf(&sb, "--- a/%s\n+++ b/%s\n", path, path)
 	for i := 0; i < len(lines); {
 		if lines[i].op == ' ' {
@@ -120,4 +123,25 @@ func diffLines(before, after string) []diffLine {
 		}
 	}
 	return out
+}
+
+// diffPath is how a diff's headers name the file name: relative to the
+// working directory when it is below it, however it was given
+// (svcnat fmt -diff /etc/svcnat run in /etc/svcnat, or ../conf run in
+// conf), so that patch -p1 applies the diff where it was made; else by
+// its absolute path, which patch -p1 applies from / (patch refuses a
+// name with "..").
+func diffPath(name string) string {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return name
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return abs
+	}
+	if rel, err := filepath.Rel(wd, abs); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return abs
 }

@@ -60,9 +60,7 @@ func (v *commitView) planned(p engine.Planned) {
 			r.From, r.To.Generation, r.To.AppliedAt.Format("2006-01-02 15:04:05 MST"))
 	}
 	view := newOpPlanView(w, p.Op, v.g.JSON, v.g.Color)
-	if h, ok := view.(*planHuman); ok && p.Op == engine.OpDestroy { // destroy has no configuration that the live rules could match
-		h.nothing = "Nothing to destroy: no " + p.Plan.Prefix + "-* chains or jumps are live."
-	} else if ok && p.Rollback != nil {
+	if h, ok := view.(*planHuman); ok && p.Rollback != nil {
 		h.nothing = fmt.Sprintf("The live rules are generation %d's.", p.Rollback.To.Generation)
 	}
 	if err := view.PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {

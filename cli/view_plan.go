@@ -54,8 +54,8 @@ type planHuman struct {
 	op    engine.Op // the command whose plan it is, which may refuse it
 	intro string
 	total string // the label of the last line
-	// nothing, when set, replaces "The live rules match the
-	// configuration." after "No changes." (destroy has no configuration).
+	// nothing, when set, replaces what nothingToDo says after "No
+	// changes." (a rollback names the generation the live rules are).
 	nothing string
 }
 
@@ -80,16 +80,16 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 	// (plan's, or the command's own) says why. A plan against a dump is
 	// no refusal here: its note says what it is for.
 	refused := refusalReason(refusal) != ""
+	dump := errors.Is(refusal, iptables.ErrReadOnly)
 	if p.Empty() {
 		if refused {
 			fmt.Fprintf(w, "%s to the rules, but svcnat %s would refuse to run here (see the error below).\n", st.bold("No changes"), v.op)
 			return
 		}
-		nothing := "The live rules match the configuration."
-		if v.nothing != "" {
-			nothing = v.nothing
+		fmt.Fprintln(w, st.bold("No changes.")+" "+v.nothingToDo(p, dump))
+		if dump {
+			writeDumpNote(w, st)
 		}
-		fmt.Fprintln(w, st.bold("No changes.")+" "+nothing)
 		return
 	}
 	d := planner.Describe(p)
@@ -148,12 +148,36 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 	s := p.Summary()
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
-	if errors.Is(refusal, iptables.ErrReadOnly) {
-		// As terraform says of a plan it cannot guarantee: planning
-		// against a dump is for review (CI), not for apply.
-		fmt.Fprintf(w, "\n%s this plan was made against a saved iptables-save dump, not this host's live rules: svcnat apply cannot commit it.\n",
-			st.bold("Note:"))
+	if dump {
+		writeDumpNote(w, st)
 	}
+}
+
+// nothingToDo says, after "No changes.", why an empty plan is all there
+// is: the rules (live, or in a dump) are what the configuration wants,
+// or, for destroy (a saved destroy plan shown too), which has no
+// configuration, none of the prefix's are there.
+func (v *planHuman) nothingToDo(p *planner.Plan, dump bool) string {
+	destroy := v.op == engine.OpDestroy || p.Destroy
+	switch {
+	case v.nothing != "":
+		return v.nothing
+	case destroy && dump:
+		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are in the dump."
+	case destroy:
+		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are live."
+	case dump:
+		return "The rules in the dump match the configuration."
+	}
+	return "The live rules match the configuration."
+}
+
+// writeDumpNote ends a plan made against a saved dump, with changes or
+// without: as terraform says of a plan it cannot guarantee, planning
+// against a dump is for review (CI), not for apply.
+func writeDumpNote(w io.Writer, st style) {
+	fmt.Fprintf(w, "\n%s this plan was made against a saved iptables-save dump, not this host's live rules: svcnat apply cannot commit it.\n",
+		st.bold("Note:"))
 }
 
 // detailWords says what changes for a service, in an operator's words:

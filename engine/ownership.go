@@ -218,10 +218,13 @@ const kubeProxyCanary = "KUBE-PROXY-CANARY"
 // kubeProxyRefusal refuses op with the prefix KUBE where kube-proxy runs
 // (its canary is in some table): its KUBE-* chains are its own, and two
 // writers of one set of chains undo each other's rules; --adopt does not
-// change that. Nat and filter are in p.Live already; only when neither
-// holds the canary are the other tables read, and only for KUBE.
+// change that. A destroy with nothing to remove is not refused: no
+// KUBE-* chain is in nat or filter, so it touches none of kube-proxy's
+// and has nothing to fight it over. Nat and filter are in p.Live
+// already; only when neither holds the canary are the other tables read,
+// and only for KUBE.
 func (e *Engine) kubeProxyRefusal(op Op, p *planner.Plan) error {
-	if p.Prefix != "KUBE" {
+	if p.Prefix != "KUBE" || op == OpDestroy && p.Empty() {
 		return nil
 	}
 	for _, f := range rules.Families {
@@ -257,8 +260,10 @@ type KubeProxyError struct {
 }
 
 func (e *KubeProxyError) Error() string {
-	return fmt.Sprintf("kube-proxy runs in this network namespace (%s): its KUBE-* chains are never svcnat's, and this %s would change or delete them; nothing was changed",
-		e.Where, e.Op)
+	// True of every command it refuses, also of an apply that would only
+	// add chains beside kube-proxy's (its canary alone, in mangle).
+	return fmt.Sprintf("kube-proxy runs in this network namespace (%s): its KUBE-* chains are never svcnat's, and svcnat with chain_prefix KUBE would fight it over them; nothing was changed",
+		e.Where)
 }
 
 // Hint says how svcnat and kube-proxy can share a kernel.
