@@ -62,6 +62,10 @@ func remoteSafety(c *ucli.Context, g Globals, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	runtimeDir, err := filepath.Abs(g.RuntimeDir)
+	if err != nil {
+		return err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding svcnat's own binary for the revert watcher: %w", err)
@@ -71,7 +75,7 @@ func remoteSafety(c *ucli.Context, g Globals, e *engine.Engine) error {
 		// Every one as a flag, even an empty --netns (one word: no empty
 		// argument for systemd-run to carry): a flag wins over the
 		// SVCNAT_* environment the watcher may inherit.
-		argv := []string{exe, "--state-dir", stateDir, "--backend", string(e.Kernel.Backend()), "--netns=" + g.NetNS,
+		argv := []string{exe, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--backend", string(e.Kernel.Backend()), "--netns=" + g.NetNS,
 			"confirm-watch", "--id", id}
 		return env.Detach("svcnat-revert-"+id, argv, filepath.Join(stateDir, "watcher.log"))
 	}}

@@ -86,10 +86,10 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"apply", "--probe", "http://10.0.0.1:80/", "--pro"}, "--probe --probe-timeout"},
 		// "--" as the word being completed, or before it: urfave/cli ran
 		// the command then (confirm --<TAB> confirmed).
-		{[]string{"confirm", "--"}, "--config --node --netns --state-dir --iptables-save --backend --local-address --json --no-color --lock-timeout --help"},
-		{[]string{"history", "-"}, "--config -c --node --netns --state-dir --iptables-save --backend --local-address --json --no-color --help -h"},
+		{[]string{"confirm", "--"}, "--config --node --netns --state-dir --runtime-dir --iptables-save --backend --local-address --json --no-color --lock-timeout --help"},
+		{[]string{"history", "-"}, "--config -c --node --netns --state-dir --runtime-dir --iptables-save --backend --local-address --json --no-color --help -h"},
 		{[]string{"trace", "--", "x"}, ""},
-		{[]string{"--"}, "--config --node --netns --state-dir --iptables-save --backend --local-address --json --no-color --help --version"},
+		{[]string{"--"}, "--config --node --netns --state-dir --runtime-dir --iptables-save --backend --local-address --json --no-color --help --version"},
 	} {
 		if got := complete(c.words...); got != c.want {
 			t.Errorf("svcnat %s<TAB>: %q, want %q", strings.Join(c.words, " "), got, c.want)
@@ -140,7 +140,7 @@ func TestCompletionNeverRunsACommand(t *testing.T) {
 	id := pendingID(t, h.must(ExitOK, "apply", "-auto-approve", "--confirm-timeout", "1h"))
 	rulesBefore, opened, gen := h.rules(), len(h.opened), h.generation()
 	// h.run gives --no-color, --node, --state-dir and -c: not offered again.
-	common := "--netns\n--iptables-save\n--backend\n--local-address\n--json\n"
+	common := "--netns\n--runtime-dir\n--iptables-save\n--backend\n--local-address\n--json\n"
 	for _, c := range []struct {
 		words []string
 		want  string
@@ -154,7 +154,7 @@ func TestCompletionNeverRunsACommand(t *testing.T) {
 		{[]string{"trace", "--", "--"}, ""},
 		{[]string{"history", "--"}, common + "--help\n-h\n"},
 		{[]string{"--"}, common + "--help\n-h\n--version\n-v\n"},
-		{[]string{"--json", "--"}, "--netns\n--iptables-save\n--backend\n--local-address\n--help\n-h\n--version\n-v\n"},
+		{[]string{"--json", "--"}, "--netns\n--runtime-dir\n--iptables-save\n--backend\n--local-address\n--help\n-h\n--version\n-v\n"},
 	} {
 		args := append(append([]string{}, c.words...), completeFlag)
 		out, errs, code := h.run(args...)

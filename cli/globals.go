@@ -10,6 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/engine"
 )
 
 // Globals are the options every command shares, read once from flags and
@@ -19,10 +20,12 @@ type Globals struct {
 	Node     string
 	NetNS    string
 	StateDir string
-	SaveFile string
-	Backend  string
-	JSON     bool
-	Color    bool
+	// RuntimeDir holds the per-namespace locks and owner records.
+	RuntimeDir string
+	SaveFile   string
+	Backend    string
+	JSON       bool
+	Color      bool
 	// Progress: report the progress of long work on stderr, which is a
 	// terminal (and --json is off).
 	Progress bool
@@ -47,6 +50,8 @@ func globalFlags() []ucli.Flag {
 			Usage: "work in this named network namespace (as ip netns add makes them)"},
 		&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/svcnat", EnvVars: []string{"SVCNAT_STATE_DIR"},
 			Usage: "where generations, backups and the lock live"},
+		&ucli.StringFlag{Name: "runtime-dir", Value: engine.DefaultRuntimeDir, EnvVars: []string{"SVCNAT_RUNTIME_DIR"},
+			Usage: "where the lock of each network namespace svcnat changes rules in, and its owner record, live (a tmpfs emptied at boot)"},
 		&ucli.StringFlag{Name: "iptables-save", EnvVars: []string{"SVCNAT_IPTABLES_SAVE"},
 			Usage: "plan against this saved iptables-save dump instead of the live kernel (IPv6: FILE.v6 if present)"},
 		&ucli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"SVCNAT_BACKEND"},
@@ -119,15 +124,16 @@ func readGlobals(c *ucli.Context) (Globals, error) {
 	str := func(n string) string { return setIn(c, n).String(n) }
 	flag := func(n string) bool { return setIn(c, n).Bool(n) }
 	g := Globals{
-		Config:   str("config"),
-		Node:     str("node"),
-		NetNS:    str("netns"),
-		StateDir: str("state-dir"),
-		SaveFile: str("iptables-save"),
-		Backend:  str("backend"),
-		JSON:     flag("json"),
-		stderr:   c.App.ErrWriter,
-		noColor:  flag("no-color") || os.Getenv("NO_COLOR") != "",
+		Config:     str("config"),
+		Node:       str("node"),
+		NetNS:      str("netns"),
+		StateDir:   str("state-dir"),
+		RuntimeDir: str("runtime-dir"),
+		SaveFile:   str("iptables-save"),
+		Backend:    str("backend"),
+		JSON:       flag("json"),
+		stderr:     c.App.ErrWriter,
+		noColor:    flag("no-color") || os.Getenv("NO_COLOR") != "",
 	}
 	g.Color = g.colorOn(c.App.Writer)
 	g.Progress = !g.JSON && envOf(c).terminal(c.App.ErrWriter)

@@ -17,7 +17,7 @@ import (
 // prefix.
 func (g Globals) hostOptions(prefix string) engine.HostOptions {
 	return engine.HostOptions{NetNS: g.NetNS, Backend: iptables.Backend(g.Backend), Prefix: prefix,
-		Dump: g.SaveFile, LocalAddresses: g.LocalAddresses}
+		Dump: g.SaveFile, LocalAddresses: g.LocalAddresses, RuntimeDir: g.RuntimeDir}
 }
 
 // openEngine opens the host the global flags name, for the chains of

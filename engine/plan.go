@@ -29,6 +29,9 @@ type HostOptions struct {
 	Dump string
 	// LocalAddresses, when given, stand for the host's own addresses.
 	LocalAddresses []netip.Addr
+	// RuntimeDir is where the namespace locks and owner records live
+	// ("": DefaultRuntimeDir).
+	RuntimeDir string
 }
 
 // OpenHost opens the host: the kernel's rules through the backend
@@ -48,7 +51,10 @@ func OpenHost(o HostOptions) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.Kernel, h.Detection, h.RuntimeDir = k, d, DefaultRuntimeDir
+	h.Kernel, h.Detection, h.RuntimeDir = k, d, o.RuntimeDir
+	if h.RuntimeDir == "" {
+		h.RuntimeDir = DefaultRuntimeDir
+	}
 	h.Conntrack = conntrack.Netlink{NetNS: o.NetNS}
 	return h, nil
 }

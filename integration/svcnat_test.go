@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	svcnatBin = filepath.Join(dir, "svcnat")
+	// Every svcnat the tests run keeps its namespace locks here, not in
+	// the host's /run/svcnat: the tests leave nothing behind.
+	os.Setenv("SVCNAT_RUNTIME_DIR", filepath.Join(dir, "run"))
 	if out, err := exec.Command("go", "build", "-o", svcnatBin, "../cmd/svcnat").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building svcnat: %v\n%s", err, out)
 		os.Exit(1)

@@ -288,6 +288,8 @@ main() {
   remove_stale
   TMP=$(mktemp -d /tmp/svcnat-demo.XXXXXX)
   mkdir -p "$TMP/state" "$TMP/step1" "$TMP/step3"
+  # The namespace locks go with the rest of the demo, not in /run/svcnat.
+  export SVCNAT_RUNTIME_DIR="$TMP/run"
 
   step "Setting up the lab"
   run "$GO" build -o "$TMP/labecho" ./integration/cmd/labecho
