@@ -196,6 +196,7 @@ func NewApp(env Env) *ucli.App {
 	for _, c := range app.Commands {
 		prepared(c)
 		readOnly(c)
+		noJSON(c)
 	}
 	withCompletion(app)
 	// --version says what svcnat version does; urfave/cli's printer is

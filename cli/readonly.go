@@ -8,30 +8,61 @@ import (
 	ucli "github.com/urfave/cli/v2"
 )
 
-// commandChanges says, of every command, whether it changes anything: the
-// rules, the state directory, or files (fmt). urfave/cli's Command has no
-// field for such a mark, so it is kept here, for every command: a command
-// missing from it is a bug that readOnly reports at once (and a test
-// before), rather than one that silently says "nothing was changed".
-var commandChanges = map[string]bool{
-	"apply": true, "rollback": true, "destroy": true, "revert": true, "confirm": true,
-	"reconcile": true, "confirm-watch": true, "fmt": true,
-	"validate": false, "render": false, "plan": false, "show": false, "trace": false, "graph": false,
-	"history": false, "version": false, "completion": false, "man": false, "help": false,
+// commandTraits says, of every command, what it does that other code
+// decides on: whether it changes anything (the rules, the state directory,
+// or files: fmt), and what it makes of --json. urfave/cli's Command has no
+// field for such marks, so they are kept here, for every command: a
+// command missing from it is a bug NewApp reports at once (a test
+// before), rather than one that silently says "nothing was changed" or
+// prints text where a program expects JSON.
+var commandTraits = map[string]commandTrait{
+	"apply": {changes: true, json: jsonDocument}, "rollback": {changes: true, json: jsonDocument},
+	"destroy": {changes: true, json: jsonDocument}, "revert": {changes: true, json: jsonDocument},
+	"confirm":   {changes: true, json: jsonDocument},
+	"reconcile": {changes: true, json: jsonRefused, jsonHint: "reconcile logs JSON lines with --log-format json"},
+	"fmt":       {changes: true, json: jsonRefused, jsonHint: "fmt -check and -diff say what would change; validate --json reports the configuration's errors"},
+	// The revert watcher is started by apply with its environment
+	// (SVCNAT_JSON too); it logs, and must not refuse.
+	"confirm-watch": {changes: true, json: jsonNone},
+	"validate":      {json: jsonDocument}, "plan": {json: jsonDocument}, "show": {json: jsonDocument},
+	"trace": {json: jsonDocument}, "history": {json: jsonDocument}, "version": {json: jsonDocument},
+	"render":     {json: jsonRefused, jsonHint: "plan --json gives the rules as JSON (each change's after)"},
+	"graph":      {json: jsonRefused, jsonHint: "graph prints Graphviz DOT or Mermaid (--format); plan --json gives the chains as JSON"},
+	"man":        {json: jsonRefused, jsonHint: "man prints the manual page in roff"},
+	"completion": {json: jsonRefused, jsonHint: "completion prints a shell script"},
+	"help":       {json: jsonNone}, // takes no global flags
 }
 
-// readOnly makes cmd, if it changes nothing (commandChanges), report
+type commandTrait struct {
+	changes  bool   // it changes the rules, the state directory or files
+	json     int    // what it makes of --json: jsonDocument, jsonRefused or jsonNone
+	jsonHint string // for jsonRefused: where JSON is to be had, or what to do
+}
+
+// What a command makes of --json.
+const (
+	jsonDocument = iota + 1 // one JSON document on stdout (README "…as JSON")
+	jsonRefused             // refused as a usage error (noJSON): it prints only text
+	jsonNone                // nothing: it takes no --json, or must not refuse it
+)
+
+// traitsOf is cmd's commandTraits.
+func traitsOf(cmd *ucli.Command) commandTrait {
+	t, known := commandTraits[cmd.Name]
+	if !known {
+		panic(fmt.Sprintf("svcnat: commandTraits does not describe command %s", cmd.Name))
+	}
+	return t
+}
+
+// readOnly makes cmd, if it changes nothing (commandTraits), report
 // errors without "; nothing was changed" (readOnlyMessage), which would
 // suggest that something might have been: the engine's refusals (shared
 // with apply, which plan reports as what apply would refuse) and its
 // state errors carry those words for the commands that change rules.
 func readOnly(cmd *ucli.Command) {
-	changes, known := commandChanges[cmd.Name]
-	if !known {
-		panic(fmt.Sprintf("svcnat: commandChanges does not say whether command %s changes anything", cmd.Name))
-	}
 	action := cmd.Action
-	if changes || action == nil {
+	if traitsOf(cmd).changes || action == nil {
 		return
 	}
 	cmd.Action = func(c *ucli.Context) error { return readOnlyErr(action(c)) }

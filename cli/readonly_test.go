@@ -5,18 +5,20 @@ import (
 	"testing"
 )
 
-// Every command says whether it changes anything (changesSomething):
-// none is read-only, or not, by being left out of a list.
-func TestEveryCommandSaysWhetherItChangesAnything(t *testing.T) {
+// Every command says whether it changes anything and what it makes of
+// --json (commandTraits): none is read-only, or not, by being left out of
+// a list.
+func TestEveryCommandHasItsTraits(t *testing.T) {
 	app := NewApp(Env{})
 	for _, cmd := range app.Commands {
-		if _, ok := commandChanges[cmd.Name]; !ok {
-			t.Errorf("command %s: commandChanges does not say whether it changes anything", cmd.Name)
+		tr, ok := commandTraits[cmd.Name]
+		if !ok || tr.json == 0 || tr.json == jsonRefused && tr.jsonHint == "" {
+			t.Errorf("command %s: commandTraits does not describe it: %+v", cmd.Name, tr)
 		}
 	}
 	for _, name := range []string{"history", "show", "plan", "trace"} {
-		if commandChanges[name] {
-			t.Errorf("%s is read-only, but commandChanges says it changes something", name)
+		if commandTraits[name].changes {
+			t.Errorf("%s is read-only, but commandTraits says it changes something", name)
 		}
 	}
 }
