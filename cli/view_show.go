@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -155,33 +154,12 @@ type jsonSavedPlan struct {
 }
 
 // writeSavedPlanJSON writes show --json PLANFILE: plan --json's document
-// of the saved plan, as the plan view makes it, with jsonSavedPlan's
-// fields after its own.
+// of the saved plan, with jsonSavedPlan's members after its own.
 func writeSavedPlanJSON(w io.Writer, file string, p *planner.Plan, configDigest string) error {
-	var doc bytes.Buffer
-	if err := newPlanView(&doc, true, false).Plan(p); err != nil {
-		return err
-	}
-	extra, err := json.Marshal(jsonSavedPlan{File: file, Destroy: p.Destroy, ConfigDigest: configDigest})
-	if err != nil {
-		return err
-	}
-	var merged bytes.Buffer
-	if err := json.Compact(&merged, doc.Bytes()); err != nil {
-		return err
-	}
-	merged.Truncate(merged.Len() - 1) // its closing brace
-	merged.WriteByte(',')
-	merged.Write(extra[1:]) // past its opening brace
-	var out bytes.Buffer
-	if err := json.Indent(&out, merged.Bytes(), "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	if _, err := out.WriteTo(w); err != nil {
-		return fmt.Errorf("writing the plan: %w", err)
-	}
-	return nil
+	return encodeJSON(w, struct {
+		jsonPlan
+		jsonSavedPlan
+	}{newJSONPlan(p, nil), jsonSavedPlan{File: file, Destroy: p.Destroy, ConfigDigest: configDigest}}, "writing the plan")
 }
 
 // encodeJSON writes v as one indented JSON document; what names the
