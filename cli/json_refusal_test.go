@@ -77,3 +77,39 @@ func TestRollbackAndStateDirRefusalsJSON(t *testing.T) {
 		refusedWith(t, strings.Join(args, " ")+" with an untrusted state directory", res, "untrusted_state_dir", "chmod 700 "+h.stateDir)
 	}
 }
+
+// show --json answers an error with a document too: its format_version
+// and the error, with the hint stderr prints.
+func TestShowJSONError(t *testing.T) {
+	h := newFakeHost(t)
+	missing := filepath.Join(t.TempDir(), "missing.plan")
+	for _, c := range []struct {
+		args   []string
+		reason string
+		hint   string
+		chmod  bool
+	}{
+		{[]string{"show", "--json", missing}, "other", "", false},
+		{[]string{"show", "--json"}, "untrusted_state_dir", "chmod 700", true},
+	} {
+		if c.chmod {
+			if err := os.Chmod(h.stateDir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, errs, code := h.run(c.args...)
+		if code != ExitError || !strings.Contains(errs, "svcnat: error: ") {
+			t.Fatalf("%v: exit %d\n%s", c.args, code, errs)
+		}
+		doc := oneDoc(t, c.args, out)
+		e, _ := doc["error"].(map[string]any)
+		if doc["format_version"] != ShowJSONVersion || len(doc) != 2 || e == nil || e["reason"] != c.reason ||
+			!strings.Contains(errs, e["message"].(string)) {
+			t.Errorf("%v: document %v\nstderr: %s", c.args, doc, errs)
+			continue
+		}
+		if h, _ := e["hint"].(string); !strings.Contains(h, c.hint) || c.hint != "" && !strings.Contains(errs, "svcnat: hint: "+h) {
+			t.Errorf("%v: hint %v\nstderr: %s", c.args, e["hint"], errs)
+		}
+	}
+}
