@@ -255,7 +255,7 @@ var engineErrors = []struct {
 	{"stale", hintAs(func(*engine.StaleError) string { return "run svcnat plan again" })},
 	// Refusals of a rollback: nothing before the current generation, or
 	// a generation the state directory does not keep.
-	{"nothing_to_roll_back", hintIs(engine.ErrNoPrevious, "rollback needs two applied generations; svcnat history lists them")},
+	{"nothing_to_roll_back", hintIs(engine.ErrNoPrevious, "rollback needs two applied generations; see svcnat show")},
 	{"nothing_to_roll_back", func(err error) (string, bool) {
 		var e *engine.GenerationGoneError
 		if !errors.As(err, &e) || e.Generation != e.Current {
