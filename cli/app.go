@@ -203,6 +203,7 @@ func NewApp(env Env) *ucli.App {
 	for _, c := range app.Commands {
 		prepared(c)
 		readOnly(c)
+		noJSON(c)
 	}
 	// --version says what svcnat version does; urfave/cli's printer is
 	// one global, so it is set here rather than per app. It returns no

@@ -161,3 +161,25 @@ func jsonApproval(c *ucli.Context) error {
 	}
 	return withHint(fmt.Errorf("%s --json cannot ask for confirmation; nothing was changed", c.Command.Name), hint)
 }
+
+// noJSON makes a command that prints only text (commandTraits' jsonRefused)
+// refuse --json (and SVCNAT_JSON, as liveOnly refuses
+// SVCNAT_IPTABLES_SAVE) before it does anything, rather than print text
+// where a program expects a JSON document.
+func noJSON(cmd *ucli.Command) {
+	t := traitsOf(cmd)
+	if t.json != jsonRefused {
+		return
+	}
+	before := cmd.Before
+	cmd.Before = func(c *ucli.Context) error {
+		if setIn(c, "json").Bool("json") {
+			return withHint(fmt.Errorf("%s has no JSON output", c.Command.Name),
+				t.jsonHint+"; drop --json (and SVCNAT_JSON)")
+		}
+		if before == nil {
+			return nil
+		}
+		return before(c)
+	}
+}

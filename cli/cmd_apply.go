@@ -73,14 +73,17 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	if err != nil {
 		return notAPlan("apply", file, nil, err, "; nothing was changed")
 	}
+	// From here on the file is a saved plan: every refusal of it is the
+	// run's (a refused document with --json, engineErrors' reason).
+	v := newCommitView(c, g)
 	p, digest, err := planner.UnmarshalPlan(data)
 	if err != nil {
 		if err := notAPlan("apply", file, data, err, "; nothing was changed"); err != nil {
 			return err
 		}
 		// Not svcnat's plan as it was made: only making it again helps.
-		return withHint(fmt.Errorf("%s: %w; nothing was changed", file, err),
-			fmt.Sprintf("make the plan again (svcnat plan -out %s) and review it", file))
+		return v.done(nil, &planUnusableError{file: file, err: err,
+			hint: fmt.Sprintf("make the plan again (svcnat plan -out %s) and review it", file)})
 	}
 	e, err := openEngine(c, g, p.Prefix)
 	if err != nil {
@@ -89,7 +92,6 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	if err := remoteSafety(c, g, e); err != nil {
 		return err
 	}
-	v := newCommitView(c, g)
 	e.Hooks = v.hooks(true)
 	res, err := e.ApplySaved(c.Context, p, digest)
 	writeMetricsFile(c, res, err)
@@ -106,10 +108,10 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 			again, now = "svcnat plan -destroy", "svcnat plan -destroy shows what destroy would remove now"
 		}
 		if planner.New(p.Prefix, p.Backend, p.Desired, stale.Since.Desired).Empty() {
-			return withHint(fmt.Errorf("%s: the plan was already applied: the live rules are the ones it wants; nothing was changed", file), now)
+			return v.done(nil, &alreadyAppliedError{file: file, hint: now})
 		}
 		newChangesView(c.App.ErrWriter, false, "The live rules changed since this plan was made (+ added since, - gone since)").Plan(stale.Since)
-		return v.done(nil, withHint(fmt.Errorf("stale plan %s: nothing was changed", file), "run "+again+" again"))
+		return v.done(nil, &stalePlanError{file: file, err: err, hint: "run " + again + " again"})
 	}
 	if err := v.done(res, err); err != nil {
 		return err

@@ -36,6 +36,9 @@ func planCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			// plan changes nothing: its document says of the refusal what
+			// its stderr says (readOnly).
+			refusal = readOnlyErr(refusal)
 			if err := newOpPlanView(c.App.Writer, op, g.JSON, g.Color).PlanRefused(p, refusal); err != nil {
 				return err
 			}

@@ -91,7 +91,7 @@ func showCommand() *ucli.Command {
 		Name:      "show",
 		Usage:     "the owned live rules grouped by service, and any drift from the last applied generation; or a saved plan",
 		ArgsUsage: "[PLANFILE]",
-		Action: func(c *ucli.Context) error {
+		Action: showJSONErrors(func(c *ucli.Context) error {
 			if f := c.Args().First(); f != "" {
 				return showPlanFile(c, f)
 			}
@@ -143,7 +143,7 @@ func showCommand() *ucli.Command {
 				return nil
 			}
 			return newChangesView(w, g.Color, "Drift since then (+ present now, - gone since)").Plan(s.Drift)
-		},
+		}),
 		Before: showArgs,
 	}
 }

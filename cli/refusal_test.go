@@ -28,14 +28,14 @@ func refusedLikeApply(t *testing.T, h *fakeHost, reason, says, hint string) {
 	out, errs, code := h.run("plan", "--detailed-exitcode")
 	// plan changes nothing, whatever happens: it does not say so (readOnly).
 	if code != ExitError || !strings.Contains(out, "Plan: ") ||
-		!strings.Contains(errs, "svcnat: error: svcnat apply would refuse this plan: "+strings.ReplaceAll(says, nothingChanged, "")) || !strings.Contains(errs, "svcnat: hint: "+hint) {
+		!strings.Contains(errs, "svcnat: error: svcnat apply would refuse this plan: "+readOnlyMessage(says)) || !strings.Contains(errs, "svcnat: hint: "+hint) {
 		t.Fatalf("plan --detailed-exitcode: exit %d, want 1\n%s%s", code, out, errs)
 	}
 	out, errs, code = h.run("plan", "--json")
 	doc := planDoc(t, out)
 	ref, _ := doc["refusal"].(map[string]any)
 	if code != ExitError || doc["applyable"] != false || ref == nil || ref["reason"] != reason ||
-		!strings.Contains(ref["message"].(string), says) || !strings.Contains(ref["hint"].(string), hint) {
+		!strings.Contains(ref["message"].(string), readOnlyMessage(says)) || !strings.Contains(ref["hint"].(string), hint) {
 		t.Fatalf("plan --json: exit %d, want 1, refusal %v, applyable %v\n%s", code, doc["refusal"], doc["applyable"], errs)
 	}
 	before, gen := h.rules(), h.generation()

@@ -155,7 +155,7 @@ func TestCommitJSONOfARefusal(t *testing.T) {
 	if doc["plan"] != nil {
 		t.Errorf("rollback without generations: a plan %v", doc["plan"])
 	}
-	expect(t, "rollback without generations", res, map[string]any{"operation": "rollback", "outcome": "failed"})
+	expect(t, "rollback without generations", res, map[string]any{"operation": "rollback", "outcome": "refused"})
 
 	h.must(ExitOK, "apply", "-auto-approve")
 	doc, res = h.result(ExitError, "confirm")
@@ -355,7 +355,7 @@ func TestStaleSavedPlanJSON(t *testing.T) {
 	if doc["plan"] != nil {
 		t.Errorf("stale plan: a plan %v", doc["plan"])
 	}
-	expect(t, "stale plan", res, map[string]any{"outcome": "failed", "generation": nil})
+	expect(t, "stale plan", res, map[string]any{"outcome": "refused", "generation": nil})
 	if e, _ := res["error"].(map[string]any); e == nil || !strings.Contains(e["message"].(string), "stale plan") || e["hint"] != "run svcnat plan again" {
 		t.Errorf("stale plan: error %v", res["error"])
 	}

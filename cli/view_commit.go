@@ -241,8 +241,29 @@ var engineErrors = []struct {
 	{"blocked", hintAs(func(*engine.BlockedError) string {
 		return "remove or change those rules first; svcnat never edits rules it does not own"
 	})},
+	// A state directory another user could change (its own hint).
+	{"untrusted_state_dir", hintAs(func(e *state.UntrustedError) string { return e.Hint() })},
+	// Refusals of a saved plan (apply PLANFILE).
+	{"plan_unusable", hintAs(func(e *planUnusableError) string { return e.hint })},
+	{"plan_unusable", hintAs(func(*engine.PlanUnusableError) string {
+		return "make the plan again with svcnat plan -out FILE and review it"
+	})},
+	{"other_backend", hintAs(func(*engine.PlanBackendError) string { return "make the plan again on this host" })},
+	{"already_applied", hintAs(func(e *alreadyAppliedError) string { return e.hint })},
+	{"stale", hintAs(func(e *stalePlanError) string { return e.hint })},
+	{"stale", hintAs(func(*engine.StaleError) string { return "run svcnat plan again" })},
+	// Refusals of a rollback: nothing before the current generation, or
+	// a generation the state directory does not keep.
+	{"nothing_to_roll_back", hintIs(engine.ErrNoPrevious, "rollback needs two applied generations; see svcnat show")},
+	{"nothing_to_roll_back", func(err error) (string, bool) {
+		var e *engine.GenerationGoneError
+		if !errors.As(err, &e) || e.Generation != e.Current {
+			return "", false
+		}
+		return e.Hint(), true
+	}},
+	{"generation_gone", hintAs(func(e *engine.GenerationGoneError) string { return e.Hint() })},
 	{"other", hintIs(engine.ErrLocked, "another svcnat is applying; wait for it, or raise --lock-timeout")},
-	{"other", hintIs(engine.ErrNoPrevious, "rollback needs two applied generations; see svcnat show")},
 	// A plan against a dump is about another host: apply refuses it
 	// everywhere, and plan --json says so with applyable false.
 	{"", hintIs(iptables.ErrReadOnly, "drop --iptables-save to work on the live rules")},

@@ -86,6 +86,17 @@ type jsonRunFailure struct {
 	Hint    string `json:"hint,omitempty"`
 }
 
+// newJSONRunFailure is err as a document's error: its hint is the one
+// stderr prints (hinted's, or the error's own Hint, such as
+// state.UntrustedError's).
+func newJSONRunFailure(reason string, err error) *jsonRunFailure {
+	out := &jsonRunFailure{Reason: reason, Message: err.Error()}
+	if he := hinter(nil); errors.As(hinted(err), &he) {
+		out.Hint = he.Hint()
+	}
+	return out
+}
+
 func newJSONPending(pd *state.Pending) *jsonPending {
 	return &jsonPending{ID: pd.ID, Generation: pd.Generation, Deadline: pd.Deadline.UTC(),
 		TimeoutSeconds: pd.Timeout.Seconds(), Watcher: pd.Watcher}
@@ -136,10 +147,7 @@ func newJSONResult(op engine.Op, stateDir string, rollback *engine.RollbackFromT
 		if reason != "other" {
 			out.Outcome = outcomeRefused
 		}
-		out.Error = &jsonRunFailure{Reason: reason, Message: err.Error()}
-		if he := (*hintError)(nil); errors.As(hinted(err), &he) {
-			out.Error.Hint = he.hint
-		}
+		out.Error = newJSONRunFailure(reason, err)
 	}
 	return out
 }

@@ -2,11 +2,12 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
+
+	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/engine"
 	"github.com/svcnat/svcnat/planner"
@@ -155,33 +156,62 @@ type jsonSavedPlan struct {
 }
 
 // writeSavedPlanJSON writes show --json PLANFILE: plan --json's document
-// of the saved plan, as the plan view makes it, with jsonSavedPlan's
-// fields after its own.
+// of the saved plan, with jsonSavedPlan's members after its own.
 func writeSavedPlanJSON(w io.Writer, file string, p *planner.Plan, configDigest string) error {
-	var doc bytes.Buffer
-	if err := newPlanView(&doc, true, false).Plan(p); err != nil {
+	return encodeJSON(w, struct {
+		jsonPlan
+		jsonSavedPlan
+	}{newJSONPlan(p, nil), jsonSavedPlan{File: file, Destroy: p.Destroy, ConfigDigest: configDigest}}, "writing the plan")
+}
+
+// jsonShowError is show --json's document of an error after its arguments
+// were parsed (README "show --json"): its format_version and the error,
+// as a result's (reason as plan --json's refusal, "other" for every other
+// error).
+type jsonShowError struct {
+	FormatVersion string          `json:"format_version"`
+	Error         *jsonRunFailure `json:"error"`
+}
+
+// showJSONErrors makes show, with --json, answer an error with a
+// jsonShowError document, so that a program finds one document on stdout
+// whatever happens, as the results of apply and plan's refusals do; its
+// message is the one stderr prints (readOnlyMessage). An error after show
+// wrote its document (a closed pipe) gets none: a second one would not
+// be one document, nor would it be read.
+func showJSONErrors(action ucli.ActionFunc) ucli.ActionFunc {
+	return func(c *ucli.Context) error {
+		w := &countingWriter{w: c.App.Writer}
+		c.App.Writer = w
+		defer func() { c.App.Writer = w.w }()
+		err := action(c)
+		if err == nil || w.n > 0 || !setIn(c, "json").Bool("json") {
+			return err
+		}
+		if !traitsOf(c.Command).changes {
+			err = readOnlyErr(err)
+		}
+		reason := refusalReason(err)
+		if reason == "" {
+			reason = "other"
+		}
+		if werr := encodeJSON(w.w, jsonShowError{FormatVersion: ShowJSONVersion, Error: newJSONRunFailure(reason, err)}, "writing the error"); werr != nil {
+			return fmt.Errorf("%w (and %w)", err, werr)
+		}
 		return err
 	}
-	extra, err := json.Marshal(jsonSavedPlan{File: file, Destroy: p.Destroy, ConfigDigest: configDigest})
-	if err != nil {
-		return err
-	}
-	var merged bytes.Buffer
-	if err := json.Compact(&merged, doc.Bytes()); err != nil {
-		return err
-	}
-	merged.Truncate(merged.Len() - 1) // its closing brace
-	merged.WriteByte(',')
-	merged.Write(extra[1:]) // past its opening brace
-	var out bytes.Buffer
-	if err := json.Indent(&out, merged.Bytes(), "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	if _, err := out.WriteTo(w); err != nil {
-		return fmt.Errorf("writing the plan: %w", err)
-	}
-	return nil
+}
+
+// countingWriter counts what is written through it.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += n
+	return n, err
 }
 
 // encodeJSON writes v as one indented JSON document; what names the

@@ -61,15 +61,15 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	// chains svcnat treats as its own, so it gets the configuration's
 	// checks, and must be the prefix svcnat applied here before.
 	if !config.ValidChainPrefix(p.Prefix) {
-		return nil, fmt.Errorf("the plan's chain prefix %q is not one svcnat may own; nothing was changed", p.Prefix)
+		return nil, &PlanUnusableError{fmt.Errorf("the plan's chain prefix %q is not one svcnat may own", p.Prefix)}
 	}
 	if backend := string(e.Kernel.Backend()); backend != p.Backend {
-		return nil, fmt.Errorf("the plan was made for the %s backend, this host uses %s; nothing was changed", p.Backend, backend)
+		return nil, &PlanBackendError{Plan: p.Backend, Host: backend}
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
 	// only by whoever does not recompute it (see planner.CheckDesired).
 	if err := planner.CheckDesired(p.Prefix, p.Desired); err != nil {
-		return nil, fmt.Errorf("%w; nothing was changed", err)
+		return nil, &PlanUnusableError{err}
 	}
 	if p.Destroy {
 		return e.destroySaved(ctx, p)
