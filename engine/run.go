@@ -82,24 +82,41 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 		if err := savedPlanRefusal(e.applyRefusal(d, st, p)); err != nil {
 			return err
 		}
-		live, err := e.saveLive(p.Desired)
+		live, err := e.savedLive(p)
 		if err != nil {
 			return err
 		}
-		now := planner.New(p.Prefix, p.Backend, p.Desired, live)
-		if now.Fingerprint() != p.Fingerprint() {
-			// What changed since the plan was made reads as a plan
-			// from its snapshot to the live rules.
-			return &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
-		}
-		// The saved plan holds only owned rules; which foreign rules pin
-		// its deletions is known only against the live dump.
-		p.Blocked = now.Blocked
 		e.planned(Planned{Op: OpApply, Plan: p})
 		res, err = e.commit(ctx, OpApply, d, st, p, live, configDigest, true)
 		return err
 	})
 	return res, err
+}
+
+// savedLive reads the live rules a saved plan p is committed against,
+// under the lock, for ApplySaved and destroySaved: a plan made against
+// other live rules is refused (*StaleError), and p gets the foreign rules
+// that pin its deletions (Blocked), which a saved plan, holding only owned
+// rules, cannot carry.
+func (e *Engine) savedLive(p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {
+	// A destroy plan wants nothing, and must see every table it removes
+	// chains from (see saveLive).
+	want := p.Desired
+	if p.Destroy {
+		want = nil
+	}
+	live, err := e.saveLive(want)
+	if err != nil {
+		return nil, err
+	}
+	now := planner.New(p.Prefix, p.Backend, p.Desired, live)
+	if now.Fingerprint() != p.Fingerprint() {
+		// What changed since the plan was made reads as a plan from
+		// its snapshot to the live rules.
+		return nil, &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
+	}
+	p.Blocked = now.Blocked
+	return live, nil
 }
 
 // Rollback returns the chains of prefix to the generation recorded before
@@ -156,25 +173,21 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 // removeCreatedTables); nothing else. On a backend other than the one the
 // state directory records (a second set, left in the other backend), it
 // removes that set only and keeps the record, which describes the set
-// that stays (see destroyUnrecorded). It refuses live chains of prefix it
-// cannot prove its state directory wrote, or that another state directory
-// wrote last here (ownershipRefusal): with no state at all, every chain of
-// prefix is someone else's until Adopt says otherwise.
+// that stays (see destroyUnrecorded). It refuses what destroyRefusal
+// refuses, as plan -destroy and a saved destroy plan do: among them a
+// state directory of another network namespace, and live chains of prefix
+// it cannot prove its state directory wrote, or that another state
+// directory wrote last here (ownershipRefusal): with no state at all,
+// every chain of prefix is someone else's until Adopt says otherwise.
 func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		if err := refusePending(OpDestroy, d, st); err != nil {
-			return err
-		}
-		if err := e.namespaceRefusal(OpDestroy, d, st); err != nil {
-			return err
-		}
 		live, err := e.saveLive(nil)
 		if err != nil {
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
-		refusal := e.ownershipRefusal(OpDestroy, d, st, p)
+		refusal := e.destroyRefusal(d, st, p)
 		e.planned(Planned{Op: OpDestroy, Plan: p, Refusal: refusal})
 		if refusal != nil {
 			return refusal
