@@ -23,7 +23,7 @@ func (e *Engine) DestroyPlan(prefix string) (*planner.Plan, error) {
 	if p.Interrupted, err = e.interrupted(prefix, live); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return p, e.unlockedAdopting(p)
 }
 
 // DestroyRefusal is ApplyRefusal for a plan DestroyPlan made: the error

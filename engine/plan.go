@@ -87,7 +87,10 @@ func (h *Host) RenderOptions(cfg *config.Config, node string) (render.Options, e
 // rules. It takes no lock and changes nothing.
 func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
 	p, _, err := e.plan(cfg, node)
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	return p, e.unlockedAdopting(p)
 }
 
 // plan is Plan, also returning the live rules it read.

@@ -37,6 +37,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 		if err != nil {
 			return err
 		}
+		if err := e.noteAdopting(d, st, p); err != nil {
+			return err
+		}
 		refusal := e.applyRefusal(d, st, p)
 		e.planned(Planned{Op: OpApply, Plan: p, Refusal: refusal})
 		if refusal != nil {
@@ -157,6 +160,9 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
+		if err := e.noteAdopting(d, st, p); err != nil {
+			return err
+		}
 		refusal := e.ownershipRefusal(OpRollback, d, st, p)
 		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: to}, Refusal: refusal})
 		if refusal != nil {
@@ -187,6 +193,9 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
+		if err := e.noteAdopting(d, st, p); err != nil {
+			return err
+		}
 		refusal := e.destroyRefusal(d, st, p)
 		e.planned(Planned{Op: OpDestroy, Plan: p, Refusal: refusal})
 		if refusal != nil {
