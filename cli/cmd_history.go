@@ -119,10 +119,11 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
-// namespaceWords names a network namespace in a sentence.
+// namespaceWords names a network namespace in a sentence, as the
+// engine's errors do: "" is one ip netns does not name.
 func namespaceWords(name string) string {
 	if name == "" {
-		return "the host's network namespace"
+		return "the network namespace svcnat runs in"
 	}
 	return "network namespace " + name
 }

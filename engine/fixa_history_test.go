@@ -76,3 +76,21 @@ func TestAdoptionIsRecorded(t *testing.T) {
 		t.Fatalf("history: %+v", g)
 	}
 }
+
+// Without --netns, the state records the ip netns name of the namespace
+// svcnat runs in (Host.RunsIn): --netns with that name is the same one.
+func TestNamespaceSvcnatRunsInIsRecordedByName(t *testing.T) {
+	h := newHost(t)
+	h.e.RunsIn = "svcnat-a"
+	h.mustApply(t, parse(t, web))
+	if ns := h.state(t).Namespace; ns == nil || ns.Name != "svcnat-a" {
+		t.Fatalf("namespace recorded: %+v", ns)
+	}
+	h.e.NetNS = "svcnat-a"
+	h.mustApply(t, parse(t, web, dns))
+	h.e.NetNS, h.e.RunsIn = "", "svcnat-b"
+	var ne *NamespaceError
+	if _, err := h.e.Apply(context.Background(), parse(t, web), "n1"); !errors.As(err, &ne) || ne.Recorded != "svcnat-a" || ne.Current != "svcnat-b" {
+		t.Fatalf("apply in another namespace svcnat runs in: %v", err)
+	}
+}

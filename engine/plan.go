@@ -49,6 +49,9 @@ func OpenHost(o HostOptions) (*Host, error) {
 		return nil, err
 	}
 	h.Kernel, h.Detection, h.RuntimeDir = k, d, DefaultRuntimeDir
+	if o.NetNS == "" {
+		h.RunsIn = runningNetNSName()
+	}
 	h.Conntrack = conntrack.Netlink{NetNS: o.NetNS}
 	return h, nil
 }

@@ -146,8 +146,9 @@ type GenerationInfo struct {
 
 // Namespace names a network namespace as the command line names it.
 type Namespace struct {
-	// Name is --netns's value (a name as ip netns makes them), "" for
-	// the host's own namespace.
+	// Name is --netns's value (a name as ip netns makes them), or
+	// without it the ip netns name of the namespace svcnat ran in; ""
+	// when ip netns names none (usually the host's own).
 	Name string `json:"name"`
 }
 
