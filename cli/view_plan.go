@@ -354,13 +354,14 @@ func plural(n int, thing string) string {
 }
 
 // writeAdopting names the live chains --adopt takes over (see
-// writeInterrupted): no record of svcnat's has them, and the apply
-// records them as its own even when their rules stay as they are.
+// writeInterrupted): no record of svcnat's has them, and the command
+// treats them as its own (an apply records them so even when their rules
+// stay as they are).
 func writeAdopting(w io.Writer, st style, chains []planner.Left) {
 	if len(chains) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n%s %s svcnat did not record (--adopt); once applied they are this state directory's:\n",
+	fmt.Fprintf(w, "\n%s %s svcnat did not record (--adopt); this plan treats them as this state directory's:\n",
 		st.bold("Adopting:"), plural(len(chains), "chain"))
 	for i, l := range chains {
 		if i == leftShown {
