@@ -71,11 +71,17 @@ func remoteSafety(c *ucli.Context, g Globals, e *engine.Engine) error {
 		return fmt.Errorf("finding svcnat's own binary for the revert watcher: %w", err)
 	}
 	env := envOf(c)
+	// Started by ip netns exec A without --netns, svcnat works in A; the
+	// watcher (systemd starts it outside A) must too.
+	netns := g.NetNS
+	if netns == "" {
+		netns = e.RunsIn
+	}
 	e.Confirmation = &engine.ConfirmOptions{Timeout: timeout, Watch: func(id string) (string, error) {
 		// Every one as a flag, even an empty --netns (one word: no empty
 		// argument for systemd-run to carry): a flag wins over the
 		// SVCNAT_* environment the watcher may inherit.
-		argv := []string{exe, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--backend", string(e.Kernel.Backend()), "--netns=" + g.NetNS,
+		argv := []string{exe, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--backend", string(e.Kernel.Backend()), "--netns=" + netns,
 			"confirm-watch", "--id", id}
 		return env.Detach("svcnat-revert-"+id, argv, filepath.Join(stateDir, "watcher.log"))
 	}}

@@ -80,7 +80,8 @@ func writeHistory(w io.Writer, st style, h *engine.History) {
 const historyTime = "2006-01-02 15:04:05 MST"
 
 // historyNote says what else the record tells of a generation: that it
-// was reverted, and why, or which one it reverted.
+// was reverted, and why, or which one it reverted, and how many chains
+// it adopted.
 func historyNote(g engine.Generation) string {
 	var notes []string
 	if g.RevertOf != 0 {
@@ -88,6 +89,9 @@ func historyNote(g engine.Generation) string {
 	}
 	if g.Reverted != "" {
 		notes = append(notes, "reverted: "+g.Reverted)
+	}
+	if g.Adopted > 0 {
+		notes = append(notes, "adopted "+plural(g.Adopted, "chain"))
 	}
 	return strings.Join(notes, "; ")
 }
@@ -115,10 +119,11 @@ func count(n int) string {
 	return fmt.Sprint(n)
 }
 
-// namespaceWords names a network namespace in a sentence.
+// namespaceWords names a network namespace in a sentence, as the
+// engine's errors do: "" is one ip netns does not name.
 func namespaceWords(name string) string {
 	if name == "" {
-		return "the host's network namespace"
+		return "the network namespace svcnat runs in"
 	}
 	return "network namespace " + name
 }
@@ -145,6 +150,7 @@ type jsonHistoryRecord struct {
 	Current      bool      `json:"current"`
 	Reverted     *string   `json:"reverted"`
 	RevertOf     *int64    `json:"revert_of"`
+	Adopted      int       `json:"adopted"`
 }
 
 func writeHistoryJSON(w io.Writer, h *engine.History) error {
@@ -167,7 +173,7 @@ func writeHistoryJSON(w io.Writer, h *engine.History) error {
 	for _, g := range h.Generations {
 		r := jsonHistoryRecord{Generation: g.Generation, RecordedAt: g.AppliedAt, MadeBy: str(g.MadeBy),
 			ConfigDigest: str(g.ConfigDigest), RulesDigest: str(g.RulesDigest), Backend: g.Backend,
-			Chains: num(g.Chains), Rules: num(g.Rules), Current: g.Current, Reverted: str(g.Reverted)}
+			Chains: num(g.Chains), Rules: num(g.Rules), Current: g.Current, Reverted: str(g.Reverted), Adopted: g.Adopted}
 		if g.RevertOf != 0 {
 			of := g.RevertOf
 			r.RevertOf = &of

@@ -59,7 +59,8 @@ func planCommand() *ucli.Command {
 					fmt.Fprintf(c.App.Writer, "\nSaved the plan to %s. To perform exactly these actions, run:\n    svcnat apply %s\n", out, out)
 				}
 			}
-			if c.Bool("detailed-exitcode") && !p.Empty() {
+			// Chains to adopt change the record, if not the rules.
+			if c.Bool("detailed-exitcode") && (!p.Empty() || len(p.Adopting) > 0) {
 				return exitWith(ExitChanges, nil)
 			}
 			return nil

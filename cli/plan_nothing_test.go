@@ -105,3 +105,19 @@ func TestShowEmptyDestroyPlan(t *testing.T) {
 		t.Fatalf("show of an empty destroy plan:\n%s", out)
 	}
 }
+
+// A saved plan made before a destroy is stale, whatever it would do to
+// the chains it saw: refused as stale, not as taking chains this state
+// directory no longer records.
+func TestSavedPlanAfterADestroyIsStale(t *testing.T) {
+	h := newFakeHost(t)
+	h.must(ExitOK, "apply", "-auto-approve")
+	planFile := filepath.Join(t.TempDir(), "web.plan")
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	h.must(ExitChanges, "plan", "--detailed-exitcode", "-out", planFile)
+	h.must(ExitOK, "destroy", "-auto-approve")
+	_, errs, code := h.run("apply", planFile)
+	if code != ExitError || !strings.Contains(errs, "stale plan") || strings.Contains(errs, "did not record") {
+		t.Fatalf("a plan made before a destroy: exit %d\n%s", code, errs)
+	}
+}

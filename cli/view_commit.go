@@ -160,6 +160,11 @@ func (v *commitView) done(res *engine.Result, err error) error {
 		return nil
 	}
 	said := "The rules already match the plan (an earlier apply stopped before recording them):"
+	if res.Op != engine.OpApply {
+		// Only an apply's record can lag its own commit; a rollback or
+		// destroy finding its rules in place records them as they are.
+		said = fmt.Sprintf("The rules already match the plan (this %s changes none of them):", res.Op)
+	}
 	if res.Repaired && len(res.Adopted) > 0 {
 		said = fmt.Sprintf("Adopted %s (--adopt); the rules already match the plan:", plural(len(res.Adopted), "chain"))
 	}

@@ -90,6 +90,7 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 		if dump {
 			writeDumpNote(w, st)
 		}
+		writeAdopting(w, st, p.Adopting)
 		return
 	}
 	d := planner.Describe(p)
@@ -145,6 +146,7 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 		}
 	}
 	writeInterrupted(w, st, p.Interrupted, "this plan uses those the configuration wants and removes the rest")
+	writeAdopting(w, st, p.Adopting)
 	s := p.Summary()
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
@@ -244,6 +246,7 @@ type jsonPlan struct {
 	Applyable     bool          `json:"applyable"`
 	Refusal       *jsonRefusal  `json:"refusal"`
 	Interrupted   []jsonLeft    `json:"interrupted"`
+	Adopting      []jsonLeft    `json:"adopting"`
 	Summary       jsonSummary   `json:"summary"`
 	Services      []jsonService `json:"services"`
 	Changes       []jsonChange  `json:"changes"`
@@ -316,8 +319,8 @@ func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
 	s, d := p.Summary(), planner.Describe(p)
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
 		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
-		Interrupted: jsonInterrupted(p.Interrupted),
-		Summary:     jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),
+		Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
 	for _, b := range p.Blocked {
 		out.Blocked = append(out.Blocked, jsonBlocked{Family: b.Family.Key(), Table: b.Table, Chain: b.Rule.Chain, Rule: b.Rule.String(), Pins: b.Pins})
 	}
@@ -372,4 +375,23 @@ func plural(n int, thing string) string {
 		return fmt.Sprintf("%d %s", n, thing)
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// writeAdopting names the live chains --adopt takes over (see
+// writeInterrupted): no record of svcnat's has them, and the command
+// treats them as its own (an apply records them so even when their rules
+// stay as they are).
+func writeAdopting(w io.Writer, st style, chains []planner.Left) {
+	if len(chains) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s %s svcnat did not record (--adopt); this plan treats them as this state directory's:\n",
+		st.bold("Adopting:"), plural(len(chains), "chain"))
+	for i, l := range chains {
+		if i == leftShown {
+			fmt.Fprintf(w, "  %s\n", st.dim(fmt.Sprintf("... and %d more", len(chains)-leftShown)))
+			break
+		}
+		fmt.Fprintf(w, "  %s\n", l)
+	}
 }

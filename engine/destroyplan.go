@@ -23,7 +23,7 @@ func (e *Engine) DestroyPlan(prefix string) (*planner.Plan, error) {
 	if p.Interrupted, err = e.interrupted(prefix, live); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return p, e.unlockedAdopting(p)
 }
 
 // DestroyRefusal is ApplyRefusal for a plan DestroyPlan made: the error
@@ -61,12 +61,18 @@ func (e *Engine) unlockedState() (*state.Dir, *state.State, error) {
 }
 
 // destroyRefusal is every refusal of Destroy, in one place, for the plan p
-// under the state st: an apply awaiting confirmation, chains of the prefix
-// that another state directory wrote or this one cannot prove it wrote
-// (ownershipRefusal, unless Adopt), and what commit refuses
+// under the state st; Destroy, plan -destroy (DestroyRefusal) and the
+// apply of a saved destroy plan (destroySaved) all ask it, so that they
+// cannot disagree: a state directory of another network namespace
+// (namespaceRefusal), an apply awaiting confirmation, chains of the
+// prefix that another state directory wrote or this one cannot prove it
+// wrote (ownershipRefusal, unless Adopt), and what commit refuses
 // (commitRefusal). Against a dump only the rules can refuse.
 func (e *Engine) destroyRefusal(d *state.Dir, st *state.State, p *planner.Plan) error {
 	if e.Kernel.Backend() != iptables.File {
+		if err := e.namespaceRefusal(OpDestroy, d, st); err != nil {
+			return err
+		}
 		if err := refusePending(OpDestroy, d, st); err != nil {
 			return err
 		}
@@ -81,27 +87,20 @@ func (e *Engine) destroyRefusal(d *state.Dir, st *state.State, p *planner.Plan) 
 // what Destroy refuses (destroyRefusal), a plan for a prefix other than
 // the recorded one (*PlanPrefixError: removing those chains would record
 // that nothing is owned while the recorded ones stay) and a stale plan
-// (*StaleError), then commits it as Destroy does, without asking.
+// (savedLive), then commits it as Destroy does, without asking.
 func (e *Engine) destroySaved(ctx context.Context, p *planner.Plan) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		if err := refusePending(OpDestroy, d, st); err != nil {
+		// As ApplySaved: who may destroy here before the live rules are
+		// read, the rest of destroy's refusals once savedLive has found
+		// them to be the plan's snapshot.
+		if err := e.savedPlanFirst(OpDestroy, d, st, p); err != nil {
 			return err
 		}
-		if st.Prefix != "" && st.Prefix != p.Prefix {
-			return &PlanPrefixError{Plan: p.Prefix, Recorded: st.Prefix}
-		}
-		live, err := e.saveLive(nil)
+		live, err := e.savedLive(p)
 		if err != nil {
 			return err
 		}
-		now := planner.New(p.Prefix, p.Backend, p.Desired, live)
-		if now.Fingerprint() != p.Fingerprint() {
-			return &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
-		}
-		// As in ApplySaved: the foreign rules that pin a deletion are
-		// known only against the live dump.
-		p.Blocked = now.Blocked
 		if err := e.destroyRefusal(d, st, p); err != nil {
 			return err
 		}

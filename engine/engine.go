@@ -79,6 +79,11 @@ type Host struct {
 	// NetNS is the network namespace the rules are in ("" for svcnat's
 	// own), where probes run.
 	NetNS string
+	// RunsIn is the ip netns name of the network namespace svcnat runs
+	// in, when NetNS is "" and one names it (svcnat started by ip netns
+	// exec): the state directory records that name (see namespaceName).
+	// OpenHost finds it; "" when no name is that namespace's.
+	RunsIn string
 	// RuntimeDir holds the network namespace's lock and owner record
 	// (DefaultRuntimeDir on a real kernel); "" takes no namespace lock (a
 	// dump, a fake kernel).

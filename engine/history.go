@@ -31,17 +31,22 @@ const (
 
 // madeBy is what a commit of op records as having made its generation:
 // the op, a saved plan's apply (approved when it was made), the daemon's
-// applies, and a record caught up with rules already right (repaired).
+// applies, and an apply (the daemon's too) that only caught the record up
+// with rules already right (repaired). A rollback or destroy that finds
+// the rules right is still that rollback or destroy: "repair" is what an
+// operator reads as "an earlier apply stopped before recording".
 func (e *Engine) madeBy(op Op, approved, repaired bool) string {
 	switch {
+	case op != OpApply:
+		return string(op)
 	case repaired:
 		return MadeByRepair
-	case op == OpApply && e.Origin == OriginReconcile:
+	case e.Origin == OriginReconcile:
 		return MadeByReconcile
-	case op == OpApply && approved:
+	case approved:
 		return MadeBySavedPlan
 	}
-	return string(op)
+	return MadeByApply
 }
 
 // History is the generations a state directory keeps, oldest first.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -18,23 +19,58 @@ import (
 // refused. The name, not the kernel's cookie (engine/namespace.go): a
 // namespace deleted and made again under its name, as a reboot does, is
 // the same place to the operator, and its rules are what the next apply
-// makes them.
+// makes them. Without --netns the name is the one ip netns gives the
+// namespace svcnat runs in (Host.RunsIn: `ip netns exec A svcnat` works
+// in A, as `svcnat --netns A` does), or none.
 
 // namespaceName is e's network namespace as the state records it: the
-// name --netns gives, "" for the host's own; /run/netns/NAME, the path
-// ip netns gives the namespace NAME, is NAME.
+// name --netns gives, or without it the ip netns name of the namespace
+// svcnat runs in (RunsIn), "" when it has none; /run/netns/NAME, the
+// path ip netns gives the namespace NAME, is NAME.
 func (e *Engine) namespaceName() string {
 	name := e.NetNS
+	if name == "" {
+		return e.RunsIn
+	}
 	if !strings.Contains(name, "/") {
 		return name
 	}
 	name = filepath.Clean(name)
-	for _, dir := range []string{"/run/netns/", "/var/run/netns/"} {
-		if rest, ok := strings.CutPrefix(name, dir); ok && !strings.Contains(rest, "/") {
+	for _, dir := range netnsDirs {
+		if rest, ok := strings.CutPrefix(name, dir+"/"); ok && !strings.Contains(rest, "/") {
 			return rest
 		}
 	}
 	return name
+}
+
+// netnsDirs are where ip netns mounts the namespaces it names.
+var netnsDirs = []string{"/run/netns", "/var/run/netns"}
+
+// runningNetNSName is the ip netns name of the network namespace svcnat
+// runs in, found as `ip netns identify` finds it: the namespace file
+// under /run/netns that is the same file (device and inode) as
+// /proc/self/ns/net. "" when none is (the host's own, usually, or a
+// namespace ip netns did not make). Comparing files enters no namespace,
+// unlike iptables.NetNSIdentity, and both files are open namespaces now,
+// so their inodes cannot be another's.
+func runningNetNSName() string {
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return ""
+	}
+	for _, dir := range netnsDirs {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, ent := range ents {
+			if fi, err := os.Stat(filepath.Join(dir, ent.Name())); err == nil && os.SameFile(self, fi) {
+				return ent.Name()
+			}
+		}
+	}
+	return ""
 }
 
 // recordNamespace notes in st, about to be recorded, that its rules are
@@ -64,7 +100,7 @@ const OpShow Op = "show"
 // one whose rules the state directory records. Nothing was changed.
 type NamespaceError struct {
 	Op                Op
-	Recorded, Current string // namespace names, "" for the host's own
+	Recorded, Current string // namespace names, "" for one ip netns does not name
 	StateDir          string
 	Backend           string // the recorded backend, if any
 }
@@ -92,10 +128,12 @@ func (e *NamespaceError) Hint() string {
 		there, namespaceWords(e.Current))
 }
 
-// namespaceWords names a namespace in a sentence.
+// namespaceWords names a namespace in a sentence. "" is no namespace
+// ip netns names: svcnat ran in it without --netns, usually the host's
+// own, but nothing proves that.
 func namespaceWords(name string) string {
 	if name == "" {
-		return "the host's network namespace"
+		return "the network namespace svcnat runs in"
 	}
 	return "network namespace " + name
 }

@@ -60,7 +60,7 @@ func TestStateDirectoryOfAnotherNamespaceIsRefused(t *testing.T) {
 	refused("repair", err)
 	// The host's own namespace is another one too.
 	h.e.NetNS = ""
-	if _, err := h.e.Apply(ctx, parse(t, web), "n1"); err == nil || !strings.Contains(err.Error(), "this apply works in the host's network namespace") {
+	if _, err := h.e.Apply(ctx, parse(t, web), "n1"); err == nil || !strings.Contains(err.Error(), "this apply works in the network namespace svcnat runs in") {
 		t.Fatalf("apply in the host's namespace: %v", err)
 	}
 	// ip netns's path to the namespace is the namespace.

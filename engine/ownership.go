@@ -211,6 +211,51 @@ func (e *Engine) adopted(d *state.Dir, st *state.State, p *planner.Plan) ([]stri
 	return unrecordedChains(d, st, p, live)
 }
 
+// noteAdopting puts on p, when Adopt is set, the live chains its commit
+// would take over (adopted), so that the plan shows them before anything
+// is recorded.
+func (e *Engine) noteAdopting(d *state.Dir, st *state.State, p *planner.Plan) error {
+	if !e.Adopt {
+		return nil
+	}
+	keys, err := e.adopted(d, st, p)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	take := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		take[k] = true
+	}
+	p.Adopting = nil
+	for _, f := range rules.Families {
+		if p.Live[f] == nil {
+			continue
+		}
+		for _, t := range p.Live[f].Tables {
+			for _, c := range t.Chains {
+				if l := (planner.Left{Family: f, Table: t.Name, Chain: c.Name}); take[l.String()] {
+					p.Adopting = append(p.Adopting, l)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// unlockedAdopting is noteAdopting for a plan made without the lock
+// (plan, plan -destroy), against the state as a command taking it would
+// find it.
+func (e *Engine) unlockedAdopting(p *planner.Plan) error {
+	if !e.Adopt {
+		return nil
+	}
+	d, st, err := e.unlockedState()
+	if err != nil {
+		return err
+	}
+	return e.noteAdopting(d, st, p)
+}
+
 // kubeProxyCanary is the chain kube-proxy keeps in mangle, nat and filter
 // while it runs, as svcnat keeps its canary.
 const kubeProxyCanary = "KUBE-PROXY-CANARY"

@@ -55,6 +55,9 @@ func OpenHost(o HostOptions) (*Host, error) {
 	if h.RuntimeDir == "" {
 		h.RuntimeDir = DefaultRuntimeDir
 	}
+	if o.NetNS == "" {
+		h.RunsIn = runningNetNSName()
+	}
 	h.Conntrack = conntrack.Netlink{NetNS: o.NetNS}
 	return h, nil
 }
@@ -93,7 +96,10 @@ func (h *Host) RenderOptions(cfg *config.Config, node string) (render.Options, e
 // rules. It takes no lock and changes nothing.
 func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
 	p, _, err := e.plan(cfg, node)
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	return p, e.unlockedAdopting(p)
 }
 
 // plan is Plan, also returning the live rules it read.

@@ -15,6 +15,7 @@ import (
 	"github.com/svcnat/svcnat/applier"
 	"github.com/svcnat/svcnat/config"
 	"github.com/svcnat/svcnat/conntrack"
+	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
 	"github.com/svcnat/svcnat/probe"
 	"github.com/svcnat/svcnat/rules"
@@ -35,6 +36,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
 		p, live, err := e.plan(cfg, node)
 		if err != nil {
+			return err
+		}
+		if err := e.noteAdopting(d, st, p); err != nil {
 			return err
 		}
 		refusal := e.applyRefusal(d, st, p)
@@ -76,30 +80,72 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		// What Apply refuses, before the live rules are read: a saved
-		// plan's Blocked is empty (see planner.Plan), and commit checks
-		// the one found against the live rules below.
-		if err := savedPlanRefusal(e.applyRefusal(d, st, p)); err != nil {
+		if err := e.savedPlanFirst(OpApply, d, st, p); err != nil {
 			return err
 		}
-		live, err := e.saveLive(p.Desired)
+		live, err := e.savedLive(p)
 		if err != nil {
 			return err
 		}
-		now := planner.New(p.Prefix, p.Backend, p.Desired, live)
-		if now.Fingerprint() != p.Fingerprint() {
-			// What changed since the plan was made reads as a plan
-			// from its snapshot to the live rules.
-			return &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
+		// The rest of what Apply refuses (chains svcnat did not record,
+		// a blocked deletion), now that savedLive found the live rules to
+		// be the plan's snapshot: checked against a snapshot the live
+		// rules left behind, a plan made before a destroy or rollback
+		// would read as taking chains nobody recorded instead of stale.
+		if err := savedPlanRefusal(e.applyRefusal(d, st, p)); err != nil {
+			return err
 		}
-		// The saved plan holds only owned rules; which foreign rules pin
-		// its deletions is known only against the live dump.
-		p.Blocked = now.Blocked
 		e.planned(Planned{Op: OpApply, Plan: p})
 		res, err = e.commit(ctx, OpApply, d, st, p, live, configDigest, true)
 		return err
 	})
 	return res, err
+}
+
+// savedPlanFirst is what refuses a saved plan before the live rules are
+// read: another namespace's state directory, an apply awaiting
+// confirmation, a prefix other than the recorded one. (What the plan does
+// to the live rules is refused once savedLive has read them.)
+func (e *Engine) savedPlanFirst(op Op, d *state.Dir, st *state.State, p *planner.Plan) error {
+	if e.Kernel.Backend() == iptables.File {
+		return nil
+	}
+	if err := e.namespaceRefusal(op, d, st); err != nil {
+		return err
+	}
+	if err := refusePending(op, d, st); err != nil {
+		return err
+	}
+	if st.Prefix != "" && st.Prefix != p.Prefix {
+		return &PlanPrefixError{Plan: p.Prefix, Recorded: st.Prefix}
+	}
+	return nil
+}
+
+// savedLive reads the live rules a saved plan p is committed against,
+// under the lock, for ApplySaved and destroySaved: a plan made against
+// other live rules is refused (*StaleError), and p gets the foreign rules
+// that pin its deletions (Blocked), which a saved plan, holding only owned
+// rules, cannot carry.
+func (e *Engine) savedLive(p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {
+	// A destroy plan wants nothing, and must see every table it removes
+	// chains from (see saveLive).
+	want := p.Desired
+	if p.Destroy {
+		want = nil
+	}
+	live, err := e.saveLive(want)
+	if err != nil {
+		return nil, err
+	}
+	now := planner.New(p.Prefix, p.Backend, p.Desired, live)
+	if now.Fingerprint() != p.Fingerprint() {
+		// What changed since the plan was made reads as a plan from
+		// its snapshot to the live rules.
+		return nil, &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
+	}
+	p.Blocked = now.Blocked
+	return live, nil
 }
 
 // Rollback returns the chains of prefix to the generation recorded before
@@ -140,6 +186,9 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
+		if err := e.noteAdopting(d, st, p); err != nil {
+			return err
+		}
 		refusal := e.ownershipRefusal(OpRollback, d, st, p)
 		e.planned(Planned{Op: OpRollback, Plan: p, Rollback: &RollbackFromTo{From: st.Generation, To: to}, Refusal: refusal})
 		if refusal != nil {
@@ -156,25 +205,24 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 // removeCreatedTables); nothing else. On a backend other than the one the
 // state directory records (a second set, left in the other backend), it
 // removes that set only and keeps the record, which describes the set
-// that stays (see destroyUnrecorded). It refuses live chains of prefix it
-// cannot prove its state directory wrote, or that another state directory
-// wrote last here (ownershipRefusal): with no state at all, every chain of
-// prefix is someone else's until Adopt says otherwise.
+// that stays (see destroyUnrecorded). It refuses what destroyRefusal
+// refuses, as plan -destroy and a saved destroy plan do: among them a
+// state directory of another network namespace, and live chains of prefix
+// it cannot prove its state directory wrote, or that another state
+// directory wrote last here (ownershipRefusal): with no state at all,
+// every chain of prefix is someone else's until Adopt says otherwise.
 func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		if err := refusePending(OpDestroy, d, st); err != nil {
-			return err
-		}
-		if err := e.namespaceRefusal(OpDestroy, d, st); err != nil {
-			return err
-		}
 		live, err := e.saveLive(nil)
 		if err != nil {
 			return err
 		}
 		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
-		refusal := e.ownershipRefusal(OpDestroy, d, st, p)
+		if err := e.noteAdopting(d, st, p); err != nil {
+			return err
+		}
+		refusal := e.destroyRefusal(d, st, p)
 		e.planned(Planned{Op: OpDestroy, Plan: p, Refusal: refusal})
 		if refusal != nil {
 			return refusal
@@ -484,6 +532,7 @@ func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map
 	st.Prefix = ownedPrefix(p)
 	st.AppliedAt = time.Now().UTC()
 	st.MadeBy = by
+	st.Adopted = len(res.Adopted)
 	if blank(p) {
 		st.Namespace = nil // nothing is owned: any namespace may come next
 	}

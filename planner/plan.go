@@ -123,6 +123,12 @@ type Plan struct {
 	// happens to them.
 	Interrupted []Left
 
+	// Adopting lists the live owned chains the commit takes over with
+	// --adopt (chains svcnat's state directory did not record), for
+	// views to name; the engine fills it, as it needs the state. The
+	// changes already hold what happens to them.
+	Adopting []Left
+
 	// Destroy marks a plan to remove every owned chain (plan -destroy):
 	// applied, it is committed as destroy is, with destroy's checks.
 	Destroy bool

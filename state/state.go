@@ -40,6 +40,9 @@ type State struct {
 	// MadeBy says what recorded the current generation (see
 	// GenerationInfo.MadeBy).
 	MadeBy string `json:"made_by,omitempty"`
+	// Adopted counts the chains the current generation took over (see
+	// GenerationInfo.Adopted).
+	Adopted int `json:"adopted,omitempty"`
 	// Namespace is the network namespace whose rules the state directory
 	// records, while it owns some (nil after a destroy, and in state
 	// files written before svcnat recorded it): another namespace's are
@@ -135,12 +138,17 @@ type GenerationInfo struct {
 	// rules right but the record behind) or "destroy"; "" in state files
 	// written before svcnat recorded it.
 	MadeBy string `json:"made_by,omitempty"`
+	// Adopted counts the live chains the command that recorded the
+	// generation took over with --adopt (chains no generation of this
+	// state directory had); 0 when it took none.
+	Adopted int `json:"adopted,omitempty"`
 }
 
 // Namespace names a network namespace as the command line names it.
 type Namespace struct {
-	// Name is --netns's value (a name as ip netns makes them), "" for
-	// the host's own namespace.
+	// Name is --netns's value (a name as ip netns makes them), or
+	// without it the ip netns name of the namespace svcnat ran in; ""
+	// when ip netns names none (usually the host's own).
 	Name string `json:"name"`
 }
 
@@ -301,6 +309,7 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 		AppliedAt:    st.AppliedAt,
 		RevertOf:     st.revertOf,
 		MadeBy:       st.MadeBy,
+		Adopted:      st.Adopted,
 	}
 	dir, err := d.openStateDir()
 	if err != nil {
