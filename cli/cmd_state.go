@@ -192,7 +192,10 @@ func showPlanFile(c *ucli.Context, file string) error {
 		if err := notAPlan("show", file, data, err, ""); err != nil {
 			return err
 		}
-		return withHint(fmt.Errorf("%s: %w", file, err), fmt.Sprintf("make the plan again (svcnat plan -out %s)", file))
+		// The error apply gives the same file (reason plan_unusable in
+		// --json); show, which changes nothing, drops its last clause.
+		return &planUnusableError{file: file, err: err,
+			hint: fmt.Sprintf("make the plan again (svcnat plan -out %s) and review it", file)}
 	}
 	if g.JSON {
 		return writeSavedPlanJSON(c.App.Writer, file, p, digest)

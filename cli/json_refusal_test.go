@@ -83,6 +83,18 @@ func TestRollbackAndStateDirRefusalsJSON(t *testing.T) {
 func TestShowJSONError(t *testing.T) {
 	h := newFakeHost(t)
 	missing := filepath.Join(t.TempDir(), "missing.plan")
+	// A saved plan changed after it was made: the reason apply gives it.
+	h.must(ExitOK, "apply", "-auto-approve")
+	writeFile(t, h.config, "nginx.hcl", nginxTwo)
+	edited := filepath.Join(t.TempDir(), "edited.plan")
+	h.must(ExitChanges, "plan", "--detailed-exitcode", "-out", edited)
+	data, err := os.ReadFile(edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(edited, []byte(strings.Replace(string(data), "10.64.1.3", "10.64.1.9", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args   []string
 		reason string
@@ -90,6 +102,7 @@ func TestShowJSONError(t *testing.T) {
 		chmod  bool
 	}{
 		{[]string{"show", "--json", missing}, "other", "", false},
+		{[]string{"show", "--json", edited}, "plan_unusable", "make the plan again", false},
 		{[]string{"show", "--json"}, "untrusted_state_dir", "chmod 700", true},
 	} {
 		if c.chmod {

@@ -19,6 +19,9 @@ func (e *planUnusableError) Error() string {
 }
 func (e *planUnusableError) Unwrap() error { return e.err }
 
+// Hint says what to do, wherever the error is printed (Run prints it).
+func (e *planUnusableError) Hint() string { return e.hint }
+
 // alreadyAppliedError refuses a saved plan whose changes the live rules
 // already hold: it was applied before (this plan, or one like it).
 type alreadyAppliedError struct {

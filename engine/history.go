@@ -135,15 +135,16 @@ type GenerationGoneError struct {
 }
 
 func (e *GenerationGoneError) Error() string {
-	if e.Generation == e.Current {
-		return fmt.Sprintf("generation %d is the current generation: there is nothing to roll back to; nothing was changed", e.Generation)
-	}
 	if len(e.Kept) == 0 {
 		return fmt.Sprintf("generation %d is not kept in %s, which keeps none; nothing was changed", e.Generation, e.StateDir)
 	}
 	nums := make([]string, len(e.Kept))
 	for i, n := range e.Kept {
 		nums[i] = fmt.Sprint(n)
+	}
+	if e.Generation == e.Current {
+		return fmt.Sprintf("generation %d is the current generation: there is nothing to roll back to; %s keeps generations %s; nothing was changed",
+			e.Generation, e.StateDir, strings.Join(nums, ", "))
 	}
 	return fmt.Sprintf("generation %d is not kept in %s; it keeps generations %s; nothing was changed",
 		e.Generation, e.StateDir, strings.Join(nums, ", "))
