@@ -281,16 +281,11 @@ func TestRebootSettlesAPendingApply(t *testing.T) {
 	h.mustApply(t, parse(t, web))
 	w := h.pending(t, time.Hour)
 	h.mustApply(t, parse(t, web, dns))
-	d, _ := state.Open(h.e.StateDir)
-	st, _ := d.Load()
-	st.Pending.BootID = "another boot"
-	if err := d.Save(st); err != nil {
-		t.Fatal(err)
-	}
+	h.rebootEndsPending(t)
 	if pd, err := h.e.Pending(); err != nil || pd != nil {
 		t.Fatalf("pending after a reboot: %+v, %v", pd, err)
 	}
-	st = h.state(t)
+	st := h.state(t)
 	g2, _ := st.Info(2)
 	g1, _ := st.Info(1)
 	g3, _ := st.Info(3)

@@ -351,16 +351,7 @@ func TestPrefixChangeNeedsDestroy(t *testing.T) {
 func TestForeignJumpBlocksDeletion(t *testing.T) {
 	h := newHost(t)
 	res := h.mustApply(t, parse(t, web))
-	var sep string
-	for _, c := range res.Plan.Changes {
-		if strings.HasPrefix(c.Chain, "SVCNAT-SEP-") {
-			sep = c.Chain
-		}
-	}
-	pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN -s 10.9.9.9/32 -j " + sep + "\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
-		t.Fatal(err)
-	}
+	sep := h.pinSEP(t, res, "-s 10.9.9.9/32 ")
 	before := h.text(t)
 	_, err := h.e.Destroy(context.Background(), "SVCNAT")
 	var be *BlockedError
@@ -414,4 +405,40 @@ func TestShowReportsDrift(t *testing.T) {
 	if s, err := h.e.Show("SVCNAT"); err != nil || s.Drift.Empty() || s.Drift.Summary().RulesAdded != 1 {
 		t.Fatalf("show after a foreign edit of an owned chain: %v, %+v", err, s.Drift.Summary())
 	}
+}
+
+// rebootEndsPending makes the pending apply's record one of another boot:
+// a reboot ended it, and the next command that takes the lock settles it.
+func (h *testHost) rebootEndsPending(t *testing.T) {
+	t.Helper()
+	d, err := state.Open(h.e.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Load()
+	if err != nil || st.Pending == nil {
+		t.Fatalf("pending: %+v, %v", st, err)
+	}
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pinSEP adds a foreign chain whose rule (match, then a jump) pins an
+// endpoint chain of the apply res, and returns that chain: a plan that
+// deletes it is blocked.
+func (h *testHost) pinSEP(t *testing.T, res *Result, match string) string {
+	t.Helper()
+	var sep string
+	for _, c := range res.Plan.Changes {
+		if strings.HasPrefix(c.Chain, "SVCNAT-SEP-") {
+			sep = c.Chain
+		}
+	}
+	pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN " + match + "-j " + sep + "\nCOMMIT\n"
+	if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	return sep
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/svcnat/svcnat/iptables"
 	"github.com/svcnat/svcnat/planner"
-	"github.com/svcnat/svcnat/rules"
 	"github.com/svcnat/svcnat/state"
 )
 
@@ -81,16 +80,7 @@ func TestApplyRefusalIsWhatApplyRefuses(t *testing.T) {
 	t.Run("blocked deletion", func(t *testing.T) {
 		h := newHost(t)
 		res := h.mustApply(t, parse(t, web))
-		var sep string
-		for _, c := range res.Plan.Changes {
-			if strings.HasPrefix(c.Chain, "SVCNAT-SEP-") {
-				sep = c.Chain
-			}
-		}
-		pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN -j " + sep + "\nCOMMIT\n"
-		if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
-			t.Fatal(err)
-		}
+		h.pinSEP(t, res, "")
 		var be *BlockedError
 		if err := refusedBoth(t, h, dns); !errors.As(err, &be) || len(be.Blocked) != 1 {
 			t.Fatalf("refusal %v", err)
@@ -104,12 +94,7 @@ func TestApplyRefusalIsWhatApplyRefuses(t *testing.T) {
 		h.pending(t, time.Hour)
 		h.mustApply(t, parse(t, web, dns))
 		h.e.Confirmation = nil
-		d, _ := state.Open(h.e.StateDir)
-		st, _ := d.Load()
-		st.Pending.BootID = "another boot"
-		if err := d.Save(st); err != nil {
-			t.Fatal(err)
-		}
+		h.rebootEndsPending(t)
 		p, err := h.e.Plan(parse(t, web), "n1")
 		if err != nil {
 			t.Fatal(err)
@@ -333,12 +318,7 @@ func TestApplyRefusalAfterRebootReadsNoRules(t *testing.T) {
 	h.pending(t, time.Hour)
 	h.mustApply(t, parse(t, web, dns))
 	h.e.Confirmation = nil
-	d, _ := state.Open(h.e.StateDir)
-	st, _ := d.Load()
-	st.Pending.BootID = "another boot"
-	if err := d.Save(st); err != nil {
-		t.Fatal(err)
-	}
+	h.rebootEndsPending(t)
 	gen1 := filepath.Join(h.e.StateDir, "generations", "1.ipv4.rules")
 	rules1, err := os.ReadFile(gen1)
 	if err != nil {
@@ -383,12 +363,7 @@ func TestApplyRefusalAfterRebootOfAnApplyAfterDestroy(t *testing.T) {
 	h.pending(t, time.Hour)
 	h.mustApply(t, parse(t, web))
 	h.e.Confirmation = nil
-	d, _ := state.Open(h.e.StateDir)
-	st, _ := d.Load()
-	st.Pending.BootID = "another boot"
-	if err := d.Save(st); err != nil {
-		t.Fatal(err)
-	}
+	h.rebootEndsPending(t)
 	kube := parse(t, "settings {\n  chain_prefix = \"KUBE\"\n}\n", web)
 	p, err := h.e.Plan(kube, "n1")
 	if err != nil {

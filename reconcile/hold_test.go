@@ -225,21 +225,7 @@ func TestRebootEndedPendingApplyIsSettled(t *testing.T) {
 	h := startLoop(t, time.Hour, map[string]string{"web.hcl": web})
 	h.logs.await(t, 0, "applied", "generation=1")
 	h.stop(t)
-	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
-	_, watcher := h.applyPending(t, h.configured(t, "web.hcl", moved), time.Hour)
-	h.write(t, "web.hcl", moved)
-	d, err := state.Open(h.loop.Engine.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.Load()
-	if err != nil || st.Pending == nil {
-		t.Fatalf("pending: %+v, %v", st, err)
-	}
-	st.Pending.BootID = "another boot"
-	if err := d.Save(st); err != nil {
-		t.Fatal(err)
-	}
+	watcher := h.pendingEndedByReboot(t)
 
 	h2 := startLoopOn(t, h.loop.Engine.StateDir, h.config, h.fake, time.Hour)
 	h2.logs.await(t, 0, "the apply of this configuration was reverted", "event=start", "generation=2", "reason=the host rebooted")
@@ -325,21 +311,7 @@ func TestRebootEndedPendingApplyRestoresTheRules(t *testing.T) {
 	h.logs.await(t, 0, "applied", "generation=1")
 	before := h.owned(t)
 	h.stop(t)
-	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
-	_, watcher := h.applyPending(t, h.configured(t, "web.hcl", moved), time.Hour)
-	h.write(t, "web.hcl", moved)
-	d, err := state.Open(h.loop.Engine.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := d.Load()
-	if err != nil || st.Pending == nil {
-		t.Fatalf("pending: %+v, %v", st, err)
-	}
-	st.Pending.BootID = "another boot"
-	if err := d.Save(st); err != nil {
-		t.Fatal(err)
-	}
+	watcher := h.pendingEndedByReboot(t)
 	// The boot restored no rules.
 	h.restore(t, "*nat\n-F\n-X\nCOMMIT\n*filter\n-F\n-X\nCOMMIT\n")
 
@@ -417,4 +389,28 @@ func TestProbeFailedConfigurationIsNotApplied(t *testing.T) {
 	if got := h2.owned(t); got != before {
 		t.Fatalf("the loop applied the configuration whose probe failed:\n%s", got)
 	}
+}
+
+// pendingEndedByReboot makes an apply of web with a moved endpoint
+// pending (its watcher, returned, holds an hour's deadline), puts that
+// configuration on disk, and makes the pending record one of another
+// boot: a reboot ended it before anyone confirmed. The loop is stopped.
+func (h *loopHost) pendingEndedByReboot(t *testing.T) <-chan error {
+	t.Helper()
+	moved := strings.Replace(web, "10.64.1.2", "10.64.1.3", 1)
+	_, watcher := h.applyPending(t, h.configured(t, "web.hcl", moved), time.Hour)
+	h.write(t, "web.hcl", moved)
+	d, err := state.Open(h.loop.Engine.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Load()
+	if err != nil || st.Pending == nil {
+		t.Fatalf("pending: %+v, %v", st, err)
+	}
+	st.Pending.BootID = "another boot"
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	return watcher
 }
