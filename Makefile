@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/svcnat
 # The version svcnat --version reports: the tag or commit of the checkout.
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS  := -X github.com/svcnat/svcnat/buildinfo.version=$(VERSION)
+LDFLAGS  := -X github.com/svcnat/svcnat/internal/buildinfo.version=$(VERSION)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PKGS     := ./...
@@ -57,8 +57,8 @@ demo: deps build
 	@bash scripts/demo.sh
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
-	$(GO) test -run '^$$' -fuzz FuzzParseSave -fuzztime $(FUZZTIME) ./rules/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzParseSave -fuzztime $(FUZZTIME) ./internal/kernel/iptables/rules/
 
 # bench runs the Go benchmarks, then (as root) svcnat-bench: N services x E
 # endpoints applied into fresh namespaces on both backends, one table out

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/state"
 	"github.com/svcnat/svcnat/internal/testns"
-	"github.com/svcnat/svcnat/rules"
-	"github.com/svcnat/svcnat/state"
 )
 
 // applyBackends are the backends every test here runs on.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // TestApplyRoundTrip: empty namespace → changes → apply → no changes →

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // apply asks on a terminal and acts only on "yes". script(1) gives svcnat

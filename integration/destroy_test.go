@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // applyIPv4Config is one IPv4-only ClusterIP service.

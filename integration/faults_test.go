@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svcnat/svcnat/rules"
-	"github.com/svcnat/svcnat/state"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/state"
 )
 
 // applyRestoreShims writes iptables-restore shims for both backends and

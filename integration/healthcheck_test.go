@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/svcnat/svcnat/healthcheck"
 	"github.com/svcnat/svcnat/integration/netlab"
+	"github.com/svcnat/svcnat/internal/daemon/healthcheck"
 )
 
 // A health-check node port listens where node_port_addresses says, as

@@ -16,8 +16,8 @@ import (
 
 	"github.com/svcnat/svcnat/integration/netlab"
 	"github.com/svcnat/svcnat/internal/bench"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/testns"
-	"github.com/svcnat/svcnat/rules"
 )
 
 // TestInterruptedApplyNamed: `apply` creating more chains than one

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // ownCNIRules is what the CNI portmap plugin writes in nat.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/planner"
+	"github.com/svcnat/svcnat/internal/planner"
 )
 
 // TestTamperedPlanChangesNothing: a saved plan whose desired rules were

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // A foreign rule that jumps into an owned chain pins it: svcnat never edits

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/integration/netlab"
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // This file holds the helpers of the traffic, load and fault tests

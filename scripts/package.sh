@@ -21,7 +21,7 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 
 rm -rf "$DIST" && mkdir -p "$DIST"
 CGO_ENABLED=0 $GO build -trimpath -buildvcs=false \
-	-ldflags "-s -w -buildid= -X github.com/svcnat/svcnat/buildinfo.version=$VERSION" \
+	-ldflags "-s -w -buildid= -X github.com/svcnat/svcnat/internal/buildinfo.version=$VERSION" \
 	-o "$DIST/svcnat" ./cmd/svcnat
 # The man page and completions come from the binary's own command
 # definitions, as --help does.

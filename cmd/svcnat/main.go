@@ -7,7 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 
-	"github.com/svcnat/svcnat/cli"
+	"github.com/svcnat/svcnat/internal/cli"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/cli"
+	"github.com/svcnat/svcnat/internal/cli"
 )
 
 func svcnat(t *testing.T, args ...string) (string, int) {

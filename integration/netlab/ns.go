@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svcnat/svcnat/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
 )
 
 // DefaultTimeout bounds every dial, HTTP request and UDP round trip made by

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/internal/config"
 )
 
 // The generated configuration is valid, deterministic, and has the mix

@@ -28,12 +28,12 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
-	"github.com/svcnat/svcnat/applier"
-	"github.com/svcnat/svcnat/config"
+	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/bench"
-	"github.com/svcnat/svcnat/planner"
-	"github.com/svcnat/svcnat/render"
-	"github.com/svcnat/svcnat/rules"
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/planner"
 )
 
 func main() {

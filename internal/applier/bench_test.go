@@ -1,0 +1,103 @@
+package applier
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/svcnat/svcnat/internal/bench"
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/planner"
+)
+
+// The Go benchmarks of the pure steps, at 10,000 services with 5
+// endpoints each (internal/bench), or make bench's N and E
+// (bench.FromEnv). make bench also runs svcnat-bench, which
+// measures whole commands on the real backends.
+
+func benchConfig(tb testing.TB) *config.Config {
+	tb.Helper()
+	srcs := map[string][]byte{}
+	for n, b := range bench.Files(bench.FromEnv(tb)) {
+		srcs[n] = []byte(b)
+	}
+	cfg, diags := config.Parse(srcs)
+	if diags.HasErrors() {
+		tb.Fatal(diags)
+	}
+	return cfg
+}
+
+func benchRules(tb testing.TB) map[rules.Family]*rules.Ruleset {
+	res, err := render.Render(benchConfig(tb), render.Options{Node: bench.Node, RandomFully: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res.Rulesets
+}
+
+func BenchmarkRender10k(b *testing.B) {
+	cfg := benchConfig(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := render.Render(cfg, render.Options{Node: bench.Node}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPlan10kNoChange(b *testing.B) {
+	desired := benchRules(b)
+	live := map[rules.Family]*rules.Ruleset{rules.IPv4: desired[rules.IPv4].Clone()}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if p := planner.New("SVCNAT", "nft", desired, live); !p.Empty() {
+			b.Fatal("plan not empty")
+		}
+	}
+}
+
+func BenchmarkParseSave10k(b *testing.B) {
+	text := benchRules(b)[rules.IPv4].Text()
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := rules.ParseSave(rules.IPv4, strings.NewReader(text)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStages10k orders and batches a cold start's chains.
+func BenchmarkStages10k(b *testing.B) {
+	p := planner.New("SVCNAT", "nft", benchRules(b), nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if len(Stages(p, rules.IPv4, DefaultBatch)) == 0 {
+			b.Fatal("no stages")
+		}
+	}
+}
+
+// BenchmarkPayload10k writes a cold start's one transaction (legacy).
+func BenchmarkPayload10k(b *testing.B) {
+	p := planner.New("SVCNAT", "legacy", benchRules(b), nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if Payload(p, rules.IPv4, nil).Empty() {
+			b.Fatal("empty payload")
+		}
+	}
+}
+
+// BenchmarkPlan10kCold plans a cold start: every chain created.
+func BenchmarkPlan10kCold(b *testing.B) {
+	desired := benchRules(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if p := planner.New("SVCNAT", "nft", desired, nil); p.Empty() {
+			b.Fatal("plan empty")
+		}
+	}
+}

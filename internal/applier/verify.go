@@ -1,0 +1,24 @@
+package applier
+
+import (
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/planner"
+)
+
+// lineDiff lists the lines only in want (-) or only in got (+).
+func lineDiff(want, got string) string { return changedLines(planner.RuleDiffText(want, got)) }
+
+// ruleDiff is lineDiff of two rule lists, by the planner's own rule diff.
+func ruleDiff(want, got []rules.Rule) string { return changedLines(planner.RuleDiff(want, got)) }
+
+func changedLines(ds []planner.DiffLine) string {
+	var b strings.Builder
+	for _, d := range ds {
+		if d.Op != planner.DiffEqual {
+			b.WriteString(string(d.Op) + " " + d.Text + "\n")
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+)
+
+func renderCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "render",
+		Usage: "print the desired rules as iptables-restore payloads (needs no root and no iptables)",
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "random-fully", Value: true, Usage: "render MASQUERADE with --random-fully (iptables >= 1.6.2)"},
+		},
+		Action: func(c *ucli.Context) error {
+			g, err := readGlobals(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(c, g)
+			if err != nil {
+				return err
+			}
+			node, err := g.nodeName(cfg.Settings.Node)
+			if err != nil {
+				return err
+			}
+			// No kernel: --random-fully is the flag's, and the addresses
+			// are the host's (or --local-address's), not a dump's.
+			h := engine.Host{Addresses: engine.HostAddresses(g.hostOptions(cfg.Settings.ChainPrefix))}
+			opts, err := h.RenderOptions(cfg, node)
+			if err != nil {
+				return err
+			}
+			opts.RandomFully = c.Bool("random-fully")
+			res, err := render.Render(cfg, opts)
+			if err != nil {
+				return err
+			}
+			out := res.Rulesets
+			w := c.App.Writer
+			for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+				rs, ok := out[f]
+				if !ok {
+					continue
+				}
+				tool := "iptables-restore"
+				if f == rules.IPv6 {
+					tool = "ip6tables-restore"
+				}
+				fmt.Fprintf(w, "# %s: %d rules, for %s --noflush (node %s)\n", f, rs.RuleCount(), tool, opts.Node)
+				if err := rs.WriteRestore(w); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		ArgsUsage: "[FILE|DIR]",
+		Before:    configArg,
+	}
+}

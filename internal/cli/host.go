@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
+)
+
+// hostOptions says which host the global flags name, for the chains of
+// prefix.
+func (g Globals) hostOptions(prefix string) engine.HostOptions {
+	return engine.HostOptions{NetNS: g.NetNS, Backend: iptables.Backend(g.Backend), Prefix: prefix,
+		Dump: g.SaveFile, LocalAddresses: g.LocalAddresses, RuntimeDir: g.RuntimeDir}
+}
+
+// openEngine opens the host the global flags name, for the chains of
+// prefix, and an engine on it.
+func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, error) {
+	h, err := envOf(c).OpenHost(g.hostOptions(prefix))
+	switch {
+	case err == nil:
+	case errors.Is(err, iptables.ErrBothBackends):
+		return nil, withHint(err, "remove one set (svcnat destroy --backend nft|legacy), then run again")
+	case errors.Is(err, iptables.ErrOtherBackend):
+		return nil, withHint(err, "use --backend auto, or destroy the rules in the other backend first")
+	case os.Geteuid() != 0:
+		return nil, withHint(err, "reading the live rules needs root; or plan against a dump with --iptables-save FILE")
+	default:
+		return nil, err
+	}
+	switch b := iptables.Backend(g.Backend); {
+	case b == iptables.Auto && h.Detection.Mixed():
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: both iptables backends hold rules; %s\n", h.Detection.Reason)
+	case b != iptables.Auto && len(h.Detection.OtherOwned(b)) > 0:
+		// Split brain: iptables.Open lets an explicit backend through so
+		// that one set can be repaired or removed; the other stays.
+		other := map[iptables.Backend]string{iptables.NFT: "legacy", iptables.Legacy: "nft"}[b]
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the %s backend also holds svcnat's chains (%s); this command works on the %s backend only\n",
+			other, strings.Join(h.Detection.OtherOwned(b), ", "), b)
+	case h.Detection.LegacyTables(h.Kernel.Backend()):
+		// iptables-nft's own "# Warning: iptables-legacy tables present", in svcnat's words.
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: iptables-legacy tables are present (%s); svcnat works on the nft backend, which does not show them (iptables-legacy-save does)\n",
+			plural(h.Detection.Legacy.Rules, "rule"))
+	}
+	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout"), Adopt: c.Bool("adopt")}, nil
+}
+
+// openConfigured prepares a command that works from the configuration
+// (plan, apply): the validated configuration, this host's node name, and
+// an engine on the host for the configuration's chain prefix. openOwned is
+// its twin for the commands that work from what svcnat applied.
+func openConfigured(c *ucli.Context, g Globals) (*config.Config, string, *engine.Engine, error) {
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	limitMemory(cfg)
+	node, err := g.nodeName(cfg.Settings.Node)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	e, err := openEngine(c, g, cfg.Settings.ChainPrefix)
+	return cfg, node, e, err
+}
+
+// openOwned prepares a command that works on what svcnat applied
+// (rollback, destroy, show): the options, the owned prefix and an engine.
+func openOwned(c *ucli.Context) (Globals, string, *engine.Engine, error) {
+	g, err := readGlobals(c)
+	if err != nil {
+		return g, "", nil, err
+	}
+	prefix, err := ownedPrefix(c, g)
+	if err != nil {
+		return g, "", nil, err
+	}
+	e, err := openEngine(c, g, prefix)
+	return g, prefix, e, err
+}
+
+// ownedPrefix is the chain prefix of what svcnat applied: the one the
+// state directory recorded, so that rollback, destroy and show work with a
+// broken or missing configuration; before any apply, the configuration's.
+func ownedPrefix(c *ucli.Context, g Globals) (string, error) {
+	if p := engine.RecordedPrefix(g.StateDir); p != "" {
+		return p, nil
+	}
+	cfg, err := loadConfig(c, g)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Settings.ChainPrefix, nil
+}

@@ -1,0 +1,397 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/planner"
+)
+
+// PlanJSONVersion is the version of `plan --json` output; see README.md.
+// 2: blocked holds objects (version 1: sentences), and every change has
+// its service (null for a shared chain) and scope.
+const PlanJSONVersion = "2"
+
+// planView renders a plan for a person or for a program. Views decide
+// nothing: they print what the plan holds, in words they choose. A failed
+// write is their error: a plan that did not arrive was not shown.
+type planView interface {
+	Plan(p *planner.Plan) error
+	// PlanRefused is Plan with what apply would make of p: refusal is
+	// engine.ApplyRefusal's (or Planned.Refusal), nil when apply takes it.
+	PlanRefused(p *planner.Plan, refusal error) error
+}
+
+func newPlanView(w io.Writer, json, color bool) planView {
+	return newOpPlanView(w, engine.OpApply, json, color)
+}
+
+// newOpPlanView is newPlanView for the plan of op (apply, destroy,
+// rollback, revert): a person is told which command would refuse it.
+func newOpPlanView(w io.Writer, op engine.Op, json, color bool) planView {
+	if json {
+		return &planJSON{w: w}
+	}
+	return &planHuman{w: w, style: newStyle(color), op: op, intro: "svcnat will perform the following actions", total: "Plan:"}
+}
+
+// newChangesView prints a plan as a record of what changed (drift, a
+// stale plan) rather than as what svcnat will do.
+func newChangesView(w io.Writer, color bool, intro string) planView {
+	return &planHuman{w: w, style: newStyle(color), intro: intro, total: "Changed:"}
+}
+
+type planHuman struct {
+	w     io.Writer
+	style style
+	op    engine.Op // the command whose plan it is, which may refuse it
+	intro string
+	total string // the label of the last line
+	// nothing, when set, replaces what nothingToDo says after "No
+	// changes." (a rollback names the generation the live rules are).
+	nothing string
+}
+
+func (v *planHuman) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
+
+func (v *planHuman) PlanRefused(p *planner.Plan, refusal error) error {
+	// A cold start prints a quarter of a million rule lines: one write
+	// each would cost more than making the plan. The buffer keeps the
+	// first write error, which Flush returns.
+	w := bufio.NewWriterSize(v.w, 1<<16)
+	v.write(w, p, refusal)
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing the plan: %w", err)
+	}
+	return nil
+}
+
+func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
+	st := v.style
+	// A plan the command would refuse must not read as one it would
+	// carry out, nor an empty one as all being well: the error after it
+	// (plan's, or the command's own) says why. A plan against a dump is
+	// no refusal here: its note says what it is for.
+	refused := refusalReason(refusal) != ""
+	dump := errors.Is(refusal, iptables.ErrReadOnly)
+	if p.Empty() {
+		if refused {
+			fmt.Fprintf(w, "%s to the rules, but svcnat %s would refuse to run here (see the error below).\n", st.bold("No changes"), v.op)
+			return
+		}
+		fmt.Fprintln(w, st.bold("No changes.")+" "+v.nothingToDo(p, dump))
+		if dump {
+			writeDumpNote(w, st)
+		}
+		writeAdopting(w, st, p.Adopting)
+		return
+	}
+	d := planner.Describe(p)
+	intro := v.intro
+	if refused {
+		intro = fmt.Sprintf("svcnat %s would refuse this plan (see the error below); it would perform the following actions", v.op)
+	}
+	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", intro, p.Backend, p.Prefix)
+	for _, s := range d.Services {
+		line := fmt.Sprintf("  %s service %s", st.glyph(s.Action), s.Name)
+		if len(s.Details) > 0 {
+			line += ": " + strings.Join(detailWords(s.Details), ", ")
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(d.Services) > 0 {
+		fmt.Fprintln(w)
+	}
+	var cur string
+	for _, c := range p.Changes {
+		if h := fmt.Sprintf("%s %s table:", c.Family, c.Table); h != cur {
+			cur = h
+			fmt.Fprintln(w, st.bold(h))
+		}
+		head := fmt.Sprintf("  %s chain %s", st.glyph(c.Action), c.Chain)
+		switch svc := d.ChainService(c); {
+		case c.Builtin:
+			head += " (svcnat's jump rules only)"
+		case svc != "":
+			head += " (" + svc + ")"
+		}
+		fmt.Fprintln(w, head)
+		hidden := 0
+		for _, l := range c.Diff() {
+			switch l.Op {
+			case planner.DiffEqual:
+				hidden++
+			case planner.DiffInsert:
+				fmt.Fprintln(w, "      "+st.color(planner.Create, "+ "+l.Text))
+			case planner.DiffDelete:
+				fmt.Fprintln(w, "      "+st.color(planner.Delete, "- "+l.Text))
+			}
+		}
+		if hidden > 0 {
+			fmt.Fprintf(w, "      %s\n", st.dim(fmt.Sprintf("(%s hidden)", plural(hidden, "unchanged rule"))))
+		}
+	}
+	if len(p.Blocked) > 0 {
+		fmt.Fprintf(w, "\n%s svcnat %s will refuse this plan: rules svcnat does not own jump into chains it deletes, and svcnat never edits them:\n",
+			st.color(planner.Delete, "Blocked:"), v.op)
+		for _, b := range p.Blocked {
+			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.String()))
+		}
+	}
+	writeInterrupted(w, st, p.Interrupted, "this plan uses those the configuration wants and removes the rest")
+	writeAdopting(w, st, p.Adopting)
+	s := p.Summary()
+	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
+		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
+	if dump {
+		writeDumpNote(w, st)
+	}
+}
+
+// nothingToDo says, after "No changes.", why an empty plan is all there
+// is: the rules (live, or in a dump) are what the configuration wants,
+// or, for destroy (a saved destroy plan shown too), which has no
+// configuration, none of the prefix's are there.
+func (v *planHuman) nothingToDo(p *planner.Plan, dump bool) string {
+	destroy := v.op == engine.OpDestroy || p.Destroy
+	switch {
+	case v.nothing != "":
+		return v.nothing
+	case destroy && dump:
+		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are in the dump."
+	case destroy:
+		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are live."
+	case dump:
+		return "The rules in the dump match the configuration."
+	}
+	return "The live rules match the configuration."
+}
+
+// writeDumpNote ends a plan made against a saved dump, with changes or
+// without: as terraform says of a plan it cannot guarantee, planning
+// against a dump is for review (CI), not for apply.
+func writeDumpNote(w io.Writer, st style) {
+	fmt.Fprintf(w, "\n%s this plan was made against a saved iptables-save dump, not this host's live rules: svcnat apply cannot commit it.\n",
+		st.bold("Note:"))
+}
+
+// detailWords says what changes for a service, in an operator's words:
+// "endpoint 10.64.1.4:8080 added", "cluster IP 10.32.0.1:80/tcp removed".
+func detailWords(ds []planner.Detail) []string {
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		var what string
+		switch d.Subject {
+		case planner.SubjectEndpoint:
+			what = "endpoint " + d.Value
+		case planner.SubjectClusterIP:
+			what = "cluster IP " + d.Value
+		case planner.SubjectExternalIP:
+			what = "external IP " + d.Value
+		case planner.SubjectLoadBalancerIP:
+			what = "load-balancer IP " + d.Value
+		case planner.SubjectNodePort:
+			what = "node port " + d.Value
+		case planner.SubjectHealthCheckNodePort:
+			what = "health check node port " + d.Value
+		case planner.SubjectNoEndpointsReject:
+			what = "no-endpoints REJECT"
+		case planner.SubjectNoLocalEndpointsDrop:
+			what = "no-local-endpoints DROP"
+		case planner.SubjectSourceRanges:
+			what = "load-balancer source ranges"
+		case planner.SubjectChain:
+			what = chainKindWords[d.Value]
+		default:
+			what = "rules of " + d.Value
+		}
+		switch d.Change {
+		case planner.Added:
+			what += " added"
+		case planner.Removed:
+			what += " removed"
+		default:
+			what += " changed"
+		}
+		out = append(out, what)
+	}
+	return out
+}
+
+// chainKindWords names the per-service chains by their role.
+var chainKindWords = map[string]string{
+	"SVC": "cluster chain",
+	"SVL": "local-endpoints chain",
+	"EXT": "external-traffic chain",
+	"FW":  "load-balancer firewall chain",
+}
+
+type planJSON struct{ w io.Writer }
+
+// jsonPlan is the documented machine-readable plan (README "plan --json").
+type jsonPlan struct {
+	FormatVersion string        `json:"format_version"`
+	Prefix        string        `json:"prefix"`
+	Backend       string        `json:"backend"`
+	Fingerprint   string        `json:"fingerprint"`
+	Changed       bool          `json:"changed"`
+	Blocked       []jsonBlocked `json:"blocked"`
+	Applyable     bool          `json:"applyable"`
+	Refusal       *jsonRefusal  `json:"refusal"`
+	Interrupted   []jsonLeft    `json:"interrupted"`
+	Adopting      []jsonLeft    `json:"adopting"`
+	Summary       jsonSummary   `json:"summary"`
+	Services      []jsonService `json:"services"`
+	Changes       []jsonChange  `json:"changes"`
+}
+
+// jsonRefusal is why svcnat apply would refuse the plan on this host.
+type jsonRefusal struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+type jsonSummary struct {
+	Add          int `json:"add"`
+	Change       int `json:"change"`
+	Remove       int `json:"remove"`
+	RulesAdded   int `json:"rules_added"`
+	RulesRemoved int `json:"rules_removed"`
+}
+
+type jsonService struct {
+	Name    string   `json:"name"`
+	Action  string   `json:"action"`
+	Details []string `json:"details"`
+}
+
+// jsonBlocked is a foreign rule that pins a chain the plan deletes
+// (planner.Blocked): rule, in iptables-save form, is in chain, and jumps
+// to pins.
+type jsonBlocked struct {
+	Family string `json:"family"`
+	Table  string `json:"table"`
+	Chain  string `json:"chain"`
+	Rule   string `json:"rule"`
+	Pins   string `json:"pins"`
+}
+
+// jsonChange is one changed chain. Service is the service it serves, null
+// when Scope is not "service" (planner.Scope): a shared or built-in chain,
+// or one whose service cannot be told.
+type jsonChange struct {
+	Family  string   `json:"family"`
+	Table   string   `json:"table"`
+	Chain   string   `json:"chain"`
+	Action  string   `json:"action"`
+	Builtin bool     `json:"builtin"`
+	Service *string  `json:"service"`
+	Scope   string   `json:"scope"`
+	Before  []string `json:"before"`
+	After   []string `json:"after"`
+}
+
+func (v *planJSON) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
+
+func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
+	w := bufio.NewWriterSize(v.w, 1<<16)
+	err := writeJSON(w, "", newJSONPlan(p, refusal))
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("writing the plan: %w", err)
+	}
+	return nil
+}
+
+// newJSONPlan is the plan --json document of p, which apply would refuse
+// with refusal (nil: it would not).
+func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
+	s, d := p.Summary(), planner.Describe(p)
+	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
+		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
+		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),
+		Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+	for _, b := range p.Blocked {
+		out.Blocked = append(out.Blocked, jsonBlocked{Family: b.Family.Key(), Table: b.Table, Chain: b.Rule.Chain, Rule: b.Rule.String(), Pins: b.Pins})
+	}
+	for _, sc := range d.Services {
+		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: detailWords(sc.Details)})
+	}
+	for _, c := range p.Changes {
+		jc := jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain, Action: c.Action.String(), Builtin: c.Builtin,
+			Scope: string(d.ChainScope(c)), Before: lines(c.Before), After: lines(c.After)}
+		if svc := d.ChainService(c); svc != "" {
+			jc.Service = &svc
+		}
+		out.Changes = append(out.Changes, jc)
+	}
+	return out
+}
+
+// writeJSON writes v as indented JSON, each line after the first
+// starting with prefix: a document, or (prefix "  ") a member of one.
+func writeJSON(w io.Writer, prefix string, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent(prefix, "  ")
+	return enc.Encode(v)
+}
+
+// newJSONRefusal is the refusal field of plan --json: null when apply
+// takes the plan, and for a plan against a dump, which is about another
+// host (its applyable is false).
+func newJSONRefusal(refusal error) *jsonRefusal {
+	reason := refusalReason(refusal)
+	if reason == "" {
+		return nil
+	}
+	r := &jsonRefusal{Reason: reason, Message: refusal.Error()}
+	if he := (*hintError)(nil); errors.As(hinted(refusal), &he) {
+		r.Hint = he.hint
+	}
+	return r
+}
+
+func lines(rs []rules.Rule) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// plural counts things in English: "1 chain", "2 chains".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, thing)
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// writeAdopting names the live chains --adopt takes over (see
+// writeInterrupted): no record of svcnat's has them, and the command
+// treats them as its own (an apply records them so even when their rules
+// stay as they are).
+func writeAdopting(w io.Writer, st style, chains []planner.Left) {
+	if len(chains) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s %s svcnat did not record (--adopt); this plan treats them as this state directory's:\n",
+		st.bold("Adopting:"), plural(len(chains), "chain"))
+	for i, l := range chains {
+		if i == leftShown {
+			fmt.Fprintf(w, "  %s\n", st.dim(fmt.Sprintf("... and %d more", len(chains)-leftShown)))
+			break
+		}
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+}

@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/conntrack"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/planner"
+	"github.com/svcnat/svcnat/internal/state"
+)
+
+// HostOptions say which host OpenHost opens.
+type HostOptions struct {
+	// NetNS is a network namespace name as `ip netns` makes them; "" is
+	// svcnat's own.
+	NetNS string
+	// Backend is auto, nft or legacy (see iptables.Open).
+	Backend iptables.Backend
+	// Prefix is the chain prefix svcnat owns; it guides and constrains
+	// the choice of backend.
+	Prefix string
+	// Dump, when set, is a saved iptables-save dump (and Dump.v6) to plan
+	// against instead of the kernel: no root, no iptables, no changes.
+	Dump string
+	// LocalAddresses, when given, stand for the host's own addresses.
+	LocalAddresses []netip.Addr
+	// RuntimeDir is where the namespace locks and owner records live
+	// ("": DefaultRuntimeDir).
+	RuntimeDir string
+}
+
+// OpenHost opens the host: the kernel's rules through the backend
+// iptables.Open chooses (or a saved dump), the conntrack tool in the same
+// namespace, and the host's addresses.
+func OpenHost(o HostOptions) (*Host, error) {
+	h := &Host{Addresses: HostAddresses(o), NetNS: o.NetNS}
+	if o.Dump != "" {
+		d, err := iptables.OpenDump(o.Dump)
+		if err != nil {
+			return nil, err
+		}
+		h.Kernel = d
+		return h, nil
+	}
+	k, d, err := iptables.Open(iptables.Options{Backend: o.Backend, NetNS: o.NetNS, ChainPrefix: o.Prefix})
+	if err != nil {
+		return nil, err
+	}
+	h.Kernel, h.Detection, h.RuntimeDir = k, d, o.RuntimeDir
+	if h.RuntimeDir == "" {
+		h.RuntimeDir = DefaultRuntimeDir
+	}
+	if o.NetNS == "" {
+		h.RunsIn = runningNetNSName()
+	}
+	h.Conntrack = conntrack.Netlink{NetNS: o.NetNS}
+	return h, nil
+}
+
+// HostAddresses returns how the host's addresses are found: the given
+// local addresses; none for a dump, which is about another host; else the
+// addresses of the interfaces in the namespace.
+func HostAddresses(o HostOptions) func() ([]netip.Addr, error) {
+	switch {
+	case len(o.LocalAddresses) > 0:
+		return func() ([]netip.Addr, error) { return o.LocalAddresses, nil }
+	case o.Dump != "":
+		return nil
+	}
+	return func() ([]netip.Addr, error) { return iptables.InterfaceAddrs(o.NetNS) }
+}
+
+// RenderOptions are the facts about this host that rendering cfg for node
+// depends on: --random-fully support and, when known, its addresses.
+func (h *Host) RenderOptions(cfg *config.Config, node string) (render.Options, error) {
+	opts := render.Options{Node: node, RandomFully: true}
+	if h.Kernel != nil {
+		opts.RandomFully = h.Kernel.Version().HasRandomFully()
+	}
+	if h.Addresses != nil {
+		addrs, err := h.Addresses()
+		if err != nil && len(cfg.Settings.NodePortAddresses) > 0 {
+			return opts, fmt.Errorf("listing local addresses for node_port_addresses: %w", err)
+		}
+		opts.LocalAddresses = addrs
+	}
+	return opts, nil
+}
+
+// Plan renders cfg for this host, as node, and diffs it against the live
+// rules. It takes no lock and changes nothing.
+func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
+	p, _, err := e.plan(cfg, node)
+	if err != nil {
+		return nil, err
+	}
+	return p, e.unlockedAdopting(p)
+}
+
+// plan is Plan, also returning the live rules it read.
+func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules.Family]*rules.Ruleset, error) {
+	opts, err := e.RenderOptions(cfg, node)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := render.Render(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	live, err := e.saveLive(res.Rulesets)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := planner.New(cfg.Settings.ChainPrefix, string(e.Kernel.Backend()), res.Rulesets, live)
+	p.ChainService = res.ChainService
+	if p.Interrupted, err = e.interrupted(cfg.Settings.ChainPrefix, live); err != nil {
+		return nil, nil, err
+	}
+	return p, live, nil
+}
+
+// saveLive reads the live rules of IPv4, and of IPv6 when it is wanted or
+// can be read: a host without ip6tables (or booted with IPv6 disabled)
+// still serves IPv4-only configurations, while IPv6 chains left from an
+// earlier configuration are found and removed wherever ip6tables works.
+func (e *Engine) saveLive(desired map[rules.Family]*rules.Ruleset) (map[rules.Family]*rules.Ruleset, error) {
+	live := map[rules.Family]*rules.Ruleset{}
+	for _, f := range rules.Families {
+		_, wanted := desired[f]
+		var rs *rules.Ruleset
+		var err error
+		if ls, ok := e.Kernel.(iptables.LikeSaver); ok && desired[f] != nil {
+			rs, err = ls.SaveLike(f, desired[f])
+		} else {
+			rs, err = e.Kernel.Save(f)
+		}
+		switch {
+		case err != nil && f == rules.IPv6 && !wanted:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("reading the live %s rules: %w", f, err)
+		}
+		live[f] = rs
+	}
+	return live, nil
+}
+
+// ConfigDigest identifies the configuration a plan or a generation came
+// from: its files' names and bytes.
+func ConfigDigest(cfg *config.Config) string {
+	names := make([]string, 0, len(cfg.Files))
+	for n := range cfg.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts [][]byte
+	for _, n := range names {
+		parts = append(parts, []byte(n), cfg.Files[n].Bytes)
+	}
+	return state.Digest(parts...)
+}
+
+// SavePlan writes p to path for a later ApplySaved, atomically and
+// readable by its owner only (it shows the host's rules).
+func SavePlan(path string, p *planner.Plan, configDigest string) error {
+	data, err := planner.MarshalPlan(p, configDigest)
+	if err != nil {
+		return err
+	}
+	if err := state.WriteFileAtomic(path, data, 0o600); err != nil {
+		return fmt.Errorf("saving the plan: %w", err)
+	}
+	return nil
+}
+
+// RecordedPrefix is the chain prefix the state directory recorded for
+// what svcnat applied, or "" when nothing was recorded. rollback, destroy
+// and show use it, so that they work with a broken or missing
+// configuration.
+func RecordedPrefix(stateDir string) string {
+	st, err := readState(stateDir)
+	switch {
+	case err != nil || st == nil:
+		return ""
+	case st.Prefix == "" && st.Pending != nil:
+		return st.Pending.Prefix // a first apply, pending
+	}
+	return st.Prefix
+}
+
+// State reads the state directory's record without taking the lock; nil
+// when there is none.
+func (e *Engine) State() (*state.State, error) { return readState(e.StateDir) }
+
+// readState loads the state without creating the directory; nil when
+// there is none.
+func readState(stateDir string) (*state.State, error) {
+	if !state.Exists(stateDir) {
+		return nil, nil
+	}
+	d, err := state.Open(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return d.Load()
+}

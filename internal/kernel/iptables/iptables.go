@@ -1,0 +1,174 @@
+// Package iptables is svcnat's one seam to the kernel's iptables rules: an
+// Interface that saves a family's rules (iptables-save) and restores a
+// payload (iptables-restore --noflush), a runner that execs the binaries of
+// one backend (nft or legacy) found on PATH, optionally inside a named
+// network namespace, backend detection, and a Fake that behaves like the
+// kernel for tests. It never decides which rules to write: that is the
+// planner's job. go-iptables has no save or restore, so the runner execs the
+// binaries itself and keeps their stderr.
+package iptables
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+)
+
+// Interface is the narrow kernel interface the planner and the applier use.
+// Implementations are safe for concurrent use.
+type Interface interface {
+	// Save reads every table of fam as iptables-save prints it.
+	Save(fam rules.Family) (*rules.Ruleset, error)
+	// ListChain reads one chain of fam's table: its rules in order, and
+	// whether it exists. On a host with thousands of chains it costs a
+	// fraction of a Save.
+	ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error)
+	// Restore feeds payload to iptables-restore. flags must include
+	// NoFlushTables. A rejected payload gives a *RestoreError naming the
+	// failing line. Tables are committed one at a time, at their COMMIT
+	// line: tables before a failing one stay applied.
+	Restore(fam rules.Family, payload []byte, flags RestoreFlags) error
+	// Backend is the backend the rules are read from and written to.
+	Backend() Backend
+	// Version is the version of the iptables binaries in use.
+	Version() Version
+}
+
+// Backend is an iptables backend: the nf_tables based one or the legacy
+// x_tables one. Rules written through one are invisible to the other.
+type Backend string
+
+// The backends. Auto is only a choice in Options: Open resolves it with
+// Survey, and Interface.Backend never returns it. File is what a Dump
+// reports: rules read from a saved iptables-save dump.
+const (
+	NFT    Backend = "nft"
+	Legacy Backend = "legacy"
+	Auto   Backend = "auto"
+	File   Backend = "file"
+)
+
+// ParseBackend reads a --backend value: auto, nft or legacy ("" is auto).
+func ParseBackend(s string) (Backend, error) {
+	switch b := Backend(s); b {
+	case "", Auto:
+		return Auto, nil
+	case NFT, Legacy:
+		return b, nil
+	}
+	return "", fmt.Errorf("unknown iptables backend %q (want auto, nft or legacy)", s)
+}
+
+// versionMode is the mode `iptables -V` prints for the backend.
+func (b Backend) versionMode() string {
+	if b == Legacy {
+		return "legacy"
+	}
+	return "nf_tables"
+}
+
+// RestoreFlags selects iptables-restore options. Flags are typed so that
+// call sites read as what they do: Restore(fam, p, NoFlushTables).
+type RestoreFlags uint8
+
+const (
+	// NoFlushTables passes --noflush: chains the payload does not declare
+	// are left alone. It is required: svcnat owns no whole table, and a
+	// restore without it would flush Docker's, firewalld's and the
+	// operator's rules. Restore refuses flags without it (ErrFlushRefused).
+	NoFlushTables RestoreFlags = 1 << iota
+	// RestoreCounters passes --counters: "[packets:bytes]" prefixes in
+	// the payload set the rules' counters.
+	RestoreCounters
+)
+
+// Options configures New.
+type Options struct {
+	// Backend is Auto (Open's survey decides), NFT or Legacy.
+	Backend Backend
+	// NetNS is a network namespace name as `ip netns` makes them
+	// (/var/run/netns/NAME), or an absolute path to a namespace file; ""
+	// runs in the caller's namespace.
+	NetNS string
+	// Wait bounds how long iptables-restore waits for the xtables lock
+	// (-w, whole seconds, rounded up). Zero means DefaultWait; it is
+	// clamped to [1s, MaxWait].
+	Wait time.Duration
+	// ChainPrefix is svcnat's chain prefix: chains named PREFIX-... decide
+	// and constrain Open's choice of backend (see Open and Survey).
+	ChainPrefix string
+}
+
+// Bounds of Options.Wait.
+const (
+	DefaultWait = 5 * time.Second
+	MaxWait     = 5 * time.Minute
+)
+
+// waitSeconds turns Options.Wait into the -w argument.
+func waitSeconds(d time.Duration) int {
+	switch {
+	case d <= 0:
+		d = DefaultWait
+	case d > MaxWait:
+		d = MaxWait
+	}
+	s := int((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// Version is an iptables version as `iptables -V` prints it.
+type Version struct {
+	Major, Minor, Patch int
+	// Mode is "nf_tables" or "legacy".
+	Mode string
+}
+
+func (v Version) String() string {
+	return fmt.Sprintf("%d.%d.%d (%s)", v.Major, v.Minor, v.Patch, v.Mode)
+}
+
+// AtLeast reports whether v is major.minor.patch or later.
+func (v Version) AtLeast(major, minor, patch int) bool {
+	if v.Major != major {
+		return v.Major > major
+	}
+	if v.Minor != minor {
+		return v.Minor > minor
+	}
+	return v.Patch >= patch
+}
+
+// HasRandomFully reports whether MASQUERADE accepts --random-fully
+// (iptables 1.6.2 and later, the rule go-iptables and kube-proxy use).
+func (v Version) HasRandomFully() bool { return v.AtLeast(1, 6, 2) }
+
+// restoreHasWait reports whether iptables-restore takes -w (1.6.2 and
+// later). Older ones do not take the xtables lock at all.
+func (v Version) restoreHasWait() bool { return v.AtLeast(1, 6, 2) }
+
+var versionRE = regexp.MustCompile(`v([0-9]+)\.([0-9]+)\.([0-9]+)(?:\s+\(([a-z_]+)\))?`)
+
+// ParseVersion reads the output of `iptables -V` (or of any iptables
+// binary's -V), such as "iptables-restore v1.8.9 (nf_tables)". A version
+// without a mode is legacy, as iptables before 1.8 only had that backend.
+func ParseVersion(s string) (Version, error) {
+	m := versionRE.FindStringSubmatch(s)
+	if m == nil {
+		return Version{}, fmt.Errorf("no iptables version in %q", s)
+	}
+	v := Version{Mode: m[4]}
+	v.Major, _ = strconv.Atoi(m[1])
+	v.Minor, _ = strconv.Atoi(m[2])
+	v.Patch, _ = strconv.Atoi(m[3])
+	if v.Mode == "" {
+		v.Mode = "legacy"
+	}
+	return v, nil
+}

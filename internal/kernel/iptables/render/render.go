@@ -1,0 +1,270 @@
+// Package render turns a validated configuration into the iptables rules
+// that kube-proxy's iptables mode would write for the same Services and
+// EndpointSlices: same chain names (hashes), comments, match order,
+// probabilities and affinity flags. With chain prefix "KUBE" the output is
+// kube-proxy's, line for line; another prefix replaces "KUBE" in every chain
+// name and "kubernetes" by "svcnat" in comments.
+//
+// Rendering is pure: small functions, one per service feature, under a
+// short loop over services and ports. The package never runs a binary,
+// never reads the kernel and never prints.
+//
+// Differences from kube-proxy, all deliberate:
+//   - Services are rendered in name order, ports in name order, endpoints in
+//     kube-proxy's byEndpoint (ip:port string) order; kube-proxy walks a Go
+//     map, so its order of services in KUBE-SERVICES changes every sync.
+//   - No -m nfacct match is ever written. kube-proxy adds one to the
+//     KUBE-FORWARD INVALID drop, and writes an extra "-d 127.0.0.0/8 ...
+//     -m nfacct" KUBE-NODEPORTS rule per node port, only when it could
+//     create its nfacct counters; svcnat creates no nfacct objects, which is
+//     the case kube-proxy handles by leaving them out.
+//   - The INVALID drop in KUBE-FORWARD is always written (kube-proxy leaves
+//     it out when nf_conntrack_tcp_be_liberal is set).
+//   - The jump rules from the built-in chains, which kube-proxy inserts with
+//     "iptables -I <chain> 1" outside iptables-restore, are rules of the
+//     built-in chains here, in the top-down order those inserts leave on a
+//     host that had none of them.
+//   - KUBE-FIREWALL and its INPUT/OUTPUT jumps (kubelet's anti-martian
+//     chain, which kube-proxy also ensures) exist only for IPv4 with
+//     localhost node ports enabled, the only case where it has a rule.
+//   - No topology hints and no large-cluster periodic cleanup; large-cluster
+//     mode itself (comments dropped from the endpoint rules when a family has
+//     more than 1000 endpoints) is reproduced.
+package render
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
+)
+
+// largeClusterEndpointsThreshold is kube-proxy's: above this many endpoints
+// in a family, the per-endpoint rules lose their comments.
+const largeClusterEndpointsThreshold = 1000
+
+// Options are the facts about this host that rendering depends on.
+type Options struct {
+	// Node is this host's node name; endpoints whose node equals it are
+	// local. When empty, no endpoint is local.
+	Node string
+	// RandomFully adds --random-fully to the MASQUERADE rule, as kube-proxy
+	// does when the host's iptables supports it (1.6.2 and later).
+	RandomFully bool
+	// LocalAddresses are the host's addresses. With node_port_addresses set
+	// they decide the "-d <ip> -j KUBE-NODEPORTS" rules, as the host's
+	// interface addresses do for kube-proxy's --nodeport-addresses; and a
+	// load-balancer source range containing one of them (loopback excepted)
+	// lets traffic from the load-balancer IPs themselves in, as kube-proxy
+	// does when a range contains its node IP.
+	LocalAddresses []netip.Addr
+}
+
+// Result is the rendered rules and an index from chains to services.
+type Result struct {
+	// Rulesets holds the rules per family, each with the tables filter and
+	// nat in that order. IPv4 is always present (the fixed chains exist even
+	// without services); IPv6 only when some service has an IPv6 cluster IP.
+	// Within a table the built-in chains come first, then the fixed chains,
+	// then the chains of each service in service and port order.
+	Rulesets map[rules.Family]*rules.Ruleset
+	// ChainService maps every per-service chain (SVC, SVL, EXT, FW and SEP
+	// chains, in any family) to the name of the service it belongs to.
+	// Fixed chains and built-in chains are not in it. Chain names are
+	// hashes, so this index is the only way to group chains by service.
+	ChainService map[string]string
+}
+
+// Render returns the rules in the form iptables-save prints them back
+// (rules.Canonicalize), so that they compare line for line with a live dump.
+func Render(cfg *config.Config, opts Options) (*Result, error) {
+	res, err := RenderWritten(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	for fam, rs := range res.Rulesets {
+		for _, t := range rs.Tables {
+			for _, c := range t.Chains {
+				for i, r := range c.Rules {
+					cr, err := rules.CanonicalRule(fam, r)
+					if err != nil {
+						return nil, fmt.Errorf("canonicalizing %s %s rule: %w", fam, t.Name, err)
+					}
+					c.Rules[i] = cr
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// RenderWritten returns the rules with their arguments in the order
+// kube-proxy writes them (before iptables normalizes them), the mark
+// written as kube-proxy's "%#08x" (0x00004000). Golden tests compare it
+// with kube-proxy's own expected output.
+func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
+	s := cfg.Settings
+	if !config.ValidChainPrefix(s.ChainPrefix) {
+		// config refuses such a prefix; a hand-made Config must not
+		// produce chain names iptables refuses or another owner's chains.
+		return nil, fmt.Errorf("chain prefix %q is not one svcnat may own", s.ChainPrefix)
+	}
+	if s.MasqueradeBit < 0 || s.MasqueradeBit > 31 {
+		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)
+	}
+	services := append([]*config.Service(nil), cfg.Services...)
+	sort.SliceStable(services, func(i, j int) bool { return services[i].Name < services[j].Name })
+
+	res := &Result{Rulesets: map[rules.Family]*rules.Ruleset{}, ChainService: map[string]string{}}
+	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		if fam == rules.IPv6 && !anyClusterIP(services, fam) {
+			continue
+		}
+		b := newBuilder(fam, &s, opts, res.ChainService)
+		b.render(services)
+		res.Rulesets[fam] = b.rs
+	}
+	return res, nil
+}
+
+func inFamily(fam rules.Family, a netip.Addr) bool {
+	a = a.Unmap()
+	if fam == rules.IPv4 {
+		return a.Is4()
+	}
+	return a.Is6()
+}
+
+// clusterIP returns the service's cluster IP of family fam.
+func clusterIP(svc *config.Service, fam rules.Family) (netip.Addr, bool) {
+	for _, ip := range svc.ClusterIPs {
+		if inFamily(fam, ip) {
+			return ip.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func anyClusterIP(services []*config.Service, fam rules.Family) bool {
+	for _, svc := range services {
+		if _, ok := clusterIP(svc, fam); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// builder accumulates one family's ruleset.
+type builder struct {
+	fam          rules.Family
+	settings     *config.Settings
+	opts         Options
+	v            vocab.Vocab
+	fixed        fixedChains
+	mark         string // the masquerade mark as kube-proxy writes it
+	detect       localDetector
+	nodePorts    nodePortAddresses
+	localhostNP  bool // localhost node ports in effect for this family
+	largeCluster bool
+	rs           *rules.Ruleset
+	filter, nat  *rules.Table
+	owner        map[string]string
+}
+
+func newBuilder(fam rules.Family, s *config.Settings, opts Options, owner map[string]string) *builder {
+	b := &builder{
+		fam:       fam,
+		settings:  s,
+		opts:      opts,
+		v:         vocab.For(s.ChainPrefix),
+		fixed:     newFixedChains(vocab.For(s.ChainPrefix)),
+		mark:      fmt.Sprintf("%#08x", uint32(1)<<uint(s.MasqueradeBit)),
+		detect:    newLocalDetector(fam, s.ClusterCIDRs),
+		nodePorts: newNodePortAddresses(fam, s.NodePortAddresses),
+		rs:        &rules.Ruleset{Family: fam},
+		owner:     owner,
+	}
+	// kube-proxy turns localhost node ports off when --nodeport-addresses
+	// excludes 127.0.0.1, and never has them for IPv6.
+	b.localhostNP = fam == rules.IPv4 && s.LocalhostNodePorts && b.nodePorts.containsIPv4Loopback
+	b.filter = b.rs.EnsureTable(rules.TableFilter)
+	b.nat = b.rs.EnsureTable(rules.TableNAT)
+	for _, c := range []string{"INPUT", "FORWARD", "OUTPUT"} {
+		b.filter.EnsureChain(c)
+	}
+	for _, c := range []string{"PREROUTING", "OUTPUT", "POSTROUTING"} {
+		b.nat.EnsureChain(c)
+	}
+	f := b.fixed
+	for _, c := range []string{f.services, f.externalServices, f.forward, f.nodePorts, f.proxyFirewall} {
+		b.filter.EnsureChain(c)
+	}
+	if b.localhostNP {
+		b.filter.EnsureChain(f.firewall)
+	}
+	for _, c := range []string{f.services, f.nodePorts, f.postrouting, f.markMasq} {
+		b.nat.EnsureChain(c)
+	}
+	return b
+}
+
+// render is the short loop: fixed rules, each service port, then the rules
+// that must come after every service's.
+func (b *builder) render(services []*config.Service) {
+	b.masqueradeRules()
+	b.localnetFirewallRule()
+	ports := b.servicePorts(services)
+	total := 0
+	for _, sp := range ports {
+		total += sp.endpointCount
+	}
+	b.largeCluster = total > largeClusterEndpointsThreshold
+	for _, sp := range ports {
+		b.writeServicePort(sp)
+	}
+	b.nodePortsJumpRules()
+	b.forwardRules()
+	b.builtinJumpRules()
+}
+
+// servicePorts returns the view of every port of every service that has a
+// cluster IP in this family, in service then port name order.
+func (b *builder) servicePorts(services []*config.Service) []*servicePort {
+	var out []*servicePort
+	for _, svc := range services {
+		cip, ok := clusterIP(svc, b.fam)
+		if !ok {
+			continue // headless, or single-stack in the other family
+		}
+		ports := append([]*config.Port(nil), svc.Ports...)
+		sort.SliceStable(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
+		for _, p := range ports {
+			out = append(out, b.newServicePort(svc, p, cip))
+		}
+	}
+	return out
+}
+
+// declare creates a per-service chain in t and records its service.
+func (b *builder) declare(t *rules.Table, chain string, svc *config.Service) {
+	t.EnsureChain(chain)
+	b.owner[chain] = svc.Name
+}
+
+// add appends a rule whose arguments are the concatenation of parts.
+func add(t *rules.Table, chain string, parts ...[]string) {
+	var args []string
+	for _, p := range parts {
+		args = append(args, p...)
+	}
+	t.Append(rules.Rule{Chain: chain, Args: args})
+}
+
+// a is shorthand for a list of arguments.
+func a(args ...string) []string { return args }
+
+// comment returns the comment match, as kube-proxy's "-m comment --comment".
+func comment(text string) []string { return a("-m", "comment", "--comment", text) }

@@ -1,0 +1,348 @@
+package iptables
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	goipt "github.com/coreos/go-iptables/iptables"
+
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+)
+
+// binaries are the programs of one family and backend.
+type binaries struct {
+	save, restore string // paths found on PATH
+	// cmd is the iptables command itself (iptables-nft, ...), for
+	// single-chain reads; "" when it is missing, and then full saves
+	// serve instead.
+	cmd string
+	err error // why the family cannot be used, if it cannot
+}
+
+// runner implements Interface by exec'ing one backend's binaries. It is
+// safe for concurrent use; iptables' own xtables lock (-w) serialises
+// writers.
+type runner struct {
+	backend Backend
+	netns   string
+	wait    int // -w seconds
+	version Version
+	bins    map[rules.Family]binaries
+
+	mu   sync.Mutex
+	cmds map[rules.Family]*goipt.IPTables // see command
+}
+
+// New returns the real runner for opts.Backend, which must be NFT or
+// Legacy: it chooses nothing. Open is where svcnat chooses a backend. The
+// binaries are looked up on PATH now: IPv4 ones must exist; missing IPv6
+// ones make only IPv6 calls fail.
+func New(opts Options) (Interface, error) {
+	b := opts.Backend
+	if b != NFT && b != Legacy {
+		return nil, fmt.Errorf("iptables.New needs the nft or the legacy backend, not %q (Open chooses one)", b)
+	}
+	if opts.NetNS != "" {
+		h, err := OpenNetNS(opts.NetNS)
+		if err != nil {
+			return nil, err
+		}
+		h.Close()
+	}
+	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[rules.Family]binaries{},
+		cmds: map[rules.Family]*goipt.IPTables{}}
+	for _, fam := range rules.Families {
+		bins, v, err := findBinaries(b, fam)
+		if err != nil {
+			if fam == rules.IPv4 {
+				return nil, err
+			}
+			bins.err = err
+		}
+		if fam == rules.IPv4 {
+			r.version = v
+		}
+		r.bins[fam] = bins
+	}
+	return r, nil
+}
+
+func (r *runner) Backend() Backend { return r.backend }
+func (r *runner) Version() Version { return r.version }
+
+// findBinaries looks up the save and restore programs of backend b and
+// family fam on PATH: the explicit variants (iptables-nft-save,
+// ip6tables-legacy-restore, ...) when both exist, else the plain
+// iptables-save and iptables-restore, but only when their -V reports
+// backend b (a plain name is whatever the distribution's alternatives
+// point to). It returns the restore program's version.
+func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
+	base := "iptables"
+	if fam == rules.IPv6 {
+		base = "ip6tables"
+	}
+	variant := binaries{save: base + "-" + string(b) + "-save", restore: base + "-" + string(b) + "-restore", cmd: base + "-" + string(b)}
+	if bins, ok := lookBoth(variant); ok {
+		v, err := probeVersion(bins.restore)
+		if err != nil {
+			return bins, v, err
+		}
+		if v.Mode != b.versionMode() {
+			return bins, v, fmt.Errorf("%s reports %s, not the %s backend", bins.restore, v.Mode, b)
+		}
+		return bins, v, nil
+	}
+	plain, ok := lookBoth(binaries{save: base + "-save", restore: base + "-restore", cmd: base})
+	if !ok {
+		return plain, Version{}, fmt.Errorf("neither %s/%s nor %s-save/%s-restore found on PATH",
+			variant.save, variant.restore, base, base)
+	}
+	var v Version
+	for _, p := range []string{plain.save, plain.restore, plain.cmd} {
+		if p == "" {
+			continue
+		}
+		pv, err := probeVersion(p)
+		if err != nil {
+			return plain, pv, err
+		}
+		if pv.Mode != b.versionMode() {
+			return plain, pv, fmt.Errorf("%s not found on PATH, and %s is %s, not the %s backend",
+				variant.restore, p, pv.Mode, b)
+		}
+		v = pv
+	}
+	return plain, v, nil
+}
+
+// lookBoth finds the save and restore programs, which must both exist,
+// and the command, which may not.
+func lookBoth(b binaries) (binaries, bool) {
+	s, err1 := exec.LookPath(b.save)
+	r, err2 := exec.LookPath(b.restore)
+	if err1 != nil || err2 != nil {
+		return b, false
+	}
+	c, _ := exec.LookPath(b.cmd)
+	return binaries{save: s, restore: r, cmd: c}, true
+}
+
+// probeVersion runs `path -V`; it needs no namespace.
+func probeVersion(path string) (Version, error) {
+	cmd := exec.Command(path, "-V")
+	cmd.Env = cEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return Version{}, fmt.Errorf("probing %s -V: %w: %s", path, err, strings.TrimSpace(string(out)))
+	}
+	v, err := ParseVersion(string(out))
+	if err != nil {
+		return v, fmt.Errorf("probing %s -V: %w", path, err)
+	}
+	return v, nil
+}
+
+// cEnv pins the locale: stderr is read by restoreFailure.
+func cEnv() []string { return append(os.Environ(), "LC_ALL=C") }
+
+// run starts cmd inside namespace ns and waits for it outside, so no
+// locked thread is held while iptables runs.
+func run(ns string, cmd *exec.Cmd) error {
+	if err := InNetNS(ns, cmd.Start); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+func (r *runner) family(fam rules.Family) (binaries, error) {
+	b, ok := r.bins[fam]
+	if !ok {
+		return b, fmt.Errorf("unknown IP family %d", fam)
+	}
+	return b, b.err
+}
+
+// Save runs iptables-save (all tables; legacy lists only tables that
+// already exist, so nothing is created).
+func (r *runner) Save(fam rules.Family) (*rules.Ruleset, error) { return r.SaveLike(fam, nil) }
+
+// SaveLike is Save for rules expected to be mostly like's (see
+// rules.ParseSaveLike): what they have in common is shared with like, so
+// reading back 10,000 services costs little memory beside the desired
+// rules. The engine uses it through LikeSaver.
+func (r *runner) SaveLike(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+	bins, err := r.family(fam)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	rs, err := save(r.netns, bins.save, fam, like)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	return rs, nil
+}
+
+// LikeSaver is a kernel whose saves can share rules with a ruleset they
+// are expected to be like (the real runner).
+type LikeSaver interface {
+	SaveLike(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error)
+}
+
+// save runs one iptables-save program in namespace ns and parses its dump
+// as it comes (see rules.ParseSaveLikeFrom).
+func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command(path)
+	cmd.Stderr, cmd.Env = &stderr, cEnv()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := InNetNS(ns, cmd.Start); err != nil {
+		return nil, fmt.Errorf("running %s: %w", filepath.Base(path), err)
+	}
+	rs, perr := rules.ParseSaveLikeFrom(fam, out, like)
+	if perr != nil {
+		cmd.Process.Kill()
+	}
+	if err := cmd.Wait(); err != nil && perr == nil {
+		return nil, fmt.Errorf("running %s: %w: %s", filepath.Base(path), err, strings.TrimSpace(withoutLegacyWarning(stderr.String())))
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("parsing %s output: %w", filepath.Base(path), perr)
+	}
+	return rs, nil
+}
+
+// ListChain runs `iptables -t TABLE -S CHAIN` (through go-iptables, which
+// adds the xtables lock's --wait): one chain costs a fraction of a full
+// save on a host with thousands of chains. Without the iptables command on
+// PATH it falls back to a full save.
+func (r *runner) ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+	bins, err := r.family(fam)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
+	}
+	if r.backend == Legacy && !legacyTableExists(r.netns, fam, table) {
+		return nil, false, nil // naming a legacy table creates it
+	}
+	if bins.cmd == "" {
+		return listFromSave(r, fam, table, chain)
+	}
+	ipt, err := r.command(fam, bins.cmd)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
+	}
+	rs, ok, err := listChain(r.netns, ipt, table, chain)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
+	}
+	return rs, ok, nil
+}
+
+// command is go-iptables over the family's command, made once.
+func (r *runner) command(fam rules.Family, cmd string) (*goipt.IPTables, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ipt := r.cmds[fam]; ipt != nil {
+		return ipt, nil
+	}
+	ipt, err := command(cmd, fam, r.wait)
+	if err != nil {
+		return nil, err
+	}
+	r.cmds[fam] = ipt
+	return ipt, nil
+}
+
+// listFromSave reads one chain out of a full save.
+func listFromSave(k Interface, fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+	rs, err := k.Save(fam)
+	if err != nil {
+		return nil, false, err
+	}
+	t := rs.Table(table)
+	if t == nil || t.Chain(chain) == nil {
+		return nil, false, nil
+	}
+	return t.Chain(chain).Rules, true, nil
+}
+
+// Restore runs iptables-restore --noflush -w SECS with payload on stdin.
+func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) error {
+	if flags&NoFlushTables == 0 {
+		return fmt.Errorf("restoring %s rules: %w", fam, ErrFlushRefused)
+	}
+	bins, err := r.family(fam)
+	if err != nil {
+		return fmt.Errorf("restoring %s rules: %w", fam, err)
+	}
+	args := []string{"--noflush"}
+	if flags&RestoreCounters != 0 {
+		args = append(args, "--counters")
+	}
+	// The payload goes in as a file, not a pipe: iptables-restore commits
+	// each table at its COMMIT line, so a pipe cut short by svcnat dying
+	// (SIGKILL) would leave the tables before the cut applied and the rest
+	// not. From a file it always reads the whole payload.
+	in, err := payloadFile(payload)
+	if err != nil {
+		return fmt.Errorf("restoring %s rules: %w", fam, err)
+	}
+	defer in.Close()
+	if err := r.restoreFrom(fam, bins.restore, args, in, payload); err != nil {
+		return fmt.Errorf("restoring %s rules: %w", fam, err)
+	}
+	return nil
+}
+
+// restoreFrom runs the restore program at path with args (and -w) in the
+// runner's namespace, reading payload from in.
+func (r *runner) restoreFrom(fam rules.Family, path string, args []string, in *os.File, payload []byte) error {
+	if r.version.restoreHasWait() {
+		args = append(args, "-w", strconv.Itoa(r.wait))
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdin, cmd.Stderr, cmd.Env = in, &stderr, cEnv()
+	// A process group of its own keeps a terminal's Ctrl-C away from
+	// iptables-restore: svcnat lets a transaction it started finish and
+	// then rolls back, rather than have it cut in half.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := run(r.netns, cmd)
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("running %s: %w", filepath.Base(path), err)
+	}
+	return restoreFailure(fam, payload, stderr.String(), ee.ExitCode(), err)
+}
+
+// payloadFile returns an unlinked temporary file holding payload, rewound,
+// for a child's standard input.
+func payloadFile(payload []byte) (*os.File, error) {
+	f, err := os.CreateTemp("", "svcnat-restore-")
+	if err != nil {
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(payload); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	return f, nil
+}

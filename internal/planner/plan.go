@@ -1,0 +1,392 @@
+package planner
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sergi/go-diff/diffmatchpatch"
+
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+)
+
+// Action is what a plan does to a chain or a service; its value is the glyph
+// the views print.
+type Action rune
+
+// The actions.
+const (
+	Create Action = '+'
+	Update Action = '~'
+	Delete Action = '-'
+)
+
+func (a Action) String() string {
+	switch a {
+	case Create:
+		return "create"
+	case Update:
+		return "update"
+	case Delete:
+		return "delete"
+	}
+	return "no-op"
+}
+
+// ChainChange is one owned chain that differs between live and desired. For
+// a built-in chain it covers only svcnat's jump rules in it.
+type ChainChange struct {
+	Family  rules.Family
+	Table   string
+	Chain   string
+	Action  Action
+	Builtin bool
+	Before  []rules.Rule
+	After   []rules.Rule
+}
+
+// Diff is the rule diff of the chain, for views; it is computed when asked
+// for, since a cold start changes 60,000 chains nobody reads one by one.
+func (c ChainChange) Diff() []DiffLine { return RuleDiff(c.Before, c.After) }
+
+// DiffOp marks a line of a rule diff.
+type DiffOp rune
+
+// The diff operations, as the views print them.
+const (
+	DiffEqual  DiffOp = ' '
+	DiffInsert DiffOp = '+'
+	DiffDelete DiffOp = '-'
+)
+
+// DiffLine is one rule line of a chain diff.
+type DiffLine struct {
+	Op   DiffOp
+	Text string
+}
+
+// Added counts inserted rules.
+func (c ChainChange) Added() int { return c.count(DiffInsert) }
+
+// Removed counts deleted rules.
+func (c ChainChange) Removed() int { return c.count(DiffDelete) }
+
+func (c ChainChange) count(op DiffOp) int {
+	switch {
+	case len(c.Before) == 0:
+		if op == DiffInsert {
+			return len(c.After)
+		}
+		return 0
+	case len(c.After) == 0:
+		if op == DiffDelete {
+			return len(c.Before)
+		}
+		return 0
+	}
+	n := 0
+	for _, d := range c.Diff() {
+		if d.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+// Plan is what apply would do: the per-chain changes and the owned live
+// snapshot they were computed against. It is a value: views render it
+// (Describe puts it in an operator's words), the applier executes it, a
+// saved plan serialises it.
+type Plan struct {
+	Prefix  string
+	Backend string
+	Desired map[rules.Family]*rules.Ruleset // owned rules wanted
+	Live    map[rules.Family]*rules.Ruleset // owned rules found
+	Changes []ChainChange
+
+	// Blocked lists the foreign rules that pin a chain this plan deletes;
+	// such a plan must not be applied (see Blocked). New computes it from
+	// the whole live dump it is given. A saved plan (UnmarshalPlan) holds
+	// only owned rules, so its Blocked is always empty: before applying
+	// one, plan again against the live dump, which fills it.
+	Blocked []Blocked
+
+	// ChainService maps the desired per-service chains to the services
+	// they serve, when the renderer made them (render.Result.ChainService);
+	// nil otherwise. Describe uses it instead of guessing back from the
+	// rules what the renderer knew.
+	ChainService map[string]string
+
+	// Interrupted lists the owned chains an interrupted apply left
+	// (see Interrupted), for views to name; the engine fills it, as it
+	// needs the recorded generation. The changes already hold what
+	// happens to them.
+	Interrupted []Left
+
+	// Adopting lists the live owned chains the commit takes over with
+	// --adopt (chains svcnat's state directory did not record), for
+	// views to name; the engine fills it, as it needs the state. The
+	// changes already hold what happens to them.
+	Adopting []Left
+
+	// Destroy marks a plan to remove every owned chain (plan -destroy):
+	// applied, it is committed as destroy is, with destroy's checks.
+	Destroy bool
+
+	fingerprint string // Fingerprint's, once asked for
+}
+
+// Fingerprint is the digest of the live owned rules the plan was made
+// against (see the function Fingerprint), recorded in saved plans so that
+// applying one made against other live rules is refused. It is computed
+// when first asked for: a plan that is applied right away needs none.
+func (p *Plan) Fingerprint() string {
+	if p.fingerprint == "" {
+		p.fingerprint = Fingerprint(p.Backend, p.Live)
+	}
+	return p.fingerprint
+}
+
+// Blocked is a foreign rule that pins a chain the plan deletes: a rule in
+// a chain svcnat does not own (not prefixed, not built in), such as an
+// operator's "-A MYCHAIN -j SVCNAT-SEP-X", that jumps to an owned chain the
+// plan removes. iptables refuses to delete a chain something still jumps
+// to ("CHAIN_DEL failed (Device or resource busy)"), and svcnat never edits
+// foreign rules.
+type Blocked struct {
+	Family rules.Family
+	Table  string
+	Rule   rules.Rule // the foreign rule; Rule.Chain is the chain holding it
+	Pins   string     // the owned chain it jumps to
+}
+
+// String says which rule pins which chain, as svcnat reports it:
+// "IPv4 nat MYCHAIN: -A MYCHAIN -j SVCNAT-SEP-X pins SVCNAT-SEP-X, which
+// this plan deletes".
+func (b Blocked) String() string {
+	return fmt.Sprintf("%s %s %s: %s pins %s, which this plan deletes", b.Family, b.Table, b.Rule.Chain, b.Rule, b.Pins)
+}
+
+// Empty reports whether the live rules already match.
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Summary counts chains to add, change and remove (built-in chains count as
+// changed), and rules added and removed.
+type Summary struct {
+	Add, Change, Remove      int
+	RulesAdded, RulesRemoved int
+}
+
+// Summary counts the plan's changes.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			s.Add++
+		case Update:
+			s.Change++
+		case Delete:
+			s.Remove++
+		}
+		s.RulesAdded += c.Added()
+		s.RulesRemoved += c.Removed()
+	}
+	return s
+}
+
+// New diffs the owned part of live against desired. Desired must hold only
+// owned chains (as the renderer makes them); live may be a whole dump, and
+// should be one: the foreign rules in it are what fills Blocked.
+func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
+	p := &Plan{Prefix: prefix, Backend: backend, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
+	for _, f := range rules.Families {
+		d, l := desired[f], live[f]
+		if d == nil {
+			d = &rules.Ruleset{Family: f}
+		}
+		if l == nil {
+			l = &rules.Ruleset{Family: f}
+		}
+		od, ol := d.Owned(prefix), l.Owned(prefix)
+		p.Desired[f], p.Live[f] = od, ol
+		changes := diffFamily(f, od, ol)
+		p.Changes = append(p.Changes, changes...)
+		p.Blocked = append(p.Blocked, blocked(f, l, prefix, changes)...)
+	}
+	return p
+}
+
+// blocked lists the foreign rules of live that jump to a chain changes
+// deletes, for Plan.Blocked.
+func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []ChainChange) []Blocked {
+	deleted := map[string]bool{}
+	for _, c := range changes {
+		if c.Action == Delete && !c.Builtin {
+			deleted[IndexKey(c.Table, c.Chain)] = true
+		}
+	}
+	if len(deleted) == 0 {
+		return nil
+	}
+	var out []Blocked
+	for _, t := range live.Tables {
+		for _, c := range t.Chains {
+			if c.Builtin() || rules.OwnsIn(prefix, t.Name, c.Name) {
+				continue
+			}
+			for _, r := range c.Rules {
+				if tgt := r.Target(); deleted[IndexKey(t.Name, tgt)] {
+					out = append(out, Blocked{Family: f, Table: t.Name, Rule: r, Pins: tgt})
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		return a.Rule.String() < b.Rule.String()
+	})
+	return out
+}
+
+// diffFamily diffs one family's owned rules.
+func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
+	type key struct{ table, chain string }
+	seen := map[key]bool{}
+	var keys []key
+	for _, rs := range []*rules.Ruleset{desired, live} {
+		for _, t := range rs.Tables {
+			for _, c := range t.Chains {
+				k := key{t.Name, c.Name}
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].table != keys[j].table {
+			return keys[i].table < keys[j].table
+		}
+		return keys[i].chain < keys[j].chain
+	})
+	var out []ChainChange
+	for _, k := range keys {
+		var dc, lc *rules.Chain
+		if t := desired.Table(k.table); t != nil {
+			dc = t.Chain(k.chain)
+		}
+		if t := live.Table(k.table); t != nil {
+			lc = t.Chain(k.chain)
+		}
+		ch := ChainChange{Family: f, Table: k.table, Chain: k.chain, Builtin: rules.IsBuiltinChain(k.chain)}
+		switch {
+		case dc != nil && lc == nil:
+			ch.Action, ch.After = Create, dc.Rules
+		case dc == nil && lc != nil:
+			ch.Action, ch.Before = Delete, lc.Rules
+		default:
+			if rules.EqualRules(dc.Rules, lc.Rules) {
+				continue
+			}
+			ch.Action, ch.Before, ch.After = Update, lc.Rules, dc.Rules
+		}
+		if ch.Builtin && ch.Action != Update {
+			ch.Action = Update // a built-in chain is never created or removed, only its jumps
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// RuleDiff is a line diff of two rule lists (go-diff's line mode), so a
+// changed chain shows only the rules that moved.
+func RuleDiff(before, after []rules.Rule) []DiffLine {
+	if len(before) == 0 || len(after) == 0 { // a chain created or deleted: no diff to compute
+		op, rs := DiffInsert, after
+		if len(after) == 0 {
+			op, rs = DiffDelete, before
+		}
+		out := make([]DiffLine, len(rs))
+		for i, r := range rs {
+			out[i] = DiffLine{Op: op, Text: r.String()}
+		}
+		return out
+	}
+	return RuleDiffText(ruleText(before), ruleText(after))
+}
+
+// maxDiffLines bounds the lines, between the common head and tail, that
+// go-diff's Myers diff compares. Its time grows with the lines times the
+// edits, so with the square of the lines when most of them change, as
+// when an endpoint leaves a large service and every probability of its
+// chain changes (5,000 endpoints: 0.9 s for the plan's diffs). Beyond the
+// bound the lines between head and tail are shown as removed and added
+// whole: a true diff, if not the shortest.
+const maxDiffLines = 2000
+
+// RuleDiffText is RuleDiff over text, one rule a line.
+func RuleDiffText(before, after string) []DiffLine {
+	dmp := diffmatchpatch.New()
+	a, b, lines := dmp.DiffLinesToRunes(before, after)
+	diffs := dmp.DiffCharsToLines(lineDiffs(dmp, a, b), lines)
+	var out []DiffLine
+	for _, d := range diffs {
+		op := DiffEqual
+		switch d.Type {
+		case diffmatchpatch.DiffInsert:
+			op = DiffInsert
+		case diffmatchpatch.DiffDelete:
+			op = DiffDelete
+		}
+		for _, l := range strings.SplitAfter(d.Text, "\n") {
+			if l = strings.TrimSuffix(l, "\n"); l != "" {
+				out = append(out, DiffLine{Op: op, Text: l})
+			}
+		}
+	}
+	return out
+}
+
+// lineDiffs diffs a and b, one rune a line (DiffLinesToRunes): go-diff's
+// Myers diff when at most maxDiffLines lines differ around the common
+// head and tail, else the lines between them removed and added whole.
+func lineDiffs(dmp *diffmatchpatch.DiffMatchPatch, a, b []rune) []diffmatchpatch.Diff {
+	head := 0
+	for head < len(a) && head < len(b) && a[head] == b[head] {
+		head++
+	}
+	tail := 0
+	for tail < len(a)-head && tail < len(b)-head && a[len(a)-1-tail] == b[len(b)-1-tail] {
+		tail++
+	}
+	midA, midB := a[head:len(a)-tail], b[head:len(b)-tail]
+	if len(midA)+len(midB) <= maxDiffLines {
+		return dmp.DiffMainRunes(a, b, false)
+	}
+	var out []diffmatchpatch.Diff
+	for _, d := range []diffmatchpatch.Diff{
+		{Type: diffmatchpatch.DiffEqual, Text: string(a[:head])},
+		{Type: diffmatchpatch.DiffDelete, Text: string(midA)},
+		{Type: diffmatchpatch.DiffInsert, Text: string(midB)},
+		{Type: diffmatchpatch.DiffEqual, Text: string(a[len(a)-tail:])},
+	} {
+		if d.Text != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func ruleText(rs []rules.Rule) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString(r.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
