@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // DefaultTimeout bounds every dial, HTTP request and UDP round trip made by
@@ -142,7 +142,7 @@ func (ns NS) ip(args ...string) (string, error) {
 func (ns NS) Do(fn func() error) error {
 	// svcnat's own namespace switch, so the tests exercise the code
 	// --netns runs; a panic in fn becomes an error naming the namespace.
-	return iptables.InNetNS(ns.Name, func() (err error) {
+	return netns.Do(ns.Name, func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				err = fmt.Errorf("netns %s: panic: %v\n%s", ns.Name, r, debug.Stack())

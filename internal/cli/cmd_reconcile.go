@@ -21,7 +21,7 @@ import (
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
 	"github.com/svcnat/svcnat/internal/daemon/reconcile"
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 func reconcileCommand() *ucli.Command {
@@ -136,10 +136,10 @@ func durationSeconds(_ []string, a slog.Attr) slog.Attr {
 }
 
 // serveMetrics serves /metrics and /healthz on addr, listening inside
-// netns: with --netns, everything svcnat does happens there.
-func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) (*metricsServer, error) {
-	// A host name would be resolved outside netns: refused before any pass.
-	if err := iptables.LiteralAddr(addr, true); err != nil {
+// namespace ns: with --netns, everything svcnat does happens there.
+func serveMetrics(ns, addr string, m *metrics.Metrics, loop *reconcile.Loop) (*metricsServer, error) {
+	// A host name would be resolved outside ns: refused before any pass.
+	if err := netns.LiteralAddr(addr, true); err != nil {
 		return nil, withHint(fmt.Errorf("--metrics-addr %q: %w", addr, err),
 			"give an IP address and port (127.0.0.1:9823) or a port alone (:9823, every address): svcnat resolves no host names")
 	}
@@ -153,7 +153,7 @@ func serveMetrics(netns, addr string, m *metrics.Metrics, loop *reconcile.Loop) 
 		}
 		json.NewEncoder(w).Encode(map[string]any{"healthy": healthy, "currentTime": time.Now().UTC()})
 	})
-	s := &metricsServer{netns: netns, addr: addr, handler: mux}
+	s := &metricsServer{netns: ns, addr: addr, handler: mux}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ type metricsServer struct {
 // listen serves on a new listener in the namespace netns names now, then
 // closes the server it replaces.
 func (s *metricsServer) listen() error {
-	ln, err := iptables.Listen(s.netns, "tcp", s.addr)
+	ln, err := netns.Listen(s.netns, "tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr: %w", err)
 	}

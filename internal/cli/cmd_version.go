@@ -9,7 +9,7 @@ import (
 	"github.com/svcnat/svcnat/internal/buildinfo"
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 func versionCommand() *ucli.Command {
@@ -45,7 +45,7 @@ func printVersion(c *ucli.Context) error {
 	// that was named and cannot be entered is an error: the report would
 	// be about another place than the one asked about.
 	if g.NetNS != "" {
-		if err := iptables.InNetNS(g.NetNS, func() error { return nil }); err != nil {
+		if err := netns.Do(g.NetNS, func() error { return nil }); err != nil {
 			return withHint(fmt.Errorf("--netns %s: %w", g.NetNS, err), "ip netns list shows the namespaces there are; entering one needs root")
 		}
 	}

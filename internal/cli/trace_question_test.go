@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 const dnsUDP = `service "kube-system/dns" {
@@ -63,7 +63,7 @@ func TestTraceSaysWhenTheQuestionLooksWrong(t *testing.T) {
 	// Without --local-address, the node's addresses are this machine's:
 	// trace says which, and that a node port traced to another address
 	// cannot match.
-	mine, err := iptables.InterfaceAddrs("")
+	mine, err := netns.InterfaceAddrs("")
 	if err != nil {
 		t.Skipf("this machine's addresses: %v", err)
 	}

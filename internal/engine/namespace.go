@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -32,7 +33,7 @@ const DefaultRuntimeDir = "/run/svcnat"
 
 // namespaceID names the network namespace the rules are in, whatever the
 // path to it (/run/netns/NAME, a process's /proc/PID/ns/net), by
-// iptables.NetNSIdentity: its cookie ("netns-c4096"), or, on kernels
+// netns.Identity: its cookie ("netns-c4096"), or, on kernels
 // before 5.14, its nsfs device and inode ("netns-4-4026531840").
 func (e *Engine) namespaceID() (string, error) {
 	id, err := netnsIdentity(e.NetNS)
@@ -42,8 +43,8 @@ func (e *Engine) namespaceID() (string, error) {
 	return "netns-" + id, nil
 }
 
-// netnsIdentity is iptables.NetNSIdentity (a var for tests).
-var netnsIdentity = iptables.NetNSIdentity
+// netnsIdentity is netns.Identity (a var for tests).
+var netnsIdentity = netns.Identity
 
 // runtimeDir makes sure the runtime directory exists and is the
 // caller's alone: a lock or owner record another user can replace

@@ -52,7 +52,7 @@ var netnsDirs = []string{"/run/netns", "/var/run/netns"}
 // under /run/netns that is the same file (device and inode) as
 // /proc/self/ns/net. "" when none is (the host's own, usually, or a
 // namespace ip netns did not make). Comparing files enters no namespace,
-// unlike iptables.NetNSIdentity, and both files are open namespaces now,
+// unlike netns.Identity, and both files are open namespaces now,
 // so their inodes cannot be another's.
 func runningNetNSName() string {
 	self, err := os.Stat("/proc/self/ns/net")

@@ -10,6 +10,7 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -72,7 +73,7 @@ func HostAddresses(o HostOptions) func() ([]netip.Addr, error) {
 	case o.Dump != "":
 		return nil
 	}
-	return func() ([]netip.Addr, error) { return iptables.InterfaceAddrs(o.NetNS) }
+	return func() ([]netip.Addr, error) { return netns.InterfaceAddrs(o.NetNS) }
 }
 
 // RenderOptions are the facts about this host that rendering cfg for node

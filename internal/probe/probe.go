@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // Probe is one check, as --probe gives it:
@@ -39,7 +39,7 @@ type Probe struct {
 
 // Parse reads a probe URL. The host must be an IP address: a name is
 // refused here, before anything changes, since resolving it would send
-// DNS queries from svcnat's own namespace (see iptables.LiteralAddr).
+// DNS queries from svcnat's own namespace (see netns.LiteralAddr).
 // Errors say what is wrong with raw; the caller names it.
 func Parse(raw string) (Probe, error) {
 	u, err := url.Parse(raw)
@@ -65,7 +65,7 @@ func Parse(raw string) (Probe, error) {
 	if u.Hostname() == "" || u.Port() == "" {
 		return Probe{}, errors.New("give the address and port, e.g. tcp://10.32.0.10:80")
 	}
-	if err := iptables.LiteralAddr(u.Host, false); err != nil {
+	if err := netns.LiteralAddr(u.Host, false); err != nil {
 		return Probe{}, err
 	}
 	// Only an HTTP probe's query is the server's; anywhere else a
@@ -165,12 +165,12 @@ func run(ctx context.Context, netns string, probes []Probe, timeout time.Duratio
 }
 
 // try makes one attempt within d.
-func (p Probe) try(ctx context.Context, netns string, d time.Duration) error {
+func (p Probe) try(ctx context.Context, ns string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	switch p.scheme {
 	case "tcp":
-		c, err := iptables.Dial(ctx, netns, "tcp", p.addr)
+		c, err := netns.Dial(ctx, ns, "tcp", p.addr)
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func (p Probe) try(ctx context.Context, netns string, d time.Duration) error {
 		// address it names, and a 3xx fails it, saying where it pointed.
 		client := &http.Client{
 			Transport: &http.Transport{
-				DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return iptables.Dial(ctx, netns, n, a) },
+				DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return netns.Dial(ctx, ns, n, a) },
 				DisableKeepAlives: true,
 			},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -203,7 +203,7 @@ func (p Probe) try(ctx context.Context, netns string, d time.Duration) error {
 		}
 		return nil
 	case "udp":
-		c, err := iptables.Dial(ctx, netns, "udp", p.addr)
+		c, err := netns.Dial(ctx, ns, "udp", p.addr)
 		if err != nil {
 			return err
 		}

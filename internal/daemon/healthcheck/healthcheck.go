@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/config"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // Service is one service with a health-check node port.
@@ -208,7 +208,7 @@ func (s *Server) listen(p *port, n int, addrs []netip.Addr) []error {
 		}
 		// Made on a thread in the namespace, the socket stays there
 		// while the server's goroutines use it.
-		ln, err := iptables.Listen(s.NetNS, "tcp", hostPort)
+		ln, err := netns.Listen(s.NetNS, "tcp", hostPort)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("health check port %d of %s on %s: %w", n, p.svc.name(), addrString(a), err))
 			continue
@@ -234,7 +234,7 @@ func (s *Server) localAddresses() ([]netip.Addr, error) {
 	if s.Addresses != nil {
 		return s.Addresses()
 	}
-	return iptables.InterfaceAddrs(s.NetNS)
+	return netns.InterfaceAddrs(s.NetNS)
 }
 
 // matchAll: no CIDRs, or one of length zero, select every address, as

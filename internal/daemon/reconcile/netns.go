@@ -4,15 +4,15 @@ import (
 	"log/slog"
 
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // netnsIdentity identifies the namespace a name names now, as the
-// namespace lock does (iptables.NetNSIdentity).
-var netnsIdentity = iptables.NetNSIdentity
+// namespace lock does (netns.Identity).
+var netnsIdentity = netns.Identity
 
 // followNetNS, at the start of every pass, compares the identity of the
-// namespace NetNS names (iptables.NetNSIdentity, which a namespace deleted
+// namespace NetNS names (netns.Identity, which a namespace deleted
 // and made again under its name does not keep) with the one the listeners were opened in. The
 // rules follow a namespace deleted and made again by themselves (every
 // command enters it by name); a socket stays in the namespace it was made

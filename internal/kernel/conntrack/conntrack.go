@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // Flow selects conntrack entries by their original destination and the
@@ -82,7 +82,7 @@ func (n Netlink) Delete(flows []Flow) (int, error) {
 		return 0, nil
 	}
 	deleted := 0
-	err := iptables.InNetNS(n.NetNS, func() error {
+	err := netns.Do(n.NetNS, func() error {
 		// The socket belongs to the namespace it was opened in.
 		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 		if err != nil {

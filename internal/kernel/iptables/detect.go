@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // Detection is what Survey found in a namespace and the backend it chose.
@@ -106,7 +107,7 @@ func (d Detection) OtherOwned(b Backend) []string {
 	return nil
 }
 
-// Survey looks at both backends in netns and decides, as
+// Survey looks at both backends in namespace ns and decides, as
 // kubernetes-sigs/iptables-wrappers does with kubelet's marker chains, but
 // with svcnat's own chains as the marker:
 //
@@ -132,26 +133,26 @@ func (d Detection) OtherOwned(b Backend) []string {
 //
 // Like iptables-wrappers it is best effort: a backend whose programs are
 // missing or fail counts as empty. An empty prefix skips rules 1 and 2.
-func Survey(netns, prefix string) (Detection, error) {
-	if netns != "" {
-		h, err := OpenNetNS(netns)
+func Survey(ns, prefix string) (Detection, error) {
+	if ns != "" {
+		h, err := netns.Open(ns)
 		if err != nil {
 			return Detection{Backend: NFT}, err
 		}
 		h.Close()
 	}
 	var d Detection
-	d.NFT.Owned = markers(netns, NFT, prefix)
-	d.Legacy.Owned = markers(netns, Legacy, prefix)
+	d.NFT.Owned = markers(ns, NFT, prefix)
+	d.Legacy.Owned = markers(ns, Legacy, prefix)
 	switch nm, lm := len(d.NFT.Owned) > 0, len(d.Legacy.Owned) > 0; {
 	case nm && !lm:
 		d.NFT.Available, d.NFT.Rules = true, len(d.NFT.Owned)
-		d.Legacy = survey(netns, Legacy, prefix)
+		d.Legacy = survey(ns, Legacy, prefix)
 	case lm && !nm:
 		d.Legacy.Available, d.Legacy.Rules = true, len(d.Legacy.Owned)
-		d.NFT = survey(netns, NFT, prefix)
+		d.NFT = survey(ns, NFT, prefix)
 	case !nm && !lm:
-		d.NFT, d.Legacy = survey(netns, NFT, prefix), survey(netns, Legacy, prefix)
+		d.NFT, d.Legacy = survey(ns, NFT, prefix), survey(ns, Legacy, prefix)
 	}
 	n, l := d.NFT, d.Legacy
 	switch {
@@ -206,15 +207,15 @@ func markers(netns string, b Backend, prefix string) []string {
 }
 
 // legacyTableExists reports whether the legacy (x_tables) table exists in
-// netns, from /proc/net/ip{,6}_tables_names as the namespace's thread sees
-// it: naming a table that does not exist would create it.
-func legacyTableExists(netns string, fam rules.Family, table string) bool {
+// namespace ns, from /proc/net/ip{,6}_tables_names as the namespace's
+// thread sees it: naming a table that does not exist would create it.
+func legacyTableExists(ns string, fam rules.Family, table string) bool {
 	name := "/proc/thread-self/net/ip_tables_names"
 	if fam == rules.IPv6 {
 		name = "/proc/thread-self/net/ip6_tables_names"
 	}
 	var data []byte
-	if err := InNetNS(netns, func() (err error) { data, err = os.ReadFile(name); return err }); err != nil {
+	if err := netns.Do(ns, func() (err error) { data, err = os.ReadFile(name); return err }); err != nil {
 		return false
 	}
 	for _, t := range strings.Fields(string(data)) {

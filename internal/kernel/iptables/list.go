@@ -8,6 +8,7 @@ import (
 	goipt "github.com/coreos/go-iptables/iptables"
 
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // command returns go-iptables over cmd (an iptables command) for fam.
@@ -25,7 +26,7 @@ func command(cmd string, fam rules.Family, wait int) (*goipt.IPTables, error) {
 // is false when the chain does not exist: iptables exits 1 then (nft also
 // when the table does not).
 func listChain(ns string, ipt *goipt.IPTables, table, chain string) (out []rules.Rule, ok bool, err error) {
-	err = InNetNS(ns, func() error {
+	err = netns.Do(ns, func() error {
 		lines, err := ipt.List(table, chain)
 		var ge *goipt.Error
 		if errors.As(err, &ge) && ge.ExitStatus() == 1 {

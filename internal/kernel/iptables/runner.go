@@ -15,6 +15,7 @@ import (
 	goipt "github.com/coreos/go-iptables/iptables"
 
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
 // binaries are the programs of one family and backend.
@@ -51,7 +52,7 @@ func New(opts Options) (Interface, error) {
 		return nil, fmt.Errorf("iptables.New needs the nft or the legacy backend, not %q (Open chooses one)", b)
 	}
 	if opts.NetNS != "" {
-		h, err := OpenNetNS(opts.NetNS)
+		h, err := netns.Open(opts.NetNS)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +157,7 @@ func cEnv() []string { return append(os.Environ(), "LC_ALL=C") }
 // run starts cmd inside namespace ns and waits for it outside, so no
 // locked thread is held while iptables runs.
 func run(ns string, cmd *exec.Cmd) error {
-	if err := InNetNS(ns, cmd.Start); err != nil {
+	if err := netns.Do(ns, cmd.Start); err != nil {
 		return err
 	}
 	return cmd.Wait()
@@ -206,7 +207,7 @@ func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Rulese
 	if err != nil {
 		return nil, err
 	}
-	if err := InNetNS(ns, cmd.Start); err != nil {
+	if err := netns.Do(ns, cmd.Start); err != nil {
 		return nil, fmt.Errorf("running %s: %w", filepath.Base(path), err)
 	}
 	rs, perr := rules.ParseSaveLikeFrom(fam, out, like)

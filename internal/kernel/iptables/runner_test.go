@@ -166,6 +166,14 @@ func TestRealLocked(t *testing.T) {
 	}
 }
 
+// New opens the namespace it is given before anything else, so a missing
+// one is an error now rather than at the first save.
+func TestNewRefusesAMissingNamespace(t *testing.T) {
+	if _, err := New(Options{Backend: NFT, NetNS: "svcnat-no-such-namespace"}); err == nil {
+		t.Error("New accepted a missing namespace")
+	}
+}
+
 func TestRestoreRefusesFlush(t *testing.T) {
 	r := &runner{backend: NFT, bins: map[rules.Family]binaries{rules.IPv4: {save: "/nonexistent", restore: "/nonexistent"}}}
 	if err := r.Restore(rules.IPv4, []byte("*nat\nCOMMIT\n"), 0); !errors.Is(err, ErrFlushRefused) {

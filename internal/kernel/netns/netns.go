@@ -1,4 +1,14 @@
-package iptables
+// Package netns is svcnat's one way into a network namespace: it runs a
+// call on a thread that has entered one (Do), makes listening and dialling
+// sockets that belong to one (Listen, Dial; LiteralAddr is the address
+// check they share), lists the host's addresses in one (InterfaceAddrs)
+// and names one by an identity that a namespace made again under the same
+// name does not share (Identity). A namespace is named as --netns names
+// it: an `ip netns` name, a path to a namespace file, or "" for svcnat's
+// own. It creates and deletes none and knows nothing of rules: the
+// iptables runner, conntrack, probes, the health-check node ports, the
+// --metrics-addr listener and the test lab all go through it.
+package netns
 
 import (
 	"context"
@@ -10,11 +20,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// InNetNS runs fn on an OS thread that has entered the named network
+// Do runs fn on an OS thread that has entered the named network
 // namespace (a name as `ip netns` makes them, or an absolute path to a
 // namespace file), then returns the thread to its namespace. An empty name
 // runs fn directly.
@@ -23,7 +33,7 @@ import (
 // own goroutine locked to its thread. What fn does on that goroutine sees
 // the namespace: sockets it opens, /proc/sys/net it reads, and child
 // processes it starts with os/exec, since Go forks from the calling thread
-// and the child inherits that thread's namespace (TestInNetNSExec checks
+// and the child inherits that thread's namespace (TestDoExec checks
 // this). Goroutines fn starts do not, and neither do Go's name lookups,
 // which run on goroutines of their own: sockets are best made with Listen
 // and Dial, which refuse names. fn must not call t.Fatal.
@@ -31,37 +41,37 @@ import (
 // If the thread cannot be returned to its namespace it stays locked, so the
 // runtime destroys it when the goroutine ends instead of reusing a thread
 // in the wrong namespace.
-func InNetNS(name string, fn func() error) error {
+func Do(name string, fn func() error) error {
 	if name == "" {
 		return fn()
 	}
-	target, err := OpenNetNS(name)
+	target, err := Open(name)
 	if err != nil {
 		return err
 	}
 	defer target.Close()
-	return inNetNS(target, name, fn)
+	return do(target, name, fn)
 }
 
-// inNetNS is InNetNS in the namespace target, which name names in errors.
-func inNetNS(target netns.NsHandle, name string, fn func() error) error {
+// do is Do in the namespace target, which name names in errors.
+func do(target vnetns.NsHandle, name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		orig, err := netns.Get()
+		orig, err := vnetns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("reading the current network namespace: %w", err)
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(target); err != nil {
+		if err := vnetns.Set(target); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
 			return
 		}
 		fnErr := runRecovered(fn)
-		if err := netns.Set(orig); err != nil {
+		if err := vnetns.Set(orig); err != nil {
 			errc <- errors.Join(fnErr, fmt.Errorf("leaving network namespace %s: %w", name, err))
 			return // still locked: the thread dies with the goroutine
 		}
@@ -73,18 +83,18 @@ func inNetNS(target netns.NsHandle, name string, fn func() error) error {
 
 // Listen opens a stream listener (network "tcp", "tcp4" or "tcp6", as for
 // net.Listen) on addr inside the named network namespace ("" for svcnat's
-// own). The socket is made inside InNetNS's callback, on the thread locked
+// own). The socket is made inside Do's callback, on the thread locked
 // in the namespace, and a socket keeps the namespace it was made in:
 // serving it from any goroutine afterwards stays there.
 //
 // addr must be an IP address and port or a port alone (":9823", every
 // address): see LiteralAddr.
-func Listen(netns, network, addr string) (net.Listener, error) {
+func Listen(name, network, addr string) (net.Listener, error) {
 	if err := LiteralAddr(addr, true); err != nil {
 		return nil, err
 	}
 	var ln net.Listener
-	err := InNetNS(netns, func() (err error) {
+	err := Do(name, func() (err error) {
 		ln, err = net.Listen(network, addr)
 		return err
 	})
@@ -93,12 +103,12 @@ func Listen(netns, network, addr string) (net.Listener, error) {
 
 // Dial connects to addr, an IP address and port (see LiteralAddr), from
 // the named network namespace ("" for svcnat's own), as
-// net.Dialer.DialContext does. The socket is made inside InNetNS's
+// net.Dialer.DialContext does. The socket is made inside Do's
 // callback: with one literal address the dialer neither resolves nor
 // races a second address on another goroutine, so socket(2) runs on the
 // locked thread. The connection keeps that namespace when used from any
 // goroutine.
-func Dial(ctx context.Context, netns, network, addr string) (net.Conn, error) {
+func Dial(ctx context.Context, name, network, addr string) (net.Conn, error) {
 	if err := LiteralAddr(addr, false); err != nil {
 		return nil, err
 	}
@@ -108,7 +118,7 @@ func Dial(ctx context.Context, netns, network, addr string) (net.Conn, error) {
 		return nil, errNoLookups
 	}}}
 	var c net.Conn
-	err := InNetNS(netns, func() (err error) {
+	err := Do(name, func() (err error) {
 		c, err = d.DialContext(ctx, network, addr)
 		return err
 	})
@@ -158,36 +168,36 @@ func runRecovered(fn func() error) (err error) {
 	return fn()
 }
 
-// OpenNetNS opens the network namespace name names: an `ip netns` name,
+// Open opens the network namespace name names: an `ip netns` name,
 // a path to a namespace file (/proc/PID/ns/net), or "" for svcnat's own.
 // The caller closes the handle. It is how every part of svcnat opens one.
-func OpenNetNS(name string) (netns.NsHandle, error) {
-	var h netns.NsHandle
+func Open(name string) (vnetns.NsHandle, error) {
+	var h vnetns.NsHandle
 	var err error
 	switch {
 	case name == "":
-		h, err = netns.GetFromPath("/proc/self/ns/net")
+		h, err = vnetns.GetFromPath("/proc/self/ns/net")
 	case strings.Contains(name, "/"):
-		h, err = netns.GetFromPath(name)
+		h, err = vnetns.GetFromPath(name)
 	default:
-		h, err = netns.GetFromName(name)
+		h, err = vnetns.GetFromName(name)
 	}
 	if err != nil {
-		return netns.None(), fmt.Errorf("opening network namespace %s: %w", name, err)
+		return vnetns.None(), fmt.Errorf("opening network namespace %s: %w", name, err)
 	}
 	return h, nil
 }
 
-// NetNSIdentity names the network namespace name names now (as
-// OpenNetNS takes it), whatever the path to it: by its cookie ("c4096"),
+// Identity names the network namespace name names now (as Open takes
+// it), whatever the path to it: by its cookie ("c4096"),
 // which the kernel gives no other namespace until it reboots, or, on
 // kernels before 5.14, which have none, by its nsfs device and inode
 // ("4-4026531840"), which a namespace made after this one died may get
 // again. A namespace deleted and made again under its name has another
 // identity. A name whose file is not (yet) a namespace — gone, or made
 // but not mounted yet — is an error.
-func NetNSIdentity(name string) (string, error) {
-	h, err := OpenNetNS(name)
+func Identity(name string) (string, error) {
+	h, err := Open(name)
 	if err != nil {
 		return "", err
 	}
@@ -212,7 +222,7 @@ func NetNSIdentity(name string) (string, error) {
 	if name == "" {
 		err = getCookie()
 	} else {
-		err = inNetNS(h, name, getCookie)
+		err = do(h, name, getCookie)
 	}
 	if err == nil {
 		return fmt.Sprintf("c%d", cookie), nil
@@ -230,7 +240,7 @@ func NetNSIdentity(name string) (string, error) {
 // load-balancer source range admits the node.
 func InterfaceAddrs(name string) ([]netip.Addr, error) {
 	var out []netip.Addr
-	err := InNetNS(name, func() error {
+	err := Do(name, func() error {
 		addrs, err := net.InterfaceAddrs()
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package iptables
+package netns
 
 import (
 	"os/exec"
@@ -11,18 +11,18 @@ import (
 // A namespace's identity is stable while it lives; a file that is not a
 // namespace (what /run/netns/NAME is between `ip netns add` creating it
 // and mounting the namespace on it) and a missing one have none.
-func TestNetNSIdentity(t *testing.T) {
-	a, err := NetNSIdentity("/proc/self/ns/net")
+func TestIdentity(t *testing.T) {
+	a, err := Identity("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := NetNSIdentity("/proc/self/ns/net"); err != nil || b != a {
+	if b, err := Identity("/proc/self/ns/net"); err != nil || b != a {
 		t.Fatalf("the same namespace read twice: %q %v, was %q", b, err, a)
 	}
-	if id, err := NetNSIdentity(t.TempDir()); err == nil {
+	if id, err := Identity(t.TempDir()); err == nil {
 		t.Fatalf("a directory has an identity: %q", id)
 	}
-	if id, err := NetNSIdentity("svcnat-no-such-namespace"); err == nil {
+	if id, err := Identity("svcnat-no-such-namespace"); err == nil {
 		t.Fatalf("a missing namespace has an identity: %q", id)
 	}
 }
@@ -30,17 +30,17 @@ func TestNetNSIdentity(t *testing.T) {
 // A namespace has one identity by name and by path, another than the
 // host's, and a namespace deleted and made again under its name another
 // one: what the namespace lock and reconcile's listeners go by.
-func TestNetNSIdentityOfANamespace(t *testing.T) {
+func TestIdentityOfANamespace(t *testing.T) {
 	ns := testns.New(t)
-	byName, err := NetNSIdentity(ns.Name)
+	byName, err := Identity(ns.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := NetNSIdentity("")
+	own, err := Identity("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if byPath, err := NetNSIdentity("/run/netns/" + ns.Name); err != nil || byPath != byName || byName == own {
+	if byPath, err := Identity("/run/netns/" + ns.Name); err != nil || byPath != byName || byName == own {
 		t.Fatalf("by name %q, by path %q (%v), own %q", byName, byPath, err, own)
 	}
 	if !strings.HasPrefix(byName, "c") {
@@ -52,7 +52,7 @@ func TestNetNSIdentityOfANamespace(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if again, err := NetNSIdentity(ns.Name); err != nil || again == byName {
+	if again, err := Identity(ns.Name); err != nil || again == byName {
 		t.Fatalf("made again: %q (%v), was %q", again, err, byName)
 	}
 }
