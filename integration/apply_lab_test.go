@@ -297,7 +297,7 @@ func applySave(t *testing.T, ns *testns.NS, backend string, fam rules.Family) st
 }
 
 // ownedFam is the owned part of one family's live rules, in the form the
-// state directory's backups and generations use.
+// state directory's generations use.
 func (l *applyLab) ownedFam(fam rules.Family) string {
 	l.t.Helper()
 	rs, err := rules.ParseSave(fam, strings.NewReader(l.save(fam)))

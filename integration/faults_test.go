@@ -227,10 +227,10 @@ func TestSignalDuringApply(t *testing.T) {
 				if newGen != gen {
 					t.Fatalf("%s the live rules are the old set but the state went from generation %d to %d; %s", l.where(), gen, newGen, run)
 				}
-				// A backup taken before an apply that was rolled back
-				// holds exactly the rules it was rolled back to.
-				if bk, err := os.ReadFile(filepath.Join(l.sv.StateDir, "backups", fmt.Sprintf("%d.ipv4.rules", gen+1))); err == nil {
-					l.same(fmt.Sprintf("backup of generation %d and the live rules kept; %s", gen+1, run), got, string(bk))
+				// An apply that was rolled back returned to exactly the
+				// rules the current generation recorded.
+				if rec, err := os.ReadFile(filepath.Join(l.sv.StateDir, "generations", fmt.Sprintf("%d.ipv4.rules", gen))); err == nil {
+					l.same(fmt.Sprintf("rules of generation %d and the live rules kept; %s", gen, run), got, string(rec))
 				}
 				outcomes["old set kept ("+how+")"]++
 			case sets[to]:

@@ -11,6 +11,7 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/linediff"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -99,7 +100,7 @@ func TestApplyConvergesAndLeavesForeignRules(t *testing.T) {
 		t.Fatalf("plan after apply not empty: %+v", again.Summary())
 	}
 	if after := foreignOf(save(t, k)); after != before {
-		t.Fatalf("foreign rules changed:\n%s", lineDiff(before, after))
+		t.Fatalf("foreign rules changed:\n%s", linediff.Unified("rules", before, after))
 	}
 	// Jumps are at the top of the built-in chains, Docker's after them.
 	pre := save(t, k).Table("nat").Chain("PREROUTING").Rules
@@ -147,7 +148,7 @@ func TestApplyRollsBackWhenARestoreFails(t *testing.T) {
 		t.Fatalf("err = %v, want a rolled-back *Error wrapping the injected failure", err)
 	}
 	if after := save(t, k).Text(); after != before {
-		t.Fatalf("rules differ after a failed apply:\n%s", lineDiff(before, after))
+		t.Fatalf("rules differ after a failed apply:\n%s", linediff.Unified("rules", before, after))
 	}
 }
 
@@ -187,7 +188,7 @@ func TestApplyStagedFailureRemovesStagedChains(t *testing.T) {
 		t.Fatal("apply succeeded despite the failing final transaction")
 	}
 	if after := save(t, k).Text(); after != before {
-		t.Fatalf("staged chains left behind:\n%s", lineDiff(before, after))
+		t.Fatalf("staged chains left behind:\n%s", linediff.Unified("rules", before, after))
 	}
 }
 
@@ -212,7 +213,7 @@ func TestApplyInterruptedRollsBack(t *testing.T) {
 		t.Fatalf("err = %v, want a rolled-back interruption", err)
 	}
 	if after := save(t, k).Text(); after != before {
-		t.Fatalf("rules differ after an interrupted apply:\n%s", lineDiff(before, after))
+		t.Fatalf("rules differ after an interrupted apply:\n%s", linediff.Unified("rules", before, after))
 	}
 }
 
@@ -267,6 +268,6 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 		t.Fatalf("err = %v, want the extra rule in a touched chain found and the change rolled back", err)
 	}
 	if after := save(t, k).Text(); after != before {
-		t.Fatalf("rules differ after the rolled-back apply:\n%s", lineDiff(before, after))
+		t.Fatalf("rules differ after the rolled-back apply:\n%s", linediff.Unified("rules", before, after))
 	}
 }

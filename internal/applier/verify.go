@@ -7,10 +7,8 @@ import (
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
-// lineDiff lists the lines only in want (-) or only in got (+).
-func lineDiff(want, got string) string { return changedLines(planner.RuleDiffText(want, got)) }
-
-// ruleDiff is lineDiff of two rule lists, by the planner's own rule diff.
+// ruleDiff lists the rules only in want (-) or only in got (+), by the
+// planner's own rule diff.
 func ruleDiff(want, got []rules.Rule) string { return changedLines(planner.RuleDiff(want, got)) }
 
 func changedLines(ds []planner.DiffLine) string {

@@ -49,7 +49,7 @@ func globalFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "netns", EnvVars: []string{"SVCNAT_NETNS"},
 			Usage: "work in this named network namespace (as ip netns add makes them)"},
 		&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/svcnat", EnvVars: []string{"SVCNAT_STATE_DIR"},
-			Usage: "where generations, backups and the lock live"},
+			Usage: "where generations and the lock live"},
 		&ucli.StringFlag{Name: "runtime-dir", Value: engine.DefaultRuntimeDir, EnvVars: []string{"SVCNAT_RUNTIME_DIR"},
 			Usage: "where the lock of each network namespace svcnat changes rules in, and its owner record, live (a tmpfs emptied at boot)"},
 		&ucli.StringFlag{Name: "iptables-save", EnvVars: []string{"SVCNAT_IPTABLES_SAVE"},

@@ -339,9 +339,6 @@ awaiting confirmation, the last apply svcnat undid.
 The owned rules after generation \fIN\fR (FAMILY ipv4 or ipv6), which
 \fBrollback\fR returns to.
 .TP
-.IR /var/lib/svcnat/backups/ N . FAMILY .rules
-The live owned rules saved before generation \fIN\fR was applied.
-.TP
 .I /var/lib/svcnat/lock
 Locked by the command changing the rules; holds its process id.
 .TP

@@ -83,7 +83,7 @@ func TestManPage(t *testing.T) {
 		t.Error("ENVIRONMENT lacks NO_COLOR")
 	}
 	files := manSection(page, "FILES")
-	for _, want := range []string{"/var/lib/svcnat/state.json", "generations/", "backups/", "/var/lib/svcnat/lock", "applying.json", "created\\-tables.json", "watcher.log", "/run/svcnat/"} {
+	for _, want := range []string{"/var/lib/svcnat/state.json", "generations/", "/var/lib/svcnat/lock", "applying.json", "created\\-tables.json", "watcher.log", "/run/svcnat/"} {
 		if !strings.Contains(files, want) {
 			t.Errorf("FILES lacks %q", want)
 		}

@@ -230,21 +230,6 @@ func disarmAfter(d *state.Dir, st *state.State, err error) error {
 	return err
 }
 
-// Pending returns the apply that awaits confirmation, or nil. Like every
-// command it first settles one a reboot ended (see settleReboot). It
-// changes no rule, so it takes the state lock alone (withStateLock).
-func (e *Engine) Pending() (*PendingApply, error) {
-	var pd *PendingApply
-	err := e.withStateLock(context.Background(), func(d *state.Dir, st *state.State) error {
-		if st.Pending != nil {
-			p := pendingApply(d, st)
-			pd = &p
-		}
-		return nil
-	})
-	return pd, err
-}
-
 // Confirm keeps the pending apply's rules: id, when given, must name it.
 // It returns what was pending. It changes no rule, so it takes the state
 // lock alone: another state directory's run in the namespace (at its

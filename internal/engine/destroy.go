@@ -21,10 +21,10 @@ func (e *Engine) unrecorded(st *state.State) bool {
 }
 
 // destroyUnrecorded removes the set of p's chains in a backend the state
-// directory does not record, and records nothing: the record, its
-// generations and backups describe the set in the other backend, which
-// stays. It asks (unless approved), commits, verifies and rolls back on
-// failure like any destroy (see commit).
+// directory does not record, and records nothing: the record and its
+// generations describe the set in the other backend, which stays. It asks
+// (unless approved), commits, verifies and rolls back on failure like any
+// destroy (see commit).
 func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[rules.Family]*rules.Ruleset, approved bool) (*Result, error) {
 	res := &Result{Op: OpDestroy, Plan: p, StateDir: d.Path(), KeptRecord: true}
 	if err := e.commitRefusal(OpDestroy, p); err != nil || p.Empty() {

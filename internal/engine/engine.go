@@ -3,8 +3,8 @@
 // against the live rules), and the commands that change rules — apply from
 // the configuration, apply of a saved plan, rollback and destroy. One run
 // of those owns the whole apply workflow: the state lock (bounded), the
-// backup, the staged and final restores, verification, rollback on a
-// failure or a signal, the conntrack cleanup and the generation record.
+// staged and final restores, verification, rollback on a failure or a
+// signal, the conntrack cleanup and the generation record.
 //
 // It takes plain values — a Host (the kernel's rules, a conntrack cleaner,
 // the host's addresses), a state directory, Hooks to follow a run and
@@ -30,7 +30,7 @@ import (
 // first call and not changed after.
 type Engine struct {
 	Host
-	// StateDir holds generations, backups and the lock.
+	// StateDir holds generations and the lock.
 	StateDir string
 	// LockTimeout bounds the wait for another svcnat holding the lock;
 	// 0 tries once.

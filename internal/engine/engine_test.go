@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -159,13 +160,17 @@ func TestApplyCommitsVerifiesAndRecords(t *testing.T) {
 		t.Fatalf("foreign rules changed:\n%s\n---\n%s", before, after)
 	}
 	st := h.state(t)
-	if st.Generation != 1 || st.Prefix != "SVCNAT" || st.Backend != "nft" || len(st.Generations) != 1 || !slices.Equal(st.Generations[0].Backups, []string{"ipv4", "ipv6"}) {
+	if st.Generation != 1 || st.Prefix != "SVCNAT" || st.Backend != "nft" || len(st.Generations) != 1 || !slices.Equal(st.Generations[0].Rules, []string{"ipv4", "ipv6"}) {
 		t.Fatalf("state %+v", st)
 	}
-	// The backup is what svcnat owned before: nothing.
+	// The generation holds what svcnat owns now; no backup is written
+	// (the generations hold every committed state).
 	d, _ := state.Open(h.e.StateDir)
-	if b, err := d.ReadBackup(1, "ipv4"); err != nil || strings.Contains(string(b), "SVCNAT") {
-		t.Fatalf("backup of generation 1: %v\n%s", err, b)
+	if b, err := d.ReadGeneration(1, "ipv4"); err != nil || !strings.Contains(string(b), ":SVCNAT-SERVICES") {
+		t.Fatalf("rules of generation 1: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(h.e.StateDir, "backups")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a backups directory: %v", err)
 	}
 	// Nothing to do: nothing asked, nothing recorded.
 	h.asked = 0

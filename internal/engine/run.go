@@ -311,10 +311,9 @@ func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) 
 // commit runs one apply of p, made from live under the lock: it refuses
 // what every command refuses (commitRefusal: a blocked plan, a dump),
 // records an empty plan only when the record is behind the rules, asks
-// unless approved, saves the live owned rules as a backup, commits and
-// verifies (the applier rolls back on any failure or on ctx ending),
-// deletes the conntrack entries of removed UDP endpoints, and records the
-// new generation.
+// unless approved, commits and verifies (the applier rolls back on any
+// failure or on ctx ending), deletes the conntrack entries of removed UDP
+// endpoints, and records the new generation.
 //
 // It records too which state directory wrote the chains in this network
 // namespace last (see noteOwner), and, before the restores, which chains
@@ -357,12 +356,6 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	}
 	if err := e.ask(ctx, op, p, approved); err != nil {
 		return res, err
-	}
-	gen := st.Generation + 1
-	for _, f := range rules.Families {
-		if _, err := d.SaveBackup(gen, f.Key(), text{p.Live[f]}); err != nil {
-			return res, fmt.Errorf("saving the backup: %w", err)
-		}
 	}
 	if err := e.noteCreatedTables(d, p.Desired, live); err != nil {
 		return res, err

@@ -1,7 +1,6 @@
 // Package state holds svcnat's state directory (default /var/lib/svcnat,
 // chosen by the caller): the apply lock, the state file that records the
-// current generation, the owned rules of each applied generation and the
-// backups of the live owned rules taken before each apply.
+// current generation and the owned rules of each applied generation.
 //
 // Rules are opaque bytes here, one blob per family ("ipv4", "ipv6"). The
 // package never talks to iptables, never parses rules and never decides what
@@ -12,13 +11,12 @@
 //	<dir>/lock                        flock'ed by the one running apply; holds the holder's pid
 //	<dir>/state.json                  the commit point: which generation is current
 //	<dir>/generations/<N>.<fam>.rules owned rules after generation N was applied
-//	<dir>/backups/<N>.<fam>.rules     live owned rules saved before generation N was applied
 //
-// Every file is written with [WriteFileAtomic], and generation and backup files
-// are written before state.json refers to them, so a crash at any point leaves
+// Every file is written with [WriteFileAtomic], and generation files are
+// written before state.json refers to them, so a crash at any point leaves
 // either the old or the new state. Files that state.json does not refer to are
 // leftovers of an interrupted apply; readers ignore them and [Dir.Commit]
-// removes them.
+// removes them, and the backups directory older svcnat wrote too.
 //
 // svcnat runs as root, so the directory must be one no other user can
 // change: [Open] refuses it (an [*UntrustedError]) when it is a symbolic

@@ -3,11 +3,9 @@ package state
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,8 +27,8 @@ func validFamily(fam string) bool {
 	return true
 }
 
-// fileName names <gen>.<fam>.rules, a file of the generations or backups
-// directory.
+// fileName names <gen>.<fam>.rules, a file of the generations directory
+// (and of the backups directory older svcnat wrote).
 func fileName(gen int64, fam string) (string, error) {
 	if !validFamily(fam) {
 		return "", fmt.Errorf("invalid family %q: want lower-case letters and digits, such as ipv4", fam)
@@ -64,55 +62,16 @@ func parseName(name string) (gen int64, fam string, ok bool) {
 	return gen, fam, true
 }
 
-// SaveBackup saves the live owned rules of one family as they were before
-// generation gen is applied, and returns the file's path. Call it before
-// changing anything; the backup becomes part of the state when gen is
-// committed, and is removed by a later Commit if gen never is.
-func (d *Dir) SaveBackup(gen int64, fam string, data io.WriterTo) (string, error) {
-	name, err := fileName(gen, fam)
-	if err != nil {
-		return "", err
-	}
-	dir, err := d.openStateDir()
-	if err != nil {
-		return "", err
-	}
-	defer dir.Close()
-	sub, err := openSub(dir, "backups", true)
-	if err != nil {
-		return "", fmt.Errorf("creating backups directory: %w", err)
-	}
-	defer sub.Close()
-	if err := writeAtomicIn(sub, name, data, 0o600); err != nil {
-		return "", fmt.Errorf("saving backup: %w", err)
-	}
-	return filepath.Join(sub.Name(), name), nil
-}
-
-// ReadBackup returns the backup saved before generation gen was applied. A
-// missing backup gives an error matching fs.ErrNotExist.
-func (d *Dir) ReadBackup(gen int64, fam string) ([]byte, error) {
-	return d.read("backups", gen, fam)
-}
-
 // ReadGeneration returns the owned rules of one family after generation gen
 // was applied. A missing file gives an error matching fs.ErrNotExist.
 func (d *Dir) ReadGeneration(gen int64, fam string) ([]byte, error) {
-	return d.read("generations", gen, fam)
-}
-
-func (d *Dir) read(kind string, gen int64, fam string) ([]byte, error) {
 	name, err := fileName(gen, fam)
 	if err != nil {
 		return nil, err
 	}
-	b, err := d.readSub(kind, name)
+	b, err := d.readSub("generations", name)
 	if err != nil {
-		what := "the rules"
-		if kind == "backups" {
-			what = "the backup"
-		}
-		return nil, fmt.Errorf("reading %s of generation %d: %w", what, gen, err)
+		return nil, fmt.Errorf("reading the rules of generation %d: %w", gen, err)
 	}
 	return b, nil
 }
@@ -136,43 +95,18 @@ func (d *Dir) readSub(kind, name string) ([]byte, error) {
 	return readIn(sub, name)
 }
 
-// backupFamilies lists the families that have a backup for gen.
-func (d *Dir) backupFamilies(dir *os.File, gen int64) ([]string, error) {
-	sub, err := openSub(dir, "backups", false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing backups: %w", err)
-	}
-	defer sub.Close()
-	entries, err := sub.ReadDir(-1)
-	if err != nil {
-		return nil, fmt.Errorf("listing backups: %w", err)
-	}
-	var fams []string
-	for _, e := range entries {
-		if g, fam, ok := parseName(e.Name()); ok && g == gen {
-			fams = append(fams, fam)
-		}
-	}
-	slices.Sort(fams)
-	return fams, nil
-}
-
 // clean removes what st does not reference: temporary files left by a crash,
-// pruned generations and backups, and those of applies that never committed.
-// Only files named like ours are touched; an operator's notes stay.
+// pruned generations, and those of applies that never committed. It
+// removes too the backups directory older svcnat wrote, with a backup of
+// the live owned rules before each apply, which nothing read: the
+// generations hold every committed state. Only files named like ours are
+// touched; an operator's notes stay, and so does a directory holding them.
 func (d *Dir) clean(dir *os.File, st *State) {
 	keep := map[string]bool{}
 	for _, g := range st.Generations {
 		for _, fam := range g.Rules {
 			name, _ := fileName(g.Generation, fam)
 			keep["generations/"+name] = true
-		}
-		for _, fam := range g.Backups {
-			name, _ := fileName(g.Generation, fam)
-			keep["backups/"+name] = true
 		}
 	}
 	for _, kind := range []string{"", "generations", "backups"} {
@@ -190,16 +124,23 @@ func (d *Dir) clean(dir *os.File, st *State) {
 		if err != nil {
 			continue
 		}
-		removed := false
+		removed, left := false, false
 		for _, e := range entries {
 			name := e.Name()
 			_, _, ours := parseName(name)
 			if isTemp(name) || (kind != "" && ours && !keep[kind+"/"+name]) {
-				removed = removeIn(sub, name) == nil || removed
+				if removeIn(sub, name) == nil {
+					removed = true
+					continue
+				}
 			}
+			left = true
 		}
 		if removed {
 			sub.Sync()
+		}
+		if kind == "backups" && !left && removeDirIn(dir, kind) == nil {
+			dir.Sync()
 		}
 	}
 }

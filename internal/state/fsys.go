@@ -78,7 +78,7 @@ func checkOpenDir(stateDir string, f *os.File, statedir bool) error {
 	return checkDir(stateDir, f.Name(), fi, statedir)
 }
 
-// openSub opens the subdirectory name of dir (generations, backups),
+// openSub opens the subdirectory name of dir (generations),
 // making it (0700) first when create is set and it is missing. A missing
 // one without create gives an error matching fs.ErrNotExist.
 func openSub(dir *os.File, name string, create bool) (*os.File, error) {
@@ -191,6 +191,14 @@ func createTemp(dir *os.File, name string) (*os.File, string, error) {
 // removeIn removes the file name of dir; unlink never follows a link.
 func removeIn(dir *os.File, name string) error {
 	if err := unix.Unlinkat(int(dir.Fd()), name, 0); err != nil {
+		return pathErr("remove", filepath.Join(dir.Name(), name), err)
+	}
+	return nil
+}
+
+// removeDirIn removes the empty directory name of dir.
+func removeDirIn(dir *os.File, name string) error {
+	if err := unix.Unlinkat(int(dir.Fd()), name, unix.AT_REMOVEDIR); err != nil {
 		return pathErr("remove", filepath.Join(dir.Name(), name), err)
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 // refuses a newer one rather than misreading it and losing generations.
 const FormatVersion = 1
 
-// DefaultKeep is how many generations (with their backups) Commit keeps.
+// DefaultKeep is how many generations Commit keeps.
 const DefaultKeep = 10
 
 // ErrNoPrevious is returned by [State.Previous] when there is no earlier
@@ -118,8 +118,9 @@ const (
 )
 
 // GenerationInfo records one applied generation, oldest first in
-// State.Generations. Rules and Backups name the families that have a rules
-// file and a backup file for it.
+// State.Generations. Rules names the families that have a rules file for
+// it. (Older svcnat recorded "backups" too; reading such a file ignores
+// them.)
 type GenerationInfo struct {
 	Generation   int64     `json:"generation"`
 	ConfigDigest string    `json:"config_digest,omitempty"`
@@ -127,7 +128,6 @@ type GenerationInfo struct {
 	Backend      string    `json:"backend,omitempty"`
 	AppliedAt    time.Time `json:"applied_at"`
 	Rules        []string  `json:"rules,omitempty"`
-	Backups      []string  `json:"backups,omitempty"`
 	// Reverted says why this generation's rules were reverted (an apply
 	// not confirmed in time); RevertOf, on the generation the revert
 	// recorded, names the generation it reverted.
@@ -171,8 +171,8 @@ type Dir struct {
 	Keep int
 }
 
-// Open opens the state directory at path, creating it (0700: backups show the
-// host's firewall) when it does not exist. It refuses, with an
+// Open opens the state directory at path, creating it (0700: generations
+// show the host's firewall) when it does not exist. It refuses, with an
 // *UntrustedError, a directory that another user could change: one that
 // is a symbolic link, or that it or a directory above it is owned by
 // another user or writable by others (see checkPath).
@@ -334,12 +334,6 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 	if err := hook("generations written"); err != nil {
 		return err
 	}
-	backups, err := d.backupFamilies(dir, st.Generation)
-	if err != nil {
-		return err
-	}
-	info.Backups = backups
-
 	next := *st
 	if !st.keepUndone {
 		next.Undone = nil // an apply that is no revert: nothing is held

@@ -30,15 +30,10 @@ func load(t *testing.T, d *Dir) *State {
 	return st
 }
 
-// apply does what svcnat apply does with the state: back up, then commit.
+// apply does what svcnat apply does with the state: commit.
 func apply(t *testing.T, d *Dir, gen int64) *State {
 	t.Helper()
 	st := load(t, d)
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		if _, err := d.SaveBackup(gen, fam, strings.NewReader("backup "+fam)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	setNext(st, gen)
 	if err := d.Commit(st, rulesFor(gen)); err != nil {
 		t.Fatal(err)
@@ -99,7 +94,7 @@ func TestRoundTrip(t *testing.T) {
 	want := GenerationInfo{
 		Generation: 2, ConfigDigest: st.ConfigDigest, RulesDigest: st.RulesDigest,
 		Backend: "nft", AppliedAt: st.AppliedAt,
-		Rules: []string{"ipv4", "ipv6"}, Backups: []string{"ipv4", "ipv6"},
+		Rules: []string{"ipv4", "ipv6"},
 	}
 	if !reflect.DeepEqual(st.Generations[1], want) {
 		t.Errorf("current generation = %+v\nwant %+v", st.Generations[1], want)
@@ -110,10 +105,6 @@ func TestRoundTrip(t *testing.T) {
 		got, err := d.ReadGeneration(2, fam)
 		if err != nil || string(got) != data.String() {
 			t.Errorf("ReadGeneration(2, %s) = %q, %v; want %q", fam, got, err, data.String())
-		}
-		got, err = d.ReadBackup(2, fam)
-		if err != nil || string(got) != "backup "+fam {
-			t.Errorf("ReadBackup(2, %s) = %q, %v", fam, got, err)
 		}
 	}
 	prev, err := st.Previous()
@@ -126,6 +117,61 @@ func TestRoundTrip(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(d.Path(), "state.json"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("state.json: %v, %v; want mode 0600", fi, err)
+	}
+}
+
+// Older svcnat saved the live owned rules before each apply in backups/
+// and recorded them with each generation; nothing read them. Such a state
+// file still loads, and the next commit removes the backups and their
+// directory, keeping what is not ours.
+func TestOldBackupsRemoved(t *testing.T) {
+	d := openTemp(t)
+	apply(t, d, 1)
+	apply(t, d, 2)
+	p := filepath.Join(d.Path(), "state.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.ReplaceAll(string(b), `"rules": [`, `"backups": ["ipv4", "ipv6"], "rules": [`)
+	if old == string(b) {
+		t.Fatalf("no generation records rules:\n%s", b)
+	}
+	if err := os.WriteFile(p, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backups := filepath.Join(d.Path(), "backups")
+	if err := os.Mkdir(backups, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"1.ipv4.rules", "1.ipv6.rules", "2.ipv4.rules", "2.ipv6.rules"} {
+		if err := os.WriteFile(filepath.Join(backups, name), []byte("*nat\nCOMMIT\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := load(t, d); st.Generation != 2 || len(st.Generations) != 2 {
+		t.Fatalf("state of older svcnat: %+v", st)
+	}
+	apply(t, d, 3)
+	if exists(backups) {
+		t.Errorf("%s left behind", backups)
+	}
+	if b, err := os.ReadFile(p); err != nil || strings.Contains(string(b), "backups") {
+		t.Errorf("state.json after a commit: %v\n%s", err, b)
+	}
+
+	// An operator's file keeps the directory; ours go.
+	if err := os.Mkdir(backups, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"3.ipv4.rules", "NOTES"} {
+		if err := os.WriteFile(filepath.Join(backups, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(t, d, 4)
+	if exists(filepath.Join(backups, "3.ipv4.rules")) || !exists(filepath.Join(backups, "NOTES")) {
+		t.Errorf("backups/ after a commit: want NOTES alone")
 	}
 }
 
@@ -147,8 +193,8 @@ func TestCommitRefusesOldGeneration(t *testing.T) {
 func TestBadFamily(t *testing.T) {
 	d := openTemp(t)
 	for _, fam := range []string{"", "../x", "IPv4", "a.b"} {
-		if _, err := d.SaveBackup(1, fam, strings.NewReader("")); err == nil {
-			t.Errorf("SaveBackup with family %q succeeded", fam)
+		if _, err := d.ReadGeneration(1, fam); err == nil || !strings.Contains(err.Error(), "invalid family") {
+			t.Errorf("ReadGeneration with family %q: %v, want an invalid family", fam, err)
 		}
 	}
 	st := &State{}
@@ -183,11 +229,9 @@ func TestPrune(t *testing.T) {
 		t.Errorf("kept generations %v, want [3 4 5]", gens)
 	}
 	for gen := int64(1); gen <= 5; gen++ {
-		for _, kind := range []string{"generations", "backups"} {
-			p, _ := d.filePath(kind, gen, "ipv4")
-			if want := gen >= 3; exists(p) != want {
-				t.Errorf("%s exists = %v, want %v", p, !want, want)
-			}
+		p, _ := d.filePath("generations", gen, "ipv4")
+		if want := gen >= 3; exists(p) != want {
+			t.Errorf("%s exists = %v, want %v", p, !want, want)
 		}
 	}
 }
@@ -209,11 +253,15 @@ func TestCrash(t *testing.T) {
 	t.Cleanup(func() { testHook = nil })
 
 	// Leftovers of earlier crashes: a temp file of a state write, a
-	// half-written generation and a backup of an apply that never committed.
+	// half-written generation and a backup older svcnat wrote before an
+	// apply that never committed.
 	tmp := filepath.Join(d.Path(), tempPrefix+"state.json-123")
 	half := filepath.Join(d.Path(), "generations", "7.ipv4.rules")
 	orphan := filepath.Join(d.Path(), "backups", "7.ipv4.rules")
 	notes := filepath.Join(d.Path(), "generations", "NOTES")
+	if err := os.Mkdir(filepath.Dir(orphan), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{tmp, half, orphan, notes} {
 		if err := os.WriteFile(p, []byte(`{"version":1,"generation":7,"gar`), 0o600); err != nil {
 			t.Fatal(err)
@@ -223,9 +271,6 @@ func TestCrash(t *testing.T) {
 	// Crash after the rules files, before the state file: old state.
 	crash("generations written")
 	st := load(t, d)
-	if _, err := d.SaveBackup(2, "ipv4", strings.NewReader("backup")); err != nil {
-		t.Fatal(err)
-	}
 	setNext(st, 2)
 	if err := d.Commit(st, rulesFor(2)); err == nil {
 		t.Fatal("Commit with a crash succeeded")
@@ -253,7 +298,7 @@ func TestCrash(t *testing.T) {
 	// The next commit converges and cleans up.
 	testHook = nil
 	apply(t, d, 3)
-	for _, p := range []string{tmp, half, orphan} {
+	for _, p := range []string{tmp, half, orphan, filepath.Dir(orphan)} {
 		if exists(p) {
 			t.Errorf("leftover %s not removed", p)
 		}
