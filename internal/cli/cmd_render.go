@@ -6,7 +6,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -32,13 +31,8 @@ func renderCommand() *ucli.Command {
 			}
 			// No kernel: --random-fully is the flag's, and the addresses
 			// are the host's (or --local-address's), not a dump's.
-			h := engine.Host{Addresses: engine.HostAddresses(g.hostOptions(cfg.Settings.ChainPrefix))}
-			opts, err := h.RenderOptions(cfg, node)
-			if err != nil {
-				return err
-			}
-			opts.RandomFully = c.Bool("random-fully")
-			res, err := render.Render(cfg, opts)
+			h := engine.RenderHost(g.hostOptions(cfg.Settings.ChainPrefix))
+			res, err := h.Render(cfg, engine.RenderFor{Node: node, NoRandomFully: !c.Bool("random-fully")})
 			if err != nil {
 				return err
 			}
@@ -53,7 +47,7 @@ func renderCommand() *ucli.Command {
 				if f == rules.IPv6 {
 					tool = "ip6tables-restore"
 				}
-				fmt.Fprintf(w, "# %s: %d rules, for %s --noflush (node %s)\n", f, rs.RuleCount(), tool, opts.Node)
+				fmt.Fprintf(w, "# %s: %d rules, for %s --noflush (node %s)\n", f, rs.RuleCount(), tool, res.Options.Node)
 				if err := rs.WriteRestore(w); err != nil {
 					return err
 				}

@@ -11,7 +11,8 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/trace"
 )
@@ -42,7 +43,7 @@ func traceCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := trace.Trace(in.Host, p)
+			res, err := in.Trace(p)
 			if err != nil {
 				return err
 			}
@@ -60,8 +61,8 @@ func traceCommand() *ucli.Command {
 	}
 }
 
-func packetFlags(c *ucli.Context) (trace.Packet, error) {
-	p := trace.Packet{Proto: strings.ToLower(c.String("proto")), DPort: c.Int("dport"), Origin: trace.Origin(c.String("origin")),
+func packetFlags(c *ucli.Context) (backend.Packet, error) {
+	p := backend.Packet{Proto: strings.ToLower(c.String("proto")), DPort: c.Int("dport"), Origin: backend.Origin(c.String("origin")),
 		InInterface: c.String("in-interface")}
 	var err error
 	if p.Src, err = netip.ParseAddr(c.String("src")); err != nil {
@@ -70,7 +71,7 @@ func packetFlags(c *ucli.Context) (trace.Packet, error) {
 	if p.Dst, err = netip.ParseAddr(c.String("dst")); err != nil {
 		return p, fmt.Errorf("--dst %q is not an IP address", c.String("dst"))
 	}
-	if p.Origin != trace.External && p.Origin != trace.Local {
+	if p.Origin != backend.External && p.Origin != backend.Local {
 		return p, withHint(fmt.Errorf("--origin %q", p.Origin), "use --origin external or local")
 	}
 	if p.DPort < 1 || p.DPort > 65535 {
@@ -79,7 +80,7 @@ func packetFlags(c *ucli.Context) (trace.Packet, error) {
 	if i := p.InInterface; c.IsSet("in-interface") && (i == "" || len(i) > 15 || strings.ContainsAny(i, " /+!")) {
 		return p, fmt.Errorf("--in-interface %q is not an interface name", i)
 	}
-	if p.InInterface != "" && p.Origin != trace.External {
+	if p.InInterface != "" && p.Origin != backend.External {
 		return p, withHint(fmt.Errorf("--in-interface with --origin %s", p.Origin), "--in-interface names where a packet from outside arrives; a local packet needs none")
 	}
 	if p.InInterface == "lo" {
@@ -90,13 +91,15 @@ func packetFlags(c *ucli.Context) (trace.Packet, error) {
 
 // traced is what trace and graph evaluate, and where its parts came from.
 type traced struct {
-	trace.Host
+	backend.Tracer
+	// Local are the node's addresses the rules are evaluated with.
+	Local backend.HostAddresses
 	// Prefix is the chain prefix of the rules svcnat owns.
 	Prefix string
 	// NodePorts are the configuration's node ports (planned rules only),
 	// by protocol: "tcp/30080".
 	NodePorts map[string]bool
-	// Addresses names where Host.Local came from, for a planned trace,
+	// Addresses names where Local came from, for a planned trace,
 	// as a warning says it: "the --local-address addresses", "the
 	// addresses of namespace NAME", or thisMachine when they were read
 	// from the namespace svcnat runs in (the silent guess that a trace of
@@ -120,21 +123,18 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 		if err != nil {
 			return traced{}, err
 		}
-		h := trace.Host{Rules: map[rules.Family]*rules.Ruleset{}}
-		for _, f := range rules.Families {
-			rs, err := e.Kernel.Save(f)
-			if err != nil {
-				if f == rules.IPv6 {
-					continue // a host without ip6tables
-				}
-				return traced{}, err
-			}
-			h.Rules[f] = rs
+		live, err := e.LiveRules()
+		if err != nil {
+			return traced{}, err
 		}
+		t := traced{Prefix: prefix}
 		if e.Addresses != nil {
-			h.Local, _ = e.Addresses()
+			if t.Local, err = e.Addresses(); err != nil {
+				return traced{}, fmt.Errorf("listing local addresses: %w", err)
+			}
 		}
-		return traced{Host: h, Prefix: prefix}, nil
+		t.Tracer = kernel.Tracer(live, t.Local, prefix)
+		return t, nil
 	}
 	cfg, err := loadConfig(c, g)
 	if err != nil {
@@ -144,10 +144,13 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 	if err != nil {
 		return traced{}, err
 	}
-	t := traced{Prefix: cfg.Settings.ChainPrefix, NodePorts: map[string]bool{}}
-	opts := render.Options{Node: node, RandomFully: true}
-	if addrs := engine.HostAddresses(g.hostOptions(cfg.Settings.ChainPrefix)); addrs != nil {
-		opts.LocalAddresses, t.AddrErr = addrs()
+	h := engine.RenderHost(g.hostOptions(cfg.Settings.ChainPrefix))
+	r, err := h.Render(cfg, engine.RenderFor{Node: node})
+	if err != nil {
+		return traced{}, err
+	}
+	t := traced{Prefix: cfg.Settings.ChainPrefix, NodePorts: map[string]bool{}, Local: r.Options.LocalAddresses, AddrErr: r.AddrErr}
+	if h.Addresses != nil {
 		switch {
 		case len(g.LocalAddresses) > 0:
 			t.Addresses = localAddresses
@@ -156,10 +159,6 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 		default:
 			t.Addresses = thisMachine
 		}
-	}
-	res, err := render.Render(cfg, opts)
-	if err != nil {
-		return traced{}, err
 	}
 	for _, s := range cfg.Services {
 		for _, p := range s.Ports {
@@ -171,7 +170,7 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 			t.NodePorts["tcp/"+strconv.Itoa(s.HealthCheckNodePort)] = true
 		}
 	}
-	t.Host = trace.Host{Rules: res.Rulesets, Local: opts.LocalAddresses}
+	t.Tracer = kernel.Tracer(r.Rulesets, t.Local, t.Prefix)
 	return t, nil
 }
 
@@ -180,7 +179,7 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 // (and a node port traced to an address that is not among them, which
 // the node-port rules' -m addrtype --dst-type LOCAL never matches), or a
 // destination svcnat serves only under another protocol.
-func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
+func (t traced) warn(w io.Writer, p backend.Packet, res *backend.Result) {
 	nodePort := t.NodePorts[p.Proto+"/"+strconv.Itoa(p.DPort)]
 	switch {
 	case t.AddrErr != nil:
@@ -190,7 +189,7 @@ func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
 	case t.Addresses == thisMachine:
 		fmt.Fprintf(w, "svcnat: the node's addresses are this machine's: %s (--local-address gives another node's)\n", joinAddrs(t.Local))
 	}
-	if nodePort && !t.IsLocal(p.Dst) {
+	if nodePort && !t.Local.IsLocal(p.Dst) {
 		whose, fix := "no address of the node is known (a dump holds none)", "give the node's addresses with --local-address"
 		switch t.Addresses {
 		case "":
@@ -208,7 +207,7 @@ func (t traced) warn(w io.Writer, p trace.Packet, res *trace.Result) {
 		fmt.Fprintf(w, "svcnat: warning: %d is a node port, but %s, so its rules (-m addrtype --dst-type LOCAL) do not match; %s\n",
 			p.DPort, whose, fix)
 	}
-	if other := trace.OtherProtocols(t.Host, p, res, t.Prefix); len(other) > 0 {
+	if other := trace.OtherProtocols(t.Tracer, p, res, t.Prefix); len(other) > 0 {
 		fmt.Fprintf(w, "svcnat: warning: svcnat serves %s as %s only, not %s; trace it with --proto %s\n",
 			netip.AddrPortFrom(p.Dst, uint16(p.DPort)), strings.Join(other, " or "), p.Proto, other[0])
 	}
@@ -249,11 +248,11 @@ type packetJSON struct {
 }
 
 type pathJSON struct {
-	Probability float64     `json:"probability"`
-	Condition   string      `json:"condition,omitempty"`
-	Hops        []trace.Hop `json:"hops"`
-	Marked      bool        `json:"marked_for_masquerade"`
-	Masquerade  string      `json:"masquerade,omitempty"`
+	Probability float64       `json:"probability"`
+	Condition   string        `json:"condition,omitempty"`
+	Hops        []backend.Hop `json:"hops"`
+	Marked      bool          `json:"marked_for_masquerade"`
+	Masquerade  string        `json:"masquerade,omitempty"`
 	// Verdict and Destination are left out of a cut path, which has no
 	// verdict: Cut says where it stopped instead.
 	Verdict      string   `json:"verdict,omitempty"`
@@ -270,7 +269,7 @@ type cutJSON struct {
 	Chain string `json:"chain"`
 }
 
-func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
+func writeTraceJSON(c *ucli.Context, res *backend.Result) error {
 	p := res.Packet
 	out := traceJSON{FormatVersion: "1", Packet: packetJSON{Src: p.Src.String(), Dst: p.Dst.String(), Proto: p.Proto, DPort: p.DPort, Origin: string(p.Origin),
 		InInterface: p.InInterface}}
@@ -278,8 +277,8 @@ func writeTraceJSON(c *ucli.Context, res *trace.Result) error {
 		j := pathJSON{Probability: t.Probability, Condition: t.Condition, Hops: t.Hops, Marked: t.Marked, Masquerade: t.Masquerade,
 			Verdict: string(t.Verdict), Destination: t.Dst.String(), NotEvaluated: t.Unknown}
 		j.DecidedBy = trace.DecidedBy(t)
-		if t.Cut != "" {
-			j.Verdict, j.Destination, j.Cut = "", "", &cutJSON{Depth: trace.MaxJumpDepth, Chain: t.Cut}
+		if t.Cut != nil {
+			j.Verdict, j.Destination, j.Cut = "", "", &cutJSON{Depth: t.Cut.Depth, Chain: t.Cut.Chain}
 		}
 		out.Paths = append(out.Paths, j)
 	}
@@ -307,7 +306,6 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			h, prefix := in.Host, in.Prefix
 			fam := rules.IPv4
 			switch c.String("family") {
 			case "ipv4":
@@ -316,11 +314,7 @@ func graphCommand() *ucli.Command {
 			default:
 				return fmt.Errorf("--family %q: want ipv4 or ipv6", c.String("family"))
 			}
-			rs := h.Rules[fam]
-			if rs == nil {
-				return fmt.Errorf("no %s rules", fam)
-			}
-			gr, err := trace.NewGraph(rs, prefix, c.String("service"))
+			gr, err := in.Graph(fam, c.String("service"))
 			if err != nil {
 				return err
 			}

@@ -8,25 +8,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/trace"
+	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // The node-port warning names the addresses it compared the destination
 // with, wherever they came from, and suggests --local-address only when
 // it was not given.
 func TestTraceNodePortWarningNamesTheAddresses(t *testing.T) {
-	p := trace.Packet{Src: netip.MustParseAddr("192.0.2.9"), Dst: netip.MustParseAddr("203.0.113.9"), Proto: "tcp", DPort: 30080, Origin: trace.External}
+	p := backend.Packet{Src: netip.MustParseAddr("192.0.2.9"), Dst: netip.MustParseAddr("203.0.113.9"), Proto: "tcp", DPort: 30080, Origin: backend.External}
 	local := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
-	ns := traced{Host: trace.Host{Local: local}, NodePorts: map[string]bool{"tcp/30080": true}, Addresses: "the addresses of namespace blue"}
+	ns := traced{Tracer: kernel.Tracer(nil, local, "SVCNAT"), Local: local, NodePorts: map[string]bool{"tcp/30080": true}, Addresses: "the addresses of namespace blue"}
 	var w bytes.Buffer
-	ns.warn(&w, p, &trace.Result{})
+	ns.warn(&w, p, &backend.Result{})
 	if want := "svcnat: warning: 30080 is a node port, but 203.0.113.9 is not one of the addresses of namespace blue (10.0.0.1, fd00::1), so its rules (-m addrtype --dst-type LOCAL) do not match; give the node's addresses with --local-address\n"; w.String() != want {
 		t.Errorf("--netns:\n%s\nwant\n%s", w.String(), want)
 	}
 	// A namespace whose addresses cannot be read is said to be one.
 	w.Reset()
 	ns.Local, ns.AddrErr = nil, errors.New("no such network namespace")
-	ns.warn(&w, p, &trace.Result{})
+	ns.warn(&w, p, &backend.Result{})
 	if want := "svcnat: warning: reading the addresses of namespace blue: no such network namespace; the trace takes the node to have none\n"; !strings.HasPrefix(w.String(), want) {
 		t.Errorf("--netns unreadable:\n%s\nwant it to begin\n%s", w.String(), want)
 	}
@@ -45,5 +47,39 @@ func TestTraceNodePortWarningNamesTheAddresses(t *testing.T) {
 	}
 	if said := strings.TrimSpace(errs); said == "" || !strings.Contains(strings.ReplaceAll(string(readme), "\n", " "), "`"+said+"`") {
 		t.Errorf("README does not quote the warning trace prints:\n%s", errs)
+	}
+}
+
+// Address errors are reported, never dropped: a planned trace whose rules
+// depend on the node's addresses (node_port_addresses) fails as plan and
+// render do, one whose rules do not says it takes the node to have none,
+// and a live trace fails when it cannot read them.
+func TestTraceReportsAddressErrors(t *testing.T) {
+	h := newFakeHost(t)
+	writeFile(t, h.config, "np.hcl", nodePortTCP)
+	question := []string{"trace", "--src", "192.0.2.9", "--dst", "192.0.2.1", "--dport", "30080"}
+
+	out, errs, code := h.run(append(question, "--netns", "no-such-ns")...)
+	if want := "svcnat: warning: reading the addresses of namespace no-such-ns: "; code != ExitOK || !strings.HasPrefix(errs, want) || !strings.Contains(out, "verdict: ") {
+		t.Errorf("no node_port_addresses: exit %d, stderr\n%s\nwant it to begin %q", code, errs, want)
+	}
+
+	writeFile(t, h.config, "settings.hcl", "settings {\n  node_port_addresses = [\"192.0.2.0/24\"]\n}\n")
+	for _, cmd := range [][]string{question, {"graph"}, {"render"}} {
+		out, errs, code := h.run(append(cmd, "--netns", "no-such-ns")...)
+		if want := "svcnat: error: listing local addresses for node_port_addresses: "; code != ExitError || out != "" || !strings.HasPrefix(errs, want) {
+			t.Errorf("%s with node_port_addresses: exit %d, stdout %q, stderr\n%s\nwant it to begin %q", cmd[0], code, out, errs, want)
+		}
+	}
+
+	env := h.env(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	env.OpenHost = func(o engine.HostOptions) (*engine.Host, error) {
+		return &engine.Host{Kernel: h.fake, Addresses: func() ([]netip.Addr, error) { return nil, errors.New("netlink: no reply") }}, nil
+	}
+	var stdout, stderr bytes.Buffer
+	env.Stdout, env.Stderr = &stdout, &stderr
+	code = Run(env, append([]string{"--no-color", "--node", "n1", "--state-dir", h.stateDir, "-c", h.config}, append(question, "--live")...))
+	if want := "svcnat: error: listing local addresses: netlink: no reply\n"; code != ExitError || stdout.Len() > 0 || stderr.String() != want {
+		t.Errorf("--live: exit %d, stdout %q, stderr\n%s\nwant\n%s", code, stdout.String(), stderr.String(), want)
 	}
 }

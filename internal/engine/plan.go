@@ -8,7 +8,6 @@ import (
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -76,23 +75,6 @@ func HostAddresses(o HostOptions) func() ([]netip.Addr, error) {
 	return func() ([]netip.Addr, error) { return netns.InterfaceAddrs(o.NetNS) }
 }
 
-// RenderOptions are the facts about this host that rendering cfg for node
-// depends on: --random-fully support and, when known, its addresses.
-func (h *Host) RenderOptions(cfg *config.Config, node string) (render.Options, error) {
-	opts := render.Options{Node: node, RandomFully: true}
-	if h.Kernel != nil {
-		opts.RandomFully = h.Kernel.Version().HasRandomFully()
-	}
-	if h.Addresses != nil {
-		addrs, err := h.Addresses()
-		if err != nil && len(cfg.Settings.NodePortAddresses) > 0 {
-			return opts, fmt.Errorf("listing local addresses for node_port_addresses: %w", err)
-		}
-		opts.LocalAddresses = addrs
-	}
-	return opts, nil
-}
-
 // Plan renders cfg for this host, as node, and diffs it against the live
 // rules. It takes no lock and changes nothing.
 func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
@@ -105,11 +87,7 @@ func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
 
 // plan is Plan, also returning the live rules it read.
 func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules.Family]*rules.Ruleset, error) {
-	opts, err := e.RenderOptions(cfg, node)
-	if err != nil {
-		return nil, nil, err
-	}
-	res, err := render.Render(cfg, opts)
+	res, err := e.Render(cfg, RenderFor{Node: node})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,3 +1,9 @@
+// Package trace prints what a backend's tracer (backend.Tracer) finds: a
+// packet's paths in the arrow notation operators draw kube-proxy's paths
+// in, the chain graph for Graphviz or Mermaid, and what a trace's result
+// says about the question asked (question.go). It works from backend's
+// result types only: evaluating a packet is the backend's part (the
+// iptables one is internal/kernel/iptables/trace).
 package trace
 
 import (
@@ -6,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/sticky"
 )
 
@@ -13,9 +20,9 @@ import (
 // in, one block per path, most likely first: the hooks with the chains
 // entered, the masquerade mark and source, and the verdict with the rule
 // that decided it.
-func Write(out io.Writer, res *Result) error {
+func Write(out io.Writer, res *backend.Result) error {
 	w := sticky.NewWriter(out)
-	paths := append([]Path(nil), res.Paths...)
+	paths := append([]backend.Path(nil), res.Paths...)
 	sort.SliceStable(paths, func(i, j int) bool {
 		if (paths[i].Condition == "") != (paths[j].Condition == "") {
 			return paths[i].Condition == ""
@@ -46,7 +53,7 @@ func Write(out io.Writer, res *Result) error {
 		if p.Masquerade != "" {
 			fmt.Fprintf(w, "  leaves with source %s\n", p.Masquerade)
 		}
-		if p.Cut != "" {
+		if p.Cut != nil {
 			fmt.Fprintf(w, "  %s\n", Describe(p))
 		} else {
 			fmt.Fprintf(w, "  verdict: %s\n", Describe(p))
@@ -64,11 +71,11 @@ func Write(out io.Writer, res *Result) error {
 // Describe is a path's verdict in words: "DNAT to 10.64.1.2:80",
 // "ACCEPT", "DROP", "REJECT"; for a cut path, which has none, where it
 // was cut.
-func Describe(p Path) string {
-	if p.Cut != "" {
-		return fmt.Sprintf("path cut: jump depth %d reached at %s", MaxJumpDepth, p.Cut)
+func Describe(p backend.Path) string {
+	if p.Cut != nil {
+		return fmt.Sprintf("path cut: jump depth %d reached at %s", p.Cut.Depth, p.Cut.Chain)
 	}
-	if p.Verdict == DNAT {
+	if p.Verdict == backend.DNAT {
 		return "DNAT to " + p.Dst.String()
 	}
 	return string(p.Verdict)
@@ -77,12 +84,12 @@ func Describe(p Path) string {
 // DecidedBy names what decided a path's verdict: the rule, with its table,
 // or a built-in chain's policy; "" for an ACCEPT by policy and for a cut
 // path.
-func DecidedBy(p Path) string {
-	if p.Cut != "" {
+func DecidedBy(p backend.Path) string {
+	if p.Cut != nil {
 		return ""
 	}
-	if p.Decided.Chain != "" {
-		return p.DecidedTable + " " + p.Decided.String()
+	if d := p.Decided; d.Chain != "" {
+		return d.Table + " " + d.Rule
 	}
 	return p.Policy
 }

@@ -1,6 +1,10 @@
 package trace
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+)
 
 // Protocols are the protocols a packet can be traced as, in the order a
 // hint names them.
@@ -10,9 +14,9 @@ var Protocols = []string{"tcp", "udp", "sctp"}
 // paths: a DNAT (to a service's endpoint), or a verdict decided in one
 // of the prefix's chains (a REJECT of a service without endpoints, a
 // DROP of a load-balancer source range).
-func Served(res *Result, prefix string) bool {
+func Served(res *backend.Result, prefix string) bool {
 	for _, t := range res.Paths {
-		if t.Verdict == DNAT || strings.HasPrefix(t.Decided.Chain, prefix+"-") {
+		if t.Verdict == backend.DNAT || strings.HasPrefix(t.Decided.Chain, prefix+"-") {
 			return true
 		}
 	}
@@ -22,8 +26,9 @@ func Served(res *Result, prefix string) bool {
 // OtherProtocols are the protocols under which prefix's rules take a
 // packet that they pass over as p.Proto: a UDP service traced as TCP
 // (trace's default) looks like no service at all, and this is what says
-// it is there. None when p's own trace is served (res).
-func OtherProtocols(h Host, p Packet, res *Result, prefix string) []string {
+// it is there. None when p's own trace is served (res); tr is what traced
+// it.
+func OtherProtocols(tr backend.Tracer, p backend.Packet, res *backend.Result, prefix string) []string {
 	if Served(res, prefix) {
 		return nil
 	}
@@ -34,7 +39,7 @@ func OtherProtocols(h Host, p Packet, res *Result, prefix string) []string {
 		}
 		q := p
 		q.Proto = proto
-		if r, err := Trace(h, q); err == nil && Served(r, prefix) {
+		if r, err := tr.Trace(q); err == nil && Served(r, prefix) {
 			other = append(other, proto)
 		}
 	}

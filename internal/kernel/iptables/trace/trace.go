@@ -1,9 +1,12 @@
-// Package trace follows one packet through iptables rules — planned or
-// live, they are the same rule model — through every table, hook by hook
-// in the kernel's order (hooks.go), and says where it goes: the chains it
-// enters, every branch of a random split with its probability, whether it
-// is marked for masquerading, and the verdict with the rule that decided
-// it.
+// Package trace is the iptables backend's tracer (backend.Tracer): it
+// follows one packet through iptables rules — planned or live, they are
+// the same rule model — through every table, hook by hook in the kernel's
+// order (hooks.go), and says where it goes: the chains it enters, every
+// branch of a random split with its probability, whether it is marked for
+// masquerading, and the verdict with the rule that decided it. It also
+// draws the chain graph of the owned rules (graph.go). It returns
+// backend's result types and prints nothing: package internal/trace
+// prints them.
 //
 // It evaluates the matches and targets svcnat's (kube-proxy's) rules use
 // and those host firewalls use most (connection state, multiport, marks,
@@ -19,121 +22,33 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 )
 
-// Origin is where a packet comes from.
-type Origin string
-
-const (
-	// External: the packet arrives on an interface other than lo
-	// (PREROUTING).
-	External Origin = "external"
-	// Local: a process of the host sends it (OUTPUT); to one of the
-	// host's addresses it comes back in over lo (INPUT).
-	Local Origin = "local"
-)
-
-// Packet is the first packet of a connection.
-type Packet struct {
-	Src, Dst netip.Addr
-	Proto    string // tcp, udp or sctp
-	DPort    int
-	Origin   Origin
-	// InInterface is the interface an external packet arrives on, for
-	// -i rules; "" when not known (then it is some interface other than
-	// lo, and -i rules naming another are not evaluated).
-	InInterface string
-}
-
-func (p Packet) String() string {
-	origin := string(p.Origin)
-	if p.InInterface != "" {
-		origin += " on " + p.InInterface
-	}
-	return fmt.Sprintf("%s %s -> %s (%s)", p.Proto, p.Src, netip.AddrPortFrom(p.Dst, uint16(p.DPort)), origin)
-}
-
-// Host is what the rules are evaluated on.
+// Host is a host's iptables rules, planned or live (they are the same
+// model), as trace evaluates them: it is the iptables backend's
+// backend.Tracer.
 type Host struct {
 	// Rules are the tables of each family, built-in chains included.
 	Rules map[rules.Family]*rules.Ruleset
 	// Local are the host's addresses: -m addrtype LOCAL, and whether a
 	// packet is delivered locally (filter INPUT) or forwarded (FORWARD).
-	Local []netip.Addr
+	Local backend.HostAddresses
+	// Prefix is the chain prefix of the rules svcnat owns, which Graph
+	// draws.
+	Prefix string
 }
 
-// Verdict is what finally happens to a packet.
-type Verdict string
-
-const (
-	Accept Verdict = "ACCEPT" // delivered or forwarded, unchanged
-	DNAT   Verdict = "DNAT"   // delivered or forwarded to a new destination
-	Drop   Verdict = "DROP"
-	Reject Verdict = "REJECT"
-)
-
-// Hop is one hook's walk: the chains entered, in order.
-type Hop struct {
-	Table  string   `json:"table"`
-	Hook   string   `json:"hook"`
-	Chains []string `json:"chains"`
-	// End is how the hook ended: a target ("DNAT 10.64.1.2:80",
-	// "ACCEPT", "MASQUERADE") or the built-in chain's policy.
-	End string `json:"end"`
-}
-
-// Path is one way the packet can go. Splits (-m statistic) give each
-// branch its probability; affinity (-m recent) gives conditional paths.
-type Path struct {
-	// Probability of this path among the unconditional ones; a
-	// conditional path has the probability of reaching its condition.
-	Probability float64
-	// Condition, when set, is what must hold for this path ("the client
-	// has affinity to SVCNAT-SEP-…, recorded within 10800s").
-	Condition string
-	Hops      []Hop
-	// Marked: the masquerade mark was set on the way (by the MARK-MASQ
-	// chain); Mark is the mark at the end (POSTROUTING clears the bit as
-	// it masquerades).
-	Marked bool
-	Mark   uint32
-	// Masquerade says how the source is rewritten in POSTROUTING, if it
-	// is ("the node's address toward 10.64.1.2").
-	Masquerade string
-	// Dst is the destination after DNAT (the original one without).
-	Dst     netip.AddrPort
-	Verdict Verdict
-	// Decided is the rule that decided the verdict (DNAT, DROP,
-	// REJECT), with its table; zero for an ACCEPT by policy.
-	Decided      rules.Rule
-	DecidedTable string
-	// Policy is the built-in chain policy that dropped the packet
-	// ("filter FORWARD policy DROP"), when no rule did.
-	Policy string
-	// Unknown lists the rules on the way it could not evaluate (taken as
-	// not matching).
-	Unknown []string
-	// Cut, when set, is the chain a jump into which went past
-	// MaxJumpDepth (a jump loop, which the kernel refuses to load but a
-	// dump may hold): the path stops there, so what would happen to the
-	// packet is not known, and Verdict is empty.
-	Cut string
-}
+var _ backend.Tracer = Host{}
 
 // MaxJumpDepth is how many jumps deep into user chains trace follows a
-// path; a path that goes deeper is cut (Path.Cut).
+// path; a path that goes deeper is cut (backend.Path.Cut).
 const MaxJumpDepth = 64
 
-// Result is every path of one packet.
-type Result struct {
-	Packet Packet
-	Paths  []Path
-}
-
 // Trace follows p through h's rules.
-func Trace(h Host, p Packet) (*Result, error) {
+func (h Host) Trace(p backend.Packet) (*backend.Result, error) {
 	fam := rules.IPv4
 	if p.Dst.Unmap().Is6() {
 		fam = rules.IPv6
@@ -146,7 +61,7 @@ func Trace(h Host, p Packet) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("protocol %q: want tcp, udp or sctp", p.Proto)
 	}
-	if p.InInterface != "" && p.Origin != External {
+	if p.InInterface != "" && p.Origin != backend.External {
 		return nil, fmt.Errorf("an in-interface is for a packet from outside: a local one leaves on its route")
 	}
 	if p.InInterface == "lo" {
@@ -158,7 +73,7 @@ func Trace(h Host, p Packet) (*Result, error) {
 	}
 	t := &tracer{h: h, rs: rs}
 	start := &state{pkt: p, dst: p.Dst.Unmap(), dport: p.DPort, prob: 1}
-	res := &Result{Packet: p}
+	res := &backend.Result{Packet: p}
 	for _, s := range t.follow(start) {
 		res.Paths = append(res.Paths, s.path())
 	}
@@ -167,7 +82,7 @@ func Trace(h Host, p Packet) (*Result, error) {
 
 // state is a packet on one path.
 type state struct {
-	pkt          Packet
+	pkt          backend.Packet
 	dst          netip.Addr
 	dport        int
 	mark         uint32
@@ -175,9 +90,9 @@ type state struct {
 	dnat         bool
 	prob         float64
 	condition    string
-	hops         []Hop
+	hops         []backend.Hop
 	masquerade   string
-	verdict      Verdict
+	verdict      backend.Verdict
 	decided      rules.Rule
 	decidedTable string
 	policy       string
@@ -198,7 +113,7 @@ type state struct {
 
 func (s *state) clone() *state {
 	c := *s
-	c.hops = make([]Hop, len(s.hops))
+	c.hops = make([]backend.Hop, len(s.hops))
 	for i, h := range s.hops {
 		h.Chains = append([]string(nil), h.Chains...)
 		c.hops[i] = h
@@ -207,17 +122,24 @@ func (s *state) clone() *state {
 	return &c
 }
 
-func (s *state) path() Path {
+func (s *state) path() backend.Path {
 	v := s.verdict
 	if v == "" && s.cut == "" {
-		v = Accept
+		v = backend.Accept
 		if s.dnat {
-			v = DNAT
+			v = backend.DNAT
 		}
 	}
-	return Path{Probability: s.prob, Condition: s.condition, Hops: s.hops, Marked: s.marked, Mark: s.mark,
+	p := backend.Path{Probability: s.prob, Condition: s.condition, Hops: s.hops, Marked: s.marked, Mark: s.mark,
 		Masquerade: s.masquerade, Dst: netip.AddrPortFrom(s.dst, uint16(s.dport)), Verdict: v,
-		Decided: s.decided, DecidedTable: s.decidedTable, Policy: s.policy, Unknown: s.unknown, Cut: s.cut}
+		Policy: s.policy, Unknown: s.unknown}
+	if s.decided.Chain != "" {
+		p.Decided = backend.Decision{Table: s.decidedTable, Chain: s.decided.Chain, Rule: s.decided.String()}
+	}
+	if s.cut != "" {
+		p.Cut = &backend.Cut{Chain: s.cut, Depth: MaxJumpDepth}
+	}
+	return p
 }
 
 type tracer struct {
@@ -225,22 +147,9 @@ type tracer struct {
 	rs *rules.Ruleset
 }
 
-func (t *tracer) local(a netip.Addr) bool { return t.h.IsLocal(a) }
-
-// IsLocal reports whether a is one of the host's addresses, as -m
-// addrtype --dst-type LOCAL sees it: Local, or a loopback address.
-func (h Host) IsLocal(a netip.Addr) bool {
-	a = a.Unmap()
-	if a.IsLoopback() {
-		return true
-	}
-	for _, l := range h.Local {
-		if l.Unmap() == a {
-			return true
-		}
-	}
-	return false
-}
+// local reports whether a is one of the host's addresses, as -m addrtype
+// --dst-type LOCAL sees it.
+func (t *tracer) local(a netip.Addr) bool { return t.h.Local.IsLocal(a) }
 
 func (t *tracer) chain(table, name string) *rules.Chain {
 	if tb := t.rs.Table(table); tb != nil {
@@ -274,7 +183,7 @@ func (t *tracer) hook(s *state, st stage) []*state {
 	}
 	s = s.clone()
 	s.at = st
-	s.hops = append(s.hops, Hop{Table: table, Hook: hook, Chains: []string{hook}})
+	s.hops = append(s.hops, backend.Hop{Table: table, Hook: hook, Chains: []string{hook}})
 	var out []*state
 	for _, o := range t.walk(s, table, hook, 0) {
 		h := &o.s.hops[len(o.s.hops)-1]
@@ -282,7 +191,7 @@ func (t *tracer) hook(s *state, st stage) []*state {
 			policy := policyOf(c)
 			h.End = "policy " + policy
 			if policy == "DROP" {
-				o.s.verdict, o.s.decided, o.s.decidedTable = Drop, rules.Rule{}, table
+				o.s.verdict, o.s.decided, o.s.decidedTable = backend.Drop, rules.Rule{}, table
 				o.s.policy = table + " " + hook + " policy DROP"
 			}
 		}
@@ -356,7 +265,7 @@ func (t *tracer) walkChain(s *state, table string, c *rules.Chain, depth int) []
 func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r rules.Rule, sp rules.Spec, depth int) []outcome {
 	hop := &s.hops[len(s.hops)-1]
 	goOn := func(s *state) []outcome { return t.walkFrom(s, table, chain, c, i+1, depth) }
-	decide := func(v Verdict, end string) []outcome {
+	decide := func(v backend.Verdict, end string) []outcome {
 		s.verdict, s.decided, s.decidedTable = v, r, table
 		hop.End = end
 		return []outcome{{s, terminated}}
@@ -370,9 +279,9 @@ func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r 
 		hop.End = "ACCEPT"
 		return []outcome{{s, terminated}}
 	case "DROP":
-		return decide(Drop, "DROP")
+		return decide(backend.Drop, "DROP")
 	case "REJECT":
-		return decide(Reject, "REJECT")
+		return decide(backend.Reject, "REJECT")
 	case "MARK":
 		if err := s.applyMark(sp); err != nil {
 			s.notEvaluated(r, err.Error())

@@ -69,7 +69,7 @@ func TestRandomConfigurations(t *testing.T) {
 		}
 		h := Host{Rules: res.Rulesets, Local: local}
 		for _, p := range frontends(cfg) {
-			tr, err := Trace(h, p)
+			tr, err := h.Trace(p)
 			if err != nil {
 				t.Fatal(err)
 			}

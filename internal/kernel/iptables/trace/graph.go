@@ -2,41 +2,30 @@ package trace
 
 import (
 	"fmt"
-	"io"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
-	"github.com/svcnat/svcnat/internal/sticky"
 )
 
-// Graph is the chain graph of one family's owned rules: the built-in
-// hooks, the owned chains they lead to, and where the rules end (DNAT to
-// an endpoint, DROP, REJECT, MASQUERADE), with each edge labelled by what
-// it matches.
-type Graph struct {
-	Nodes []Node
-	Edges []Edge
+// Graph is the chain graph of family f's owned rules (h.Prefix); with
+// service set, only the chains that serve it and the ones leading to them.
+func (h Host) Graph(f rules.Family, service string) (*backend.Graph, error) {
+	rs := h.Rules[f]
+	if rs == nil {
+		return nil, fmt.Errorf("no %s rules", f)
+	}
+	return newGraph(rs, h.Prefix, service)
 }
 
-// Node is a chain or an end.
-type Node struct {
-	ID, Label string
-	Kind      string // "hook", "chain" or "end"
-}
-
-// Edge is a rule that leads from one node to another.
-type Edge struct {
-	From, To, Label string
-}
-
-// NewGraph builds the graph of rs's chains owned by prefix; with service
+// newGraph builds the graph of rs's chains owned by prefix; with service
 // set, only the chains that serve it and the ones leading to them.
-func NewGraph(rs *rules.Ruleset, prefix, service string) (*Graph, error) {
-	g := &Graph{}
+func newGraph(rs *rules.Ruleset, prefix, service string) (*backend.Graph, error) {
+	g := &backend.Graph{}
 	type key struct{ table, chain string }
 	ids := map[key]string{}
-	var edges []Edge
+	var edges []backend.Edge
 	node := func(table, chain, kind string) string {
 		k := key{table, chain}
 		if id, ok := ids[k]; ok {
@@ -51,7 +40,7 @@ func NewGraph(rs *rules.Ruleset, prefix, service string) (*Graph, error) {
 		case kind == "chain" && table != "nat":
 			label = chain + " (" + table + ")"
 		}
-		g.Nodes = append(g.Nodes, Node{ID: id, Label: label, Kind: kind})
+		g.Nodes = append(g.Nodes, backend.Node{ID: id, Label: label, Kind: kind})
 		return id
 	}
 	var mine []bool // per edge: its rule's comment names the service
@@ -85,7 +74,7 @@ func NewGraph(rs *rules.Ruleset, prefix, service string) (*Graph, error) {
 					kind = "hook"
 				}
 				from := node(t.Name, c.Name, kind)
-				edges = append(edges, Edge{From: from, To: to, Label: label(sp)})
+				edges = append(edges, backend.Edge{From: from, To: to, Label: label(sp)})
 				mine = append(mine, service != "" && commentService(sp) == service)
 			}
 		}
@@ -117,7 +106,7 @@ func NewGraph(rs *rules.Ruleset, prefix, service string) (*Graph, error) {
 	if len(g.Edges) == 0 {
 		return nil, fmt.Errorf("no rule serves service %q", service)
 	}
-	var nodes []Node
+	var nodes []backend.Node
 	for _, n := range g.Nodes {
 		if used[n.ID] {
 			nodes = append(nodes, n)
@@ -183,56 +172,4 @@ func label(sp rules.Spec) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-// WriteDOT writes g for Graphviz: dot -Tsvg.
-func WriteDOT(out io.Writer, g *Graph) error {
-	w := sticky.NewWriter(out)
-	fmt.Fprintln(w, "digraph svcnat {")
-	fmt.Fprintln(w, "  rankdir=LR;")
-	fmt.Fprintln(w, `  node [shape=box, fontname="monospace", fontsize=10];`)
-	fmt.Fprintln(w, `  edge [fontname="monospace", fontsize=9];`)
-	for _, n := range g.Nodes {
-		attrs := ""
-		switch n.Kind {
-		case "hook":
-			attrs = `, shape=cds, style=filled, fillcolor="#dddddd"`
-		case "end":
-			attrs = `, shape=ellipse, style=filled, fillcolor="#e8f4e8"`
-			if n.Label == "DROP" || n.Label == "REJECT" {
-				attrs = `, shape=octagon, style=filled, fillcolor="#f8dddd"`
-			}
-		}
-		fmt.Fprintf(w, "  %s [label=%q%s];\n", n.ID, n.Label, attrs)
-	}
-	for _, e := range g.Edges {
-		fmt.Fprintf(w, "  %s -> %s [label=%q];\n", e.From, e.To, e.Label)
-	}
-	fmt.Fprintln(w, "}")
-	return w.Err()
-}
-
-// WriteMermaid writes g as a Mermaid flowchart.
-func WriteMermaid(out io.Writer, g *Graph) error {
-	w := sticky.NewWriter(out)
-	fmt.Fprintln(w, "flowchart LR")
-	esc := func(s string) string { return strings.ReplaceAll(s, `"`, "#quot;") }
-	for _, n := range g.Nodes {
-		open, close := "[", "]"
-		switch n.Kind {
-		case "hook":
-			open, close = "[/", "/]"
-		case "end":
-			open, close = "([", "])"
-		}
-		fmt.Fprintf(w, "  %s%s\"%s\"%s\n", n.ID, open, esc(n.Label), close)
-	}
-	for _, e := range g.Edges {
-		if e.Label == "" {
-			fmt.Fprintf(w, "  %s --> %s\n", e.From, e.To)
-			continue
-		}
-		fmt.Fprintf(w, "  %s -->|\"%s\"| %s\n", e.From, esc(e.Label), e.To)
-	}
-	return w.Err()
 }

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	traceview "github.com/svcnat/svcnat/internal/trace"
 )
 
 // withDump adds the rules of an iptables-save dump to h's IPv4 rules, after
@@ -49,9 +51,9 @@ func dumpHost(t *testing.T, dump string, local ...string) Host {
 	return withDump(t, h, dump)
 }
 
-func mustTrace(t *testing.T, h Host, p Packet) *Result {
+func mustTrace(t *testing.T, h Host, p backend.Packet) *backend.Result {
 	t.Helper()
-	res, err := Trace(h, p)
+	res, err := h.Trace(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func mustTrace(t *testing.T, h Host, p Packet) *Result {
 }
 
 // only returns the result's one path, failing when there are more.
-func only(t *testing.T, res *Result) Path {
+func only(t *testing.T, res *backend.Result) backend.Path {
 	t.Helper()
 	if len(res.Paths) != 1 {
 		t.Fatalf("%s: %d paths, want 1:\n%s", res.Packet, len(res.Paths), text(res))
@@ -67,37 +69,37 @@ func only(t *testing.T, res *Result) Path {
 	return res.Paths[0]
 }
 
-func text(res *Result) string {
+func text(res *backend.Result) string {
 	var b strings.Builder
-	Write(&b, res)
+	traceview.Write(&b, res)
 	return b.String()
 }
 
 // expect checks a path's verdict, what decided it, and that every rule on
 // the way was evaluated.
-func expect(t *testing.T, res *Result, verdict Verdict, decidedBy string) {
+func expect(t *testing.T, res *backend.Result, verdict backend.Verdict, decidedBy string) {
 	t.Helper()
 	p := only(t, res)
-	if p.Verdict != verdict || DecidedBy(p) != decidedBy || len(p.Unknown) > 0 {
+	if p.Verdict != verdict || traceview.DecidedBy(p) != decidedBy || len(p.Unknown) > 0 {
 		t.Errorf("%s: verdict %s decided by %q, not evaluated %q; want %s decided by %q:\n%s",
-			res.Packet, p.Verdict, DecidedBy(p), p.Unknown, verdict, decidedBy, text(res))
+			res.Packet, p.Verdict, traceview.DecidedBy(p), p.Unknown, verdict, decidedBy, text(res))
 	}
 }
 
 // Docker 28 and Calico put DROP rules in raw PREROUTING: the kernel drops
 // the packet before nat sees it, and trace says so.
 func TestRawDropBeforeNAT(t *testing.T) {
-	h := withDump(t, host(t, "../../examples", "node1", "192.0.2.1"),
+	h := withDump(t, host(t, "../../../../examples", "node1", "192.0.2.1"),
 		"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.32.0.61/32 -p tcp -j DROP\nCOMMIT\n")
-	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, External))
-	expect(t, res, Drop, "raw -A PREROUTING -d 10.32.0.61/32 -p tcp -j DROP")
+	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
+	expect(t, res, backend.Drop, "raw -A PREROUTING -d 10.32.0.61/32 -p tcp -j DROP")
 	if p := res.Paths[0]; len(p.Hops) != 1 || p.Hops[0].Table != "raw" || p.Hops[0].End != "DROP" {
 		t.Errorf("hops %+v", p.Hops)
 	}
 	// Another port goes on to nat as before.
-	res = mustTrace(t, h, packet("192.0.2.2", "10.32.0.10", "udp", 53, External))
+	res = mustTrace(t, h, packet("192.0.2.2", "10.32.0.10", "udp", 53, backend.External))
 	for _, p := range res.Paths {
-		if p.Verdict != DNAT {
+		if p.Verdict != backend.DNAT {
 			t.Errorf("%s:\n%s", res.Packet, text(res))
 		}
 	}
@@ -106,11 +108,11 @@ func TestRawDropBeforeNAT(t *testing.T) {
 // A packet marked untracked in raw (CT --notrack) is never NATed: nat's
 // chains are not consulted for it.
 func TestNotrackSkipsNAT(t *testing.T) {
-	h := withDump(t, host(t, "../../examples", "node1", "192.0.2.1"),
+	h := withDump(t, host(t, "../../../../examples", "node1", "192.0.2.1"),
 		"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.32.0.61/32 -j CT --notrack\nCOMMIT\n")
-	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, External))
+	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
 	p := only(t, res)
-	if p.Verdict != Accept || len(p.Unknown) > 0 || p.Dst.String() != "10.32.0.61:80" {
+	if p.Verdict != backend.Accept || len(p.Unknown) > 0 || p.Dst.String() != "10.32.0.61:80" {
 		t.Fatalf("%s", text(res))
 	}
 	for _, hp := range p.Hops {
@@ -123,11 +125,11 @@ func TestNotrackSkipsNAT(t *testing.T) {
 // Rules of any table that trace cannot evaluate are listed under the
 // path, with their table; none is skipped in silence.
 func TestUnevaluatedRulesOfEveryTableAreListed(t *testing.T) {
-	h := withDump(t, host(t, "../../examples", "node1", "192.0.2.1"),
+	h := withDump(t, host(t, "../../../../examples", "node1", "192.0.2.1"),
 		"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m rpfilter --invert -j DROP\nCOMMIT\n"+
 			"*mangle\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m socket -j DROP\nCOMMIT\n"+
 			"*security\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m policy --dir in --pol ipsec -j DROP\nCOMMIT\n")
-	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, External))
+	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
 	for _, p := range res.Paths {
 		got := strings.Join(p.Unknown, "\n")
 		for _, want := range []string{"raw -A PREROUTING -m rpfilter --invert -j DROP (match rpfilter is not evaluated)",
@@ -136,7 +138,7 @@ func TestUnevaluatedRulesOfEveryTableAreListed(t *testing.T) {
 				t.Errorf("not evaluated lacks %q:\n%s", want, text(res))
 			}
 		}
-		if p.Verdict != DNAT {
+		if p.Verdict != backend.DNAT {
 			t.Errorf("%s", text(res))
 		}
 	}
@@ -170,22 +172,22 @@ func TestFail2banHost(t *testing.T) {
 	for _, c := range []struct {
 		src     string
 		port    int
-		origin  Origin
-		verdict Verdict
+		origin  backend.Origin
+		verdict backend.Verdict
 		by      string
 	}{
-		{"198.51.100.7", 22, External, Accept, ""},
-		{"203.0.113.66", 22, External, Reject, "filter -A f2b-sshd -s 203.0.113.66/32 -j REJECT --reject-with icmp-port-unreachable"},
-		{"198.51.100.7", 443, External, Accept, ""},
-		{"198.51.100.7", 8080, External, Accept, ""},
-		{"198.51.100.7", 25, External, Drop, "filter -A INPUT -j DROP"},
+		{"198.51.100.7", 22, backend.External, backend.Accept, ""},
+		{"203.0.113.66", 22, backend.External, backend.Reject, "filter -A f2b-sshd -s 203.0.113.66/32 -j REJECT --reject-with icmp-port-unreachable"},
+		{"198.51.100.7", 443, backend.External, backend.Accept, ""},
+		{"198.51.100.7", 8080, backend.External, backend.Accept, ""},
+		{"198.51.100.7", 25, backend.External, backend.Drop, "filter -A INPUT -j DROP"},
 		// From the host itself: loopback is accepted.
-		{"192.0.2.1", 25, Local, Accept, ""},
+		{"192.0.2.1", 25, backend.Local, backend.Accept, ""},
 	} {
 		expect(t, mustTrace(t, h, packet(c.src, "192.0.2.1", "tcp", c.port, c.origin)), c.verdict, c.by)
 	}
 	// Forwarded: FORWARD's policy.
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.1.2.3", "tcp", 22, External)), Drop, "filter FORWARD policy DROP")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.1.2.3", "tcp", 22, backend.External)), backend.Drop, "filter FORWARD policy DROP")
 }
 
 // Marks set in mangle are what -m mark sees in filter; CONNMARK keeps a
@@ -204,10 +206,10 @@ COMMIT
 -A INPUT -m connmark --mark 0x7/0xff -m mark --mark 0x7/0xff -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 `, "192.0.2.1")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8443, External)), Drop, "filter -A INPUT -m mark --mark 0x4000/0x4000 -j DROP")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8444, External)), Reject,
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8443, backend.External)), backend.Drop, "filter -A INPUT -m mark --mark 0x4000/0x4000 -j DROP")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8444, backend.External)), backend.Reject,
 		"filter -A INPUT -m connmark --mark 0x7/0xff -m mark --mark 0x7/0xff -j REJECT --reject-with icmp-port-unreachable")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8445, External)), Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8445, backend.External)), backend.Accept, "")
 }
 
 // A packet the node sends to one of its own addresses goes on after nat
@@ -235,8 +237,8 @@ service "default/empty" {
 	const by = `filter -A SVCNAT-EXTERNAL-SERVICES -p tcp -m comment --comment "default/empty has no endpoints" -m addrtype --dst-type LOCAL -m tcp --dport 30090 -j REJECT --reject-with icmp-port-unreachable`
 	for _, dst := range []string{"192.0.2.1", "127.0.0.1"} {
 		src := dst
-		res := mustTrace(t, h, packet(src, dst, "tcp", 30090, Local))
-		expect(t, res, Reject, by)
+		res := mustTrace(t, h, packet(src, dst, "tcp", 30090, backend.Local))
+		expect(t, res, backend.Reject, by)
 		if !strings.Contains(text(res), "  nat    POSTROUTING ==> SVCNAT-POSTROUTING ==> policy ACCEPT\n  back in over lo\n  filter INPUT ==> ") {
 			t.Errorf("the way back in is not shown:\n%s", text(res))
 		}
@@ -245,8 +247,8 @@ service "default/empty" {
 		}
 	}
 	// To a remote address it leaves the node: no INPUT.
-	res := mustTrace(t, h, packet("192.0.2.1", "192.0.2.9", "tcp", 30090, Local))
-	expect(t, res, Accept, "")
+	res := mustTrace(t, h, packet("192.0.2.1", "192.0.2.9", "tcp", 30090, backend.Local))
+	expect(t, res, backend.Accept, "")
 	for _, hp := range res.Paths[0].Hops {
 		if hp.Hook == "INPUT" {
 			t.Errorf("%s", text(res))
@@ -269,13 +271,13 @@ func TestAddressTypes(t *testing.T) {
 -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 `, "192.0.2.1")
-	expect(t, mustTrace(t, h, packet("198.51.100.17", "192.0.2.1", "tcp", 80, External)), Accept, "")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, External)), Reject,
+	expect(t, mustTrace(t, h, packet("198.51.100.17", "192.0.2.1", "tcp", 80, backend.External)), backend.Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, backend.External)), backend.Reject,
 		"filter -A INPUT -p 6 -m iprange --src-range 198.51.100.1-198.51.100.9 -j REJECT --reject-with icmp-port-unreachable")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.9.9.9", "udp", 80, External)), Reject,
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.9.9.9", "udp", 80, backend.External)), backend.Reject,
 		"filter -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable")
 	// A broadcast is delivered locally, where the BROADCAST rule drops it.
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "255.255.255.255", "udp", 67, External)), Drop,
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "255.255.255.255", "udp", 67, backend.External)), backend.Drop,
 		"filter -A INPUT -m addrtype --dst-type BROADCAST -j DROP")
 }
 
@@ -292,23 +294,23 @@ COMMIT
 -A FORWARD -i docker+ -j ACCEPT
 COMMIT
 `, "192.0.2.1")
-	p := packet("198.51.100.7", "172.17.0.2", "tcp", 80, External)
+	p := packet("198.51.100.7", "172.17.0.2", "tcp", 80, backend.External)
 	p.InInterface = "eth0"
-	expect(t, mustTrace(t, h, p), Drop, "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP")
+	expect(t, mustTrace(t, h, p), backend.Drop, "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP")
 	p.InInterface = "docker0"
-	expect(t, mustTrace(t, h, p), Accept, "")
+	expect(t, mustTrace(t, h, p), backend.Accept, "")
 	if !strings.HasPrefix(text(mustTrace(t, h, p)), "tcp 198.51.100.7 -> 172.17.0.2:80 (external on docker0)\n") {
 		t.Errorf("%s", text(mustTrace(t, h, p)))
 	}
 	p.InInterface = ""
 	res := mustTrace(t, h, p)
-	if got := only(t, res); got.Verdict != Drop || len(got.Unknown) != 2 ||
+	if got := only(t, res); got.Verdict != backend.Drop || len(got.Unknown) != 2 ||
 		got.Unknown[0] != "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP (interface docker0 is not evaluated)" {
 		t.Errorf("%s", text(res))
 	}
-	for _, bad := range []Packet{{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: External, InInterface: "lo"},
-		{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: Local, InInterface: "eth0"}} {
-		if _, err := Trace(h, bad); err == nil {
+	for _, bad := range []backend.Packet{{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: backend.External, InInterface: "lo"},
+		{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: backend.Local, InInterface: "eth0"}} {
+		if _, err := h.Trace(bad); err == nil {
 			t.Errorf("%s traced", bad)
 		}
 	}

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	traceview "github.com/svcnat/svcnat/internal/trace"
 )
 
 // host renders the configuration files in dir for node, with the host's
@@ -32,23 +34,23 @@ func host(t *testing.T, dir, node string, local ...string) Host {
 	return Host{Rules: res.Rulesets, Local: addrs}
 }
 
-func packet(src, dst, proto string, port int, origin Origin) Packet {
-	return Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: proto, DPort: port, Origin: origin}
+func packet(src, dst, proto string, port int, origin backend.Origin) backend.Packet {
+	return backend.Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: proto, DPort: port, Origin: origin}
 }
 
 func TestExampleClusterIP(t *testing.T) {
-	h := host(t, "../../examples", "node1", "192.0.2.1", "10.64.1.1")
-	res, err := Trace(h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, External))
+	h := host(t, "../../../../examples", "node1", "192.0.2.1", "10.64.1.1")
+	res, err := h.Trace(packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	Write(&b, res)
+	traceview.Write(&b, res)
 	t.Log(b.String())
 	total := 0.0
 	dst := map[string]bool{}
 	for _, p := range res.Paths {
-		if p.Verdict != DNAT || !p.Marked || p.Masquerade == "" || len(p.Unknown) > 0 {
+		if p.Verdict != backend.DNAT || !p.Marked || p.Masquerade == "" || len(p.Unknown) > 0 {
 			t.Errorf("path %+v", p)
 		}
 		total += p.Probability
@@ -60,14 +62,15 @@ func TestExampleClusterIP(t *testing.T) {
 }
 
 func TestGraph(t *testing.T) {
-	h := host(t, "../../examples", "node1", "192.0.2.1")
-	g, err := NewGraph(h.Rules[rules.IPv4], "SVCNAT", "default/nginx")
+	h := host(t, "../../../../examples", "node1", "192.0.2.1")
+	h.Prefix = "SVCNAT"
+	g, err := h.Graph(rules.IPv4, "default/nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var dot, mm bytes.Buffer
-	WriteDOT(&dot, g)
-	WriteMermaid(&mm, g)
+	traceview.WriteDOT(&dot, g)
+	traceview.WriteMermaid(&mm, g)
 	for _, want := range []string{`label="nat PREROUTING"`, `label="DNAT 10.64.1.2:80"`, `label="tcp/30080"`, "p=0.333"} {
 		if !strings.Contains(dot.String(), want) {
 			t.Errorf("DOT lacks %s:\n%s", want, dot.String())
@@ -79,7 +82,7 @@ func TestGraph(t *testing.T) {
 	if !strings.HasPrefix(mm.String(), "flowchart LR\n") || !strings.Contains(mm.String(), `(["DNAT 10.64.1.2:80"])`) {
 		t.Errorf("Mermaid:\n%s", mm.String())
 	}
-	if _, err := NewGraph(h.Rules[rules.IPv4], "SVCNAT", "no/such"); err == nil {
+	if _, err := h.Graph(rules.IPv4, "no/such"); err == nil {
 		t.Error("a graph of a service that does not exist")
 	}
 	// Graphviz renders it, where it is installed (make test installs it).
@@ -96,19 +99,19 @@ func TestGraph(t *testing.T) {
 // A built-in chain's DROP policy (Docker sets FORWARD's) decides when no
 // rule accepts: the path says so.
 func TestPolicyDrop(t *testing.T) {
-	h := host(t, "../../examples", "node1", "192.0.2.1")
+	h := host(t, "../../../../examples", "node1", "192.0.2.1")
 	h.Rules[rules.IPv4].Tables[0].Chains[1].Policy = "DROP" // filter FORWARD
 	if c := h.Rules[rules.IPv4].Tables[0].Chains[1]; c.Name != "FORWARD" {
 		t.Fatalf("chain %s", c.Name)
 	}
 	// Not marked for masquerade (a source inside cluster_cidrs), so
 	// SVCNAT-FORWARD does not accept it.
-	res, err := Trace(h, packet("10.64.9.9", "10.32.0.61", "tcp", 80, External))
+	res, err := h.Trace(packet("10.64.9.9", "10.32.0.61", "tcp", 80, backend.External))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range res.Paths {
-		if p.Verdict != Drop || DecidedBy(p) != "filter FORWARD policy DROP" {
+		if p.Verdict != backend.Drop || traceview.DecidedBy(p) != "filter FORWARD policy DROP" {
 			t.Fatalf("%+v", p)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -262,7 +263,7 @@ type iface struct {
 }
 
 // iface returns the packet's in (-i) or out (-o) interface at the hook
-// being walked: a packet from outside arrives on Packet.InInterface (some
+// being walked: a packet from outside arrives on its InInterface (some
 // interface other than lo when not given); one the host sends to itself
 // leaves on lo and comes back in on it; anything else leaves on some
 // interface other than lo (trace does not route).
@@ -280,7 +281,7 @@ func (t *tracer) iface(s *state, opt string) iface {
 	switch {
 	case hook == "PREROUTING" || hook == "INPUT":
 		return iface{none: true}
-	case hook != "FORWARD" && s.pkt.Origin == Local && t.local(s.dst):
+	case hook != "FORWARD" && s.pkt.Origin == backend.Local && t.local(s.dst):
 		return iface{name: "lo"}
 	}
 	return iface{}

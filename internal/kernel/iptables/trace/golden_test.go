@@ -12,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	traceview "github.com/svcnat/svcnat/internal/trace"
 )
 
 var update = flag.Bool("update", false, "rewrite the trace golden files")
@@ -25,8 +27,8 @@ var upstreamLocal = []string{"127.0.0.1", "::1", "192.168.0.2", "192.168.1.2", "
 // cluster IP, external IP and load-balancer IP from an outside client, to
 // every cluster IP from the node itself, and to every node port on the
 // node's address.
-func frontends(cfg *config.Config) []Packet {
-	var out []Packet
+func frontends(cfg *config.Config) []backend.Packet {
+	var out []backend.Packet
 	client := func(a netip.Addr) netip.Addr {
 		if a.Is6() {
 			return netip.MustParseAddr("2001:db8:99::7")
@@ -43,19 +45,19 @@ func frontends(cfg *config.Config) []Packet {
 		for _, p := range s.Ports {
 			proto := strings.ToLower(p.Protocol)
 			for _, ip := range s.ClusterIPs {
-				out = append(out, Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: External},
-					Packet{Src: node(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: Local})
+				out = append(out, backend.Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.External},
+					backend.Packet{Src: node(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.Local})
 			}
 			for _, ip := range append(append([]netip.Addr(nil), s.ExternalIPs...), s.LoadBalancerIPs...) {
-				out = append(out, Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: External})
+				out = append(out, backend.Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.External})
 				if len(s.LoadBalancerSourceRanges) > 0 && ip.Is4() {
 					// a client outside every source range
-					out = append(out, Packet{Src: netip.MustParseAddr("198.51.100.9"), Dst: ip, Proto: proto, DPort: p.Port, Origin: External})
+					out = append(out, backend.Packet{Src: netip.MustParseAddr("198.51.100.9"), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.External})
 				}
 			}
 			if p.NodePort != 0 {
 				for _, ip := range s.ClusterIPs {
-					out = append(out, Packet{Src: client(ip), Dst: node(ip), Proto: proto, DPort: p.NodePort, Origin: External})
+					out = append(out, backend.Packet{Src: client(ip), Dst: node(ip), Proto: proto, DPort: p.NodePort, Origin: backend.External})
 				}
 			}
 		}
@@ -65,12 +67,12 @@ func frontends(cfg *config.Config) []Packet {
 
 // TestGolden traces every frontend of every golden configuration (kube-proxy's
 // own cases, as HCL) and compares the whole text with
-// testdata/<case>.trace; go test ./trace -update rewrites them. Every trace
+// testdata/<case>.trace; go test ./internal/kernel/iptables/trace -update rewrites them. Every trace
 // is also checked: a DNAT goes to an endpoint of the service addressed, the
 // unconditional paths' probabilities sum to 1, and no rule is left
 // unevaluated.
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("../kernel/iptables/render/testdata/hcl/*.hcl")
+	files, _ := filepath.Glob("../render/testdata/hcl/*.hcl")
 	if len(files) < 10 {
 		t.Fatalf("golden configurations: %v", files)
 	}
@@ -92,12 +94,12 @@ func TestGolden(t *testing.T) {
 			h := Host{Rules: r.Rulesets, Local: local}
 			var b bytes.Buffer
 			for _, p := range frontends(cfg) {
-				res, err := Trace(h, p)
+				res, err := h.Trace(p)
 				if err != nil {
 					t.Fatalf("%s: %v", p, err)
 				}
 				check(t, cfg, res)
-				Write(&b, res)
+				traceview.Write(&b, res)
 				b.WriteString("\n")
 			}
 			golden := filepath.Join("testdata", name+".trace")
@@ -109,17 +111,17 @@ func TestGolden(t *testing.T) {
 			}
 			want, err := os.ReadFile(golden)
 			if err != nil {
-				t.Fatalf("%v (run go test ./trace -update)", err)
+				t.Fatalf("%v (run go test ./internal/kernel/iptables/trace -update)", err)
 			}
 			if !bytes.Equal(want, b.Bytes()) {
-				t.Errorf("%s differs from the trace (go test ./trace -update rewrites it):\n%s", golden, lineDiff(string(want), b.String()))
+				t.Errorf("%s differs from the trace (go test ./internal/kernel/iptables/trace -update rewrites it):\n%s", golden, lineDiff(string(want), b.String()))
 			}
 		})
 	}
 }
 
 // check asserts what every trace must hold.
-func check(t *testing.T, cfg *config.Config, res *Result) {
+func check(t *testing.T, cfg *config.Config, res *backend.Result) {
 	t.Helper()
 	endpoints := map[netip.Addr]bool{}
 	addressed := false
@@ -147,7 +149,7 @@ func check(t *testing.T, cfg *config.Config, res *Result) {
 		if len(p.Unknown) > 0 {
 			t.Errorf("%s: rules not evaluated: %v", res.Packet, p.Unknown)
 		}
-		if p.Verdict == DNAT && !endpoints[p.Dst.Addr()] {
+		if p.Verdict == backend.DNAT && !endpoints[p.Dst.Addr()] {
 			t.Errorf("%s: DNAT to %s, no endpoint of the service", res.Packet, p.Dst)
 		}
 		if p.Condition == "" {

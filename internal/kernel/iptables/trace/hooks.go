@@ -1,6 +1,10 @@
 package trace
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+)
 
 // stage is one table's built-in chain at one hook.
 type stage struct{ table, hook string }
@@ -26,7 +30,7 @@ var (
 // destination then: a local one is delivered (INPUT), any other forwarded
 // or sent out.
 func (t *tracer) follow(s *state) []*state {
-	if s.pkt.Origin == Local {
+	if s.pkt.Origin == backend.Local {
 		return t.through(s, output, func(s *state) []*state {
 			if !t.local(s.dst) {
 				return []*state{s}
@@ -55,7 +59,7 @@ func (t *tracer) through(s *state, stages []stage, then func(*state) []*state) [
 	}
 	var out []*state
 	for _, o := range t.hook(s, stages[0]) {
-		if o.verdict == Drop || o.verdict == Reject || o.cut != "" {
+		if o.verdict == backend.Drop || o.verdict == backend.Reject || o.cut != "" {
 			out = append(out, o)
 			continue
 		}
