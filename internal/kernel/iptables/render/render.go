@@ -5,9 +5,13 @@
 // kube-proxy's, line for line; another prefix replaces "KUBE" in every chain
 // name and "kubernetes" by "svcnat" in comments.
 //
-// Rendering is pure: small functions, one per service feature, under a
-// short loop over services and ports. The package never runs a binary,
-// never reads the kernel and never prints.
+// What to write for each service port (which endpoints serve which
+// traffic, what is on this node, what is rejected or dropped) is decided by
+// the service model, package service, which every backend shares; this
+// package gives those decisions kube-proxy's chain names, comments and rule
+// arguments. Rendering is pure: small functions, one per service feature,
+// under a short loop over the model's ports. The package never runs a
+// binary, never reads the kernel and never prints.
 //
 // Differences from kube-proxy, all deliberate:
 //   - Services are rendered in name order, ports in name order, endpoints in
