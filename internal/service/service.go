@@ -2,12 +2,12 @@
 // makes about every service port before it writes a rule, made once for
 // every kernel backend. Which endpoints serve traffic under the Cluster and
 // the Local traffic policy, when they fall back to serving-and-terminating
-// endpoints, which endpoints are on this node, whether traffic from inside
-// and from outside the cluster is served, rejected or dropped, on which
-// addresses a port is reachable and from which sources: a backend's
-// renderer reads these and only writes them in its own language, and the
-// health-check server reads its local-endpoint counts from the same model,
-// so the two never disagree.
+// endpoints, which endpoints are on this node, whether traffic to the
+// cluster IP and to the node port, external and load-balancer IPs is
+// served, rejected or dropped, and which sources may reach the
+// load-balancer IPs: a backend's renderer reads these and only writes them
+// in its own language, and the health-check server reads its
+// local-endpoint counts from the same model, so the two never disagree.
 //
 // Building the model is pure: the package knows no backend (no tables,
 // chains, sets or rule arguments), never touches the kernel and never
@@ -34,7 +34,9 @@ type Options struct {
 	LocalAddresses []netip.Addr
 }
 
-// Model is the service model of one configuration on one node.
+// Model is the service model of one configuration on one node. A
+// renderer of one address family writes, in order, the ports of each
+// service whose ClusterIP is of that family.
 type Model struct {
 	// Services in name order, every service of the configuration, those
 	// without ports or cluster IPs included.
@@ -46,6 +48,7 @@ type Model struct {
 
 // Service is the decisions about one service that all its ports share.
 type Service struct {
+	// Config is the service as configured.
 	Config *config.Service
 	// ExternalPolicyLocal is true when external traffic policy Local is in
 	// effect, which only NodePort and LoadBalancer services have
@@ -72,6 +75,8 @@ type Service struct {
 // Port is one port of one service in the family of its cluster IP, with
 // the endpoints that serve it and what becomes of traffic to it.
 type Port struct {
+	// Service is the service the port belongs to, Config the port as
+	// configured.
 	Service *Service
 	Config  *config.Port
 	// ClusterIP is the service's cluster IP of this port's family. Every
@@ -146,6 +151,7 @@ const (
 	Drop
 )
 
+// String names the outcome in lower case, for tests and logs.
 func (o Outcome) String() string {
 	switch o {
 	case Serve:
@@ -161,6 +167,7 @@ func (o Outcome) String() string {
 // Endpoint is one endpoint of one service port, as kube-proxy's
 // endpointInfo sees it.
 type Endpoint struct {
+	// Addr is the endpoint's address, of its port's family.
 	Addr netip.Addr
 	// Port is the target port the endpoint receives the traffic on.
 	Port int
