@@ -21,6 +21,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
+	"github.com/svcnat/svcnat/internal/service"
 )
 
 // Service is one service with a health-check node port.
@@ -28,7 +29,8 @@ type Service struct {
 	Namespace, Name string
 	Port            int
 	// LocalEndpoints counts this node's ready endpoints (by address: one
-	// endpoint serving two ports counts once), as kube-proxy does.
+	// endpoint serving two ports counts once), as kube-proxy does: the
+	// service model's Service.LocalReady.
 	LocalEndpoints int
 	// NodePortAddresses are the node_port_addresses CIDRs: the port
 	// listens on this node's addresses inside them, none: on every
@@ -37,24 +39,29 @@ type Service struct {
 }
 
 // Services are cfg's services that get a health-check node port on node:
-// external traffic policy Local and a health_check_node_port.
+// external traffic policy Local and a health_check_node_port. Their
+// local endpoints are counted by the service model, which decides for the
+// rules too which endpoints are on node.
 func Services(cfg *config.Config, node string) []Service {
-	var out []Service
+	var probed []*config.Service
 	for _, s := range cfg.Services {
-		if s.HealthCheckNodePort == 0 || s.ExternalTrafficPolicy != config.PolicyLocal {
-			continue
+		if s.HealthCheckNodePort != 0 && s.ExternalTrafficPolicy == config.PolicyLocal {
+			probed = append(probed, s)
 		}
-		local := map[string]bool{}
-		for _, e := range s.Endpoints {
-			if e.Node == node && e.Ready {
-				local[e.Address.String()] = true
-			}
-		}
-		ns, name, ok := strings.Cut(s.Name, "/")
+	}
+	if len(probed) == 0 {
+		return nil
+	}
+	// Only the probed services are modelled: the daemon asks on every
+	// pass, and the others' endpoints do not matter here.
+	m := service.Build(&config.Config{Services: probed}, service.Options{Node: node})
+	out := make([]Service, 0, len(m.Services))
+	for _, s := range m.Services {
+		ns, name, ok := strings.Cut(s.Config.Name, "/")
 		if !ok {
-			ns, name = "", s.Name
+			ns, name = "", s.Config.Name
 		}
-		out = append(out, Service{Namespace: ns, Name: name, Port: s.HealthCheckNodePort, LocalEndpoints: len(local),
+		out = append(out, Service{Namespace: ns, Name: name, Port: s.Config.HealthCheckNodePort, LocalEndpoints: s.LocalReady,
 			NodePortAddresses: cfg.Settings.NodePortAddresses})
 	}
 	return out

@@ -72,8 +72,8 @@ func cfg(s config.Settings, services ...*config.Service) *config.Config {
 	return &config.Config{Settings: s, Services: services}
 }
 
-// service returns a service with the API defaults, changed by mod.
-func service(name, typ, clusterIP string, mod func(*config.Service)) *config.Service {
+// newService returns a service with the API defaults, changed by mod.
+func newService(name, typ, clusterIP string, mod func(*config.Service)) *config.Service {
 	s := &config.Service{
 		Name:                   name,
 		Type:                   typ,
@@ -119,22 +119,22 @@ func goldenCases() []goldenCase {
 	o := upstreamOpts()
 	cases := []goldenCase{
 		{"overall", v4, overallConfig(kubeSettings()), o},
-		{"loadbalancer", v4, cfg(kubeSettings(), service("ns1/svc1", config.TypeLoadBalancer, "172.30.0.41", func(s *config.Service) {
+		{"loadbalancer", v4, cfg(kubeSettings(), newService("ns1/svc1", config.TypeLoadBalancer, "172.30.0.41", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 3001)}
 			s.LoadBalancerIPs = ips("1.2.3.4", "5.6.7.8")
 			s.LoadBalancerSourceRanges = prefixes("192.168.0.0/24", "203.0.113.0/25")
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.1", "")}
 		})), o},
-		{"nodeport", v4, cfg(kubeSettings(), service("ns1/svc1", config.TypeNodePort, "172.30.0.41", func(s *config.Service) {
+		{"nodeport", v4, cfg(kubeSettings(), newService("ns1/svc1", config.TypeNodePort, "172.30.0.41", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 3001)}
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.1", "")}
 		})), o},
-		{"healthcheck_no_endpoints", v4, cfg(kubeSettings(nodePortAddrs("127.0.0.0/8")), service("ns1/svc1", config.TypeLoadBalancer, "172.30.0.42", func(s *config.Service) {
+		{"healthcheck_no_endpoints", v4, cfg(kubeSettings(nodePortAddrs("127.0.0.0/8")), newService("ns1/svc1", config.TypeLoadBalancer, "172.30.0.42", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 3001)}
 			s.HealthCheckNodePort = 30000
 			s.ExternalTrafficPolicy = config.PolicyLocal
 		})), o},
-		{"external_policy_local", v4, cfg(kubeSettings(), service("ns1/svc1", config.TypeLoadBalancer, "172.30.0.41", func(s *config.Service) {
+		{"external_policy_local", v4, cfg(kubeSettings(), newService("ns1/svc1", config.TypeLoadBalancer, "172.30.0.41", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 3001)}
 			s.HealthCheckNodePort = 30000
 			s.ExternalIPs = ips("192.168.99.11")
@@ -142,7 +142,7 @@ func goldenCases() []goldenCase {
 			s.ExternalTrafficPolicy = config.PolicyLocal
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.1", ""), ep("10.180.2.1", testNodeName)}
 		})), o},
-		{"non_local_external_ips", v4, cfg(kubeSettings(), service("ns1/svc1", config.TypeClusterIP, "172.30.0.41", func(s *config.Service) {
+		{"non_local_external_ips", v4, cfg(kubeSettings(), newService("ns1/svc1", config.TypeClusterIP, "172.30.0.41", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 0)}
 			s.ExternalIPs = ips("192.168.99.11")
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.1", ""), ep("10.180.2.1", testNodeName)}
@@ -177,13 +177,13 @@ func goldenCases() []goldenCase {
 // overallConfig is TestOverallIPTablesRules' six services.
 func overallConfig(s config.Settings) *config.Config {
 	return cfg(s,
-		service("ns1/svc1", config.TypeClusterIP, "172.30.0.41", func(s *config.Service) {
+		newService("ns1/svc1", config.TypeClusterIP, "172.30.0.41", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 0)}
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.1", "")}
 		}),
 		// LoadBalancer with Local traffic policy; its only endpoint has no
 		// node name, so it is not local.
-		service("ns2/svc2", config.TypeLoadBalancer, "172.30.0.42", func(s *config.Service) {
+		newService("ns2/svc2", config.TypeLoadBalancer, "172.30.0.42", func(s *config.Service) {
 			s.ExternalTrafficPolicy = config.PolicyLocal
 			s.Ports = []*config.Port{tcp("p80", 80, 3001)}
 			s.LoadBalancerIPs = ips("1.2.3.4")
@@ -191,18 +191,18 @@ func overallConfig(s config.Settings) *config.Config {
 			s.HealthCheckNodePort = 30000
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.2", "")}
 		}),
-		service("ns3/svc3", config.TypeNodePort, "172.30.0.43", func(s *config.Service) {
+		newService("ns3/svc3", config.TypeNodePort, "172.30.0.43", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 3003)}
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.3", "")}
 		}),
-		service("ns4/svc4", config.TypeNodePort, "172.30.0.44", func(s *config.Service) {
+		newService("ns4/svc4", config.TypeNodePort, "172.30.0.44", func(s *config.Service) {
 			s.ExternalIPs = ips("192.168.99.33")
 			s.Ports = []*config.Port{tcp("p80", 80, 0)}
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.4", ""), ep("10.180.0.5", testNodeName)}
 		}),
 		// LoadBalancer with Cluster traffic policy, source ranges and
 		// session affinity. Its health check node port does not apply.
-		service("ns5/svc5", config.TypeLoadBalancer, "172.30.0.45", func(s *config.Service) {
+		newService("ns5/svc5", config.TypeLoadBalancer, "172.30.0.45", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 3002)}
 			s.LoadBalancerIPs = ips("5.6.7.8")
 			s.HealthCheckNodePort = 30000
@@ -211,7 +211,7 @@ func overallConfig(s config.Settings) *config.Config {
 			s.SessionAffinityTimeout = 10800
 			s.Endpoints = []*config.Endpoint{ep("10.180.0.3", "")}
 		}),
-		service("ns6/svc6", config.TypeClusterIP, "172.30.0.46", func(s *config.Service) {
+		newService("ns6/svc6", config.TypeClusterIP, "172.30.0.46", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("p80", 80, 0)}
 		}),
 	)
@@ -219,7 +219,7 @@ func overallConfig(s config.Settings) *config.Config {
 
 // localNodePortService is the service of the Enable/DisableLocalhostNodePorts tests.
 func localNodePortService(cip, remote, local string) *config.Service {
-	return service("ns1/svc1", config.TypeNodePort, cip, func(s *config.Service) {
+	return newService("ns1/svc1", config.TypeNodePort, cip, func(s *config.Service) {
 		s.Ports = []*config.Port{tcp("p80", 80, 30001)}
 		s.ExternalTrafficPolicy = config.PolicyLocal
 		s.Endpoints = []*config.Endpoint{ep(remote, ""), ep(local, testNodeName)}
@@ -228,7 +228,7 @@ func localNodePortService(cip, remote, local string) *config.Service {
 
 // onlyLocalNodePortService is the service of upstream's onlyLocalNodePorts helper.
 func onlyLocalNodePortService() *config.Service {
-	return service("ns1/svc1", config.TypeNodePort, "172.30.0.41", func(s *config.Service) {
+	return newService("ns1/svc1", config.TypeNodePort, "172.30.0.41", func(s *config.Service) {
 		s.Ports = []*config.Port{tcp("p80", 80, 3001)}
 		s.ExternalTrafficPolicy = config.PolicyLocal
 		s.Endpoints = []*config.Endpoint{ep("10.180.0.1", ""), ep("10.180.2.1", testNodeName)}
@@ -238,7 +238,7 @@ func onlyLocalNodePortService() *config.Service {
 // internalPolicyService is TestInternalTrafficPolicyE2E's service: an
 // unnamed port, three ready endpoints on the given nodes.
 func internalPolicyService(policy string, nodes ...string) *config.Service {
-	return service("ns1/svc1", config.TypeClusterIP, "172.30.1.1", func(s *config.Service) {
+	return newService("ns1/svc1", config.TypeClusterIP, "172.30.1.1", func(s *config.Service) {
 		s.InternalTrafficPolicy = policy
 		s.Ports = []*config.Port{tcp("", 80, 0)}
 		for i, n := range nodes {
@@ -251,7 +251,7 @@ func internalPolicyService(policy string, nodes ...string) *config.Service {
 // a LoadBalancer without node port, with ClientIP affinity and a health
 // check node port (which applies only with policy Local).
 func terminatingService(policy string, eps []*config.Endpoint) *config.Service {
-	return service("ns1/svc1", config.TypeLoadBalancer, "172.30.1.1", func(s *config.Service) {
+	return newService("ns1/svc1", config.TypeLoadBalancer, "172.30.1.1", func(s *config.Service) {
 		s.ExternalTrafficPolicy = policy
 		s.Ports = []*config.Port{tcp("", 80, 0)}
 		s.HealthCheckNodePort = 30000
@@ -321,7 +321,7 @@ func extraCases() []goldenCase {
 		NodePortAddresses: prefixes("192.168.0.0/24", "2001:db8::/64"),
 		NodePortRange:     config.PortRange{Min: 30000, Max: 32767},
 	}
-	web := service("default/web", config.TypeLoadBalancer, "10.32.0.10", func(s *config.Service) {
+	web := newService("default/web", config.TypeLoadBalancer, "10.32.0.10", func(s *config.Service) {
 		s.ClusterIPs = ips("10.32.0.10", "fd00:32::10")
 		s.ExternalTrafficPolicy = config.PolicyLocal
 		s.HealthCheckNodePort = 31999
@@ -337,7 +337,7 @@ func extraCases() []goldenCase {
 			ep("fd00:10::a", testNodeName), ep("fd00:10::b", "other"),
 		}
 	})
-	sctp := service("default/sig", config.TypeClusterIP, "10.32.0.11", func(s *config.Service) {
+	sctp := newService("default/sig", config.TypeClusterIP, "10.32.0.11", func(s *config.Service) {
 		s.Ports = []*config.Port{port("", config.ProtoSCTP, 3868, 0)}
 		s.Endpoints = []*config.Endpoint{ep("10.64.3.1", "other")}
 	})

@@ -5,9 +5,13 @@
 // kube-proxy's, line for line; another prefix replaces "KUBE" in every chain
 // name and "kubernetes" by "svcnat" in comments.
 //
-// Rendering is pure: small functions, one per service feature, under a
-// short loop over services and ports. The package never runs a binary,
-// never reads the kernel and never prints.
+// What to write for each service port (which endpoints serve which
+// traffic, what is on this node, what is rejected or dropped) is decided by
+// the service model, package service, which every backend shares; this
+// package gives those decisions kube-proxy's chain names, comments and rule
+// arguments. Rendering is pure: small functions, one per service feature,
+// under a short loop over the model's ports. The package never runs a
+// binary, never reads the kernel and never prints.
 //
 // Differences from kube-proxy, all deliberate:
 //   - Services are rendered in name order, ports in name order, endpoints in
@@ -35,11 +39,11 @@ package render
 import (
 	"fmt"
 	"net/netip"
-	"sort"
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
+	"github.com/svcnat/svcnat/internal/service"
 )
 
 // largeClusterEndpointsThreshold is kube-proxy's: above this many endpoints
@@ -115,16 +119,14 @@ func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 	if s.MasqueradeBit < 0 || s.MasqueradeBit > 31 {
 		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)
 	}
-	services := append([]*config.Service(nil), cfg.Services...)
-	sort.SliceStable(services, func(i, j int) bool { return services[i].Name < services[j].Name })
-
+	m := service.Build(cfg, service.Options{Node: opts.Node, LocalAddresses: opts.LocalAddresses})
 	res := &Result{Rulesets: map[rules.Family]*rules.Ruleset{}, ChainService: map[string]string{}}
 	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if fam == rules.IPv6 && !anyClusterIP(services, fam) {
+		if fam == rules.IPv6 && !m.IPv6 {
 			continue
 		}
 		b := newBuilder(fam, &s, opts, res.ChainService)
-		b.render(services)
+		b.render(m)
 		res.Rulesets[fam] = b.rs
 	}
 	return res, nil
@@ -136,25 +138,6 @@ func inFamily(fam rules.Family, a netip.Addr) bool {
 		return a.Is4()
 	}
 	return a.Is6()
-}
-
-// clusterIP returns the service's cluster IP of family fam.
-func clusterIP(svc *config.Service, fam rules.Family) (netip.Addr, bool) {
-	for _, ip := range svc.ClusterIPs {
-		if inFamily(fam, ip) {
-			return ip.Unmap(), true
-		}
-	}
-	return netip.Addr{}, false
-}
-
-func anyClusterIP(services []*config.Service, fam rules.Family) bool {
-	for _, svc := range services {
-		if _, ok := clusterIP(svc, fam); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // builder accumulates one family's ruleset.
@@ -213,13 +196,13 @@ func newBuilder(fam rules.Family, s *config.Settings, opts Options, owner map[st
 
 // render is the short loop: fixed rules, each service port, then the rules
 // that must come after every service's.
-func (b *builder) render(services []*config.Service) {
+func (b *builder) render(m *service.Model) {
 	b.masqueradeRules()
 	b.localnetFirewallRule()
-	ports := b.servicePorts(services)
+	ports := b.servicePorts(m)
 	total := 0
 	for _, sp := range ports {
-		total += sp.endpointCount
+		total += len(sp.Endpoints)
 	}
 	b.largeCluster = total > largeClusterEndpointsThreshold
 	for _, sp := range ports {
@@ -231,18 +214,14 @@ func (b *builder) render(services []*config.Service) {
 }
 
 // servicePorts returns the view of every port of every service that has a
-// cluster IP in this family, in service then port name order.
-func (b *builder) servicePorts(services []*config.Service) []*servicePort {
+// cluster IP in this family, in the model's order: service then port name.
+func (b *builder) servicePorts(m *service.Model) []*servicePort {
 	var out []*servicePort
-	for _, svc := range services {
-		cip, ok := clusterIP(svc, b.fam)
-		if !ok {
-			continue // headless, or single-stack in the other family
-		}
-		ports := append([]*config.Port(nil), svc.Ports...)
-		sort.SliceStable(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
-		for _, p := range ports {
-			out = append(out, b.newServicePort(svc, p, cip))
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			if inFamily(b.fam, p.ClusterIP) {
+				out = append(out, b.newServicePort(p))
+			}
 		}
 	}
 	return out

@@ -191,7 +191,7 @@ func TestMasqueradeAll(t *testing.T) {
 func TestClusterCIDRFirstOfFamily(t *testing.T) {
 	s := kubeSettings()
 	s.ClusterCIDRs = prefixes("fd00:10::/64", "10.64.0.0/14", "10.128.0.0/14")
-	svc := service("ns/a", config.TypeClusterIP, "10.32.0.1", func(s *config.Service) {
+	svc := newService("ns/a", config.TypeClusterIP, "10.32.0.1", func(s *config.Service) {
 		s.ClusterIPs = ips("10.32.0.1", "fd00:32::1")
 		s.Ports = []*config.Port{tcp("", 80, 0)}
 		s.Endpoints = []*config.Endpoint{ep("10.64.0.5", ""), ep("fd00:10::5", "")}
@@ -208,7 +208,7 @@ func TestClusterCIDRFirstOfFamily(t *testing.T) {
 // Endpoints are ordered as kube-proxy's byEndpoint: by the ip:port string,
 // so "10.0.0.10:80" comes before "10.0.0.1:80" (':' sorts after '0').
 func TestEndpointStringOrder(t *testing.T) {
-	svc := service("ns/a", config.TypeClusterIP, "172.30.0.1", func(s *config.Service) {
+	svc := newService("ns/a", config.TypeClusterIP, "172.30.0.1", func(s *config.Service) {
 		s.Ports = []*config.Port{tcp("", 80, 0)}
 		s.Endpoints = []*config.Endpoint{ep("10.0.0.2", ""), ep("10.0.0.10", ""), ep("10.0.0.1", "")}
 	})
@@ -226,7 +226,7 @@ func TestEndpointStringOrder(t *testing.T) {
 // per-endpoint rules, and only those.
 func TestLargeClusterMode(t *testing.T) {
 	for _, n := range []int{1000, 1001} {
-		svc := service("ns/big", config.TypeClusterIP, "172.30.0.1", func(s *config.Service) {
+		svc := newService("ns/big", config.TypeClusterIP, "172.30.0.1", func(s *config.Service) {
 			s.Ports = []*config.Port{tcp("", 80, 0)}
 			for i := 0; i < n; i++ {
 				s.Endpoints = append(s.Endpoints, ep(fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), ""))

@@ -8,123 +8,78 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
+	"github.com/svcnat/svcnat/internal/service"
 )
 
-// servicePort is one port of one service in one family, with every
-// decision syncProxyRules makes about it computed up front, so that each
-// rule-writing function below only writes.
+// servicePort is one port of one service in one family: the service
+// model's decisions (service.Port) with the names and filter verdicts
+// they take in kube-proxy's iptables rules, so that each rule-writing
+// function below only writes.
 type servicePort struct {
-	svc           *config.Service
-	port          *config.Port
-	name          string // ServicePortName
-	proto         string // lower case
-	clusterIP     netip.Addr
-	externalIPs   []netip.Addr
-	lbIPs         []netip.Addr
-	sourceRanges  []netip.Prefix
-	chains        vocab.PortChains
-	eps           categorized
-	endpointCount int // every endpoint of the family, for large-cluster mode
+	*service.Port
+	svc    *config.Service
+	name   string // ServicePortName
+	proto  string // lower case
+	chains vocab.PortChains
+	// eps are the names of each of Port.Endpoints, by Endpoint.Index.
+	eps []endpoint
 
-	externalPolicyLocal, internalPolicyLocal bool
-
-	hasEndpoints, hasInternal, hasExternal bool
-	usesClusterChain, usesLocalChain       bool
-	usesExternalChain, usesFirewallChain   bool
-	internalChain, externalPolicyChain     string
-	loadBalancerChain                      string
+	hasInternal, hasExternal           bool
+	internalChain, externalPolicyChain string
+	loadBalancerChain                  string
 
 	internalFilterTarget, internalFilterComment string
 	externalFilterTarget, externalFilterComment string
 }
 
-func (b *builder) newServicePort(svc *config.Service, port *config.Port, cip netip.Addr) *servicePort {
-	sp := &servicePort{
-		svc:       svc,
-		port:      port,
-		name:      vocab.ServicePortName(svc.Name, port.Name),
-		proto:     strings.ToLower(port.Protocol),
-		clusterIP: cip,
-		chains:    b.v.PortChains(vocab.ServicePortName(svc.Name, port.Name), port.Protocol),
-	}
-	sp.externalIPs = addrsOf(b, svc.ExternalIPs)
-	sp.lbIPs = addrsOf(b, svc.LoadBalancerIPs)
-	for _, r := range svc.LoadBalancerSourceRanges {
-		if !inFamily(b.fam, r.Addr()) {
-			continue
-		}
-		if r.Bits() == 0 {
-			// A zero-length range allows everything, the same as no
-			// range at all (kube-proxy's IsZeroCIDR).
-			sp.sourceRanges = nil
-			break
-		}
-		sp.sourceRanges = append(sp.sourceRanges, r.Masked())
-	}
-	// apiservice.ExternalPolicyLocal: only NodePort and LoadBalancer
-	// services have an external traffic policy.
-	sp.externalPolicyLocal = (svc.Type == config.TypeNodePort || svc.Type == config.TypeLoadBalancer) &&
-		svc.ExternalTrafficPolicy == config.PolicyLocal
-	sp.internalPolicyLocal = svc.InternalTrafficPolicy == config.PolicyLocal
-	externallyAccessible := port.NodePort != 0 || len(sp.externalIPs) > 0 || len(sp.lbIPs) > 0
+// endpoint is how the rules name one endpoint of a service port.
+type endpoint struct {
+	str   string // ip:port
+	chain string // SEP chain name
+}
 
-	all := portEndpoints(b.v, b.opts.Node, b.fam, svc, port)
-	sp.endpointCount = len(all)
-	usesCluster := !sp.internalPolicyLocal || externallyAccessible
-	usesLocal := sp.internalPolicyLocal || (sp.externalPolicyLocal && externallyAccessible)
-	sp.eps = categorize(all, usesCluster, usesLocal)
-	sp.decide(externallyAccessible, usesCluster, usesLocal)
+func (b *builder) newServicePort(p *service.Port) *servicePort {
+	svc := p.Service.Config
+	name := vocab.ServicePortName(svc.Name, p.Config.Name)
+	sp := &servicePort{
+		Port:   p,
+		svc:    svc,
+		name:   name,
+		proto:  strings.ToLower(p.Config.Protocol),
+		chains: b.v.PortChains(name, p.Config.Protocol),
+		eps:    make([]endpoint, len(p.Endpoints)),
+	}
+	for i, ep := range p.Endpoints {
+		str := ep.String()
+		sp.eps[i] = endpoint{str: str, chain: b.v.EndpointChain(name, p.Config.Protocol, str)}
+	}
+	sp.hasInternal, sp.hasExternal = p.Internal == service.Serve, p.External == service.Serve
+	sp.internalChain, sp.externalPolicyChain = sp.chains.SVC, sp.chains.SVC
+	if sp.Service.InternalPolicyLocal {
+		sp.internalChain = sp.chains.SVL
+	}
+	if sp.Service.ExternalPolicyLocal {
+		sp.externalPolicyChain = sp.chains.SVL
+	}
+	sp.loadBalancerChain = sp.chains.EXT
+	if p.Firewalled {
+		sp.loadBalancerChain = sp.chains.FW
+	}
+	sp.internalFilterTarget, sp.internalFilterComment = sp.filterVerdict(p.Internal)
+	sp.externalFilterTarget, sp.externalFilterComment = sp.filterVerdict(p.External)
 	return sp
 }
 
-func addrsOf(b *builder, ips []netip.Addr) []netip.Addr {
-	var out []netip.Addr
-	for _, ip := range ips {
-		if inFamily(b.fam, ip) {
-			out = append(out, ip.Unmap())
-		}
+// filterVerdict is the filter rule's target and comment for traffic the
+// model does not serve: REJECT without endpoints, DROP without local ones.
+func (sp *servicePort) filterVerdict(o service.Outcome) (target, text string) {
+	switch o {
+	case service.Reject:
+		return "REJECT", vocab.Comment(vocab.NoEndpoints, sp.name)
+	case service.Drop:
+		return "DROP", vocab.Comment(vocab.NoLocalEndpoints, sp.name)
 	}
-	return out
-}
-
-// decide mirrors the chain and filter decisions at the top of
-// syncProxyRules' per-service loop.
-func (sp *servicePort) decide(externallyAccessible, usesCluster, usesLocal bool) {
-	sp.hasEndpoints = sp.eps.hasAny
-	sp.usesClusterChain = len(sp.eps.cluster) > 0 && usesCluster
-	sp.usesLocalChain = len(sp.eps.local) > 0 && usesLocal
-
-	sp.internalChain, sp.hasInternal = sp.chains.SVC, sp.hasEndpoints
-	if sp.internalPolicyLocal {
-		sp.internalChain = sp.chains.SVL
-		sp.hasInternal = sp.hasInternal && len(sp.eps.local) > 0
-	}
-	sp.externalPolicyChain, sp.hasExternal = sp.chains.SVC, sp.hasEndpoints
-	if sp.externalPolicyLocal {
-		sp.externalPolicyChain = sp.chains.SVL
-		sp.hasExternal = sp.hasExternal && len(sp.eps.local) > 0
-	}
-	// The EXT chain exists whenever there are endpoints anywhere, even with
-	// none for external traffic, for the local-traffic short circuits.
-	sp.usesExternalChain = sp.hasEndpoints && externallyAccessible
-	sp.usesFirewallChain = sp.hasEndpoints && len(sp.lbIPs) > 0 && len(sp.sourceRanges) > 0
-	sp.loadBalancerChain = sp.chains.EXT
-	if sp.usesFirewallChain {
-		sp.loadBalancerChain = sp.chains.FW
-	}
-
-	if !sp.hasEndpoints {
-		sp.internalFilterTarget, sp.externalFilterTarget = "REJECT", "REJECT"
-		sp.internalFilterComment = vocab.Comment(vocab.NoEndpoints, sp.name)
-		sp.externalFilterComment = sp.internalFilterComment
-		return
-	}
-	if !sp.hasInternal {
-		sp.internalFilterTarget, sp.internalFilterComment = "DROP", vocab.Comment(vocab.NoLocalEndpoints, sp.name)
-	}
-	if !sp.hasExternal {
-		sp.externalFilterTarget, sp.externalFilterComment = "DROP", vocab.Comment(vocab.NoLocalEndpoints, sp.name)
-	}
+	return "", ""
 }
 
 // writeServicePort writes every rule of one service port, feature by
@@ -138,15 +93,15 @@ func (b *builder) writeServicePort(sp *servicePort) {
 	b.internalMasqueradeRule(sp)
 	b.externalChainRules(sp)
 	b.firewallChainRules(sp)
-	if sp.usesClusterChain {
+	if len(sp.Cluster) > 0 {
 		b.declare(b.nat, sp.chains.SVC, sp.svc)
-		b.endpointSelectionRules(sp, sp.chains.SVC, sp.eps.cluster)
+		b.endpointSelectionRules(sp, sp.chains.SVC, sp.Cluster)
 	}
-	if sp.usesLocalChain {
+	if len(sp.Local) > 0 {
 		b.declare(b.nat, sp.chains.SVL, sp.svc)
-		b.endpointSelectionRules(sp, sp.chains.SVL, sp.eps.local)
+		b.endpointSelectionRules(sp, sp.chains.SVL, sp.Local)
 	}
-	for _, ep := range sp.eps.reachable {
+	for _, ep := range sp.Reachable {
 		b.endpointChainRules(sp, ep)
 	}
 }
@@ -162,22 +117,22 @@ func (sp *servicePort) dest(ip netip.Addr, port int) []string {
 func (b *builder) clusterIPRule(sp *servicePort) {
 	f := b.fixed
 	if sp.hasInternal {
-		add(b.nat, f.services, comment(vocab.Comment(vocab.ClusterIP, sp.name)), sp.dest(sp.clusterIP, sp.port.Port), a("-j", sp.internalChain))
+		add(b.nat, f.services, comment(vocab.Comment(vocab.ClusterIP, sp.name)), sp.dest(sp.ClusterIP, sp.Config.Port), a("-j", sp.internalChain))
 		return
 	}
-	add(b.filter, f.services, comment(sp.internalFilterComment), sp.dest(sp.clusterIP, sp.port.Port), a("-j", sp.internalFilterTarget))
+	add(b.filter, f.services, comment(sp.internalFilterComment), sp.dest(sp.ClusterIP, sp.Config.Port), a("-j", sp.internalFilterTarget))
 }
 
 // externalIPRules capture the external IPs into the EXT chain, and reject
 // or drop them in filter when there is no endpoint for external traffic.
 func (b *builder) externalIPRules(sp *servicePort) {
 	f := b.fixed
-	for _, ip := range sp.externalIPs {
-		if sp.hasEndpoints {
-			add(b.nat, f.services, comment(vocab.Comment(vocab.ExternalIP, sp.name)), sp.dest(ip, sp.port.Port), a("-j", sp.chains.EXT))
+	for _, ip := range sp.ExternalIPs {
+		if sp.HasEndpoints {
+			add(b.nat, f.services, comment(vocab.Comment(vocab.ExternalIP, sp.name)), sp.dest(ip, sp.Config.Port), a("-j", sp.chains.EXT))
 		}
 		if !sp.hasExternal {
-			add(b.filter, f.externalServices, comment(sp.externalFilterComment), sp.dest(ip, sp.port.Port), a("-j", sp.externalFilterTarget))
+			add(b.filter, f.externalServices, comment(sp.externalFilterComment), sp.dest(ip, sp.Config.Port), a("-j", sp.externalFilterTarget))
 		}
 	}
 }
@@ -187,18 +142,18 @@ func (b *builder) externalIPRules(sp *servicePort) {
 // KUBE-PROXY-FIREWALL, and reject or drop them when there is no endpoint.
 func (b *builder) loadBalancerRules(sp *servicePort) {
 	f := b.fixed
-	for _, ip := range sp.lbIPs {
-		if sp.hasEndpoints {
-			add(b.nat, f.services, comment(vocab.Comment(vocab.LoadBalancerIP, sp.name)), sp.dest(ip, sp.port.Port), a("-j", sp.loadBalancerChain))
+	for _, ip := range sp.LoadBalancerIPs {
+		if sp.HasEndpoints {
+			add(b.nat, f.services, comment(vocab.Comment(vocab.LoadBalancerIP, sp.name)), sp.dest(ip, sp.Config.Port), a("-j", sp.loadBalancerChain))
 		}
-		if sp.usesFirewallChain {
+		if sp.Firewalled {
 			add(b.filter, f.proxyFirewall, comment(vocab.Comment(vocab.NotAccepted, sp.name, sp.chains.FW)),
-				sp.dest(ip, sp.port.Port), a("-j", "DROP"))
+				sp.dest(ip, sp.Config.Port), a("-j", "DROP"))
 		}
 	}
 	if !sp.hasExternal {
-		for _, ip := range sp.lbIPs {
-			add(b.filter, f.externalServices, comment(sp.externalFilterComment), sp.dest(ip, sp.port.Port), a("-j", sp.externalFilterTarget))
+		for _, ip := range sp.LoadBalancerIPs {
+			add(b.filter, f.externalServices, comment(sp.externalFilterComment), sp.dest(ip, sp.Config.Port), a("-j", sp.externalFilterTarget))
 		}
 	}
 }
@@ -206,12 +161,12 @@ func (b *builder) loadBalancerRules(sp *servicePort) {
 // nodePortRules send the node port to the EXT chain. Node ports are not
 // subject to load-balancer source ranges, as in kube-proxy.
 func (b *builder) nodePortRules(sp *servicePort) {
-	np := sp.port.NodePort
+	np := sp.Config.NodePort
 	if np == 0 {
 		return
 	}
 	f := b.fixed
-	if sp.hasEndpoints {
+	if sp.HasEndpoints {
 		add(b.nat, f.nodePorts, comment(vocab.Comment(vocab.PortRule, sp.name)), a("-m", sp.proto, "-p", sp.proto, "--dport", strconv.Itoa(np), "-j", sp.chains.EXT))
 	}
 	if !sp.hasExternal {
@@ -221,11 +176,10 @@ func (b *builder) nodePortRules(sp *servicePort) {
 }
 
 // healthCheckNodePortRule accepts the health check node port, always TCP,
-// even without local endpoints. Like apiservice.NeedsHealthCheck it applies
-// only to LoadBalancer services with external traffic policy Local.
+// even without local endpoints.
 func (b *builder) healthCheckNodePortRule(sp *servicePort) {
-	hc := sp.svc.HealthCheckNodePort
-	if hc == 0 || sp.svc.Type != config.TypeLoadBalancer || !sp.externalPolicyLocal {
+	hc := sp.Service.HealthCheckNodePort
+	if hc == 0 {
 		return
 	}
 	add(b.filter, b.fixed.nodePorts, comment(vocab.Comment(vocab.HealthCheckNodePort, sp.name)),
@@ -239,7 +193,7 @@ func (b *builder) internalMasqueradeRule(sp *servicePort) {
 	if !sp.hasInternal {
 		return
 	}
-	match := append(comment(vocab.Comment(vocab.ClusterIP, sp.name)), sp.dest(sp.clusterIP, sp.port.Port)...)
+	match := append(comment(vocab.Comment(vocab.ClusterIP, sp.name)), sp.dest(sp.ClusterIP, sp.Config.Port)...)
 	switch {
 	case b.settings.MasqueradeAll:
 		add(b.nat, sp.internalChain, match, a("-j", b.fixed.markMasq))
@@ -252,12 +206,12 @@ func (b *builder) internalMasqueradeRule(sp *servicePort) {
 // and go to SVC; with Local policy, short-circuit pod and host traffic to
 // SVC and send the rest to SVL, if there are local endpoints.
 func (b *builder) externalChainRules(sp *servicePort) {
-	if !sp.usesExternalChain {
+	if !sp.ExternalPath {
 		return
 	}
 	ext, masq := sp.chains.EXT, b.fixed.markMasq
 	b.declare(b.nat, ext, sp.svc)
-	if !sp.externalPolicyLocal {
+	if !sp.Service.ExternalPolicyLocal {
 		add(b.nat, ext, comment(vocab.Comment(vocab.ExternalMasquerade, sp.name)), a("-j", masq))
 	} else {
 		if b.detect.implemented() {
@@ -277,33 +231,21 @@ func (b *builder) externalChainRules(sp *servicePort) {
 // load-balancer IPs themselves when a range contains a local address; what
 // falls off the end is dropped by KUBE-PROXY-FIREWALL.
 func (b *builder) firewallChainRules(sp *servicePort) {
-	if !sp.usesFirewallChain {
+	if !sp.Firewalled {
 		return
 	}
 	fw := sp.chains.FW
 	b.declare(b.nat, fw, sp.svc)
 	c := comment(vocab.Comment(vocab.LoadBalancerIP, sp.name))
-	allowFromNode := false
-	for _, r := range sp.sourceRanges {
+	for _, r := range sp.SourceRanges {
 		add(b.nat, fw, c, a("-s", r.String(), "-j", sp.chains.EXT))
-		allowFromNode = allowFromNode || b.containsLocalAddress(r)
 	}
-	if allowFromNode {
-		for _, ip := range sp.lbIPs {
+	if sp.AllowFromNode {
+		for _, ip := range sp.LoadBalancerIPs {
 			add(b.nat, fw, c, a("-s", ip.String(), "-j", sp.chains.EXT))
 		}
 	}
 	add(b.nat, fw, comment(vocab.Comment(vocab.OtherTrafficDropped, sp.name, b.fixed.proxyFirewall)))
-}
-
-// containsLocalAddress stands in for kube-proxy's cidr.Contains(nodeIP).
-func (b *builder) containsLocalAddress(r netip.Prefix) bool {
-	for _, ip := range b.opts.LocalAddresses {
-		if ip = ip.Unmap(); !ip.IsLoopback() && r.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // epComment is the comment of a per-endpoint rule, dropped in large-cluster
@@ -318,15 +260,17 @@ func (b *builder) epComment(text string) []string {
 // endpointSelectionRules fill an SVC or SVL chain: first the ClientIP
 // affinity checks, then one rule per endpoint, the i-th of n matching with
 // probability 1/(n-i) and the last unconditionally.
-func (b *builder) endpointSelectionRules(sp *servicePort, chain string, eps []endpoint) {
-	if sp.svc.SessionAffinity == config.AffinityClientIP {
-		for _, ep := range eps {
+func (b *builder) endpointSelectionRules(sp *servicePort, chain string, set []service.Endpoint) {
+	if t := sp.Service.AffinityTimeout; t > 0 {
+		for _, e := range set {
+			ep := sp.eps[e.Index]
 			add(b.nat, chain, b.epComment(vocab.Comment(vocab.EndpointChoice, sp.name, ep.str)),
-				a("-m", "recent", "--name", ep.chain, "--rcheck", "--seconds", strconv.Itoa(affinityTimeout(sp.svc)), "--reap", "-j", ep.chain))
+				a("-m", "recent", "--name", ep.chain, "--rcheck", "--seconds", strconv.Itoa(t), "--reap", "-j", ep.chain))
 		}
 	}
-	n := len(eps)
-	for i, ep := range eps {
+	n := len(set)
+	for i, e := range set {
+		ep := sp.eps[e.Index]
 		var stat []string
 		if i < n-1 {
 			stat = a("-m", "statistic", "--mode", "random", "--probability", probability(n-i))
@@ -338,12 +282,13 @@ func (b *builder) endpointSelectionRules(sp *servicePort, chain string, eps []en
 // endpointChainRules fill a SEP chain: mark hairpin traffic (an endpoint
 // reaching itself through the service) for masquerade, record affinity,
 // and DNAT.
-func (b *builder) endpointChainRules(sp *servicePort, ep endpoint) {
+func (b *builder) endpointChainRules(sp *servicePort, e service.Endpoint) {
+	ep := sp.eps[e.Index]
 	b.declare(b.nat, ep.chain, sp.svc)
 	c := b.epComment(vocab.Comment(vocab.PortRule, sp.name))
-	add(b.nat, ep.chain, c, a("-s", ep.addr.String(), "-j", b.fixed.markMasq))
+	add(b.nat, ep.chain, c, a("-s", e.Addr.String(), "-j", b.fixed.markMasq))
 	var affinity []string
-	if sp.svc.SessionAffinity == config.AffinityClientIP {
+	if sp.Service.AffinityTimeout > 0 {
 		affinity = a("-m", "recent", "--name", ep.chain, "--set")
 	}
 	add(b.nat, ep.chain, c, affinity, a("-m", sp.proto, "-p", sp.proto, "-j", "DNAT", "--to-destination", ep.str))
@@ -351,10 +296,3 @@ func (b *builder) endpointChainRules(sp *servicePort, ep endpoint) {
 
 // probability is kube-proxy's computeProbability: 1/n with 10 decimals.
 func probability(n int) string { return fmt.Sprintf("%0.10f", 1.0/float64(n)) }
-
-func affinityTimeout(svc *config.Service) int {
-	if svc.SessionAffinityTimeout > 0 {
-		return svc.SessionAffinityTimeout
-	}
-	return config.DefaultSessionAffinityTimeout
-}
