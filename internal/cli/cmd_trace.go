@@ -122,7 +122,7 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 		}
 		h := trace.Host{Rules: map[rules.Family]*rules.Ruleset{}}
 		for _, f := range rules.Families {
-			rs, err := e.Kernel.Save(f)
+			rs, err := e.Kernel.Read(f, nil)
 			if err != nil {
 				if f == rules.IPv6 {
 					continue // a host without ip6tables
