@@ -127,7 +127,7 @@ COMMIT
 COMMIT
 `},
 	{name: "IPv6 missing target", fam: rules.IPv6, fails: true, payload: "*nat\n:SVCNAT-SERVICES - [0:0]\n-A SVCNAT-SERVICES -g SVCNAT-GONE\nCOMMIT\n"},
-	{name: "kube-proxy's overall ruleset", payload: "file:../rules/testdata/overall.written"},
+	{name: "kube-proxy's overall ruleset", payload: "file:rules/testdata/overall.written"},
 }
 
 // TestFakeAgreesWithKernel is the test that the Fake behaves like the
