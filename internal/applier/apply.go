@@ -93,7 +93,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // traffic-visible transaction, then verifies (see Verify). On any failure,
 // including ctx being cancelled by a signal between steps, it restores the
 // owned chains to the snapshot and returns an *Error. A transaction
-// already handed to iptables-restore is let finish so that a signal never
+// already handed to the backend is let finish so that a signal never
 // leaves half a transaction.
 func Apply(ctx context.Context, k backend.Kernel, p *planner.Plan, live map[rules.Family]*rules.Ruleset, opts Options) error {
 	if opts.Batch == 0 {
