@@ -172,8 +172,9 @@ type Result struct {
 	StateDir string
 	// Took is how long the commit and its verification took.
 	Took time.Duration
-	// Lines is how many lines the commit's transactions held, as the backend wrote them
-	// (kube-proxy's "numLines"): what a change cost the kernel.
+	// Lines is how many lines the commit's transactions held, as the
+	// backend wrote them (kube-proxy's "numLines"): what a change cost the
+	// kernel.
 	Lines int
 	// Conntrack is the cleanup of removed UDP endpoints' entries.
 	Conntrack ConntrackResult
