@@ -67,7 +67,7 @@ func tableKey(f rules.Family, table string) string { return f.Key() + " " + tabl
 // has rules in and live lacks. It is written before the restore, so that
 // a commit killed half way still leaves the record.
 func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) error {
-	backend := string(e.Kernel.Name())
+	name := string(e.Kernel.Name())
 	var fresh []string
 	for _, f := range rules.Families {
 		if desired[f] == nil {
@@ -86,16 +86,16 @@ func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]
 	if err != nil {
 		return err
 	}
-	n := len(ct[backend])
+	n := len(ct[name])
 	for _, k := range fresh {
-		if !slices.Contains(ct[backend], k) {
-			ct[backend] = append(ct[backend], k)
+		if !slices.Contains(ct[name], k) {
+			ct[name] = append(ct[name], k)
 		}
 	}
-	if len(ct[backend]) == n {
+	if len(ct[name]) == n {
 		return nil
 	}
-	slices.Sort(ct[backend])
+	slices.Sort(ct[name])
 	return ct.save(d)
 }
 
