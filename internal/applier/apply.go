@@ -1,60 +1,28 @@
+// Package applier commits a plan to the kernel through a backend.Kernel:
+// it turns the plan's changes into transactions that touch only owned
+// chains (backend.Transactions), stages large creations, reads the result
+// back to verify it, and restores the owned chains from the live snapshot
+// on any failure. It never decides what the rules should be (the planner
+// does), never writes a backend's language (the backend does) and never
+// prints.
 package applier
 
 import (
 	"context"
 	"fmt"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
-// Kernel is what the applier needs of iptables: a dump and a restore per
-// family, and single-chain reads. It is a subset of iptables.Interface, so
-// the real runner and iptables.Fake satisfy it.
-type Kernel interface {
-	Save(f rules.Family) (*rules.Ruleset, error)
-	ListChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error)
-	Restore(f rules.Family, payload []byte, flags iptables.RestoreFlags) error
-}
-
-// ListLimitFor is how many touched chains a verification reads one by one
-// on a backend; beyond it one full save per family is cheaper. At 10,000
-// services a single-chain read costs about a hundredth of a full save on
-// nft, and a third of one on legacy, which reads the whole table anyway.
-func ListLimitFor(backend string) int {
-	if backend == string(iptables.Legacy) {
-		return 2
-	}
-	return 64
-}
-
-// DefaultBatch is how many chains one staging transaction creates at most.
-const DefaultBatch = 1000
-
-// NoStaging, as Options.Batch, creates every chain in the one final
-// transaction.
-const NoStaging = -1
-
-// BatchFor is the staging batch for a backend. nf_tables transactions are
-// super-linear in the chains they create (10,000 services x 5 in one:
-// 250 s; in batches of 1,000: 7 s). Legacy iptables-restore replaces a
-// whole table per transaction, so each batch rewrites everything before it
-// (the same rules staged: 96 s; in one transaction: 4 s): it is not staged.
-func BatchFor(backend string) int {
-	if backend == string(iptables.Legacy) {
-		return NoStaging
-	}
-	return DefaultBatch
-}
-
 // Options tunes an apply.
 type Options struct {
-	// Batch bounds the chains created per staging transaction
-	// (0: DefaultBatch; NoStaging: none staged); see BatchFor.
+	// Batch bounds the chains created per staging transaction (0: the
+	// backend's Limits; backend.NoStaging: none staged).
 	Batch int
 	// ListLimit is how many touched chains the verification reads one by
-	// one (0: a full save); see ListLimitFor.
+	// one (0: a full read); see backend.Limits.
 	ListLimit int
 	// Step, when set, is called before each transaction and before the
 	// verification: the engine reports progress with it, and tests inject
@@ -125,11 +93,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // traffic-visible transaction, then verifies (see Verify). On any failure,
 // including ctx being cancelled by a signal between steps, it restores the
 // owned chains to the snapshot and returns an *Error. A transaction
-// already handed to iptables-restore is let finish so that a signal never
+// already handed to the backend is let finish so that a signal never
 // leaves half a transaction.
-func Apply(ctx context.Context, k Kernel, p *planner.Plan, live map[rules.Family]*rules.Ruleset, opts Options) error {
+func Apply(ctx context.Context, k backend.Kernel, p *planner.Plan, live map[rules.Family]*rules.Ruleset, opts Options) error {
 	if opts.Batch == 0 {
-		opts.Batch = DefaultBatch
+		opts.Batch = k.Limits().Batch
 	}
 	if p.Empty() {
 		return nil
@@ -143,7 +111,7 @@ func Apply(ctx context.Context, k Kernel, p *planner.Plan, live map[rules.Family
 	return nil
 }
 
-func commit(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error {
+func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options) error {
 	step := func(s Step) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("interrupted before %s: %w", s, context.Cause(ctx))
@@ -154,35 +122,32 @@ func commit(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error 
 		return nil
 	}
 	for _, f := range rules.Families {
-		staged := map[string]bool{}
-		stages := Stages(p, f, opts.Batch)
+		stages, final := Transactions(p, f, opts.Batch)
 		total, done := 0, 0
-		for _, b := range stages {
-			total += len(b)
+		for _, tx := range stages {
+			total += len(tx.Changes)
 		}
-		for i, batch := range stages {
-			payload := stagePayload(batch)
-			s := Step{Kind: Stage, Family: f, N: i + 1, Of: len(stages), Chains: len(batch), Done: done, Total: total, Lines: payload.Lines()}
+		for i, tx := range stages {
+			k.Write(tx)
+			s := Step{Kind: Stage, Family: f, N: i + 1, Of: len(stages), Chains: len(tx.Changes), Done: done, Total: total, Lines: tx.Lines}
 			if err := step(s); err != nil {
 				return err
 			}
-			if err := k.Restore(f, payload.Bytes(), iptables.NoFlushTables); err != nil {
+			if err := k.Run(tx); err != nil {
 				return fmt.Errorf("%s: %w", s, err)
 			}
-			for _, c := range batch {
-				staged[c.Chain] = true
-			}
-			done += len(batch)
+			done += len(tx.Changes)
+			stages[i] = nil // its payload can go
 		}
-		payload := Payload(p, f, staged)
-		if payload.Empty() {
+		k.Write(final)
+		if final.Lines == 0 {
 			continue
 		}
-		s := Step{Kind: Commit, Family: f, Lines: payload.Lines()}
+		s := Step{Kind: Commit, Family: f, Lines: final.Lines}
 		if err := step(s); err != nil {
 			return err
 		}
-		if err := k.Restore(f, payload.Bytes(), iptables.NoFlushTables); err != nil {
+		if err := k.Run(final); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
@@ -196,7 +161,7 @@ func commit(ctx context.Context, k Kernel, p *planner.Plan, opts Options) error 
 // not compared, so Docker or firewalld changing their own rules meanwhile
 // does not fail the apply. Up to listLimit chains are read one by one;
 // more (a cold start) with one full save per family.
-func verify(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, listLimit int) error {
+func verify(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, listLimit int) error {
 	for _, f := range rules.Families {
 		var touched []planner.ChainChange
 		for _, c := range p.Changes {
@@ -207,9 +172,9 @@ func verify(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, l
 		if len(touched) == 0 {
 			continue
 		}
-		read := func(table, chain string) ([]rules.Rule, bool, error) { return k.ListChain(f, table, chain) }
+		read := func(table, chain string) ([]rules.Rule, bool, error) { return k.ReadChain(f, table, chain) }
 		if len(touched) > listLimit {
-			rs, err := saveLike(k, f, p.Desired[f])
+			rs, err := k.Read(f, p.Desired[f])
 			if err != nil {
 				return fmt.Errorf("verifying %s: reading the live rules: %w", f, err)
 			}
@@ -281,27 +246,26 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 // before (the snapshot the plan was applied from), because of cause: a
 // check after the apply failed. It returns an *Error saying whether that
 // worked, as Apply does on its own failures.
-func Undo(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
+func Undo(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
 	return rollback(k, p, before, cause)
 }
 
 // rollback restores the owned chains to what they were in before, by
 // planning from the current live rules back to that snapshot and applying
 // it the same way.
-func rollback(k Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
+func rollback(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
 	now, err := saveAll(k, p)
 	if err != nil {
 		return &Error{Err: cause, RollbackErr: err}
 	}
 	back := planner.New(p.Prefix, p.Backend, p.Live, now)
 	for _, f := range rules.Families {
-		if payload := Payload(back, f, nil); !payload.Empty() {
-			if err := k.Restore(f, payload.Bytes(), iptables.NoFlushTables); err != nil {
-				return &Error{Err: cause, RollbackErr: err}
-			}
+		_, tx := Transactions(back, f, backend.NoStaging)
+		if err := k.Run(tx); err != nil {
+			return &Error{Err: cause, RollbackErr: err}
 		}
 	}
-	if err := verify(k, back, before, ListLimitFor(p.Backend)); err != nil {
+	if err := verify(k, back, before, k.Limits().ListLimit); err != nil {
 		return &Error{Err: cause, RollbackErr: err}
 	}
 	return &Error{Err: cause, RolledBack: true}
@@ -318,20 +282,10 @@ func families(p *planner.Plan) []rules.Family {
 	return out
 }
 
-// saveLike reads f's live rules, sharing what they have in common with
-// like when the kernel can (iptables.LikeSaver): a verification reads back
-// mostly the rules it wrote.
-func saveLike(k Kernel, f rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
-	if ls, ok := k.(iptables.LikeSaver); ok {
-		return ls.SaveLike(f, like)
-	}
-	return k.Save(f)
-}
-
-func saveAll(k Kernel, p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {
+func saveAll(k backend.Kernel, p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {
 	out := map[rules.Family]*rules.Ruleset{}
 	for _, f := range families(p) {
-		rs, err := k.Save(f)
+		rs, err := k.Read(f, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the live %s rules: %w", f, err)
 		}

@@ -62,7 +62,7 @@ func newFake(t *testing.T) *iptables.Fake {
 	return f
 }
 
-func save(t *testing.T, k Kernel) *rules.Ruleset {
+func save(t *testing.T, k *iptables.Fake) *rules.Ruleset {
 	t.Helper()
 	rs, err := k.Save(rules.IPv4)
 	if err != nil {
@@ -73,12 +73,12 @@ func save(t *testing.T, k Kernel) *rules.Ruleset {
 
 // applyNow applies p with the live rules as they are now, as the engine
 // does with the dump it planned from, under its lock.
-func applyNow(t *testing.T, ctx context.Context, k Kernel, p *planner.Plan, opts Options) error {
+func applyNow(t *testing.T, ctx context.Context, k *iptables.Fake, p *planner.Plan, opts Options) error {
 	t.Helper()
 	return Apply(ctx, k, p, map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}, opts)
 }
 
-func plan(t *testing.T, k Kernel, desired map[rules.Family]*rules.Ruleset) *planner.Plan {
+func plan(t *testing.T, k *iptables.Fake, desired map[rules.Family]*rules.Ruleset) *planner.Plan {
 	t.Helper()
 	return planner.New(prefix, "nft", desired, map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)})
 }
@@ -246,7 +246,7 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 	p := plan(t, k, services(t, 3, 3))
 	live := map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}
 	saves, lists := k.Reads()
-	if err := Apply(context.Background(), k, p, live, Options{ListLimit: ListLimitFor("nft")}); err != nil {
+	if err := Apply(context.Background(), k, p, live, Options{ListLimit: iptables.NewFake().Limits().ListLimit}); err != nil {
 		t.Fatal(err)
 	}
 	s2, l2 := k.Reads()
@@ -256,7 +256,7 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 	before := save(t, k).Text()
 	p = plan(t, k, services(t, 4, 2)) // a new service: PREROUTING's jumps are not touched, SERVICES is
 	live = map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}
-	sneak := Options{ListLimit: ListLimitFor("nft"), Step: func(s Step) error {
+	sneak := Options{ListLimit: iptables.NewFake().Limits().ListLimit, Step: func(s Step) error {
 		if s.Kind == Check {
 			return k.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
 		}

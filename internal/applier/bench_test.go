@@ -6,6 +6,8 @@ import (
 
 	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -74,7 +76,7 @@ func BenchmarkStages10k(b *testing.B) {
 	p := planner.New("SVCNAT", "nft", benchRules(b), nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if len(Stages(p, rules.IPv4, DefaultBatch)) == 0 {
+		if stages, _ := Transactions(p, rules.IPv4, 1000); len(stages) == 0 {
 			b.Fatal("no stages")
 		}
 	}
@@ -83,9 +85,11 @@ func BenchmarkStages10k(b *testing.B) {
 // BenchmarkPayload10k writes a cold start's one transaction (legacy).
 func BenchmarkPayload10k(b *testing.B) {
 	p := planner.New("SVCNAT", "legacy", benchRules(b), nil)
+	k := iptables.NewFake()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if Payload(p, rules.IPv4, nil).Empty() {
+		_, tx := Transactions(p, rules.IPv4, backend.NoStaging)
+		if k.Write(tx); tx.Lines == 0 {
 			b.Fatal("empty payload")
 		}
 	}

@@ -6,9 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	ucli "github.com/urfave/cli/v2"
-
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 )
 
 // A command's positional arguments are checked by its Before hook, which
@@ -130,7 +129,7 @@ func liveOnly(c *ucli.Context) error {
 	if setIn(c, "iptables-save").String("iptables-save") == "" {
 		return nil
 	}
-	return withHint(fmt.Errorf("%s: %w; nothing was changed", c.Command.Name, iptables.ErrReadOnly),
+	return withHint(fmt.Errorf("%s: %w; nothing was changed", c.Command.Name, backend.ErrReadOnly),
 		"drop --iptables-save (and SVCNAT_IPTABLES_SAVE) to work on the live rules; svcnat plan --iptables-save plans against a dump")
 }
 

@@ -81,7 +81,7 @@ func remoteSafety(c *ucli.Context, g Globals, e *engine.Engine) error {
 		// Every one as a flag, even an empty --netns (one word: no empty
 		// argument for systemd-run to carry): a flag wins over the
 		// SVCNAT_* environment the watcher may inherit.
-		argv := []string{exe, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--backend", string(e.Kernel.Backend()), "--netns=" + netns,
+		argv := []string{exe, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--backend", string(e.Kernel.Name()), "--netns=" + netns,
 			"confirm-watch", "--id", id}
 		return env.Detach("svcnat-revert-"+id, argv, filepath.Join(stateDir, "watcher.log"))
 	}}

@@ -91,7 +91,7 @@ func reconcileCommand() *ucli.Command {
 				loop.Relisten = srv.listen
 				log.Info("serving metrics", "addr", addr, "netns", g.NetNS)
 			}
-			log.Info("reconciling", "config", g.Config, "interval", interval, "backend", e.Kernel.Backend(), "netns", g.NetNS, "state_dir", g.StateDir)
+			log.Info("reconciling", "config", g.Config, "interval", interval, "backend", e.Kernel.Name(), "netns", g.NetNS, "state_dir", g.StateDir)
 			return loop.Run(ctx)
 		},
 		Before: checks(noArgs, liveOnly),

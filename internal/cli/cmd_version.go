@@ -59,8 +59,8 @@ func printVersion(c *ucli.Context) error {
 	if h, err := envOf(c).OpenHost(o); err != nil {
 		r.IPTables.Error = err.Error()
 	} else {
-		r.IPTables.Version = h.Kernel.Version().String()
-		r.IPTables.Backend = string(h.Kernel.Backend())
+		r.IPTables.Version = h.Kernel.Version()
+		r.IPTables.Backend = string(h.Kernel.Name())
 		r.IPTables.Reason = h.Detection.Reason
 	}
 	w := c.App.Writer

@@ -10,13 +10,14 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // hostOptions says which host the global flags name, for the chains of
 // prefix.
 func (g Globals) hostOptions(prefix string) engine.HostOptions {
-	return engine.HostOptions{NetNS: g.NetNS, Backend: iptables.Backend(g.Backend), Prefix: prefix,
+	return engine.HostOptions{NetNS: g.NetNS, Backend: backend.Name(g.Backend), Prefix: prefix,
 		Dump: g.SaveFile, LocalAddresses: g.LocalAddresses, RuntimeDir: g.RuntimeDir}
 }
 
@@ -26,28 +27,27 @@ func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, erro
 	h, err := envOf(c).OpenHost(g.hostOptions(prefix))
 	switch {
 	case err == nil:
-	case errors.Is(err, iptables.ErrBothBackends):
+	case errors.Is(err, kernel.ErrBothBackends):
 		return nil, withHint(err, "remove one set (svcnat destroy --backend nft|legacy), then run again")
-	case errors.Is(err, iptables.ErrOtherBackend):
+	case errors.Is(err, kernel.ErrOtherBackend):
 		return nil, withHint(err, "use --backend auto, or destroy the rules in the other backend first")
 	case os.Geteuid() != 0:
 		return nil, withHint(err, "reading the live rules needs root; or plan against a dump with --iptables-save FILE")
 	default:
 		return nil, err
 	}
-	switch b := iptables.Backend(g.Backend); {
-	case b == iptables.Auto && h.Detection.Mixed():
-		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: both iptables backends hold rules; %s\n", h.Detection.Reason)
-	case b != iptables.Auto && len(h.Detection.OtherOwned(b)) > 0:
-		// Split brain: iptables.Open lets an explicit backend through so
+	switch d, auto := h.Detection, backend.Name(g.Backend) == kernel.Auto; {
+	case auto && d.Mixed:
+		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: both iptables backends hold rules; %s\n", d.Reason)
+	case !auto && len(d.OtherOwned) > 0:
+		// Split brain: kernel.Open lets an explicit backend through so
 		// that one set can be repaired or removed; the other stays.
-		other := map[iptables.Backend]string{iptables.NFT: "legacy", iptables.Legacy: "nft"}[b]
 		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: the %s backend also holds svcnat's chains (%s); this command works on the %s backend only\n",
-			other, strings.Join(h.Detection.OtherOwned(b), ", "), b)
-	case h.Detection.LegacyTables(h.Kernel.Backend()):
+			d.Other, strings.Join(d.OtherOwned, ", "), g.Backend)
+	case d.LegacyTables:
 		// iptables-nft's own "# Warning: iptables-legacy tables present", in svcnat's words.
 		fmt.Fprintf(c.App.ErrWriter, "svcnat: warning: iptables-legacy tables are present (%s); svcnat works on the nft backend, which does not show them (iptables-legacy-save does)\n",
-			plural(h.Detection.Legacy.Rules, "rule"))
+			plural(d.LegacyRules, "rule"))
 	}
 	return &engine.Engine{Host: *h, StateDir: g.StateDir, LockTimeout: c.Duration("lock-timeout"), Adopt: c.Bool("adopt")}, nil
 }

@@ -10,7 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -271,7 +271,7 @@ var engineErrors = []struct {
 	{"other", hintIs(engine.ErrLocked, "another svcnat is applying; wait for it, or raise --lock-timeout")},
 	// A plan against a dump is about another host: apply refuses it
 	// everywhere, and plan --json says so with applyable false.
-	{"", hintIs(iptables.ErrReadOnly, "drop --iptables-save to work on the live rules")},
+	{"", hintIs(backend.ErrReadOnly, "drop --iptables-save to work on the live rules")},
 	{"other", hintIs(engine.ErrCancelled, "")},
 }
 

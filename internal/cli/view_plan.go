@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
@@ -80,7 +80,7 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 	// (plan's, or the command's own) says why. A plan against a dump is
 	// no refusal here: its note says what it is for.
 	refused := refusalReason(refusal) != ""
-	dump := errors.Is(refusal, iptables.ErrReadOnly)
+	dump := errors.Is(refusal, backend.ErrReadOnly)
 	if p.Empty() {
 		if refused {
 			fmt.Fprintf(w, "%s to the rules, but svcnat %s would refuse to run here (see the error below).\n", st.bold("No changes"), v.op)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
@@ -104,7 +105,7 @@ func TestReadOnlyCommandsDoNotSayNothingWasChanged(t *testing.T) {
 // present" (kept out of svcnat's output by the iptables package).
 func TestLegacyTablesWarnedOnce(t *testing.T) {
 	h := newFakeHost(t)
-	run := func(d iptables.Detection, args ...string) (string, string) {
+	run := func(d kernel.Detection, args ...string) (string, string) {
 		var out, errb bytes.Buffer
 		env := h.env(strings.NewReader(""), &out, &errb)
 		open := env.OpenHost
@@ -120,7 +121,7 @@ func TestLegacyTablesWarnedOnce(t *testing.T) {
 		}
 		return out.String(), errb.String()
 	}
-	empty := iptables.Detection{Backend: iptables.NFT, Legacy: iptables.Usage{Available: true, Tables: 2}}
+	empty := kernel.Detection{LegacyTables: true}
 	want := "svcnat: warning: iptables-legacy tables are present (0 rules); svcnat works on the nft backend, which does not show them (iptables-legacy-save does)\n"
 	for _, args := range [][]string{{"plan"}, {"apply", "-auto-approve"}, {"show"}} {
 		if _, errs := run(empty, args...); errs != want {
@@ -128,12 +129,11 @@ func TestLegacyTablesWarnedOnce(t *testing.T) {
 		}
 	}
 	// Rules in both: the warning that says so is the one.
-	mixed := iptables.Detection{Backend: iptables.NFT, Reason: "svcnat chains are in the nft backend",
-		NFT: iptables.Usage{Available: true, Rules: 9, Tables: 2}, Legacy: iptables.Usage{Available: true, Rules: 1, Tables: 1}}
+	mixed := kernel.Detection{Reason: "svcnat chains are in the nft backend", Mixed: true, LegacyTables: true, LegacyRules: 1}
 	if _, errs := run(mixed, "plan"); errs != "svcnat: warning: both iptables backends hold rules; svcnat chains are in the nft backend\n" {
 		t.Errorf("plan with rules in both backends: stderr\n%s", errs)
 	}
-	if _, errs := run(iptables.Detection{Backend: iptables.NFT}, "plan"); errs != "" {
+	if _, errs := run(kernel.Detection{}, "plan"); errs != "" {
 		t.Errorf("plan without legacy tables: stderr %q", errs)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -29,7 +29,7 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 	var missing []Canary
 	for _, f := range rules.Families {
 		for _, t := range canaryTables {
-			_, ok, err := e.Kernel.ListChain(f, t, rules.Canary(prefix))
+			_, ok, err := e.Kernel.ReadChain(f, t, rules.Canary(prefix))
 			if err != nil {
 				return nil, err
 			}
@@ -50,7 +50,7 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 // would forget those tables, and the canaries would then make tables no
 // record holds, which every later destroy would leave behind.
 func (e *Engine) EnsureCanaries(prefix string) error {
-	if e.Kernel.Backend() == iptables.File {
+	if e.Kernel.ReadOnly() {
 		return nil
 	}
 	missing, err := e.MissingCanaries(prefix)
@@ -73,43 +73,44 @@ func (e *Engine) EnsureCanaries(prefix string) error {
 	if err := e.noteCanaryTables(d, prefix, missing); err != nil {
 		return err
 	}
-	return e.canaries(prefix, missing, func(missing bool, r *rules.Restore, table, chain string) {
-		if missing {
-			r.Declare(table, chain)
-		}
+	return e.canaries(prefix, missing, func(missing bool, c *backend.Change) bool {
+		c.Create = true
+		return missing
 	})
 }
 
 // removeCanaries deletes the canary chains of prefix that are there:
 // destroy leaves nothing of svcnat's behind.
 func (e *Engine) removeCanaries(prefix string) error {
-	if e.Kernel.Backend() == iptables.File {
+	if e.Kernel.ReadOnly() {
 		return nil
 	}
 	missing, err := e.MissingCanaries(prefix)
 	if err != nil {
 		return err
 	}
-	return e.canaries(prefix, missing, func(missing bool, r *rules.Restore, table, chain string) {
-		if !missing {
-			r.DeleteChain(table, chain)
-		}
+	return e.canaries(prefix, missing, func(missing bool, c *backend.Change) bool {
+		c.Delete = true
+		return !missing
 	})
 }
 
-// canaries builds, per family, what write adds for each table's canary
-// (missing, by MissingCanaries, or not), and restores it in one
-// transaction.
-func (e *Engine) canaries(prefix string, missing []Canary, write func(missing bool, r *rules.Restore, table, chain string)) error {
+// canaries runs, per family, one transaction of the changes change makes
+// to each table's canary chain (missing, by MissingCanaries, or not) and
+// keeps (true).
+func (e *Engine) canaries(prefix string, missing []Canary, change func(missing bool, c *backend.Change) bool) error {
 	for _, f := range rules.Families {
-		var r rules.Restore
+		tx := &backend.Transaction{Family: f}
 		for _, t := range canaryTables {
-			write(slices.Contains(missing, Canary{f, t}), &r, t, rules.Canary(prefix))
+			c := &backend.Change{Table: t, Chain: rules.Canary(prefix)}
+			if change(slices.Contains(missing, Canary{f, t}), c) {
+				tx.Changes = append(tx.Changes, c)
+			}
 		}
-		if r.Empty() {
+		if len(tx.Changes) == 0 {
 			continue
 		}
-		if err := e.Kernel.Restore(f, r.Bytes(), iptables.NoFlushTables); err != nil {
+		if err := e.Kernel.Run(tx); err != nil {
 			return fmt.Errorf("canary chains (%s): %w", f, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
@@ -41,24 +42,25 @@ func TestCanaries(t *testing.T) {
 	}
 }
 
-// racingKernel is the fake, with a hook run before each restore and a
-// count of the chains listed.
+// racingKernel is the fake, with a hook run before each transaction and a
+// count of the chains read.
 type racingKernel struct {
 	*iptables.Fake
 	beforeRestore func(f rules.Family, payload []byte)
 	listed        int
 }
 
-func (k *racingKernel) Restore(f rules.Family, payload []byte, flags iptables.RestoreFlags) error {
+func (k *racingKernel) Run(tx *backend.Transaction) error {
 	if k.beforeRestore != nil {
-		k.beforeRestore(f, payload)
+		k.Write(tx)
+		k.beforeRestore(tx.Family, tx.Payload)
 	}
-	return k.Fake.Restore(f, payload, flags)
+	return k.Fake.Run(tx)
 }
 
-func (k *racingKernel) ListChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func (k *racingKernel) ReadChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
 	k.listed++
-	return k.Fake.ListChain(f, table, chain)
+	return k.Fake.ReadChain(f, table, chain)
 }
 
 // TestCanaryTablesRecordedWithTheChains: a destroy that comes while

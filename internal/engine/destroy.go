@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -14,10 +13,9 @@ import (
 // state directory records svcnat's chains in: svcnat's chains were found
 // in both backends (a boot-time restore of saved rules into the other
 // backend leaves such a copy), and the operator chose this one with
-// --backend (iptables.Open lets an explicit backend through then).
+// --backend (kernel.Open lets an explicit backend through then).
 func (e *Engine) unrecorded(st *state.State) bool {
-	b := e.Kernel.Backend()
-	return st.Prefix != "" && st.Backend != "" && b != iptables.File && st.Backend != string(b)
+	return st.Prefix != "" && st.Backend != "" && !e.Kernel.ReadOnly() && st.Backend != string(e.Kernel.Name())
 }
 
 // destroyUnrecorded removes the set of p's chains in a backend the state

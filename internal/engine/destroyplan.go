@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -18,7 +17,7 @@ func (e *Engine) DestroyPlan(prefix string) (*planner.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
+	p := planner.New(prefix, string(e.Kernel.Name()), nil, live)
 	p.Destroy = true
 	if p.Interrupted, err = e.interrupted(prefix, live); err != nil {
 		return nil, err
@@ -43,7 +42,7 @@ func (e *Engine) DestroyRefusal(p *planner.Plan) (refusal, err error) {
 // empty record when there is none, or against a dump, which is not this
 // host.
 func (e *Engine) unlockedState() (*state.Dir, *state.State, error) {
-	if e.Kernel.Backend() == iptables.File || !state.Exists(e.StateDir) {
+	if e.Kernel.ReadOnly() || !state.Exists(e.StateDir) {
 		return nil, &state.State{}, nil
 	}
 	d, err := state.Open(e.StateDir)
@@ -69,7 +68,7 @@ func (e *Engine) unlockedState() (*state.Dir, *state.State, error) {
 // wrote (ownershipRefusal, unless Adopt), and what commit refuses
 // (commitRefusal). Against a dump only the rules can refuse.
 func (e *Engine) destroyRefusal(d *state.Dir, st *state.State, p *planner.Plan) error {
-	if e.Kernel.Backend() != iptables.File {
+	if !e.Kernel.ReadOnly() {
 		if err := e.namespaceRefusal(OpDestroy, d, st); err != nil {
 			return err
 		}

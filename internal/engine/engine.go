@@ -19,8 +19,9 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/applier"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/probe"
 	"github.com/svcnat/svcnat/internal/state"
@@ -36,7 +37,7 @@ type Engine struct {
 	// 0 tries once.
 	LockTimeout time.Duration
 	// Batch bounds the chains one staging transaction creates
-	// (0: applier.BatchFor the kernel's backend).
+	// (0: the backend's Limits).
 	Batch int
 	Hooks Hooks
 	// Confirmation, when set, makes an apply pending until confirmed (see
@@ -63,9 +64,9 @@ type Engine struct {
 
 // Host is what the engine works on.
 type Host struct {
-	// Kernel reads and writes the rules: the real runner, a read-only
-	// iptables.Dump, or an iptables.Fake in tests.
-	Kernel iptables.Interface
+	// Kernel reads and writes the rules: the backend kernel.Open chose, a
+	// read-only saved dump, or a backend's fake in tests.
+	Kernel backend.Kernel
 	// Conntrack deletes the conntrack entries of removed UDP endpoints;
 	// nil cleans nothing (a dump has no conntrack table).
 	Conntrack Cleaner
@@ -75,7 +76,7 @@ type Host struct {
 	Addresses func() ([]netip.Addr, error)
 	// Detection is what the backend survey found when the kernel was
 	// opened (zero for a dump or a fake).
-	Detection iptables.Detection
+	Detection kernel.Detection
 	// NetNS is the network namespace the rules are in ("" for svcnat's
 	// own), where probes run.
 	NetNS string
@@ -171,8 +172,9 @@ type Result struct {
 	StateDir string
 	// Took is how long the commit and its verification took.
 	Took time.Duration
-	// Lines is how many lines the commit's iptables-restore payloads held
-	// (kube-proxy's "numLines"): what a change cost the kernel.
+	// Lines is how many lines the commit's transactions held, as the
+	// backend wrote them (kube-proxy's "numLines"): what a change cost the
+	// kernel.
 	Lines int
 	// Conntrack is the cleanup of removed UDP endpoints' entries.
 	Conntrack ConntrackResult

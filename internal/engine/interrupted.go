@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -13,7 +12,7 @@ import (
 // Against a saved dump it names none: the dump is not this host, whose
 // state directory proves nothing of it.
 func (e *Engine) interrupted(prefix string, live map[rules.Family]*rules.Ruleset) ([]planner.Left, error) {
-	if e.Kernel.Backend() == iptables.File || e.StateDir == "" || !state.Exists(e.StateDir) {
+	if e.Kernel.ReadOnly() || e.StateDir == "" || !state.Exists(e.StateDir) {
 		return nil, nil
 	}
 	d, err := state.Open(e.StateDir)

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -67,7 +66,7 @@ func (e *Engine) runtimeDir() error {
 // namespaceLocked tells whether runs take the namespace lock: on a real
 // kernel (OpenHost sets RuntimeDir), not on a dump, which nothing writes.
 func (e *Engine) namespaceLocked() bool {
-	return e.RuntimeDir != "" && e.Kernel != nil && e.Kernel.Backend() != iptables.File
+	return e.RuntimeDir != "" && e.Kernel != nil && !e.Kernel.ReadOnly()
 }
 
 // nsLock is a held namespace lock, and the namespace's identity as it was

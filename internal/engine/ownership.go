@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -169,7 +168,7 @@ func chainKey(f rules.Family, table, chain string) string {
 // cannot prove it wrote (*UnrecordedError). d is nil when the state
 // directory does not exist yet.
 func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *planner.Plan) error {
-	if e.Kernel.Backend() == iptables.File {
+	if e.Kernel.ReadOnly() {
 		return nil
 	}
 	// Before Adopt: kube-proxy's chains are never svcnat's to take.
@@ -199,7 +198,7 @@ func (e *Engine) ownershipRefusal(op Op, d *state.Dir, st *state.State, p *plann
 // one cannot prove it wrote).
 func (e *Engine) adopted(d *state.Dir, st *state.State, p *planner.Plan) ([]string, error) {
 	live := chainSet(p.Live)
-	if len(live) == 0 || e.Kernel.Backend() == iptables.File {
+	if len(live) == 0 || e.Kernel.ReadOnly() {
 		return nil, nil
 	}
 	var oe *OwnerError
@@ -280,7 +279,7 @@ func (e *Engine) kubeProxyRefusal(op Op, p *planner.Plan) error {
 		}
 	}
 	for _, f := range rules.Families {
-		rs, err := e.Kernel.Save(f)
+		rs, err := e.Kernel.Read(f, nil)
 		if err != nil {
 			if f == rules.IPv4 {
 				return err

@@ -6,8 +6,9 @@ import (
 	"sort"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -19,8 +20,8 @@ type HostOptions struct {
 	// NetNS is a network namespace name as `ip netns` makes them; "" is
 	// svcnat's own.
 	NetNS string
-	// Backend is auto, nft or legacy (see iptables.Open).
-	Backend iptables.Backend
+	// Backend is auto, nft or legacy (see kernel.Open).
+	Backend backend.Name
 	// Prefix is the chain prefix svcnat owns; it guides and constrains
 	// the choice of backend.
 	Prefix string
@@ -35,21 +36,17 @@ type HostOptions struct {
 }
 
 // OpenHost opens the host: the kernel's rules through the backend
-// iptables.Open chooses (or a saved dump), the conntrack tool in the same
+// kernel.Open chooses (or a saved dump), the conntrack tool in the same
 // namespace, and the host's addresses.
 func OpenHost(o HostOptions) (*Host, error) {
 	h := &Host{Addresses: HostAddresses(o), NetNS: o.NetNS}
-	if o.Dump != "" {
-		d, err := iptables.OpenDump(o.Dump)
-		if err != nil {
-			return nil, err
-		}
-		h.Kernel = d
-		return h, nil
-	}
-	k, d, err := iptables.Open(iptables.Options{Backend: o.Backend, NetNS: o.NetNS, ChainPrefix: o.Prefix})
+	k, d, err := kernel.Open(kernel.Options{Backend: o.Backend, NetNS: o.NetNS, Prefix: o.Prefix, Dump: o.Dump})
 	if err != nil {
 		return nil, err
+	}
+	if o.Dump != "" {
+		h.Kernel = k
+		return h, nil
 	}
 	h.Kernel, h.Detection, h.RuntimeDir = k, d, o.RuntimeDir
 	if h.RuntimeDir == "" {
@@ -95,7 +92,7 @@ func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules
 	if err != nil {
 		return nil, nil, err
 	}
-	p := planner.New(cfg.Settings.ChainPrefix, string(e.Kernel.Backend()), res.Rulesets, live)
+	p := planner.New(cfg.Settings.ChainPrefix, string(e.Kernel.Name()), res.Rulesets, live)
 	p.ChainService = res.ChainService
 	if p.Interrupted, err = e.interrupted(cfg.Settings.ChainPrefix, live); err != nil {
 		return nil, nil, err
@@ -111,13 +108,7 @@ func (e *Engine) saveLive(desired map[rules.Family]*rules.Ruleset) (map[rules.Fa
 	live := map[rules.Family]*rules.Ruleset{}
 	for _, f := range rules.Families {
 		_, wanted := desired[f]
-		var rs *rules.Ruleset
-		var err error
-		if ls, ok := e.Kernel.(iptables.LikeSaver); ok && desired[f] != nil {
-			rs, err = ls.SaveLike(f, desired[f])
-		} else {
-			rs, err = e.Kernel.Save(f)
-		}
+		rs, err := e.Kernel.Read(f, desired[f])
 		switch {
 		case err != nil && f == rules.IPv6 && !wanted:
 			continue

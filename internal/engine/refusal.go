@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -18,12 +18,12 @@ import (
 // directory; err is a state directory that cannot be read.
 //
 // A plan made against a saved dump is refused with an error matching
-// iptables.ErrReadOnly, unless a foreign rule blocks it: the dump is not
+// backend.ErrReadOnly, unless a foreign rule blocks it: the dump is not
 // this host, so this host's state directory is not read for it.
 func (e *Engine) ApplyRefusal(p *planner.Plan) (refusal, err error) {
 	var d *state.Dir
 	st := &state.State{}
-	if e.Kernel.Backend() != iptables.File && state.Exists(e.StateDir) {
+	if !e.Kernel.ReadOnly() && state.Exists(e.StateDir) {
 		if d, err = state.Open(e.StateDir); err != nil {
 			return nil, err
 		}
@@ -45,7 +45,7 @@ func (e *Engine) ApplyRefusal(p *planner.Plan) (refusal, err error) {
 // Adopt), and what commit refuses (commitRefusal). Against a
 // dump only the rules can refuse: the state directory is this host's.
 func (e *Engine) applyRefusal(d *state.Dir, st *state.State, p *planner.Plan) error {
-	if e.Kernel.Backend() != iptables.File {
+	if !e.Kernel.ReadOnly() {
 		if err := e.namespaceRefusal(OpApply, d, st); err != nil {
 			return err
 		}
@@ -73,14 +73,14 @@ func savedPlanRefusal(refusal error) error {
 
 // commitRefusal is what every command that changes rules refuses: a plan
 // deleting a chain a foreign rule jumps to (*BlockedError), and any commit
-// to a saved dump (iptables.ErrReadOnly), even an empty one, which would
+// to a saved dump (backend.ErrReadOnly), even an empty one, which would
 // record a dump's rules as this host's.
 func (e *Engine) commitRefusal(op Op, p *planner.Plan) error {
 	if len(p.Blocked) > 0 {
 		return &BlockedError{Op: op, Blocked: p.Blocked}
 	}
-	if e.Kernel.Backend() == iptables.File {
-		return fmt.Errorf("%s: %w; nothing was changed", op, iptables.ErrReadOnly)
+	if e.Kernel.ReadOnly() {
+		return fmt.Errorf("%s: %w; nothing was changed", op, backend.ErrReadOnly)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -133,7 +134,7 @@ func TestApplyRefusalOfADump(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusal, err := e.ApplyRefusal(p)
-	if err != nil || !errors.Is(refusal, iptables.ErrReadOnly) {
+	if err != nil || !errors.Is(refusal, backend.ErrReadOnly) {
 		t.Fatalf("refusal of a plan against a dump: %v, %v", refusal, err)
 	}
 	_, applied := e.Apply(context.Background(), parse(t, web), "n1")

@@ -62,7 +62,7 @@ func (h *Host) Render(cfg *config.Config, f RenderFor) (*Rendered, error) {
 func (h *Host) renderOptions(cfg *config.Config, node string) (opts render.Options, addrErr, err error) {
 	opts = render.Options{Node: node, RandomFully: true}
 	if h.Kernel != nil {
-		opts.RandomFully = h.Kernel.Version().HasRandomFully()
+		opts.RandomFully = h.Kernel.Limits().RandomFully
 	}
 	if h.Addresses != nil {
 		opts.LocalAddresses, addrErr = h.Addresses()

@@ -15,7 +15,6 @@ import (
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/probe"
@@ -67,7 +66,7 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	if !config.ValidChainPrefix(p.Prefix) {
 		return nil, &PlanUnusableError{fmt.Errorf("the plan's chain prefix %q is not one svcnat may own", p.Prefix)}
 	}
-	if backend := string(e.Kernel.Backend()); backend != p.Backend {
+	if backend := string(e.Kernel.Name()); backend != p.Backend {
 		return nil, &PlanBackendError{Plan: p.Backend, Host: backend}
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
@@ -107,7 +106,7 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 // confirmation, a prefix other than the recorded one. (What the plan does
 // to the live rules is refused once savedLive has read them.)
 func (e *Engine) savedPlanFirst(op Op, d *state.Dir, st *state.State, p *planner.Plan) error {
-	if e.Kernel.Backend() == iptables.File {
+	if e.Kernel.ReadOnly() {
 		return nil
 	}
 	if err := e.namespaceRefusal(op, d, st); err != nil {
@@ -185,7 +184,7 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 		if err != nil {
 			return err
 		}
-		p := planner.New(prefix, string(e.Kernel.Backend()), desired, live)
+		p := planner.New(prefix, string(e.Kernel.Name()), desired, live)
 		if err := e.noteAdopting(d, st, p); err != nil {
 			return err
 		}
@@ -218,7 +217,7 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		p := planner.New(prefix, string(e.Kernel.Backend()), nil, live)
+		p := planner.New(prefix, string(e.Kernel.Name()), nil, live)
 		if err := e.noteAdopting(d, st, p); err != nil {
 			return err
 		}
@@ -443,11 +442,7 @@ func (e *Engine) ask(ctx context.Context, op Op, p *planner.Plan, approved bool)
 // how long that took.
 func (e *Engine) applyPlan(ctx context.Context, p *planner.Plan, live map[rules.Family]*rules.Ruleset, res *Result) error {
 	start := time.Now()
-	backend := string(e.Kernel.Backend())
-	opts := applier.Options{Batch: e.Batch, ListLimit: applier.ListLimitFor(backend), Step: e.stepper(res)}
-	if opts.Batch == 0 {
-		opts.Batch = applier.BatchFor(backend)
-	}
+	opts := applier.Options{Batch: e.Batch, ListLimit: e.Kernel.Limits().ListLimit, Step: e.stepper(res)}
 	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
 		return err
 	}

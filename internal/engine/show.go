@@ -37,7 +37,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Prefix: prefix, Backend: string(e.Kernel.Backend()), Owned: planner.Take(live, prefix), StateDir: e.StateDir}
+	s := &Status{Prefix: prefix, Backend: string(e.Kernel.Name()), Owned: planner.Take(live, prefix), StateDir: e.StateDir}
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return nil, err

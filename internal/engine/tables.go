@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -67,7 +67,7 @@ func tableKey(f rules.Family, table string) string { return f.Key() + " " + tabl
 // has rules in and live lacks. It is written before the restore, so that
 // a commit killed half way still leaves the record.
 func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) error {
-	backend := string(e.Kernel.Backend())
+	name := string(e.Kernel.Name())
 	var fresh []string
 	for _, f := range rules.Families {
 		if desired[f] == nil {
@@ -86,16 +86,16 @@ func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]
 	if err != nil {
 		return err
 	}
-	n := len(ct[backend])
+	n := len(ct[name])
 	for _, k := range fresh {
-		if !slices.Contains(ct[backend], k) {
-			ct[backend] = append(ct[backend], k)
+		if !slices.Contains(ct[name], k) {
+			ct[name] = append(ct[name], k)
 		}
 	}
-	if len(ct[backend]) == n {
+	if len(ct[name]) == n {
 		return nil
 	}
-	slices.Sort(ct[backend])
+	slices.Sort(ct[name])
 	return ct.save(d)
 }
 
@@ -110,7 +110,7 @@ func (e *Engine) noteCanaryTables(d *state.Dir, prefix string, missing []Canary)
 	for _, m := range missing {
 		if live[m.Family] == nil {
 			var err error
-			if live[m.Family], err = e.Kernel.Save(m.Family); err != nil {
+			if live[m.Family], err = e.Kernel.Read(m.Family, nil); err != nil {
 				return err
 			}
 			want[m.Family] = &rules.Ruleset{Family: m.Family}
@@ -126,31 +126,30 @@ func (e *Engine) noteCanaryTables(d *state.Dir, prefix string, missing []Canary)
 // else now writes to is theirs. Legacy tables cannot be removed (the
 // kernel made them); they stay, empty. It returns the tables removed.
 func (e *Engine) removeCreatedTables(d *state.Dir) ([]string, error) {
-	backend := string(e.Kernel.Backend())
+	name := string(e.Kernel.Name())
 	ct, err := readCreatedTables(d)
-	if err != nil || len(ct[backend]) == 0 {
+	if err != nil || len(ct[name]) == 0 {
 		return nil, err
 	}
-	tr, ok := e.Kernel.(iptables.TableRemover)
-	if !ok {
+	if e.Kernel.ReadOnly() {
 		return nil, nil
 	}
 	var removed []string
-	for _, k := range ct[backend] {
+	for _, k := range ct[name] {
 		key, table, _ := strings.Cut(k, " ")
 		f, ok := familyByKey(key)
 		if !ok {
 			continue
 		}
-		done, err := tr.RemoveTable(f, table)
+		done, err := e.Kernel.RemoveTable(f, table)
 		switch {
 		case done:
 			removed = append(removed, fmt.Sprintf("%s %s", f, table))
-		case err == nil, errors.Is(err, iptables.ErrTableInUse), errors.Is(err, iptables.ErrKernelTable):
+		case err == nil, errors.Is(err, backend.ErrTableInUse), errors.Is(err, backend.ErrKernelTable):
 		default:
 			return removed, fmt.Errorf("svcnat's chains are gone, but giving back the tables its applies created failed: %w", err)
 		}
 	}
-	delete(ct, backend)
+	delete(ct, name)
 	return removed, ct.save(d)
 }

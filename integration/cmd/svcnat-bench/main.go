@@ -31,6 +31,7 @@ import (
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -213,22 +214,20 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 	if err != nil {
 		return measurement{}, err
 	}
+	// The payloads are written and batched as the iptables backend be
+	// writes them, which a Fake of that backend does without a kernel.
+	k := iptables.NewFake()
+	k.SetBackend(iptables.Backend(be))
 	var payloads [][]byte
 	for _, f := range rules.Families {
-		staged := map[string]bool{}
-		for _, batch := range applier.Stages(p, f, applier.BatchFor(be)) {
-			var r rules.Restore
-			for _, ch := range batch {
-				r.Declare(ch.Table, ch.Chain)
-				for _, rule := range ch.After {
-					r.Append(ch.Table, rule)
-				}
-				staged[ch.Chain] = true
-			}
-			payloads = append(payloads, r.Bytes())
+		stages, final := applier.Transactions(p, f, k.Limits().Batch)
+		for _, tx := range stages {
+			k.Write(tx)
+			payloads = append(payloads, tx.Payload)
 		}
 		if f == rules.IPv4 { // the generated configuration is IPv4 only
-			payloads = append(payloads, applier.Payload(p, f, staged).Bytes())
+			k.Write(final)
+			payloads = append(payloads, final.Payload)
 		}
 	}
 	start := time.Now()

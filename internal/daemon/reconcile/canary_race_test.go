@@ -19,8 +19,8 @@ type flushAfterRead struct {
 	armed atomic.Bool
 }
 
-func (k *flushAfterRead) Save(fam rules.Family) (*rules.Ruleset, error) {
-	rs, err := k.Fake.Save(fam)
+func (k *flushAfterRead) Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+	rs, err := k.Fake.Read(fam, like)
 	if fam == rules.IPv4 && k.armed.CompareAndSwap(true, false) {
 		if ferr := k.Fake.Restore(rules.IPv4, []byte("*nat\n-F\n-X SVCNAT-CANARY\nCOMMIT\n"), iptables.NoFlushTables); ferr != nil {
 			panic(ferr)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/testns"
 )
@@ -158,7 +159,7 @@ func TestFakeAgreesWithKernel(t *testing.T) {
 				}
 				if step.fails {
 					t.Logf("%s:\n kernel: %v\n   fake: %v", step.name, realErr, fakeErr)
-					var rre, fre *RestoreError
+					var rre, fre *backend.TxError
 					if !errors.As(realErr, &rre) || !errors.As(fakeErr, &fre) || rre.Line != fre.Line {
 						t.Errorf("%s: failing lines differ\n kernel: %v\n   fake: %v", step.name, realErr, fakeErr)
 					}

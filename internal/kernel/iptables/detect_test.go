@@ -66,7 +66,7 @@ func TestDetect(t *testing.T) {
 				}
 			}
 			ipt, got, err := Open(Options{Backend: Auto, NetNS: ns.Name, ChainPrefix: "SVCNAT"})
-			if err != nil || ipt.Backend() != tc.want || got.Backend != tc.want {
+			if err != nil || ipt.Name() != tc.want || got.Backend != tc.want {
 				t.Errorf("Open(Auto) = %v, %+v, %v; want %s", ipt, got, err, tc.want)
 			}
 			// An explicit backend is refused while svcnat's chains are

@@ -7,12 +7,13 @@ import (
 	"os"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Dump is an Interface over saved iptables-save output (--iptables-save):
 // it can be planned against, without root and without iptables, but not
-// changed. Its Backend is File; its Version is that of current
+// changed (ReadOnly). Its Name is File; its version is that of current
 // distributions' iptables (1.8.9), as a dump says nothing of the binaries
 // of the host it came from.
 type Dump struct {
@@ -42,8 +43,14 @@ func OpenDump(path string) (*Dump, error) {
 	return d, nil
 }
 
+// dumpVersion is what a Dump reports (see Dump).
+var dumpVersion = Version{Major: 1, Minor: 8, Patch: 9, Mode: string(File)}
+
 // Save implements Interface.
-func (d *Dump) Save(f rules.Family) (*rules.Ruleset, error) {
+func (d *Dump) Save(f rules.Family) (*rules.Ruleset, error) { return d.Read(f, nil) }
+
+// Read implements backend.Kernel: a copy of the saved rules.
+func (d *Dump) Read(f rules.Family, _ *rules.Ruleset) (*rules.Ruleset, error) {
 	rs, ok := d.sets[f]
 	if !ok {
 		return &rules.Ruleset{Family: f}, nil
@@ -51,18 +58,33 @@ func (d *Dump) Save(f rules.Family) (*rules.Ruleset, error) {
 	return rs.Clone(), nil
 }
 
-// ListChain implements Interface.
-func (d *Dump) ListChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+// ReadChain implements backend.Kernel.
+func (d *Dump) ReadChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
 	return listFromSave(d, f, table, chain)
 }
 
-// Restore implements Interface: it always fails with ErrReadOnly.
-func (d *Dump) Restore(f rules.Family, _ []byte, _ RestoreFlags) error {
-	return fmt.Errorf("restoring %s rules: %w", f, ErrReadOnly)
-}
+// Restore implements Interface: it always fails with backend.ErrReadOnly.
+func (d *Dump) Restore(f rules.Family, _ []byte, _ RestoreFlags) error { return readOnly(f) }
 
-// Backend implements Interface.
-func (d *Dump) Backend() Backend { return File }
+// Write implements backend.Kernel: a dump's transactions are written as
+// the real runner's are, for plans to count their lines.
+func (d *Dump) Write(tx *backend.Transaction) { write(tx) }
 
-// Version implements Interface.
-func (d *Dump) Version() Version { return Version{Major: 1, Minor: 8, Patch: 9, Mode: string(File)} }
+// Run implements backend.Kernel: it always fails with backend.ErrReadOnly.
+func (d *Dump) Run(tx *backend.Transaction) error { return readOnly(tx.Family) }
+
+// RemoveTable implements backend.Kernel: it always fails with
+// backend.ErrReadOnly.
+func (d *Dump) RemoveTable(f rules.Family, _ string) (bool, error) { return false, readOnly(f) }
+
+// Name implements backend.Kernel.
+func (d *Dump) Name() backend.Name { return File }
+
+// ReadOnly implements backend.Kernel: a dump is never changed.
+func (d *Dump) ReadOnly() bool { return true }
+
+// Version implements backend.Kernel.
+func (d *Dump) Version() string { return dumpVersion.String() }
+
+// Limits implements backend.Kernel: those of the nft backend.
+func (d *Dump) Limits() backend.Limits { return limits(NFT, dumpVersion) }

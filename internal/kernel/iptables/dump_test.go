@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -27,17 +28,17 @@ func TestDumpReadsBothFamiliesAndRefusesChanges(t *testing.T) {
 	if rs6, err := d.Save(rules.IPv6); err != nil || len(rs6.Tables) != 0 {
 		t.Fatalf("IPv6 without FILE.v6: %v, %+v", err, rs6)
 	}
-	if err := d.Restore(rules.IPv4, []byte("*nat\nCOMMIT\n"), NoFlushTables); !errors.Is(err, ErrReadOnly) {
+	if err := d.Restore(rules.IPv4, []byte("*nat\nCOMMIT\n"), NoFlushTables); !errors.Is(err, backend.ErrReadOnly) {
 		t.Fatalf("Restore on a dump: %v", err)
 	}
-	if r, ok, err := d.ListChain(rules.IPv4, "nat", "X"); err != nil || !ok || len(r) != 1 {
+	if r, ok, err := d.ReadChain(rules.IPv4, "nat", "X"); err != nil || !ok || len(r) != 1 {
 		t.Fatalf("ListChain(nat, X) = %v, %v, %v", r, ok, err)
 	}
-	if _, ok, err := d.ListChain(rules.IPv4, "nat", "Y"); err != nil || ok {
-		t.Fatalf("ListChain of a missing chain: %v, %v", ok, err)
+	if _, ok, err := d.ReadChain(rules.IPv4, "nat", "Y"); err != nil || ok {
+		t.Fatalf("ReadChain of a missing chain: %v, %v", ok, err)
 	}
-	if d.Backend() != File || !d.Version().HasRandomFully() {
-		t.Fatalf("backend %s, version %s", d.Backend(), d.Version())
+	if d.Name() != File || !d.ReadOnly() || !d.Limits().RandomFully {
+		t.Fatalf("backend %s, version %s", d.Name(), d.Version())
 	}
 	if err := os.WriteFile(path+".v6", []byte("-A X\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -23,52 +24,9 @@ var (
 	// ErrOtherBackend: an explicit backend was asked for while svcnat's
 	// chains are in the other one (see OtherBackendError).
 	ErrOtherBackend = errors.New("svcnat chains are in the other iptables backend")
-	// ErrReadOnly: Restore on a Dump, which can be planned against but not
-	// changed.
-	ErrReadOnly = errors.New("cannot change a saved dump")
 	// ErrInjected marks a failure injected into a Fake (FailOnLine, FailWhen).
 	ErrInjected = errors.New("injected failure")
 )
-
-// RestoreError is a payload iptables-restore rejected (or could not apply
-// because the xtables lock was held: Line 0, Err wrapping ErrLocked). Line
-// is the 1-based payload line the binary blamed (0 when it named none),
-// LineText that line's text. Tables committed before the failing one stay
-// applied.
-type RestoreError struct {
-	Family   rules.Family
-	Line     int
-	LineText string
-	// Reason is the binary's own explanation, without its program
-	// prefix, e.g. "Chain 'SVCNAT-SVC-X' does not exist"; it may be empty
-	// (legacy iptables-restore often says only "line N failed").
-	Reason string
-	// Stderr is the binary's whole stderr.
-	Stderr string
-	// Err is the underlying error (the exit status, ErrLocked, or for the
-	// Fake the refusal itself).
-	Err error
-}
-
-func (e *RestoreError) Error() string {
-	var b strings.Builder
-	b.WriteString("iptables-restore rejected the payload")
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " at line %d", e.Line)
-		if e.LineText != "" {
-			fmt.Fprintf(&b, " %q", e.LineText)
-		}
-	}
-	switch {
-	case e.Reason != "":
-		b.WriteString(": " + e.Reason)
-	case e.Err != nil: // legacy often gives no reason
-		b.WriteString(" (" + e.Err.Error() + ")")
-	}
-	return b.String()
-}
-
-func (e *RestoreError) Unwrap() error { return e.Err }
 
 // BothBackendsError lists svcnat's chains found in each backend. It
 // matches ErrBothBackends with errors.Is.
@@ -118,7 +76,7 @@ var (
 )
 
 // restoreFailure is the one place that reads iptables-restore's stderr. It
-// turns a failed run into a *RestoreError carrying the failing line; for a
+// turns a failed run into a *backend.TxError carrying the failing line; for a
 // held lock, Line is 0 and Err wraps ErrLocked. The text is only matched to locate the line and
 // to recognise the lock; callers branch on the typed result, never on text.
 //
@@ -130,7 +88,7 @@ var (
 func restoreFailure(fam rules.Family, payload []byte, stderr string, exitCode int, err error) error {
 	stderr = withoutLegacyWarning(stderr)
 	if exitCode == 4 && strings.Contains(stderr, "holding the xtables lock") {
-		return &RestoreError{Family: fam, Reason: firstLine(stderr), Stderr: stderr, Err: fmt.Errorf("%w (%v)", ErrLocked, err)}
+		return &backend.TxError{Family: fam, Tool: restoreTool, Reason: firstLine(stderr), Stderr: stderr, Err: fmt.Errorf("%w (%v)", ErrLocked, err)}
 	}
 	line := 0
 	for _, re := range lineRE {
@@ -146,7 +104,7 @@ func restoreFailure(fam rules.Family, payload []byte, stderr string, exitCode in
 			line = l
 		}
 	}
-	e := &RestoreError{Family: fam, Line: line, Reason: restoreReason(stderr), Stderr: stderr, Err: err}
+	e := &backend.TxError{Family: fam, Tool: restoreTool, Line: line, Reason: restoreReason(stderr), Stderr: stderr, Err: err}
 	if line > 0 && line <= len(lines) {
 		e.LineText = strings.TrimSpace(lines[line-1])
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -80,9 +81,9 @@ func TestRestoreFailureParsesStderr(t *testing.T) {
 			if got := errors.Is(err, ErrLocked); got != tt.locked {
 				t.Fatalf("errors.Is(ErrLocked) = %v, want %v (%v)", got, tt.locked, err)
 			}
-			var re *RestoreError
+			var re *backend.TxError
 			if !errors.As(err, &re) {
-				t.Fatalf("not a *RestoreError: %v", err)
+				t.Fatalf("not a *backend.TxError: %v", err)
 			}
 			if tt.locked {
 				return

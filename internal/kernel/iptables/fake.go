@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -19,7 +20,7 @@ import (
 // flushes nothing); -A, -I CHAIN [N], -D CHAIN RULE|N, -N, -X [CHAIN],
 // -F [CHAIN], -P, -Z; rules stored in the canonical form the kernel echoes
 // (rules.CanonicalRule), so -D finds a rule written differently and Save
-// compares with a real dump. It refuses, with a *RestoreError naming the
+// compares with a real dump. It refuses, with a *backend.TxError naming the
 // line, what the kernel refuses: a jump to a missing or built-in chain, -X
 // of a missing, referenced or non-empty chain, -D of a missing rule, -A to
 // a missing chain, -N of an existing one, an -I position past the end, a
@@ -62,7 +63,7 @@ var _ Interface = (*Fake)(nil)
 func NewFake() *Fake {
 	return &Fake{
 		backend: NFT,
-		version: Version{Major: 1, Minor: 8, Patch: 9, Mode: NFT.versionMode()},
+		version: Version{Major: 1, Minor: 8, Patch: 9, Mode: versionMode(NFT)},
 		state: map[rules.Family]*rules.Ruleset{
 			rules.IPv4: {Family: rules.IPv4},
 			rules.IPv6: {Family: rules.IPv6},
@@ -70,12 +71,12 @@ func NewFake() *Fake {
 	}
 }
 
-// SetBackend sets what Backend reports (and the mode of Version).
+// SetBackend sets what Name reports (and the mode of Version).
 func (f *Fake) SetBackend(b Backend) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.backend = b
-	f.version.Mode = b.versionMode()
+	f.version.Mode = versionMode(b)
 }
 
 // SetVersion sets what Version reports.
@@ -110,19 +111,38 @@ func (f *Fake) Restores() []FakeRestore {
 	return append([]FakeRestore(nil), f.restores...)
 }
 
-// Backend implements Interface.
-func (f *Fake) Backend() Backend {
+// Name implements backend.Kernel.
+func (f *Fake) Name() backend.Name {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.backend
 }
 
-// Version implements Interface.
-func (f *Fake) Version() Version {
+// ReadOnly implements backend.Kernel: a Fake changes its rules.
+func (f *Fake) ReadOnly() bool { return false }
+
+// Version implements backend.Kernel.
+func (f *Fake) Version() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.version
+	return f.version.String()
 }
+
+// Limits implements backend.Kernel: those of the backend it reports.
+func (f *Fake) Limits() backend.Limits {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return limits(f.backend, f.version)
+}
+
+// Read implements backend.Kernel: Save (a Fake shares nothing with like).
+func (f *Fake) Read(fam rules.Family, _ *rules.Ruleset) (*rules.Ruleset, error) { return f.Save(fam) }
+
+// Write implements backend.Kernel, as the real runner writes.
+func (f *Fake) Write(tx *backend.Transaction) { write(tx) }
+
+// Run implements backend.Kernel: Restore of the written transaction.
+func (f *Fake) Run(tx *backend.Transaction) error { return runTx(f, tx) }
 
 // Save implements Interface: a copy of the family's tables, chains in the
 // order both backends' iptables-save print them (built-in chains first,
@@ -143,8 +163,8 @@ func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, error) {
 	return rs, nil
 }
 
-// ListChain implements Interface.
-func (f *Fake) ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+// ReadChain implements backend.Kernel.
+func (f *Fake) ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
@@ -159,7 +179,7 @@ func (f *Fake) ListChain(fam rules.Family, table, chain string) ([]rules.Rule, b
 	return append([]rules.Rule(nil), t.Chain(chain).Rules...), true, nil
 }
 
-// Reads returns how many Save and ListChain calls were made so far.
+// Reads returns how many Save (or Read) and ReadChain calls were made so far.
 func (f *Fake) Reads() (saves, lists int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -191,8 +211,8 @@ func (f *Fake) restore(fam rules.Family, payload []byte, flags RestoreFlags) err
 		lines = lines[:len(lines)-1]
 	}
 	fail := func(n int, text string, err error) error {
-		return fmt.Errorf("restoring %s rules: %w", fam, &RestoreError{
-			Family: fam, Line: n, LineText: text, Reason: err.Error(),
+		return fmt.Errorf("restoring %s rules: %w", fam, &backend.TxError{
+			Family: fam, Tool: restoreTool, Line: n, LineText: text, Reason: err.Error(),
 			Stderr: fmt.Sprintf("fake iptables-restore: line %d failed: %v\n", n, err), Err: err,
 		})
 	}

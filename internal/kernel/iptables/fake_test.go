@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -28,13 +29,13 @@ func mustRestore(t *testing.T, ipt Interface, fam rules.Family, payload string) 
 	}
 }
 
-// restoreErr restores payload, which must fail, and returns its RestoreError.
-func restoreErr(t *testing.T, ipt Interface, fam rules.Family, payload string) *RestoreError {
+// restoreErr restores payload, which must fail, and returns its *backend.TxError.
+func restoreErr(t *testing.T, ipt Interface, fam rules.Family, payload string) *backend.TxError {
 	t.Helper()
 	err := ipt.Restore(fam, []byte(payload), NoFlushTables)
-	var re *RestoreError
+	var re *backend.TxError
 	if !errors.As(err, &re) {
-		t.Fatalf("want a *RestoreError, got %v", err)
+		t.Fatalf("want a *backend.TxError, got %v", err)
 	}
 	return re
 }

@@ -14,6 +14,7 @@ import (
 
 	goipt "github.com/coreos/go-iptables/iptables"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
@@ -76,8 +77,17 @@ func New(opts Options) (Interface, error) {
 	return r, nil
 }
 
-func (r *runner) Backend() Backend { return r.backend }
-func (r *runner) Version() Version { return r.version }
+// Name implements backend.Kernel.
+func (r *runner) Name() backend.Name { return r.backend }
+
+// ReadOnly implements backend.Kernel: the runner changes rules.
+func (r *runner) ReadOnly() bool { return false }
+
+// Version implements backend.Kernel: the restore program's version.
+func (r *runner) Version() string { return r.version.String() }
+
+// Limits implements backend.Kernel.
+func (r *runner) Limits() backend.Limits { return limits(r.backend, r.version) }
 
 // findBinaries looks up the save and restore programs of backend b and
 // family fam on PATH: the explicit variants (iptables-nft-save,
@@ -96,7 +106,7 @@ func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
 		if err != nil {
 			return bins, v, err
 		}
-		if v.Mode != b.versionMode() {
+		if v.Mode != versionMode(b) {
 			return bins, v, fmt.Errorf("%s reports %s, not the %s backend", bins.restore, v.Mode, b)
 		}
 		return bins, v, nil
@@ -115,7 +125,7 @@ func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
 		if err != nil {
 			return plain, pv, err
 		}
-		if pv.Mode != b.versionMode() {
+		if pv.Mode != versionMode(b) {
 			return plain, pv, fmt.Errorf("%s not found on PATH, and %s is %s, not the %s backend",
 				variant.restore, p, pv.Mode, b)
 		}
@@ -171,15 +181,15 @@ func (r *runner) family(fam rules.Family) (binaries, error) {
 	return b, b.err
 }
 
-// Save runs iptables-save (all tables; legacy lists only tables that
-// already exist, so nothing is created).
-func (r *runner) Save(fam rules.Family) (*rules.Ruleset, error) { return r.SaveLike(fam, nil) }
+// Save implements Interface.
+func (r *runner) Save(fam rules.Family) (*rules.Ruleset, error) { return r.Read(fam, nil) }
 
-// SaveLike is Save for rules expected to be mostly like's (see
-// rules.ParseSaveLike): what they have in common is shared with like, so
-// reading back 10,000 services costs little memory beside the desired
-// rules. The engine uses it through LikeSaver.
-func (r *runner) SaveLike(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+// Read implements backend.Kernel: it runs iptables-save (all tables;
+// legacy lists only tables that already exist, so nothing is created).
+// What the dump has in common with like is shared with it (see
+// rules.ParseSaveLike), so reading back 10,000 services costs little
+// memory beside the desired rules.
+func (r *runner) Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
 	bins, err := r.family(fam)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
@@ -189,12 +199,6 @@ func (r *runner) SaveLike(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset
 		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
 	return rs, nil
-}
-
-// LikeSaver is a kernel whose saves can share rules with a ruleset they
-// are expected to be like (the real runner).
-type LikeSaver interface {
-	SaveLike(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error)
 }
 
 // save runs one iptables-save program in namespace ns and parses its dump
@@ -223,11 +227,11 @@ func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Rulese
 	return rs, nil
 }
 
-// ListChain runs `iptables -t TABLE -S CHAIN` (through go-iptables, which
+// ReadChain implements backend.Kernel: it runs `iptables -t TABLE -S CHAIN` (through go-iptables, which
 // adds the xtables lock's --wait): one chain costs a fraction of a full
 // save on a host with thousands of chains. Without the iptables command on
 // PATH it falls back to a full save.
-func (r *runner) ListChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func (r *runner) ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
 	bins, err := r.family(fam)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
@@ -276,6 +280,12 @@ func listFromSave(k Interface, fam rules.Family, table, chain string) ([]rules.R
 	}
 	return t.Chain(chain).Rules, true, nil
 }
+
+// Write implements backend.Kernel (see write).
+func (r *runner) Write(tx *backend.Transaction) { write(tx) }
+
+// Run implements backend.Kernel: it restores the written transaction.
+func (r *runner) Run(tx *backend.Transaction) error { return runTx(r, tx) }
 
 // Restore runs iptables-restore --noflush -w SECS with payload on stdin.
 func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) error {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/testns"
 )
@@ -27,8 +28,8 @@ func realIPT(t *testing.T, ns *testns.NS, b Backend) Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ipt.Backend() != b || ipt.Version().Mode != b.versionMode() {
-		t.Fatalf("runner for %s reports %s %s", b, ipt.Backend(), ipt.Version())
+	if ipt.Name() != b || ipt.(*runner).version.Mode != versionMode(b) {
+		t.Fatalf("runner for %s reports %s %s", b, ipt.Name(), ipt.Version())
 	}
 	return ipt
 }
@@ -73,7 +74,7 @@ func TestRealRestoreAndSave(t *testing.T) {
 			}
 			// A single-chain read prints what the full save prints.
 			for _, c := range nat.Chains {
-				got, ok, err := ipt.ListChain(rules.IPv4, "nat", c.Name)
+				got, ok, err := ipt.ReadChain(rules.IPv4, "nat", c.Name)
 				if err != nil || !ok || len(got) != len(c.Rules) {
 					t.Fatalf("ListChain(nat, %s) = %v, %v, %v; save has %v", c.Name, got, ok, err, c.Rules)
 				}
@@ -84,7 +85,7 @@ func TestRealRestoreAndSave(t *testing.T) {
 				}
 			}
 			for _, table := range []string{"nat", "mangle"} { // mangle: a table that does not exist
-				if got, ok, err := ipt.ListChain(rules.IPv4, table, "SVCNAT-NONE"); err != nil || ok {
+				if got, ok, err := ipt.ReadChain(rules.IPv4, table, "SVCNAT-NONE"); err != nil || ok {
 					t.Errorf("ListChain(%s) of a missing chain = %v, %v, %v", table, got, ok, err)
 				}
 			}
@@ -95,7 +96,7 @@ func TestRealRestoreAndSave(t *testing.T) {
 	}
 }
 
-// What each backend prints for a bad payload becomes a RestoreError
+// What each backend prints for a bad payload becomes a *backend.TxError
 // naming the payload line, with tables before the failing one committed.
 func TestRealRestoreErrors(t *testing.T) {
 	cases := []struct {
@@ -114,9 +115,9 @@ func TestRealRestoreErrors(t *testing.T) {
 			ipt := realIPT(t, ns, b)
 			for _, tc := range cases {
 				err := ipt.Restore(rules.IPv4, []byte(tc.payload), NoFlushTables)
-				var re *RestoreError
+				var re *backend.TxError
 				if !errors.As(err, &re) {
-					t.Fatalf("%s: want a *RestoreError, got %v", tc.name, err)
+					t.Fatalf("%s: want a *backend.TxError, got %v", tc.name, err)
 				}
 				want := strings.Split(tc.payload, "\n")[tc.line-1]
 				if re.Line != tc.line || re.LineText != want || re.Stderr == "" || re.Family != rules.IPv4 {
@@ -240,7 +241,7 @@ echo "*filter"; echo COMMIT
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := ipt.Version(); v != (Version{1, 8, 7, "legacy"}) {
+	if v := ipt.(*runner).version; v != (Version{1, 8, 7, "legacy"}) {
 		t.Errorf("version %v", v)
 	}
 	if _, err := ipt.Save(rules.IPv6); err == nil {

@@ -1,34 +1,11 @@
 package iptables
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
-
-// Errors of RemoveTable, checked with errors.Is.
-var (
-	// ErrTableInUse: the table holds a rule, a user chain or a built-in
-	// chain whose policy is not ACCEPT; it is someone's, and stays.
-	ErrTableInUse = errors.New("the table is in use")
-	// ErrKernelTable: the legacy backend's tables are registered by the
-	// kernel's modules and cannot be removed from user space.
-	ErrKernelTable = errors.New("legacy (x_tables) tables cannot be removed from user space")
-)
-
-// TableRemover is a kernel that can remove a table nobody uses (the real
-// runner and the Fake). svcnat's destroy uses it for the tables its
-// applies created, so that a host gets back the tables it had.
-type TableRemover interface {
-	// RemoveTable removes fam's table when it exists and is empty: no
-	// rule, no user chain, every built-in chain's policy ACCEPT, which
-	// is what iptables-nft creates for a table it is first asked to
-	// write to, and says whether it removed it (false: there was none).
-	// It returns ErrTableInUse for any other table, and ErrKernelTable on
-	// the legacy backend.
-	RemoveTable(fam rules.Family, table string) (bool, error)
-}
 
 // emptyTable reports whether t holds nothing anyone wrote: only built-in
 // chains, without rules, with the ACCEPT policy.
@@ -53,12 +30,12 @@ func removable(k Interface, fam rules.Family, table string) (bool, error) {
 	case t == nil:
 		return false, nil
 	case !emptyTable(t):
-		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, ErrTableInUse)
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, backend.ErrTableInUse)
 	}
 	return true, nil
 }
 
-// RemoveTable implements TableRemover. On nft it runs iptables-nft-restore
+// RemoveTable implements backend.Kernel. On nft it runs iptables-nft-restore
 // without --noflush on a payload that names only the table ("*nat",
 // "COMMIT"): iptables-nft flushes a table by deleting it, and the payload
 // declares nothing that would create it again. The table is read just
@@ -67,7 +44,7 @@ func removable(k Interface, fam rules.Family, table string) (bool, error) {
 // cannot close with iptables' own means.
 func (r *runner) RemoveTable(fam rules.Family, table string) (bool, error) {
 	if r.backend != NFT {
-		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, ErrKernelTable)
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, backend.ErrKernelTable)
 	}
 	if _, known := rules.BuiltinChains(table); !known {
 		return false, fmt.Errorf("removing the %s %s table: unknown table", fam, table)
@@ -92,11 +69,11 @@ func (r *runner) RemoveTable(fam rules.Family, table string) (bool, error) {
 	return true, nil
 }
 
-// RemoveTable implements TableRemover as the runner does: an empty table
+// RemoveTable implements backend.Kernel as the runner does: an empty table
 // goes on nft; legacy keeps it.
 func (f *Fake) RemoveTable(fam rules.Family, table string) (bool, error) {
-	if f.Backend() != NFT {
-		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, ErrKernelTable)
+	if f.Name() != NFT {
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, backend.ErrKernelTable)
 	}
 	ok, err := removable(f, fam, table)
 	if !ok || err != nil {

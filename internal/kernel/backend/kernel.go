@@ -1,0 +1,289 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+)
+
+// Name is a backend's name, as plans, state and `svcnat version` record
+// it. The values ("nft", "legacy", "file" for a saved dump) are declared by
+// the backend that has them.
+type Name string
+
+func (n Name) String() string { return string(n) }
+
+// Kernel is a rule backend as svcnat uses it: the real one, a saved dump
+// (ReadOnly) or a backend's fake in tests. Implementations are safe for
+// concurrent use.
+type Kernel interface {
+	// Name is the backend the rules are read from and written to.
+	Name() Name
+	// ReadOnly reports a saved dump: it can be read and planned against,
+	// but Run refuses every transaction (ErrReadOnly).
+	ReadOnly() bool
+	// Version is the version of the backend's tools, as `svcnat version`
+	// prints it.
+	Version() string
+	// Limits are how this backend wants transactions sized and checked.
+	Limits() Limits
+
+	// Read reads every table of fam. like, when not nil, is a ruleset the
+	// result is expected to be mostly like (what svcnat just rendered or
+	// wrote): a backend may share what the two have in common, so that
+	// reading back 10,000 services costs little memory beside them.
+	Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error)
+	// ReadChain reads one chain of fam's table: its rules in order, and
+	// whether it exists. On a host with thousands of chains it costs a
+	// fraction of a Read.
+	ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error)
+
+	// Write writes tx in the backend's language, setting tx.Payload and
+	// tx.Lines. It is pure: it reads and changes nothing, so that a
+	// transaction's size is known (and reported) before it runs.
+	Write(tx *Transaction)
+	// Run runs tx, written first when Write was not called, as one
+	// transaction per table: a refused line gives a *TxError naming it,
+	// and tables committed before the refused one stay applied.
+	Run(tx *Transaction) error
+	// RemoveTable removes fam's table when it exists and holds nothing
+	// anyone wrote (as the backend creates it when first asked to write to
+	// it), and says whether it removed it (false: there was none). It
+	// returns ErrTableInUse for any other table, and ErrKernelTable where
+	// the backend's tables belong to the kernel. destroy uses it for the
+	// tables svcnat's applies created, so that a host gets back the tables
+	// it had.
+	RemoveTable(fam rules.Family, table string) (bool, error)
+}
+
+// Limits are the facts about a backend that shape the transactions svcnat
+// writes and how it checks them.
+type Limits struct {
+	// Batch bounds the chains one staging transaction creates; NoStaging
+	// creates every chain in the family's final transaction.
+	Batch int
+	// ListLimit is how many touched chains a verification reads one by one
+	// (ReadChain); beyond it one Read per family is cheaper.
+	ListLimit int
+	// RandomFully: the backend can masquerade with fully random ports.
+	RandomFully bool
+}
+
+// NoStaging, as Limits.Batch, creates every chain in the final transaction.
+const NoStaging = -1
+
+// Errors callers branch on, checked with errors.Is.
+var (
+	// ErrReadOnly: a transaction run on a saved dump, which can be
+	// planned against but not changed.
+	ErrReadOnly = errors.New("cannot change a saved dump")
+	// ErrTableInUse: RemoveTable of a table that holds a rule, a user
+	// chain or a built-in chain whose policy is not the default; it is
+	// someone's, and stays.
+	ErrTableInUse = errors.New("the table is in use")
+	// ErrKernelTable: RemoveTable on a backend whose tables are registered
+	// by the kernel's modules (legacy iptables) and cannot be removed from
+	// user space.
+	ErrKernelTable = errors.New("legacy (x_tables) tables cannot be removed from user space")
+)
+
+// TxError is a transaction the backend refused (or could not run). Line is
+// the 1-based payload line the backend blamed (0 when it named none),
+// LineText that line's text. Tables committed before the failing one stay
+// applied.
+type TxError struct {
+	Family rules.Family
+	// Tool is the program that refused it, as the message names it
+	// ("iptables-restore").
+	Tool     string
+	Line     int
+	LineText string
+	// Reason is the tool's own explanation, without its program prefix,
+	// e.g. "Chain 'SVCNAT-SVC-X' does not exist"; it may be empty.
+	Reason string
+	// Stderr is the tool's whole stderr.
+	Stderr string
+	// Err is the underlying error (the exit status, a lock held, or for a
+	// fake the refusal itself).
+	Err error
+}
+
+func (e *TxError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Tool + " rejected the payload")
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " at line %d", e.Line)
+		if e.LineText != "" {
+			fmt.Fprintf(&b, " %q", e.LineText)
+		}
+	}
+	switch {
+	case e.Reason != "":
+		b.WriteString(": " + e.Reason)
+	case e.Err != nil: // legacy iptables often gives no reason
+		b.WriteString(" (" + e.Err.Error() + ")")
+	}
+	return b.String()
+}
+
+func (e *TxError) Unwrap() error { return e.Err }
+
+// Change is what a transaction does to one chain. Its rule slices are the
+// plan's, not copies.
+type Change struct {
+	Table, Chain string
+	// Builtin: a built-in chain, where svcnat owns only its jumps: Before
+	// are deleted and After inserted at the top, in order; the other
+	// rules stay.
+	Builtin bool
+	// Create: the chain does not exist yet (it may be staged). Delete:
+	// the chain goes, after every rule of the transaction that referenced
+	// it. Neither: its rules become After.
+	Create, Delete bool
+	Before, After  []rules.Rule
+}
+
+// Transaction is one all-or-nothing write to one family's rules, built
+// before it runs: the chains it writes, in order, and once written
+// (Kernel.Write) the payload in the backend's language.
+type Transaction struct {
+	Family  rules.Family
+	Changes []*Change
+	// Payload and Lines are set by Kernel.Write: the transaction in the
+	// backend's language and how many lines it has (svcnat reports the
+	// lines it writes).
+	Payload []byte
+	Lines   int
+}
+
+// Transactions turns a family's chain changes into the transactions that
+// apply them: staged ones, each creating at most batch chains nothing live
+// references yet, and the final one, which writes everything else and is
+// the only one traffic sees. One nf_tables transaction is super-linear in
+// the chains it creates, so a cold start of thousands of services is
+// created in batches; there are no stages when batch is NoStaging (or 0)
+// or the created chains fit in one. Every staged batch loads on its own
+// (see creationOrder). final has no changes when there is nothing to do.
+func Transactions(fam rules.Family, changes []Change, batch int) (stages []*Transaction, final *Transaction) {
+	order := creationOrder(changes)
+	final = &Transaction{Family: fam}
+	creates := 0
+	for _, c := range order {
+		if c.Create && !c.Builtin {
+			creates++
+		}
+	}
+	if batch <= 0 || creates <= batch {
+		final.Changes = order
+		return nil, final
+	}
+	final.Changes = make([]*Change, 0, len(order)-creates)
+	var cur *Transaction
+	for _, c := range order {
+		if !c.Create || c.Builtin {
+			final.Changes = append(final.Changes, c)
+			continue
+		}
+		if cur == nil || len(cur.Changes) == batch {
+			cur = &Transaction{Family: fam, Changes: make([]*Change, 0, min(batch, creates))}
+			stages = append(stages, cur)
+		}
+		cur.Changes = append(cur.Changes, c)
+		creates--
+	}
+	return stages, final
+}
+
+// creationOrder returns changes in the order their chains are created.
+// The order of a transaction's declarations matters only for the chains it
+// creates (declaring an existing chain flushes it in place), and it
+// matters twice:
+//
+//   - iptables-nft-save (1.8.9) takes time quadratic in the number of
+//     chains when they were created in name order: 18,000 chains created
+//     sorted save in 2.4 s, created in an order unrelated to their names in
+//     0.2 s (docs/PERFORMANCE.md). Chain names are hashes, and the plan
+//     lists chains by name.
+//   - Staged batches must each load on their own, so a chain comes after
+//     every created chain it jumps to; and iptables-nft-restore slows down
+//     sharply for a batch whose rules jump into chains of earlier batches,
+//     so a service's chains had better come together.
+//
+// So created chains come in post-order from the created chains nothing
+// created jumps to (SERVICES on a cold start, else a new service's SVC or
+// EXT chain), taken in the order of a hash of their names: a service's
+// endpoint chains, then the chains that jump to them, service by service
+// in the order SERVICES lists them. Built-in chains come first and the
+// changed and deleted chains last, in the order given.
+func creationOrder(changes []Change) []*Change {
+	type key struct{ table, chain string }
+	var builtin, created, rest []*Change
+	byKey := map[key]int{}
+	for i := range changes {
+		c := &changes[i]
+		switch {
+		case c.Builtin:
+			builtin = append(builtin, c)
+		case c.Create:
+			byKey[key{c.Table, c.Chain}] = len(created)
+			created = append(created, c)
+		default:
+			rest = append(rest, c)
+		}
+	}
+	// targets[i] are the created chains created[i] jumps to.
+	targets := make([][]int32, len(created))
+	jumpedTo := make([]bool, len(created))
+	for i, c := range created {
+		for _, r := range c.After {
+			if j, ok := byKey[key{c.Table, r.Target()}]; ok {
+				targets[i] = append(targets[i], int32(j))
+				jumpedTo[j] = true
+			}
+		}
+	}
+	type root struct {
+		i   int
+		key uint32
+	}
+	var roots []root
+	for i := range created {
+		if !jumpedTo[i] {
+			roots = append(roots, root{i, creationKey(created[i].Chain)})
+		}
+	}
+	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
+	out := make([]*Change, 0, len(builtin)+len(created)+len(rest))
+	out = append(out, builtin...)
+	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
+	var visit func(i int)
+	visit = func(i int) {
+		if state[i] != 0 {
+			return // emitted, or a loop (iptables refuses loops anyway)
+		}
+		state[i] = 1
+		for _, j := range targets[i] {
+			visit(int(j))
+		}
+		state[i] = 2
+		out = append(out, created[i])
+	}
+	for _, r := range roots {
+		visit(r.i)
+	}
+	for i := range created { // chains only reachable through a loop
+		visit(i)
+	}
+	return append(out, rest...)
+}
+
+// creationKey orders the roots of creationOrder by a hash of their names.
+func creationKey(chain string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(chain))
+	return h.Sum32()
+}

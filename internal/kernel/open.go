@@ -1,0 +1,90 @@
+// Package kernel is the one place svcnat chooses a rule backend: Open
+// surveys the host and opens the backend to use there (or a saved dump),
+// and returns it as a backend.Kernel with what the survey found in words
+// the command line prints. Everything above it works through package
+// backend and knows no backend.
+package kernel
+
+import (
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
+)
+
+// Auto, as Options.Backend, lets Open choose the backend.
+const Auto backend.Name = iptables.Auto
+
+// Errors of Open, checked with errors.Is.
+var (
+	// ErrBothBackends: svcnat's chains are in both iptables backends, so
+	// Open cannot tell which set is the live one.
+	ErrBothBackends = iptables.ErrBothBackends
+	// ErrOtherBackend: an explicit backend was asked for while svcnat's
+	// chains are in the other one.
+	ErrOtherBackend = iptables.ErrOtherBackend
+)
+
+// Options say what Open opens.
+type Options struct {
+	// Backend is Auto ("" too), "nft" or "legacy".
+	Backend backend.Name
+	// NetNS is a network namespace name as `ip netns` makes them; "" is
+	// svcnat's own.
+	NetNS string
+	// Prefix is the chain prefix svcnat owns; its chains decide and
+	// constrain the choice of backend.
+	Prefix string
+	// Dump, when set, is a saved iptables-save dump (and Dump.v6) to read
+	// instead of the kernel: read-only, no root, no survey.
+	Dump string
+}
+
+// Detection is what choosing the backend found, for the command line to
+// report: why this backend, and what the other one holds. It is zero for
+// a dump.
+type Detection struct {
+	// Reason says in a few words why the backend was chosen.
+	Reason string
+	// Mixed: both backends hold rules, which tools using the other one
+	// do not see.
+	Mixed bool
+	// Other is the backend that was not chosen, and OtherOwned svcnat's
+	// chains found in it ("IPv4 nat SVCNAT-SERVICES"): an explicit
+	// backend is let through while both hold them, so that one set can be
+	// repaired or removed.
+	Other      backend.Name
+	OtherOwned []string
+	// LegacyTables: the legacy backend has tables beside the nft backend
+	// in use, which iptables-nft's own programs warn about (svcnat keeps
+	// that warning out of its output to say it once); LegacyRules counts
+	// the rules they hold.
+	LegacyTables bool
+	LegacyRules  int
+}
+
+// Open opens the backend o names: a saved dump, or the iptables backend
+// chosen as iptables.Open does (surveying both, refusing svcnat's chains
+// in both with Auto, and an explicit backend while they are in the other
+// one only).
+func Open(o Options) (backend.Kernel, Detection, error) {
+	if o.Dump != "" {
+		d, err := iptables.OpenDump(o.Dump)
+		if err != nil {
+			return nil, Detection{}, err
+		}
+		return d, Detection{}, nil
+	}
+	k, d, err := iptables.Open(iptables.Options{Backend: o.Backend, NetNS: o.NetNS, ChainPrefix: o.Prefix})
+	if err != nil {
+		return nil, Detection{}, err
+	}
+	b := k.Name()
+	out := Detection{Reason: d.Reason, Mixed: d.Mixed(), OtherOwned: d.OtherOwned(b),
+		LegacyTables: d.LegacyTables(b), LegacyRules: d.Legacy.Rules}
+	switch b {
+	case iptables.NFT:
+		out.Other = iptables.Legacy
+	case iptables.Legacy:
+		out.Other = iptables.NFT
+	}
+	return k, out, nil
+}
