@@ -1,4 +1,4 @@
-package planner
+package describe
 
 import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
