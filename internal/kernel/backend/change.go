@@ -40,9 +40,10 @@ type ChainChange struct {
 	Builtin bool
 	Before  []rules.Rule
 	After   []rules.Rule
-	// Diff is the rule diff of Before and After, as runs over them: a
-	// created chain's is one run of inserts, so a cold start's 60,000
-	// chains cost a run each, not a line each.
+	// Diff is the rule diff of Before and After, as runs over them. Nil
+	// means all of Before deleted and all of After inserted: the diff of
+	// a chain created or deleted, so that a cold start's 60,000 chains
+	// cost nothing more than their rules.
 	Diff []DiffRun
 }
 
@@ -74,7 +75,7 @@ type DiffLine struct {
 func (c ChainChange) Lines() iter.Seq2[DiffOp, rules.Rule] {
 	return func(yield func(DiffOp, rules.Rule) bool) {
 		i, j := 0, 0 // the next rule of Before, of After
-		for _, run := range c.Diff {
+		for _, run := range c.runs() {
 			for range run.N {
 				var r rules.Rule
 				switch run.Op {
@@ -102,7 +103,22 @@ func (c ChainChange) Added() int { return c.count(DiffInsert) }
 // Removed counts deleted rules.
 func (c ChainChange) Removed() int { return c.count(DiffDelete) }
 
+// runs is Diff, nil read as what it stands for.
+func (c ChainChange) runs() []DiffRun {
+	if c.Diff != nil {
+		return c.Diff
+	}
+	return []DiffRun{{Op: DiffDelete, N: len(c.Before)}, {Op: DiffInsert, N: len(c.After)}}
+}
+
 func (c ChainChange) count(op DiffOp) int {
+	switch {
+	case c.Diff != nil:
+	case op == DiffDelete:
+		return len(c.Before)
+	case op == DiffInsert:
+		return len(c.After)
+	}
 	n := 0
 	for _, run := range c.Diff {
 		if run.Op == op {
