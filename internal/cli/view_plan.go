@@ -298,7 +298,7 @@ func (b jsonBlocked) blocked() planner.Blocked {
 }
 
 // jsonChange is one changed chain. Service is the service it serves, null
-// when Scope is not "service" (planner.Scope): a shared or built-in chain,
+// when Scope is not "service" (backend.Scope): a shared or built-in chain,
 // or one whose service cannot be told.
 type jsonChange struct {
 	Family  jsonFamily    `json:"family"`

@@ -20,8 +20,8 @@ const PlanFileVersion = 2
 // they were diffed against, with its fingerprint, and a digest of it all.
 // The changes are not stored; they are recomputed from the two rulesets,
 // so a saved plan is always "turn live into desired". What desired may
-// hold is checked as it is read (backend.Describer.CheckDesired): the file is data whoever
-// can write it chooses.
+// hold is checked as it is read (backend.Describer.CheckDesired): the
+// file is data whoever can write it chooses.
 type planFile struct {
 	Kind          string            `json:"kind"`
 	FormatVersion int               `json:"format_version"`
@@ -138,8 +138,8 @@ func blankDesired(desired map[rules.Family]*rules.Ruleset) bool {
 
 // ResealPlan rewrites the digest of a plan file to match its contents, as
 // anyone who edits a plan file and reads this code can: which is why the
-// digest only catches edits by those who do not, and CheckDesired is what
-// holds against the others.
+// digest only catches edits by those who do not, and the backend's
+// CheckDesired is what holds against the others.
 //
 // It is a tool for tests, which use it to play that editor (the engine's
 // and the integration tests', in packages of their own, so it cannot live
