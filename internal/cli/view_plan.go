@@ -365,9 +365,9 @@ func (r *jsonRuleText) UnmarshalText(b []byte) error {
 type jsonRuleLines []rules.Rule
 
 func (rs jsonRuleLines) MarshalJSON() ([]byte, error) {
-	out := make([]jsonRuleText, len(rs))
+	out := make([]string, len(rs))
 	for i, r := range rs {
-		out[i] = jsonRuleText(r)
+		out[i] = r.String()
 	}
 	return json.Marshal(out)
 }
@@ -406,7 +406,7 @@ func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
 		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
 		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),
-		Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{},
+		Summary: jsonSummary(s), Services: make([]jsonService, 0, len(d.Services)), Changes: make([]jsonChange, 0, len(p.Changes)),
 		dump: errors.Is(refusal, iptables.ErrReadOnly), destroy: p.Destroy}
 	for _, b := range p.Blocked {
 		out.Blocked = append(out.Blocked, jsonBlocked{Family: newJSONFamily(b.Family), Table: b.Table, Chain: b.Rule.Chain, Rule: jsonRuleText(b.Rule), Pins: b.Pins})
@@ -415,7 +415,7 @@ func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
 		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: jsonAction(sc.Action.String()), Details: detailWords(sc.Details)})
 	}
 	for i, c := range p.Changes {
-		owner := d.Chains[i]
+		owner := &d.Chains[i]
 		jc := jsonChange{Family: newJSONFamily(c.Family), Table: c.Table, Chain: c.Chain, Action: jsonAction(c.Action.String()), Builtin: c.Builtin,
 			Scope: string(owner.Scope), Before: c.Before, After: c.After, diff: c.Diff}
 		if owner.Service != "" {
