@@ -26,7 +26,7 @@ func Digest(parts ...[]byte) string {
 type Section struct {
 	Name string
 	// Write writes the text to the digest, which never fails a write:
-	// an error is the text's own (a file that could not be read).
+	// an error is the writer's own, and SectionsDigest's.
 	Write func(io.Writer) error
 }
 
@@ -36,8 +36,8 @@ type Section struct {
 // family key) and a plan's fingerprint (its live owned rules, after a
 // line naming the backend) are such digests, so that a file's bytes and
 // the rules they were written from digest the same. Unlike Digest it
-// hashes no lengths: every text ends its lines, so a section cannot run
-// into the next name.
+// hashes no lengths: the digests recorded in state directories and saved
+// plans were made so, and must still match.
 func SectionsDigest(head string, sections ...Section) (string, error) {
 	h := sha256.New()
 	io.WriteString(h, head)
