@@ -7,29 +7,35 @@ import (
 )
 
 // Transactions are the transactions that apply the plan's changes of
-// family f on k: staged creations of at most batch chains each, and the
-// final one (see backend.Transactions), not yet written.
+// family f: staged creations of at most batch chains each, and the final
+// one (see backend.Transactions), not yet written. They hold the plan's
+// own changes, not copies, when the plan lists them family by family, as
+// planner.New does.
 func Transactions(p *planner.Plan, f rules.Family, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
-	return backend.Transactions(f, changes(p, f), batch)
+	return backend.Transactions(f, familyChanges(p, f), batch)
 }
 
-// changes are the plan's changes of family f as a backend takes them. The
-// rules are the plan's own, not copies.
-func changes(p *planner.Plan, f rules.Family) []backend.Change {
-	n := 0
-	for i := range p.Changes {
-		if p.Changes[i].Family == f {
-			n++
+// familyChanges is the plan's changes of family f: the run of them in the
+// plan, or a copy of their headers if they are not one run.
+func familyChanges(p *planner.Plan, f rules.Family) []backend.ChainChange {
+	lo := 0
+	for lo < len(p.Changes) && p.Changes[lo].Family != f {
+		lo++
+	}
+	hi := lo
+	for hi < len(p.Changes) && p.Changes[hi].Family == f {
+		hi++
+	}
+	for _, c := range p.Changes[hi:] {
+		if c.Family == f {
+			var out []backend.ChainChange
+			for _, c := range p.Changes {
+				if c.Family == f {
+					out = append(out, c)
+				}
+			}
+			return out
 		}
 	}
-	out := make([]backend.Change, 0, n)
-	for i := range p.Changes {
-		c := &p.Changes[i]
-		if c.Family != f {
-			continue
-		}
-		out = append(out, backend.Change{Table: c.Table, Chain: c.Chain, Builtin: c.Builtin,
-			Create: c.Action == planner.Create, Delete: c.Action == planner.Delete, Before: c.Before, After: c.After})
-	}
-	return out
+	return p.Changes[lo:hi]
 }

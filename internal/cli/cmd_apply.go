@@ -15,6 +15,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -76,7 +77,7 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	// From here on the file is a saved plan: every refusal of it is the
 	// run's (a refused document with --json, engineErrors' reason).
 	v := newCommitView(c, g)
-	p, digest, err := planner.UnmarshalPlan(data)
+	p, digest, err := planner.UnmarshalPlan(data, kernel.Describer())
 	if err != nil {
 		if err := notAPlan("apply", file, data, err, "; nothing was changed"); err != nil {
 			return err

@@ -10,6 +10,8 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -113,7 +115,7 @@ func showCommand() *ucli.Command {
 			}
 			inv := s.Owned
 			fmt.Fprintf(w, "%s owns %s and %s on the %s backend.\n", s.Prefix, plural(inv.Chains, "chain"), plural(inv.Rules, "rule"), s.Backend)
-			group := func(title string, ls []planner.Located) {
+			group := func(title string, ls []backend.Located) {
 				fmt.Fprintf(w, "\n%s\n", st.bold(title))
 				for _, l := range ls {
 					fmt.Fprintf(w, "  %s %-6s %s\n", l.Family, l.Table, l.Rule)
@@ -187,7 +189,7 @@ func showPlanFile(c *ucli.Context, file string) error {
 	if err != nil {
 		return notAPlan("show", file, nil, err, "")
 	}
-	p, digest, err := planner.UnmarshalPlan(data)
+	p, digest, err := planner.UnmarshalPlan(data, kernel.Describer())
 	if err != nil {
 		if err := notAPlan("show", file, data, err, ""); err != nil {
 			return err
@@ -206,7 +208,7 @@ func showPlanFile(c *ucli.Context, file string) error {
 		what = "a destroy of every owned chain"
 	}
 	fmt.Fprintf(w, "Saved plan %s: %s, made against the live rules with fingerprint %s; svcnat apply refuses it once they change.\n\n",
-		file, what, p.Fingerprint())
+		file, what, p.Fingerprint)
 	if err := newPlanView(w, false, g.Color).Plan(p); err != nil {
 		return err
 	}

@@ -30,15 +30,15 @@ func writeInterrupted(w io.Writer, st style, left []planner.Left, what string) {
 
 // jsonLeft is a chain left by an interrupted apply in plan --json.
 type jsonLeft struct {
-	Family string `json:"family"`
-	Table  string `json:"table"`
-	Chain  string `json:"chain"`
+	Family jsonFamily `json:"family"`
+	Table  string     `json:"table"`
+	Chain  string     `json:"chain"`
 }
 
 func jsonInterrupted(left []planner.Left) []jsonLeft {
 	out := []jsonLeft{}
 	for _, l := range left {
-		out = append(out, jsonLeft{Family: l.Family.Key(), Table: l.Table, Chain: l.Chain})
+		out = append(out, jsonLeft{Family: newJSONFamily(l.Family), Table: l.Table, Chain: l.Chain})
 	}
 	return out
 }

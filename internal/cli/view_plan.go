@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -66,72 +67,72 @@ func (v *planHuman) PlanRefused(p *planner.Plan, refusal error) error {
 	// each would cost more than making the plan. The buffer keeps the
 	// first write error, which Flush returns.
 	w := bufio.NewWriterSize(v.w, 1<<16)
-	v.write(w, p, refusal)
+	v.write(w, newJSONPlan(p, refusal))
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing the plan: %w", err)
 	}
 	return nil
 }
 
-func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
+// write renders the described plan, the form plan --json prints, for a
+// person: the two cannot disagree.
+func (v *planHuman) write(w io.Writer, p jsonPlan) {
 	st := v.style
 	// A plan the command would refuse must not read as one it would
 	// carry out, nor an empty one as all being well: the error after it
 	// (plan's, or the command's own) says why. A plan against a dump is
 	// no refusal here: its note says what it is for.
-	refused := refusalReason(refusal) != ""
-	dump := errors.Is(refusal, backend.ErrReadOnly)
-	if p.Empty() {
+	refused := p.Refusal != nil
+	if !p.Changed {
 		if refused {
 			fmt.Fprintf(w, "%s to the rules, but svcnat %s would refuse to run here (see the error below).\n", st.bold("No changes"), v.op)
 			return
 		}
-		fmt.Fprintln(w, st.bold("No changes.")+" "+v.nothingToDo(p, dump))
-		if dump {
+		fmt.Fprintln(w, st.bold("No changes.")+" "+v.nothingToDo(p))
+		if p.dump {
 			writeDumpNote(w, st)
 		}
-		writeAdopting(w, st, p.Adopting)
+		writeAdopting(w, st, lefts(p.Adopting))
 		return
 	}
-	d := planner.Describe(p)
 	intro := v.intro
 	if refused {
 		intro = fmt.Sprintf("svcnat %s would refuse this plan (see the error below); it would perform the following actions", v.op)
 	}
 	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", intro, p.Backend, p.Prefix)
-	for _, s := range d.Services {
-		line := fmt.Sprintf("  %s service %s", st.glyph(s.Action), s.Name)
+	for _, s := range p.Services {
+		line := fmt.Sprintf("  %s service %s", st.glyph(s.Action.action()), s.Name)
 		if len(s.Details) > 0 {
-			line += ": " + strings.Join(detailWords(s.Details), ", ")
+			line += ": " + strings.Join(s.Details, ", ")
 		}
 		fmt.Fprintln(w, line)
 	}
-	if len(d.Services) > 0 {
+	if len(p.Services) > 0 {
 		fmt.Fprintln(w)
 	}
 	var cur string
 	for _, c := range p.Changes {
-		if h := fmt.Sprintf("%s %s table:", c.Family, c.Table); h != cur {
+		if h := fmt.Sprintf("%s %s table:", c.Family.family(), c.Table); h != cur {
 			cur = h
 			fmt.Fprintln(w, st.bold(h))
 		}
-		head := fmt.Sprintf("  %s chain %s", st.glyph(c.Action), c.Chain)
-		switch svc := d.ChainService(c); {
+		head := fmt.Sprintf("  %s chain %s", st.glyph(c.Action.action()), c.Chain)
+		switch {
 		case c.Builtin:
 			head += " (svcnat's jump rules only)"
-		case svc != "":
-			head += " (" + svc + ")"
+		case c.Service != nil:
+			head += " (" + *c.Service + ")"
 		}
 		fmt.Fprintln(w, head)
 		hidden := 0
-		for _, l := range c.Diff() {
-			switch l.Op {
+		for op, r := range (planner.ChainChange{Before: c.Before, After: c.After, Diff: c.diff}).Lines() {
+			switch op {
 			case planner.DiffEqual:
 				hidden++
 			case planner.DiffInsert:
-				fmt.Fprintln(w, "      "+st.color(planner.Create, "+ "+l.Text))
+				fmt.Fprintln(w, "      "+st.color(planner.Create, "+ "+r.String()))
 			case planner.DiffDelete:
-				fmt.Fprintln(w, "      "+st.color(planner.Delete, "- "+l.Text))
+				fmt.Fprintln(w, "      "+st.color(planner.Delete, "- "+r.String()))
 			}
 		}
 		if hidden > 0 {
@@ -142,15 +143,15 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 		fmt.Fprintf(w, "\n%s svcnat %s will refuse this plan: rules svcnat does not own jump into chains it deletes, and svcnat never edits them:\n",
 			st.color(planner.Delete, "Blocked:"), v.op)
 		for _, b := range p.Blocked {
-			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.String()))
+			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.blocked().String()))
 		}
 	}
-	writeInterrupted(w, st, p.Interrupted, "this plan uses those the configuration wants and removes the rest")
-	writeAdopting(w, st, p.Adopting)
-	s := p.Summary()
+	writeInterrupted(w, st, lefts(p.Interrupted), "this plan uses those the configuration wants and removes the rest")
+	writeAdopting(w, st, lefts(p.Adopting))
+	s := p.Summary
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
-	if dump {
+	if p.dump {
 		writeDumpNote(w, st)
 	}
 }
@@ -159,8 +160,8 @@ func (v *planHuman) write(w io.Writer, p *planner.Plan, refusal error) {
 // is: the rules (live, or in a dump) are what the configuration wants,
 // or, for destroy (a saved destroy plan shown too), which has no
 // configuration, none of the prefix's are there.
-func (v *planHuman) nothingToDo(p *planner.Plan, dump bool) string {
-	destroy := v.op == engine.OpDestroy || p.Destroy
+func (v *planHuman) nothingToDo(p jsonPlan) string {
+	destroy, dump := v.op == engine.OpDestroy || p.destroy, p.dump
 	switch {
 	case v.nothing != "":
 		return v.nothing
@@ -184,38 +185,38 @@ func writeDumpNote(w io.Writer, st style) {
 
 // detailWords says what changes for a service, in an operator's words:
 // "endpoint 10.64.1.4:8080 added", "cluster IP 10.32.0.1:80/tcp removed".
-func detailWords(ds []planner.Detail) []string {
+func detailWords(ds []backend.Detail) []string {
 	out := make([]string, 0, len(ds))
 	for _, d := range ds {
 		var what string
 		switch d.Subject {
-		case planner.SubjectEndpoint:
+		case backend.SubjectEndpoint:
 			what = "endpoint " + d.Value
-		case planner.SubjectClusterIP:
+		case backend.SubjectClusterIP:
 			what = "cluster IP " + d.Value
-		case planner.SubjectExternalIP:
+		case backend.SubjectExternalIP:
 			what = "external IP " + d.Value
-		case planner.SubjectLoadBalancerIP:
+		case backend.SubjectLoadBalancerIP:
 			what = "load-balancer IP " + d.Value
-		case planner.SubjectNodePort:
+		case backend.SubjectNodePort:
 			what = "node port " + d.Value
-		case planner.SubjectHealthCheckNodePort:
+		case backend.SubjectHealthCheckNodePort:
 			what = "health check node port " + d.Value
-		case planner.SubjectNoEndpointsReject:
+		case backend.SubjectNoEndpointsReject:
 			what = "no-endpoints REJECT"
-		case planner.SubjectNoLocalEndpointsDrop:
+		case backend.SubjectNoLocalEndpointsDrop:
 			what = "no-local-endpoints DROP"
-		case planner.SubjectSourceRanges:
+		case backend.SubjectSourceRanges:
 			what = "load-balancer source ranges"
-		case planner.SubjectChain:
+		case backend.SubjectChain:
 			what = chainKindWords[d.Value]
 		default:
 			what = "rules of " + d.Value
 		}
 		switch d.Change {
-		case planner.Added:
+		case backend.Added:
 			what += " added"
-		case planner.Removed:
+		case backend.Removed:
 			what += " removed"
 		default:
 			what += " changed"
@@ -235,7 +236,11 @@ var chainKindWords = map[string]string{
 
 type planJSON struct{ w io.Writer }
 
-// jsonPlan is the documented machine-readable plan (README "plan --json").
+// jsonPlan is the described plan: the documented machine-readable plan
+// (README "plan --json"), which the human view renders too, as Terraform
+// renders its human output from its JSON form. The few things a person is
+// told that a program is not are unexported fields, which encoding/json
+// leaves out.
 type jsonPlan struct {
 	FormatVersion string        `json:"format_version"`
 	Prefix        string        `json:"prefix"`
@@ -250,6 +255,9 @@ type jsonPlan struct {
 	Summary       jsonSummary   `json:"summary"`
 	Services      []jsonService `json:"services"`
 	Changes       []jsonChange  `json:"changes"`
+
+	dump    bool // made against a saved dump (its note)
+	destroy bool // a plan -destroy (what "No changes." says)
 }
 
 // jsonRefusal is why svcnat apply would refuse the plan on this host.
@@ -268,35 +276,111 @@ type jsonSummary struct {
 }
 
 type jsonService struct {
-	Name    string   `json:"name"`
-	Action  string   `json:"action"`
-	Details []string `json:"details"`
+	Name    string     `json:"name"`
+	Action  jsonAction `json:"action"`
+	Details []string   `json:"details"`
 }
 
 // jsonBlocked is a foreign rule that pins a chain the plan deletes
 // (planner.Blocked): rule, in iptables-save form, is in chain, and jumps
 // to pins.
 type jsonBlocked struct {
-	Family string `json:"family"`
-	Table  string `json:"table"`
-	Chain  string `json:"chain"`
-	Rule   string `json:"rule"`
-	Pins   string `json:"pins"`
+	Family jsonFamily   `json:"family"`
+	Table  string       `json:"table"`
+	Chain  string       `json:"chain"`
+	Rule   jsonRuleText `json:"rule"`
+	Pins   string       `json:"pins"`
+}
+
+func (b jsonBlocked) blocked() planner.Blocked {
+	return planner.Blocked{Family: b.Family.family(), Table: b.Table, Rule: rules.Rule(b.Rule), Pins: b.Pins}
 }
 
 // jsonChange is one changed chain. Service is the service it serves, null
-// when Scope is not "service" (planner.Scope): a shared or built-in chain,
+// when Scope is not "service" (backend.Scope): a shared or built-in chain,
 // or one whose service cannot be told.
 type jsonChange struct {
-	Family  string   `json:"family"`
-	Table   string   `json:"table"`
-	Chain   string   `json:"chain"`
-	Action  string   `json:"action"`
-	Builtin bool     `json:"builtin"`
-	Service *string  `json:"service"`
-	Scope   string   `json:"scope"`
-	Before  []string `json:"before"`
-	After   []string `json:"after"`
+	Family  jsonFamily    `json:"family"`
+	Table   string        `json:"table"`
+	Chain   string        `json:"chain"`
+	Action  jsonAction    `json:"action"`
+	Builtin bool          `json:"builtin"`
+	Service *string       `json:"service"`
+	Scope   string        `json:"scope"`
+	Before  jsonRuleLines `json:"before"`
+	After   jsonRuleLines `json:"after"`
+
+	diff []planner.DiffRun // the plan's diff of Before and After, for a person
+}
+
+// jsonFamily is a family as plan --json names it: "ipv4".
+type jsonFamily string
+
+func newJSONFamily(f rules.Family) jsonFamily { return jsonFamily(f.Key()) }
+
+// family is the family f names (0 for none).
+func (f jsonFamily) family() rules.Family {
+	for _, fam := range rules.Families {
+		if fam.Key() == string(f) {
+			return fam
+		}
+	}
+	return 0
+}
+
+// jsonAction is an action as plan --json names it: "create".
+type jsonAction string
+
+// action is the action a names (0 for none).
+func (a jsonAction) action() planner.Action {
+	for _, act := range []planner.Action{planner.Create, planner.Update, planner.Delete} {
+		if act.String() == string(a) {
+			return act
+		}
+	}
+	return 0
+}
+
+// jsonRuleText is a rule in iptables-save form.
+type jsonRuleText rules.Rule
+
+func (r jsonRuleText) MarshalText() ([]byte, error) { return []byte(rules.Rule(r).String()), nil }
+
+func (r *jsonRuleText) UnmarshalText(b []byte) error {
+	toks, err := rules.Tokenize(string(b))
+	if err != nil {
+		return err
+	}
+	if len(toks) < 2 || toks[0] != "-A" {
+		return fmt.Errorf("not a rule: %q", b)
+	}
+	*r = jsonRuleText{Chain: toks[1], Args: toks[2:]}
+	return nil
+}
+
+// jsonRuleLines are rules in iptables-save form, [] when none. They are
+// made into text as they are written: a cold start's plan holds a quarter
+// of a million.
+type jsonRuleLines []rules.Rule
+
+func (rs jsonRuleLines) MarshalJSON() ([]byte, error) {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.String()
+	}
+	return json.Marshal(out)
+}
+
+func (rs *jsonRuleLines) UnmarshalJSON(b []byte) error {
+	var in []jsonRuleText
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*rs = make(jsonRuleLines, len(in))
+	for i, r := range in {
+		(*rs)[i] = rules.Rule(r)
+	}
+	return nil
 }
 
 func (v *planJSON) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
@@ -313,25 +397,28 @@ func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
 	return nil
 }
 
-// newJSONPlan is the plan --json document of p, which apply would refuse
-// with refusal (nil: it would not).
+// newJSONPlan is the described plan of p, which apply would refuse with
+// refusal (nil: it would not): the plan --json document, and what the
+// human view renders.
 func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
-	s, d := p.Summary(), planner.Describe(p)
-	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint(),
+	s, d := p.Summary(), kernel.Describer().Describe(p.Planned())
+	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
 		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
 		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),
-		Summary: jsonSummary(s), Services: []jsonService{}, Changes: []jsonChange{}}
+		Summary: jsonSummary(s), Services: make([]jsonService, 0, len(d.Services)), Changes: make([]jsonChange, 0, len(p.Changes)),
+		dump: errors.Is(refusal, backend.ErrReadOnly), destroy: p.Destroy}
 	for _, b := range p.Blocked {
-		out.Blocked = append(out.Blocked, jsonBlocked{Family: b.Family.Key(), Table: b.Table, Chain: b.Rule.Chain, Rule: b.Rule.String(), Pins: b.Pins})
+		out.Blocked = append(out.Blocked, jsonBlocked{Family: newJSONFamily(b.Family), Table: b.Table, Chain: b.Rule.Chain, Rule: jsonRuleText(b.Rule), Pins: b.Pins})
 	}
 	for _, sc := range d.Services {
-		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: sc.Action.String(), Details: detailWords(sc.Details)})
+		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: jsonAction(sc.Action.String()), Details: detailWords(sc.Details)})
 	}
-	for _, c := range p.Changes {
-		jc := jsonChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain, Action: c.Action.String(), Builtin: c.Builtin,
-			Scope: string(d.ChainScope(c)), Before: lines(c.Before), After: lines(c.After)}
-		if svc := d.ChainService(c); svc != "" {
-			jc.Service = &svc
+	for i, c := range p.Changes {
+		owner := &d.Chains[i]
+		jc := jsonChange{Family: newJSONFamily(c.Family), Table: c.Table, Chain: c.Chain, Action: jsonAction(c.Action.String()), Builtin: c.Builtin,
+			Scope: string(owner.Scope), Before: c.Before, After: c.After, diff: c.Diff}
+		if owner.Service != "" {
+			jc.Service = &owner.Service
 		}
 		out.Changes = append(out.Changes, jc)
 	}
@@ -361,20 +448,21 @@ func newJSONRefusal(refusal error) *jsonRefusal {
 	return r
 }
 
-func lines(rs []rules.Rule) []string {
-	out := []string{}
-	for _, r := range rs {
-		out = append(out, r.String())
-	}
-	return out
-}
-
 // plural counts things in English: "1 chain", "2 chains".
 func plural(n int, thing string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, thing)
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// lefts are the chains of a described plan's interrupted or adopting list.
+func lefts(ls []jsonLeft) []planner.Left {
+	out := make([]planner.Left, len(ls))
+	for i, l := range ls {
+		out[i] = planner.Left{Family: l.Family.family(), Table: l.Table, Chain: l.Chain}
+	}
+	return out
 }
 
 // writeAdopting names the live chains --adopt takes over (see

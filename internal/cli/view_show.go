@@ -10,6 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -96,13 +97,13 @@ type jsonDriftSummary struct {
 }
 
 type jsonDriftChange struct {
-	Family  string   `json:"family"`
-	Table   string   `json:"table"`
-	Chain   string   `json:"chain"`
-	Action  string   `json:"action"`
-	Builtin bool     `json:"builtin"`
-	Before  []string `json:"before"`
-	After   []string `json:"after"`
+	Family  string        `json:"family"`
+	Table   string        `json:"table"`
+	Chain   string        `json:"chain"`
+	Action  string        `json:"action"`
+	Builtin bool          `json:"builtin"`
+	Before  jsonRuleLines `json:"before"`
+	After   jsonRuleLines `json:"after"`
 }
 
 // writeStatusJSON writes show --json: one document.
@@ -132,13 +133,13 @@ func writeStatusJSON(w io.Writer, s *engine.Status) error {
 			Summary: jsonDriftSummary{Add: sum.Add, Change: sum.Change, Remove: sum.Remove, RulesAdded: sum.RulesAdded, RulesRemoved: sum.RulesRemoved}}
 		for _, c := range s.Drift.Changes {
 			out.Drift.Changes = append(out.Drift.Changes, jsonDriftChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
-				Action: c.Action.String(), Builtin: c.Builtin, Before: lines(c.Before), After: lines(c.After)})
+				Action: c.Action.String(), Builtin: c.Builtin, Before: c.Before, After: c.After})
 		}
 	}
 	return encodeJSON(w, out, "writing the status")
 }
 
-func jsonRules(ls []planner.Located) []jsonRule {
+func jsonRules(ls []backend.Located) []jsonRule {
 	out := []jsonRule{}
 	for _, l := range ls {
 		out = append(out, jsonRule{Family: l.Family.Key(), Table: l.Table, Rule: l.Rule.String()})

@@ -73,8 +73,8 @@ func (e *Engine) EnsureCanaries(prefix string) error {
 	if err := e.noteCanaryTables(d, prefix, missing); err != nil {
 		return err
 	}
-	return e.canaries(prefix, missing, func(missing bool, c *backend.Change) bool {
-		c.Create = true
+	return e.canaries(prefix, missing, func(missing bool, c *backend.ChainChange) bool {
+		c.Action = backend.Create
 		return missing
 	})
 }
@@ -89,8 +89,8 @@ func (e *Engine) removeCanaries(prefix string) error {
 	if err != nil {
 		return err
 	}
-	return e.canaries(prefix, missing, func(missing bool, c *backend.Change) bool {
-		c.Delete = true
+	return e.canaries(prefix, missing, func(missing bool, c *backend.ChainChange) bool {
+		c.Action = backend.Delete
 		return !missing
 	})
 }
@@ -98,11 +98,11 @@ func (e *Engine) removeCanaries(prefix string) error {
 // canaries runs, per family, one transaction of the changes change makes
 // to each table's canary chain (missing, by MissingCanaries, or not) and
 // keeps (true).
-func (e *Engine) canaries(prefix string, missing []Canary, change func(missing bool, c *backend.Change) bool) error {
+func (e *Engine) canaries(prefix string, missing []Canary, change func(missing bool, c *backend.ChainChange) bool) error {
 	for _, f := range rules.Families {
 		tx := &backend.Transaction{Family: f}
 		for _, t := range canaryTables {
-			c := &backend.Change{Table: t, Chain: rules.Canary(prefix)}
+			c := &backend.ChainChange{Table: t, Chain: rules.Canary(prefix)}
 			if change(slices.Contains(missing, Canary{f, t}), c) {
 				tx.Changes = append(tx.Changes, c)
 			}

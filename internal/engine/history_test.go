@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
-	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -182,7 +182,7 @@ func TestRollbackToAGoneGeneration(t *testing.T) {
 }
 
 // inventory counts the owned live rules as show does.
-func (h *testHost) inventory(t *testing.T) *planner.Inventory {
+func (h *testHost) inventory(t *testing.T) *backend.Inventory {
 	t.Helper()
 	live := map[rules.Family]*rules.Ruleset{}
 	for _, f := range rules.Families {
@@ -192,5 +192,5 @@ func (h *testHost) inventory(t *testing.T) *planner.Inventory {
 		}
 		live[f] = rs
 	}
-	return planner.Take(live, "SVCNAT")
+	return describer().Inventory("SVCNAT", live)
 }

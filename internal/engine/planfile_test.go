@@ -21,7 +21,7 @@ func savedWeb(t *testing.T, h *testHost) (*planner.Plan, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := planner.UnmarshalPlan(data)
+	saved, _, err := planner.UnmarshalPlan(data, describer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestApplySavedRefusesRulesSvcnatNeverWrites(t *testing.T) {
 			// New keeps only what svcnat owns (nat and filter): a plan
 			// value holds whatever its file said.
 			tampered.Desired[rules.IPv4] = evil
-			if tampered.Fingerprint() != saved.Fingerprint() {
+			if tampered.Fingerprint != saved.Fingerprint {
 				t.Fatal("the tampered plan is stale: it tests nothing")
 			}
 			before := h.text(t)
@@ -106,7 +106,7 @@ func TestSavedPlanFileEditedIsRefused(t *testing.T) {
 	if edited == string(data) {
 		t.Fatal("no DNAT to 10.64.1.2:80 in the plan file")
 	}
-	p, _, err := planner.UnmarshalPlan([]byte(edited))
+	p, _, err := planner.UnmarshalPlan([]byte(edited), describer())
 	if err == nil {
 		_, err = h.e.ApplySaved(context.Background(), p, "sha256:cfg")
 		t.Fatalf("an edited plan file was read (apply: %v)", err)

@@ -275,7 +275,7 @@ func TestApplySavedRefusesWhatApplyRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _, err = planner.UnmarshalPlan(data)
+		p, _, err = planner.UnmarshalPlan(data, describer())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,8 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +53,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config, node string) (*R
 // when it was made. It refuses a plan whose chain prefix svcnat may not
 // own, one made for another backend, what Apply refuses (applyRefusal; a
 // prefix other than the recorded one as a *PlanPrefixError), desired
-// rules svcnat could not have written (*planner.DesiredRuleError), and a
+// rules svcnat could not have written (the backend's CheckDesired), and a
 // stale plan, made against other live rules (*StaleError). A destroy plan
 // (plan -destroy) is committed as Destroy commits it, with its refusals
 // (see destroySaved).
@@ -70,8 +68,8 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 		return nil, &PlanBackendError{Plan: p.Backend, Host: backend}
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
-	// only by whoever does not recompute it (see planner.CheckDesired).
-	if err := planner.CheckDesired(p.Prefix, p.Desired); err != nil {
+	// only by whoever does not recompute it (see CheckDesired).
+	if err := describer().CheckDesired(p.Prefix, p.Desired); err != nil {
 		return nil, &PlanUnusableError{err}
 	}
 	if p.Destroy {
@@ -138,7 +136,7 @@ func (e *Engine) savedLive(p *planner.Plan) (map[rules.Family]*rules.Ruleset, er
 		return nil, err
 	}
 	now := planner.New(p.Prefix, p.Backend, p.Desired, live)
-	if now.Fingerprint() != p.Fingerprint() {
+	if now.Fingerprint != p.Fingerprint {
 		// What changed since the plan was made reads as a plan from
 		// its snapshot to the live rules.
 		return nil, &StaleError{Since: planner.New(p.Prefix, p.Backend, live, p.Live)}
@@ -450,10 +448,11 @@ func (e *Engine) applyPlan(ctx context.Context, p *planner.Plan, live map[rules.
 	return nil
 }
 
-// staleFlows turns the planner's stale UDP flows into conntrack's terms.
+// staleFlows turns the backend's stale UDP flows of p into conntrack's
+// terms.
 func staleFlows(p *planner.Plan) []conntrack.Flow {
 	var out []conntrack.Flow
-	for _, f := range planner.StaleUDP(p) {
+	for _, f := range describer().StaleUDP(p.Planned()) {
 		fl := conntrack.Flow{Protocol: "udp", OrigDst: f.VIP, OrigPort: f.Port, DNAT: f.Endpoint}
 		if !f.VIP.IsValid() {
 			fl.OrigPort = f.NodePort
@@ -479,13 +478,13 @@ func blank(p *planner.Plan) bool {
 // made: at 10,000 services each is 25 MB.
 func generationFiles(p *planner.Plan) (map[string]io.WriterTo, string) {
 	gens := map[string]io.WriterTo{}
-	h := sha256.New()
+	var sections []state.Section
 	for _, f := range rules.Families {
 		gens[f.Key()] = text{p.Desired[f]}
-		io.WriteString(h, f.Key()+"\n")
-		p.Desired[f].WriteText(h)
+		sections = append(sections, state.Section{Name: f.Key(), Write: p.Desired[f].WriteText})
 	}
-	return gens, "sha256:" + hex.EncodeToString(h.Sum(nil))
+	digest, _ := state.SectionsDigest("", sections...) // writing to a hash never fails
+	return gens, digest
 }
 
 // text is a ruleset's Text, for writing to a file (io.WriterTo).
@@ -561,7 +560,7 @@ func generationRules(d *state.Dir, st *state.State, gen int64) (map[rules.Family
 	}
 	// The digest is generationFiles's, over the files as written.
 	data := map[rules.Family][]byte{}
-	h := sha256.New()
+	var sections []state.Section
 	for _, f := range rules.Families {
 		if slices.Contains(info.Rules, f.Key()) {
 			b, err := d.ReadGeneration(gen, f.Key())
@@ -570,10 +569,12 @@ func generationRules(d *state.Dir, st *state.State, gen int64) (map[rules.Family
 			}
 			data[f] = b
 		}
-		io.WriteString(h, f.Key()+"\n")
-		h.Write(data[f])
+		sections = append(sections, state.Section{Name: f.Key(), Write: func(w io.Writer) error {
+			_, err := w.Write(data[f])
+			return err
+		}})
 	}
-	if digest := "sha256:" + hex.EncodeToString(h.Sum(nil)); info.RulesDigest != "" && digest != info.RulesDigest {
+	if digest, _ := state.SectionsDigest("", sections...); info.RulesDigest != "" && digest != info.RulesDigest {
 		return nil, &GenerationError{StateDir: d.Path(), Generation: gen,
 			Err: fmt.Errorf("the files of generation %d in %s are not the rules recorded (their digest is %s, the record says %s)",
 				gen, filepath.Join(d.Path(), "generations"), digest, info.RulesDigest)}

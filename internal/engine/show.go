@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -12,7 +13,7 @@ type Status struct {
 	Prefix  string
 	Backend string
 	// Owned groups the owned live rules by service.
-	Owned *planner.Inventory
+	Owned *backend.Inventory
 	// State is the state directory's record; Generation 0 when nothing
 	// was recorded.
 	State    *state.State
@@ -37,7 +38,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Prefix: prefix, Backend: string(e.Kernel.Name()), Owned: planner.Take(live, prefix), StateDir: e.StateDir}
+	s := &Status{Prefix: prefix, Backend: string(e.Kernel.Name()), Owned: describer().Inventory(prefix, live), StateDir: e.StateDir}
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return nil, err

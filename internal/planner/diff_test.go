@@ -2,8 +2,11 @@ package planner
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // probabilityChain is the text of a service chain picking among n
@@ -64,5 +67,51 @@ func BenchmarkRuleDiffServiceChain(b *testing.B) {
 	before, after := probabilityChain(5000, -1), probabilityChain(5000, 4999)
 	for i := 0; i < b.N; i++ {
 		RuleDiffText(before, after)
+	}
+}
+
+// TestRuleRunsAreTheTextDiff checks that the runs a plan stores are the
+// diff the text differ makes, line for line, for a chain changed a little,
+// rewritten whole, created and deleted; and that they count what they show.
+func TestRuleRunsAreTheTextDiff(t *testing.T) {
+	ruleList := func(text string) []rules.Rule {
+		var out []rules.Rule
+		for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			toks, err := rules.Tokenize(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, rules.Rule{Chain: toks[1], Args: toks[2:]})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after []rules.Rule
+	}{
+		{"changed", ruleList(probabilityChain(10, -1)), ruleList(probabilityChain(10, 4))},
+		{"rewritten", ruleList(probabilityChain(3000, -1)), ruleList(probabilityChain(3000, 2999))},
+		{"created", nil, ruleList(probabilityChain(5, -1))},
+		{"deleted", ruleList(probabilityChain(5, -1)), nil},
+	} {
+		c := ChainChange{Before: tc.before, After: tc.after, Diff: RuleRuns(tc.before, tc.after)}
+		var got []DiffLine
+		added, removed := 0, 0
+		for op, r := range c.Lines() {
+			got = append(got, DiffLine{Op: op, Text: r.String()})
+			switch op {
+			case DiffInsert:
+				added++
+			case DiffDelete:
+				removed++
+			}
+		}
+		want := RuleDiffText(ruleText(tc.before), ruleText(tc.after))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the runs' lines differ from the text diff", tc.name)
+		}
+		if c.Added() != added || c.Removed() != removed {
+			t.Errorf("%s: counts %d added, %d removed; the lines show %d, %d", tc.name, c.Added(), c.Removed(), added, removed)
+		}
 	}
 }

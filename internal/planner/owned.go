@@ -1,36 +1,26 @@
 // Package planner computes what svcnat would change: it diffs the owned
 // part of the live rules chain by chain against the desired rules and
-// returns the plan as a value (per-chain changes, the live snapshot and its
-// fingerprint, the foreign rules that block it), and summarizes a plan by
-// service for the views. It never runs iptables and never prints; the
+// returns the plan as a complete value (per-chain changes with their
+// diffs, the live snapshot and its fingerprint, the foreign rules that
+// block it). What the changes mean for services is the backend's to say
+// (backend.Describer). It never runs iptables and never prints; the
 // engine runs plans and the views in cli print them.
 package planner
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/state"
 )
 
 // Fingerprint is a digest of owned rules per family, recorded in saved plans
-// so that applying one made against other live rules is refused.
+// so that applying one made against other live rules is refused: the one
+// rules digest (state.SectionsDigest) of each family's text, named for
+// people ("IPv4"), after a line naming the backend.
 func Fingerprint(backend string, owned map[rules.Family]*rules.Ruleset) string {
-	h := sha256.New()
-	h.Write([]byte(backend + "\n"))
+	sections := make([]state.Section, 0, len(rules.Families))
 	for _, f := range rules.Families {
-		h.Write([]byte(f.String() + "\n"))
-		h.Write([]byte(owned[f].Text()))
+		sections = append(sections, state.Section{Name: f.String(), Write: owned[f].WriteText})
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// LiveFingerprint is the Fingerprint of the part of live that prefix owns:
-// what a plan made now against live would record.
-func LiveFingerprint(prefix, backend string, live map[rules.Family]*rules.Ruleset) string {
-	owned := map[rules.Family]*rules.Ruleset{}
-	for f, rs := range live {
-		owned[f] = rs.Owned(prefix)
-	}
-	return Fingerprint(backend, owned)
+	digest, _ := state.SectionsDigest(backend+"\n", sections...) // writing to a hash never fails
+	return digest
 }

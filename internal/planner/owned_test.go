@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -50,11 +51,11 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := UnmarshalPlan(data)
+	saved, _, err := UnmarshalPlan(data, describe.Describer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(saved.Blocked) != 0 || saved.Fingerprint() != all.Fingerprint() {
+	if len(saved.Blocked) != 0 || saved.Fingerprint != all.Fingerprint {
 		t.Fatalf("saved plan: blocked %+v", saved.Blocked)
 	}
 }

@@ -4,94 +4,35 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sergi/go-diff/diffmatchpatch"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
-// Action is what a plan does to a chain or a service; its value is the glyph
-// the views print.
-type Action rune
-
-// The actions.
-const (
-	Create Action = '+'
-	Update Action = '~'
-	Delete Action = '-'
+// The plan's types are the backend's (package backend holds the types
+// a plan is made of, whatever the kernel); planner names them too, as the
+// package that makes plans.
+type (
+	Action      = backend.Action
+	ChainChange = backend.ChainChange
+	DiffOp      = backend.DiffOp
+	DiffRun     = backend.DiffRun
+	DiffLine    = backend.DiffLine
 )
 
-func (a Action) String() string {
-	switch a {
-	case Create:
-		return "create"
-	case Update:
-		return "update"
-	case Delete:
-		return "delete"
-	}
-	return "no-op"
-}
-
-// ChainChange is one owned chain that differs between live and desired. For
-// a built-in chain it covers only svcnat's jump rules in it.
-type ChainChange struct {
-	Family  rules.Family
-	Table   string
-	Chain   string
-	Action  Action
-	Builtin bool
-	Before  []rules.Rule
-	After   []rules.Rule
-}
-
-// Diff is the rule diff of the chain, for views; it is computed when asked
-// for, since a cold start changes 60,000 chains nobody reads one by one.
-func (c ChainChange) Diff() []DiffLine { return RuleDiff(c.Before, c.After) }
-
-// DiffOp marks a line of a rule diff.
-type DiffOp rune
-
-// The diff operations, as the views print them.
+// The actions and diff operations.
 const (
-	DiffEqual  DiffOp = ' '
-	DiffInsert DiffOp = '+'
-	DiffDelete DiffOp = '-'
+	Create = backend.Create
+	Update = backend.Update
+	Delete = backend.Delete
+
+	DiffEqual  = backend.DiffEqual
+	DiffInsert = backend.DiffInsert
+	DiffDelete = backend.DiffDelete
 )
-
-// DiffLine is one rule line of a chain diff.
-type DiffLine struct {
-	Op   DiffOp
-	Text string
-}
-
-// Added counts inserted rules.
-func (c ChainChange) Added() int { return c.count(DiffInsert) }
-
-// Removed counts deleted rules.
-func (c ChainChange) Removed() int { return c.count(DiffDelete) }
-
-func (c ChainChange) count(op DiffOp) int {
-	switch {
-	case len(c.Before) == 0:
-		if op == DiffInsert {
-			return len(c.After)
-		}
-		return 0
-	case len(c.After) == 0:
-		if op == DiffDelete {
-			return len(c.Before)
-		}
-		return 0
-	}
-	n := 0
-	for _, d := range c.Diff() {
-		if d.Op == op {
-			n++
-		}
-	}
-	return n
-}
 
 // Plan is what apply would do: the per-chain changes and the owned live
 // snapshot they were computed against. It is a value: views render it
@@ -133,18 +74,16 @@ type Plan struct {
 	// applied, it is committed as destroy is, with destroy's checks.
 	Destroy bool
 
-	fingerprint string // Fingerprint's, once asked for
+	// Fingerprint is the digest of the live owned rules the plan was
+	// made against (see the function Fingerprint), recorded in saved
+	// plans so that applying one made against other live rules is
+	// refused.
+	Fingerprint string
 }
 
-// Fingerprint is the digest of the live owned rules the plan was made
-// against (see the function Fingerprint), recorded in saved plans so that
-// applying one made against other live rules is refused. It is computed
-// when first asked for: a plan that is applied right away needs none.
-func (p *Plan) Fingerprint() string {
-	if p.fingerprint == "" {
-		p.fingerprint = Fingerprint(p.Backend, p.Live)
-	}
-	return p.fingerprint
+// Planned is what a backend's Describer reads of the plan.
+func (p *Plan) Planned() backend.Planned {
+	return backend.Planned{Prefix: p.Prefix, Desired: p.Desired, Live: p.Live, Changes: p.Changes, ChainService: p.ChainService}
 }
 
 // Blocked is a foreign rule that pins a chain the plan deletes: a rule in
@@ -198,8 +137,9 @@ func (p *Plan) Summary() Summary {
 // New diffs the owned part of live against desired. Desired must hold only
 // owned chains (as the renderer makes them); live may be a whole dump, and
 // should be one: the foreign rules in it are what fills Blocked.
-func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
-	p := &Plan{Prefix: prefix, Backend: backend, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
+func New(prefix, backendName string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
+	p := &Plan{Prefix: prefix, Backend: backendName, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
+	whole := map[rules.Family]*rules.Ruleset{}
 	for _, f := range rules.Families {
 		d, l := desired[f], live[f]
 		if d == nil {
@@ -208,22 +148,30 @@ func New(prefix, backend string, desired, live map[rules.Family]*rules.Ruleset) 
 		if l == nil {
 			l = &rules.Ruleset{Family: f}
 		}
-		od, ol := d.Owned(prefix), l.Owned(prefix)
-		p.Desired[f], p.Live[f] = od, ol
-		changes := diffFamily(f, od, ol)
-		p.Changes = append(p.Changes, changes...)
-		p.Blocked = append(p.Blocked, blocked(f, l, prefix, changes)...)
+		p.Desired[f], p.Live[f], whole[f] = d.Owned(prefix), l.Owned(prefix), l
 	}
+	// The fingerprint prints the live owned rules (25 MB at 10,000
+	// services), which takes as long as the diff: the two run side by
+	// side, and both only read the rulesets.
+	fingerprint := make(chan string, 1)
+	go func() { fingerprint <- Fingerprint(backendName, p.Live) }()
+	for _, f := range rules.Families {
+		changes := diffFamily(f, p.Desired[f], p.Live[f])
+		p.Changes = append(p.Changes, changes...)
+		p.Blocked = append(p.Blocked, blocked(f, whole[f], prefix, changes)...)
+	}
+	p.Fingerprint = <-fingerprint
 	return p
 }
 
 // blocked lists the foreign rules of live that jump to a chain changes
 // deletes, for Plan.Blocked.
 func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []ChainChange) []Blocked {
-	deleted := map[string]bool{}
+	type key struct{ table, chain string }
+	deleted := map[key]bool{}
 	for _, c := range changes {
 		if c.Action == Delete && !c.Builtin {
-			deleted[IndexKey(c.Table, c.Chain)] = true
+			deleted[key{c.Table, c.Chain}] = true
 		}
 	}
 	if len(deleted) == 0 {
@@ -236,7 +184,7 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 				continue
 			}
 			for _, r := range c.Rules {
-				if tgt := r.Target(); deleted[IndexKey(t.Name, tgt)] {
+				if tgt := r.Target(); deleted[key{t.Name, tgt}] {
 					out = append(out, Blocked{Family: f, Table: t.Name, Rule: r, Pins: tgt})
 				}
 			}
@@ -257,15 +205,22 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 	type key struct{ table, chain string }
 	seen := map[key]bool{}
 	var keys []key
-	for _, rs := range []*rules.Ruleset{desired, live} {
+	created := 0 // chains only desired: changes for certain
+	for i, rs := range []*rules.Ruleset{desired, live} {
 		for _, t := range rs.Tables {
 			for _, c := range t.Chains {
 				k := key{t.Name, c.Name}
-				if !seen[k] {
+				switch {
+				case !seen[k]:
 					seen[k] = true
 					keys = append(keys, k)
+				case i == 1:
+					created--
 				}
 			}
+		}
+		if i == 0 {
+			created = len(keys)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -274,7 +229,9 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 		}
 		return keys[i].chain < keys[j].chain
 	})
-	var out []ChainChange
+	// A cold start creates every chain: sized for them, its changes are
+	// allocated once.
+	out := make([]ChainChange, 0, created)
 	for _, k := range keys {
 		var dc, lc *rules.Chain
 		if t := desired.Table(k.table); t != nil {
@@ -295,6 +252,7 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 			}
 			ch.Action, ch.Before, ch.After = Update, lc.Rules, dc.Rules
 		}
+		ch.Diff = RuleRuns(ch.Before, ch.After)
 		if ch.Builtin && ch.Action != Update {
 			ch.Action = Update // a built-in chain is never created or removed, only its jumps
 		}
@@ -303,21 +261,46 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 	return out
 }
 
-// RuleDiff is a line diff of two rule lists (go-diff's line mode), so a
-// changed chain shows only the rules that moved.
-func RuleDiff(before, after []rules.Rule) []DiffLine {
-	if len(before) == 0 || len(after) == 0 { // a chain created or deleted: no diff to compute
-		op, rs := DiffInsert, after
-		if len(after) == 0 {
-			op, rs = DiffDelete, before
-		}
-		out := make([]DiffLine, len(rs))
-		for i, r := range rs {
-			out[i] = DiffLine{Op: op, Text: r.String()}
-		}
-		return out
+// RuleRuns is the line diff of two rule lists (go-diff's line mode), as
+// runs over them, so that a changed chain shows only the rules that
+// moved. A chain created or deleted needs no differ: its diff is nil,
+// which ChainChange.Diff reads as all of each side.
+func RuleRuns(before, after []rules.Rule) []DiffRun {
+	if len(before) == 0 || len(after) == 0 {
+		return nil
 	}
-	return RuleDiffText(ruleText(before), ruleText(after))
+	dmp := diffmatchpatch.New()
+	a, b, _ := dmp.DiffLinesToRunes(ruleText(before), ruleText(after))
+	var out []DiffRun
+	for _, d := range lineDiffs(dmp, a, b) {
+		run := DiffRun{Op: diffOp(d.Type), N: utf8.RuneCountInString(d.Text)} // a rune a line
+		if n := len(out); n > 0 && out[n-1].Op == run.Op {
+			out[n-1].N += run.N
+			continue
+		}
+		out = append(out, run)
+	}
+	return out
+}
+
+// RuleDiff is RuleRuns line by line.
+func RuleDiff(before, after []rules.Rule) []DiffLine {
+	c := ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
+	var out []DiffLine
+	for op, r := range c.Lines() {
+		out = append(out, DiffLine{Op: op, Text: r.String()})
+	}
+	return out
+}
+
+func diffOp(t diffmatchpatch.Operation) DiffOp {
+	switch t {
+	case diffmatchpatch.DiffInsert:
+		return DiffInsert
+	case diffmatchpatch.DiffDelete:
+		return DiffDelete
+	}
+	return DiffEqual
 }
 
 // maxDiffLines bounds the lines, between the common head and tail, that
@@ -336,13 +319,7 @@ func RuleDiffText(before, after string) []DiffLine {
 	diffs := dmp.DiffCharsToLines(lineDiffs(dmp, a, b), lines)
 	var out []DiffLine
 	for _, d := range diffs {
-		op := DiffEqual
-		switch d.Type {
-		case diffmatchpatch.DiffInsert:
-			op = DiffInsert
-		case diffmatchpatch.DiffDelete:
-			op = DiffDelete
-		}
+		op := diffOp(d.Type)
 		for _, l := range strings.SplitAfter(d.Text, "\n") {
 			if l = strings.TrimSuffix(l, "\n"); l != "" {
 				out = append(out, DiffLine{Op: op, Text: l})

@@ -3,15 +3,12 @@ package planner
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 const webHCL = `service "default/web" {
@@ -153,8 +150,8 @@ func TestSavedPlanRefusesRulesSvcnatNeverWrites(t *testing.T) {
 				t.Fatalf("no %q in the desired rules:\n%s", tc.old, pf.Desired["ipv4"])
 			}
 			pf.Desired["ipv4"] = strings.Replace(pf.Desired["ipv4"], tc.old, tc.new, 1)
-			_, _, err := UnmarshalPlan(encode(t, pf, true))
-			var de *DesiredRuleError
+			_, _, err := UnmarshalPlan(encode(t, pf, true), describe.Describer{})
+			var de *describe.DesiredRuleError
 			if !errors.As(err, &de) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want a *DesiredRuleError with %q", err, tc.want)
 			}
@@ -169,7 +166,7 @@ func TestSavedPlanRefusesRulesSvcnatNeverWrites(t *testing.T) {
 // from an edited one, so it is made again.
 func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 	pf := savedWeb(t)
-	if _, _, err := UnmarshalPlan(encode(t, pf, false)); err != nil {
+	if _, _, err := UnmarshalPlan(encode(t, pf, false), describe.Describer{}); err != nil {
 		t.Fatalf("the plan as made: %v", err)
 	}
 	const dnat = "--to-destination 10.64.1.2:80"
@@ -187,7 +184,7 @@ func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			pf := savedWeb(t)
 			edit(&pf)
-			_, _, err := UnmarshalPlan(encode(t, pf, false))
+			_, _, err := UnmarshalPlan(encode(t, pf, false), describe.Describer{})
 			if err == nil || err.Error() != "the plan file was changed after it was made: it does not match the digest recorded in it" {
 				t.Fatalf("err = %v", err)
 			}
@@ -196,63 +193,9 @@ func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 	t.Run("no digest", func(t *testing.T) {
 		pf := savedWeb(t)
 		pf.FormatVersion, pf.Digest = 1, ""
-		_, _, err := UnmarshalPlan(encode(t, pf, false))
+		_, _, err := UnmarshalPlan(encode(t, pf, false), describe.Describer{})
 		if err == nil || err.Error() != "the plan was made by an earlier svcnat, which recorded no digest of it" {
 			t.Fatalf("err = %v", err)
 		}
 	})
-}
-
-// TestCheckDesiredAdmitsWhatRenderWrites: the check must never refuse
-// what svcnat itself writes (reconcile applies every plan it makes through
-// it): every golden of render, kube-proxy's prefix and svcnat's, IPv4 and
-// IPv6, passes.
-func TestCheckDesiredAdmitsWhatRenderWrites(t *testing.T) {
-	goldens, err := filepath.Glob(filepath.Join("..", "kernel", "iptables", "render", "testdata", "*.golden"))
-	if err != nil || len(goldens) < 10 {
-		t.Fatalf("goldens: %v, %d", err, len(goldens))
-	}
-	for _, g := range goldens {
-		data, err := os.ReadFile(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fam, prefix := rules.IPv4, "KUBE"
-		if strings.HasSuffix(g, ".v6.golden") {
-			fam = rules.IPv6
-		}
-		if !strings.Contains(string(data), ":KUBE-SERVICES ") {
-			prefix = "SVCNAT"
-		}
-		rs, err := rules.ParseSave(fam, strings.NewReader(string(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := CheckDesired(prefix, map[rules.Family]*rules.Ruleset{fam: rs}); err != nil {
-			t.Errorf("%s: %v", filepath.Base(g), err)
-		}
-	}
-}
-
-// BenchmarkCheckDesired10k checks the rules of 10,000 services
-// (bench.Files), which every saved plan and every reconcile apply pays.
-func BenchmarkCheckDesired10k(b *testing.B) {
-	dir := b.TempDir()
-	if err := bench.Write(dir, bench.FromEnv(b)); err != nil {
-		b.Fatal(err)
-	}
-	cfg, diags := config.Load(dir)
-	if diags.HasErrors() {
-		b.Fatal(diags)
-	}
-	res, err := render.Render(cfg, render.Options{Node: bench.Node, RandomFully: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := CheckDesired(cfg.Settings.ChainPrefix, res.Rulesets); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

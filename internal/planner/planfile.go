@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -19,8 +20,8 @@ const PlanFileVersion = 2
 // they were diffed against, with its fingerprint, and a digest of it all.
 // The changes are not stored; they are recomputed from the two rulesets,
 // so a saved plan is always "turn live into desired". What desired may
-// hold is checked as it is read (CheckDesired): the file is data whoever
-// can write it chooses.
+// hold is checked as it is read (backend.Describer.CheckDesired): the
+// file is data whoever can write it chooses.
 type planFile struct {
 	Kind          string            `json:"kind"`
 	FormatVersion int               `json:"format_version"`
@@ -58,7 +59,7 @@ func planDigest(pf planFile) (string, error) {
 // MarshalPlan encodes a plan for plan -out.
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
-		Fingerprint: p.Fingerprint(), ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
+		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
 		ChainServices: p.ChainService, Destroy: p.Destroy}
 	for _, f := range rules.Families {
 		pf.Desired[f.Key()] = p.Desired[f].Text()
@@ -74,10 +75,10 @@ func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 // UnmarshalPlan decodes a saved plan and recomputes its changes. It refuses
 // a plan made by a version of svcnat that recorded no digest, a file that
 // does not match its digest (it was changed after it was made), desired
-// rules svcnat could not have written (CheckDesired, which the digest,
-// recomputable by whoever edits the file, cannot replace), and a file
-// whose recorded fingerprint does not match its own live snapshot.
-func UnmarshalPlan(data []byte) (*Plan, string, error) {
+// rules svcnat could not have written (the backend's CheckDesired, which
+// the digest, recomputable by whoever edits the file, cannot replace), and
+// a file whose recorded fingerprint does not match its own live snapshot.
+func UnmarshalPlan(data []byte, d backend.Describer) (*Plan, string, error) {
 	var pf planFile
 	if err := json.Unmarshal(data, &pf); err != nil {
 		return nil, "", fmt.Errorf("not a saved svcnat plan: %w", err)
@@ -107,7 +108,7 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 	}
 	// Checked as read, before New keeps only the owned part: a rule of
 	// the file that is not svcnat's is refused, not silently dropped.
-	if err := CheckDesired(pf.Prefix, desired); err != nil {
+	if err := d.CheckDesired(pf.Prefix, desired); err != nil {
 		return nil, "", err
 	}
 	if pf.Destroy && !blankDesired(desired) {
@@ -117,7 +118,7 @@ func UnmarshalPlan(data []byte) (*Plan, string, error) {
 	}
 	p := New(pf.Prefix, pf.Backend, desired, live)
 	p.ChainService, p.Destroy = pf.ChainServices, pf.Destroy
-	if p.Fingerprint() != pf.Fingerprint {
+	if p.Fingerprint != pf.Fingerprint {
 		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")
 	}
 	return p, pf.ConfigDigest, nil
@@ -137,8 +138,8 @@ func blankDesired(desired map[rules.Family]*rules.Ruleset) bool {
 
 // ResealPlan rewrites the digest of a plan file to match its contents, as
 // anyone who edits a plan file and reads this code can: which is why the
-// digest only catches edits by those who do not, and CheckDesired is what
-// holds against the others.
+// digest only catches edits by those who do not, and the backend's
+// CheckDesired is what holds against the others.
 //
 // It is a tool for tests, which use it to play that editor (the engine's
 // and the integration tests', in packages of their own, so it cannot live

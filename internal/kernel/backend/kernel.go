@@ -132,27 +132,12 @@ func (e *TxError) Error() string {
 
 func (e *TxError) Unwrap() error { return e.Err }
 
-// Change is what a transaction does to one chain. Its rule slices are the
-// plan's, not copies.
-type Change struct {
-	Table, Chain string
-	// Builtin: a built-in chain, where svcnat owns only its jumps: Before
-	// are deleted and After inserted at the top, in order; the other
-	// rules stay.
-	Builtin bool
-	// Create: the chain does not exist yet (it may be staged). Delete:
-	// the chain goes, after every rule of the transaction that referenced
-	// it. Neither: its rules become After.
-	Create, Delete bool
-	Before, After  []rules.Rule
-}
-
 // Transaction is one all-or-nothing write to one family's rules, built
 // before it runs: the chains it writes, in order, and once written
 // (Kernel.Write) the payload in the backend's language.
 type Transaction struct {
 	Family  rules.Family
-	Changes []*Change
+	Changes []*ChainChange
 	// Payload and Lines are set by Kernel.Write: the transaction in the
 	// backend's language and how many lines it has (svcnat reports the
 	// lines it writes).
@@ -168,12 +153,12 @@ type Transaction struct {
 // created in batches; there are no stages when batch is NoStaging (or 0)
 // or the created chains fit in one. Every staged batch loads on its own
 // (see creationOrder). final has no changes when there is nothing to do.
-func Transactions(fam rules.Family, changes []Change, batch int) (stages []*Transaction, final *Transaction) {
+func Transactions(fam rules.Family, changes []ChainChange, batch int) (stages []*Transaction, final *Transaction) {
 	order := creationOrder(changes)
 	final = &Transaction{Family: fam}
 	creates := 0
 	for _, c := range order {
-		if c.Create && !c.Builtin {
+		if c.Action == Create && !c.Builtin {
 			creates++
 		}
 	}
@@ -181,15 +166,15 @@ func Transactions(fam rules.Family, changes []Change, batch int) (stages []*Tran
 		final.Changes = order
 		return nil, final
 	}
-	final.Changes = make([]*Change, 0, len(order)-creates)
+	final.Changes = make([]*ChainChange, 0, len(order)-creates)
 	var cur *Transaction
 	for _, c := range order {
-		if !c.Create || c.Builtin {
+		if c.Action != Create || c.Builtin {
 			final.Changes = append(final.Changes, c)
 			continue
 		}
 		if cur == nil || len(cur.Changes) == batch {
-			cur = &Transaction{Family: fam, Changes: make([]*Change, 0, min(batch, creates))}
+			cur = &Transaction{Family: fam, Changes: make([]*ChainChange, 0, min(batch, creates))}
 			stages = append(stages, cur)
 		}
 		cur.Changes = append(cur.Changes, c)
@@ -219,16 +204,16 @@ func Transactions(fam rules.Family, changes []Change, batch int) (stages []*Tran
 // endpoint chains, then the chains that jump to them, service by service
 // in the order SERVICES lists them. Built-in chains come first and the
 // changed and deleted chains last, in the order given.
-func creationOrder(changes []Change) []*Change {
+func creationOrder(changes []ChainChange) []*ChainChange {
 	type key struct{ table, chain string }
-	var builtin, created, rest []*Change
+	var builtin, created, rest []*ChainChange
 	byKey := map[key]int{}
 	for i := range changes {
 		c := &changes[i]
 		switch {
 		case c.Builtin:
 			builtin = append(builtin, c)
-		case c.Create:
+		case c.Action == Create:
 			byKey[key{c.Table, c.Chain}] = len(created)
 			created = append(created, c)
 		default:
@@ -257,7 +242,7 @@ func creationOrder(changes []Change) []*Change {
 		}
 	}
 	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
-	out := make([]*Change, 0, len(builtin)+len(created)+len(rest))
+	out := make([]*ChainChange, 0, len(builtin)+len(created)+len(rest))
 	out = append(out, builtin...)
 	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
 	var visit func(i int)

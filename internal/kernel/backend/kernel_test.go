@@ -11,16 +11,16 @@ func jump(chain, to string) rules.Rule { return rules.Rule{Chain: chain, Args: [
 
 // testChanges: a built-in chain's jumps, two services' chains created
 // (SVC jumping to its SEPs), one chain changed and one deleted.
-func testChanges() []Change {
-	return []Change{
-		{Table: "nat", Chain: "PREROUTING", Builtin: true, After: []rules.Rule{jump("PREROUTING", "X-SERVICES")}},
-		{Table: "nat", Chain: "X-SEP-A1", Create: true},
-		{Table: "nat", Chain: "X-SEP-A2", Create: true},
-		{Table: "nat", Chain: "X-SEP-B1", Create: true},
-		{Table: "nat", Chain: "X-SERVICES", After: []rules.Rule{jump("X-SERVICES", "X-SVC-A"), jump("X-SERVICES", "X-SVC-B")}},
-		{Table: "nat", Chain: "X-SVC-A", Create: true, After: []rules.Rule{jump("X-SVC-A", "X-SEP-A1"), jump("X-SVC-A", "X-SEP-A2")}},
-		{Table: "nat", Chain: "X-SVC-B", Create: true, After: []rules.Rule{jump("X-SVC-B", "X-SEP-B1")}},
-		{Table: "nat", Chain: "X-SVC-OLD", Delete: true},
+func testChanges() []ChainChange {
+	return []ChainChange{
+		{Table: "nat", Chain: "PREROUTING", Action: Update, Builtin: true, After: []rules.Rule{jump("PREROUTING", "X-SERVICES")}},
+		{Table: "nat", Chain: "X-SEP-A1", Action: Create},
+		{Table: "nat", Chain: "X-SEP-A2", Action: Create},
+		{Table: "nat", Chain: "X-SEP-B1", Action: Create},
+		{Table: "nat", Chain: "X-SERVICES", Action: Update, After: []rules.Rule{jump("X-SERVICES", "X-SVC-A"), jump("X-SERVICES", "X-SVC-B")}},
+		{Table: "nat", Chain: "X-SVC-A", Action: Create, After: []rules.Rule{jump("X-SVC-A", "X-SEP-A1"), jump("X-SVC-A", "X-SEP-A2")}},
+		{Table: "nat", Chain: "X-SVC-B", Action: Create, After: []rules.Rule{jump("X-SVC-B", "X-SEP-B1")}},
+		{Table: "nat", Chain: "X-SVC-OLD", Action: Delete},
 	}
 }
 
@@ -39,7 +39,7 @@ func TestTransactionsStageCreationsInLoadableBatches(t *testing.T) {
 			t.Fatalf("stage %d: %+v", i, tx)
 		}
 		for _, c := range tx.Changes {
-			if !c.Create || c.Builtin {
+			if c.Action != Create || c.Builtin {
 				t.Fatalf("stage %d writes %s, which it does not create", i, c.Chain)
 			}
 			for _, r := range c.After {

@@ -122,16 +122,8 @@ func firstJumpTo(lines []string, chain string) int {
 	}
 	for i := start; i < len(lines); i++ {
 		toks, err := rules.Tokenize(strings.TrimSpace(lines[i]))
-		if err != nil {
-			continue
-		}
-		for j := 0; j+1 < len(toks); j++ {
-			switch toks[j] {
-			case "-j", "-g", "--jump", "--goto":
-				if toks[j+1] == chain {
-					return i + 1
-				}
-			}
+		if err == nil && (rules.Rule{Args: toks}).Target() == chain {
+			return i + 1
 		}
 	}
 	return 0

@@ -40,7 +40,7 @@ func write(tx *backend.Transaction) {
 			continue
 		}
 		r.Declare(c.Table, c.Chain)
-		if c.Delete {
+		if c.Action == backend.Delete {
 			r.DeleteChain(c.Table, c.Chain)
 			continue
 		}

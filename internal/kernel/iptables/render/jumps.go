@@ -13,7 +13,7 @@ import (
 // KUBE-FIREWALL's included (only IPv4 with localhost node ports has them).
 // No other rule of svcnat's is ever in a built-in chain, so these lines
 // are the allow-list a saved plan's built-in chains are held to
-// (planner.CheckDesired).
+// (describe.Describer.CheckDesired).
 func BuiltinJumps(fam rules.Family, prefix string) (map[string][]rules.Rule, error) {
 	// No node_port_addresses means every address, loopback included:
 	// the settings with which the most jumps are written.

@@ -19,7 +19,7 @@ import (
 // ports (KUBE-FIREWALL), each address kind (cluster, external and
 // load-balancer IPs, a node port). So these rules, their addresses, ports,
 // protocols, mark bit and comments aside, are the allow-list a saved
-// plan's verdicts are held to (planner.CheckDesired), and a path render
+// plan's verdicts are held to (describe.Describer.CheckDesired), and a path render
 // gains shows up here without a second list to keep.
 func Verdicts(fam rules.Family, prefix string) (map[string]map[string][]rules.Rule, error) {
 	s := config.Settings{ChainPrefix: prefix, LocalhostNodePorts: true, MasqueradeBit: 14}

@@ -76,3 +76,16 @@ func (r Rule) Spec() (Spec, error) {
 	}
 	return s, nil
 }
+
+// Arg is the value of the rule's option name where it is not negated
+// ("-p", "--dport", "--to-destination"), "" when the rule has none: the
+// quick read of one option, for code that reads every rule of a large
+// ruleset (Spec parses the whole rule).
+func (r Rule) Arg(name string) string {
+	for i := 0; i+1 < len(r.Args); i++ {
+		if r.Args[i] == name && (i == 0 || r.Args[i-1] != "!") {
+			return r.Args[i+1]
+		}
+	}
+	return ""
+}

@@ -1,4 +1,4 @@
-package planner
+package describe
 
 import (
 	"fmt"
@@ -224,7 +224,7 @@ func (e *DesiredRuleError) Error() string {
 // KUBE-FORWARD, of the masquerade mark or of established connections, and
 // in KUBE-NODEPORTS, of one TCP port), or with a masquerade mark other
 // than the one of the plan's other rules.
-func CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error {
+func (Describer) CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error {
 	mark := ""
 	for _, f := range rules.Families {
 		rs := desired[f]

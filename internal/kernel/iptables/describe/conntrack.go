@@ -1,35 +1,22 @@
-package planner
+package describe
 
 import (
 	"net/netip"
 	"sort"
 	"strconv"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 )
 
-// StaleFlow names UDP conntrack entries to delete after an apply: those a
-// service address (VIP:Port) or a node port (NodePort) DNATed to an
-// endpoint the service no longer has. UDP has no connection to end, so
-// without this a client keeps sending to the old endpoint for as long as
-// it keeps the flow alive (kube-proxy's conntrack cleanup does the same).
-type StaleFlow struct {
-	Family   rules.Family
-	Service  string
-	VIP      netip.Addr // the service address; the zero Addr for a node port
-	Port     int        // the service port
-	NodePort int        // the node port, when VIP is the zero Addr
-	Endpoint netip.Addr // the endpoint the entries were DNATed to
-}
-
 // StaleUDP lists the flows that the plan's removed UDP endpoints leave.
-func StaleUDP(p *Plan) []StaleFlow {
+func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 	if !dropsUDPEndpoint(p) {
 		return nil // a cold start or a TCP change: nothing to read through
 	}
-	var out []StaleFlow
-	for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+	var out []backend.StaleFlow
+	for _, f := range rules.Families {
 		before, after := udpEndpoints(p.Prefix, p.Live[f]), udpEndpoints(p.Prefix, p.Desired[f])
 		addrs := udpAddresses(p.Prefix, p.Live[f])
 		for svc, eps := range before {
@@ -67,13 +54,13 @@ func StaleUDP(p *Plan) []StaleFlow {
 
 // dropsUDPEndpoint reports whether the plan deletes or rewrites a chain
 // that DNATs UDP, the only way a UDP endpoint can go.
-func dropsUDPEndpoint(p *Plan) bool {
+func dropsUDPEndpoint(p backend.Planned) bool {
 	for _, c := range p.Changes {
-		if c.Action == Create || c.Table != rules.TableNAT {
+		if c.Action == backend.Create || c.Table != rules.TableNAT {
 			continue
 		}
 		for _, r := range c.Before {
-			if arg(r, "-p") == "udp" && arg(r, "--to-destination") != "" {
+			if r.Arg("-p") == "udp" && r.Arg("--to-destination") != "" {
 				return true
 			}
 		}
@@ -108,13 +95,13 @@ func udpEndpoints(prefix string, rs *rules.Ruleset) map[string]map[string]bool {
 	for _, c := range rs.Table(rules.TableNAT).Chains {
 		svc := idx[IndexKey(rules.TableNAT, c.Name)]
 		for _, r := range c.Rules {
-			if arg(r, "-p") != "udp" || arg(r, "--to-destination") == "" || svc == "" {
+			if r.Arg("-p") != "udp" || r.Arg("--to-destination") == "" || svc == "" {
 				continue
 			}
 			if out[svc] == nil {
 				out[svc] = map[string]bool{}
 			}
-			out[svc][arg(r, "--to-destination")] = true
+			out[svc][r.Arg("--to-destination")] = true
 		}
 	}
 	return out
@@ -122,27 +109,27 @@ func udpEndpoints(prefix string, rs *rules.Ruleset) map[string]map[string]bool {
 
 // udpAddresses maps each service to its UDP service addresses and node
 // ports, from the rules that dispatch to it.
-func udpAddresses(prefix string, rs *rules.Ruleset) map[string][]StaleFlow {
-	out := map[string][]StaleFlow{}
+func udpAddresses(prefix string, rs *rules.Ruleset) map[string][]backend.StaleFlow {
+	out := map[string][]backend.StaleFlow{}
 	v := vocab.For(prefix)
 	for _, r := range natRules(rs) {
 		kind := v.KindOf(r.Chain)
-		if arg(r, "-p") != "udp" || kind != vocab.Services && kind != vocab.NodePorts {
+		if r.Arg("-p") != "udp" || kind != vocab.Services && kind != vocab.NodePorts {
 			continue
 		}
 		svc := RuleService(r)
-		port, err := strconv.Atoi(arg(r, "--dport"))
+		port, err := strconv.Atoi(r.Arg("--dport"))
 		if svc == "" || err != nil {
 			continue
 		}
 		if kind == vocab.NodePorts {
-			if arg(r, "-d") == "" { // the 127.0.0.0/8 copy is the same flow
-				out[svc] = append(out[svc], StaleFlow{NodePort: port})
+			if r.Arg("-d") == "" { // the 127.0.0.0/8 copy is the same flow
+				out[svc] = append(out[svc], backend.StaleFlow{NodePort: port})
 			}
 			continue
 		}
-		if pfx, err := netip.ParsePrefix(arg(r, "-d")); err == nil && pfx.IsSingleIP() {
-			out[svc] = append(out[svc], StaleFlow{VIP: pfx.Addr(), Port: port})
+		if pfx, err := netip.ParsePrefix(r.Arg("-d")); err == nil && pfx.IsSingleIP() {
+			out[svc] = append(out[svc], backend.StaleFlow{VIP: pfx.Addr(), Port: port})
 		}
 	}
 	return out

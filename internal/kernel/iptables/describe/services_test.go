@@ -1,4 +1,4 @@
-package planner
+package describe
 
 import (
 	"net/netip"
@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/planner"
 )
 
 // largeUDP is a large-cluster-style dump (as render writes one above 1000
@@ -102,10 +104,10 @@ COMMIT
 }
 
 func TestStaleUDPLargeCluster(t *testing.T) {
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
+	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)})
-	got := StaleUDP(p)
-	want := []StaleFlow{
+	got := (Describer{}).StaleUDP(p.Planned())
+	want := []backend.StaleFlow{
 		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.1.2")},
 		{Family: rules.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.1.2")},
 	}
@@ -120,34 +122,34 @@ func TestStaleUDPLargeCluster(t *testing.T) {
 }
 
 func TestPlanSummaryLargeCluster(t *testing.T) {
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
+	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)})
-	d := Describe(p)
-	for _, c := range p.Changes {
+	d := describePlan(p)
+	for i, c := range p.Changes {
 		if c.Chain == "SN-SEP-D1" || c.Chain == "SN-SVC-D" {
-			if s := d.ChainService(c); s != "kube-system/dns" {
+			if s := d.Chains[i].Service; s != "kube-system/dns" {
 				t.Errorf("%s %s: service %q", c.Action, c.Chain, s)
 			}
 		}
 	}
-	removed := []Detail{{SubjectEndpoint, "10.64.1.2:53", Removed}}
-	if len(d.Services) != 1 || d.Services[0].Name != "kube-system/dns" || d.Services[0].Action != Update ||
+	removed := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Removed}}
+	if len(d.Services) != 1 || d.Services[0].Name != "kube-system/dns" || d.Services[0].Action != backend.Update ||
 		!slices.Equal(d.Services[0].Details, removed) {
 		t.Fatalf("services %+v", d.Services)
 	}
 	// And the other way round: the endpoint comes back.
-	p = New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)},
+	p = planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)})
-	added := []Detail{{SubjectEndpoint, "10.64.1.2:53", Added}}
-	if svcs := Describe(p).Services; len(svcs) != 1 || !slices.Equal(svcs[0].Details, added) {
+	added := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Added}}
+	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(svcs[0].Details, added) {
 		t.Fatalf("services %+v", svcs)
 	}
 	// The renderer knows which service a chain it made serves: its word
 	// wins over what the rules suggest.
 	p.ChainService = map[string]string{"SN-SEP-D1": "other/svc"}
-	for _, c := range p.Changes {
+	for i, c := range p.Changes {
 		if c.Chain == "SN-SEP-D1" {
-			if s := Describe(p).ChainService(c); s != "other/svc" {
+			if s := describePlan(p).Chains[i].Service; s != "other/svc" {
 				t.Fatalf("SN-SEP-D1 attributed to %q, want the renderer's other/svc", s)
 			}
 		}
@@ -157,10 +159,10 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 // A service whose cluster IP moves reads as that, not as rule noise.
 func TestPlanSummaryNamesAddresses(t *testing.T) {
 	desired := strings.ReplaceAll(live, "10.0.0.1/32", "10.0.0.2/32")
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
+	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
 		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
-	want := []Detail{{SubjectClusterIP, "10.0.0.1:80/tcp", Removed}, {SubjectClusterIP, "10.0.0.2:80/tcp", Added}}
-	if svcs := Describe(p).Services; len(svcs) != 1 || !slices.Equal(sortedDetails(svcs[0].Details), want) {
+	want := []backend.Detail{{Subject: backend.SubjectClusterIP, Value: "10.0.0.1:80/tcp", Change: backend.Removed}, {Subject: backend.SubjectClusterIP, Value: "10.0.0.2:80/tcp", Change: backend.Added}}
+	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(sortedDetails(svcs[0].Details), want) {
 		t.Fatalf("services %+v, want details %+v", svcs, want)
 	}
 }

@@ -1,4 +1,4 @@
-package planner
+package describe
 
 import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
@@ -37,7 +37,7 @@ func IndexKey(table, chain string) string { return table + "/" + chain }
 // chains whose service cannot be told are left out. It reads live rules,
 // which say their service only in comments: chain names are hashes. (The
 // renderer knows the service of each chain it makes and says so in
-// Plan.ChainService; this index is for the rules it did not make.)
+// backend.Planned.ChainService; this index is for the rules it did not make.)
 //
 // A chain's service is, in this order:
 //   - the one service its own rules' comments name, unless they name
