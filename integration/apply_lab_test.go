@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 	"github.com/svcnat/svcnat/internal/testns"
@@ -261,44 +262,44 @@ func (l *applyLab) must(want int, args ...string) Result {
 }
 
 // ipt runs the backend's own iptables (or ip6tables) in the namespace.
-func (l *applyLab) ipt(fam rules.Family, args ...string) {
+func (l *applyLab) ipt(fam backend.Family, args ...string) {
 	l.t.Helper()
 	applyIPT(l.t, l.ns, l.b, fam, args...)
 }
 
-func applyIPT(t *testing.T, ns *testns.NS, backend string, fam rules.Family, args ...string) {
+func applyIPT(t *testing.T, ns *testns.NS, name string, fam backend.Family, args ...string) {
 	t.Helper()
-	bin := "iptables-" + backend
-	if fam == rules.IPv6 {
-		bin = "ip6tables-" + backend
+	bin := "iptables-" + name
+	if fam == backend.IPv6 {
+		bin = "ip6tables-" + name
 	}
 	if _, err := ns.Exec("", bin, append([]string{"-w", "10"}, args...)...); err != nil {
-		t.Fatalf("[netns %s, backend %s] %v", ns.Name, backend, err)
+		t.Fatalf("[netns %s, backend %s] %v", ns.Name, name, err)
 	}
 }
 
 // save returns the raw iptables-save output of one family.
-func (l *applyLab) save(fam rules.Family) string {
+func (l *applyLab) save(fam backend.Family) string {
 	l.t.Helper()
 	return applySave(l.t, l.ns, l.b, fam)
 }
 
-func applySave(t *testing.T, ns *testns.NS, backend string, fam rules.Family) string {
+func applySave(t *testing.T, ns *testns.NS, name string, fam backend.Family) string {
 	t.Helper()
-	bin := "iptables-" + backend + "-save"
-	if fam == rules.IPv6 {
-		bin = "ip6tables-" + backend + "-save"
+	bin := "iptables-" + name + "-save"
+	if fam == backend.IPv6 {
+		bin = "ip6tables-" + name + "-save"
 	}
 	out, err := ns.Exec("", bin)
 	if err != nil {
-		t.Fatalf("[netns %s, backend %s] %v", ns.Name, backend, err)
+		t.Fatalf("[netns %s, backend %s] %v", ns.Name, name, err)
 	}
 	return out
 }
 
 // ownedFam is the owned part of one family's live rules, in the form the
 // state directory's generations use.
-func (l *applyLab) ownedFam(fam rules.Family) string {
+func (l *applyLab) ownedFam(fam backend.Family) string {
 	l.t.Helper()
 	rs, err := rules.ParseSave(fam, strings.NewReader(l.save(fam)))
 	if err != nil {
@@ -310,22 +311,22 @@ func (l *applyLab) ownedFam(fam rules.Family) string {
 // owned is the owned part of both families.
 func (l *applyLab) owned() string {
 	l.t.Helper()
-	return "## IPv4\n" + l.ownedFam(rules.IPv4) + "## IPv6\n" + l.ownedFam(rules.IPv6)
+	return "## IPv4\n" + l.ownedFam(backend.IPv4) + "## IPv6\n" + l.ownedFam(backend.IPv6)
 }
 
 // full is both families' whole save output without comment lines and
 // counters.
 func (l *applyLab) full() string {
 	l.t.Helper()
-	return "## IPv4\n" + applyNormalize(l.save(rules.IPv4), false) +
-		"## IPv6\n" + applyNormalize(l.save(rules.IPv6), false)
+	return "## IPv4\n" + applyNormalize(l.save(backend.IPv4), false) +
+		"## IPv6\n" + applyNormalize(l.save(backend.IPv6), false)
 }
 
 // foreign is full without svcnat's chains and its jumps into them.
 func (l *applyLab) foreign() string {
 	l.t.Helper()
-	return "## IPv4\n" + applyNormalize(l.save(rules.IPv4), true) +
-		"## IPv6\n" + applyNormalize(l.save(rules.IPv6), true)
+	return "## IPv4\n" + applyNormalize(l.save(backend.IPv4), true) +
+		"## IPv6\n" + applyNormalize(l.save(backend.IPv6), true)
 }
 
 // applyNormalize drops comment lines and counters from an iptables-save

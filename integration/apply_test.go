@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // TestApplyRoundTrip: empty namespace → changes → apply → no changes →
@@ -37,12 +37,12 @@ func TestApplyRoundTrip(t *testing.T) {
 			t.Fatalf("%s plan after apply: %s", l.where(), r)
 		}
 		for _, want := range []string{"--probability 0.33333333349", "MARK --set-xmark 0x4000/0x4000", "-m recent", "-p sctp"} {
-			if !strings.Contains(l.save(rules.IPv4), want) {
-				t.Fatalf("%s the live IPv4 rules lack %q; the configuration should produce it:\n%s", l.where(), want, l.save(rules.IPv4))
+			if !strings.Contains(l.save(backend.IPv4), want) {
+				t.Fatalf("%s the live IPv4 rules lack %q; the configuration should produce it:\n%s", l.where(), want, l.save(backend.IPv4))
 			}
 		}
-		if !strings.Contains(l.save(rules.IPv6), "fd00:32::62") {
-			t.Fatalf("%s the live IPv6 rules lack default/api's cluster IP:\n%s", l.where(), l.save(rules.IPv6))
+		if !strings.Contains(l.save(backend.IPv6), "fd00:32::62") {
+			t.Fatalf("%s the live IPv6 rules lack default/api's cluster IP:\n%s", l.where(), l.save(backend.IPv6))
 		}
 		if g := l.generation(); g != 1 {
 			t.Fatalf("%s generation after the first apply: got %d, want 1", l.where(), g)
@@ -94,9 +94,9 @@ func TestApplyRoundTrip(t *testing.T) {
 // and mangle, for IPv4 and IPv6, with the backend's own iptables.
 func applyDockerRules(l *applyLab) {
 	l.t.Helper()
-	v4, v6 := rules.IPv4, rules.IPv6
+	v4, v6 := backend.IPv4, backend.IPv6
 	for _, c := range []struct {
-		fam  rules.Family
+		fam  backend.Family
 		args string
 	}{
 		{v4, "-t nat -N DOCKER"},
@@ -145,8 +145,8 @@ func TestApplyForeignRulesUntouched(t *testing.T) {
 			l.same("non-svcnat rules after "+after, before, l.foreign())
 		}
 		l.must(0, "apply", "-auto-approve")
-		if !strings.Contains(l.save(rules.IPv4), ":"+applyPrefix+"-SERVICES") {
-			t.Fatalf("%s apply wrote no SERVICES chain:\n%s", l.where(), l.save(rules.IPv4))
+		if !strings.Contains(l.save(backend.IPv4), ":"+applyPrefix+"-SERVICES") {
+			t.Fatalf("%s apply wrote no SERVICES chain:\n%s", l.where(), l.save(backend.IPv4))
 		}
 		check("apply")
 		l.must(0, "plan", "--detailed-exitcode")
@@ -157,7 +157,7 @@ func TestApplyForeignRulesUntouched(t *testing.T) {
 		check("rollback")
 		l.must(0, "destroy", "-auto-approve")
 		check("destroy")
-		for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 			if s := l.save(fam); strings.Contains(s, applyPrefix+"-") {
 				t.Fatalf("%s %s rules still name an svcnat chain after destroy:\n%s", l.where(), fam, s)
 			}
@@ -177,7 +177,7 @@ func TestStalePlan(t *testing.T) {
 		l.must(2, "plan", "--detailed-exitcode", "-out", planFile)
 
 		manual := []string{"-t", "nat", "-I", applyPrefix + "-SERVICES", "-s", "1.2.3.4", "-j", "RETURN"}
-		l.ipt(rules.IPv4, manual...)
+		l.ipt(backend.IPv4, manual...)
 		before := l.full()
 		r := l.must(1, "apply", planFile)
 		if !strings.Contains(r.Stderr, "stale plan") {
@@ -192,7 +192,7 @@ func TestStalePlan(t *testing.T) {
 		}
 
 		manual[2] = "-D"
-		l.ipt(rules.IPv4, manual...)
+		l.ipt(backend.IPv4, manual...)
 		l.must(0, "apply", planFile)
 		l.must(0, "plan", "--detailed-exitcode")
 		if g := l.generation(); g != 2 {
@@ -237,7 +237,7 @@ func TestRollbackDestroyShow(t *testing.T) {
 		l.must(0, "plan", "--detailed-exitcode")
 
 		// Drift: someone adds a rule to an owned chain.
-		l.ipt(rules.IPv4, "-t", "nat", "-A", applyPrefix+"-SERVICES", "-s", "1.2.3.4", "-j", "RETURN")
+		l.ipt(backend.IPv4, "-t", "nat", "-A", applyPrefix+"-SERVICES", "-s", "1.2.3.4", "-j", "RETURN")
 		r = l.must(0, "show")
 		if strings.Contains(r.Stdout, "No drift") || !strings.Contains(r.Stdout, "Drift") || !strings.Contains(r.Stdout, "1.2.3.4") {
 			t.Fatalf("%s show does not report the 1.2.3.4 rule added to %s-SERVICES as drift: %s", l.where(), applyPrefix, r)
@@ -248,7 +248,7 @@ func TestRollbackDestroyShow(t *testing.T) {
 		}
 
 		l.must(0, "destroy", "-auto-approve")
-		for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+		for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 			if s := l.save(fam); strings.Contains(s, applyPrefix+"-") {
 				t.Fatalf("%s %s rules still name an svcnat chain after destroy:\n%s", l.where(), fam, s)
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -26,7 +27,7 @@ func TestBackendAuto(t *testing.T) {
 			t.Parallel()
 			l := newApplyLab(t, "auto", applyBaseConfig)
 			if c.seed != "" {
-				applyIPT(t, l.ns, c.seed, rules.IPv4, "-t", "filter", "-A", "INPUT", "-j", "ACCEPT")
+				applyIPT(t, l.ns, c.seed, backend.IPv4, "-t", "filter", "-A", "INPUT", "-j", "ACCEPT")
 			}
 			r := l.must(2, "plan", "--json", "--detailed-exitcode")
 			var p applyPlanJSON
@@ -38,12 +39,12 @@ func TestBackendAuto(t *testing.T) {
 			}
 			l.must(0, "apply", "-auto-approve")
 			other := map[string]string{"nft": "legacy", "legacy": "nft"}[c.want]
-			for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+			for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 				if s := applySave(t, l.ns, other, fam); strings.Contains(s, applyPrefix+"-") {
 					t.Fatalf("%s auto should have written to %s, but %s %s holds svcnat chains:\n%s", l.where(), c.want, other, fam, s)
 				}
 			}
-			if s := applySave(t, l.ns, c.want, rules.IPv4); !strings.Contains(s, ":"+applyPrefix+"-SERVICES") {
+			if s := applySave(t, l.ns, c.want, backend.IPv4); !strings.Contains(s, ":"+applyPrefix+"-SERVICES") {
 				t.Fatalf("%s auto apply wrote no %s-SERVICES to %s:\n%s", l.where(), applyPrefix, c.want, s)
 			}
 			// svcnat's own chains keep it on that backend.
@@ -71,7 +72,7 @@ func TestBackendAuto(t *testing.T) {
 		l.sv.Backend = "auto"
 		before := map[string]string{}
 		for _, b := range applyBackends {
-			before[b] = applyNormalize(applySave(t, l.ns, b, rules.IPv4), false) + applyNormalize(applySave(t, l.ns, b, rules.IPv6), false)
+			before[b] = applyNormalize(applySave(t, l.ns, b, backend.IPv4), false) + applyNormalize(applySave(t, l.ns, b, backend.IPv6), false)
 		}
 		for _, cmd := range [][]string{{"plan", "--detailed-exitcode"}, {"apply", "-auto-approve"}} {
 			r := l.must(1, cmd...)
@@ -80,7 +81,7 @@ func TestBackendAuto(t *testing.T) {
 			}
 		}
 		for _, b := range applyBackends {
-			after := applyNormalize(applySave(t, l.ns, b, rules.IPv4), false) + applyNormalize(applySave(t, l.ns, b, rules.IPv6), false)
+			after := applyNormalize(applySave(t, l.ns, b, backend.IPv4), false) + applyNormalize(applySave(t, l.ns, b, backend.IPv6), false)
 			if after != before[b] {
 				t.Fatalf("%s a refused apply changed the %s rules:\n%s", l.where(), b, applyDiff(before[b], after))
 			}
@@ -110,7 +111,7 @@ func TestBackendSplitBrain(t *testing.T) {
 			}
 			owned := func(b string) string {
 				var out string
-				for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+				for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 					rs, err := rules.ParseSave(fam, strings.NewReader(applySave(t, l.ns, b, fam)))
 					if err != nil {
 						t.Fatal(err)

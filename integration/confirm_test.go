@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // apply asks on a terminal and acts only on "yes". script(1) gives svcnat
@@ -29,7 +29,7 @@ func TestApplyConfirmsOnATerminal(t *testing.T) {
 	if !strings.Contains(out, "Only 'yes' will be accepted") || !strings.Contains(out, "apply cancelled; nothing was changed") {
 		t.Fatalf("%s apply answered \"no\" on a terminal:\n%s", l.where(), out)
 	}
-	if strings.Contains(applySave(t, l.ns, "nft", rules.IPv4), "SVCNAT-") {
+	if strings.Contains(applySave(t, l.ns, "nft", backend.IPv4), "SVCNAT-") {
 		t.Fatalf("%s a cancelled apply wrote rules", l.where())
 	}
 	out = onTerminal("yes")

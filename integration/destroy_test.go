@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // applyIPv4Config is one IPv4-only ClusterIP service.
@@ -47,7 +47,7 @@ func TestDestroyGivesBackTables(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				l := newApplyLab(t, b, c.config)
 				for _, s := range c.seed {
-					l.ipt(rules.IPv4, s...)
+					l.ipt(backend.IPv4, s...)
 				}
 				before := l.full()
 				beforeTables := applyTables(before)
@@ -78,7 +78,7 @@ func TestDestroyGivesBackTables(t *testing.T) {
 			l := newApplyLab(t, b, applyIPv4Config)
 			l.must(0, "apply", "-auto-approve")
 			// Someone else starts using the nat table svcnat made.
-			l.ipt(rules.IPv4, "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/16", "-j", "MASQUERADE")
+			l.ipt(backend.IPv4, "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/16", "-j", "MASQUERADE")
 			l.must(0, "destroy", "-auto-approve")
 			after := l.full()
 			if !strings.Contains(after, "-A POSTROUTING -s 10.99.0.0/16 -j MASQUERADE") {

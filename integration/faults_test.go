@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -176,12 +176,12 @@ func TestSignalDuringApply(t *testing.T) {
 		l := newApplyLab(t, b, cfgs[0])
 		l.must(0, "apply", "-auto-approve")
 		var sets [2]string
-		sets[0] = l.ownedFam(rules.IPv4)
+		sets[0] = l.ownedFam(backend.IPv4)
 		l.setConfig(cfgs[1])
 		start := time.Now()
 		l.must(0, "apply", "-auto-approve")
 		took := time.Since(start)
-		sets[1] = l.ownedFam(rules.IPv4)
+		sets[1] = l.ownedFam(backend.IPv4)
 		if sets[0] == sets[1] {
 			t.Fatalf("%s configurations A and B render the same rules", l.where())
 		}
@@ -217,7 +217,7 @@ func TestSignalDuringApply(t *testing.T) {
 			run := fmt.Sprintf("iteration %d (SIGTERM after %s): %s\n--- stdout\n%s--- stderr\n%s",
 				i, delay.Round(time.Microsecond), how, out.String(), errb.String())
 
-			got := l.ownedFam(rules.IPv4)
+			got := l.ownedFam(backend.IPv4)
 			newGen := l.generation()
 			switch got {
 			case sets[from]:
@@ -245,7 +245,7 @@ func TestSignalDuringApply(t *testing.T) {
 			// Whatever happened, the next apply converges.
 			l.must(0, "apply", "-auto-approve")
 			l.must(0, "plan", "--detailed-exitcode")
-			l.same("owned rules after converging", sets[to], l.ownedFam(rules.IPv4))
+			l.same("owned rules after converging", sets[to], l.ownedFam(backend.IPv4))
 		}
 		t.Logf("%s outcomes: %v", l.where(), outcomes)
 	})

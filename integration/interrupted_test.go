@@ -16,6 +16,7 @@ import (
 
 	"github.com/svcnat/svcnat/integration/netlab"
 	"github.com/svcnat/svcnat/internal/bench"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/testns"
 )
@@ -34,14 +35,14 @@ func TestInterruptedApplyNamed(t *testing.T) {
 	sv.Env = []string{"SVCNAT_NODE=" + bench.Node}
 	where := fmt.Sprintf("[netns %s, backend nft]", ns.Name)
 
-	owned := func() *rules.Ruleset {
-		rs, err := rules.ParseSave(rules.IPv4, strings.NewReader(ns.MustExec(t, "", "iptables-nft-save")))
+	owned := func() *backend.Ruleset {
+		rs, err := rules.ParseSave(backend.IPv4, strings.NewReader(ns.MustExec(t, "", "iptables-nft-save")))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rs.Owned(applyPrefix)
 	}
-	chains := func(rs *rules.Ruleset) int {
+	chains := func(rs *backend.Ruleset) int {
 		n := 0
 		for _, tb := range rs.Tables {
 			for _, c := range tb.Chains {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // ownCNIRules is what the CNI portmap plugin writes in nat.
@@ -34,17 +34,17 @@ func TestAnotherProgramsChainsStay(t *testing.T) {
 	applyForBackends(t, func(t *testing.T, b string) {
 		l := newApplyLab(t, b, strings.Replace(applyIPv4Config, "settings {", "settings {\n  chain_prefix  = \"CNI\"", 1))
 		l.ns.MustExec(t, ownCNIRules, "iptables-"+b+"-restore", "--noflush")
-		before := l.save(rules.IPv4) + l.save(rules.IPv6)
+		before := l.save(backend.IPv4) + l.save(backend.IPv6)
 		for _, args := range [][]string{{"apply", "-auto-approve"}, {"plan"}, {"destroy", "-auto-approve"}} {
 			r := l.must(1, args...)
 			if !strings.Contains(r.Stderr, "CNI-* chains that "+l.sv.StateDir+" did not record are in the kernel") ||
 				!strings.Contains(r.Stderr, "\n  IPv4 nat CNI-HOSTPORT-DNAT\n") || !strings.Contains(r.Stderr, "--adopt") {
 				t.Fatalf("%s svcnat %s over CNI's chains: want a refusal naming them: %s", l.where(), args[0], r)
 			}
-			l.same("iptables-save after a refused "+args[0], stripCounters(before), stripCounters(l.save(rules.IPv4)+l.save(rules.IPv6)))
+			l.same("iptables-save after a refused "+args[0], stripCounters(before), stripCounters(l.save(backend.IPv4)+l.save(backend.IPv6)))
 		}
 		l.must(0, "apply", "--adopt", "-auto-approve")
-		if save := l.save(rules.IPv4); strings.Contains(save, "CNI-HOSTPORT-DNAT") || !strings.Contains(save, ":CNI-SERVICES") {
+		if save := l.save(backend.IPv4); strings.Contains(save, "CNI-HOSTPORT-DNAT") || !strings.Contains(save, ":CNI-SERVICES") {
 			t.Fatalf("%s apply --adopt did not take the chains over:\n%s", l.where(), save)
 		}
 		l.must(0, "destroy", "-auto-approve")
@@ -133,13 +133,13 @@ func TestKubeProxysChainsAreNeverTaken(t *testing.T) {
 	applyForBackends(t, func(t *testing.T, b string) {
 		l := newApplyLab(t, b, strings.Replace(applyIPv4Config, "settings {", "settings {\n  chain_prefix  = \"KUBE\"", 1))
 		l.ns.MustExec(t, kubeProxyRules, "iptables-"+b+"-restore", "--noflush")
-		before := l.save(rules.IPv4) + l.save(rules.IPv6)
+		before := l.save(backend.IPv4) + l.save(backend.IPv6)
 		for _, args := range [][]string{{"apply", "-auto-approve"}, {"apply", "--adopt", "-auto-approve"}, {"plan", "--adopt"}, {"destroy", "--adopt", "-auto-approve"}} {
 			r := l.must(1, args...)
 			if !strings.Contains(r.Stderr, "kube-proxy runs in this network namespace") || strings.Contains(r.Stderr, "--adopt") {
 				t.Fatalf("%s svcnat %s over kube-proxy's chains: want a refusal naming kube-proxy, without --adopt: %s", l.where(), strings.Join(args, " "), r)
 			}
-			l.same("iptables-save after a refused "+args[0], stripCounters(before), stripCounters(l.save(rules.IPv4)+l.save(rules.IPv6)))
+			l.same("iptables-save after a refused "+args[0], stripCounters(before), stripCounters(l.save(backend.IPv4)+l.save(backend.IPv6)))
 		}
 		// kube-proxy is gone from nat and filter; mangle's chains of the
 		// prefix are still someone's, and never svcnat's.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -23,24 +24,24 @@ func TestForeignJumpPinsOwnedChain(t *testing.T) {
 			t.Parallel()
 			l := newApplyLab(t, b, applyBaseConfig)
 			l.must(0, "apply", "-auto-approve")
-			sep := regexp.MustCompile(`SVCNAT-SEP-[A-Z0-9]{16}`).FindString(applySave(t, l.ns, b, rules.IPv4))
+			sep := regexp.MustCompile(`SVCNAT-SEP-[A-Z0-9]{16}`).FindString(applySave(t, l.ns, b, backend.IPv4))
 			if sep == "" {
 				t.Fatalf("%s no SEP chain after apply", l.where())
 			}
 			ipt := "iptables-" + b
 			l.ns.MustExec(t, "", ipt, "-t", "nat", "-N", "MYCHAIN")
 			l.ns.MustExec(t, "", ipt, "-t", "nat", "-A", "MYCHAIN", "-s", "10.9.9.9", "-j", sep)
-			before := applySave(t, l.ns, b, rules.IPv4)
+			before := applySave(t, l.ns, b, backend.IPv4)
 			r := l.must(1, "destroy", "-auto-approve")
 			if !strings.Contains(r.Stderr, "MYCHAIN") || !strings.Contains(r.Stderr, sep) {
 				t.Fatalf("%s destroy with MYCHAIN jumping to %s: want a refusal naming both: %s", l.where(), sep, r)
 			}
-			if after := applySave(t, l.ns, b, rules.IPv4); applyNormalize(after, false) != applyNormalize(before, false) {
+			if after := applySave(t, l.ns, b, backend.IPv4); applyNormalize(after, false) != applyNormalize(before, false) {
 				t.Fatalf("%s a refused destroy changed rules:\n%s", l.where(), applyDiff(before, after))
 			}
 			l.ns.MustExec(t, "", ipt, "-t", "nat", "-F", "MYCHAIN")
 			l.must(0, "destroy", "-auto-approve")
-			if strings.Contains(applySave(t, l.ns, b, rules.IPv4), "SVCNAT-") {
+			if strings.Contains(applySave(t, l.ns, b, backend.IPv4), "SVCNAT-") {
 				t.Fatalf("%s SVCNAT chains left after destroy", l.where())
 			}
 		})
@@ -57,11 +58,11 @@ func TestPrefixChangeNeedsDestroy(t *testing.T) {
 		t.Fatalf("%s apply under a new prefix: want a refusal: %s", l.where(), r)
 	}
 	l.must(0, "destroy", "-auto-approve")
-	if strings.Contains(applySave(t, l.ns, "nft", rules.IPv4), "SVCNAT-") {
+	if strings.Contains(applySave(t, l.ns, "nft", backend.IPv4), "SVCNAT-") {
 		t.Fatalf("%s destroy left SVCNAT chains", l.where())
 	}
 	l.must(0, "apply", "-auto-approve")
-	if save := applySave(t, l.ns, "nft", rules.IPv4); !strings.Contains(save, ":SN-SERVICES") || strings.Contains(save, "SVCNAT-") {
+	if save := applySave(t, l.ns, "nft", backend.IPv4); !strings.Contains(save, ":SN-SERVICES") || strings.Contains(save, "SVCNAT-") {
 		t.Fatalf("%s after destroy and apply: want only SN chains:\n%s", l.where(), save)
 	}
 }
@@ -112,7 +113,7 @@ func TestKilledBeforeRecordingConverges(t *testing.T) {
 func ownedChains(t *testing.T, l *applyLab) []string {
 	t.Helper()
 	var out []string
-	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+	for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 		rs, err := rules.ParseSave(fam, strings.NewReader(l.save(fam)))
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/integration/netlab"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -53,9 +54,9 @@ func newTrafficLab(t *testing.T, backend string, opts netlab.Options) *trafficLa
 }
 
 // saveTool is the iptables-save binary of the lab's backend for a family.
-func (tl *trafficLab) saveTool(f rules.Family) string {
+func (tl *trafficLab) saveTool(f backend.Family) string {
 	tool := "iptables"
-	if f == rules.IPv6 {
+	if f == backend.IPv6 {
 		tool = "ip6tables"
 	}
 	switch tl.Backend {
@@ -71,9 +72,9 @@ func (tl *trafficLab) saveTool(f rules.Family) string {
 // table, and its addresses.
 func (tl *trafficLab) dump(t testing.TB) {
 	ns := tl.Node.Name
-	fams := []rules.Family{rules.IPv4}
+	fams := []backend.Family{backend.IPv4}
 	if tl.IPv6 {
-		fams = append(fams, rules.IPv6)
+		fams = append(fams, backend.IPv6)
 	}
 	for _, f := range fams {
 		tool := tl.saveTool(f)
@@ -145,16 +146,16 @@ func (tl *trafficLab) apply(t testing.TB, extra []string, services ...trService)
 // namespace, in the planner's canonical form.
 func (tl *trafficLab) owned(t testing.TB) string {
 	t.Helper()
-	return tl.live(t, rules.IPv4).Owned(trPrefix).Text()
+	return tl.live(t, backend.IPv4).Owned(trPrefix).Text()
 }
 
 // foreign is the text of the live IPv4 rules svcnat does not own.
 func (tl *trafficLab) foreign(t testing.TB) string {
 	t.Helper()
-	return tl.live(t, rules.IPv4).Foreign(trPrefix).Text()
+	return tl.live(t, backend.IPv4).Foreign(trPrefix).Text()
 }
 
-func (tl *trafficLab) live(t testing.TB, f rules.Family) *rules.Ruleset {
+func (tl *trafficLab) live(t testing.TB, f backend.Family) *backend.Ruleset {
 	t.Helper()
 	out := tl.Node.Run(t, tl.saveTool(f))
 	rs, err := rules.ParseSave(f, strings.NewReader(out))

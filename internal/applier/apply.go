@@ -12,7 +12,6 @@ import (
 	"fmt"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -46,8 +45,8 @@ const (
 // Step is one step of an apply.
 type Step struct {
 	Kind   StepKind
-	Family rules.Family // Stage and Commit
-	N, Of  int          // Stage: batch N of Of
+	Family backend.Family // Stage and Commit
+	N, Of  int            // Stage: batch N of Of
 	// Chains is how many chains the batch creates (Stage), Done how many
 	// earlier batches of the family created and Total how many all of
 	// them do, for progress.
@@ -95,7 +94,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // owned chains to the snapshot and returns an *Error. A transaction
 // already handed to the backend is let finish so that a signal never
 // leaves half a transaction.
-func Apply(ctx context.Context, k backend.Kernel, p *planner.Plan, live map[rules.Family]*rules.Ruleset, opts Options) error {
+func Apply(ctx context.Context, k backend.Kernel, p *planner.Plan, live map[backend.Family]*backend.Ruleset, opts Options) error {
 	if opts.Batch == 0 {
 		opts.Batch = k.Limits().Batch
 	}
@@ -121,7 +120,7 @@ func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options
 		}
 		return nil
 	}
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		stages, final := Transactions(p, f, opts.Batch)
 		total, done := 0, 0
 		for _, tx := range stages {
@@ -161,8 +160,8 @@ func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options
 // not compared, so Docker or firewalld changing their own rules meanwhile
 // does not fail the apply. Up to listLimit chains are read one by one;
 // more (a cold start) with one full save per family.
-func verify(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, listLimit int) error {
-	for _, f := range rules.Families {
+func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, listLimit int) error {
+	for _, f := range backend.Families {
 		var touched []planner.ChainChange
 		for _, c := range p.Changes {
 			if c.Family == f {
@@ -172,13 +171,13 @@ func verify(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ru
 		if len(touched) == 0 {
 			continue
 		}
-		read := func(table, chain string) ([]rules.Rule, bool, error) { return k.ReadChain(f, table, chain) }
+		read := func(table, chain string) ([]backend.Rule, bool, error) { return k.ReadChain(f, table, chain) }
 		if len(touched) > listLimit {
 			rs, err := k.Read(f, p.Desired[f])
 			if err != nil {
 				return fmt.Errorf("verifying %s: reading the live rules: %w", f, err)
 			}
-			read = func(table, chain string) ([]rules.Rule, bool, error) {
+			read = func(table, chain string) ([]backend.Rule, bool, error) {
 				if t := rs.Table(table); t != nil && t.Chain(chain) != nil {
 					return t.Chain(chain).Rules, true, nil
 				}
@@ -200,7 +199,7 @@ func verify(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ru
 
 // verifyChain checks one touched chain as read back (got, and whether it
 // exists) against the change that touched it.
-func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists bool, before *rules.Ruleset) error {
+func verifyChain(prefix string, c planner.ChainChange, got []backend.Rule, exists bool, before *backend.Ruleset) error {
 	if !c.Builtin {
 		switch {
 		case c.Action == planner.Delete && exists:
@@ -210,33 +209,33 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 		case !exists:
 			return fmt.Errorf("the plan writes it, but it is not there")
 		}
-		if !rules.EqualRules(c.After, got) {
+		if !backend.EqualRules(c.After, got) {
 			return fmt.Errorf("its rules differ from the plan:\n%s", ruleDiff(c.After, got))
 		}
 		return nil
 	}
-	var owned, foreign []rules.Rule
+	var owned, foreign []backend.Rule
 	for _, r := range got {
-		if rules.Owns(prefix, r.Target()) {
+		if backend.Owns(prefix, r.Target()) {
 			owned = append(owned, r)
 		} else {
 			foreign = append(foreign, r)
 		}
 	}
-	if !rules.EqualRules(c.After, owned) {
+	if !backend.EqualRules(c.After, owned) {
 		return fmt.Errorf("svcnat's jumps differ from the plan:\n%s", ruleDiff(c.After, owned))
 	}
-	var was []rules.Rule
+	var was []backend.Rule
 	if before != nil {
 		if t := before.Table(c.Table); t != nil && t.Chain(c.Chain) != nil {
 			for _, r := range t.Chain(c.Chain).Rules {
-				if !rules.Owns(prefix, r.Target()) {
+				if !backend.Owns(prefix, r.Target()) {
 					was = append(was, r)
 				}
 			}
 		}
 	}
-	if !rules.EqualRules(was, foreign) {
+	if !backend.EqualRules(was, foreign) {
 		return fmt.Errorf("rules svcnat does not own changed:\n%s", ruleDiff(was, foreign))
 	}
 	return nil
@@ -246,20 +245,20 @@ func verifyChain(prefix string, c planner.ChainChange, got []rules.Rule, exists 
 // before (the snapshot the plan was applied from), because of cause: a
 // check after the apply failed. It returns an *Error saying whether that
 // worked, as Apply does on its own failures.
-func Undo(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
+func Undo(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, cause error) error {
 	return rollback(k, p, before, cause)
 }
 
 // rollback restores the owned chains to what they were in before, by
 // planning from the current live rules back to that snapshot and applying
 // it the same way.
-func rollback(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.Ruleset, cause error) error {
+func rollback(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, cause error) error {
 	now, err := saveAll(k, p)
 	if err != nil {
 		return &Error{Err: cause, RollbackErr: err}
 	}
 	back := planner.New(p.Prefix, p.Backend, p.Live, now)
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		_, tx := Transactions(back, f, backend.NoStaging)
 		if err := k.Run(tx); err != nil {
 			return &Error{Err: cause, RollbackErr: err}
@@ -272,18 +271,18 @@ func rollback(k backend.Kernel, p *planner.Plan, before map[rules.Family]*rules.
 }
 
 // families lists the families the plan touches or snapshots.
-func families(p *planner.Plan) []rules.Family {
-	var out []rules.Family
-	for _, f := range rules.Families {
-		if f == rules.IPv4 || len(p.Desired[f].Tables) > 0 || len(p.Live[f].Tables) > 0 {
+func families(p *planner.Plan) []backend.Family {
+	var out []backend.Family
+	for _, f := range backend.Families {
+		if f == backend.IPv4 || len(p.Desired[f].Tables) > 0 || len(p.Live[f].Tables) > 0 {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-func saveAll(k backend.Kernel, p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {
-	out := map[rules.Family]*rules.Ruleset{}
+func saveAll(k backend.Kernel, p *planner.Plan) (map[backend.Family]*backend.Ruleset, error) {
+	out := map[backend.Family]*backend.Ruleset{}
 	for _, f := range families(p) {
 		rs, err := k.Read(f, nil)
 		if err != nil {

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/linediff"
 	"github.com/svcnat/svcnat/internal/planner"
 )
@@ -32,7 +32,7 @@ COMMIT
 `
 
 // services renders n ClusterIP services with eps endpoints each.
-func services(t *testing.T, n, eps int) map[rules.Family]*rules.Ruleset {
+func services(t *testing.T, n, eps int) map[backend.Family]*backend.Ruleset {
 	t.Helper()
 	var b strings.Builder
 	for i := 0; i < n; i++ {
@@ -56,15 +56,15 @@ func services(t *testing.T, n, eps int) map[rules.Family]*rules.Ruleset {
 func newFake(t *testing.T) *iptables.Fake {
 	t.Helper()
 	f := iptables.NewFake()
-	if err := f.Restore(rules.IPv4, []byte(foreign), iptables.NoFlushTables); err != nil {
+	if err := f.Restore(backend.IPv4, []byte(foreign), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func save(t *testing.T, k *iptables.Fake) *rules.Ruleset {
+func save(t *testing.T, k *iptables.Fake) *backend.Ruleset {
 	t.Helper()
-	rs, err := k.Save(rules.IPv4)
+	rs, err := k.Save(backend.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,16 +75,16 @@ func save(t *testing.T, k *iptables.Fake) *rules.Ruleset {
 // does with the dump it planned from, under its lock.
 func applyNow(t *testing.T, ctx context.Context, k *iptables.Fake, p *planner.Plan, opts Options) error {
 	t.Helper()
-	return Apply(ctx, k, p, map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}, opts)
+	return Apply(ctx, k, p, map[backend.Family]*backend.Ruleset{backend.IPv4: save(t, k)}, opts)
 }
 
-func plan(t *testing.T, k *iptables.Fake, desired map[rules.Family]*rules.Ruleset) *planner.Plan {
+func plan(t *testing.T, k *iptables.Fake, desired map[backend.Family]*backend.Ruleset) *planner.Plan {
 	t.Helper()
-	return planner.New(prefix, "nft", desired, map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)})
+	return planner.New(prefix, "nft", desired, map[backend.Family]*backend.Ruleset{backend.IPv4: save(t, k)})
 }
 
 // foreignOf prints every rule svcnat does not own.
-func foreignOf(rs *rules.Ruleset) string { return rs.Foreign(prefix).Text() }
+func foreignOf(rs *backend.Ruleset) string { return rs.Foreign(prefix).Text() }
 
 func TestApplyConvergesAndLeavesForeignRules(t *testing.T) {
 	k := newFake(t)
@@ -223,7 +223,7 @@ func TestApplyToleratesForeignChangesElsewhere(t *testing.T) {
 	k := newFake(t)
 	opts := Options{Step: func(s Step) error {
 		if s.Kind == Check {
-			return k.Restore(rules.IPv4, []byte("*nat\n-A DOCKER -i docker1 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
+			return k.Restore(backend.IPv4, []byte("*nat\n-A DOCKER -i docker1 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
 		}
 		return nil
 	}}
@@ -244,7 +244,7 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := plan(t, k, services(t, 3, 3))
-	live := map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}
+	live := map[backend.Family]*backend.Ruleset{backend.IPv4: save(t, k)}
 	saves, lists := k.Reads()
 	if err := Apply(context.Background(), k, p, live, Options{ListLimit: iptables.NewFake().Limits().ListLimit}); err != nil {
 		t.Fatal(err)
@@ -255,10 +255,10 @@ func TestVerifyReadsTouchedChainsOnly(t *testing.T) {
 	}
 	before := save(t, k).Text()
 	p = plan(t, k, services(t, 4, 2)) // a new service: PREROUTING's jumps are not touched, SERVICES is
-	live = map[rules.Family]*rules.Ruleset{rules.IPv4: save(t, k)}
+	live = map[backend.Family]*backend.Ruleset{backend.IPv4: save(t, k)}
 	sneak := Options{ListLimit: iptables.NewFake().Limits().ListLimit, Step: func(s Step) error {
 		if s.Kind == Check {
-			return k.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
+			return k.Restore(backend.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -j RETURN\nCOMMIT\n"), iptables.NoFlushTables)
 		}
 		return nil
 	}}

@@ -31,7 +31,7 @@ func benchConfig(tb testing.TB) *config.Config {
 	return cfg
 }
 
-func benchRules(tb testing.TB) map[rules.Family]*rules.Ruleset {
+func benchRules(tb testing.TB) map[backend.Family]*backend.Ruleset {
 	res, err := render.Render(benchConfig(tb), render.Options{Node: bench.Node, RandomFully: true})
 	if err != nil {
 		tb.Fatal(err)
@@ -51,7 +51,7 @@ func BenchmarkRender10k(b *testing.B) {
 
 func BenchmarkPlan10kNoChange(b *testing.B) {
 	desired := benchRules(b)
-	live := map[rules.Family]*rules.Ruleset{rules.IPv4: desired[rules.IPv4].Clone()}
+	live := map[backend.Family]*backend.Ruleset{backend.IPv4: desired[backend.IPv4].Clone()}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if p := planner.New("SVCNAT", "nft", desired, live); !p.Empty() {
@@ -61,11 +61,11 @@ func BenchmarkPlan10kNoChange(b *testing.B) {
 }
 
 func BenchmarkParseSave10k(b *testing.B) {
-	text := benchRules(b)[rules.IPv4].Text()
+	text := benchRules(b)[backend.IPv4].Text()
 	b.SetBytes(int64(len(text)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := rules.ParseSave(rules.IPv4, strings.NewReader(text)); err != nil {
+		if _, err := rules.ParseSave(backend.IPv4, strings.NewReader(text)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func BenchmarkStages10k(b *testing.B) {
 	p := planner.New("SVCNAT", "nft", benchRules(b), nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if stages, _ := Transactions(p, rules.IPv4, 1000); len(stages) == 0 {
+		if stages, _ := Transactions(p, backend.IPv4, 1000); len(stages) == 0 {
 			b.Fatal("no stages")
 		}
 	}
@@ -88,7 +88,7 @@ func BenchmarkPayload10k(b *testing.B) {
 	k := iptables.NewFake()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, tx := Transactions(p, rules.IPv4, backend.NoStaging)
+		_, tx := Transactions(p, backend.IPv4, backend.NoStaging)
 		if k.Write(tx); tx.Lines == 0 {
 			b.Fatal("empty payload")
 		}

@@ -2,7 +2,6 @@ package applier
 
 import (
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -11,13 +10,13 @@ import (
 // one (see backend.Transactions), not yet written. They hold the plan's
 // own changes, not copies, when the plan lists them family by family, as
 // planner.New does.
-func Transactions(p *planner.Plan, f rules.Family, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
+func Transactions(p *planner.Plan, f backend.Family, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
 	return backend.Transactions(f, familyChanges(p, f), batch)
 }
 
 // familyChanges is the plan's changes of family f: the run of them in the
 // plan, or a copy of their headers if they are not one run.
-func familyChanges(p *planner.Plan, f rules.Family) []backend.ChainChange {
+func familyChanges(p *planner.Plan, f backend.Family) []backend.ChainChange {
 	lo := 0
 	for lo < len(p.Changes) && p.Changes[lo].Family != f {
 		lo++

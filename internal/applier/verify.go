@@ -3,13 +3,13 @@ package applier
 import (
 	"strings"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
 // ruleDiff lists the rules only in want (-) or only in got (+), by the
 // planner's own rule diff.
-func ruleDiff(want, got []rules.Rule) string { return changedLines(planner.RuleDiff(want, got)) }
+func ruleDiff(want, got []backend.Rule) string { return changedLines(planner.RuleDiff(want, got)) }
 
 func changedLines(ds []planner.DiffLine) string {
 	var b strings.Builder

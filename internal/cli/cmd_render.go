@@ -6,6 +6,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -38,17 +39,17 @@ func renderCommand() *ucli.Command {
 			}
 			out := res.Rulesets
 			w := c.App.Writer
-			for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+			for _, f := range []backend.Family{backend.IPv4, backend.IPv6} {
 				rs, ok := out[f]
 				if !ok {
 					continue
 				}
 				tool := "iptables-restore"
-				if f == rules.IPv6 {
+				if f == backend.IPv6 {
 					tool = "ip6tables-restore"
 				}
 				fmt.Fprintf(w, "# %s: %d rules, for %s --noflush (node %s)\n", f, rs.RuleCount(), tool, res.Options.Node)
-				if err := rs.WriteRestore(w); err != nil {
+				if err := rules.WriteRestore(rs, w); err != nil {
 					return err
 				}
 			}

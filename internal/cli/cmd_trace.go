@@ -13,7 +13,6 @@ import (
 	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/trace"
 )
 
@@ -306,11 +305,11 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			fam := rules.IPv4
+			fam := backend.IPv4
 			switch c.String("family") {
 			case "ipv4":
 			case "ipv6":
-				fam = rules.IPv6
+				fam = backend.IPv6
 			default:
 				return fmt.Errorf("--family %q: want ipv4 or ipv6", c.String("family"))
 			}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // TestPlanAndShowNameInterruptedChains: owned chains nothing references,
@@ -17,7 +17,7 @@ import (
 func TestPlanAndShowNameInterruptedChains(t *testing.T) {
 	h := newFakeHost(t)
 	left := "*nat\n:SVCNAT-SVC-LEFT - [0:0]\n:SVCNAT-SEP-LEFT - [0:0]\n-A SVCNAT-SVC-LEFT -j SVCNAT-SEP-LEFT\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(left), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(left), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, h.stateDir, "applying.json", `{"chains": ["IPv4 nat SVCNAT-SEP-LEFT", "IPv4 nat SVCNAT-SVC-LEFT"]}`)

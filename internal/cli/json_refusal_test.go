@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // refusedWith fails unless res is a refusal with reason whose hint
@@ -50,7 +50,7 @@ func TestSavedPlanRefusalsJSON(t *testing.T) {
 
 	writeFile(t, h.config, "nginx.hcl", nginx)
 	h.must(ExitOK, "plan", "-out", planFile)
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	_, res = h.result(ExitError, "apply", planFile)

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // cniChains is what the CNI portmap plugin leaves in nat.
@@ -18,7 +18,7 @@ const cniChains = "*nat\n:CNI-HOSTPORT-DNAT - [0:0]\n:CNI-DN-1234 - [0:0]\n" +
 // apply refuse naming them, destroy too; --adopt takes them over.
 func TestPlanAndApplyRefuseAnotherProgramsChains(t *testing.T) {
 	h := newFakeHost(t)
-	if err := h.fake.Restore(rules.IPv4, []byte(cniChains), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(cniChains), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"CNI\"\n}\n")
@@ -75,7 +75,7 @@ func TestAdoptSaysItAdopted(t *testing.T) {
 // another prefix, never --adopt.
 func TestKubeProxyIsRefused(t *testing.T) {
 	h := newFakeHost(t)
-	if err := h.fake.Restore(rules.IPv4, []byte("*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"KUBE\"\n}\n")

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // plan -destroy with nothing to remove says so in destroy's words, as
@@ -70,7 +70,7 @@ func TestStaleDestroyPlanHint(t *testing.T) {
 // nothing to refuse; apply is refused in words that hold.
 func TestKubeProxyWithNothingToDestroy(t *testing.T) {
 	h := newFakeHost(t)
-	if err := h.fake.Restore(rules.IPv4, []byte("*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, h.config, "settings.hcl", "settings {\n  chain_prefix = \"KUBE\"\n}\n")

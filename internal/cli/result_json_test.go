@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // oneDoc decodes stdout as a program reading the README would, and fails
@@ -348,7 +348,7 @@ func TestStaleSavedPlanJSON(t *testing.T) {
 	writeFile(t, h.config, "nginx.hcl", nginxTwo)
 	planFile := filepath.Join(t.TempDir(), "nginx.plan")
 	h.must(ExitOK, "plan", "-out", planFile)
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	doc, res := h.result(ExitError, "apply", planFile)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // show PLANFILE renders a saved plan without the host or the state
@@ -92,7 +92,7 @@ func TestShowJSON(t *testing.T) {
 	h.must(ExitOK, "confirm", id)
 	h.watcher(0)
 	// Drift: an owned rule added behind svcnat's back.
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	doc = planDoc(t, h.must(ExitOK, "--json", "show"))

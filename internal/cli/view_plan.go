@@ -293,7 +293,7 @@ type jsonBlocked struct {
 }
 
 func (b jsonBlocked) blocked() planner.Blocked {
-	return planner.Blocked{Family: b.Family.family(), Table: b.Table, Rule: rules.Rule(b.Rule), Pins: b.Pins}
+	return planner.Blocked{Family: b.Family.family(), Table: b.Table, Rule: backend.Rule(b.Rule), Pins: b.Pins}
 }
 
 // jsonChange is one changed chain. Service is the service it serves, null
@@ -316,11 +316,11 @@ type jsonChange struct {
 // jsonFamily is a family as plan --json names it: "ipv4".
 type jsonFamily string
 
-func newJSONFamily(f rules.Family) jsonFamily { return jsonFamily(f.Key()) }
+func newJSONFamily(f backend.Family) jsonFamily { return jsonFamily(f.Key()) }
 
 // family is the family f names (0 for none).
-func (f jsonFamily) family() rules.Family {
-	for _, fam := range rules.Families {
+func (f jsonFamily) family() backend.Family {
+	for _, fam := range backend.Families {
 		if fam.Key() == string(f) {
 			return fam
 		}
@@ -342,9 +342,9 @@ func (a jsonAction) action() planner.Action {
 }
 
 // jsonRuleText is a rule in iptables-save form.
-type jsonRuleText rules.Rule
+type jsonRuleText backend.Rule
 
-func (r jsonRuleText) MarshalText() ([]byte, error) { return []byte(rules.Rule(r).String()), nil }
+func (r jsonRuleText) MarshalText() ([]byte, error) { return []byte(backend.Rule(r).String()), nil }
 
 func (r *jsonRuleText) UnmarshalText(b []byte) error {
 	toks, err := rules.Tokenize(string(b))
@@ -361,7 +361,7 @@ func (r *jsonRuleText) UnmarshalText(b []byte) error {
 // jsonRuleLines are rules in iptables-save form, [] when none. They are
 // made into text as they are written: a cold start's plan holds a quarter
 // of a million.
-type jsonRuleLines []rules.Rule
+type jsonRuleLines []backend.Rule
 
 func (rs jsonRuleLines) MarshalJSON() ([]byte, error) {
 	out := make([]string, len(rs))
@@ -378,7 +378,7 @@ func (rs *jsonRuleLines) UnmarshalJSON(b []byte) error {
 	}
 	*rs = make(jsonRuleLines, len(in))
 	for i, r := range in {
-		(*rs)[i] = rules.Rule(r)
+		(*rs)[i] = backend.Rule(r)
 	}
 	return nil
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // A saved plan applied a second time is not "stale" with a diff of zero
@@ -157,7 +157,7 @@ func TestEmptyRollbackNamesTheGeneration(t *testing.T) {
 	if len(added) != 1 {
 		t.Fatalf("generation 2 added %v, want one rule", added)
 	}
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n"+added[0]+"\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n"+added[0]+"\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	out := h.must(ExitOK, "rollback", "-auto-approve")

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -64,7 +64,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 	t.Helper()
 	h := &fakeHost{t: t, fake: iptables.NewFake(), stateDir: t.TempDir(), config: t.TempDir()}
 	docker := "*nat\n:DOCKER - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n-A DOCKER -i docker0 -j RETURN\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(docker), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(docker), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, h.config, "nginx.hcl", nginx)
@@ -122,7 +122,7 @@ func (h *fakeHost) must(want int, args ...string) string {
 }
 
 func (h *fakeHost) rules() string {
-	rs, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(backend.IPv4)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestSavedPlanAndStalePlanOnTheFake(t *testing.T) {
 		t.Fatalf("plan -out:\n%s", out)
 	}
 	// Something else changes an owned chain after the plan was made.
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	before := h.rules()
@@ -312,7 +312,7 @@ func pinEndpoint(t *testing.T, h *fakeHost) string {
 		}
 	}
 	pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN -s 10.9.9.9/32 -j " + sep + "\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	return sep

@@ -7,9 +7,9 @@ import (
 
 	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // BenchmarkPlanNoChange10k plans 10,000 services (bench.Files) against a
@@ -33,7 +33,7 @@ func BenchmarkPlanNoChange10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	res.Rulesets[rules.IPv4].WriteSave(f)
+	res.Rulesets[backend.IPv4].WriteSave(f)
 	f.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

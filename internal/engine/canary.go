@@ -6,17 +6,16 @@ import (
 	"slices"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
 // canaryTables are the tables svcnat writes, where reconcile keeps a
-// canary chain (rules.Canary).
+// canary chain (backend.Canary).
 var canaryTables = []string{"nat", "filter"}
 
 // Canary is where one canary chain lives.
 type Canary struct {
-	Family rules.Family
+	Family backend.Family
 	Table  string
 }
 
@@ -27,9 +26,9 @@ func (c Canary) String() string { return fmt.Sprintf("%s %s", c.Family, c.Table)
 // chain, far cheaper than a plan: reconcile looks often.
 func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 	var missing []Canary
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		for _, t := range canaryTables {
-			_, ok, err := e.Kernel.ReadChain(f, t, rules.Canary(prefix))
+			_, ok, err := e.Kernel.ReadChain(f, t, backend.Canary(prefix))
 			if err != nil {
 				return nil, err
 			}
@@ -99,10 +98,10 @@ func (e *Engine) removeCanaries(prefix string) error {
 // to each table's canary chain (missing, by MissingCanaries, or not) and
 // keeps (true).
 func (e *Engine) canaries(prefix string, missing []Canary, change func(missing bool, c *backend.ChainChange) bool) error {
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		tx := &backend.Transaction{Family: f}
 		for _, t := range canaryTables {
-			c := &backend.ChainChange{Table: t, Chain: rules.Canary(prefix)}
+			c := &backend.ChainChange{Table: t, Chain: backend.Canary(prefix)}
 			if change(slices.Contains(missing, Canary{f, t}), c) {
 				tx.Changes = append(tx.Changes, c)
 			}

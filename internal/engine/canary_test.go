@@ -8,7 +8,6 @@ import (
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Canaries are created in nat and filter of both families, are invisible
@@ -28,7 +27,7 @@ func TestCanaries(t *testing.T) {
 	if p, err := h.e.Plan(parse(t, web), "n1"); err != nil || !p.Empty() {
 		t.Fatalf("a plan beside the canaries: %v, %+v", err, p)
 	}
-	if err := h.fake.Restore(rules.IPv4, []byte("*nat\n-F\n-X SVCNAT-CANARY\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n-F\n-X SVCNAT-CANARY\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := h.e.MissingCanaries("SVCNAT"); len(m) != 1 || m[0].String() != "IPv4 nat" {
@@ -46,7 +45,7 @@ func TestCanaries(t *testing.T) {
 // count of the chains read.
 type racingKernel struct {
 	*iptables.Fake
-	beforeRestore func(f rules.Family, payload []byte)
+	beforeRestore func(f backend.Family, payload []byte)
 	listed        int
 }
 
@@ -58,7 +57,7 @@ func (k *racingKernel) Run(tx *backend.Transaction) error {
 	return k.Fake.Run(tx)
 }
 
-func (k *racingKernel) ReadChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func (k *racingKernel) ReadChain(f backend.Family, table, chain string) ([]backend.Rule, bool, error) {
 	k.listed++
 	return k.Fake.ReadChain(f, table, chain)
 }
@@ -76,7 +75,7 @@ func TestCanaryTablesRecordedWithTheChains(t *testing.T) {
 	e.Kernel = k
 	other := &Engine{Host: Host{Kernel: h.fake}, StateDir: h.e.StateDir} // LockTimeout 0: no wait
 	var raced []error
-	k.beforeRestore = func(f rules.Family, payload []byte) {
+	k.beforeRestore = func(f backend.Family, payload []byte) {
 		if strings.Contains(string(payload), "CANARY") && len(raced) == 0 {
 			_, err := other.Destroy(context.Background(), "SVCNAT")
 			raced = append(raced, err)
@@ -108,12 +107,12 @@ func TestEnsureCanariesListsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := 0
-	k.beforeRestore = func(rules.Family, []byte) { restored++ }
+	k.beforeRestore = func(backend.Family, []byte) { restored++ }
 	k.listed = 0
 	if err := h.e.EnsureCanaries("SVCNAT"); err != nil {
 		t.Fatal(err)
 	}
-	if want := len(rules.Families) * len(canaryTables); k.listed != want || restored != 0 {
+	if want := len(backend.Families) * len(canaryTables); k.listed != want || restored != 0 {
 		t.Fatalf("a pass with every canary there listed %d chains (want %d) and restored %d times", k.listed, want, restored)
 	}
 }

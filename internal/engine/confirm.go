@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -416,9 +416,9 @@ func rebootPlan(d *state.Dir, st *state.State) (*planner.Plan, string, error) {
 
 // previous returns the rules and configuration digest of the generation
 // a pending apply returns to; no rules at all when it was the first.
-func previous(d *state.Dir, st *state.State, pd state.Pending) (map[rules.Family]*rules.Ruleset, string, error) {
+func previous(d *state.Dir, st *state.State, pd state.Pending) (map[backend.Family]*backend.Ruleset, string, error) {
 	if pd.Previous == 0 {
-		return map[rules.Family]*rules.Ruleset{}, "", nil
+		return map[backend.Family]*backend.Ruleset{}, "", nil
 	}
 	desired, err := generationRules(d, st, pd.Previous)
 	if err != nil {

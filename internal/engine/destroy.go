@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -23,7 +23,7 @@ func (e *Engine) unrecorded(st *state.State) bool {
 // generations describe the set in the other backend, which stays. It asks
 // (unless approved), commits, verifies and rolls back on failure like any
 // destroy (see commit).
-func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[rules.Family]*rules.Ruleset, approved bool) (*Result, error) {
+func (e *Engine) destroyUnrecorded(ctx context.Context, d *state.Dir, p *planner.Plan, live map[backend.Family]*backend.Ruleset, approved bool) (*Result, error) {
 	res := &Result{Op: OpDestroy, Plan: p, StateDir: d.Path(), KeptRecord: true}
 	if err := e.commitRefusal(OpDestroy, p); err != nil || p.Empty() {
 		return res, err

@@ -5,15 +5,15 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // saves is both families' whole rules, for before/after comparisons.
 func (h *testHost) saves(t *testing.T) string {
 	t.Helper()
 	var out string
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		rs, err := h.fake.Save(f)
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +53,7 @@ func TestDestroyRemovesTablesItCreated(t *testing.T) {
 		before := h.saves(t)
 		h.mustApply(t, parse(t, web, v6))
 		if c.foreign {
-			if err := h.fake.Restore(rules.IPv6, []byte("*nat\n-A POSTROUTING -s fd00:99::/64 -j MASQUERADE\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+			if err := h.fake.Restore(backend.IPv6, []byte("*nat\n-A POSTROUTING -s fd00:99::/64 -j MASQUERADE\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -92,7 +92,7 @@ func TestDestroyUnrecordedBackendKeepsRecord(t *testing.T) {
 	if got := h.state(t); got.Generation != st.Generation || got.Prefix != "SVCNAT" || got.Backend != "nft" {
 		t.Fatalf("state after destroying the unrecorded set: %+v, want %+v", got, st)
 	}
-	if rs, _ := h.fake.Save(rules.IPv4); rs.Owned("SVCNAT").RuleCount() > 0 {
+	if rs, _ := h.fake.Save(backend.IPv4); rs.Owned("SVCNAT").RuleCount() > 0 {
 		t.Fatalf("destroy left owned rules:\n%s", rs.Owned("SVCNAT").Text())
 	}
 }

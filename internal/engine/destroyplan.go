@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -116,7 +116,7 @@ func (e *Engine) destroySaved(ctx context.Context, p *planner.Plan) (*Result, er
 // as any change does; then it removes reconcile's canary chains and the
 // tables svcnat's applies created that hold nothing else. approved: the
 // plan was reviewed before (a saved plan), nobody is asked.
-func (e *Engine) destroyCommit(ctx context.Context, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, approved bool) (*Result, error) {
+func (e *Engine) destroyCommit(ctx context.Context, d *state.Dir, st *state.State, p *planner.Plan, live map[backend.Family]*backend.Ruleset, approved bool) (*Result, error) {
 	var res *Result
 	var err error
 	if e.unrecorded(st) {

@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -81,7 +81,7 @@ type testHost struct {
 func newHost(t *testing.T) *testHost {
 	t.Helper()
 	fake := iptables.NewFake()
-	if err := fake.Restore(rules.IPv4, []byte(foreign), iptables.NoFlushTables); err != nil {
+	if err := fake.Restore(backend.IPv4, []byte(foreign), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	h := &testHost{fake: fake, cleaner: &cleaner{}}
@@ -108,7 +108,7 @@ func parse(t *testing.T, files ...string) *config.Config {
 
 func (h *testHost) text(t *testing.T) string {
 	t.Helper()
-	rs, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(backend.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func (h *testHost) text(t *testing.T) string {
 
 func (h *testHost) foreign(t *testing.T) string {
 	t.Helper()
-	rs, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(backend.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestShowReportsDrift(t *testing.T) {
 		t.Fatalf("show after apply: %v, %+v", err, s)
 	}
 	drift := "*nat\n-A SVCNAT-SERVICES -d 1.2.3.4/32 -j RETURN\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(drift), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(drift), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	if s, err := h.e.Show("SVCNAT"); err != nil || s.Drift.Empty() || s.Drift.Summary().RulesAdded != 1 {
@@ -442,7 +442,7 @@ func (h *testHost) pinSEP(t *testing.T, res *Result, match string) string {
 		}
 	}
 	pin := "*nat\n:MYCHAIN - [0:0]\n-A MYCHAIN " + match + "-j " + sep + "\nCOMMIT\n"
-	if err := h.fake.Restore(rules.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(pin), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 	return sep

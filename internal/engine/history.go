@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -98,7 +98,7 @@ func ReadHistory(stateDir string) (*History, error) {
 // without parsing them: the chain declarations and the -A lines of an
 // iptables-save text. -1, -1 when a file it records cannot be read.
 func countGeneration(d *state.Dir, g state.GenerationInfo) (chains, nrules int) {
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		if !slices.Contains(g.Rules, f.Key()) {
 			continue
 		}

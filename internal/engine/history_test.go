@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -184,8 +183,8 @@ func TestRollbackToAGoneGeneration(t *testing.T) {
 // inventory counts the owned live rules as show does.
 func (h *testHost) inventory(t *testing.T) *backend.Inventory {
 	t.Helper()
-	live := map[rules.Family]*rules.Ruleset{}
-	for _, f := range rules.Families {
+	live := map[backend.Family]*backend.Ruleset{}
+	for _, f := range backend.Families {
 		rs, err := h.fake.Save(f)
 		if err != nil {
 			t.Fatal(err)

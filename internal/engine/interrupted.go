@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -11,7 +11,7 @@ import (
 // interruptedIn). It takes no lock and creates no state directory.
 // Against a saved dump it names none: the dump is not this host, whose
 // state directory proves nothing of it.
-func (e *Engine) interrupted(prefix string, live map[rules.Family]*rules.Ruleset) ([]planner.Left, error) {
+func (e *Engine) interrupted(prefix string, live map[backend.Family]*backend.Ruleset) ([]planner.Left, error) {
 	if e.Kernel.ReadOnly() || e.StateDir == "" || !state.Exists(e.StateDir) {
 		return nil, nil
 	}
@@ -35,7 +35,7 @@ func (e *Engine) interrupted(prefix string, live map[rules.Family]*rules.Ruleset
 // generation's rules when the caller read them (nil: read here, only
 // when some noted chain is live and unreached, which on a host no apply
 // was killed on is never: at 10,000 services they are 25 MB).
-func interruptedIn(d *state.Dir, st *state.State, prefix string, live, recorded map[rules.Family]*rules.Ruleset) ([]planner.Left, error) {
+func interruptedIn(d *state.Dir, st *state.State, prefix string, live, recorded map[backend.Family]*backend.Ruleset) ([]planner.Left, error) {
 	in, err := readIntent(d)
 	if err != nil || len(in.Chains) == 0 {
 		return nil, err

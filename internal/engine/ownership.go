@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -25,7 +25,7 @@ import (
 // back to its last destroy), and those an apply of it began to create and
 // did not record (it was killed: intentFile). Any other chain of the
 // prefix refuses the command (*UnrecordedError), unless Engine.Adopt takes
-// them over. The canary chains are svcnat's by name: rules.Owns leaves
+// them over. The canary chains are svcnat's by name: backend.Owns leaves
 // them out of every plan.
 
 // intentFile, in the state directory, lists the chains ("IPv4 nat
@@ -59,7 +59,7 @@ func readIntent(d *state.Dir) (*intent, error) {
 // the commit will create, added to those an earlier unfinished apply
 // noted (they may still be live). It returns the chains it added, for
 // forgetIntent.
-func noteIntent(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) ([]string, error) {
+func noteIntent(d *state.Dir, desired, live map[backend.Family]*backend.Ruleset) ([]string, error) {
 	have := chainSet(live)
 	var fresh []string
 	for k := range chainSet(desired) {
@@ -139,7 +139,7 @@ func clearIntent(d *state.Dir) error {
 
 // chainSet is the set of non-built-in chains in rs (owned rules), named
 // as chainKey names them.
-func chainSet(rs map[rules.Family]*rules.Ruleset) map[string]bool {
+func chainSet(rs map[backend.Family]*backend.Ruleset) map[string]bool {
 	out := map[string]bool{}
 	for f, r := range rs {
 		if r == nil {
@@ -157,7 +157,7 @@ func chainSet(rs map[rules.Family]*rules.Ruleset) map[string]bool {
 }
 
 // chainKey names a chain as svcnat reports it: "IPv4 nat SVCNAT-SVC-X".
-func chainKey(f rules.Family, table, chain string) string {
+func chainKey(f backend.Family, table, chain string) string {
 	return planner.Left{Family: f, Table: table, Chain: chain}.String()
 }
 
@@ -226,7 +226,7 @@ func (e *Engine) noteAdopting(d *state.Dir, st *state.State, p *planner.Plan) er
 		take[k] = true
 	}
 	p.Adopting = nil
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		if p.Live[f] == nil {
 			continue
 		}
@@ -271,17 +271,17 @@ func (e *Engine) kubeProxyRefusal(op Op, p *planner.Plan) error {
 	if p.Prefix != "KUBE" || op == OpDestroy && p.Empty() {
 		return nil
 	}
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		for _, t := range p.Live[f].Tables {
 			if t.Chain(kubeProxyCanary) != nil {
 				return &KubeProxyError{Op: op, Where: chainKey(f, t.Name, kubeProxyCanary)}
 			}
 		}
 	}
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		rs, err := e.Kernel.Read(f, nil)
 		if err != nil {
-			if f == rules.IPv4 {
+			if f == backend.IPv4 {
 				return err
 			}
 			continue // a host without ip6tables has no kube-proxy chains there
@@ -343,7 +343,7 @@ func unrecordedChains(d *state.Dir, st *state.State, p *planner.Plan, live map[s
 			// nothing was removed then: the scan goes on.)
 			break
 		}
-		for _, f := range rules.Families {
+		for _, f := range backend.Families {
 			data, err := d.ReadGeneration(st.Generations[i].Generation, f.Key())
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // pruned, or never written: it proves nothing
@@ -361,7 +361,7 @@ func unrecordedChains(d *state.Dir, st *state.State, p *planner.Plan, live map[s
 
 // generationChains names the non-built-in chains a generation file (an
 // iptables-save text) declares, without parsing its rules.
-func generationChains(f rules.Family, data []byte) []string {
+func generationChains(f backend.Family, data []byte) []string {
 	var out []string
 	table := ""
 	for len(data) > 0 {
@@ -376,7 +376,7 @@ func generationChains(f rules.Family, data []byte) []string {
 			table = string(bytes.TrimSpace(line[1:]))
 		case len(line) > 1 && line[0] == ':':
 			name, _, _ := strings.Cut(string(line[1:]), " ")
-			if !rules.IsBuiltinChain(name) {
+			if !backend.IsBuiltinChain(name) {
 				out = append(out, chainKey(f, table, name))
 			}
 		}

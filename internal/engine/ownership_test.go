@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/applier"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // cni is what the CNI portmap plugin leaves in nat: chains named CNI-*,
@@ -36,7 +36,7 @@ var cniChains = []string{"IPv4 nat CNI-DN-6f2b8c1e2a0b4d5e9a7c1", "IPv4 nat CNI-
 
 func (h *testHost) restore(t *testing.T, dump string) {
 	t.Helper()
-	if err := h.fake.Restore(rules.IPv4, []byte(dump), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(dump), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
@@ -83,7 +82,7 @@ func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
 }
 
 // plan is Plan, also returning the live rules it read.
-func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules.Family]*rules.Ruleset, error) {
+func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[backend.Family]*backend.Ruleset, error) {
 	res, err := e.Render(cfg, RenderFor{Node: node})
 	if err != nil {
 		return nil, nil, err
@@ -104,13 +103,13 @@ func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[rules
 // can be read: a host without ip6tables (or booted with IPv6 disabled)
 // still serves IPv4-only configurations, while IPv6 chains left from an
 // earlier configuration are found and removed wherever ip6tables works.
-func (e *Engine) saveLive(desired map[rules.Family]*rules.Ruleset) (map[rules.Family]*rules.Ruleset, error) {
-	live := map[rules.Family]*rules.Ruleset{}
-	for _, f := range rules.Families {
+func (e *Engine) saveLive(desired map[backend.Family]*backend.Ruleset) (map[backend.Family]*backend.Ruleset, error) {
+	live := map[backend.Family]*backend.Ruleset{}
+	for _, f := range backend.Families {
 		_, wanted := desired[f]
 		rs, err := e.Kernel.Read(f, desired[f])
 		switch {
-		case err != nil && f == rules.IPv6 && !wanted:
+		case err != nil && f == backend.IPv6 && !wanted:
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("reading the live %s rules: %w", f, err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
@@ -61,18 +62,18 @@ func TestApplySavedRefusesRulesSvcnatNeverWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)
 			saved, _ := savedWeb(t, h)
-			text := saved.Desired[rules.IPv4].Text()
+			text := saved.Desired[backend.IPv4].Text()
 			if !strings.Contains(text, tc.old) {
 				t.Fatalf("no %q in the desired rules:\n%s", tc.old, text)
 			}
-			evil, err := rules.ParseSave(rules.IPv4, strings.NewReader(strings.Replace(text, tc.old, tc.new, 1)))
+			evil, err := rules.ParseSave(backend.IPv4, strings.NewReader(strings.Replace(text, tc.old, tc.new, 1)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			tampered := planner.New(saved.Prefix, saved.Backend, map[rules.Family]*rules.Ruleset{rules.IPv4: evil}, saved.Live)
+			tampered := planner.New(saved.Prefix, saved.Backend, map[backend.Family]*backend.Ruleset{backend.IPv4: evil}, saved.Live)
 			// New keeps only what svcnat owns (nat and filter): a plan
 			// value holds whatever its file said.
-			tampered.Desired[rules.IPv4] = evil
+			tampered.Desired[backend.IPv4] = evil
 			if tampered.Fingerprint != saved.Fingerprint {
 				t.Fatal("the tampered plan is stale: it tests nothing")
 			}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // RenderFor says whom a configuration is rendered for.
@@ -75,6 +75,6 @@ func (h *Host) renderOptions(cfg *config.Config, node string) (opts render.Optio
 
 // LiveRules reads the live rules of every family as plan reads them (of
 // IPv6 only where ip6tables works), for trace and graph.
-func (e *Engine) LiveRules() (map[rules.Family]*rules.Ruleset, error) {
+func (e *Engine) LiveRules() (map[backend.Family]*backend.Ruleset, error) {
 	return e.saveLive(nil)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -124,7 +125,7 @@ func (e *Engine) savedPlanFirst(op Op, d *state.Dir, st *state.State, p *planner
 // other live rules is refused (*StaleError), and p gets the foreign rules
 // that pin its deletions (Blocked), which a saved plan, holding only owned
 // rules, cannot carry.
-func (e *Engine) savedLive(p *planner.Plan) (map[rules.Family]*rules.Ruleset, error) {
+func (e *Engine) savedLive(p *planner.Plan) (map[backend.Family]*backend.Ruleset, error) {
 	// A destroy plan wants nothing, and must see every table it removes
 	// chains from (see saveLive).
 	want := p.Desired
@@ -315,7 +316,7 @@ func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) 
 // It records too which state directory wrote the chains in this network
 // namespace last (see noteOwner), and, before the restores, which chains
 // it creates (see noteIntent).
-func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, digest string, approved bool) (*Result, error) {
+func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[backend.Family]*backend.Ruleset, digest string, approved bool) (*Result, error) {
 	res, err := e.commitRules(ctx, op, d, st, p, live, digest, approved)
 	if err != nil {
 		return res, err
@@ -323,7 +324,7 @@ func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.Stat
 	return res, e.noteOwner(p.Prefix, !blank(p))
 }
 
-func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[rules.Family]*rules.Ruleset, digest string, approved bool) (*Result, error) {
+func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[backend.Family]*backend.Ruleset, digest string, approved bool) (*Result, error) {
 	res := &Result{Op: op, Plan: p, StateDir: d.Path()}
 	if err := e.commitRefusal(op, p); err != nil {
 		return res, err
@@ -438,7 +439,7 @@ func (e *Engine) ask(ctx context.Context, op Op, p *planner.Plan, approved bool)
 // backend takes (or Batch): the applier commits, verifies, and rolls
 // back on any failure or on ctx ending. res records that it applied and
 // how long that took.
-func (e *Engine) applyPlan(ctx context.Context, p *planner.Plan, live map[rules.Family]*rules.Ruleset, res *Result) error {
+func (e *Engine) applyPlan(ctx context.Context, p *planner.Plan, live map[backend.Family]*backend.Ruleset, res *Result) error {
 	start := time.Now()
 	opts := applier.Options{Batch: e.Batch, ListLimit: e.Kernel.Limits().ListLimit, Step: e.stepper(res)}
 	if err := applier.Apply(ctx, e.Kernel, p, live, opts); err != nil {
@@ -479,7 +480,7 @@ func blank(p *planner.Plan) bool {
 func generationFiles(p *planner.Plan) (map[string]io.WriterTo, string) {
 	gens := map[string]io.WriterTo{}
 	var sections []state.Section
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		gens[f.Key()] = text{p.Desired[f]}
 		sections = append(sections, state.Section{Name: f.Key(), Write: p.Desired[f].WriteText})
 	}
@@ -488,7 +489,7 @@ func generationFiles(p *planner.Plan) (map[string]io.WriterTo, string) {
 }
 
 // text is a ruleset's Text, for writing to a file (io.WriterTo).
-type text struct{ rs *rules.Ruleset }
+type text struct{ rs *backend.Ruleset }
 
 func (t text) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
@@ -552,16 +553,16 @@ var (
 // that is missing, unreadable or not what was written is an error naming
 // it, never "no rules", which a rollback or revert would apply by
 // removing every owned chain.
-func generationRules(d *state.Dir, st *state.State, gen int64) (map[rules.Family]*rules.Ruleset, error) {
+func generationRules(d *state.Dir, st *state.State, gen int64) (map[backend.Family]*backend.Ruleset, error) {
 	info, ok := st.Info(gen)
 	if !ok {
 		return nil, &GenerationError{StateDir: d.Path(), Generation: gen,
 			Err: fmt.Errorf("generation %d is not recorded in %s", gen, filepath.Join(d.Path(), "state.json"))}
 	}
 	// The digest is generationFiles's, over the files as written.
-	data := map[rules.Family][]byte{}
+	data := map[backend.Family][]byte{}
 	var sections []state.Section
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		if slices.Contains(info.Rules, f.Key()) {
 			b, err := d.ReadGeneration(gen, f.Key())
 			if err != nil {
@@ -579,7 +580,7 @@ func generationRules(d *state.Dir, st *state.State, gen int64) (map[rules.Family
 			Err: fmt.Errorf("the files of generation %d in %s are not the rules recorded (their digest is %s, the record says %s)",
 				gen, filepath.Join(d.Path(), "generations"), digest, info.RulesDigest)}
 	}
-	out := map[rules.Family]*rules.Ruleset{}
+	out := map[backend.Family]*backend.Ruleset{}
 	for f, b := range data {
 		rs, err := rules.ParseSave(f, bytes.NewReader(b))
 		if err != nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -53,7 +52,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 		p := pendingApply(d, s.State)
 		s.Pending = &p
 	}
-	var applied map[rules.Family]*rules.Ruleset
+	var applied map[backend.Family]*backend.Ruleset
 	if s.State.Generation > 0 {
 		if applied, err = generationRules(d, s.State, s.State.Generation); err != nil {
 			return nil, err

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -50,8 +49,8 @@ func (ct createdTables) save(d *state.Dir) error {
 }
 
 // familyByKey is the family whose Key is key.
-func familyByKey(key string) (rules.Family, bool) {
-	for _, f := range rules.Families {
+func familyByKey(key string) (backend.Family, bool) {
+	for _, f := range backend.Families {
 		if f.Key() == key {
 			return f, true
 		}
@@ -60,16 +59,16 @@ func familyByKey(key string) (rules.Family, bool) {
 }
 
 // tableKey names a table in createdTablesFile.
-func tableKey(f rules.Family, table string) string { return f.Key() + " " + table }
+func tableKey(f backend.Family, table string) string { return f.Key() + " " + table }
 
 // noteCreatedTables records, before a commit writes desired over live
 // (the whole live dump), the tables the commit will create: those desired
 // has rules in and live lacks. It is written before the restore, so that
 // a commit killed half way still leaves the record.
-func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]*rules.Ruleset) error {
+func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[backend.Family]*backend.Ruleset) error {
 	name := string(e.Kernel.Name())
 	var fresh []string
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		if desired[f] == nil {
 			continue
 		}
@@ -106,16 +105,16 @@ func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[rules.Family]
 // families with a missing canary whole, which happens only on a first
 // pass or after a flush.
 func (e *Engine) noteCanaryTables(d *state.Dir, prefix string, missing []Canary) error {
-	want, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
+	want, live := map[backend.Family]*backend.Ruleset{}, map[backend.Family]*backend.Ruleset{}
 	for _, m := range missing {
 		if live[m.Family] == nil {
 			var err error
 			if live[m.Family], err = e.Kernel.Read(m.Family, nil); err != nil {
 				return err
 			}
-			want[m.Family] = &rules.Ruleset{Family: m.Family}
+			want[m.Family] = &backend.Ruleset{Family: m.Family}
 		}
-		want[m.Family].EnsureTable(m.Table).EnsureChain(rules.Canary(prefix))
+		want[m.Family].EnsureTable(m.Table).EnsureChain(backend.Canary(prefix))
 	}
 	return e.noteCreatedTables(d, want, live)
 }

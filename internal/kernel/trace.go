@@ -4,13 +4,12 @@ import (
 	"net/netip"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	iptrace "github.com/svcnat/svcnat/internal/kernel/iptables/trace"
 )
 
 // Tracer is the tracer of rs — the iptables rules of each family, planned
 // or live, built-in chains included — on a host whose own addresses are
 // local; prefix names the chains svcnat owns, which its graph draws.
-func Tracer(rs map[rules.Family]*rules.Ruleset, local []netip.Addr, prefix string) backend.Tracer {
+func Tracer(rs map[backend.Family]*backend.Ruleset, local []netip.Addr, prefix string) backend.Tracer {
 	return iptrace.Host{Rules: rs, Local: local, Prefix: prefix}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -74,20 +75,20 @@ func BenchmarkRuleDiffServiceChain(b *testing.B) {
 // diff the text differ makes, line for line, for a chain changed a little,
 // rewritten whole, created and deleted; and that they count what they show.
 func TestRuleRunsAreTheTextDiff(t *testing.T) {
-	ruleList := func(text string) []rules.Rule {
-		var out []rules.Rule
+	ruleList := func(text string) []backend.Rule {
+		var out []backend.Rule
 		for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 			toks, err := rules.Tokenize(l)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, rules.Rule{Chain: toks[1], Args: toks[2:]})
+			out = append(out, backend.Rule{Chain: toks[1], Args: toks[2:]})
 		}
 		return out
 	}
 	for _, tc := range []struct {
 		name          string
-		before, after []rules.Rule
+		before, after []backend.Rule
 	}{
 		{"changed", ruleList(probabilityChain(10, -1)), ruleList(probabilityChain(10, 4))},
 		{"rewritten", ruleList(probabilityChain(3000, -1)), ruleList(probabilityChain(3000, 2999))},

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // Left is an owned chain an interrupted apply left behind: an apply
@@ -15,7 +15,7 @@ import (
 // destroy clear them, the next apply using those its configuration wants
 // and deleting the rest, like any chain.
 type Left struct {
-	Family rules.Family
+	Family backend.Family
 	Table  string
 	Chain  string
 }
@@ -31,17 +31,17 @@ func (l Left) String() string { return fmt.Sprintf("%s %s %s", l.Family, l.Table
 // generation; nil when none is) does not have: what an interrupted apply
 // left. Another unreached chain of the prefix is no interrupted apply's:
 // nothing proves svcnat made it. Sorted by family, table and chain.
-func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset, began map[string]bool) []Left {
+func Interrupted(prefix string, live, recorded map[backend.Family]*backend.Ruleset, began map[string]bool) []Left {
 	if len(began) == 0 {
 		return nil
 	}
 	var out []Left
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		if live[f] == nil {
 			continue
 		}
 		for _, t := range live[f].Tables {
-			var rt *rules.Table
+			var rt *backend.Table
 			if recorded[f] != nil {
 				rt = recorded[f].Table(t.Name)
 			}
@@ -68,10 +68,10 @@ func Interrupted(prefix string, live, recorded map[rules.Family]*rules.Ruleset, 
 
 // unreached lists the owned chains of t that no jump from a chain svcnat
 // does not own leads to, by a walk from those jumps.
-func unreached(prefix string, t *rules.Table) []string {
-	owned := make(map[string]*rules.Chain, len(t.Chains))
+func unreached(prefix string, t *backend.Table) []string {
+	owned := make(map[string]*backend.Chain, len(t.Chains))
 	for _, c := range t.Chains {
-		if !c.Builtin() && rules.OwnsIn(prefix, t.Name, c.Name) {
+		if !c.Builtin() && backend.OwnsIn(prefix, t.Name, c.Name) {
 			owned[c.Name] = c
 		}
 	}
@@ -80,7 +80,7 @@ func unreached(prefix string, t *rules.Table) []string {
 	}
 	reached := make(map[string]bool, len(owned))
 	var queue []string
-	reach := func(c *rules.Chain) {
+	reach := func(c *backend.Chain) {
 		for _, r := range c.Rules {
 			if tgt := r.Target(); owned[tgt] != nil && !reached[tgt] {
 				reached[tgt] = true

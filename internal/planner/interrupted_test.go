@@ -4,16 +4,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 func TestInterruptedNamesUnreachedUnrecordedChains(t *testing.T) {
-	parse := func(text string) map[rules.Family]*rules.Ruleset {
-		rs, err := rules.ParseSave(rules.IPv4, strings.NewReader(text))
+	parse := func(text string) map[backend.Family]*backend.Ruleset {
+		rs, err := rules.ParseSave(backend.IPv4, strings.NewReader(text))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return map[rules.Family]*rules.Ruleset{rules.IPv4: rs}
+		return map[backend.Family]*backend.Ruleset{backend.IPv4: rs}
 	}
 	// SERVICES is reached from PREROUTING, SVC-A through it, SEP-A through
 	// SVC-A; SEP-OP from an operator's chain. SVC-B and SEP-B (which only

@@ -8,7 +8,7 @@
 package planner
 
 import (
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -16,11 +16,11 @@ import (
 // so that applying one made against other live rules is refused: the one
 // rules digest (state.SectionsDigest) of each family's text, named for
 // people ("IPv4"), after a line naming the backend.
-func Fingerprint(backend string, owned map[rules.Family]*rules.Ruleset) string {
-	sections := make([]state.Section, 0, len(rules.Families))
-	for _, f := range rules.Families {
+func Fingerprint(name string, owned map[backend.Family]*backend.Ruleset) string {
+	sections := make([]state.Section, 0, len(backend.Families))
+	for _, f := range backend.Families {
 		sections = append(sections, state.Section{Name: f.String(), Write: owned[f].WriteText})
 	}
-	digest, _ := state.SectionsDigest(backend+"\n", sections...) // writing to a hash never fails
+	digest, _ := state.SectionsDigest(name+"\n", sections...) // writing to a hash never fails
 	return digest
 }

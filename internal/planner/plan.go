@@ -9,7 +9,6 @@ import (
 	"github.com/sergi/go-diff/diffmatchpatch"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // The plan's types are the backend's (package backend holds the types
@@ -41,8 +40,8 @@ const (
 type Plan struct {
 	Prefix  string
 	Backend string
-	Desired map[rules.Family]*rules.Ruleset // owned rules wanted
-	Live    map[rules.Family]*rules.Ruleset // owned rules found
+	Desired map[backend.Family]*backend.Ruleset // owned rules wanted
+	Live    map[backend.Family]*backend.Ruleset // owned rules found
 	Changes []ChainChange
 
 	// Blocked lists the foreign rules that pin a chain this plan deletes;
@@ -93,10 +92,10 @@ func (p *Plan) Planned() backend.Planned {
 // to ("CHAIN_DEL failed (Device or resource busy)"), and svcnat never edits
 // foreign rules.
 type Blocked struct {
-	Family rules.Family
+	Family backend.Family
 	Table  string
-	Rule   rules.Rule // the foreign rule; Rule.Chain is the chain holding it
-	Pins   string     // the owned chain it jumps to
+	Rule   backend.Rule // the foreign rule; Rule.Chain is the chain holding it
+	Pins   string       // the owned chain it jumps to
 }
 
 // String says which rule pins which chain, as svcnat reports it:
@@ -137,16 +136,16 @@ func (p *Plan) Summary() Summary {
 // New diffs the owned part of live against desired. Desired must hold only
 // owned chains (as the renderer makes them); live may be a whole dump, and
 // should be one: the foreign rules in it are what fills Blocked.
-func New(prefix, backendName string, desired, live map[rules.Family]*rules.Ruleset) *Plan {
-	p := &Plan{Prefix: prefix, Backend: backendName, Desired: map[rules.Family]*rules.Ruleset{}, Live: map[rules.Family]*rules.Ruleset{}}
-	whole := map[rules.Family]*rules.Ruleset{}
-	for _, f := range rules.Families {
+func New(prefix, backendName string, desired, live map[backend.Family]*backend.Ruleset) *Plan {
+	p := &Plan{Prefix: prefix, Backend: backendName, Desired: map[backend.Family]*backend.Ruleset{}, Live: map[backend.Family]*backend.Ruleset{}}
+	whole := map[backend.Family]*backend.Ruleset{}
+	for _, f := range backend.Families {
 		d, l := desired[f], live[f]
 		if d == nil {
-			d = &rules.Ruleset{Family: f}
+			d = &backend.Ruleset{Family: f}
 		}
 		if l == nil {
-			l = &rules.Ruleset{Family: f}
+			l = &backend.Ruleset{Family: f}
 		}
 		p.Desired[f], p.Live[f], whole[f] = d.Owned(prefix), l.Owned(prefix), l
 	}
@@ -155,7 +154,7 @@ func New(prefix, backendName string, desired, live map[rules.Family]*rules.Rules
 	// side, and both only read the rulesets.
 	fingerprint := make(chan string, 1)
 	go func() { fingerprint <- Fingerprint(backendName, p.Live) }()
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		changes := diffFamily(f, p.Desired[f], p.Live[f])
 		p.Changes = append(p.Changes, changes...)
 		p.Blocked = append(p.Blocked, blocked(f, whole[f], prefix, changes)...)
@@ -166,7 +165,7 @@ func New(prefix, backendName string, desired, live map[rules.Family]*rules.Rules
 
 // blocked lists the foreign rules of live that jump to a chain changes
 // deletes, for Plan.Blocked.
-func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []ChainChange) []Blocked {
+func blocked(f backend.Family, live *backend.Ruleset, prefix string, changes []ChainChange) []Blocked {
 	type key struct{ table, chain string }
 	deleted := map[key]bool{}
 	for _, c := range changes {
@@ -180,7 +179,7 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 	var out []Blocked
 	for _, t := range live.Tables {
 		for _, c := range t.Chains {
-			if c.Builtin() || rules.OwnsIn(prefix, t.Name, c.Name) {
+			if c.Builtin() || backend.OwnsIn(prefix, t.Name, c.Name) {
 				continue
 			}
 			for _, r := range c.Rules {
@@ -201,12 +200,12 @@ func blocked(f rules.Family, live *rules.Ruleset, prefix string, changes []Chain
 }
 
 // diffFamily diffs one family's owned rules.
-func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
+func diffFamily(f backend.Family, desired, live *backend.Ruleset) []ChainChange {
 	type key struct{ table, chain string }
 	seen := map[key]bool{}
 	var keys []key
 	created := 0 // chains only desired: changes for certain
-	for i, rs := range []*rules.Ruleset{desired, live} {
+	for i, rs := range []*backend.Ruleset{desired, live} {
 		for _, t := range rs.Tables {
 			for _, c := range t.Chains {
 				k := key{t.Name, c.Name}
@@ -233,21 +232,21 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 	// allocated once.
 	out := make([]ChainChange, 0, created)
 	for _, k := range keys {
-		var dc, lc *rules.Chain
+		var dc, lc *backend.Chain
 		if t := desired.Table(k.table); t != nil {
 			dc = t.Chain(k.chain)
 		}
 		if t := live.Table(k.table); t != nil {
 			lc = t.Chain(k.chain)
 		}
-		ch := ChainChange{Family: f, Table: k.table, Chain: k.chain, Builtin: rules.IsBuiltinChain(k.chain)}
+		ch := ChainChange{Family: f, Table: k.table, Chain: k.chain, Builtin: backend.IsBuiltinChain(k.chain)}
 		switch {
 		case dc != nil && lc == nil:
 			ch.Action, ch.After = Create, dc.Rules
 		case dc == nil && lc != nil:
 			ch.Action, ch.Before = Delete, lc.Rules
 		default:
-			if rules.EqualRules(dc.Rules, lc.Rules) {
+			if backend.EqualRules(dc.Rules, lc.Rules) {
 				continue
 			}
 			ch.Action, ch.Before, ch.After = Update, lc.Rules, dc.Rules
@@ -265,7 +264,7 @@ func diffFamily(f rules.Family, desired, live *rules.Ruleset) []ChainChange {
 // runs over them, so that a changed chain shows only the rules that
 // moved. A chain created or deleted needs no differ: its diff is nil,
 // which ChainChange.Diff reads as all of each side.
-func RuleRuns(before, after []rules.Rule) []DiffRun {
+func RuleRuns(before, after []backend.Rule) []DiffRun {
 	if len(before) == 0 || len(after) == 0 {
 		return nil
 	}
@@ -284,7 +283,7 @@ func RuleRuns(before, after []rules.Rule) []DiffRun {
 }
 
 // RuleDiff is RuleRuns line by line.
-func RuleDiff(before, after []rules.Rule) []DiffLine {
+func RuleDiff(before, after []backend.Rule) []DiffLine {
 	c := ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
 	var out []DiffLine
 	for op, r := range c.Lines() {
@@ -359,7 +358,7 @@ func lineDiffs(dmp *diffmatchpatch.DiffMatchPatch, a, b []rune) []diffmatchpatch
 	return out
 }
 
-func ruleText(rs []rules.Rule) string {
+func ruleText(rs []backend.Rule) string {
 	var b strings.Builder
 	for _, r := range rs {
 		b.WriteString(r.String())

@@ -4,13 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
-func parse(t *testing.T, s string) *rules.Ruleset {
+func parse(t *testing.T, s string) *backend.Ruleset {
 	t.Helper()
-	rs, err := rules.ParseSave(rules.IPv4, strings.NewReader(s))
+	rs, err := rules.ParseSave(backend.IPv4, strings.NewReader(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ COMMIT
 
 func TestPlanEmptyWhenEqual(t *testing.T) {
 	rs := parse(t, live)
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: rs.Owned("SN")}, map[rules.Family]*rules.Ruleset{rules.IPv4: rs})
+	p := New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: rs.Owned("SN")}, map[backend.Family]*backend.Ruleset{backend.IPv4: rs})
 	if !p.Empty() {
 		t.Fatalf("plan not empty: %+v", p.Changes)
 	}
@@ -51,8 +52,8 @@ func TestPlanEndpointChange(t *testing.T) {
 		`-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.3:80" -j SN-SEP-A2`, `-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.4:80" -j SN-SEP-A3`,
 		`-A SN-SEP-A2 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.3:80`, `-A SN-SEP-A3 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.4:80`,
 	).Replace(live)
-	p := New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
-		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	p := New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, desired).Owned("SN")},
+		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	s := p.Summary()
 	if s.Add != 1 || s.Change != 1 || s.Remove != 1 || s.RulesAdded != 2 || s.RulesRemoved != 2 {
 		t.Fatalf("summary %+v, changes %+v", s, p.Changes)
@@ -60,7 +61,7 @@ func TestPlanEndpointChange(t *testing.T) {
 }
 
 func TestPlanRemovesEverythingWhenNothingDesired(t *testing.T) {
-	p := New("SN", "nft", nil, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	p := New("SN", "nft", nil, map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	s := p.Summary()
 	if s.Remove != 4 || s.Change != 2 || s.Add != 0 {
 		t.Fatalf("summary %+v", s)
@@ -68,7 +69,7 @@ func TestPlanRemovesEverythingWhenNothingDesired(t *testing.T) {
 }
 
 func TestPlanFileRoundTrip(t *testing.T) {
-	p := New("SN", "legacy", nil, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	p := New("SN", "legacy", nil, map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	data, err := MarshalPlan(p, "sha256:cfg")
 	if err != nil {
 		t.Fatal(err)

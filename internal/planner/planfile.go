@@ -61,7 +61,7 @@ func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
 		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
 		ChainServices: p.ChainService, Destroy: p.Destroy}
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		pf.Desired[f.Key()] = p.Desired[f].Text()
 		pf.Live[f.Key()] = p.Live[f].Text()
 	}
@@ -96,8 +96,8 @@ func UnmarshalPlan(data []byte, d backend.Describer) (*Plan, string, error) {
 	if digest, err := planDigest(pf); err != nil || digest != pf.Digest {
 		return nil, "", fmt.Errorf("the plan file was changed after it was made: it does not match the digest recorded in it")
 	}
-	desired, live := map[rules.Family]*rules.Ruleset{}, map[rules.Family]*rules.Ruleset{}
-	for _, f := range rules.Families {
+	desired, live := map[backend.Family]*backend.Ruleset{}, map[backend.Family]*backend.Ruleset{}
+	for _, f := range backend.Families {
 		var err error
 		if desired[f], err = rules.ParseSave(f, strings.NewReader(pf.Desired[f.Key()])); err != nil {
 			return nil, "", fmt.Errorf("saved plan: desired %s rules: %w", f, err)
@@ -125,7 +125,7 @@ func UnmarshalPlan(data []byte, d backend.Describer) (*Plan, string, error) {
 }
 
 // blankDesired reports whether desired holds no chain of any table.
-func blankDesired(desired map[rules.Family]*rules.Ruleset) bool {
+func blankDesired(desired map[backend.Family]*backend.Ruleset) bool {
 	for _, rs := range desired {
 		for _, t := range rs.Tables {
 			if len(t.Chains) > 0 {

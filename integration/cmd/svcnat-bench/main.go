@@ -31,9 +31,9 @@ import (
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -219,13 +219,13 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 	k := iptables.NewFake()
 	k.SetBackend(iptables.Backend(be))
 	var payloads [][]byte
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		stages, final := applier.Transactions(p, f, k.Limits().Batch)
 		for _, tx := range stages {
 			k.Write(tx)
 			payloads = append(payloads, tx.Payload)
 		}
-		if f == rules.IPv4 { // the generated configuration is IPv4 only
+		if f == backend.IPv4 { // the generated configuration is IPv4 only
 			k.Write(final)
 			payloads = append(payloads, final.Payload)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -136,10 +136,10 @@ func (m *Metrics) failed(op engine.Op, err error) {
 
 // Owned sets what prefix owns from owned rules (a plan's Desired after an
 // apply, its Live otherwise).
-func (m *Metrics) Owned(prefix string, owned map[rules.Family]*rules.Ruleset) {
+func (m *Metrics) Owned(prefix string, owned map[backend.Family]*backend.Ruleset) {
 	m.ownedChains.Reset()
 	m.ownedRules.Reset()
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		rs := owned[f]
 		if rs == nil {
 			continue
@@ -147,7 +147,7 @@ func (m *Metrics) Owned(prefix string, owned map[rules.Family]*rules.Ruleset) {
 		for _, t := range rs.Tables {
 			chains, n := 0, 0
 			for _, c := range t.Chains {
-				if rules.Owns(prefix, c.Name) {
+				if backend.Owns(prefix, c.Name) {
 					chains++
 				}
 				n += len(c.Rules)

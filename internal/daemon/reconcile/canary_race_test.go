@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // flushAfterRead is the fake kernel with a table flush that, once armed,
@@ -19,10 +19,10 @@ type flushAfterRead struct {
 	armed atomic.Bool
 }
 
-func (k *flushAfterRead) Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+func (k *flushAfterRead) Read(fam backend.Family, like *backend.Ruleset) (*backend.Ruleset, error) {
 	rs, err := k.Fake.Read(fam, like)
-	if fam == rules.IPv4 && k.armed.CompareAndSwap(true, false) {
-		if ferr := k.Fake.Restore(rules.IPv4, []byte("*nat\n-F\n-X SVCNAT-CANARY\nCOMMIT\n"), iptables.NoFlushTables); ferr != nil {
+	if fam == backend.IPv4 && k.armed.CompareAndSwap(true, false) {
+		if ferr := k.Fake.Restore(backend.IPv4, []byte("*nat\n-F\n-X SVCNAT-CANARY\nCOMMIT\n"), iptables.NoFlushTables); ferr != nil {
 			panic(ferr)
 		}
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 const web = `service "default/web" {
@@ -170,7 +170,7 @@ func (h *loopHost) stop(t *testing.T) {
 
 func (h *loopHost) owned(t *testing.T) string {
 	t.Helper()
-	rs, err := h.fake.Save(rules.IPv4)
+	rs, err := h.fake.Save(backend.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func (h *loopHost) owned(t *testing.T) string {
 
 func (h *loopHost) restore(t *testing.T, payload string) {
 	t.Helper()
-	if err := h.fake.Restore(rules.IPv4, []byte(payload), iptables.NoFlushTables); err != nil {
+	if err := h.fake.Restore(backend.IPv4, []byte(payload), iptables.NoFlushTables); err != nil {
 		t.Fatal(err)
 	}
 }

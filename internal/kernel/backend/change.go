@@ -2,8 +2,6 @@ package backend
 
 import (
 	"iter"
-
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Action is what a plan does to a kernel object or a service; its value is
@@ -33,13 +31,13 @@ func (a Action) String() string {
 // a built-in chain it covers only svcnat's jump rules in it. It is a
 // complete value: its diff is computed once, when the plan is made.
 type ChainChange struct {
-	Family  rules.Family
+	Family  Family
 	Table   string
 	Chain   string
 	Action  Action
 	Builtin bool
-	Before  []rules.Rule
-	After   []rules.Rule
+	Before  []Rule
+	After   []Rule
 	// Diff is the rule diff of Before and After, as runs over them. Nil
 	// means all of Before deleted and all of After inserted: the diff of
 	// a chain created or deleted, so that a cold start's 60,000 chains
@@ -72,12 +70,12 @@ type DiffLine struct {
 }
 
 // Lines is the diff rule by rule: for an equal line, the rule of After.
-func (c ChainChange) Lines() iter.Seq2[DiffOp, rules.Rule] {
-	return func(yield func(DiffOp, rules.Rule) bool) {
+func (c ChainChange) Lines() iter.Seq2[DiffOp, Rule] {
+	return func(yield func(DiffOp, Rule) bool) {
 		i, j := 0, 0 // the next rule of Before, of After
 		for _, run := range c.runs() {
 			for range run.N {
-				var r rules.Rule
+				var r Rule
 				switch run.Op {
 				case DiffEqual:
 					r = c.After[j]

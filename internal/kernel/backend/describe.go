@@ -3,8 +3,6 @@ package backend
 import (
 	"net/netip"
 	"sort"
-
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Describer is the part of a backend that knows what its objects mean:
@@ -18,7 +16,7 @@ type Describer interface {
 	Describe(p Planned) *Description
 	// Inventory groups the owned objects of live (whole dumps) by the
 	// service they serve.
-	Inventory(prefix string, live map[rules.Family]*rules.Ruleset) *Inventory
+	Inventory(prefix string, live map[Family]*Ruleset) *Inventory
 	// StaleUDP lists the UDP flows that the plan's removed endpoints
 	// leave in conntrack.
 	StaleUDP(p Planned) []StaleFlow
@@ -26,14 +24,14 @@ type Describer interface {
 	// prefix, could not have written: a saved plan's desired rules are
 	// data whoever can write the file chooses, and apply writes them as
 	// root. The error names the first such object.
-	CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error
+	CheckDesired(prefix string, desired map[Family]*Ruleset) error
 }
 
 // Planned is what a Describer reads of a plan (planner.Plan.Planned).
 type Planned struct {
 	Prefix  string
-	Desired map[rules.Family]*rules.Ruleset // owned objects wanted
-	Live    map[rules.Family]*rules.Ruleset // owned objects found
+	Desired map[Family]*Ruleset // owned objects wanted
+	Live    map[Family]*Ruleset // owned objects found
 	Changes []ChainChange
 	// ChainService maps the desired per-service chains to the services
 	// they serve, when the renderer said so; nil otherwise (a saved plan's
@@ -118,9 +116,9 @@ const (
 
 // Located is a rule with the family and table it lives in.
 type Located struct {
-	Family rules.Family
+	Family Family
 	Table  string
-	Rule   rules.Rule
+	Rule   Rule
 }
 
 // Inventory is what svcnat owns in the live rules, grouped by service;
@@ -148,7 +146,7 @@ func (inv *Inventory) Names() []string {
 // without this a client keeps sending to the old endpoint for as long as
 // it keeps the flow alive (kube-proxy's conntrack cleanup does the same).
 type StaleFlow struct {
-	Family   rules.Family
+	Family   Family
 	Service  string
 	VIP      netip.Addr // the service address; the zero Addr for a node port
 	Port     int        // the service port

@@ -12,6 +12,6 @@
 // (Transactions); writing one in the backend's own language is not
 // (Kernel.Write).
 //
-// The rule model (rules.Family, rules.Ruleset, rules.Rule) still lives in
+// The rule model (Family, Ruleset, Rule) still lives in
 // the iptables backend's rules package; it is to move here.
 package backend

@@ -6,8 +6,6 @@ import (
 	"hash/fnv"
 	"sort"
 	"strings"
-
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Name is a backend's name, as plans, state and `svcnat version` record
@@ -36,11 +34,11 @@ type Kernel interface {
 	// result is expected to be mostly like (what svcnat just rendered or
 	// wrote): a backend may share what the two have in common, so that
 	// reading back 10,000 services costs little memory beside them.
-	Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error)
+	Read(fam Family, like *Ruleset) (*Ruleset, error)
 	// ReadChain reads one chain of fam's table: its rules in order, and
 	// whether it exists. On a host with thousands of chains it costs a
 	// fraction of a Read.
-	ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error)
+	ReadChain(fam Family, table, chain string) ([]Rule, bool, error)
 
 	// Write writes tx in the backend's language, setting tx.Payload and
 	// tx.Lines. It is pure: it reads and changes nothing, so that a
@@ -57,7 +55,7 @@ type Kernel interface {
 	// the backend's tables belong to the kernel. destroy uses it for the
 	// tables svcnat's applies created, so that a host gets back the tables
 	// it had.
-	RemoveTable(fam rules.Family, table string) (bool, error)
+	RemoveTable(fam Family, table string) (bool, error)
 }
 
 // Limits are the facts about a backend that shape the transactions svcnat
@@ -96,7 +94,7 @@ var (
 // LineText that line's text. Tables committed before the failing one stay
 // applied.
 type TxError struct {
-	Family rules.Family
+	Family Family
 	// Tool is the program that refused it, as the message names it
 	// ("iptables-restore").
 	Tool     string
@@ -136,7 +134,7 @@ func (e *TxError) Unwrap() error { return e.Err }
 // before it runs: the chains it writes, in order, and once written
 // (Kernel.Write) the payload in the backend's language.
 type Transaction struct {
-	Family  rules.Family
+	Family  Family
 	Changes []*ChainChange
 	// Payload and Lines are set by Kernel.Write: the transaction in the
 	// backend's language and how many lines it has (svcnat reports the
@@ -153,7 +151,7 @@ type Transaction struct {
 // created in batches; there are no stages when batch is NoStaging (or 0)
 // or the created chains fit in one. Every staged batch loads on its own
 // (see creationOrder). final has no changes when there is nothing to do.
-func Transactions(fam rules.Family, changes []ChainChange, batch int) (stages []*Transaction, final *Transaction) {
+func Transactions(fam Family, changes []ChainChange, batch int) (stages []*Transaction, final *Transaction) {
 	order := creationOrder(changes)
 	final = &Transaction{Family: fam}
 	creates := 0

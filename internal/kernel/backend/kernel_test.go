@@ -3,23 +3,21 @@ package backend
 import (
 	"fmt"
 	"testing"
-
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
-func jump(chain, to string) rules.Rule { return rules.Rule{Chain: chain, Args: []string{"-j", to}} }
+func jump(chain, to string) Rule { return Rule{Chain: chain, Args: []string{"-j", to}} }
 
 // testChanges: a built-in chain's jumps, two services' chains created
 // (SVC jumping to its SEPs), one chain changed and one deleted.
 func testChanges() []ChainChange {
 	return []ChainChange{
-		{Table: "nat", Chain: "PREROUTING", Action: Update, Builtin: true, After: []rules.Rule{jump("PREROUTING", "X-SERVICES")}},
+		{Table: "nat", Chain: "PREROUTING", Action: Update, Builtin: true, After: []Rule{jump("PREROUTING", "X-SERVICES")}},
 		{Table: "nat", Chain: "X-SEP-A1", Action: Create},
 		{Table: "nat", Chain: "X-SEP-A2", Action: Create},
 		{Table: "nat", Chain: "X-SEP-B1", Action: Create},
-		{Table: "nat", Chain: "X-SERVICES", Action: Update, After: []rules.Rule{jump("X-SERVICES", "X-SVC-A"), jump("X-SERVICES", "X-SVC-B")}},
-		{Table: "nat", Chain: "X-SVC-A", Action: Create, After: []rules.Rule{jump("X-SVC-A", "X-SEP-A1"), jump("X-SVC-A", "X-SEP-A2")}},
-		{Table: "nat", Chain: "X-SVC-B", Action: Create, After: []rules.Rule{jump("X-SVC-B", "X-SEP-B1")}},
+		{Table: "nat", Chain: "X-SERVICES", Action: Update, After: []Rule{jump("X-SERVICES", "X-SVC-A"), jump("X-SERVICES", "X-SVC-B")}},
+		{Table: "nat", Chain: "X-SVC-A", Action: Create, After: []Rule{jump("X-SVC-A", "X-SEP-A1"), jump("X-SVC-A", "X-SEP-A2")}},
+		{Table: "nat", Chain: "X-SVC-B", Action: Create, After: []Rule{jump("X-SVC-B", "X-SEP-B1")}},
 		{Table: "nat", Chain: "X-SVC-OLD", Action: Delete},
 	}
 }
@@ -29,13 +27,13 @@ func testChanges() []ChainChange {
 // rest and none of the staged chains again.
 func TestTransactionsStageCreationsInLoadableBatches(t *testing.T) {
 	changes := testChanges()
-	stages, final := Transactions(rules.IPv4, changes, 2)
+	stages, final := Transactions(IPv4, changes, 2)
 	if len(stages) != 3 {
 		t.Fatalf("%d stages of 5 created chains in batches of 2", len(stages))
 	}
 	made := map[string]bool{}
 	for i, tx := range stages {
-		if tx.Family != rules.IPv4 || len(tx.Changes) > 2 {
+		if tx.Family != IPv4 || len(tx.Changes) > 2 {
 			t.Fatalf("stage %d: %+v", i, tx)
 		}
 		for _, c := range tx.Changes {
@@ -64,8 +62,8 @@ func TestTransactionsStageCreationsInLoadableBatches(t *testing.T) {
 // their targets, then the rest.
 func TestTransactionsWithoutStaging(t *testing.T) {
 	for _, batch := range []int{NoStaging, 0, 5} {
-		stages, final := Transactions(rules.IPv6, testChanges(), batch)
-		if len(stages) != 0 || final.Family != rules.IPv6 || len(final.Changes) != 8 {
+		stages, final := Transactions(IPv6, testChanges(), batch)
+		if len(stages) != 0 || final.Family != IPv6 || len(final.Changes) != 8 {
 			t.Fatalf("batch %d: %d stages, final %+v", batch, len(stages), final)
 		}
 		pos := map[string]int{}

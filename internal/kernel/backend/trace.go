@@ -3,8 +3,6 @@ package backend
 import (
 	"fmt"
 	"net/netip"
-
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Tracer follows packets through one backend's rules, planned or live
@@ -22,7 +20,7 @@ type Tracer interface {
 	// the hooks, the chains they lead to and where the rules end; with
 	// service set ("namespace/name"), only the chains that serve it and
 	// the ones leading to them.
-	Graph(f rules.Family, service string) (*Graph, error)
+	Graph(f Family, service string) (*Graph, error)
 }
 
 // Origin is where a traced packet comes from.

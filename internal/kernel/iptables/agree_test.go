@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
@@ -17,7 +16,7 @@ import (
 // both with the same rules.
 var agreeSteps = []struct {
 	name    string
-	fam     rules.Family
+	fam     backend.Family
 	payload string
 	fails   bool
 }{
@@ -113,7 +112,7 @@ COMMIT
 -P INPUT ACCEPT
 COMMIT
 `},
-	{name: "IPv6", fam: rules.IPv6, payload: `*nat
+	{name: "IPv6", fam: backend.IPv6, payload: `*nat
 :SVCNAT-SERVICES - [0:0]
 :SVCNAT-SVC-6666 - [0:0]
 -A PREROUTING -j SVCNAT-SERVICES
@@ -126,7 +125,7 @@ COMMIT
 -A SVCNAT-SERVICES -m tcp -p tcp -d fd00:32::9 --dport 80 -j REJECT
 COMMIT
 `},
-	{name: "IPv6 missing target", fam: rules.IPv6, fails: true, payload: "*nat\n:SVCNAT-SERVICES - [0:0]\n-A SVCNAT-SERVICES -g SVCNAT-GONE\nCOMMIT\n"},
+	{name: "IPv6 missing target", fam: backend.IPv6, fails: true, payload: "*nat\n:SVCNAT-SERVICES - [0:0]\n-A SVCNAT-SERVICES -g SVCNAT-GONE\nCOMMIT\n"},
 	{name: "kube-proxy's overall ruleset", payload: "file:rules/testdata/overall.written"},
 }
 
@@ -143,7 +142,7 @@ func TestFakeAgreesWithKernel(t *testing.T) {
 			for _, step := range agreeSteps {
 				fam := step.fam
 				if fam == 0 {
-					fam = rules.IPv4
+					fam = backend.IPv4
 				}
 				payload := []byte(step.payload)
 				if path, ok := strings.CutPrefix(step.payload, "file:"); ok {
@@ -164,7 +163,7 @@ func TestFakeAgreesWithKernel(t *testing.T) {
 						t.Errorf("%s: failing lines differ\n kernel: %v\n   fake: %v", step.name, realErr, fakeErr)
 					}
 				}
-				for _, f := range []rules.Family{rules.IPv4, rules.IPv6} {
+				for _, f := range []backend.Family{backend.IPv4, backend.IPv6} {
 					if k, fk := normalDump(t, real, f), normalDump(t, fake, f); k != fk {
 						t.Fatalf("%s: %s dumps differ\n--- kernel\n%s--- fake\n%s", step.name, f, k, fk)
 					}
@@ -177,15 +176,15 @@ func TestFakeAgreesWithKernel(t *testing.T) {
 // normalDump is ipt's dump with what the backends print differently
 // removed: table order, and empty tables and built-in chains (which nft
 // creates on demand and legacy always has).
-func normalDump(t *testing.T, ipt Interface, fam rules.Family) string {
+func normalDump(t *testing.T, ipt Interface, fam backend.Family) string {
 	t.Helper()
 	rs, err := ipt.Save(fam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &rules.Ruleset{Family: fam}
+	out := &backend.Ruleset{Family: fam}
 	for _, tbl := range rs.Tables {
-		nt := &rules.Table{Name: tbl.Name}
+		nt := &backend.Table{Name: tbl.Name}
 		for _, c := range tbl.Chains {
 			if !c.Builtin() || len(c.Rules) > 0 || c.Policy != "ACCEPT" {
 				nt.Chains = append(nt.Chains, c)
@@ -195,7 +194,7 @@ func normalDump(t *testing.T, ipt Interface, fam rules.Family) string {
 			out.Tables = append(out.Tables, nt)
 		}
 	}
-	slices.SortFunc(out.Tables, func(a, b *rules.Table) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out.Tables, func(a, b *backend.Table) int { return strings.Compare(a.Name, b.Name) })
 	out.SortChains()
 	var sb strings.Builder
 	if err := out.WriteSave(&sb); err != nil {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
@@ -187,7 +188,7 @@ func markers(netns string, b Backend, prefix string) []string {
 	}
 	marker := prefix + "-SERVICES"
 	var out []string
-	for _, fam := range rules.Families {
+	for _, fam := range backend.Families {
 		bins, _, err := findBinaries(b, fam)
 		if err != nil || bins.cmd == "" {
 			continue
@@ -209,9 +210,9 @@ func markers(netns string, b Backend, prefix string) []string {
 // legacyTableExists reports whether the legacy (x_tables) table exists in
 // namespace ns, from /proc/net/ip{,6}_tables_names as the namespace's
 // thread sees it: naming a table that does not exist would create it.
-func legacyTableExists(ns string, fam rules.Family, table string) bool {
+func legacyTableExists(ns string, fam backend.Family, table string) bool {
 	name := "/proc/thread-self/net/ip_tables_names"
-	if fam == rules.IPv6 {
+	if fam == backend.IPv6 {
 		name = "/proc/thread-self/net/ip6_tables_names"
 	}
 	var data []byte
@@ -229,7 +230,7 @@ func legacyTableExists(ns string, fam rules.Family, table string) bool {
 // survey saves both families of backend b whole and counts what it holds.
 func survey(netns string, b Backend, prefix string) Usage {
 	var u Usage
-	for _, fam := range rules.Families {
+	for _, fam := range backend.Families {
 		bins, _, err := findBinaries(b, fam)
 		if err != nil {
 			continue
@@ -247,7 +248,7 @@ func survey(netns string, b Backend, prefix string) Usage {
 					continue
 				}
 				u.Rules++
-				if prefix != "" && rules.OwnsIn(prefix, t.Name, c.Name) {
+				if prefix != "" && backend.OwnsIn(prefix, t.Name, c.Name) {
 					u.Owned = append(u.Owned, fmt.Sprintf("%s %s %s", fam, t.Name, c.Name))
 				}
 			}

@@ -17,7 +17,7 @@ import (
 // distributions' iptables (1.8.9), as a dump says nothing of the binaries
 // of the host it came from.
 type Dump struct {
-	sets map[rules.Family]*rules.Ruleset
+	sets map[backend.Family]*backend.Ruleset
 }
 
 var _ Interface = (*Dump)(nil)
@@ -25,11 +25,11 @@ var _ Interface = (*Dump)(nil)
 // OpenDump reads path as the IPv4 rules and, when it exists, path.v6 as
 // the IPv6 rules. A family without a file saves as empty.
 func OpenDump(path string) (*Dump, error) {
-	d := &Dump{sets: map[rules.Family]*rules.Ruleset{}}
-	for f, p := range map[rules.Family]string{rules.IPv4: path, rules.IPv6: path + ".v6"} {
+	d := &Dump{sets: map[backend.Family]*backend.Ruleset{}}
+	for f, p := range map[backend.Family]string{backend.IPv4: path, backend.IPv6: path + ".v6"} {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			if f == rules.IPv6 && errors.Is(err, fs.ErrNotExist) {
+			if f == backend.IPv6 && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			return nil, fmt.Errorf("reading the saved dump: %w", err)
@@ -47,24 +47,24 @@ func OpenDump(path string) (*Dump, error) {
 var dumpVersion = Version{Major: 1, Minor: 8, Patch: 9, Mode: string(File)}
 
 // Save implements Interface.
-func (d *Dump) Save(f rules.Family) (*rules.Ruleset, error) { return d.Read(f, nil) }
+func (d *Dump) Save(f backend.Family) (*backend.Ruleset, error) { return d.Read(f, nil) }
 
 // Read implements backend.Kernel: a copy of the saved rules.
-func (d *Dump) Read(f rules.Family, _ *rules.Ruleset) (*rules.Ruleset, error) {
+func (d *Dump) Read(f backend.Family, _ *backend.Ruleset) (*backend.Ruleset, error) {
 	rs, ok := d.sets[f]
 	if !ok {
-		return &rules.Ruleset{Family: f}, nil
+		return &backend.Ruleset{Family: f}, nil
 	}
 	return rs.Clone(), nil
 }
 
 // ReadChain implements backend.Kernel.
-func (d *Dump) ReadChain(f rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func (d *Dump) ReadChain(f backend.Family, table, chain string) ([]backend.Rule, bool, error) {
 	return listFromSave(d, f, table, chain)
 }
 
 // Restore implements Interface: it always fails with backend.ErrReadOnly.
-func (d *Dump) Restore(f rules.Family, _ []byte, _ RestoreFlags) error { return readOnly(f) }
+func (d *Dump) Restore(f backend.Family, _ []byte, _ RestoreFlags) error { return readOnly(f) }
 
 // Write implements backend.Kernel: a dump's transactions are written as
 // the real runner's are, for plans to count their lines.
@@ -75,7 +75,7 @@ func (d *Dump) Run(tx *backend.Transaction) error { return readOnly(tx.Family) }
 
 // RemoveTable implements backend.Kernel: it always fails with
 // backend.ErrReadOnly.
-func (d *Dump) RemoveTable(f rules.Family, _ string) (bool, error) { return false, readOnly(f) }
+func (d *Dump) RemoveTable(f backend.Family, _ string) (bool, error) { return false, readOnly(f) }
 
 // Name implements backend.Kernel.
 func (d *Dump) Name() backend.Name { return File }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // A saved dump plans like a kernel (IPv6 from FILE.v6, or empty) and
@@ -21,20 +20,20 @@ func TestDumpReadsBothFamiliesAndRefusesChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := d.Save(rules.IPv4)
+	rs, err := d.Save(backend.IPv4)
 	if err != nil || rs.RuleCount() != 1 {
 		t.Fatalf("IPv4: %v, %d rules", err, rs.RuleCount())
 	}
-	if rs6, err := d.Save(rules.IPv6); err != nil || len(rs6.Tables) != 0 {
+	if rs6, err := d.Save(backend.IPv6); err != nil || len(rs6.Tables) != 0 {
 		t.Fatalf("IPv6 without FILE.v6: %v, %+v", err, rs6)
 	}
-	if err := d.Restore(rules.IPv4, []byte("*nat\nCOMMIT\n"), NoFlushTables); !errors.Is(err, backend.ErrReadOnly) {
+	if err := d.Restore(backend.IPv4, []byte("*nat\nCOMMIT\n"), NoFlushTables); !errors.Is(err, backend.ErrReadOnly) {
 		t.Fatalf("Restore on a dump: %v", err)
 	}
-	if r, ok, err := d.ReadChain(rules.IPv4, "nat", "X"); err != nil || !ok || len(r) != 1 {
+	if r, ok, err := d.ReadChain(backend.IPv4, "nat", "X"); err != nil || !ok || len(r) != 1 {
 		t.Fatalf("ListChain(nat, X) = %v, %v, %v", r, ok, err)
 	}
-	if _, ok, err := d.ReadChain(rules.IPv4, "nat", "Y"); err != nil || ok {
+	if _, ok, err := d.ReadChain(backend.IPv4, "nat", "Y"); err != nil || ok {
 		t.Fatalf("ReadChain of a missing chain: %v, %v", ok, err)
 	}
 	if d.Name() != File || !d.ReadOnly() || !d.Limits().RandomFully {

@@ -85,7 +85,7 @@ var (
 // 'X' does not exist" / "Error occurred at line: <COMMIT>"), where legacy
 // blames the rule. The error then points at the first rule of that table
 // that jumps to X, as legacy and the Fake do.
-func restoreFailure(fam rules.Family, payload []byte, stderr string, exitCode int, err error) error {
+func restoreFailure(fam backend.Family, payload []byte, stderr string, exitCode int, err error) error {
 	stderr = withoutLegacyWarning(stderr)
 	if exitCode == 4 && strings.Contains(stderr, "holding the xtables lock") {
 		return &backend.TxError{Family: fam, Tool: restoreTool, Reason: firstLine(stderr), Stderr: stderr, Err: fmt.Errorf("%w (%v)", ErrLocked, err)}
@@ -122,7 +122,7 @@ func firstJumpTo(lines []string, chain string) int {
 	}
 	for i := start; i < len(lines); i++ {
 		toks, err := rules.Tokenize(strings.TrimSpace(lines[i]))
-		if err == nil && (rules.Rule{Args: toks}).Target() == chain {
+		if err == nil && (backend.Rule{Args: toks}).Target() == chain {
 			return i + 1
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Verbatim stderr of iptables 1.8.9 (Debian 12) for rejected payloads.
@@ -77,7 +76,7 @@ func TestRestoreFailureParsesStderr(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := restoreFailure(rules.IPv4, []byte(tt.payload), tt.stderr, tt.exit, errors.New("exit status"))
+			err := restoreFailure(backend.IPv4, []byte(tt.payload), tt.stderr, tt.exit, errors.New("exit status"))
 			if got := errors.Is(err, ErrLocked); got != tt.locked {
 				t.Fatalf("errors.Is(ErrLocked) = %v, want %v (%v)", got, tt.locked, err)
 			}
@@ -103,7 +102,7 @@ func TestRestoreFailureParsesStderr(t *testing.T) {
 
 func TestRestoreErrorWrapsExitError(t *testing.T) {
 	err := exec.Command("false").Run()
-	re := restoreFailure(rules.IPv6, []byte("*nat\n"), "iptables-restore: line 1 failed\n", 1, err)
+	re := restoreFailure(backend.IPv6, []byte("*nat\n"), "iptables-restore: line 1 failed\n", 1, err)
 	var ee *exec.ExitError
 	if !errors.As(re, &ee) {
 		t.Fatalf("exit error not reachable through %v", re)

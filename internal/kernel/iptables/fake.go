@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Fake is an Interface that keeps the rules in memory and applies restore
@@ -40,7 +39,7 @@ type Fake struct {
 	mu       sync.Mutex
 	backend  Backend
 	version  Version
-	state    map[rules.Family]*rules.Ruleset
+	state    map[backend.Family]*backend.Ruleset
 	failLine int
 	failWhen func(line string) bool
 	restores []FakeRestore
@@ -50,7 +49,7 @@ type Fake struct {
 
 // FakeRestore records one Restore call made on a Fake.
 type FakeRestore struct {
-	Family  rules.Family
+	Family  backend.Family
 	Payload []byte
 	Flags   RestoreFlags
 	Err     error
@@ -64,9 +63,9 @@ func NewFake() *Fake {
 	return &Fake{
 		backend: NFT,
 		version: Version{Major: 1, Minor: 8, Patch: 9, Mode: versionMode(NFT)},
-		state: map[rules.Family]*rules.Ruleset{
-			rules.IPv4: {Family: rules.IPv4},
-			rules.IPv6: {Family: rules.IPv6},
+		state: map[backend.Family]*backend.Ruleset{
+			backend.IPv4: {Family: backend.IPv4},
+			backend.IPv6: {Family: backend.IPv6},
 		},
 	}
 }
@@ -136,7 +135,9 @@ func (f *Fake) Limits() backend.Limits {
 }
 
 // Read implements backend.Kernel: Save (a Fake shares nothing with like).
-func (f *Fake) Read(fam rules.Family, _ *rules.Ruleset) (*rules.Ruleset, error) { return f.Save(fam) }
+func (f *Fake) Read(fam backend.Family, _ *backend.Ruleset) (*backend.Ruleset, error) {
+	return f.Save(fam)
+}
 
 // Write implements backend.Kernel, as the real runner writes.
 func (f *Fake) Write(tx *backend.Transaction) { write(tx) }
@@ -146,8 +147,8 @@ func (f *Fake) Run(tx *backend.Transaction) error { return runTx(f, tx) }
 
 // Save implements Interface: a copy of the family's tables, chains in the
 // order both backends' iptables-save print them (built-in chains first,
-// user chains by name), and the dump as rules.Ruleset.WriteSave writes it.
-func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, error) {
+// user chains by name), and the dump as backend.Ruleset.WriteSave writes it.
+func (f *Fake) Save(fam backend.Family) (*backend.Ruleset, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.saves++
@@ -155,7 +156,7 @@ func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, error) {
 	if !ok {
 		return nil, fmt.Errorf("reading %s rules: unknown IP family", fam)
 	}
-	rs := &rules.Ruleset{Family: fam}
+	rs := &backend.Ruleset{Family: fam}
 	for _, t := range live.Tables {
 		rs.Tables = append(rs.Tables, t.Clone())
 	}
@@ -164,7 +165,7 @@ func (f *Fake) Save(fam rules.Family) (*rules.Ruleset, error) {
 }
 
 // ReadChain implements backend.Kernel.
-func (f *Fake) ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func (f *Fake) ReadChain(fam backend.Family, table, chain string) ([]backend.Rule, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
@@ -176,7 +177,7 @@ func (f *Fake) ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, b
 	if t == nil || t.Chain(chain) == nil {
 		return nil, false, nil
 	}
-	return append([]rules.Rule(nil), t.Chain(chain).Rules...), true, nil
+	return append([]backend.Rule(nil), t.Chain(chain).Rules...), true, nil
 }
 
 // Reads returns how many Save (or Read) and ReadChain calls were made so far.
@@ -187,7 +188,7 @@ func (f *Fake) Reads() (saves, lists int) {
 }
 
 // Restore implements Interface; see Fake for the semantics.
-func (f *Fake) Restore(fam rules.Family, payload []byte, flags RestoreFlags) error {
+func (f *Fake) Restore(fam backend.Family, payload []byte, flags RestoreFlags) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err := f.restore(fam, payload, flags)
@@ -195,7 +196,7 @@ func (f *Fake) Restore(fam rules.Family, payload []byte, flags RestoreFlags) err
 	return err
 }
 
-func (f *Fake) restore(fam rules.Family, payload []byte, flags RestoreFlags) error {
+func (f *Fake) restore(fam backend.Family, payload []byte, flags RestoreFlags) error {
 	if flags&NoFlushTables == 0 {
 		return fmt.Errorf("restoring %s rules: %w", fam, ErrFlushRefused)
 	}

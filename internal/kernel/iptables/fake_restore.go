@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -39,9 +40,9 @@ var (
 // restoreTx applies one payload to a family's rules. cur is a private copy
 // of the open table; COMMIT swaps it into live.
 type restoreTx struct {
-	fam  rules.Family
-	live *rules.Ruleset
-	cur  *rules.Table
+	fam  backend.Family
+	live *backend.Ruleset
+	cur  *backend.Table
 }
 
 func (tx *restoreTx) apply(line string) error {
@@ -86,9 +87,9 @@ func (tx *restoreTx) open(name string) error {
 		tx.cur = t.Clone()
 		return nil
 	}
-	tx.cur = &rules.Table{Name: name}
+	tx.cur = &backend.Table{Name: name}
 	for _, c := range builtins {
-		tx.cur.Chains = append(tx.cur.Chains, &rules.Chain{Name: c, Policy: "ACCEPT"})
+		tx.cur.Chains = append(tx.cur.Chains, &backend.Chain{Name: c, Policy: "ACCEPT"})
 	}
 	return nil
 }
@@ -136,12 +137,12 @@ func (tx *restoreTx) newChain(name string) error {
 		return fmt.Errorf("invalid chain name `%s'", name)
 	case len(name) > rules.MaxChainNameLen:
 		return fmt.Errorf("chain name `%s' too long (must be under %d chars)", name, rules.MaxChainNameLen+1)
-	case rules.IsBuiltinChain(name) || extensionTargets[name]:
+	case backend.IsBuiltinChain(name) || extensionTargets[name]:
 		return fmt.Errorf("chain name `%s' is reserved (not modelled by the fake)", name)
 	case tx.cur.Chain(name) != nil:
 		return errChainDup
 	}
-	tx.cur.Chains = append(tx.cur.Chains, &rules.Chain{Name: name, Policy: "-"})
+	tx.cur.Chains = append(tx.cur.Chains, &backend.Chain{Name: name, Policy: "-"})
 	return nil
 }
 
@@ -224,7 +225,7 @@ func (tx *restoreTx) command(cmd string, args []string) error {
 	return nil
 }
 
-func (tx *restoreTx) chain(name string) (*rules.Chain, error) {
+func (tx *restoreTx) chain(name string) (*backend.Chain, error) {
 	if c := tx.cur.Chain(name); c != nil {
 		return c, nil
 	}
@@ -232,15 +233,15 @@ func (tx *restoreTx) chain(name string) (*rules.Chain, error) {
 }
 
 // rule canonicalizes a rule and checks its target as the kernel would.
-func (tx *restoreTx) rule(chain string, args []string) (rules.Rule, error) {
-	r, err := rules.CanonicalRule(tx.fam, rules.Rule{Chain: chain, Args: args})
+func (tx *restoreTx) rule(chain string, args []string) (backend.Rule, error) {
+	r, err := rules.CanonicalRule(tx.fam, backend.Rule{Chain: chain, Args: args})
 	if err != nil {
 		return r, err
 	}
 	t := r.Target()
 	switch {
 	case t == "":
-	case tx.builtin(t) || rules.IsBuiltinChain(t):
+	case tx.builtin(t) || backend.IsBuiltinChain(t):
 		return r, fmt.Errorf("cannot jump to built-in chain %s", t)
 	case tx.cur.Chain(t) != nil:
 	case !extensionTargets[t]:
@@ -266,7 +267,7 @@ func (tx *restoreTx) deleteRule(chain string, args []string) error {
 		c.Rules = slices.Delete(c.Rules, n-1, n)
 		return nil
 	}
-	r, err := rules.CanonicalRule(tx.fam, rules.Rule{Chain: chain, Args: args[1:]})
+	r, err := rules.CanonicalRule(tx.fam, backend.Rule{Chain: chain, Args: args[1:]})
 	if err != nil {
 		return err
 	}
@@ -283,7 +284,7 @@ func (tx *restoreTx) deleteRule(chain string, args []string) error {
 // the target of any rule. Without a name every user chain goes, under the
 // same conditions.
 func (tx *restoreTx) deleteChain(name string) error {
-	var doomed []*rules.Chain
+	var doomed []*backend.Chain
 	if name == "" {
 		for _, c := range tx.cur.Chains {
 			if !tx.builtin(c.Name) {
@@ -298,7 +299,7 @@ func (tx *restoreTx) deleteChain(name string) error {
 		if tx.builtin(name) {
 			return fmt.Errorf("cannot delete built-in chain %s", name)
 		}
-		doomed = []*rules.Chain{c}
+		doomed = []*backend.Chain{c}
 	}
 	for _, c := range doomed {
 		if len(c.Rules) > 0 {
@@ -308,7 +309,7 @@ func (tx *restoreTx) deleteChain(name string) error {
 			return fmt.Errorf("chain %s is referenced from %s: %w", c.Name, by, errBusy)
 		}
 	}
-	tx.cur.Chains = slices.DeleteFunc(tx.cur.Chains, func(c *rules.Chain) bool { return slices.Contains(doomed, c) })
+	tx.cur.Chains = slices.DeleteFunc(tx.cur.Chains, func(c *backend.Chain) bool { return slices.Contains(doomed, c) })
 	return nil
 }
 

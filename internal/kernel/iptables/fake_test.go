@@ -11,7 +11,7 @@ import (
 )
 
 // dump returns fam's rules as the Fake's Save prints them.
-func dump(t *testing.T, ipt Interface, fam rules.Family) string {
+func dump(t *testing.T, ipt Interface, fam backend.Family) string {
 	t.Helper()
 	rs, err := ipt.Save(fam)
 	if err != nil {
@@ -22,7 +22,7 @@ func dump(t *testing.T, ipt Interface, fam rules.Family) string {
 	return b.String()
 }
 
-func mustRestore(t *testing.T, ipt Interface, fam rules.Family, payload string) {
+func mustRestore(t *testing.T, ipt Interface, fam backend.Family, payload string) {
 	t.Helper()
 	if err := ipt.Restore(fam, []byte(payload), NoFlushTables); err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func mustRestore(t *testing.T, ipt Interface, fam rules.Family, payload string) 
 }
 
 // restoreErr restores payload, which must fail, and returns its *backend.TxError.
-func restoreErr(t *testing.T, ipt Interface, fam rules.Family, payload string) *backend.TxError {
+func restoreErr(t *testing.T, ipt Interface, fam backend.Family, payload string) *backend.TxError {
 	t.Helper()
 	err := ipt.Restore(fam, []byte(payload), NoFlushTables)
 	var re *backend.TxError
@@ -51,10 +51,10 @@ COMMIT
 
 func TestFakeDeclareFlushesUserChainsOnly(t *testing.T) {
 	f := NewFake()
-	mustRestore(t, f, rules.IPv4, base)
-	mustRestore(t, f, rules.IPv4, "*nat\n:PREROUTING DROP [0:0]\n:SVCNAT-SVC-A - [0:0]\n-A SVCNAT-SVC-A -j RETURN\nCOMMIT\n")
-	rs, err := f.Save(rules.IPv4)
-	raw := dump(t, f, rules.IPv4)
+	mustRestore(t, f, backend.IPv4, base)
+	mustRestore(t, f, backend.IPv4, "*nat\n:PREROUTING DROP [0:0]\n:SVCNAT-SVC-A - [0:0]\n-A SVCNAT-SVC-A -j RETURN\nCOMMIT\n")
+	rs, err := f.Save(backend.IPv4)
+	raw := dump(t, f, backend.IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestFakeDeclareFlushesUserChainsOnly(t *testing.T) {
 		t.Errorf("rules are not stored in canonical form:\n%s", raw)
 	}
 	// The raw dump reads back as the same ruleset.
-	back, err := rules.ParseSave(rules.IPv4, strings.NewReader(raw))
+	back, err := rules.ParseSave(backend.IPv4, strings.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,36 +82,36 @@ func TestFakeDeclareFlushesUserChainsOnly(t *testing.T) {
 
 func TestFakeDeleteChain(t *testing.T) {
 	f := NewFake()
-	mustRestore(t, f, rules.IPv4, base)
+	mustRestore(t, f, backend.IPv4, base)
 	for _, tc := range []struct{ payload, reason string }{
 		{"*nat\n-X SVCNAT-NOPE\nCOMMIT\n", "No chain"},
 		{"*nat\n-F SVCNAT-SVC-A\n-X SVCNAT-SVC-A\nCOMMIT\n", "referenced from SVCNAT-SERVICES"},
 		{"*nat\n-X SVCNAT-SVC-A\nCOMMIT\n", "not empty"},
 		{"*nat\n-X PREROUTING\nCOMMIT\n", "built-in"},
 	} {
-		re := restoreErr(t, f, rules.IPv4, tc.payload)
+		re := restoreErr(t, f, backend.IPv4, tc.payload)
 		if want := strings.Count(tc.payload, "\n") - 1; re.Line != want || !strings.Contains(re.Reason, tc.reason) {
 			t.Errorf("%q: line %d %q, want line %d %q", tc.payload, re.Line, re.Reason, want, tc.reason)
 		}
 	}
 	// Unreference, flush, delete: in one table transaction.
-	mustRestore(t, f, rules.IPv4, "*nat\n:SVCNAT-SERVICES - [0:0]\n:SVCNAT-SVC-A - [0:0]\n-X SVCNAT-SVC-A\nCOMMIT\n")
-	if strings.Contains(dump(t, f, rules.IPv4), "SVCNAT-SVC-A") {
+	mustRestore(t, f, backend.IPv4, "*nat\n:SVCNAT-SERVICES - [0:0]\n:SVCNAT-SVC-A - [0:0]\n-X SVCNAT-SVC-A\nCOMMIT\n")
+	if strings.Contains(dump(t, f, backend.IPv4), "SVCNAT-SVC-A") {
 		t.Error("chain not deleted")
 	}
 }
 
 func TestFakeInsertAndDelete(t *testing.T) {
 	f := NewFake()
-	mustRestore(t, f, rules.IPv4, base)
-	mustRestore(t, f, rules.IPv4, `*nat
+	mustRestore(t, f, backend.IPv4, base)
+	mustRestore(t, f, backend.IPv4, `*nat
 -I SVCNAT-SVC-A -j RETURN
 -I SVCNAT-SVC-A 3 -p udp -j MASQUERADE
 -D SVCNAT-SERVICES -p TCP -d 10.32.0.1/32 -m tcp --dport 80 -j SVCNAT-SVC-A
 -D PREROUTING 1
 COMMIT
 `)
-	rs, _ := f.Save(rules.IPv4)
+	rs, _ := f.Save(backend.IPv4)
 	nat := rs.Table("nat")
 	var got []string
 	for _, r := range nat.Chain("SVCNAT-SVC-A").Rules {
@@ -141,11 +141,11 @@ COMMIT
 		"*nat\n:SVCNAT-C - [0:0]\n":          3,
 		"*nat\n:SVCNAT-C - [0:0]\n*filter\n": 3,
 	} {
-		before := dump(t, f, rules.IPv4)
-		if re := restoreErr(t, f, rules.IPv4, payload); re.Line != line {
+		before := dump(t, f, backend.IPv4)
+		if re := restoreErr(t, f, backend.IPv4, payload); re.Line != line {
 			t.Errorf("%q: failed at line %d (%s), want %d", payload, re.Line, re.Reason, line)
 		}
-		if after := dump(t, f, rules.IPv4); after != before {
+		if after := dump(t, f, backend.IPv4); after != before {
 			t.Errorf("%q: failed restore changed the rules", payload)
 		}
 	}
@@ -154,7 +154,7 @@ COMMIT
 // Tables before the failing one stay committed, as with iptables-restore.
 func TestFakeCommitsPerTable(t *testing.T) {
 	f := NewFake()
-	re := restoreErr(t, f, rules.IPv4, `*filter
+	re := restoreErr(t, f, backend.IPv4, `*filter
 :SVCNAT-FORWARD - [0:0]
 -A FORWARD -j SVCNAT-FORWARD
 COMMIT
@@ -163,10 +163,10 @@ COMMIT
 -A SVCNAT-SERVICES -j SVCNAT-SVC-MISSING
 COMMIT
 `)
-	if re.Line != 7 || re.LineText != "-A SVCNAT-SERVICES -j SVCNAT-SVC-MISSING" || re.Family != rules.IPv4 {
+	if re.Line != 7 || re.LineText != "-A SVCNAT-SERVICES -j SVCNAT-SVC-MISSING" || re.Family != backend.IPv4 {
 		t.Errorf("error at line %d %q", re.Line, re.LineText)
 	}
-	rs, _ := f.Save(rules.IPv4)
+	rs, _ := f.Save(backend.IPv4)
 	if rs.Table("filter") == nil || rs.Table("filter").Chain("SVCNAT-FORWARD") == nil {
 		t.Error("filter table, committed before the failure, was lost")
 	}
@@ -177,27 +177,27 @@ COMMIT
 
 func TestFakeFailureInjection(t *testing.T) {
 	f := NewFake()
-	mustRestore(t, f, rules.IPv4, base)
-	before := dump(t, f, rules.IPv4)
+	mustRestore(t, f, backend.IPv4, base)
+	before := dump(t, f, backend.IPv4)
 
 	f.FailOnLine(3)
-	re := restoreErr(t, f, rules.IPv4, base)
+	re := restoreErr(t, f, backend.IPv4, base)
 	if re.Line != 3 || !errors.Is(re, ErrInjected) || re.LineText != ":SVCNAT-SVC-A - [0:0]" {
 		t.Errorf("injected failure: line %d %q %v", re.Line, re.LineText, re.Err)
 	}
-	if dump(t, f, rules.IPv4) != before {
+	if dump(t, f, backend.IPv4) != before {
 		t.Error("failed restore changed the rules")
 	}
-	mustRestore(t, f, rules.IPv4, base) // FailOnLine is one-shot
+	mustRestore(t, f, backend.IPv4, base) // FailOnLine is one-shot
 
 	f.FailWhen(func(line string) bool { return strings.Contains(line, "DNAT") })
 	for i := 0; i < 2; i++ {
-		if re := restoreErr(t, f, rules.IPv4, base); re.Line != 6 {
+		if re := restoreErr(t, f, backend.IPv4, base); re.Line != 6 {
 			t.Errorf("FailWhen: line %d", re.Line)
 		}
 	}
 	f.FailWhen(nil)
-	mustRestore(t, f, rules.IPv4, base)
+	mustRestore(t, f, backend.IPv4, base)
 
 	calls := f.Restores()
 	if len(calls) != 6 || calls[1].Err == nil || calls[2].Err != nil {
@@ -207,26 +207,26 @@ func TestFakeFailureInjection(t *testing.T) {
 
 func TestFakeRefusesFlush(t *testing.T) {
 	f := NewFake()
-	if err := f.Restore(rules.IPv4, []byte(base), RestoreCounters); !errors.Is(err, ErrFlushRefused) {
+	if err := f.Restore(backend.IPv4, []byte(base), RestoreCounters); !errors.Is(err, ErrFlushRefused) {
 		t.Errorf("restore without NoFlushTables: %v", err)
 	}
-	if dump(t, f, rules.IPv4) != "" {
+	if dump(t, f, backend.IPv4) != "" {
 		t.Error("refused restore changed the rules")
 	}
 }
 
 func TestFakeFamiliesAreSeparate(t *testing.T) {
 	f := NewFake()
-	mustRestore(t, f, rules.IPv6, "*nat\n:SVCNAT-SERVICES - [0:0]\n-A SVCNAT-SERVICES -d fd00::1 -p tcp --dport 80 -j DNAT --to-destination [fd00::2]:80\nCOMMIT\n")
-	if dump(t, f, rules.IPv4) != "" {
+	mustRestore(t, f, backend.IPv6, "*nat\n:SVCNAT-SERVICES - [0:0]\n-A SVCNAT-SERVICES -d fd00::1 -p tcp --dport 80 -j DNAT --to-destination [fd00::2]:80\nCOMMIT\n")
+	if dump(t, f, backend.IPv4) != "" {
 		t.Error("IPv6 restore changed IPv4 rules")
 	}
-	if !strings.Contains(dump(t, f, rules.IPv6), "-d fd00::1/128 ") {
+	if !strings.Contains(dump(t, f, backend.IPv6), "-d fd00::1/128 ") {
 		t.Error("IPv6 rule not canonical")
 	}
 	// A dump with counters and comments, as iptables-save -c prints, restores.
-	mustRestore(t, f, rules.IPv4, "# Generated by iptables-save\n*filter\n:INPUT ACCEPT [10:20]\n:FORWARD DROP [0:0]\n[3:4] -A INPUT -j ACCEPT\nCOMMIT\n")
-	if d := dump(t, f, rules.IPv4); !strings.Contains(d, ":FORWARD DROP") || !strings.Contains(d, "-A INPUT -j ACCEPT") {
+	mustRestore(t, f, backend.IPv4, "# Generated by iptables-save\n*filter\n:INPUT ACCEPT [10:20]\n:FORWARD DROP [0:0]\n[3:4] -A INPUT -j ACCEPT\nCOMMIT\n")
+	if d := dump(t, f, backend.IPv4); !strings.Contains(d, ":FORWARD DROP") || !strings.Contains(d, "-A INPUT -j ACCEPT") {
 		t.Errorf("save dump did not restore:\n%s", d)
 	}
 }

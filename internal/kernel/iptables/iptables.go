@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Interface is the iptables backend: a backend.Kernel whose transactions
@@ -30,12 +29,12 @@ type Interface interface {
 	backend.Kernel
 	// Save reads every table of fam as iptables-save prints it: Read with
 	// nothing to be like.
-	Save(fam rules.Family) (*rules.Ruleset, error)
+	Save(fam backend.Family) (*backend.Ruleset, error)
 	// Restore feeds payload to iptables-restore. flags must include
 	// NoFlushTables. A rejected payload gives a *backend.TxError naming
 	// the failing line. Tables are committed one at a time, at their
 	// COMMIT line: tables before a failing one stay applied.
-	Restore(fam rules.Family, payload []byte, flags RestoreFlags) error
+	Restore(fam backend.Family, payload []byte, flags RestoreFlags) error
 }
 
 // Backend is an iptables backend's name: the nf_tables based one or the

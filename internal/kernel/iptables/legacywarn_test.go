@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
@@ -35,17 +35,17 @@ exit 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := restoreErr(t, ipt, rules.IPv4, "*nat\n-D SVCNAT-X -j ACCEPT\nCOMMIT\n")
+	re := restoreErr(t, ipt, backend.IPv4, "*nat\n-D SVCNAT-X -j ACCEPT\nCOMMIT\n")
 	if re.Line != 2 || strings.Contains(re.Error(), "Warning") || strings.Contains(re.Stderr, "Warning") {
 		t.Errorf("restore failure: line %d, %q, stderr %q", re.Line, re.Error(), re.Stderr)
 	}
-	if rs, err := ipt.Save(rules.IPv4); err != nil || rs.Table("nat") == nil {
+	if rs, err := ipt.Save(backend.IPv4); err != nil || rs.Table("nat") == nil {
 		t.Errorf("save with the warning in its dump: %v", err)
 	}
 	if err := os.WriteFile(dir+"/fail", nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ipt.Save(rules.IPv4); err == nil || strings.Contains(err.Error(), "Warning") || !strings.HasSuffix(err.Error(), ": iptables-nft-save: broken") {
+	if _, err := ipt.Save(backend.IPv4); err == nil || strings.Contains(err.Error(), "Warning") || !strings.HasSuffix(err.Error(), ": iptables-nft-save: broken") {
 		t.Errorf("failed save: %v", err)
 	}
 }

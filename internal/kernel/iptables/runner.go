@@ -37,10 +37,10 @@ type runner struct {
 	netns   string
 	wait    int // -w seconds
 	version Version
-	bins    map[rules.Family]binaries
+	bins    map[backend.Family]binaries
 
 	mu   sync.Mutex
-	cmds map[rules.Family]*goipt.IPTables // see command
+	cmds map[backend.Family]*goipt.IPTables // see command
 }
 
 // New returns the real runner for opts.Backend, which must be NFT or
@@ -59,17 +59,17 @@ func New(opts Options) (Interface, error) {
 		}
 		h.Close()
 	}
-	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[rules.Family]binaries{},
-		cmds: map[rules.Family]*goipt.IPTables{}}
-	for _, fam := range rules.Families {
+	r := &runner{backend: b, netns: opts.NetNS, wait: waitSeconds(opts.Wait), bins: map[backend.Family]binaries{},
+		cmds: map[backend.Family]*goipt.IPTables{}}
+	for _, fam := range backend.Families {
 		bins, v, err := findBinaries(b, fam)
 		if err != nil {
-			if fam == rules.IPv4 {
+			if fam == backend.IPv4 {
 				return nil, err
 			}
 			bins.err = err
 		}
-		if fam == rules.IPv4 {
+		if fam == backend.IPv4 {
 			r.version = v
 		}
 		r.bins[fam] = bins
@@ -95,9 +95,9 @@ func (r *runner) Limits() backend.Limits { return limits(r.backend, r.version) }
 // iptables-save and iptables-restore, but only when their -V reports
 // backend b (a plain name is whatever the distribution's alternatives
 // point to). It returns the restore program's version.
-func findBinaries(b Backend, fam rules.Family) (binaries, Version, error) {
+func findBinaries(b Backend, fam backend.Family) (binaries, Version, error) {
 	base := "iptables"
-	if fam == rules.IPv6 {
+	if fam == backend.IPv6 {
 		base = "ip6tables"
 	}
 	variant := binaries{save: base + "-" + string(b) + "-save", restore: base + "-" + string(b) + "-restore", cmd: base + "-" + string(b)}
@@ -173,7 +173,7 @@ func run(ns string, cmd *exec.Cmd) error {
 	return cmd.Wait()
 }
 
-func (r *runner) family(fam rules.Family) (binaries, error) {
+func (r *runner) family(fam backend.Family) (binaries, error) {
 	b, ok := r.bins[fam]
 	if !ok {
 		return b, fmt.Errorf("unknown IP family %d", fam)
@@ -182,14 +182,14 @@ func (r *runner) family(fam rules.Family) (binaries, error) {
 }
 
 // Save implements Interface.
-func (r *runner) Save(fam rules.Family) (*rules.Ruleset, error) { return r.Read(fam, nil) }
+func (r *runner) Save(fam backend.Family) (*backend.Ruleset, error) { return r.Read(fam, nil) }
 
 // Read implements backend.Kernel: it runs iptables-save (all tables;
 // legacy lists only tables that already exist, so nothing is created).
 // What the dump has in common with like is shared with it (see
 // rules.ParseSaveLike), so reading back 10,000 services costs little
 // memory beside the desired rules.
-func (r *runner) Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+func (r *runner) Read(fam backend.Family, like *backend.Ruleset) (*backend.Ruleset, error) {
 	bins, err := r.family(fam)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
@@ -203,7 +203,7 @@ func (r *runner) Read(fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, er
 
 // save runs one iptables-save program in namespace ns and parses its dump
 // as it comes (see rules.ParseSaveLikeFrom).
-func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Ruleset, error) {
+func save(ns, path string, fam backend.Family, like *backend.Ruleset) (*backend.Ruleset, error) {
 	var stderr bytes.Buffer
 	cmd := exec.Command(path)
 	cmd.Stderr, cmd.Env = &stderr, cEnv()
@@ -231,7 +231,7 @@ func save(ns, path string, fam rules.Family, like *rules.Ruleset) (*rules.Rulese
 // adds the xtables lock's --wait): one chain costs a fraction of a full
 // save on a host with thousands of chains. Without the iptables command on
 // PATH it falls back to a full save.
-func (r *runner) ReadChain(fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func (r *runner) ReadChain(fam backend.Family, table, chain string) ([]backend.Rule, bool, error) {
 	bins, err := r.family(fam)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, chain, err)
@@ -254,7 +254,7 @@ func (r *runner) ReadChain(fam rules.Family, table, chain string) ([]rules.Rule,
 }
 
 // command is go-iptables over the family's command, made once.
-func (r *runner) command(fam rules.Family, cmd string) (*goipt.IPTables, error) {
+func (r *runner) command(fam backend.Family, cmd string) (*goipt.IPTables, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ipt := r.cmds[fam]; ipt != nil {
@@ -269,7 +269,7 @@ func (r *runner) command(fam rules.Family, cmd string) (*goipt.IPTables, error) 
 }
 
 // listFromSave reads one chain out of a full save.
-func listFromSave(k Interface, fam rules.Family, table, chain string) ([]rules.Rule, bool, error) {
+func listFromSave(k Interface, fam backend.Family, table, chain string) ([]backend.Rule, bool, error) {
 	rs, err := k.Save(fam)
 	if err != nil {
 		return nil, false, err
@@ -288,7 +288,7 @@ func (r *runner) Write(tx *backend.Transaction) { write(tx) }
 func (r *runner) Run(tx *backend.Transaction) error { return runTx(r, tx) }
 
 // Restore runs iptables-restore --noflush -w SECS with payload on stdin.
-func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) error {
+func (r *runner) Restore(fam backend.Family, payload []byte, flags RestoreFlags) error {
 	if flags&NoFlushTables == 0 {
 		return fmt.Errorf("restoring %s rules: %w", fam, ErrFlushRefused)
 	}
@@ -317,7 +317,7 @@ func (r *runner) Restore(fam rules.Family, payload []byte, flags RestoreFlags) e
 
 // restoreFrom runs the restore program at path with args (and -w) in the
 // runner's namespace, reading payload from in.
-func (r *runner) restoreFrom(fam rules.Family, path string, args []string, in *os.File, payload []byte) error {
+func (r *runner) restoreFrom(fam backend.Family, path string, args []string, in *os.File, payload []byte) error {
 	if r.version.restoreHasWait() {
 		args = append(args, "-w", strconv.Itoa(r.wait))
 	}

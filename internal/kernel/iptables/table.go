@@ -9,7 +9,7 @@ import (
 
 // emptyTable reports whether t holds nothing anyone wrote: only built-in
 // chains, without rules, with the ACCEPT policy.
-func emptyTable(t *rules.Table) bool {
+func emptyTable(t *backend.Table) bool {
 	for _, c := range t.Chains {
 		if !c.Builtin() || len(c.Rules) > 0 || (c.Policy != "ACCEPT" && c.Policy != "") {
 			return false
@@ -20,7 +20,7 @@ func emptyTable(t *rules.Table) bool {
 
 // removable reads fam's table through k and says whether RemoveTable may
 // remove it: false with nil when it is gone already.
-func removable(k Interface, fam rules.Family, table string) (bool, error) {
+func removable(k Interface, fam backend.Family, table string) (bool, error) {
 	rs, err := k.Save(fam)
 	if err != nil {
 		return false, err
@@ -42,7 +42,7 @@ func removable(k Interface, fam rules.Family, table string) (bool, error) {
 // before: nft takes no lock, so a rule another program adds in the few
 // milliseconds between the two would go with it, the one window svcnat
 // cannot close with iptables' own means.
-func (r *runner) RemoveTable(fam rules.Family, table string) (bool, error) {
+func (r *runner) RemoveTable(fam backend.Family, table string) (bool, error) {
 	if r.backend != NFT {
 		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, backend.ErrKernelTable)
 	}
@@ -71,7 +71,7 @@ func (r *runner) RemoveTable(fam rules.Family, table string) (bool, error) {
 
 // RemoveTable implements backend.Kernel as the runner does: an empty table
 // goes on nft; legacy keeps it.
-func (f *Fake) RemoveTable(fam rules.Family, table string) (bool, error) {
+func (f *Fake) RemoveTable(fam backend.Family, table string) (bool, error) {
 	if f.Name() != NFT {
 		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, backend.ErrKernelTable)
 	}

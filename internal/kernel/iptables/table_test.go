@@ -6,12 +6,11 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
 // tableNames lists the tables of a family's dump.
-func tableNames(t *testing.T, k Interface, fam rules.Family) string {
+func tableNames(t *testing.T, k Interface, fam backend.Family) string {
 	t.Helper()
 	rs, err := k.Save(fam)
 	if err != nil {
@@ -37,19 +36,19 @@ func TestRemoveTable(t *testing.T) {
 		for _, b := range backends {
 			t.Run(name+"/"+string(b), func(t *testing.T) {
 				k := open(t, b)
-				mustRestore(t, k, rules.IPv4, "*nat\n:X - [0:0]\n-X X\nCOMMIT\n*filter\n-A INPUT -j ACCEPT\nCOMMIT\n")
+				mustRestore(t, k, backend.IPv4, "*nat\n:X - [0:0]\n-X X\nCOMMIT\n*filter\n-A INPUT -j ACCEPT\nCOMMIT\n")
 				tr := k
-				done, err := tr.RemoveTable(rules.IPv4, "nat")
+				done, err := tr.RemoveTable(backend.IPv4, "nat")
 				if b == Legacy {
 					if done || !errors.Is(err, backend.ErrKernelTable) {
 						t.Fatalf("legacy RemoveTable = %v, %v; want backend.ErrKernelTable", done, err)
 					}
 					return
 				}
-				if !done || err != nil || tableNames(t, k, rules.IPv4) != "filter" {
-					t.Fatalf("RemoveTable(nat) = %v, %v; tables left: %s", done, err, tableNames(t, k, rules.IPv4))
+				if !done || err != nil || tableNames(t, k, backend.IPv4) != "filter" {
+					t.Fatalf("RemoveTable(nat) = %v, %v; tables left: %s", done, err, tableNames(t, k, backend.IPv4))
 				}
-				if done, err := tr.RemoveTable(rules.IPv4, "nat"); done || err != nil {
+				if done, err := tr.RemoveTable(backend.IPv4, "nat"); done || err != nil {
 					t.Fatalf("RemoveTable of a missing table = %v, %v", done, err)
 				}
 				for _, payload := range []string{
@@ -58,10 +57,10 @@ func TestRemoveTable(t *testing.T) {
 					"*raw\n:OUTPUT DROP [0:0]\nCOMMIT\n",
 				} {
 					if !strings.HasPrefix(payload, "*filter") {
-						mustRestore(t, k, rules.IPv4, payload)
+						mustRestore(t, k, backend.IPv4, payload)
 					}
 					table := strings.TrimPrefix(strings.SplitN(payload, "\n", 2)[0], "*")
-					if done, err := tr.RemoveTable(rules.IPv4, table); done || !errors.Is(err, backend.ErrTableInUse) {
+					if done, err := tr.RemoveTable(backend.IPv4, table); done || !errors.Is(err, backend.ErrTableInUse) {
 						t.Fatalf("RemoveTable(%s) of a table in use = %v, %v; want backend.ErrTableInUse", table, done, err)
 					}
 				}
@@ -76,7 +75,7 @@ func TestRemoveTable(t *testing.T) {
 func TestLegacyListChainCreatesNoTable(t *testing.T) {
 	ns := testns.New(t)
 	k := realIPT(t, ns, Legacy)
-	for _, fam := range rules.Families {
+	for _, fam := range backend.Families {
 		if _, ok, err := k.ReadChain(fam, "nat", "SVCNAT-CANARY"); ok || err != nil {
 			t.Fatalf("%s ListChain of a missing table = %v, %v", fam, ok, err)
 		}

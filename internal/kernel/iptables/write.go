@@ -64,6 +64,6 @@ func runTx(k Interface, tx *backend.Transaction) error {
 }
 
 // readOnly is a Dump's answer to every change.
-func readOnly(f rules.Family) error {
+func readOnly(f backend.Family) error {
 	return fmt.Errorf("restoring %s rules: %w", f, backend.ErrReadOnly)
 }

@@ -16,7 +16,7 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 		return nil // a cold start or a TCP change: nothing to read through
 	}
 	var out []backend.StaleFlow
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		before, after := udpEndpoints(p.Prefix, p.Live[f]), udpEndpoints(p.Prefix, p.Desired[f])
 		addrs := udpAddresses(p.Prefix, p.Live[f])
 		for svc, eps := range before {
@@ -68,7 +68,7 @@ func dropsUDPEndpoint(p backend.Planned) bool {
 	return false
 }
 
-func natRules(rs *rules.Ruleset) []rules.Rule {
+func natRules(rs *backend.Ruleset) []backend.Rule {
 	if rs == nil {
 		return nil
 	}
@@ -76,7 +76,7 @@ func natRules(rs *rules.Ruleset) []rules.Rule {
 	if t == nil {
 		return nil
 	}
-	var out []rules.Rule
+	var out []backend.Rule
 	for _, c := range t.Chains {
 		out = append(out, c.Rules...)
 	}
@@ -86,12 +86,12 @@ func natRules(rs *rules.Ruleset) []rules.Rule {
 // udpEndpoints maps each service to the UDP endpoints (ip:port) its SEP
 // chains DNAT to. Large-cluster mode drops SEP comments, so the service of
 // a chain is its ServiceIndex entry, which follows the jumps into it.
-func udpEndpoints(prefix string, rs *rules.Ruleset) map[string]map[string]bool {
+func udpEndpoints(prefix string, rs *backend.Ruleset) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	if rs == nil || rs.Table(rules.TableNAT) == nil {
 		return out
 	}
-	idx := ServiceIndex(prefix, &rules.Ruleset{Family: rs.Family, Tables: []*rules.Table{rs.Table(rules.TableNAT)}})
+	idx := ServiceIndex(prefix, &backend.Ruleset{Family: rs.Family, Tables: []*backend.Table{rs.Table(rules.TableNAT)}})
 	for _, c := range rs.Table(rules.TableNAT).Chains {
 		svc := idx[IndexKey(rules.TableNAT, c.Name)]
 		for _, r := range c.Rules {
@@ -109,7 +109,7 @@ func udpEndpoints(prefix string, rs *rules.Ruleset) map[string]map[string]bool {
 
 // udpAddresses maps each service to its UDP service addresses and node
 // ports, from the rules that dispatch to it.
-func udpAddresses(prefix string, rs *rules.Ruleset) map[string][]backend.StaleFlow {
+func udpAddresses(prefix string, rs *backend.Ruleset) map[string][]backend.StaleFlow {
 	out := map[string][]backend.StaleFlow{}
 	v := vocab.For(prefix)
 	for _, r := range natRules(rs) {

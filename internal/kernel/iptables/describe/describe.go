@@ -36,7 +36,7 @@ func (Describer) Describe(p backend.Planned) *backend.Description {
 	v := vocab.For(p.Prefix)
 	service := make([]string, len(p.Changes))
 	want, have := map[string]bool{}, map[string]bool{}
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		li := ServiceIndex(p.Prefix, p.Live[f])
 		di := map[string]string{}
 		if p.ChainService == nil {
@@ -202,7 +202,7 @@ func chainSubject(v vocab.Vocab, chain string) (backend.Subject, string) {
 
 // describeRule says what a rule does for its service, from its comment
 // and matches.
-func describeRule(v vocab.Vocab, table string, r rules.Rule) (backend.Subject, string) {
+func describeRule(v vocab.Vocab, table string, r backend.Rule) (backend.Subject, string) {
 	c := vocab.ParseComment(r.Comment())
 	kind := v.KindOf(r.Chain)
 	proto, port := r.Arg("-p"), r.Arg("--dport")
@@ -229,7 +229,7 @@ func describeRule(v vocab.Vocab, table string, r rules.Rule) (backend.Subject, s
 
 // address is "ip:port/proto" of a rule's destination ("[ip]:port/proto"
 // for IPv6).
-func address(r rules.Rule, port, proto string) string {
+func address(r backend.Rule, port, proto string) string {
 	dst := r.Arg("-d")
 	if pfx, err := netip.ParsePrefix(dst); err == nil && pfx.IsSingleIP() {
 		dst = pfx.Addr().String()
@@ -244,7 +244,7 @@ func isEndpointChain(c backend.ChainChange) bool {
 	return dnatTarget(c.After) != "" || dnatTarget(c.Before) != ""
 }
 
-func dnatTarget(rs []rules.Rule) string {
+func dnatTarget(rs []backend.Rule) string {
 	for _, r := range rs {
 		if t := r.Arg("--to-destination"); t != "" {
 			return t

@@ -16,9 +16,9 @@ import (
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
-func parse(t *testing.T, s string) *rules.Ruleset {
+func parse(t *testing.T, s string) *backend.Ruleset {
 	t.Helper()
-	rs, err := rules.ParseSave(rules.IPv4, strings.NewReader(s))
+	rs, err := rules.ParseSave(backend.IPv4, strings.NewReader(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +55,8 @@ func TestDescribeEndpointChange(t *testing.T) {
 		`-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.3:80" -j SN-SEP-A2`, `-A SN-SVC-AAA -m comment --comment "default/web -> 10.64.1.4:80" -j SN-SEP-A3`,
 		`-A SN-SEP-A2 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.3:80`, `-A SN-SEP-A3 -p tcp -m comment --comment "default/web" -m tcp -j DNAT --to-destination 10.64.1.4:80`,
 	).Replace(live)
-	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
-		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, desired).Owned("SN")},
+		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	svcs := describePlan(p).Services
 	if len(svcs) != 1 || svcs[0].Name != "default/web" || svcs[0].Action != backend.Update {
 		t.Fatalf("services %+v", svcs)
@@ -68,7 +68,7 @@ func TestDescribeEndpointChange(t *testing.T) {
 }
 
 func TestDescribeRemovesEverythingWhenNothingDesired(t *testing.T) {
-	p := planner.New("SN", "nft", nil, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	p := planner.New("SN", "nft", nil, map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	if svcs := describePlan(p).Services; len(svcs) != 1 || svcs[0].Action != backend.Delete || svcs[0].Details != nil {
 		t.Fatalf("services %+v", svcs)
 	}
@@ -95,11 +95,11 @@ COMMIT
 		`-A SN-SVC-D -m comment --comment "kube-system/dns:dns -> 10.64.2.2:53" -j SN-SEP-D2`+"\n", "",
 		`-A SN-SEP-D2 -p udp -m comment --comment "kube-system/dns:dns" -m udp -j DNAT --to-destination 10.64.2.2:53`+"\n", "",
 	).Replace(udp)
-	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired)}, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)})
+	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, desired)}, map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, udp)})
 	got := (Describer{}).StaleUDP(p.Planned())
 	want := []backend.StaleFlow{
-		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.2.2")},
-		{Family: rules.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.2.2")},
+		{Family: backend.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.2.2")},
+		{Family: backend.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.2.2")},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -109,14 +109,14 @@ COMMIT
 			t.Fatalf("flow %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	same := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)}, map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, udp)})
+	same := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, udp)}, map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, udp)})
 	if again := (Describer{}).StaleUDP(same.Planned()); len(again) != 0 {
 		t.Fatalf("no change, yet stale flows %+v", again)
 	}
 }
 
 func TestTakeGroupsOwnedRulesByService(t *testing.T) {
-	inv := (Describer{}).Inventory("SN", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	inv := (Describer{}).Inventory("SN", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	if inv.Chains != 4 || inv.Rules != 7 {
 		t.Fatalf("inventory counts %d chains, %d rules", inv.Chains, inv.Rules)
 	}
@@ -142,9 +142,9 @@ func TestCheckDesiredAdmitsWhatRenderWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fam, prefix := rules.IPv4, "KUBE"
+		fam, prefix := backend.IPv4, "KUBE"
 		if strings.HasSuffix(g, ".v6.golden") {
-			fam = rules.IPv6
+			fam = backend.IPv6
 		}
 		if !strings.Contains(string(data), ":KUBE-SERVICES ") {
 			prefix = "SVCNAT"
@@ -153,7 +153,7 @@ func TestCheckDesiredAdmitsWhatRenderWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := (Describer{}).CheckDesired(prefix, map[rules.Family]*rules.Ruleset{fam: rs}); err != nil {
+		if err := (Describer{}).CheckDesired(prefix, map[backend.Family]*backend.Ruleset{fam: rs}); err != nil {
 			t.Errorf("%s: %v", filepath.Base(g), err)
 		}
 	}

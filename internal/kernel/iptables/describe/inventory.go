@@ -2,15 +2,14 @@ package describe
 
 import (
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // Inventory groups the owned rules of live by the service they serve: by
 // a rule's own comment, else (a rule without one, as in kube-proxy's
 // large-cluster mode) by its chain's service.
-func (Describer) Inventory(prefix string, live map[rules.Family]*rules.Ruleset) *backend.Inventory {
+func (Describer) Inventory(prefix string, live map[backend.Family]*backend.Ruleset) *backend.Inventory {
 	inv := &backend.Inventory{Services: map[string][]backend.Located{}}
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		if live[f] == nil {
 			continue
 		}

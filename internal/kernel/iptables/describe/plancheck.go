@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
@@ -50,7 +51,7 @@ type verdicts struct {
 
 type verdict struct{ target, shape string }
 
-func newVerdicts(f rules.Family, v vocab.Vocab) (*verdicts, error) {
+func newVerdicts(f backend.Family, v vocab.Vocab) (*verdicts, error) {
 	rendered, err := render.Verdicts(f, v.Prefix)
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func newVerdicts(f rules.Family, v vocab.Vocab) (*verdicts, error) {
 // refusal says why r, whose target is no chain, may not be a rule of a
 // chain of kind k in table, or "". mark is the masquerade mark of the
 // rules checked before ("" when none had one), and becomes r's.
-func (vd *verdicts) refusal(table string, k vocab.Kind, r rules.Rule, mark *string) string {
+func (vd *verdicts) refusal(table string, k vocab.Kind, r backend.Rule, mark *string) string {
 	target := r.Target()
 	if !slices.Contains(vd.targets[table], target) {
 		return fmt.Sprintf("svcnat jumps only to its own chains of the table and to %s", strings.Join(vd.targets[table], ", "))
@@ -120,7 +121,7 @@ func (vd *verdicts) refusal(table string, k vocab.Kind, r rules.Rule, mark *stri
 // comments, and in place of a service's address, port and protocol, an
 // endpoint's address and port, an affinity list's name and the masquerade
 // bit, placeholders. mark is the mark r names, "" when none.
-func shape(r rules.Rule) (sh, mark string) {
+func shape(r backend.Rule) (sh, mark string) {
 	var out []string
 	proto := ""
 	for i := 0; i < len(r.Args); i++ {
@@ -194,10 +195,10 @@ var protocols = []string{"tcp", "udp", "sctp"}
 // say nothing: the rule is named by its family, table and iptables-save
 // line instead.
 type DesiredRuleError struct {
-	Family rules.Family
+	Family backend.Family
 	Table  string
-	Chain  string      // "" when the whole table is refused
-	Rule   *rules.Rule // nil when the whole chain is refused
+	Chain  string        // "" when the whole table is refused
+	Rule   *backend.Rule // nil when the whole chain is refused
 	Reason string
 }
 
@@ -224,9 +225,9 @@ func (e *DesiredRuleError) Error() string {
 // KUBE-FORWARD, of the masquerade mark or of established connections, and
 // in KUBE-NODEPORTS, of one TCP port), or with a masquerade mark other
 // than the one of the plan's other rules.
-func (Describer) CheckDesired(prefix string, desired map[rules.Family]*rules.Ruleset) error {
+func (Describer) CheckDesired(prefix string, desired map[backend.Family]*backend.Ruleset) error {
 	mark := ""
-	for _, f := range rules.Families {
+	for _, f := range backend.Families {
 		rs := desired[f]
 		if rs == nil {
 			continue
@@ -248,7 +249,7 @@ func (Describer) CheckDesired(prefix string, desired map[rules.Family]*rules.Rul
 	return nil
 }
 
-func checkTable(f rules.Family, prefix string, t *rules.Table, jumps []rules.Rule, vd *verdicts, mark *string) error {
+func checkTable(f backend.Family, prefix string, t *backend.Table, jumps []backend.Rule, vd *verdicts, mark *string) error {
 	if t.Name != rules.TableNAT && t.Name != rules.TableFilter {
 		if len(t.Chains) == 0 {
 			return nil
@@ -310,7 +311,7 @@ func builtinOf(table, chain string) bool {
 
 // ownedChainRefusal says why chain may not be a user chain of table, or "".
 func ownedChainRefusal(v vocab.Vocab, table, chain string) string {
-	if !rules.Owns(v.Prefix, chain) {
+	if !backend.Owns(v.Prefix, chain) {
 		return fmt.Sprintf("svcnat writes only chains named %s-…", v.Prefix)
 	}
 	k := v.KindOf(chain)
@@ -341,7 +342,7 @@ func isHash(s string) bool {
 }
 
 // ruleRefusal says why r may not be a rule of an owned chain of t, or "".
-func ruleRefusal(v vocab.Vocab, t *rules.Table, r rules.Rule) string {
+func ruleRefusal(v vocab.Vocab, t *backend.Table, r backend.Rule) string {
 	target, opts := "", []string(nil)
 	for i := 0; i < len(r.Args); i++ {
 		a, next := r.Args[i], ""
@@ -372,7 +373,7 @@ func ruleRefusal(v vocab.Vocab, t *rules.Table, r rules.Rule) string {
 	switch {
 	case target == "":
 		return "" // a comment alone: the FW chain's "other traffic ... will be dropped"
-	case rules.Owns(v.Prefix, target) && v.KindOf(target) != "" && t.Chain(target) != nil:
+	case backend.Owns(v.Prefix, target) && v.KindOf(target) != "" && t.Chain(target) != nil:
 		if len(opts) > 0 {
 			return fmt.Sprintf("svcnat writes no jump with %s", strings.Join(opts, " "))
 		}

@@ -1,18 +1,18 @@
 package describe
 
 import (
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 )
 
 // RuleService returns the service a rule's comment names, or "".
-func RuleService(r rules.Rule) string { return vocab.CommentService(r.Comment()) }
+func RuleService(r backend.Rule) string { return vocab.CommentService(r.Comment()) }
 
 // ownService is the one service the comments of a chain's rules name,
 // and whether the chain is shared: its rules name several services or
 // carry a shared comment (SERVICES, NODEPORTS, ...). A chain none of whose
 // rules has a comment has no service of its own.
-func ownService(rs []rules.Rule) (svc string, shared bool) {
+func ownService(rs []backend.Rule) (svc string, shared bool) {
 	for _, r := range rs {
 		c := vocab.ParseComment(r.Comment())
 		switch {
@@ -55,7 +55,7 @@ func IndexKey(table, chain string) string { return table + "/" + chain }
 // services or carry a shared comment, or when a rule with a shared comment
 // jumps to it; shared chains are never attributed and never pass a service
 // on.
-func ServiceIndex(prefix string, rs *rules.Ruleset) map[string]string {
+func ServiceIndex(prefix string, rs *backend.Ruleset) map[string]string {
 	out := map[string]string{}
 	if rs == nil {
 		return out
@@ -66,7 +66,7 @@ func ServiceIndex(prefix string, rs *rules.Ruleset) map[string]string {
 			v:         v,
 			own:       map[string]string{},
 			shared:    map[string]bool{},
-			referrers: map[string][]rules.Rule{},
+			referrers: map[string][]backend.Rule{},
 			state:     map[string]int8{},
 			resolved:  map[string]string{},
 		}
@@ -99,10 +99,10 @@ func ServiceIndex(prefix string, rs *rules.Ruleset) map[string]string {
 // tableIndex resolves the chains of one table for ServiceIndex.
 type tableIndex struct {
 	v         vocab.Vocab
-	own       map[string]string       // the service of each chain's own comments
-	shared    map[string]bool         // chains that serve every service
-	referrers map[string][]rules.Rule // rules jumping to each chain
-	state     map[string]int8         // 1 resolving (iptables refuses loops, but a parsed dump may hold one), 2 resolved
+	own       map[string]string         // the service of each chain's own comments
+	shared    map[string]bool           // chains that serve every service
+	referrers map[string][]backend.Rule // rules jumping to each chain
+	state     map[string]int8           // 1 resolving (iptables refuses loops, but a parsed dump may hold one), 2 resolved
 	resolved  map[string]string
 }
 
@@ -152,7 +152,7 @@ func (x *tableIndex) fromReferrers(chain string) string {
 
 // servicesOf adds to out every service that has rules in rs: those named
 // by a comment and those of the chains idx attributes.
-func servicesOf(out map[string]bool, rs *rules.Ruleset, idx map[string]string) {
+func servicesOf(out map[string]bool, rs *backend.Ruleset, idx map[string]string) {
 	for _, s := range idx {
 		out[s] = true
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -104,12 +103,12 @@ COMMIT
 }
 
 func TestStaleUDPLargeCluster(t *testing.T) {
-	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
-		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)})
+	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDPWithoutD1)},
+		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDP)})
 	got := (Describer{}).StaleUDP(p.Planned())
 	want := []backend.StaleFlow{
-		{Family: rules.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.1.2")},
-		{Family: rules.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.1.2")},
+		{Family: backend.IPv4, Service: "kube-system/dns", NodePort: 30053, Endpoint: netip.MustParseAddr("10.64.1.2")},
+		{Family: backend.IPv4, Service: "kube-system/dns", VIP: netip.MustParseAddr("10.32.0.10"), Port: 53, Endpoint: netip.MustParseAddr("10.64.1.2")},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v, want %+v", got, want)
@@ -122,8 +121,8 @@ func TestStaleUDPLargeCluster(t *testing.T) {
 }
 
 func TestPlanSummaryLargeCluster(t *testing.T) {
-	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)},
-		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)})
+	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDPWithoutD1)},
+		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDP)})
 	d := describePlan(p)
 	for i, c := range p.Changes {
 		if c.Chain == "SN-SEP-D1" || c.Chain == "SN-SVC-D" {
@@ -138,8 +137,8 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 		t.Fatalf("services %+v", d.Services)
 	}
 	// And the other way round: the endpoint comes back.
-	p = planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDP)},
-		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, largeUDPWithoutD1)})
+	p = planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDP)},
+		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDPWithoutD1)})
 	added := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Added}}
 	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(svcs[0].Details, added) {
 		t.Fatalf("services %+v", svcs)
@@ -159,8 +158,8 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 // A service whose cluster IP moves reads as that, not as rule noise.
 func TestPlanSummaryNamesAddresses(t *testing.T) {
 	desired := strings.ReplaceAll(live, "10.0.0.1/32", "10.0.0.2/32")
-	p := planner.New("SN", "nft", map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, desired).Owned("SN")},
-		map[rules.Family]*rules.Ruleset{rules.IPv4: parse(t, live)})
+	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, desired).Owned("SN")},
+		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
 	want := []backend.Detail{{Subject: backend.SubjectClusterIP, Value: "10.0.0.1:80/tcp", Change: backend.Removed}, {Subject: backend.SubjectClusterIP, Value: "10.0.0.2:80/tcp", Change: backend.Added}}
 	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(sortedDetails(svcs[0].Details), want) {
 		t.Fatalf("services %+v, want details %+v", svcs, want)

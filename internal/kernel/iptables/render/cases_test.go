@@ -4,7 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/svcnat/svcnat/internal/config"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // The golden cases mirror kube-proxy's unit tests in
@@ -109,13 +109,13 @@ type goldenCase struct {
 	// fam is the family of testdata/<name>.kube-proxy; 0 for cases
 	// without upstream text, which only have canonical goldens and the
 	// kernel round trip.
-	fam  rules.Family
+	fam  backend.Family
 	cfg  *config.Config
 	opts Options
 }
 
 func goldenCases() []goldenCase {
-	v4, v6 := rules.IPv4, rules.IPv6
+	v4, v6 := backend.IPv4, backend.IPv6
 	o := upstreamOpts()
 	cases := []goldenCase{
 		{"overall", v4, overallConfig(kubeSettings()), o},

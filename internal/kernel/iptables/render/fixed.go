@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"sort"
 
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 )
 
@@ -17,7 +17,7 @@ type localDetector struct {
 	ifLocal, ifNotLocal []string
 }
 
-func newLocalDetector(fam rules.Family, cidrs []netip.Prefix) localDetector {
+func newLocalDetector(fam backend.Family, cidrs []netip.Prefix) localDetector {
 	for _, c := range cidrs {
 		if inFamily(fam, c.Addr()) {
 			s := c.Masked().String()
@@ -38,7 +38,7 @@ type nodePortAddresses struct {
 
 // newNodePortAddresses keeps the CIDRs of the family; none means every
 // address (0.0.0.0/0 or ::/0), and so does a zero-length prefix.
-func newNodePortAddresses(fam rules.Family, cidrs []netip.Prefix) nodePortAddresses {
+func newNodePortAddresses(fam backend.Family, cidrs []netip.Prefix) nodePortAddresses {
 	var n nodePortAddresses
 	for _, c := range cidrs {
 		if inFamily(fam, c.Addr()) {
@@ -62,8 +62,8 @@ func newNodePortAddresses(fam rules.Family, cidrs []netip.Prefix) nodePortAddres
 	return n
 }
 
-func zeroAddr(fam rules.Family) netip.Addr {
-	if fam == rules.IPv6 {
+func zeroAddr(fam backend.Family) netip.Addr {
+	if fam == backend.IPv6 {
 		return netip.IPv6Unspecified()
 	}
 	return netip.IPv4Unspecified()
@@ -120,7 +120,7 @@ func (b *builder) nodePortsJumpRules() {
 	if b.nodePorts.matchAll {
 		dst := a("-m", "addrtype", "--dst-type", "LOCAL")
 		switch {
-		case b.fam == rules.IPv6:
+		case b.fam == backend.IPv6:
 			dst = append(dst, "!", "-d", "::1/128")
 		case !b.localhostNP:
 			dst = append(dst, "!", "-d", "127.0.0.0/8")
@@ -129,7 +129,7 @@ func (b *builder) nodePortsJumpRules() {
 		return
 	}
 	for _, ip := range b.nodePorts.nodeIPs(b.opts.LocalAddresses) {
-		if ip.IsLoopback() && (b.fam == rules.IPv6 || !b.localhostNP) {
+		if ip.IsLoopback() && (b.fam == backend.IPv6 || !b.localhostNP) {
 			continue
 		}
 		add(b.nat, f.services, c, a("-d", ip.String(), "-j", f.nodePorts))

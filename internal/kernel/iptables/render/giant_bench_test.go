@@ -6,8 +6,8 @@ import (
 
 	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkGiantService(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("plan-create/endpoints=%d", n), func(b *testing.B) {
-			empty := map[rules.Family]*rules.Ruleset{}
+			empty := map[backend.Family]*backend.Ruleset{}
 			for i := 0; i < b.N; i++ {
 				if p := planner.New("SVCNAT", "nft", res.Rulesets, empty); p.Empty() {
 					b.Fatal("empty plan")
@@ -55,7 +55,7 @@ func BenchmarkGiantService(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("plan-nochange/endpoints=%d", n), func(b *testing.B) {
-			live := map[rules.Family]*rules.Ruleset{rules.IPv4: res.Rulesets[rules.IPv4].Clone()}
+			live := map[backend.Family]*backend.Ruleset{backend.IPv4: res.Rulesets[backend.IPv4].Clone()}
 			for i := 0; i < b.N; i++ {
 				if p := planner.New("SVCNAT", "nft", res.Rulesets, live); !p.Empty() {
 					b.Fatal("plan not empty")

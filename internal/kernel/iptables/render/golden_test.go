@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -23,7 +24,7 @@ const (
 	upstreamMark = "0x4000"
 )
 
-func parseFile(t *testing.T, fam rules.Family, path string) *rules.Ruleset {
+func parseFile(t *testing.T, fam backend.Family, path string) *backend.Ruleset {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -62,7 +63,7 @@ func TestWrittenMatchesKubeProxy(t *testing.T) {
 
 // compareChains reports every difference between the user chains of want
 // and got, table by table; norm is applied to got's arguments.
-func compareChains(t *testing.T, want, got *rules.Ruleset, norm func(string) string) {
+func compareChains(t *testing.T, want, got *backend.Ruleset, norm func(string) string) {
 	t.Helper()
 	if a, b := tableNames(want), tableNames(got); !slices.Equal(a, b) {
 		t.Errorf("tables: want %v, got %v", a, b)
@@ -89,7 +90,7 @@ func compareChains(t *testing.T, want, got *rules.Ruleset, norm func(string) str
 				for i, x := range r.Args {
 					args[i] = norm(x)
 				}
-				g = append(g, rules.Rule{Chain: r.Chain, Args: args}.String())
+				g = append(g, backend.Rule{Chain: r.Chain, Args: args}.String())
 			}
 			if !slices.Equal(w, g) {
 				t.Errorf("%s %s:\nwant:\n  %s\n got:\n  %s", wt.Name, wc.Name, strings.Join(w, "\n  "), strings.Join(g, "\n  "))
@@ -98,7 +99,7 @@ func compareChains(t *testing.T, want, got *rules.Ruleset, norm func(string) str
 	}
 }
 
-func tableNames(rs *rules.Ruleset) []string {
+func tableNames(rs *backend.Ruleset) []string {
 	var out []string
 	for _, t := range rs.Tables {
 		out = append(out, t.Name)
@@ -107,7 +108,7 @@ func tableNames(rs *rules.Ruleset) []string {
 }
 
 // chainNames returns the sorted user chains of t.
-func chainNames(t *rules.Table) []string {
+func chainNames(t *backend.Table) []string {
 	var out []string
 	for _, c := range t.Chains {
 		if !c.Builtin() {
@@ -118,8 +119,8 @@ func chainNames(t *rules.Table) []string {
 	return out
 }
 
-func goldenPath(name string, fam rules.Family) string {
-	return filepath.Join("testdata", name+map[rules.Family]string{rules.IPv4: ".v4", rules.IPv6: ".v6"}[fam]+".golden")
+func goldenPath(name string, fam backend.Family) string {
+	return filepath.Join("testdata", name+map[backend.Family]string{backend.IPv4: ".v4", backend.IPv6: ".v6"}[fam]+".golden")
 }
 
 // TestCanonicalGolden compares Render's output, as an iptables-restore
@@ -133,7 +134,7 @@ func TestCanonicalGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
+			for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 				path := goldenPath(tc.name, fam)
 				rs := res.Rulesets[fam]
 				if rs == nil {
@@ -143,7 +144,7 @@ func TestCanonicalGolden(t *testing.T) {
 					continue
 				}
 				var buf bytes.Buffer
-				if err := rs.WriteRestore(&buf); err != nil {
+				if err := rules.WriteRestore(rs, &buf); err != nil {
 					t.Fatal(err)
 				}
 				if *update {

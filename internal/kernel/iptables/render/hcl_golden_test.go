@@ -55,6 +55,7 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // hclVariant replaces a golden case whose objects config refuses.
@@ -225,10 +226,10 @@ func TestHCLRendersLikeStructs(t *testing.T) {
 			}
 			for _, fam := range a {
 				var ws, gs bytes.Buffer
-				if err := fromStruct.Rulesets[fam].WriteRestore(&ws); err != nil {
+				if err := rules.WriteRestore(fromStruct.Rulesets[fam], &ws); err != nil {
 					t.Fatal(err)
 				}
-				if err := fromHCL.Rulesets[fam].WriteRestore(&gs); err != nil {
+				if err := rules.WriteRestore(fromHCL.Rulesets[fam], &gs); err != nil {
 					t.Fatal(err)
 				}
 				if ws.String() != gs.String() {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
@@ -14,13 +15,13 @@ import (
 // No other rule of svcnat's is ever in a built-in chain, so these lines
 // are the allow-list a saved plan's built-in chains are held to
 // (describe.Describer.CheckDesired).
-func BuiltinJumps(fam rules.Family, prefix string) (map[string][]rules.Rule, error) {
+func BuiltinJumps(fam backend.Family, prefix string) (map[string][]backend.Rule, error) {
 	// No node_port_addresses means every address, loopback included:
 	// the settings with which the most jumps are written.
 	s := config.Settings{ChainPrefix: prefix, LocalhostNodePorts: true}
 	b := newBuilder(fam, &s, Options{}, map[string]string{})
 	b.builtinJumpRules()
-	out := map[string][]rules.Rule{}
+	out := map[string][]backend.Rule{}
 	for _, t := range b.rs.Tables {
 		for _, c := range t.Chains {
 			if !c.Builtin() {

@@ -12,13 +12,13 @@ import (
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
-// backend names the restore and save binaries of one iptables backend.
-type backend struct {
+// ipBackend names the restore and save binaries of one iptables backend.
+type ipBackend struct {
 	name          string
 	restore, save map[rules.Family]string
 }
 
-var backends = []backend{
+var backends = []ipBackend{
 	{name: "nft",
 		restore: map[rules.Family]string{rules.IPv4: "iptables-nft-restore", rules.IPv6: "ip6tables-nft-restore"},
 		save:    map[rules.Family]string{rules.IPv4: "iptables-nft-save", rules.IPv6: "ip6tables-nft-save"}},
@@ -63,10 +63,10 @@ func TestKernelRoundTrip(t *testing.T) {
 	}
 }
 
-func roundTrip(t *testing.T, ns *testns.NS, be backend, rs *rules.Ruleset) {
+func roundTrip(t *testing.T, ns *testns.NS, be ipBackend, rs *rules.Ruleset) {
 	t.Helper()
 	var payload bytes.Buffer
-	if err := rs.WriteRestore(&payload); err != nil {
+	if err := rules.WriteRestore(rs, &payload); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ns.Exec(payload.String(), be.restore[rs.Family], "--noflush"); err != nil {

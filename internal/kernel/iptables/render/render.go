@@ -41,6 +41,7 @@ import (
 	"net/netip"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 	"github.com/svcnat/svcnat/internal/service"
@@ -74,7 +75,7 @@ type Result struct {
 	// without services); IPv6 only when some service has an IPv6 cluster IP.
 	// Within a table the built-in chains come first, then the fixed chains,
 	// then the chains of each service in service and port order.
-	Rulesets map[rules.Family]*rules.Ruleset
+	Rulesets map[backend.Family]*backend.Ruleset
 	// ChainService maps every per-service chain (SVC, SVL, EXT, FW and SEP
 	// chains, in any family) to the name of the service it belongs to.
 	// Fixed chains and built-in chains are not in it. Chain names are
@@ -120,9 +121,9 @@ func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)
 	}
 	m := service.Build(cfg, service.Options{Node: opts.Node, LocalAddresses: opts.LocalAddresses})
-	res := &Result{Rulesets: map[rules.Family]*rules.Ruleset{}, ChainService: map[string]string{}}
-	for _, fam := range []rules.Family{rules.IPv4, rules.IPv6} {
-		if fam == rules.IPv6 && !m.IPv6 {
+	res := &Result{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{}}
+	for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
+		if fam == backend.IPv6 && !m.IPv6 {
 			continue
 		}
 		b := newBuilder(fam, &s, opts, res.ChainService)
@@ -132,9 +133,9 @@ func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func inFamily(fam rules.Family, a netip.Addr) bool {
+func inFamily(fam backend.Family, a netip.Addr) bool {
 	a = a.Unmap()
-	if fam == rules.IPv4 {
+	if fam == backend.IPv4 {
 		return a.Is4()
 	}
 	return a.Is6()
@@ -142,7 +143,7 @@ func inFamily(fam rules.Family, a netip.Addr) bool {
 
 // builder accumulates one family's ruleset.
 type builder struct {
-	fam          rules.Family
+	fam          backend.Family
 	settings     *config.Settings
 	opts         Options
 	v            vocab.Vocab
@@ -152,12 +153,12 @@ type builder struct {
 	nodePorts    nodePortAddresses
 	localhostNP  bool // localhost node ports in effect for this family
 	largeCluster bool
-	rs           *rules.Ruleset
-	filter, nat  *rules.Table
+	rs           *backend.Ruleset
+	filter, nat  *backend.Table
 	owner        map[string]string
 }
 
-func newBuilder(fam rules.Family, s *config.Settings, opts Options, owner map[string]string) *builder {
+func newBuilder(fam backend.Family, s *config.Settings, opts Options, owner map[string]string) *builder {
 	b := &builder{
 		fam:       fam,
 		settings:  s,
@@ -167,12 +168,12 @@ func newBuilder(fam rules.Family, s *config.Settings, opts Options, owner map[st
 		mark:      fmt.Sprintf("%#08x", uint32(1)<<uint(s.MasqueradeBit)),
 		detect:    newLocalDetector(fam, s.ClusterCIDRs),
 		nodePorts: newNodePortAddresses(fam, s.NodePortAddresses),
-		rs:        &rules.Ruleset{Family: fam},
+		rs:        &backend.Ruleset{Family: fam},
 		owner:     owner,
 	}
 	// kube-proxy turns localhost node ports off when --nodeport-addresses
 	// excludes 127.0.0.1, and never has them for IPv6.
-	b.localhostNP = fam == rules.IPv4 && s.LocalhostNodePorts && b.nodePorts.containsIPv4Loopback
+	b.localhostNP = fam == backend.IPv4 && s.LocalhostNodePorts && b.nodePorts.containsIPv4Loopback
 	b.filter = b.rs.EnsureTable(rules.TableFilter)
 	b.nat = b.rs.EnsureTable(rules.TableNAT)
 	for _, c := range []string{"INPUT", "FORWARD", "OUTPUT"} {
@@ -228,18 +229,18 @@ func (b *builder) servicePorts(m *service.Model) []*servicePort {
 }
 
 // declare creates a per-service chain in t and records its service.
-func (b *builder) declare(t *rules.Table, chain string, svc *config.Service) {
+func (b *builder) declare(t *backend.Table, chain string, svc *config.Service) {
 	t.EnsureChain(chain)
 	b.owner[chain] = svc.Name
 }
 
 // add appends a rule whose arguments are the concatenation of parts.
-func add(t *rules.Table, chain string, parts ...[]string) {
+func add(t *backend.Table, chain string, parts ...[]string) {
 	var args []string
 	for _, p := range parts {
 		args = append(args, p...)
 	}
-	t.Append(rules.Rule{Chain: chain, Args: args})
+	t.Append(backend.Rule{Chain: chain, Args: args})
 }
 
 // a is shorthand for a list of arguments.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 )
@@ -22,7 +23,7 @@ func mustRenderWritten(t *testing.T, c *config.Config, o Options) *Result {
 }
 
 // allRules returns every rule of rs as iptables-save lines.
-func allRules(rs *rules.Ruleset) []string {
+func allRules(rs *backend.Ruleset) []string {
 	var out []string
 	for _, t := range rs.Tables {
 		for _, c := range t.Chains {
@@ -34,7 +35,7 @@ func allRules(rs *rules.Ruleset) []string {
 	return out
 }
 
-func chainRules(t *testing.T, rs *rules.Ruleset, table, chain string) []string {
+func chainRules(t *testing.T, rs *backend.Ruleset, table, chain string) []string {
 	t.Helper()
 	c := rs.Table(table).Chain(chain)
 	if c == nil {
@@ -53,10 +54,10 @@ func TestChainPrefixSVCNAT(t *testing.T) {
 
 	replace := strings.NewReplacer("KUBE-", "SVCNAT-", "kubernetes", "svcnat")
 	var want []string
-	for _, l := range allRules(kube.Rulesets[rules.IPv4]) {
+	for _, l := range allRules(kube.Rulesets[backend.IPv4]) {
 		want = append(want, replace.Replace(l))
 	}
-	got := allRules(svcnat.Rulesets[rules.IPv4])
+	got := allRules(svcnat.Rulesets[backend.IPv4])
 	if !slices.Equal(want, got) {
 		t.Errorf("SVCNAT rules are not KUBE's renamed:\nwant:\n%s\ngot:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
 	}
@@ -65,7 +66,7 @@ func TestChainPrefixSVCNAT(t *testing.T) {
 			t.Errorf("rule still names kube-proxy: %s", l)
 		}
 	}
-	for _, tbl := range svcnat.Rulesets[rules.IPv4].Tables {
+	for _, tbl := range svcnat.Rulesets[backend.IPv4].Tables {
 		for _, c := range tbl.Chains {
 			if !c.Builtin() && !strings.HasPrefix(c.Name, "SVCNAT-") {
 				t.Errorf("chain %s lacks the prefix", c.Name)
@@ -73,7 +74,7 @@ func TestChainPrefixSVCNAT(t *testing.T) {
 		}
 	}
 	wantJump := `-A PREROUTING -m comment --comment "svcnat service portals" -j SVCNAT-SERVICES`
-	if got := chainRules(t, svcnat.Rulesets[rules.IPv4], "nat", "PREROUTING"); !slices.Equal(got, []string{wantJump}) {
+	if got := chainRules(t, svcnat.Rulesets[backend.IPv4], "nat", "PREROUTING"); !slices.Equal(got, []string{wantJump}) {
 		t.Errorf("nat PREROUTING = %q", got)
 	}
 	if !slices.Contains(got, `nat -A SVCNAT-FW-NUKIZ6OKUXPJNT4C -m comment --comment "other traffic to ns5/svc5:p80 will be dropped by SVCNAT-PROXY-FIREWALL"`) {
@@ -123,10 +124,10 @@ func TestChainNamesFit(t *testing.T) {
 // the IPv4 one always, with its fixed chains.
 func TestFamilies(t *testing.T) {
 	empty := mustRenderWritten(t, cfg(kubeSettings()), Options{})
-	if _, ok := empty.Rulesets[rules.IPv6]; ok {
+	if _, ok := empty.Rulesets[backend.IPv6]; ok {
 		t.Error("IPv6 ruleset rendered without IPv6 services")
 	}
-	v4 := empty.Rulesets[rules.IPv4]
+	v4 := empty.Rulesets[backend.IPv4]
 	if v4 == nil || v4.Table("nat").Chain("KUBE-POSTROUTING") == nil || v4.Table("filter").Chain("KUBE-FORWARD") == nil {
 		t.Fatal("IPv4 ruleset lacks the fixed chains")
 	}
@@ -134,13 +135,13 @@ func TestFamilies(t *testing.T) {
 		t.Errorf("tables %v, want filter then nat", names)
 	}
 	v6 := mustRenderWritten(t, cfg(kubeSettings(), localNodePortService("fd00:ab34::20", "ff06::c1", "ff06::c2")), upstreamOpts())
-	if v6.Rulesets[rules.IPv6] == nil {
+	if v6.Rulesets[backend.IPv6] == nil {
 		t.Fatal("no IPv6 ruleset for an IPv6 service")
 	}
-	if c := v6.Rulesets[rules.IPv6].Table("filter").Chain("KUBE-FIREWALL"); c != nil {
+	if c := v6.Rulesets[backend.IPv6].Table("filter").Chain("KUBE-FIREWALL"); c != nil {
 		t.Error("IPv6 has a KUBE-FIREWALL chain")
 	}
-	for _, l := range allRules(v6.Rulesets[rules.IPv4]) {
+	for _, l := range allRules(v6.Rulesets[backend.IPv4]) {
 		if strings.Contains(l, "ns1/svc1") {
 			t.Errorf("IPv6-only service in the IPv4 ruleset: %s", l)
 		}
@@ -150,7 +151,7 @@ func TestFamilies(t *testing.T) {
 // ChainService maps every per-service chain, and nothing else, to its service.
 func TestChainServiceIndex(t *testing.T) {
 	res := mustRenderWritten(t, overallConfig(kubeSettings()), upstreamOpts())
-	for _, tbl := range res.Rulesets[rules.IPv4].Tables {
+	for _, tbl := range res.Rulesets[backend.IPv4].Tables {
 		for _, c := range tbl.Chains {
 			owner, ok := res.ChainService[c.Name]
 			perService := slices.ContainsFunc([]string{"-SVC-", "-SVL-", "-EXT-", "-FW-", "-SEP-"}, func(p string) bool { return strings.HasPrefix(c.Name, "KUBE"+p) })
@@ -174,7 +175,7 @@ func TestChainServiceIndex(t *testing.T) {
 func TestMasqueradeAll(t *testing.T) {
 	s := kubeSettings(noClusterCIDR)
 	s.MasqueradeAll = true
-	rs := mustRenderWritten(t, overallConfig(s), upstreamOpts()).Rulesets[rules.IPv4]
+	rs := mustRenderWritten(t, overallConfig(s), upstreamOpts()).Rulesets[backend.IPv4]
 	want := `-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-MARK-MASQ`
 	if got := chainRules(t, rs, "nat", "KUBE-SVC-XPGD46QRK7WJZT7O"); got[0] != want {
 		t.Errorf("masquerade_all rule = %s", got[0])
@@ -198,7 +199,7 @@ func TestClusterCIDRFirstOfFamily(t *testing.T) {
 	})
 	res := mustRenderWritten(t, cfg(s, svc), Options{})
 	chain := vocab.For("KUBE").PortChains(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol).SVC
-	for fam, want := range map[rules.Family]string{rules.IPv4: "! -s 10.64.0.0/14 -j", rules.IPv6: "! -s fd00:10::/64 -j"} {
+	for fam, want := range map[backend.Family]string{backend.IPv4: "! -s 10.64.0.0/14 -j", backend.IPv6: "! -s fd00:10::/64 -j"} {
 		if got := chainRules(t, res.Rulesets[fam], "nat", chain)[0]; !strings.Contains(got, want) {
 			t.Errorf("%s masquerade rule %s lacks %q", fam, got, want)
 		}
@@ -212,7 +213,7 @@ func TestEndpointStringOrder(t *testing.T) {
 		s.Ports = []*config.Port{tcp("", 80, 0)}
 		s.Endpoints = []*config.Endpoint{ep("10.0.0.2", ""), ep("10.0.0.10", ""), ep("10.0.0.1", "")}
 	})
-	rs := mustRenderWritten(t, cfg(kubeSettings(), svc), Options{}).Rulesets[rules.IPv4]
+	rs := mustRenderWritten(t, cfg(kubeSettings(), svc), Options{}).Rulesets[backend.IPv4]
 	var order []string
 	for _, r := range chainRules(t, rs, "nat", vocab.For("KUBE").PortChains(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol).SVC)[1:] {
 		order = append(order, r[strings.Index(r, "-> ")+3:strings.Index(r, ":80")])
@@ -233,7 +234,7 @@ func TestLargeClusterMode(t *testing.T) {
 			}
 		})
 		res := mustRenderWritten(t, cfg(kubeSettings(), svc), Options{})
-		rs := res.Rulesets[rules.IPv4]
+		rs := res.Rulesets[backend.IPv4]
 		svcRules := chainRules(t, rs, "nat", vocab.For("KUBE").PortChains(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol).SVC)
 		if !strings.Contains(svcRules[0], "cluster IP") {
 			t.Errorf("n=%d: masquerade rule lost its comment: %s", n, svcRules[0])
@@ -258,7 +259,7 @@ func TestLargeClusterMode(t *testing.T) {
 func TestMasqueradeMark(t *testing.T) {
 	s := kubeSettings()
 	s.MasqueradeBit = 5
-	written := mustRenderWritten(t, cfg(s), Options{RandomFully: true}).Rulesets[rules.IPv4]
+	written := mustRenderWritten(t, cfg(s), Options{RandomFully: true}).Rulesets[backend.IPv4]
 	if got := chainRules(t, written, "nat", "KUBE-MARK-MASQ"); got[0] != "-A KUBE-MARK-MASQ -j MARK --or-mark 0x00000020" {
 		t.Errorf("written mark rule %s", got[0])
 	}
@@ -266,7 +267,7 @@ func TestMasqueradeMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	canon := res.Rulesets[rules.IPv4]
+	canon := res.Rulesets[backend.IPv4]
 	want := []string{
 		"-A KUBE-POSTROUTING -m mark ! --mark 0x20/0x20 -j RETURN",
 		"-A KUBE-POSTROUTING -j MARK --set-xmark 0x20/0x0",
@@ -284,7 +285,7 @@ func TestMasqueradeMark(t *testing.T) {
 // The built-in chains get kube-proxy's jumps in the order its "insert at 1"
 // leaves them on a fresh host.
 func TestBuiltinJumpOrder(t *testing.T) {
-	rs := mustRenderWritten(t, cfg(kubeSettings()), Options{}).Rulesets[rules.IPv4]
+	rs := mustRenderWritten(t, cfg(kubeSettings()), Options{}).Rulesets[backend.IPv4]
 	want := map[string][]string{
 		"filter INPUT":    {"KUBE-FIREWALL", "KUBE-PROXY-FIREWALL", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"},
 		"filter FORWARD":  {"KUBE-PROXY-FIREWALL", "KUBE-FORWARD", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES"},
@@ -303,8 +304,8 @@ func TestBuiltinJumpOrder(t *testing.T) {
 			t.Errorf("%s jumps to %v, want %v", key, got, targets)
 		}
 	}
-	noFW := mustRenderWritten(t, cfg(kubeSettings(localhostNodePorts(false))), Options{}).Rulesets[rules.IPv4]
-	if noFW.Table("filter").Chain("KUBE-FIREWALL") != nil || slices.ContainsFunc(noFW.Table("filter").Chain("INPUT").Rules, func(r rules.Rule) bool { return r.Target() == "KUBE-FIREWALL" }) {
+	noFW := mustRenderWritten(t, cfg(kubeSettings(localhostNodePorts(false))), Options{}).Rulesets[backend.IPv4]
+	if noFW.Table("filter").Chain("KUBE-FIREWALL") != nil || slices.ContainsFunc(noFW.Table("filter").Chain("INPUT").Rules, func(r backend.Rule) bool { return r.Target() == "KUBE-FIREWALL" }) {
 		t.Error("KUBE-FIREWALL rendered without localhost node ports")
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/svcnat/svcnat/internal/config"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // Verdicts returns every kind of rule Render writes into an owned chain
@@ -21,10 +21,10 @@ import (
 // protocols, mark bit and comments aside, are the allow-list a saved
 // plan's verdicts are held to (describe.Describer.CheckDesired), and a path render
 // gains shows up here without a second list to keep.
-func Verdicts(fam rules.Family, prefix string) (map[string]map[string][]rules.Rule, error) {
+func Verdicts(fam backend.Family, prefix string) (map[string]map[string][]backend.Rule, error) {
 	s := config.Settings{ChainPrefix: prefix, LocalhostNodePorts: true, MasqueradeBit: 14}
 	addr := func(v4, v6 string) netip.Addr {
-		if fam == rules.IPv6 {
+		if fam == backend.IPv6 {
 			return netip.MustParseAddr(v6)
 		}
 		return netip.MustParseAddr(v4)
@@ -52,7 +52,7 @@ func Verdicts(fam rules.Family, prefix string) (map[string]map[string][]rules.Ru
 		ClusterIPs:            []netip.Addr{addr("10.96.0.3", "fd01::3")},
 		ExternalTrafficPolicy: config.PolicyCluster, InternalTrafficPolicy: config.PolicyCluster, SessionAffinity: config.AffinityNone,
 	}}
-	out := map[string]map[string][]rules.Rule{}
+	out := map[string]map[string][]backend.Rule{}
 	// MASQUERADE with --random-fully and without.
 	for _, random := range []bool{false, true} {
 		res, err := Render(&config.Config{Settings: s, Services: services}, Options{Node: "here", RandomFully: random})
@@ -68,7 +68,7 @@ func Verdicts(fam rules.Family, prefix string) (map[string]map[string][]rules.Ru
 	return out, nil
 }
 
-func addVerdicts(out map[string]map[string][]rules.Rule, rs *rules.Ruleset) {
+func addVerdicts(out map[string]map[string][]backend.Rule, rs *backend.Ruleset) {
 	for _, t := range rs.Tables {
 		for _, c := range t.Chains {
 			if c.Builtin() {
@@ -80,7 +80,7 @@ func addVerdicts(out map[string]map[string][]rules.Rule, rs *rules.Ruleset) {
 					continue
 				}
 				if out[t.Name] == nil {
-					out[t.Name] = map[string][]rules.Rule{}
+					out[t.Name] = map[string][]backend.Rule{}
 				}
 				out[t.Name][c.Name] = append(out[t.Name][c.Name], r)
 			}

@@ -3,6 +3,8 @@ package rules
 import (
 	"strings"
 	"testing"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // mixed is a namespace where Docker, an operator and svcnat (prefix SN)
@@ -135,12 +137,12 @@ func TestOwnsLeavesOutTheCanary(t *testing.T) {
 		"SVCNAT-SERVICES": true, "SVCNAT-SVC-ABC": true, "SVCNAT-CANARY": false, "SVCNAT-CANARY2": true,
 		"SVCNAT": false, "SVCNATX-SERVICES": false, "KUBE-SERVICES": false, "SVCNAT-": true,
 	} {
-		if got := Owns("SVCNAT", chain); got != want {
-			t.Errorf("Owns(SVCNAT, %s) = %v", chain, got)
+		if got := backend.Owns("SVCNAT", chain); got != want {
+			t.Errorf("backend.Owns(SVCNAT, %s) = %v", chain, got)
 		}
 	}
-	if Canary("SVCNAT") != "SVCNAT-CANARY" {
-		t.Fatal(Canary("SVCNAT"))
+	if backend.Canary("SVCNAT") != "SVCNAT-CANARY" {
+		t.Fatal(backend.Canary("SVCNAT"))
 	}
 }
 
@@ -176,7 +178,7 @@ COMMIT
 	if !strings.Contains(owned, ":SN-FIREWALL") || !strings.Contains(owned, ":SN-SEP-A2") {
 		t.Fatalf("owned rules lost nat's or filter's chains:\n%s", owned)
 	}
-	if !OwnsIn("SN", "nat", "SN-X") || !OwnsIn("SN", "filter", "SN-X") || OwnsIn("SN", "mangle", "SN-X") || OwnsIn("SN", "nat", "SN-CANARY") {
+	if !backend.OwnsIn("SN", "nat", "SN-X") || !backend.OwnsIn("SN", "filter", "SN-X") || backend.OwnsIn("SN", "mangle", "SN-X") || backend.OwnsIn("SN", "nat", "SN-CANARY") {
 		t.Fatal("OwnsIn")
 	}
 }

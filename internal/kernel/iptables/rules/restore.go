@@ -53,7 +53,7 @@ func (r *Restore) Delete(table string, rule Rule) { r.command(table, "-D", 0, ru
 
 func (r *Restore) command(table, cmd string, pos int, rule Rule) {
 	t := r.table(table)
-	rule.write(&t.body, cmd, pos)
+	rule.Write(&t.body, cmd, pos)
 	t.body.WriteByte('\n')
 	t.lines++
 }

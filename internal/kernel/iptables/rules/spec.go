@@ -52,8 +52,8 @@ func find(opts []Option, name string) (Option, bool) {
 	return Option{}, false
 }
 
-// Spec parses the rule's arguments.
-func (r Rule) Spec() (Spec, error) {
+// ParseSpec parses the rule's arguments.
+func ParseSpec(r Rule) (Spec, error) {
 	p, err := parseArgs(r.Args)
 	if err != nil {
 		return Spec{}, err
@@ -75,17 +75,4 @@ func (r Rule) Spec() (Spec, error) {
 		s.Matches = append(s.Matches, Match{Module: m.name, Options: convAll(m.opts)})
 	}
 	return s, nil
-}
-
-// Arg is the value of the rule's option name where it is not negated
-// ("-p", "--dport", "--to-destination"), "" when the rule has none: the
-// quick read of one option, for code that reads every rule of a large
-// ruleset (Spec parses the whole rule).
-func (r Rule) Arg(name string) string {
-	for i := 0; i+1 < len(r.Args); i++ {
-		if r.Args[i] == name && (i == 0 || r.Args[i-1] != "!") {
-			return r.Args[i+1]
-		}
-	}
-	return ""
 }

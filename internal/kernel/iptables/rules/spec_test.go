@@ -14,7 +14,7 @@ COMMIT
 		t.Fatal(err)
 	}
 	c := rs.Tables[0].Chains[0]
-	s, err := c.Rules[0].Spec()
+	s, err := ParseSpec(c.Rules[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,11 +25,11 @@ COMMIT
 	if o, ok := s.Matches[1].Option("--dport"); !ok || o.Value() != "80" {
 		t.Fatalf("--dport: %+v", o)
 	}
-	s, _ = c.Rules[1].Spec()
+	s, _ = ParseSpec(c.Rules[1])
 	if p, ok := s.Matches[1].Option("--probability"); !ok || p.Value() != "0.50000000000" || !s.Goto || s.Target != "KUBE-SEP-Y" {
 		t.Fatalf("%+v", s)
 	}
-	s, _ = c.Rules[2].Spec()
+	s, _ = ParseSpec(c.Rules[2])
 	if d, ok := s.TargetOption("--to-destination"); !ok || d.Value() != "10.180.0.1:80" || s.Target != "DNAT" {
 		t.Fatalf("%+v", s)
 	}

@@ -11,7 +11,7 @@ import (
 
 // Graph is the chain graph of family f's owned rules (h.Prefix); with
 // service set, only the chains that serve it and the ones leading to them.
-func (h Host) Graph(f rules.Family, service string) (*backend.Graph, error) {
+func (h Host) Graph(f backend.Family, service string) (*backend.Graph, error) {
 	rs := h.Rules[f]
 	if rs == nil {
 		return nil, fmt.Errorf("no %s rules", f)
@@ -21,7 +21,7 @@ func (h Host) Graph(f rules.Family, service string) (*backend.Graph, error) {
 
 // newGraph builds the graph of rs's chains owned by prefix; with service
 // set, only the chains that serve it and the ones leading to them.
-func newGraph(rs *rules.Ruleset, prefix, service string) (*backend.Graph, error) {
+func newGraph(rs *backend.Ruleset, prefix, service string) (*backend.Graph, error) {
 	g := &backend.Graph{}
 	type key struct{ table, chain string }
 	ids := map[key]string{}
@@ -47,17 +47,17 @@ func newGraph(rs *rules.Ruleset, prefix, service string) (*backend.Graph, error)
 	for _, t := range rs.Tables {
 		for _, c := range t.Chains {
 			builtin := c.Builtin()
-			if !builtin && !rules.Owns(prefix, c.Name) {
+			if !builtin && !backend.Owns(prefix, c.Name) {
 				continue
 			}
 			for _, r := range c.Rules {
-				sp, err := r.Spec()
+				sp, err := rules.ParseSpec(r)
 				if err != nil {
 					return nil, err
 				}
 				var to string
 				switch {
-				case rules.Owns(prefix, sp.Target):
+				case backend.Owns(prefix, sp.Target):
 					to = node(t.Name, sp.Target, "chain")
 				case builtin:
 					continue // a foreign rule of a built-in chain

@@ -16,7 +16,7 @@ import (
 // (-m recent --rcheck) makes the matching state conditional. ok is false
 // when the rule does not match at all, or cannot be evaluated (then s
 // records it).
-func (t *tracer) matches(s *state, r rules.Rule, sp rules.Spec) (yes, no *state, ok bool) {
+func (t *tracer) matches(s *state, r backend.Rule, sp rules.Spec) (yes, no *state, ok bool) {
 	unknown := func(why string) (*state, *state, bool) {
 		s.notEvaluated(r, why)
 		return nil, nil, false

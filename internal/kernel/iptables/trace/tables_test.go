@@ -17,17 +17,17 @@ import (
 // firewall follows), as a host's foreign rules sit beside svcnat's.
 func withDump(t *testing.T, h Host, dump string) Host {
 	t.Helper()
-	add, err := rules.ParseSaveString(rules.IPv4, dump)
+	add, err := rules.ParseSaveString(backend.IPv4, dump)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := h.Rules[rules.IPv4]
+	rs := h.Rules[backend.IPv4]
 	if rs == nil {
-		rs = &rules.Ruleset{Family: rules.IPv4}
+		rs = &backend.Ruleset{Family: backend.IPv4}
 		if h.Rules == nil {
-			h.Rules = map[rules.Family]*rules.Ruleset{}
+			h.Rules = map[backend.Family]*backend.Ruleset{}
 		}
-		h.Rules[rules.IPv4] = rs
+		h.Rules[backend.IPv4] = rs
 	}
 	for _, at := range add.Tables {
 		tb := rs.EnsureTable(at.Name)

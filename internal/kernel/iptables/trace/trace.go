@@ -32,7 +32,7 @@ import (
 // backend.Tracer.
 type Host struct {
 	// Rules are the tables of each family, built-in chains included.
-	Rules map[rules.Family]*rules.Ruleset
+	Rules map[backend.Family]*backend.Ruleset
 	// Local are the host's addresses: -m addrtype LOCAL, and whether a
 	// packet is delivered locally (filter INPUT) or forwarded (FORWARD).
 	Local backend.HostAddresses
@@ -49,9 +49,9 @@ const MaxJumpDepth = 64
 
 // Trace follows p through h's rules.
 func (h Host) Trace(p backend.Packet) (*backend.Result, error) {
-	fam := rules.IPv4
+	fam := backend.IPv4
 	if p.Dst.Unmap().Is6() {
-		fam = rules.IPv6
+		fam = backend.IPv6
 	}
 	if p.Src.Unmap().Is6() != p.Dst.Unmap().Is6() {
 		return nil, fmt.Errorf("source %s and destination %s are of different families", p.Src, p.Dst)
@@ -69,7 +69,7 @@ func (h Host) Trace(p backend.Packet) (*backend.Result, error) {
 	}
 	rs := h.Rules[fam]
 	if rs == nil {
-		rs = &rules.Ruleset{Family: fam}
+		rs = &backend.Ruleset{Family: fam}
 	}
 	t := &tracer{h: h, rs: rs}
 	start := &state{pkt: p, dst: p.Dst.Unmap(), dport: p.DPort, prob: 1}
@@ -93,7 +93,7 @@ type state struct {
 	hops         []backend.Hop
 	masquerade   string
 	verdict      backend.Verdict
-	decided      rules.Rule
+	decided      backend.Rule
 	decidedTable string
 	policy       string
 	unknown      []string
@@ -144,14 +144,14 @@ func (s *state) path() backend.Path {
 
 type tracer struct {
 	h  Host
-	rs *rules.Ruleset
+	rs *backend.Ruleset
 }
 
 // local reports whether a is one of the host's addresses, as -m addrtype
 // --dst-type LOCAL sees it.
 func (t *tracer) local(a netip.Addr) bool { return t.h.Local.IsLocal(a) }
 
-func (t *tracer) chain(table, name string) *rules.Chain {
+func (t *tracer) chain(table, name string) *backend.Chain {
 	if tb := t.rs.Table(table); tb != nil {
 		return tb.Chain(name)
 	}
@@ -191,7 +191,7 @@ func (t *tracer) hook(s *state, st stage) []*state {
 			policy := policyOf(c)
 			h.End = "policy " + policy
 			if policy == "DROP" {
-				o.s.verdict, o.s.decided, o.s.decidedTable = backend.Drop, rules.Rule{}, table
+				o.s.verdict, o.s.decided, o.s.decidedTable = backend.Drop, backend.Rule{}, table
 				o.s.policy = table + " " + hook + " policy DROP"
 			}
 		}
@@ -202,7 +202,7 @@ func (t *tracer) hook(s *state, st stage) []*state {
 
 // policyOf is a built-in chain's policy (ACCEPT when the chain is
 // missing).
-func policyOf(c *rules.Chain) string {
+func policyOf(c *backend.Chain) string {
 	if c != nil && c.Policy != "" && c.Policy != "-" {
 		return c.Policy
 	}
@@ -225,14 +225,14 @@ func (t *tracer) walk(s *state, table, chain string, depth int) []outcome {
 }
 
 // walkFrom evaluates chain c from rule index i on.
-func (t *tracer) walkFrom(s *state, table, chain string, c *rules.Chain, i, depth int) []outcome {
-	rest := &rules.Chain{Name: c.Name, Policy: c.Policy, Rules: c.Rules[i:]}
+func (t *tracer) walkFrom(s *state, table, chain string, c *backend.Chain, i, depth int) []outcome {
+	rest := &backend.Chain{Name: c.Name, Policy: c.Policy, Rules: c.Rules[i:]}
 	return t.walkChain(s, table, rest, depth)
 }
 
-func (t *tracer) walkChain(s *state, table string, c *rules.Chain, depth int) []outcome {
+func (t *tracer) walkChain(s *state, table string, c *backend.Chain, depth int) []outcome {
 	for i, r := range c.Rules {
-		sp, err := r.Spec()
+		sp, err := rules.ParseSpec(r)
 		if err != nil {
 			s.notEvaluated(r, err.Error())
 			continue
@@ -262,7 +262,7 @@ func (t *tracer) walkChain(s *state, table string, c *rules.Chain, depth int) []
 
 // target applies a matched rule's target to s; rules after it in c run
 // when the target lets the packet go on.
-func (t *tracer) target(s *state, table, chain string, c *rules.Chain, i int, r rules.Rule, sp rules.Spec, depth int) []outcome {
+func (t *tracer) target(s *state, table, chain string, c *backend.Chain, i int, r backend.Rule, sp rules.Spec, depth int) []outcome {
 	hop := &s.hops[len(s.hops)-1]
 	goOn := func(s *state) []outcome { return t.walkFrom(s, table, chain, c, i+1, depth) }
 	decide := func(v backend.Verdict, end string) []outcome {
@@ -364,7 +364,7 @@ func inert(sp rules.Spec) bool {
 
 // notEvaluated records a rule that could not be evaluated (taken as not
 // matching), with its table, as the path lists it.
-func (s *state) notEvaluated(r rules.Rule, why string) {
+func (s *state) notEvaluated(r backend.Rule, why string) {
 	s.unknown = append(s.unknown, fmt.Sprintf("%s %s (%s)", s.at.table, r, why))
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	traceview "github.com/svcnat/svcnat/internal/trace"
 )
 
@@ -64,7 +63,7 @@ func TestExampleClusterIP(t *testing.T) {
 func TestGraph(t *testing.T) {
 	h := host(t, "../../../../examples", "node1", "192.0.2.1")
 	h.Prefix = "SVCNAT"
-	g, err := h.Graph(rules.IPv4, "default/nginx")
+	g, err := h.Graph(backend.IPv4, "default/nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +81,7 @@ func TestGraph(t *testing.T) {
 	if !strings.HasPrefix(mm.String(), "flowchart LR\n") || !strings.Contains(mm.String(), `(["DNAT 10.64.1.2:80"])`) {
 		t.Errorf("Mermaid:\n%s", mm.String())
 	}
-	if _, err := h.Graph(rules.IPv4, "no/such"); err == nil {
+	if _, err := h.Graph(backend.IPv4, "no/such"); err == nil {
 		t.Error("a graph of a service that does not exist")
 	}
 	// Graphviz renders it, where it is installed (make test installs it).
@@ -100,8 +99,8 @@ func TestGraph(t *testing.T) {
 // rule accepts: the path says so.
 func TestPolicyDrop(t *testing.T) {
 	h := host(t, "../../../../examples", "node1", "192.0.2.1")
-	h.Rules[rules.IPv4].Tables[0].Chains[1].Policy = "DROP" // filter FORWARD
-	if c := h.Rules[rules.IPv4].Tables[0].Chains[1]; c.Name != "FORWARD" {
+	h.Rules[backend.IPv4].Tables[0].Chains[1].Policy = "DROP" // filter FORWARD
+	if c := h.Rules[backend.IPv4].Tables[0].Chains[1]; c.Name != "FORWARD" {
 		t.Fatalf("chain %s", c.Name)
 	}
 	// Not marked for masquerade (a source inside cluster_cidrs), so

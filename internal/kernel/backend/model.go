@@ -1,0 +1,469 @@
+package backend
+
+import (
+	"bufio"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Family is an IP family: IPv4 rules go through iptables, IPv6 through ip6tables.
+type Family int
+
+// The families.
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+func (f Family) String() string {
+	if f == IPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// Key names the family in files and JSON: "ipv4" or "ipv6".
+func (f Family) Key() string { return strings.ToLower(f.String()) }
+
+// Families are the IP families, in the order svcnat handles them.
+var Families = []Family{IPv4, IPv6}
+
+// hookOrder lists the built-in chains in kernel (hook) order.
+var hookOrder = map[string]int{"PREROUTING": 0, "INPUT": 1, "FORWARD": 2, "OUTPUT": 3, "POSTROUTING": 4}
+
+// IsBuiltinChain reports whether name is one of the kernel's built-in chains.
+func IsBuiltinChain(name string) bool {
+	_, ok := hookOrder[name]
+	return ok
+}
+
+// Rule is one rule: the chain it is appended to and its arguments, as
+// tokens without quoting. Args are canonical once they went through
+// Canonicalize or came from iptables-save.
+type Rule struct {
+	Chain string
+	Args  []string
+}
+
+// String prints the rule as an iptables-save line, quoting as it does.
+func (r Rule) String() string {
+	var b strings.Builder
+	r.Write(&b, "-A", 0)
+	return b.String()
+}
+
+// Write prints the rule as the restore command cmd ("-A", "-I", "-D"), with
+// a position when pos > 0, quoting its arguments as iptables-save does.
+func (r Rule) Write(b TextWriter, cmd string, pos int) {
+	b.WriteString(cmd)
+	b.WriteByte(' ')
+	b.WriteString(r.Chain)
+	if pos > 0 {
+		b.WriteByte(' ')
+		b.WriteString(strconv.Itoa(pos))
+	}
+	for i, a := range r.Args {
+		b.WriteByte(' ')
+		if i > 0 && r.Args[i-1] == "--comment" {
+			b.WriteString(saveString(a))
+		} else if a == "" || strings.ContainsAny(a, " \t'\"\\") {
+			b.WriteString(quote(a))
+		} else {
+			b.WriteString(a)
+		}
+	}
+}
+
+// saveString prints a comment as iptables' xtables_save_string does: bare
+// when it holds only [_-0-9a-zA-Z], else quoted with " \ and ' escaped.
+func saveString(s string) string {
+	if s != "" && strings.Trim(s, "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == "" {
+		return s
+	}
+	return quote(s)
+}
+
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' || s[i] == '\'' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Equal reports whether r and o are the same rule: the same chain and
+// arguments (rules in canonical form compare as written).
+func (r Rule) Equal(o Rule) bool {
+	if r.Chain != o.Chain || len(r.Args) != len(o.Args) {
+		return false
+	}
+	for i := range r.Args {
+		if r.Args[i] != o.Args[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Size is about how many bytes the rule takes as a restore line: exactly,
+// but for the quotes of quoted arguments.
+func (r Rule) Size() int {
+	n := len("-A \n") + len(r.Chain)
+	for _, a := range r.Args {
+		n += len(a) + 1
+	}
+	return n
+}
+
+// EqualRules reports whether a and b hold equal rules in the same order.
+func EqualRules(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Target returns the rule's jump or goto target, or "" when it has none.
+func (r Rule) Target() string {
+	for i := 0; i+1 < len(r.Args); i++ {
+		if r.Args[i] == "-j" || r.Args[i] == "-g" || r.Args[i] == "--jump" || r.Args[i] == "--goto" {
+			return r.Args[i+1]
+		}
+	}
+	return ""
+}
+
+// Comment returns the value of the rule's comment match, or "".
+func (r Rule) Comment() string {
+	for i := 0; i+1 < len(r.Args); i++ {
+		if r.Args[i] == "--comment" {
+			return r.Args[i+1]
+		}
+	}
+	return ""
+}
+
+// Arg is the value of the rule's option name where it is not negated
+// ("-p", "--dport", "--to-destination"), "" when the rule has none: the
+// quick read of one option, for code that reads every rule of a large
+// ruleset (rules.ParseSpec parses the whole rule).
+func (r Rule) Arg(name string) string {
+	for i := 0; i+1 < len(r.Args); i++ {
+		if r.Args[i] == name && (i == 0 || r.Args[i-1] != "!") {
+			return r.Args[i+1]
+		}
+	}
+	return ""
+}
+
+// Chain is a chain and its rules in order. Policy is "-" for a user chain
+// and ACCEPT/DROP for a built-in one, as iptables-save prints it.
+type Chain struct {
+	Name   string
+	Policy string
+	Rules  []Rule
+}
+
+// Builtin reports whether the chain is one of the kernel's built-in chains.
+func (c *Chain) Builtin() bool { return IsBuiltinChain(c.Name) }
+
+// Table is one table (filter, nat, ...) and its chains in dump order.
+type Table struct {
+	Name   string
+	Chains []*Chain
+
+	// index finds chains by name; a dump of 10,000 services has 30,000
+	// chains, and a linear search per rule made parsing quadratic. It is
+	// rebuilt when Chains grew or shrank behind its back; chains are never
+	// renamed in place.
+	index map[string]*Chain
+}
+
+// Chain returns the named chain or nil.
+func (t *Table) Chain(name string) *Chain {
+	if len(t.index) != len(t.Chains) {
+		t.index = make(map[string]*Chain, len(t.Chains))
+		for _, c := range t.Chains {
+			t.index[c.Name] = c
+		}
+	}
+	return t.index[name]
+}
+
+// EnsureChain returns the named chain, appending it when missing.
+func (t *Table) EnsureChain(name string) *Chain {
+	if c := t.Chain(name); c != nil {
+		return c
+	}
+	policy := "-"
+	if IsBuiltinChain(name) {
+		policy = "ACCEPT"
+	}
+	c := &Chain{Name: name, Policy: policy}
+	t.Chains = append(t.Chains, c)
+	if t.index != nil {
+		t.index[name] = c
+	}
+	return c
+}
+
+// Append adds a rule to its chain, creating the chain when missing.
+func (t *Table) Append(r Rule) {
+	c := t.EnsureChain(r.Chain)
+	c.Rules = append(c.Rules, r)
+}
+
+// Ruleset is every table of one family.
+type Ruleset struct {
+	Family Family
+	Tables []*Table
+}
+
+// Table returns the named table or nil.
+func (rs *Ruleset) Table(name string) *Table {
+	for _, t := range rs.Tables {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// EnsureTable returns the named table, appending it when missing.
+func (rs *Ruleset) EnsureTable(name string) *Table {
+	if t := rs.Table(name); t != nil {
+		return t
+	}
+	t := &Table{Name: name}
+	rs.Tables = append(rs.Tables, t)
+	return t
+}
+
+// RuleCount counts the rules of every table.
+func (rs *Ruleset) RuleCount() int {
+	n := 0
+	for _, t := range rs.Tables {
+		for _, c := range t.Chains {
+			n += len(c.Rules)
+		}
+	}
+	return n
+}
+
+// SortChains orders each table's chains as legacy iptables-save does:
+// built-in chains first in kernel order, then user chains by name. Dumps of
+// the two backends then compare equal.
+func (rs *Ruleset) SortChains() {
+	for _, t := range rs.Tables {
+		sortChains(t.Chains)
+	}
+}
+
+func sortChains(chains []*Chain) {
+	sort.SliceStable(chains, func(i, j int) bool {
+		a, b := chains[i], chains[j]
+		ab, bb := a.Builtin(), b.Builtin()
+		if ab != bb {
+			return ab
+		}
+		if ab {
+			return hookOrder[a.Name] < hookOrder[b.Name]
+		}
+		return a.Name < b.Name
+	})
+}
+
+// TextWriter is what the writers here write to: a strings.Builder or a
+// bufio.Writer.
+type TextWriter interface {
+	WriteString(s string) (int, error)
+	WriteByte(c byte) error
+}
+
+// WriteSave writes the ruleset as iptables-save prints it (without the
+// "# Generated" comments and counters): every chain declared, then its rules.
+func (rs *Ruleset) WriteSave(w io.Writer) error {
+	b := bufio.NewWriterSize(w, 1<<16)
+	for _, t := range rs.Tables {
+		writeSaveTable(b, t.Name, t.Chains)
+	}
+	return b.Flush()
+}
+
+// writeSaveTable writes one table as iptables-save does: its chains
+// declared with their policies, then their rules.
+func writeSaveTable(b TextWriter, table string, chains []*Chain) {
+	b.WriteString("*" + table + "\n")
+	for _, c := range chains {
+		policy := c.Policy
+		if !c.Builtin() {
+			policy = "-"
+		}
+		b.WriteString(":" + c.Name + " " + policy + " [0:0]\n")
+	}
+	for _, c := range chains {
+		for _, r := range c.Rules {
+			r.Write(b, "-A", 0)
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString("COMMIT\n")
+}
+
+// Owns reports whether chain, in a table svcnat writes (OwnsTable),
+// belongs to the owner of prefix: svcnat owns exactly the chains named
+// PREFIX-… of nat and filter (and its jumps into them from built-in
+// chains; see Owned), except the canary. Where the table is at hand,
+// OwnsIn says it whole.
+func Owns(prefix, chain string) bool {
+	n := len(prefix)
+	return len(chain) > n && chain[n] == '-' && chain[:n] == prefix && chain[n+1:] != canary
+}
+
+// OwnsTable reports whether svcnat writes table: nat and filter only. A
+// chain of the prefix in any other table (mangle, raw, security) is never
+// svcnat's, whatever its name: kube-proxy's KUBE-PROXY-CANARY in mangle
+// under the prefix KUBE, say.
+func OwnsTable(table string) bool { return table == "nat" || table == "filter" }
+
+// OwnsIn reports whether chain of table belongs to the owner of prefix:
+// Owns, in a table svcnat writes.
+func OwnsIn(prefix, table, chain string) bool { return OwnsTable(table) && Owns(prefix, chain) }
+
+const canary = "CANARY"
+
+// Canary names prefix's canary chain: an empty chain that svcnat reconcile
+// keeps in every table it writes, so that a flush of the table (iptables
+// -F, firewalld --reload) shows at once, as kube-proxy's KUBE-PROXY-CANARY
+// does. It is svcnat's, but no plan holds it: Owns leaves it out, so plan,
+// apply and show beside the daemon neither see nor remove it.
+func Canary(prefix string) string { return prefix + "-" + canary }
+
+// Owned returns the part of rs the owner of prefix owns: every chain of
+// nat and filter named with the prefix, and, in their built-in chains,
+// only the rules that jump into such a chain (see OwnsIn). Everything else (Docker's, firewalld's, the operator's
+// rules) is left out, and so is never compared, rewritten or removed.
+// Tables and chains keep rs's order; a built-in chain appears only when it
+// holds an owned jump. The owned chains are rs's own, shared, not copied:
+// neither may be changed afterwards.
+func (rs *Ruleset) Owned(prefix string) *Ruleset {
+	out := &Ruleset{Family: rs.Family}
+	for _, t := range rs.Tables {
+		if !OwnsTable(t.Name) {
+			continue
+		}
+		var ot *Table
+		ensure := func() *Table {
+			if ot == nil {
+				ot = out.EnsureTable(t.Name)
+			}
+			return ot
+		}
+		for _, c := range t.Chains {
+			switch {
+			case Owns(prefix, c.Name):
+				ot := ensure()
+				ot.Chains = append(ot.Chains, c)
+			case c.Builtin():
+				for _, r := range c.Rules {
+					if Owns(prefix, r.Target()) {
+						ensure().Append(r)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Foreign returns the complement of Owned: what the owner of prefix must
+// never change. Only the jumps into owned chains from built-in chains are
+// owned; a jump into an owned chain from any other chain (an operator's
+// "-A MYCHAIN -j SVCNAT-SEP-X") is foreign and kept here, and it pins that
+// chain: iptables refuses to delete a chain something still jumps to.
+func (rs *Ruleset) Foreign(prefix string) *Ruleset {
+	out := &Ruleset{Family: rs.Family}
+	for _, t := range rs.Tables {
+		ft := out.EnsureTable(t.Name)
+		if !OwnsTable(t.Name) {
+			ft.Chains = append(ft.Chains, t.Clone().Chains...)
+			continue
+		}
+		for _, c := range t.Chains {
+			if Owns(prefix, c.Name) {
+				continue
+			}
+			fc := ft.EnsureChain(c.Name)
+			fc.Policy = c.Policy
+			for _, r := range c.Rules {
+				if !c.Builtin() || !Owns(prefix, r.Target()) {
+					fc.Rules = append(fc.Rules, r)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Clone copies the ruleset's tables, chains and rule lists, so that the
+// copy can be changed without changing rs. Rule arguments are shared: no
+// code changes a Rule's Args in place.
+func (rs *Ruleset) Clone() *Ruleset {
+	out := &Ruleset{Family: rs.Family, Tables: make([]*Table, 0, len(rs.Tables))}
+	for _, t := range rs.Tables {
+		out.Tables = append(out.Tables, t.Clone())
+	}
+	return out
+}
+
+// Clone copies the table's chains and rule lists (see Ruleset.Clone).
+func (t *Table) Clone() *Table {
+	out := &Table{Name: t.Name, Chains: make([]*Chain, 0, len(t.Chains))}
+	for _, c := range t.Chains {
+		out.Chains = append(out.Chains, &Chain{Name: c.Name, Policy: c.Policy, Rules: append([]Rule(nil), c.Rules...)})
+	}
+	return out
+}
+
+// Text prints the ruleset in iptables-save form with tables sorted by name
+// and chains as SortChains orders them, so that the same rules print the
+// same bytes whatever order a backend listed them in. It is the form
+// rules are compared, digested and recorded in. A nil ruleset prints as "".
+func (rs *Ruleset) Text() string {
+	var b strings.Builder
+	rs.writeText(&b)
+	return b.String()
+}
+
+// WriteText writes Text to w as it is made, for rulesets too large to
+// hold twice.
+func (rs *Ruleset) WriteText(w io.Writer) error {
+	b := bufio.NewWriterSize(w, 1<<16)
+	rs.writeText(b)
+	return b.Flush()
+}
+
+func (rs *Ruleset) writeText(b TextWriter) {
+	if rs == nil {
+		return
+	}
+	tables := append([]*Table(nil), rs.Tables...)
+	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
+	for _, t := range tables {
+		chains := append([]*Chain(nil), t.Chains...)
+		sortChains(chains)
+		writeSaveTable(b, t.Name, chains)
+	}
+}
