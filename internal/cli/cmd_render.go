@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"fmt"
-
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 func renderCommand() *ucli.Command {
@@ -37,20 +35,11 @@ func renderCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			out := res.Rulesets
-			w := c.App.Writer
-			for _, f := range []backend.Family{backend.IPv4, backend.IPv6} {
-				rs, ok := out[f]
-				if !ok {
-					continue
-				}
-				tool := "iptables-restore"
-				if f == backend.IPv6 {
-					tool = "ip6tables-restore"
-				}
-				fmt.Fprintf(w, "# %s: %d rules, for %s --noflush (node %s)\n", f, rs.RuleCount(), tool, res.Options.Node)
-				if err := rules.WriteRestore(rs, w); err != nil {
-					return err
+			for _, f := range backend.Families {
+				if rs, ok := res.Rulesets[f]; ok {
+					if err := kernel.Pure().WriteInput(c.App.Writer, rs, res.Options.Node); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

@@ -11,7 +11,6 @@ import (
 	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -346,18 +345,6 @@ type jsonRuleText backend.Rule
 
 func (r jsonRuleText) MarshalText() ([]byte, error) { return []byte(backend.Rule(r).String()), nil }
 
-func (r *jsonRuleText) UnmarshalText(b []byte) error {
-	toks, err := rules.Tokenize(string(b))
-	if err != nil {
-		return err
-	}
-	if len(toks) < 2 || toks[0] != "-A" {
-		return fmt.Errorf("not a rule: %q", b)
-	}
-	*r = jsonRuleText{Chain: toks[1], Args: toks[2:]}
-	return nil
-}
-
 // jsonRuleLines are rules in iptables-save form, [] when none. They are
 // made into text as they are written: a cold start's plan holds a quarter
 // of a million.
@@ -369,18 +356,6 @@ func (rs jsonRuleLines) MarshalJSON() ([]byte, error) {
 		out[i] = r.String()
 	}
 	return json.Marshal(out)
-}
-
-func (rs *jsonRuleLines) UnmarshalJSON(b []byte) error {
-	var in []jsonRuleText
-	if err := json.Unmarshal(b, &in); err != nil {
-		return err
-	}
-	*rs = make(jsonRuleLines, len(in))
-	for i, r := range in {
-		(*rs)[i] = backend.Rule(r)
-	}
-	return nil
 }
 
 func (v *planJSON) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
@@ -401,7 +376,7 @@ func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
 // refusal (nil: it would not): the plan --json document, and what the
 // human view renders.
 func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
-	s, d := p.Summary(), kernel.Describer().Describe(p.Planned())
+	s, d := p.Summary(), kernel.Pure().Describe(p.Planned())
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
 		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
 		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),

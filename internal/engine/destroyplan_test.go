@@ -24,7 +24,7 @@ func TestDestroyPlanFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := planner.UnmarshalPlan(data, describer())
+	saved, _, err := planner.UnmarshalPlan(data, pure())
 	if err != nil {
 		t.Fatalf("a destroy plan file is refused: %v", err)
 	}
@@ -39,7 +39,7 @@ func TestDestroyPlanFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := planner.UnmarshalPlan(marked, describer()); err == nil || !strings.Contains(err.Error(), "a destroy plan that wants rules") {
+	if _, _, err := planner.UnmarshalPlan(marked, pure()); err == nil || !strings.Contains(err.Error(), "a destroy plan that wants rules") {
 		t.Fatalf("a destroy plan that wants rules: %v", err)
 	}
 }

@@ -231,7 +231,7 @@ func TestApplySavedPlanAndStalePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, digest, err := planner.UnmarshalPlan(data, describer())
+	saved, digest, err := planner.UnmarshalPlan(data, pure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestApplySavedPlanAndStalePlan(t *testing.T) {
 	}
 	// The same plan again: the live rules are no longer its snapshot.
 	before := h.text(t)
-	again, _, _ := planner.UnmarshalPlan(data, describer())
+	again, _, _ := planner.UnmarshalPlan(data, pure())
 	_, err = h.e.ApplySaved(context.Background(), again, digest)
 	var stale *StaleError
 	if !errors.As(err, &stale) || stale.Since.Empty() {
@@ -255,7 +255,7 @@ func TestApplySavedPlanAndStalePlan(t *testing.T) {
 		t.Fatal("a stale plan changed something")
 	}
 	// Another backend's plan, and a prefix svcnat may not own, are refused.
-	other, _, _ := planner.UnmarshalPlan(data, describer())
+	other, _, _ := planner.UnmarshalPlan(data, pure())
 	other.Backend = "legacy"
 	if _, err := h.e.ApplySaved(context.Background(), other, digest); err == nil || !strings.Contains(err.Error(), "legacy backend") {
 		t.Fatalf("plan for another backend: %v", err)

@@ -191,5 +191,5 @@ func (h *testHost) inventory(t *testing.T) *backend.Inventory {
 		}
 		live[f] = rs
 	}
-	return describer().Inventory("SVCNAT", live)
+	return pure().Inventory("SVCNAT", live)
 }

@@ -22,7 +22,7 @@ func savedWeb(t *testing.T, h *testHost) (*planner.Plan, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := planner.UnmarshalPlan(data, describer())
+	saved, _, err := planner.UnmarshalPlan(data, pure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestSavedPlanFileEditedIsRefused(t *testing.T) {
 	if edited == string(data) {
 		t.Fatal("no DNAT to 10.64.1.2:80 in the plan file")
 	}
-	p, _, err := planner.UnmarshalPlan([]byte(edited), describer())
+	p, _, err := planner.UnmarshalPlan([]byte(edited), pure())
 	if err == nil {
 		_, err = h.e.ApplySaved(context.Background(), p, "sha256:cfg")
 		t.Fatalf("an edited plan file was read (apply: %v)", err)

@@ -275,7 +275,7 @@ func TestApplySavedRefusesWhatApplyRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _, err = planner.UnmarshalPlan(data, describer())
+		p, _, err = planner.UnmarshalPlan(data, pure())
 		if err != nil {
 			t.Fatal(err)
 		}

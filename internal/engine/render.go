@@ -5,7 +5,6 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 )
 
 // RenderFor says whom a configuration is rendered for.
@@ -19,9 +18,9 @@ type RenderFor struct {
 
 // Rendered is a configuration rendered for a host.
 type Rendered struct {
-	*render.Result
+	*backend.Rendered
 	// Options are the facts about the host it was rendered with.
-	Options render.Options
+	Options backend.RenderOptions
 	// AddrErr is why the host's addresses could not be read when the
 	// rules do not depend on them (with node_port_addresses they do, and
 	// Render fails): the rules are rendered as if the host had none, so
@@ -48,19 +47,19 @@ func (h *Host) Render(cfg *config.Config, f RenderFor) (*Rendered, error) {
 	if f.NoRandomFully {
 		opts.RandomFully = false
 	}
-	res, err := render.Render(cfg, opts)
+	res, err := pure().Render(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Result: res, Options: opts, AddrErr: addrErr}, nil
+	return &Rendered{Rendered: res, Options: opts, AddrErr: addrErr}, nil
 }
 
 // renderOptions are the facts about this host that rendering cfg for node
 // depends on: --random-fully support and, when known, its addresses.
 // addrErr is why the addresses could not be read when cfg does not need
 // them.
-func (h *Host) renderOptions(cfg *config.Config, node string) (opts render.Options, addrErr, err error) {
-	opts = render.Options{Node: node, RandomFully: true}
+func (h *Host) renderOptions(cfg *config.Config, node string) (opts backend.RenderOptions, addrErr, err error) {
+	opts = backend.RenderOptions{Node: node, RandomFully: true}
 	if h.Kernel != nil {
 		opts.RandomFully = h.Kernel.Limits().RandomFully
 	}

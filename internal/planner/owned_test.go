@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 )
 
 // pinned is live with an operator's chain jumping into an owned SEP chain.
@@ -51,7 +51,7 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := UnmarshalPlan(data, describe.Describer{})
+	saved, _, err := UnmarshalPlan(data, kernel.Pure())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 )
 
 // PlanFileVersion is the version of the saved plan format (plan -out).
@@ -78,7 +77,7 @@ func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 // rules svcnat could not have written (the backend's CheckDesired, which
 // the digest, recomputable by whoever edits the file, cannot replace), and
 // a file whose recorded fingerprint does not match its own live snapshot.
-func UnmarshalPlan(data []byte, d backend.Describer) (*Plan, string, error) {
+func UnmarshalPlan(data []byte, d backend.Pure) (*Plan, string, error) {
 	var pf planFile
 	if err := json.Unmarshal(data, &pf); err != nil {
 		return nil, "", fmt.Errorf("not a saved svcnat plan: %w", err)
@@ -99,10 +98,10 @@ func UnmarshalPlan(data []byte, d backend.Describer) (*Plan, string, error) {
 	desired, live := map[backend.Family]*backend.Ruleset{}, map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {
 		var err error
-		if desired[f], err = rules.ParseSave(f, strings.NewReader(pf.Desired[f.Key()])); err != nil {
+		if desired[f], err = d.Parse(f, strings.NewReader(pf.Desired[f.Key()])); err != nil {
 			return nil, "", fmt.Errorf("saved plan: desired %s rules: %w", f, err)
 		}
-		if live[f], err = rules.ParseSave(f, strings.NewReader(pf.Live[f.Key()])); err != nil {
+		if live[f], err = d.Parse(f, strings.NewReader(pf.Live[f.Key()])); err != nil {
 			return nil, "", fmt.Errorf("saved plan: live %s rules: %w", f, err)
 		}
 	}

@@ -51,37 +51,16 @@ import (
 // in a family, the per-endpoint rules lose their comments.
 const largeClusterEndpointsThreshold = 1000
 
-// Options are the facts about this host that rendering depends on.
-type Options struct {
-	// Node is this host's node name; endpoints whose node equals it are
-	// local. When empty, no endpoint is local.
-	Node string
-	// RandomFully adds --random-fully to the MASQUERADE rule, as kube-proxy
-	// does when the host's iptables supports it (1.6.2 and later).
-	RandomFully bool
-	// LocalAddresses are the host's addresses. With node_port_addresses set
-	// they decide the "-d <ip> -j KUBE-NODEPORTS" rules, as the host's
-	// interface addresses do for kube-proxy's --nodeport-addresses; and a
-	// load-balancer source range containing one of them (loopback excepted)
-	// lets traffic from the load-balancer IPs themselves in, as kube-proxy
-	// does when a range contains its node IP.
-	LocalAddresses []netip.Addr
-}
+// Options are the facts about this host that rendering depends on
+// (RandomFully: --random-fully on the MASQUERADE rule, iptables 1.6.2 and
+// later; LocalAddresses: the "-d <ip> -j KUBE-NODEPORTS" rules of
+// node_port_addresses).
+type Options = backend.RenderOptions
 
 // Result is the rendered rules and an index from chains to services.
-type Result struct {
-	// Rulesets holds the rules per family, each with the tables filter and
-	// nat in that order. IPv4 is always present (the fixed chains exist even
-	// without services); IPv6 only when some service has an IPv6 cluster IP.
-	// Within a table the built-in chains come first, then the fixed chains,
-	// then the chains of each service in service and port order.
-	Rulesets map[backend.Family]*backend.Ruleset
-	// ChainService maps every per-service chain (SVC, SVL, EXT, FW and SEP
-	// chains, in any family) to the name of the service it belongs to.
-	// Fixed chains and built-in chains are not in it. Chain names are
-	// hashes, so this index is the only way to group chains by service.
-	ChainService map[string]string
-}
+// Within a table the built-in chains come first, then the fixed chains,
+// then the chains of each service in service and port order.
+type Result = backend.Rendered
 
 // Render returns the rules in the form iptables-save prints them back
 // (rules.Canonicalize), so that they compare line for line with a live dump.

@@ -1,0 +1,64 @@
+package backend
+
+import (
+	"io"
+	"net/netip"
+
+	"github.com/svcnat/svcnat/internal/config"
+)
+
+// RenderOptions are the facts about a host that rendering a configuration
+// for it depends on.
+type RenderOptions struct {
+	// Node is this host's node name; endpoints whose node equals it are
+	// local. When empty, no endpoint is local.
+	Node string
+	// RandomFully masquerades with fully randomised source ports, as
+	// kube-proxy does when the kernel's tools support it (Limits).
+	RandomFully bool
+	// LocalAddresses are the host's addresses. With node_port_addresses set
+	// they decide which addresses node ports answer on, as the host's
+	// interface addresses do for kube-proxy's --nodeport-addresses; and a
+	// load-balancer source range containing one of them (loopback excepted)
+	// lets traffic from the load-balancer IPs themselves in, as kube-proxy
+	// does when a range contains its node IP.
+	LocalAddresses []netip.Addr
+}
+
+// Rendered is a configuration rendered for a host: the objects svcnat
+// wants, per family, and which service each per-service object serves.
+type Rendered struct {
+	// Rulesets holds the objects per family. IPv4 is always present (the
+	// fixed objects exist even without services); IPv6 only when some
+	// service has an IPv6 cluster IP.
+	Rulesets map[Family]*Ruleset
+	// ChainService maps every per-service chain (in any family) to the name
+	// of the service it belongs to. Fixed and built-in chains are not in
+	// it. Chain names are hashes, so this index is the only way to group
+	// chains by service.
+	ChainService map[string]string
+}
+
+// Renderer is the part of a backend that turns configuration into its
+// objects and reads back the text form svcnat keeps them in. It is pure:
+// it reads no kernel and runs no binary.
+type Renderer interface {
+	// Render renders a validated configuration for a host, in the
+	// canonical form the backend reads back, so that desired and live
+	// objects compare line for line.
+	Render(cfg *config.Config, opts RenderOptions) (*Rendered, error)
+	// Parse reads one family's objects from their text form (Ruleset.Text,
+	// as generations and saved plans keep them).
+	Parse(fam Family, r io.Reader) (*Ruleset, error)
+	// WriteInput writes one family's objects as the backend's own input
+	// (what svcnat render prints): a comment line saying what it is for,
+	// for node, then the input.
+	WriteInput(w io.Writer, rs *Ruleset, node string) error
+}
+
+// Pure is everything a backend does without a kernel: render, read back,
+// and say what its objects mean (Describer).
+type Pure interface {
+	Renderer
+	Describer
+}
