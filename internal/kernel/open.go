@@ -88,3 +88,13 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 	}
 	return k, out, nil
 }
+
+// Offline is a kernel of backend name that holds nothing and touches no
+// host: the backend's fake. Tools that need a backend's transactions as it
+// writes them, and its limits, without its kernel (svcnat-bench's
+// restore floor) take it.
+func Offline(name backend.Name) backend.Kernel {
+	k := iptables.NewFake()
+	k.SetBackend(iptables.Backend(name))
+	return k
+}

@@ -31,9 +31,8 @@ import (
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/bench"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
-	"github.com/svcnat/svcnat/internal/kernel/iptables"
-	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -205,7 +204,7 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 	if diags.HasErrors() {
 		return measurement{}, diags
 	}
-	res, err := render.Render(c, render.Options{Node: bench.Node, RandomFully: true})
+	res, err := kernel.Pure().Render(c, backend.RenderOptions{Node: bench.Node, RandomFully: true})
 	if err != nil {
 		return measurement{}, err
 	}
@@ -215,9 +214,8 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 		return measurement{}, err
 	}
 	// The payloads are written and batched as the iptables backend be
-	// writes them, which a Fake of that backend does without a kernel.
-	k := iptables.NewFake()
-	k.SetBackend(iptables.Backend(be))
+	// writes them, which that backend does without a kernel.
+	k := kernel.Offline(backend.Name(be))
 	var payloads [][]byte
 	for _, f := range backend.Families {
 		stages, final := applier.Transactions(p, f, k.Limits().Batch)

@@ -1,0 +1,48 @@
+package kernel_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestOneSeam keeps the house's one rule for kernels: only the iptables
+// backend's own packages and this package, which chooses the backend for a
+// command, import the iptables backend. Everything above (planner, applier,
+// engine, the daemon side, trace's results, cli) talks to the seam's types
+// in internal/kernel/backend, so that a second backend plugs in beside it.
+// Tests may import the fake; only what is built into svcnat counts.
+func TestOneSeam(t *testing.T) {
+	const mod = "github.com/svcnat/svcnat/"
+	const iptables = mod + "internal/kernel/iptables"
+	const chooser = mod + "internal/kernel"
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "../../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	seen := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		if p.ImportPath == chooser || p.ImportPath == iptables || strings.HasPrefix(p.ImportPath, iptables+"/") {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if imp == iptables || strings.HasPrefix(imp, iptables+"/") {
+				t.Errorf("%s imports %s: only %s chooses a backend", strings.TrimPrefix(p.ImportPath, mod), strings.TrimPrefix(imp, mod), strings.TrimPrefix(chooser, mod))
+			}
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("go list listed %d packages; want the whole module", seen)
+	}
+}
