@@ -12,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // HistoryJSONVersion is the version of `history --json` output; see
@@ -139,18 +140,18 @@ type jsonHistory struct {
 }
 
 type jsonHistoryRecord struct {
-	Generation   int64     `json:"generation"`
-	RecordedAt   time.Time `json:"recorded_at"`
-	MadeBy       *string   `json:"made_by"`
-	ConfigDigest *string   `json:"config_digest"`
-	RulesDigest  *string   `json:"rules_digest"`
-	Backend      string    `json:"backend"`
-	Chains       *int      `json:"chains"`
-	Rules        *int      `json:"rules"`
-	Current      bool      `json:"current"`
-	Reverted     *string   `json:"reverted"`
-	RevertOf     *int64    `json:"revert_of"`
-	Adopted      int       `json:"adopted"`
+	Generation   int64        `json:"generation"`
+	RecordedAt   time.Time    `json:"recorded_at"`
+	MadeBy       *string      `json:"made_by"`
+	ConfigDigest *string      `json:"config_digest"`
+	RulesDigest  *string      `json:"rules_digest"`
+	Backend      backend.Name `json:"backend"`
+	Chains       *int         `json:"chains"`
+	Rules        *int         `json:"rules"`
+	Current      bool         `json:"current"`
+	Reverted     *string      `json:"reverted"`
+	RevertOf     *int64       `json:"revert_of"`
+	Adopted      int          `json:"adopted"`
 }
 
 func writeHistoryJSON(w io.Writer, h *engine.History) error {

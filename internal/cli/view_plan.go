@@ -243,7 +243,7 @@ type planJSON struct{ w io.Writer }
 type jsonPlan struct {
 	FormatVersion string        `json:"format_version"`
 	Prefix        string        `json:"prefix"`
-	Backend       string        `json:"backend"`
+	Backend       backend.Name  `json:"backend"`
 	Fingerprint   string        `json:"fingerprint"`
 	Changed       bool          `json:"changed"`
 	Blocked       []jsonBlocked `json:"blocked"`

@@ -21,7 +21,7 @@ const ShowJSONVersion = "1"
 type jsonStatus struct {
 	FormatVersion string          `json:"format_version"`
 	Prefix        string          `json:"prefix"`
-	Backend       string          `json:"backend"`
+	Backend       backend.Name    `json:"backend"`
 	StateDir      string          `json:"state_dir"`
 	Pending       *showPending    `json:"pending"`
 	Owned         jsonOwned       `json:"owned"`

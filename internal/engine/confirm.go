@@ -351,7 +351,7 @@ func (e *Engine) revert(ctx context.Context, d *state.Dir, st *state.State, reas
 	if err != nil {
 		return nil, err
 	}
-	p := planner.New(pd.Prefix, string(e.Kernel.Name()), desired, live)
+	p := planner.New(pd.Prefix, e.Kernel.Name(), desired, live)
 	refusal := e.ownershipRefusal(OpRevert, d, st, p)
 	e.planned(Planned{Op: OpRevert, Plan: p, Refusal: refusal})
 	if refusal != nil {

@@ -15,7 +15,7 @@ import (
 // backend leaves such a copy), and the operator chose this one with
 // --backend (kernel.Open lets an explicit backend through then).
 func (e *Engine) unrecorded(st *state.State) bool {
-	return st.Prefix != "" && st.Backend != "" && !e.Kernel.ReadOnly() && st.Backend != string(e.Kernel.Name())
+	return st.Prefix != "" && st.Backend != "" && !e.Kernel.ReadOnly() && st.Backend != e.Kernel.Name()
 }
 
 // destroyUnrecorded removes the set of p's chains in a backend the state

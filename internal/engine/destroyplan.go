@@ -17,7 +17,7 @@ func (e *Engine) DestroyPlan(prefix string) (*planner.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := planner.New(prefix, string(e.Kernel.Name()), nil, live)
+	p := planner.New(prefix, e.Kernel.Name(), nil, live)
 	p.Destroy = true
 	if p.Interrupted, err = e.interrupted(prefix, live); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/state"
 )
 
@@ -102,13 +103,13 @@ type NamespaceError struct {
 	Op                Op
 	Recorded, Current string // namespace names, "" for one ip netns does not name
 	StateDir          string
-	Backend           string // the recorded backend, if any
+	Backend           backend.Name // the recorded backend, if any
 }
 
 func (e *NamespaceError) Error() string {
 	on := ""
 	if e.Backend != "" {
-		on = " (" + e.Backend + " backend)"
+		on = " (" + string(e.Backend) + " backend)"
 	}
 	msg := fmt.Sprintf("state directory %s records the rules of %s%s, and this %s works in %s",
 		e.StateDir, namespaceWords(e.Recorded), on, e.Op, namespaceWords(e.Current))

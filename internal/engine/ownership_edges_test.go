@@ -165,7 +165,7 @@ func TestRepairNotesTablesAndOwner(t *testing.T) {
 		t.Fatalf("repair: %+v, %v", res, err)
 	}
 	ct, err := readCreatedTables(d)
-	if err != nil || !slices.Contains(ct[string(h.fake.Name())], "ipv4 filter") {
+	if err != nil || !slices.Contains(ct[h.fake.Name()], "ipv4 filter") {
 		t.Fatalf("after the repair the created tables are %v (%v), want ipv4 filter", ct, err)
 	}
 	o, err := h.e.readOwners()

@@ -91,7 +91,7 @@ func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[backe
 	if err != nil {
 		return nil, nil, err
 	}
-	p := planner.New(cfg.Settings.ChainPrefix, string(e.Kernel.Name()), res.Rulesets, live)
+	p := planner.New(cfg.Settings.ChainPrefix, e.Kernel.Name(), res.Rulesets, live)
 	p.ChainService = res.ChainService
 	if p.Interrupted, err = e.interrupted(cfg.Settings.ChainPrefix, live); err != nil {
 		return nil, nil, err

@@ -47,7 +47,7 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		if st.Generation == 0 {
 			return nil // nothing recorded: nothing to keep
 		}
-		if backend := string(e.Kernel.Name()); st.Backend != "" && st.Backend != backend {
+		if backend := e.Kernel.Name(); st.Backend != "" && st.Backend != backend {
 			return fmt.Errorf("generation %d was applied with the %s backend, this host uses %s; nothing was changed", st.Generation, st.Backend, backend)
 		}
 		// generationRules refuses files that are not the recorded
@@ -63,7 +63,7 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		if err != nil {
 			return err
 		}
-		p := planner.New(prefix, string(e.Kernel.Name()), desired, live)
+		p := planner.New(prefix, e.Kernel.Name(), desired, live)
 		res.Plan = p
 		if err := e.ownershipRefusal(OpRepair, d, st, p); err != nil {
 			return err

@@ -64,7 +64,7 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	if !config.ValidChainPrefix(p.Prefix) {
 		return nil, &PlanUnusableError{fmt.Errorf("the plan's chain prefix %q is not one svcnat may own", p.Prefix)}
 	}
-	if backend := string(e.Kernel.Name()); backend != p.Backend {
+	if backend := e.Kernel.Name(); backend != p.Backend {
 		return nil, &PlanBackendError{Plan: p.Backend, Host: backend}
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
@@ -182,7 +182,7 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 		if err != nil {
 			return err
 		}
-		p := planner.New(prefix, string(e.Kernel.Name()), desired, live)
+		p := planner.New(prefix, e.Kernel.Name(), desired, live)
 		if err := e.noteAdopting(d, st, p); err != nil {
 			return err
 		}
@@ -215,7 +215,7 @@ func (e *Engine) Destroy(ctx context.Context, prefix string) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		p := planner.New(prefix, string(e.Kernel.Name()), nil, live)
+		p := planner.New(prefix, e.Kernel.Name(), nil, live)
 		if err := e.noteAdopting(d, st, p); err != nil {
 			return err
 		}

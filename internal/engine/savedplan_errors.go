@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+)
 
 // PlanUnusableError refuses a saved plan that is not one svcnat would
 // have made: its chain prefix or its desired rules fail the checks a
@@ -13,7 +17,7 @@ func (e *PlanUnusableError) Unwrap() error { return e.Err }
 
 // PlanBackendError refuses a saved plan made for another iptables
 // backend than the one this host uses.
-type PlanBackendError struct{ Plan, Host string }
+type PlanBackendError struct{ Plan, Host backend.Name }
 
 func (e *PlanBackendError) Error() string {
 	return fmt.Sprintf("the plan was made for the %s backend, this host uses %s; nothing was changed", e.Plan, e.Host)

@@ -10,7 +10,7 @@ import (
 // what it last applied.
 type Status struct {
 	Prefix  string
-	Backend string
+	Backend backend.Name
 	// Owned groups the owned live rules by service.
 	Owned *backend.Inventory
 	// State is the state directory's record; Generation 0 when nothing
@@ -37,7 +37,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Prefix: prefix, Backend: string(e.Kernel.Name()), Owned: pure().Inventory(prefix, live), StateDir: e.StateDir}
+	s := &Status{Prefix: prefix, Backend: e.Kernel.Name(), Owned: pure().Inventory(prefix, live), StateDir: e.StateDir}
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return nil, err

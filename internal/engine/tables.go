@@ -20,7 +20,7 @@ import (
 const createdTablesFile = "created-tables.json"
 
 // createdTables is the content of createdTablesFile: backend → tables.
-type createdTables map[string][]string
+type createdTables map[backend.Name][]string
 
 func readCreatedTables(d *state.Dir) (createdTables, error) {
 	data, err := d.ReadFile(createdTablesFile)
@@ -66,7 +66,7 @@ func tableKey(f backend.Family, table string) string { return f.Key() + " " + ta
 // has rules in and live lacks. It is written before the restore, so that
 // a commit killed half way still leaves the record.
 func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[backend.Family]*backend.Ruleset) error {
-	name := string(e.Kernel.Name())
+	name := e.Kernel.Name()
 	var fresh []string
 	for _, f := range backend.Families {
 		if desired[f] == nil {
@@ -125,7 +125,7 @@ func (e *Engine) noteCanaryTables(d *state.Dir, prefix string, missing []Canary)
 // else now writes to is theirs. Legacy tables cannot be removed (the
 // kernel made them); they stay, empty. It returns the tables removed.
 func (e *Engine) removeCreatedTables(d *state.Dir) ([]string, error) {
-	name := string(e.Kernel.Name())
+	name := e.Kernel.Name()
 	ct, err := readCreatedTables(d)
 	if err != nil || len(ct[name]) == 0 {
 		return nil, err

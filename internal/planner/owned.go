@@ -16,11 +16,11 @@ import (
 // so that applying one made against other live rules is refused: the one
 // rules digest (state.SectionsDigest) of each family's text, named for
 // people ("IPv4"), after a line naming the backend.
-func Fingerprint(name string, owned map[backend.Family]*backend.Ruleset) string {
+func Fingerprint(name backend.Name, owned map[backend.Family]*backend.Ruleset) string {
 	sections := make([]state.Section, 0, len(backend.Families))
 	for _, f := range backend.Families {
 		sections = append(sections, state.Section{Name: f.String(), Write: owned[f].WriteText})
 	}
-	digest, _ := state.SectionsDigest(name+"\n", sections...) // writing to a hash never fails
+	digest, _ := state.SectionsDigest(string(name)+"\n", sections...) // writing to a hash never fails
 	return digest
 }

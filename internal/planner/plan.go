@@ -39,7 +39,7 @@ const (
 // saved plan serialises it.
 type Plan struct {
 	Prefix  string
-	Backend string
+	Backend backend.Name
 	Desired map[backend.Family]*backend.Ruleset // owned rules wanted
 	Live    map[backend.Family]*backend.Ruleset // owned rules found
 	Changes []ChainChange
@@ -136,8 +136,8 @@ func (p *Plan) Summary() Summary {
 // New diffs the owned part of live against desired. Desired must hold only
 // owned chains (as the renderer makes them); live may be a whole dump, and
 // should be one: the foreign rules in it are what fills Blocked.
-func New(prefix, backendName string, desired, live map[backend.Family]*backend.Ruleset) *Plan {
-	p := &Plan{Prefix: prefix, Backend: backendName, Desired: map[backend.Family]*backend.Ruleset{}, Live: map[backend.Family]*backend.Ruleset{}}
+func New(prefix string, name backend.Name, desired, live map[backend.Family]*backend.Ruleset) *Plan {
+	p := &Plan{Prefix: prefix, Backend: name, Desired: map[backend.Family]*backend.Ruleset{}, Live: map[backend.Family]*backend.Ruleset{}}
 	whole := map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {
 		d, l := desired[f], live[f]
@@ -153,7 +153,7 @@ func New(prefix, backendName string, desired, live map[backend.Family]*backend.R
 	// services), which takes as long as the diff: the two run side by
 	// side, and both only read the rulesets.
 	fingerprint := make(chan string, 1)
-	go func() { fingerprint <- Fingerprint(backendName, p.Live) }()
+	go func() { fingerprint <- Fingerprint(name, p.Live) }()
 	for _, f := range backend.Families {
 		changes := diffFamily(f, p.Desired[f], p.Live[f])
 		p.Changes = append(p.Changes, changes...)

@@ -25,7 +25,7 @@ type planFile struct {
 	Kind          string            `json:"kind"`
 	FormatVersion int               `json:"format_version"`
 	Prefix        string            `json:"prefix"`
-	Backend       string            `json:"backend"`
+	Backend       backend.Name      `json:"backend"`
 	Fingerprint   string            `json:"fingerprint"`
 	ConfigDigest  string            `json:"config_digest,omitempty"`
 	Desired       map[string]string `json:"desired"`

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // FormatVersion is the version of the state file this package writes. Load
@@ -28,11 +30,11 @@ var ErrNoPrevious = errors.New("no previous generation to roll back to")
 // State is the content of <dir>/state.json: the current generation and the
 // generations still kept on disk.
 type State struct {
-	Version      int    `json:"version"`
-	Generation   int64  `json:"generation"`
-	ConfigDigest string `json:"config_digest,omitempty"`
-	RulesDigest  string `json:"rules_digest,omitempty"`
-	Backend      string `json:"backend,omitempty"`
+	Version      int          `json:"version"`
+	Generation   int64        `json:"generation"`
+	ConfigDigest string       `json:"config_digest,omitempty"`
+	RulesDigest  string       `json:"rules_digest,omitempty"`
+	Backend      backend.Name `json:"backend,omitempty"`
 	// Prefix is the chain prefix of the applied rules, so that rollback,
 	// destroy and show know what svcnat owns without the configuration.
 	Prefix    string    `json:"prefix,omitempty"`
@@ -102,8 +104,8 @@ type Pending struct {
 	Watcher string `json:"watcher,omitempty"`
 	// Prefix and Backend are the apply's, for the watcher: a first apply
 	// has recorded neither yet.
-	Prefix  string `json:"prefix"`
-	Backend string `json:"backend"`
+	Prefix  string       `json:"prefix"`
+	Backend backend.Name `json:"backend"`
 	// ConfigDigest and RulesDigest name what the apply applies, known
 	// before its generation is: a revert of an apply that stopped before
 	// its record still says what it undid (Undone).
@@ -122,12 +124,12 @@ const (
 // it. (Older svcnat recorded "backups" too; reading such a file ignores
 // them.)
 type GenerationInfo struct {
-	Generation   int64     `json:"generation"`
-	ConfigDigest string    `json:"config_digest,omitempty"`
-	RulesDigest  string    `json:"rules_digest,omitempty"`
-	Backend      string    `json:"backend,omitempty"`
-	AppliedAt    time.Time `json:"applied_at"`
-	Rules        []string  `json:"rules,omitempty"`
+	Generation   int64        `json:"generation"`
+	ConfigDigest string       `json:"config_digest,omitempty"`
+	RulesDigest  string       `json:"rules_digest,omitempty"`
+	Backend      backend.Name `json:"backend,omitempty"`
+	AppliedAt    time.Time    `json:"applied_at"`
+	Rules        []string     `json:"rules,omitempty"`
 	// Reverted says why this generation's rules were reverted (an apply
 	// not confirmed in time); RevertOf, on the generation the revert
 	// recorded, names the generation it reverted.

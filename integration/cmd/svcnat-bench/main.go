@@ -208,7 +208,7 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 	if err != nil {
 		return measurement{}, err
 	}
-	p := planner.New(c.Settings.ChainPrefix, be, res.Rulesets, nil)
+	p := planner.New(c.Settings.ChainPrefix, backend.Name(be), res.Rulesets, nil)
 	ns, err := b.netns()
 	if err != nil {
 		return measurement{}, err

@@ -101,7 +101,7 @@ func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 	}
 	m := service.Build(cfg, service.Options{Node: opts.Node, LocalAddresses: opts.LocalAddresses})
 	res := &Result{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{}}
-	for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
+	for _, fam := range backend.Families {
 		if fam == backend.IPv6 && !m.IPv6 {
 			continue
 		}
