@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -95,8 +94,8 @@ func ReadHistory(stateDir string) (*History, error) {
 }
 
 // countGeneration counts the chains and rules of a generation's files
-// without parsing them: the chain declarations and the -A lines of an
-// iptables-save text. -1, -1 when a file it records cannot be read.
+// without parsing them (backend.ScanText). -1, -1 when a file it records
+// cannot be read.
 func countGeneration(d *state.Dir, g state.GenerationInfo) (chains, nrules int) {
 	for _, f := range backend.Families {
 		if !slices.Contains(g.Rules, f.Key()) {
@@ -106,11 +105,8 @@ func countGeneration(d *state.Dir, g state.GenerationInfo) (chains, nrules int) 
 		if err != nil {
 			return -1, -1
 		}
-		chains += len(generationChains(f, data))
-		nrules += bytes.Count(data, []byte("\n-A "))
-		if bytes.HasPrefix(data, []byte("-A ")) {
-			nrules++
-		}
+		c, n := backend.ScanText(data)
+		chains, nrules = chains+len(c), nrules+n
 	}
 	return chains, nrules
 }

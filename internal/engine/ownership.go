@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -359,27 +357,13 @@ func unrecordedChains(d *state.Dir, st *state.State, p *planner.Plan, live map[s
 	return sortedKeys(left), nil
 }
 
-// generationChains names the non-built-in chains a generation file (an
-// iptables-save text) declares, without parsing its rules.
+// generationChains names the non-built-in chains a generation file
+// declares (backend.ScanText), as chainKey names them.
 func generationChains(f backend.Family, data []byte) []string {
-	var out []string
-	table := ""
-	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
-		switch {
-		case len(line) > 1 && line[0] == '*':
-			table = string(bytes.TrimSpace(line[1:]))
-		case len(line) > 1 && line[0] == ':':
-			name, _, _ := strings.Cut(string(line[1:]), " ")
-			if !backend.IsBuiltinChain(name) {
-				out = append(out, chainKey(f, table, name))
-			}
-		}
+	chains, _ := backend.ScanText(data)
+	out := make([]string, len(chains))
+	for i, c := range chains {
+		out[i] = chainKey(f, c.Table, c.Chain)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"sort"
 	"strconv"
@@ -466,4 +467,35 @@ func (rs *Ruleset) writeText(b TextWriter) {
 		sortChains(chains)
 		writeSaveTable(b, t.Name, chains)
 	}
+}
+
+// ChainRef names a chain of a table.
+type ChainRef struct{ Table, Chain string }
+
+// ScanText names the non-built-in chains a ruleset's text form (Text, as
+// generations keep it) declares and counts its rules, without parsing
+// them: history counts every kept generation, and a cold start's holds
+// 60,000 chains.
+func ScanText(data []byte) (chains []ChainRef, nrules int) {
+	table := ""
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		switch {
+		case len(line) > 1 && line[0] == '*':
+			table = string(bytes.TrimSpace(line[1:]))
+		case len(line) > 1 && line[0] == ':':
+			name, _, _ := strings.Cut(string(line[1:]), " ")
+			if !IsBuiltinChain(name) {
+				chains = append(chains, ChainRef{table, name})
+			}
+		case bytes.HasPrefix(line, []byte("-A ")):
+			nrules++
+		}
+	}
+	return chains, nrules
 }
