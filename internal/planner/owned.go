@@ -3,7 +3,7 @@
 // returns the plan as a complete value (per-chain changes with their
 // diffs, the live snapshot and its fingerprint, the foreign rules that
 // block it). What the changes mean for services is the backend's to say
-// (backend.Describer). It never runs iptables and never prints; the
+// (backend.Describer). It never touches a kernel and never prints; the
 // engine runs plans and the views in cli print them.
 package planner
 

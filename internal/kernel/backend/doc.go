@@ -12,6 +12,19 @@
 // (Transactions); writing one in the backend's own language is not
 // (Kernel.Write).
 //
-// The rule model (Family, Ruleset, Rule) still lives in
-// the iptables backend's rules package; it is to move here.
+// The object model is here too (model.go): an IP family's tables of
+// chains and their rules, each rule a chain and its argument tokens in
+// canonical form, what svcnat owns of them by its prefix (Owned, Foreign)
+// and their text form, which generations and saved plans keep (Text). A
+// desired and a live ruleset are the same type and compare as values, so
+// the planner diffs objects whatever the backend. Lines print in
+// iptables-save syntax, the one syntax svcnat's backends share so far;
+// the nftables backend brings sets and maps and its own syntax.
+//
+// The pure part of a backend touches no kernel (Pure): Renderer renders
+// the service model into objects and reads their text form back;
+// Describer says what objects mean for services (the views, UDP
+// conntrack cleanup, a saved plan's check); Tracer follows a packet
+// through objects and draws their graph (trace.go holds its question and
+// result types, which the views print).
 package backend

@@ -6,7 +6,8 @@
 // named network namespace. It also holds the survey that chooses between
 // the nft and legacy backends (used by internal/kernel), a read-only Dump
 // of saved rules, and a Fake that behaves like the kernel for tests. It
-// never decides which rules to write: that is the planner's job.
+// never decides which rules to write: that is the renderer's
+// (internal/kernel/iptables/render) and the planner's job.
 // go-iptables has no save or restore, so the runner execs the binaries
 // itself and keeps their stderr.
 package iptables

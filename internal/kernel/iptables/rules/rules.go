@@ -1,8 +1,8 @@
-// Package rules is svcnat's one model of iptables rules: tables, chains and
-// rules, the iptables-save parser and writer, and the canonicalizer that turns
-// a rule as it is written into the form the kernel echoes back. The renderer,
-// the planner, the applier and the fakes all share it, so desired and live
-// rules are the same type and compare as values. It never runs a binary.
+// Package rules is the iptables backend's own syntax for the seam's rule
+// model (package backend): the iptables-save parser, the canonicalizer
+// that turns a rule as it is written into the form the kernel echoes
+// back, a rule's arguments parsed whole (ParseSpec), iptables-restore
+// payloads, and iptables' tables and name limits. It never runs a binary.
 package rules
 
 import (
