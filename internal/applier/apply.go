@@ -1,6 +1,6 @@
 // Package applier commits a plan to the kernel through a backend.Kernel:
 // it turns the plan's changes into transactions that touch only owned
-// chains (backend.Transactions), stages large creations, reads the result
+// chains (backend.Kernel.Transactions), stages large creations, reads the result
 // back to verify it, and restores the owned chains from the live snapshot
 // on any failure. It never decides what the rules should be (the planner
 // does), never writes a backend's language (the backend does) and never
@@ -121,7 +121,7 @@ func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options
 		return nil
 	}
 	for _, f := range backend.Families {
-		stages, final := Transactions(p, f, opts.Batch)
+		stages, final := Transactions(k, p, f, opts.Batch)
 		total, done := 0, 0
 		for _, tx := range stages {
 			total += len(tx.Changes)
@@ -259,7 +259,7 @@ func rollback(k backend.Kernel, p *planner.Plan, before map[backend.Family]*back
 	}
 	back := planner.New(p.Prefix, p.Backend, p.Live, now)
 	for _, f := range backend.Families {
-		_, tx := Transactions(back, f, backend.NoStaging)
+		_, tx := Transactions(k, back, f, backend.NoStaging)
 		if err := k.Run(tx); err != nil {
 			return &Error{Err: cause, RollbackErr: err}
 		}

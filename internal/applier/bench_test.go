@@ -74,9 +74,10 @@ func BenchmarkParseSave10k(b *testing.B) {
 // BenchmarkStages10k orders and batches a cold start's chains.
 func BenchmarkStages10k(b *testing.B) {
 	p := planner.New("SVCNAT", "nft", benchRules(b), nil)
+	k := iptables.NewFake()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if stages, _ := Transactions(p, backend.IPv4, 1000); len(stages) == 0 {
+		if stages, _ := Transactions(k, p, backend.IPv4, 1000); len(stages) == 0 {
 			b.Fatal("no stages")
 		}
 	}
@@ -88,7 +89,7 @@ func BenchmarkPayload10k(b *testing.B) {
 	k := iptables.NewFake()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, tx := Transactions(p, backend.IPv4, backend.NoStaging)
+		_, tx := Transactions(k, p, backend.IPv4, backend.NoStaging)
 		if k.Write(tx); tx.Lines == 0 {
 			b.Fatal("empty payload")
 		}

@@ -7,11 +7,11 @@ import (
 
 // Transactions are the transactions that apply the plan's changes of
 // family f: staged creations of at most batch chains each, and the final
-// one (see backend.Transactions), not yet written. They hold the plan's
+// one (see backend.Kernel.Transactions), not yet written. They hold the plan's
 // own changes, not copies, when the plan lists them family by family, as
 // planner.New does.
-func Transactions(p *planner.Plan, f backend.Family, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
-	return backend.Transactions(f, familyChanges(p, f), batch)
+func Transactions(k backend.Kernel, p *planner.Plan, f backend.Family, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
+	return k.Transactions(f, familyChanges(p, f), batch)
 }
 
 // familyChanges is the plan's changes of family f: the run of them in the

@@ -218,7 +218,7 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 	k := kernel.Offline(backend.Name(be))
 	var payloads [][]byte
 	for _, f := range backend.Families {
-		stages, final := applier.Transactions(p, f, k.Limits().Batch)
+		stages, final := applier.Transactions(k, p, f, k.Limits().Batch)
 		for _, tx := range stages {
 			k.Write(tx)
 			payloads = append(payloads, tx.Payload)

@@ -8,9 +8,9 @@
 // A backend reads what is there (a whole family, or one named chain), runs
 // a Transaction, a value built before it runs, and reports a refused one
 // as a *TxError naming the failing line. Turning a plan's chain changes
-// into staged transactions and a final one is the same for every backend
-// (Transactions); writing one in the backend's own language is not
-// (Kernel.Write).
+// into staged transactions and a final one (Kernel.Transactions: which
+// order a kernel loads and reads back fastest) and writing one in the
+// backend's own language (Kernel.Write) are the backend's; both are pure.
 //
 // The object model is here too (model.go): an IP family's tables of
 // chains and their rules, each rule a chain and its argument tokens in

@@ -68,6 +68,12 @@ func (d *Dump) Restore(f backend.Family, _ []byte, _ RestoreFlags) error { retur
 
 // Write implements backend.Kernel: a dump's transactions are written as
 // the real runner's are, for plans to count their lines.
+// Transactions is transactions: iptables orders and stages them alike
+// on every kernel.
+func (d *Dump) Transactions(fam backend.Family, changes []backend.ChainChange, batch int) ([]*backend.Transaction, *backend.Transaction) {
+	return transactions(fam, changes, batch)
+}
+
 func (d *Dump) Write(tx *backend.Transaction) { write(tx) }
 
 // Run implements backend.Kernel: it always fails with backend.ErrReadOnly.

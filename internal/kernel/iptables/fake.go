@@ -140,6 +140,12 @@ func (f *Fake) Read(fam backend.Family, _ *backend.Ruleset) (*backend.Ruleset, e
 }
 
 // Write implements backend.Kernel, as the real runner writes.
+// Transactions is transactions: iptables orders and stages them alike
+// on every kernel.
+func (f *Fake) Transactions(fam backend.Family, changes []backend.ChainChange, batch int) ([]*backend.Transaction, *backend.Transaction) {
+	return transactions(fam, changes, batch)
+}
+
 func (f *Fake) Write(tx *backend.Transaction) { write(tx) }
 
 // Run implements backend.Kernel: Restore of the written transaction.

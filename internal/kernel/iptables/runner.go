@@ -282,6 +282,12 @@ func listFromSave(k Interface, fam backend.Family, table, chain string) ([]backe
 }
 
 // Write implements backend.Kernel (see write).
+// Transactions is transactions: iptables orders and stages them alike
+// on every kernel.
+func (r *runner) Transactions(fam backend.Family, changes []backend.ChainChange, batch int) ([]*backend.Transaction, *backend.Transaction) {
+	return transactions(fam, changes, batch)
+}
+
 func (r *runner) Write(tx *backend.Transaction) { write(tx) }
 
 // Run implements backend.Kernel: it restores the written transaction.

@@ -1,24 +1,26 @@
-package backend
+package iptables
 
 import (
 	"fmt"
 	"testing"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
-func jump(chain, to string) Rule { return Rule{Chain: chain, Args: []string{"-j", to}} }
+func jump(chain, to string) backend.Rule { return backend.Rule{Chain: chain, Args: []string{"-j", to}} }
 
 // testChanges: a built-in chain's jumps, two services' chains created
 // (SVC jumping to its SEPs), one chain changed and one deleted.
-func testChanges() []ChainChange {
-	return []ChainChange{
-		{Table: "nat", Chain: "PREROUTING", Action: Update, Builtin: true, After: []Rule{jump("PREROUTING", "X-SERVICES")}},
-		{Table: "nat", Chain: "X-SEP-A1", Action: Create},
-		{Table: "nat", Chain: "X-SEP-A2", Action: Create},
-		{Table: "nat", Chain: "X-SEP-B1", Action: Create},
-		{Table: "nat", Chain: "X-SERVICES", Action: Update, After: []Rule{jump("X-SERVICES", "X-SVC-A"), jump("X-SERVICES", "X-SVC-B")}},
-		{Table: "nat", Chain: "X-SVC-A", Action: Create, After: []Rule{jump("X-SVC-A", "X-SEP-A1"), jump("X-SVC-A", "X-SEP-A2")}},
-		{Table: "nat", Chain: "X-SVC-B", Action: Create, After: []Rule{jump("X-SVC-B", "X-SEP-B1")}},
-		{Table: "nat", Chain: "X-SVC-OLD", Action: Delete},
+func testChanges() []backend.ChainChange {
+	return []backend.ChainChange{
+		{Table: "nat", Chain: "PREROUTING", Action: backend.Update, Builtin: true, After: []backend.Rule{jump("PREROUTING", "X-SERVICES")}},
+		{Table: "nat", Chain: "X-SEP-A1", Action: backend.Create},
+		{Table: "nat", Chain: "X-SEP-A2", Action: backend.Create},
+		{Table: "nat", Chain: "X-SEP-B1", Action: backend.Create},
+		{Table: "nat", Chain: "X-SERVICES", Action: backend.Update, After: []backend.Rule{jump("X-SERVICES", "X-SVC-A"), jump("X-SERVICES", "X-SVC-B")}},
+		{Table: "nat", Chain: "X-SVC-A", Action: backend.Create, After: []backend.Rule{jump("X-SVC-A", "X-SEP-A1"), jump("X-SVC-A", "X-SEP-A2")}},
+		{Table: "nat", Chain: "X-SVC-B", Action: backend.Create, After: []backend.Rule{jump("X-SVC-B", "X-SEP-B1")}},
+		{Table: "nat", Chain: "X-SVC-OLD", Action: backend.Delete},
 	}
 }
 
@@ -27,17 +29,17 @@ func testChanges() []ChainChange {
 // rest and none of the staged chains again.
 func TestTransactionsStageCreationsInLoadableBatches(t *testing.T) {
 	changes := testChanges()
-	stages, final := Transactions(IPv4, changes, 2)
+	stages, final := transactions(backend.IPv4, changes, 2)
 	if len(stages) != 3 {
 		t.Fatalf("%d stages of 5 created chains in batches of 2", len(stages))
 	}
 	made := map[string]bool{}
 	for i, tx := range stages {
-		if tx.Family != IPv4 || len(tx.Changes) > 2 {
+		if tx.Family != backend.IPv4 || len(tx.Changes) > 2 {
 			t.Fatalf("stage %d: %+v", i, tx)
 		}
 		for _, c := range tx.Changes {
-			if c.Action != Create || c.Builtin {
+			if c.Action != backend.Create || c.Builtin {
 				t.Fatalf("stage %d writes %s, which it does not create", i, c.Chain)
 			}
 			for _, r := range c.After {
@@ -61,9 +63,9 @@ func TestTransactionsStageCreationsInLoadableBatches(t *testing.T) {
 // in the final transaction: built-in chains first, created chains after
 // their targets, then the rest.
 func TestTransactionsWithoutStaging(t *testing.T) {
-	for _, batch := range []int{NoStaging, 0, 5} {
-		stages, final := Transactions(IPv6, testChanges(), batch)
-		if len(stages) != 0 || final.Family != IPv6 || len(final.Changes) != 8 {
+	for _, batch := range []int{backend.NoStaging, 0, 5} {
+		stages, final := transactions(backend.IPv6, testChanges(), batch)
+		if len(stages) != 0 || final.Family != backend.IPv6 || len(final.Changes) != 8 {
 			t.Fatalf("batch %d: %d stages, final %+v", batch, len(stages), final)
 		}
 		pos := map[string]int{}
