@@ -77,7 +77,7 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 	// From here on the file is a saved plan: every refusal of it is the
 	// run's (a refused document with --json, engineErrors' reason).
 	v := newCommitView(c, g)
-	p, digest, err := planner.UnmarshalPlan(data, kernel.Pure())
+	p, digest, err := planner.UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		if err := notAPlan("apply", file, data, err, "; nothing was changed"); err != nil {
 			return err

@@ -4,7 +4,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
@@ -37,7 +36,7 @@ func renderCommand() *ucli.Command {
 			}
 			for _, f := range backend.Families {
 				if rs, ok := res.Rulesets[f]; ok {
-					if err := kernel.Pure().WriteInput(c.App.Writer, rs, res.Options.Node); err != nil {
+					if err := h.Pure().WriteInput(c.App.Writer, rs, res.Options.Node); err != nil {
 						return err
 					}
 				}

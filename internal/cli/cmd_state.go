@@ -189,7 +189,7 @@ func showPlanFile(c *ucli.Context, file string) error {
 	if err != nil {
 		return notAPlan("show", file, nil, err, "")
 	}
-	p, digest, err := planner.UnmarshalPlan(data, kernel.Pure())
+	p, digest, err := planner.UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		if err := notAPlan("show", file, data, err, ""); err != nil {
 			return err

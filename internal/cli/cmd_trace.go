@@ -11,7 +11,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/engine"
-	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/trace"
 )
@@ -129,10 +128,12 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 		t := traced{Prefix: prefix}
 		if e.Addresses != nil {
 			if t.Local, err = e.Addresses(); err != nil {
-				return traced{}, fmt.Errorf("listing local addresses: %w", err)
+				// As for the planned rules: unread, the trace runs as if
+				// the node had no address, and says so.
+				t.Local, t.AddrErr, t.Addresses = nil, err, whoseAddresses(g)
 			}
 		}
-		t.Tracer = kernel.Tracer(live, t.Local, prefix)
+		t.Tracer = e.Tracer(live, t.Local, prefix)
 		return t, nil
 	}
 	cfg, err := loadConfig(c, g)
@@ -150,14 +151,7 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 	}
 	t := traced{Prefix: cfg.Settings.ChainPrefix, NodePorts: map[string]bool{}, Local: r.Options.LocalAddresses, AddrErr: r.AddrErr}
 	if h.Addresses != nil {
-		switch {
-		case len(g.LocalAddresses) > 0:
-			t.Addresses = localAddresses
-		case g.NetNS != "":
-			t.Addresses = "the addresses of namespace " + g.NetNS
-		default:
-			t.Addresses = thisMachine
-		}
+		t.Addresses = whoseAddresses(g)
 	}
 	for _, s := range cfg.Services {
 		for _, p := range s.Ports {
@@ -169,8 +163,19 @@ func traceHost(c *ucli.Context, g Globals, live bool) (traced, error) {
 			t.NodePorts["tcp/"+strconv.Itoa(s.HealthCheckNodePort)] = true
 		}
 	}
-	t.Tracer = kernel.Tracer(r.Rulesets, t.Local, t.Prefix)
+	t.Tracer = h.Tracer(r.Rulesets, t.Local, t.Prefix)
 	return t, nil
+}
+
+// whoseAddresses says whose addresses the host's are, for warnings.
+func whoseAddresses(g Globals) string {
+	switch {
+	case len(g.LocalAddresses) > 0:
+		return localAddresses
+	case g.NetNS != "":
+		return "the addresses of namespace " + g.NetNS
+	}
+	return thisMachine
 }
 
 // warn says on stderr when the question p looks wrong, as trace cannot

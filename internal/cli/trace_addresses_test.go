@@ -19,7 +19,7 @@ import (
 func TestTraceNodePortWarningNamesTheAddresses(t *testing.T) {
 	p := backend.Packet{Src: netip.MustParseAddr("192.0.2.9"), Dst: netip.MustParseAddr("203.0.113.9"), Proto: "tcp", DPort: 30080, Origin: backend.External}
 	local := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
-	ns := traced{Tracer: kernel.Tracer(nil, local, "SVCNAT"), Local: local, NodePorts: map[string]bool{"tcp/30080": true}, Addresses: "the addresses of namespace blue"}
+	ns := traced{Tracer: kernel.Tracer("", nil, local, "SVCNAT"), Local: local, NodePorts: map[string]bool{"tcp/30080": true}, Addresses: "the addresses of namespace blue"}
 	var w bytes.Buffer
 	ns.warn(&w, p, &backend.Result{})
 	if want := "svcnat: warning: 30080 is a node port, but 203.0.113.9 is not one of the addresses of namespace blue (10.0.0.1, fd00::1), so its rules (-m addrtype --dst-type LOCAL) do not match; give the node's addresses with --local-address\n"; w.String() != want {
@@ -79,7 +79,7 @@ func TestTraceReportsAddressErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	env.Stdout, env.Stderr = &stdout, &stderr
 	code = Run(env, append([]string{"--no-color", "--node", "n1", "--state-dir", h.stateDir, "-c", h.config}, append(question, "--live")...))
-	if want := "svcnat: error: listing local addresses: netlink: no reply\n"; code != ExitError || stdout.Len() > 0 || stderr.String() != want {
+	if want := "svcnat: warning: reading this machine's addresses: netlink: no reply; the trace takes the node to have none\n"; code != ExitOK || !strings.Contains(stdout.String(), "verdict: ") || !strings.HasPrefix(stderr.String(), want) {
 		t.Errorf("--live: exit %d, stdout %q, stderr\n%s\nwant\n%s", code, stdout.String(), stderr.String(), want)
 	}
 }

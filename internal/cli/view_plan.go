@@ -376,7 +376,7 @@ func (v *planJSON) PlanRefused(p *planner.Plan, refusal error) error {
 // refusal (nil: it would not): the plan --json document, and what the
 // human view renders.
 func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
-	s, d := p.Summary(), kernel.Pure().Describe(p.Planned())
+	s, d := p.Summary(), kernel.Pure(p.Backend).Describe(p.Planned())
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
 		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
 		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -24,7 +25,7 @@ func TestDestroyPlanFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := planner.UnmarshalPlan(data, pure())
+	saved, _, err := planner.UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		t.Fatalf("a destroy plan file is refused: %v", err)
 	}
@@ -39,7 +40,7 @@ func TestDestroyPlanFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := planner.UnmarshalPlan(marked, pure()); err == nil || !strings.Contains(err.Error(), "a destroy plan that wants rules") {
+	if _, _, err := planner.UnmarshalPlan(marked, kernel.Pure); err == nil || !strings.Contains(err.Error(), "a destroy plan that wants rules") {
 		t.Fatalf("a destroy plan that wants rules: %v", err)
 	}
 }

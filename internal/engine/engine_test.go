@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
@@ -231,7 +232,7 @@ func TestApplySavedPlanAndStalePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, digest, err := planner.UnmarshalPlan(data, pure())
+	saved, digest, err := planner.UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +246,7 @@ func TestApplySavedPlanAndStalePlan(t *testing.T) {
 	}
 	// The same plan again: the live rules are no longer its snapshot.
 	before := h.text(t)
-	again, _, _ := planner.UnmarshalPlan(data, pure())
+	again, _, _ := planner.UnmarshalPlan(data, kernel.Pure)
 	_, err = h.e.ApplySaved(context.Background(), again, digest)
 	var stale *StaleError
 	if !errors.As(err, &stale) || stale.Since.Empty() {
@@ -255,7 +256,7 @@ func TestApplySavedPlanAndStalePlan(t *testing.T) {
 		t.Fatal("a stale plan changed something")
 	}
 	// Another backend's plan, and a prefix svcnat may not own, are refused.
-	other, _, _ := planner.UnmarshalPlan(data, pure())
+	other, _, _ := planner.UnmarshalPlan(data, kernel.Pure)
 	other.Backend = "legacy"
 	if _, err := h.e.ApplySaved(context.Background(), other, digest); err == nil || !strings.Contains(err.Error(), "legacy backend") {
 		t.Fatalf("plan for another backend: %v", err)

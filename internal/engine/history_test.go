@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -191,5 +192,5 @@ func (h *testHost) inventory(t *testing.T) *backend.Inventory {
 		}
 		live[f] = rs
 	}
-	return pure().Inventory("SVCNAT", live)
+	return kernel.Pure("").Inventory("SVCNAT", live)
 }

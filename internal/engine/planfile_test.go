@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/rules"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -22,7 +23,7 @@ func savedWeb(t *testing.T, h *testHost) (*planner.Plan, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := planner.UnmarshalPlan(data, pure())
+	saved, _, err := planner.UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestSavedPlanFileEditedIsRefused(t *testing.T) {
 	if edited == string(data) {
 		t.Fatal("no DNAT to 10.64.1.2:80 in the plan file")
 	}
-	p, _, err := planner.UnmarshalPlan([]byte(edited), pure())
+	p, _, err := planner.UnmarshalPlan([]byte(edited), kernel.Pure)
 	if err == nil {
 		_, err = h.e.ApplySaved(context.Background(), p, "sha256:cfg")
 		t.Fatalf("an edited plan file was read (apply: %v)", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -275,7 +276,7 @@ func TestApplySavedRefusesWhatApplyRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _, err = planner.UnmarshalPlan(data, pure())
+		p, _, err = planner.UnmarshalPlan(data, kernel.Pure)
 		if err != nil {
 			t.Fatal(err)
 		}

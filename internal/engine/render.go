@@ -47,7 +47,7 @@ func (h *Host) Render(cfg *config.Config, f RenderFor) (*Rendered, error) {
 	if f.NoRandomFully {
 		opts.RandomFully = false
 	}
-	res, err := pure().Render(cfg, opts)
+	res, err := h.Pure().Render(cfg, opts)
 	if err != nil {
 		return nil, err
 	}

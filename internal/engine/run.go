@@ -12,6 +12,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -69,7 +70,7 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
 	// only by whoever does not recompute it (see CheckDesired).
-	if err := pure().CheckDesired(p.Prefix, p.Desired); err != nil {
+	if err := e.Pure().CheckDesired(p.Prefix, p.Desired); err != nil {
 		return nil, &PlanUnusableError{err}
 	}
 	if p.Destroy {
@@ -452,7 +453,7 @@ func (e *Engine) applyPlan(ctx context.Context, p *planner.Plan, live map[backen
 // terms.
 func staleFlows(p *planner.Plan) []conntrack.Flow {
 	var out []conntrack.Flow
-	for _, f := range pure().StaleUDP(p.Planned()) {
+	for _, f := range kernel.Pure(p.Backend).StaleUDP(p.Planned()) {
 		fl := conntrack.Flow{Protocol: "udp", OrigDst: f.VIP, OrigPort: f.Port, DNAT: f.Endpoint}
 		if !f.VIP.IsValid() {
 			fl.OrigPort = f.NodePort
@@ -581,7 +582,7 @@ func generationRules(d *state.Dir, st *state.State, gen int64) (map[backend.Fami
 	}
 	out := map[backend.Family]*backend.Ruleset{}
 	for f, b := range data {
-		rs, err := pure().Parse(f, bytes.NewReader(b))
+		rs, err := kernel.Pure(info.Backend).Parse(f, bytes.NewReader(b))
 		if err != nil {
 			return nil, &GenerationError{StateDir: d.Path(), Generation: gen, Err: fmt.Errorf("generation %d %s rules: %w", gen, f, err)}
 		}

@@ -37,7 +37,7 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Prefix: prefix, Backend: e.Kernel.Name(), Owned: pure().Inventory(prefix, live), StateDir: e.StateDir}
+	s := &Status{Prefix: prefix, Backend: e.Kernel.Name(), Owned: e.Pure().Inventory(prefix, live), StateDir: e.StateDir}
 	d, err := state.Open(e.StateDir)
 	if err != nil {
 		return nil, err

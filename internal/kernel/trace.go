@@ -7,9 +7,10 @@ import (
 	iptrace "github.com/svcnat/svcnat/internal/kernel/iptables/trace"
 )
 
-// Tracer is the tracer of rs — the iptables rules of each family, planned
-// or live, built-in chains included — on a host whose own addresses are
-// local; prefix names the chains svcnat owns, which its graph draws.
-func Tracer(rs map[backend.Family]*backend.Ruleset, local []netip.Addr, prefix string) backend.Tracer {
+// Tracer is the tracer of rs — the rules of each family, planned or live,
+// built-in chains included, of the backend called name (see Pure) — on a
+// host whose own addresses are local; prefix names the chains svcnat
+// owns, which its graph draws.
+func Tracer(name backend.Name, rs map[backend.Family]*backend.Ruleset, local []netip.Addr, prefix string) backend.Tracer {
 	return iptrace.Host{Rules: rs, Local: local, Prefix: prefix}
 }

@@ -51,7 +51,7 @@ func TestPlanBlockedByForeignJump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, _, err := UnmarshalPlan(data, kernel.Pure())
+	saved, _, err := UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		t.Fatal(err)
 	}

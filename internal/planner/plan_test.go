@@ -74,7 +74,7 @@ func TestPlanFileRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, digest, err := UnmarshalPlan(data, kernel.Pure())
+	q, digest, err := UnmarshalPlan(data, kernel.Pure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPlanFileRoundTrip(t *testing.T) {
 		t.Fatalf("round trip changed the plan: %+v vs %+v", q.Summary(), p.Summary())
 	}
 	tampered := strings.Replace(string(data), "10.64.1.2:80", "10.64.9.9:80", 1)
-	if _, _, err := UnmarshalPlan([]byte(tampered), kernel.Pure()); err == nil {
+	if _, _, err := UnmarshalPlan([]byte(tampered), kernel.Pure); err == nil {
 		t.Fatal("a tampered live snapshot was accepted")
 	}
 }

@@ -151,7 +151,7 @@ func TestSavedPlanRefusesRulesSvcnatNeverWrites(t *testing.T) {
 				t.Fatalf("no %q in the desired rules:\n%s", tc.old, pf.Desired["ipv4"])
 			}
 			pf.Desired["ipv4"] = strings.Replace(pf.Desired["ipv4"], tc.old, tc.new, 1)
-			_, _, err := UnmarshalPlan(encode(t, pf, true), kernel.Pure())
+			_, _, err := UnmarshalPlan(encode(t, pf, true), kernel.Pure)
 			var de *describe.DesiredRuleError
 			if !errors.As(err, &de) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want a *DesiredRuleError with %q", err, tc.want)
@@ -167,7 +167,7 @@ func TestSavedPlanRefusesRulesSvcnatNeverWrites(t *testing.T) {
 // from an edited one, so it is made again.
 func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 	pf := savedWeb(t)
-	if _, _, err := UnmarshalPlan(encode(t, pf, false), kernel.Pure()); err != nil {
+	if _, _, err := UnmarshalPlan(encode(t, pf, false), kernel.Pure); err != nil {
 		t.Fatalf("the plan as made: %v", err)
 	}
 	const dnat = "--to-destination 10.64.1.2:80"
@@ -185,7 +185,7 @@ func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			pf := savedWeb(t)
 			edit(&pf)
-			_, _, err := UnmarshalPlan(encode(t, pf, false), kernel.Pure())
+			_, _, err := UnmarshalPlan(encode(t, pf, false), kernel.Pure)
 			if err == nil || err.Error() != "the plan file was changed after it was made: it does not match the digest recorded in it" {
 				t.Fatalf("err = %v", err)
 			}
@@ -194,7 +194,7 @@ func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 	t.Run("no digest", func(t *testing.T) {
 		pf := savedWeb(t)
 		pf.FormatVersion, pf.Digest = 1, ""
-		_, _, err := UnmarshalPlan(encode(t, pf, false), kernel.Pure())
+		_, _, err := UnmarshalPlan(encode(t, pf, false), kernel.Pure)
 		if err == nil || err.Error() != "the plan was made by an earlier svcnat, which recorded no digest of it" {
 			t.Fatalf("err = %v", err)
 		}

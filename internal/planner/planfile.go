@@ -77,7 +77,9 @@ func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 // rules svcnat could not have written (the backend's CheckDesired, which
 // the digest, recomputable by whoever edits the file, cannot replace), and
 // a file whose recorded fingerprint does not match its own live snapshot.
-func UnmarshalPlan(data []byte, d backend.Pure) (*Plan, string, error) {
+// pureOf gives the pure part of the backend the plan was made on, which
+// reads its rules (kernel.Pure).
+func UnmarshalPlan(data []byte, pureOf func(backend.Name) backend.Pure) (*Plan, string, error) {
 	var pf planFile
 	if err := json.Unmarshal(data, &pf); err != nil {
 		return nil, "", fmt.Errorf("not a saved svcnat plan: %w", err)
@@ -95,6 +97,7 @@ func UnmarshalPlan(data []byte, d backend.Pure) (*Plan, string, error) {
 	if digest, err := planDigest(pf); err != nil || digest != pf.Digest {
 		return nil, "", fmt.Errorf("the plan file was changed after it was made: it does not match the digest recorded in it")
 	}
+	d := pureOf(pf.Backend)
 	desired, live := map[backend.Family]*backend.Ruleset{}, map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {
 		var err error

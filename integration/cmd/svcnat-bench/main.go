@@ -204,7 +204,7 @@ func (b *bencher) floor(be, cfg string) (measurement, error) {
 	if diags.HasErrors() {
 		return measurement{}, diags
 	}
-	res, err := kernel.Pure().Render(c, backend.RenderOptions{Node: bench.Node, RandomFully: true})
+	res, err := kernel.Pure(backend.Name(be)).Render(c, backend.RenderOptions{Node: bench.Node, RandomFully: true})
 	if err != nil {
 		return measurement{}, err
 	}

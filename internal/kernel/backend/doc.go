@@ -1,6 +1,6 @@
 // Package backend is the seam between svcnat and a kernel rule backend:
-// the types and interfaces a backend implements, and the pure part every
-// backend shares. It holds no backend: the iptables one lives under
+// the types and interfaces a backend implements, and the object model
+// every backend shares. It holds no backend: the iptables one lives under
 // internal/kernel/iptables, and internal/kernel is the one place that
 // chooses and opens one. The engine, the applier and the daemon work
 // through a Kernel and never learn which backend it is.
