@@ -213,9 +213,9 @@ func detailWords(ds []backend.Detail) []string {
 			what = "rules of " + d.Value
 		}
 		switch d.Change {
-		case backend.Added:
+		case backend.DetailAdded:
 			what += " added"
-		case backend.Removed:
+		case backend.DetailRemoved:
 			what += " removed"
 		default:
 			what += " changed"

@@ -171,12 +171,12 @@ func summarize(v vocab.Vocab, changes []backend.ChainChange, service []string, w
 					continue
 				}
 				w := found[svc][k]
-				ch := backend.Removed
+				ch := backend.DetailRemoved
 				switch {
 				case w.added && w.removed:
-					ch = backend.Changed
+					ch = backend.DetailChanged
 				case w.added:
-					ch = backend.Added
+					ch = backend.DetailAdded
 				}
 				sc.Details = append(sc.Details, backend.Detail{Subject: k.s, Value: k.value, Change: ch})
 			}

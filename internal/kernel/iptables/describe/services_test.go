@@ -131,7 +131,7 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 			}
 		}
 	}
-	removed := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Removed}}
+	removed := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.DetailRemoved}}
 	if len(d.Services) != 1 || d.Services[0].Name != "kube-system/dns" || d.Services[0].Action != backend.Update ||
 		!slices.Equal(d.Services[0].Details, removed) {
 		t.Fatalf("services %+v", d.Services)
@@ -139,7 +139,7 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 	// And the other way round: the endpoint comes back.
 	p = planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDP)},
 		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDPWithoutD1)})
-	added := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Added}}
+	added := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.DetailAdded}}
 	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(svcs[0].Details, added) {
 		t.Fatalf("services %+v", svcs)
 	}
@@ -160,7 +160,7 @@ func TestPlanSummaryNamesAddresses(t *testing.T) {
 	desired := strings.ReplaceAll(live, "10.0.0.1/32", "10.0.0.2/32")
 	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, desired).Owned("SN")},
 		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
-	want := []backend.Detail{{Subject: backend.SubjectClusterIP, Value: "10.0.0.1:80/tcp", Change: backend.Removed}, {Subject: backend.SubjectClusterIP, Value: "10.0.0.2:80/tcp", Change: backend.Added}}
+	want := []backend.Detail{{Subject: backend.SubjectClusterIP, Value: "10.0.0.1:80/tcp", Change: backend.DetailRemoved}, {Subject: backend.SubjectClusterIP, Value: "10.0.0.2:80/tcp", Change: backend.DetailAdded}}
 	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(sortedDetails(svcs[0].Details), want) {
 		t.Fatalf("services %+v, want details %+v", svcs, want)
 	}
