@@ -311,23 +311,6 @@ func diffOp(t diffmatchpatch.Operation) DiffOp {
 // whole: a true diff, if not the shortest.
 const maxDiffLines = 2000
 
-// RuleDiffText is RuleDiff over text, one rule a line.
-func RuleDiffText(before, after string) []DiffLine {
-	dmp := diffmatchpatch.New()
-	a, b, lines := dmp.DiffLinesToRunes(before, after)
-	diffs := dmp.DiffCharsToLines(lineDiffs(dmp, a, b), lines)
-	var out []DiffLine
-	for _, d := range diffs {
-		op := diffOp(d.Type)
-		for _, l := range strings.SplitAfter(d.Text, "\n") {
-			if l = strings.TrimSuffix(l, "\n"); l != "" {
-				out = append(out, DiffLine{Op: op, Text: l})
-			}
-		}
-	}
-	return out
-}
-
 // lineDiffs diffs a and b, one rune a line (DiffLinesToRunes): go-diff's
 // Myers diff when at most maxDiffLines lines differ around the common
 // head and tail, else the lines between them removed and added whole.
