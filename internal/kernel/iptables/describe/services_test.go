@@ -54,7 +54,7 @@ var largeUDPWithoutD1 = strings.NewReplacer(
 ).Replace(largeUDP)
 
 func TestServiceIndexResolvesUncommentedChainsThroughReferrers(t *testing.T) {
-	idx := ServiceIndex("SN", parse(t, largeUDP))
+	idx := serviceIndex("SN", parse(t, largeUDP))
 	for _, c := range []string{"SN-SVC-D", "SN-EXT-D", "SN-SVL-D", "SN-SEP-D1", "SN-SEP-D2"} {
 		if got := idx["nat/"+c]; got != "kube-system/dns" {
 			t.Errorf("%s: service %q, want kube-system/dns", c, got)
@@ -69,7 +69,7 @@ func TestServiceIndexResolvesUncommentedChainsThroughReferrers(t *testing.T) {
 }
 
 func TestServiceIndexOwnCommentsAndConflicts(t *testing.T) {
-	idx := ServiceIndex("SN", parse(t, live))
+	idx := serviceIndex("SN", parse(t, live))
 	for _, c := range []string{"SN-SVC-AAA", "SN-SEP-A1", "SN-SEP-A2"} {
 		if got := idx["nat/"+c]; got != "default/web" {
 			t.Errorf("%s: service %q, want default/web", c, got)
@@ -80,7 +80,7 @@ func TestServiceIndexOwnCommentsAndConflicts(t *testing.T) {
 	}
 	// A SEP chain reached from two services' chains belongs to neither; a
 	// loop of uncommented chains resolves to nothing and terminates.
-	idx = ServiceIndex("SN", parse(t, `*nat
+	idx = serviceIndex("SN", parse(t, `*nat
 :SN-SERVICES - [0:0]
 :SN-SVC-A - [0:0]
 :SN-SVC-B - [0:0]
