@@ -69,31 +69,31 @@ func TestRuleDiffSides(t *testing.T) {
 		if tc.after != "" {
 			after = ruleList(t, tc.after)
 		}
-		c := ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
+		c := backend.ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
 		var gotBefore, gotAfter strings.Builder
-		var first DiffOp
+		var first backend.DiffOp
 		added, removed := 0, 0
 		for op, r := range c.Lines() {
 			if first == 0 {
 				first = op
 			}
 			switch op {
-			case DiffInsert:
+			case backend.DiffInsert:
 				added++
-			case DiffDelete:
+			case backend.DiffDelete:
 				removed++
 			}
-			if op != DiffInsert {
+			if op != backend.DiffInsert {
 				gotBefore.WriteString(r.String() + "\n")
 			}
-			if op != DiffDelete {
+			if op != backend.DiffDelete {
 				gotAfter.WriteString(r.String() + "\n")
 			}
 		}
 		if gotBefore.String() != tc.before || gotAfter.String() != tc.after {
 			t.Errorf("%s: the diff does not give back both sides", tc.name)
 		}
-		if before != nil && after != nil && first != DiffEqual {
+		if before != nil && after != nil && first != backend.DiffEqual {
 			t.Errorf("%s: the common first line is shown as %c, want unchanged", tc.name, first)
 		}
 		if c.Added() != added || c.Removed() != removed {
