@@ -305,12 +305,8 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			fam := backend.IPv4
-			switch c.String("family") {
-			case "ipv4":
-			case "ipv6":
-				fam = backend.IPv6
-			default:
+			fam, ok := backend.ParseFamily(c.String("family"))
+			if !ok {
 				return fmt.Errorf("--family %q: want ipv4 or ipv6", c.String("family"))
 			}
 			gr, err := in.Graph(fam, c.String("service"))

@@ -319,12 +319,8 @@ func newJSONFamily(f backend.Family) jsonFamily { return jsonFamily(f.Key()) }
 
 // family is the family f names (0 for none).
 func (f jsonFamily) family() backend.Family {
-	for _, fam := range backend.Families {
-		if fam.Key() == string(f) {
-			return fam
-		}
-	}
-	return 0
+	fam, _ := backend.ParseFamily(string(f))
+	return fam
 }
 
 // jsonAction is an action as plan --json names it: "create".

@@ -48,16 +48,6 @@ func (ct createdTables) save(d *state.Dir) error {
 	return nil
 }
 
-// familyByKey is the family whose Key is key.
-func familyByKey(key string) (backend.Family, bool) {
-	for _, f := range backend.Families {
-		if f.Key() == key {
-			return f, true
-		}
-	}
-	return 0, false
-}
-
 // tableKey names a table in createdTablesFile.
 func tableKey(f backend.Family, table string) string { return f.Key() + " " + table }
 
@@ -136,7 +126,7 @@ func (e *Engine) removeCreatedTables(d *state.Dir) ([]string, error) {
 	var removed []string
 	for _, k := range ct[name] {
 		key, table, _ := strings.Cut(k, " ")
-		f, ok := familyByKey(key)
+		f, ok := backend.ParseFamily(key)
 		if !ok {
 			continue
 		}
