@@ -20,7 +20,7 @@ const OpRepair Op = "repair"
 // recorded rules again, when something (a flush, a firewalld reload, a
 // reboot that restored none) changed them: a daemon that may not apply
 // its configuration still keeps the rules in force. It goes through the
-// same commit as every apply — the lock, the staged restores, the
+// same commit as every apply — the lock, the staged transactions, the
 // verification, the rollback on a failure — but records nothing: the
 // rules are the ones the record names, and the record (a revert's marker
 // above all) must stay as it is. prefix is the chain prefix to use when

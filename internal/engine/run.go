@@ -313,8 +313,8 @@ func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) 
 // endpoints, and records the new generation.
 //
 // It records too which state directory wrote the chains in this network
-// namespace last (see noteOwner), and, before the restores, which chains
-// it creates (see noteIntent).
+// namespace last (see noteOwner), and, before the transactions, which
+// chains it creates (see noteIntent).
 func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[backend.Family]*backend.Ruleset, digest string, approved bool) (*Result, error) {
 	res, err := e.commitRules(ctx, op, d, st, p, live, digest, approved)
 	if err != nil {

@@ -53,8 +53,8 @@ func tableKey(f backend.Family, table string) string { return f.Key() + " " + ta
 
 // noteCreatedTables records, before a commit writes desired over live
 // (the whole live dump), the tables the commit will create: those desired
-// has rules in and live lacks. It is written before the restore, so that
-// a commit killed half way still leaves the record.
+// has rules in and live lacks. It is written before the transactions, so
+// that a commit killed half way still leaves the record.
 func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[backend.Family]*backend.Ruleset) error {
 	name := e.Kernel.Name()
 	var fresh []string

@@ -30,7 +30,7 @@ type Plan struct {
 	Blocked []Blocked
 
 	// ChainService maps the desired per-service chains to the services
-	// they serve, when the renderer made them (render.Result.ChainService);
+	// they serve, when the renderer made them (backend.Rendered.ChainService);
 	// nil otherwise. Describe uses it instead of guessing back from the
 	// rules what the renderer knew.
 	ChainService map[string]string

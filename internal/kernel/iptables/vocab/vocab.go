@@ -1,7 +1,8 @@
 // Package vocab is kube-proxy's vocabulary, in one place: the names it
 // gives chains (prefix, kind and hash), the comments it writes on rules,
 // and the way back from a live chain name or comment to its kind and its
-// service. render writes rules with it; planner reads live rules with it.
+// service. render writes rules with it; describe and trace read live rules
+// with it.
 // It knows nothing of configurations, kernels or output.
 package vocab
 
