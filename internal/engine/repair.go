@@ -47,8 +47,8 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		if st.Generation == 0 {
 			return nil // nothing recorded: nothing to keep
 		}
-		if backend := e.Kernel.Name(); st.Backend != "" && st.Backend != backend {
-			return fmt.Errorf("generation %d was applied with the %s backend, this host uses %s; nothing was changed", st.Generation, st.Backend, backend)
+		if name := e.Kernel.Name(); st.Backend != "" && st.Backend != name {
+			return fmt.Errorf("generation %d was applied with the %s backend, this host uses %s; nothing was changed", st.Generation, st.Backend, name)
 		}
 		// generationRules refuses files that are not the recorded
 		// rules: better nothing than rules no generation describes.

@@ -64,8 +64,8 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	if !config.ValidChainPrefix(p.Prefix) {
 		return nil, &PlanUnusableError{fmt.Errorf("the plan's chain prefix %q is not one svcnat may own", p.Prefix)}
 	}
-	if backend := e.Kernel.Name(); backend != p.Backend {
-		return nil, &PlanBackendError{Plan: p.Backend, Host: backend}
+	if name := e.Kernel.Name(); name != p.Backend {
+		return nil, &PlanBackendError{Plan: p.Backend, Host: name}
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
 	// only by whoever does not recompute it (see CheckDesired).
