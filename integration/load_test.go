@@ -404,7 +404,7 @@ func (k *trKill) run(t *testing.T, iterations int, duringRestore bool) {
 	trGet(t, tl.Client.NS, trURL("10.32.32.21", 80), "default/svc-20 10.32.32.21:80 after the kills")
 }
 
-// trTables splits planner.Text output into its tables ("*nat" ... COMMIT).
+// trTables splits backend.Ruleset.Text output into its tables ("*nat" ... COMMIT).
 func trTables(text string) map[string]string {
 	out := map[string]string{}
 	table := ""

@@ -143,7 +143,7 @@ func (tl *trafficLab) apply(t testing.TB, extra []string, services ...trService)
 }
 
 // owned is the text of the live IPv4 rules svcnat owns in the node
-// namespace, in the planner's canonical form.
+// namespace, in the canonical form (backend.Ruleset.Text).
 func (tl *trafficLab) owned(t testing.TB) string {
 	t.Helper()
 	return tl.live(t, backend.IPv4).Owned(trPrefix).Text()

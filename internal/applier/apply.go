@@ -162,7 +162,7 @@ func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options
 // more (a cold start) with one full save per family.
 func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, listLimit int) error {
 	for _, f := range backend.Families {
-		var touched []planner.ChainChange
+		var touched []backend.ChainChange
 		for _, c := range p.Changes {
 			if c.Family == f {
 				touched = append(touched, c)
@@ -199,12 +199,12 @@ func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backen
 
 // verifyChain checks one touched chain as read back (got, and whether it
 // exists) against the change that touched it.
-func verifyChain(prefix string, c planner.ChainChange, got []backend.Rule, exists bool, before *backend.Ruleset) error {
+func verifyChain(prefix string, c backend.ChainChange, got []backend.Rule, exists bool, before *backend.Ruleset) error {
 	if !c.Builtin {
 		switch {
-		case c.Action == planner.Delete && exists:
+		case c.Action == backend.Delete && exists:
 			return fmt.Errorf("the plan deletes it, but it is still there")
-		case c.Action == planner.Delete:
+		case c.Action == backend.Delete:
 			return nil
 		case !exists:
 			return fmt.Errorf("the plan writes it, but it is not there")

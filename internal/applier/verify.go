@@ -11,10 +11,10 @@ import (
 // planner's own rule diff.
 func ruleDiff(want, got []backend.Rule) string { return changedLines(planner.RuleDiff(want, got)) }
 
-func changedLines(ds []planner.DiffLine) string {
+func changedLines(ds []backend.DiffLine) string {
 	var b strings.Builder
 	for _, d := range ds {
-		if d.Op != planner.DiffEqual {
+		if d.Op != backend.DiffEqual {
 			b.WriteString(string(d.Op) + " " + d.Text + "\n")
 		}
 	}

@@ -69,7 +69,7 @@ func packetFlags(c *ucli.Context) (backend.Packet, error) {
 	if p.Dst, err = netip.ParseAddr(c.String("dst")); err != nil {
 		return p, fmt.Errorf("--dst %q is not an IP address", c.String("dst"))
 	}
-	if p.Origin != backend.External && p.Origin != backend.Local {
+	if p.Origin != backend.OriginExternal && p.Origin != backend.OriginLocal {
 		return p, withHint(fmt.Errorf("--origin %q", p.Origin), "use --origin external or local")
 	}
 	if p.DPort < 1 || p.DPort > 65535 {
@@ -78,7 +78,7 @@ func packetFlags(c *ucli.Context) (backend.Packet, error) {
 	if i := p.InInterface; c.IsSet("in-interface") && (i == "" || len(i) > 15 || strings.ContainsAny(i, " /+!")) {
 		return p, fmt.Errorf("--in-interface %q is not an interface name", i)
 	}
-	if p.InInterface != "" && p.Origin != backend.External {
+	if p.InInterface != "" && p.Origin != backend.OriginExternal {
 		return p, withHint(fmt.Errorf("--in-interface with --origin %s", p.Origin), "--in-interface names where a packet from outside arrives; a local packet needs none")
 	}
 	if p.InInterface == "lo" {
@@ -310,12 +310,8 @@ func graphCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			fam := backend.IPv4
-			switch c.String("family") {
-			case "ipv4":
-			case "ipv6":
-				fam = backend.IPv6
-			default:
+			fam, ok := backend.ParseFamily(c.String("family"))
+			if !ok {
 				return fmt.Errorf("--family %q: want ipv4 or ipv6", c.String("family"))
 			}
 			gr, err := in.Graph(fam, c.String("service"))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -18,8 +19,17 @@ var flagValues = map[string][]string{
 	"proto":      {"tcp", "udp", "sctp"},
 	"origin":     {"external", "local"},
 	"format":     {"dot", "mermaid"},
-	"family":     {"ipv4", "ipv6"},
+	"family":     familyKeys(),
 	"log-format": {"text", "json"},
+}
+
+// familyKeys are the families' keys, the values of --family.
+func familyKeys() []string {
+	var out []string
+	for _, f := range backend.Families {
+		out = append(out, f.Key())
+	}
+	return out
 }
 
 // argValues are the arguments a command takes, for completion.

@@ -1,6 +1,6 @@
 package cli
 
-import "github.com/svcnat/svcnat/internal/planner"
+import "github.com/svcnat/svcnat/internal/kernel/backend"
 
 // style colours output on a terminal; every glyph and colour lives here.
 type style struct{ on bool }
@@ -26,17 +26,17 @@ func (s style) wrap(code, text string) string {
 func (s style) bold(t string) string { return s.wrap(ansiBold, t) }
 func (s style) dim(t string) string  { return s.wrap(ansiDim, t) }
 
-func (s style) color(a planner.Action, t string) string {
+func (s style) color(a backend.Action, t string) string {
 	switch a {
-	case planner.Create:
+	case backend.Create:
 		return s.wrap(ansiGreen, t)
-	case planner.Delete:
+	case backend.Delete:
 		return s.wrap(ansiRed, t)
-	case planner.Update:
+	case backend.Update:
 		return s.wrap(ansiYellow, t)
 	}
 	return t
 }
 
 // glyph is the action's one-character mark, coloured.
-func (s style) glyph(a planner.Action) string { return s.color(a, string(rune(a))) }
+func (s style) glyph(a backend.Action) string { return s.color(a, string(rune(a))) }

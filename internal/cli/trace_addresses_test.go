@@ -17,7 +17,7 @@ import (
 // with, wherever they came from, and suggests --local-address only when
 // it was not given.
 func TestTraceNodePortWarningNamesTheAddresses(t *testing.T) {
-	p := backend.Packet{Src: netip.MustParseAddr("192.0.2.9"), Dst: netip.MustParseAddr("203.0.113.9"), Proto: "tcp", DPort: 30080, Origin: backend.External}
+	p := backend.Packet{Src: netip.MustParseAddr("192.0.2.9"), Dst: netip.MustParseAddr("203.0.113.9"), Proto: "tcp", DPort: 30080, Origin: backend.OriginExternal}
 	local := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
 	ns := traced{Tracer: kernel.Tracer("", nil, local, "SVCNAT"), Local: local, NodePorts: map[string]bool{"tcp/30080": true}, Addresses: "the addresses of namespace blue"}
 	var w bytes.Buffer

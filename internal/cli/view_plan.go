@@ -124,14 +124,14 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 		}
 		fmt.Fprintln(w, head)
 		hidden := 0
-		for op, r := range (planner.ChainChange{Before: c.Before, After: c.After, Diff: c.diff}).Lines() {
+		for op, r := range (backend.ChainChange{Before: c.Before, After: c.After, Diff: c.diff}).Lines() {
 			switch op {
-			case planner.DiffEqual:
+			case backend.DiffEqual:
 				hidden++
-			case planner.DiffInsert:
-				fmt.Fprintln(w, "      "+st.color(planner.Create, "+ "+r.String()))
-			case planner.DiffDelete:
-				fmt.Fprintln(w, "      "+st.color(planner.Delete, "- "+r.String()))
+			case backend.DiffInsert:
+				fmt.Fprintln(w, "      "+st.color(backend.Create, "+ "+r.String()))
+			case backend.DiffDelete:
+				fmt.Fprintln(w, "      "+st.color(backend.Delete, "- "+r.String()))
 			}
 		}
 		if hidden > 0 {
@@ -140,9 +140,9 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 	}
 	if len(p.Blocked) > 0 {
 		fmt.Fprintf(w, "\n%s svcnat %s will refuse this plan: rules svcnat does not own jump into chains it deletes, and svcnat never edits them:\n",
-			st.color(planner.Delete, "Blocked:"), v.op)
+			st.color(backend.Delete, "Blocked:"), v.op)
 		for _, b := range p.Blocked {
-			fmt.Fprintln(w, "  "+st.color(planner.Delete, b.blocked().String()))
+			fmt.Fprintln(w, "  "+st.color(backend.Delete, b.blocked().String()))
 		}
 	}
 	writeInterrupted(w, st, lefts(p.Interrupted), "this plan uses those the configuration wants and removes the rest")
@@ -213,9 +213,9 @@ func detailWords(ds []backend.Detail) []string {
 			what = "rules of " + d.Value
 		}
 		switch d.Change {
-		case backend.Added:
+		case backend.DetailAdded:
 			what += " added"
-		case backend.Removed:
+		case backend.DetailRemoved:
 			what += " removed"
 		default:
 			what += " changed"
@@ -309,7 +309,7 @@ type jsonChange struct {
 	Before  jsonRuleLines `json:"before"`
 	After   jsonRuleLines `json:"after"`
 
-	diff []planner.DiffRun // the plan's diff of Before and After, for a person
+	diff []backend.DiffRun // the plan's diff of Before and After, for a person
 }
 
 // jsonFamily is a family as plan --json names it: "ipv4".
@@ -319,20 +319,16 @@ func newJSONFamily(f backend.Family) jsonFamily { return jsonFamily(f.Key()) }
 
 // family is the family f names (0 for none).
 func (f jsonFamily) family() backend.Family {
-	for _, fam := range backend.Families {
-		if fam.Key() == string(f) {
-			return fam
-		}
-	}
-	return 0
+	fam, _ := backend.ParseFamily(string(f))
+	return fam
 }
 
 // jsonAction is an action as plan --json names it: "create".
 type jsonAction string
 
 // action is the action a names (0 for none).
-func (a jsonAction) action() planner.Action {
-	for _, act := range []planner.Action{planner.Create, planner.Update, planner.Delete} {
+func (a jsonAction) action() backend.Action {
+	for _, act := range []backend.Action{backend.Create, backend.Update, backend.Delete} {
 		if act.String() == string(a) {
 			return act
 		}

@@ -101,7 +101,7 @@ func (e *Engine) canaries(prefix string, missing []Canary, change func(missing b
 	for _, f := range backend.Families {
 		tx := &backend.Transaction{Family: f}
 		for _, t := range canaryTables {
-			c := &backend.ChainChange{Table: t, Chain: backend.Canary(prefix)}
+			c := &backend.ChainChange{Family: f, Table: t, Chain: backend.Canary(prefix)}
 			if change(slices.Contains(missing, Canary{f, t}), c) {
 				tx.Changes = append(tx.Changes, c)
 			}

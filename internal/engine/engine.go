@@ -3,7 +3,7 @@
 // against the live rules), and the commands that change rules — apply from
 // the configuration, apply of a saved plan, rollback and destroy. One run
 // of those owns the whole apply workflow: the state lock (bounded), the
-// staged and final restores, verification, rollback on a failure or a
+// staged and final transactions, verification, rollback on a failure or a
 // signal, the conntrack cleanup and the generation record.
 //
 // It takes plain values — a Host (the kernel's rules, a conntrack cleaner,

@@ -19,7 +19,7 @@ import (
 )
 
 // One kernel, one svcnat: two state directories that write the rules of
-// one network namespace at once interleave their restores, and each
+// one network namespace at once interleave their transactions, and each
 // rolls back what the other did. So every run that changes rules also
 // holds a lock of the namespace, whatever its state directory, in the
 // runtime directory (Host.RuntimeDir), and the namespace keeps a record

@@ -28,9 +28,9 @@ import (
 
 // intentFile, in the state directory, lists the chains ("IPv4 nat
 // SVCNAT-SVC-X") applies of this state directory began to create and did
-// not record yet. A commit writes it before its first restore, so that the
-// chains a kill -9 leaves are still provably svcnat's, and the next apply
-// clears them; the next recorded generation empties it.
+// not record yet. A commit writes it before its first transaction, so
+// that the chains a kill -9 leaves are still provably svcnat's, and the
+// next apply clears them; the next recorded generation empties it.
 const intentFile = "applying.json"
 
 // intent is the content of intentFile.

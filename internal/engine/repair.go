@@ -20,7 +20,7 @@ const OpRepair Op = "repair"
 // recorded rules again, when something (a flush, a firewalld reload, a
 // reboot that restored none) changed them: a daemon that may not apply
 // its configuration still keeps the rules in force. It goes through the
-// same commit as every apply — the lock, the staged restores, the
+// same commit as every apply — the lock, the staged transactions, the
 // verification, the rollback on a failure — but records nothing: the
 // rules are the ones the record names, and the record (a revert's marker
 // above all) must stay as it is. prefix is the chain prefix to use when
@@ -47,8 +47,8 @@ func (e *Engine) RepairRecorded(ctx context.Context, prefix string) (*Result, er
 		if st.Generation == 0 {
 			return nil // nothing recorded: nothing to keep
 		}
-		if backend := e.Kernel.Name(); st.Backend != "" && st.Backend != backend {
-			return fmt.Errorf("generation %d was applied with the %s backend, this host uses %s; nothing was changed", st.Generation, st.Backend, backend)
+		if name := e.Kernel.Name(); st.Backend != "" && st.Backend != name {
+			return fmt.Errorf("generation %d was applied with the %s backend, this host uses %s; nothing was changed", st.Generation, st.Backend, name)
 		}
 		// generationRules refuses files that are not the recorded
 		// rules: better nothing than rules no generation describes.

@@ -65,8 +65,8 @@ func (e *Engine) ApplySaved(ctx context.Context, p *planner.Plan, configDigest s
 	if !config.ValidChainPrefix(p.Prefix) {
 		return nil, &PlanUnusableError{fmt.Errorf("the plan's chain prefix %q is not one svcnat may own", p.Prefix)}
 	}
-	if backend := e.Kernel.Name(); backend != p.Backend {
-		return nil, &PlanBackendError{Plan: p.Backend, Host: backend}
+	if name := e.Kernel.Name(); name != p.Backend {
+		return nil, &PlanBackendError{Plan: p.Backend, Host: name}
 	}
 	// Its desired rules too: the digest of a plan file stops an edit
 	// only by whoever does not recompute it (see CheckDesired).
@@ -314,8 +314,8 @@ func (e *Engine) lock(ctx context.Context, d *state.Dir, timeout time.Duration) 
 // endpoints, and records the new generation.
 //
 // It records too which state directory wrote the chains in this network
-// namespace last (see noteOwner), and, before the restores, which chains
-// it creates (see noteIntent).
+// namespace last (see noteOwner), and, before the transactions, which
+// chains it creates (see noteIntent).
 func (e *Engine) commit(ctx context.Context, op Op, d *state.Dir, st *state.State, p *planner.Plan, live map[backend.Family]*backend.Ruleset, digest string, approved bool) (*Result, error) {
 	res, err := e.commitRules(ctx, op, d, st, p, live, digest, approved)
 	if err != nil {

@@ -48,23 +48,13 @@ func (ct createdTables) save(d *state.Dir) error {
 	return nil
 }
 
-// familyByKey is the family whose Key is key.
-func familyByKey(key string) (backend.Family, bool) {
-	for _, f := range backend.Families {
-		if f.Key() == key {
-			return f, true
-		}
-	}
-	return 0, false
-}
-
 // tableKey names a table in createdTablesFile.
 func tableKey(f backend.Family, table string) string { return f.Key() + " " + table }
 
 // noteCreatedTables records, before a commit writes desired over live
 // (the whole live dump), the tables the commit will create: those desired
-// has rules in and live lacks. It is written before the restore, so that
-// a commit killed half way still leaves the record.
+// has rules in and live lacks. It is written before the transactions, so
+// that a commit killed half way still leaves the record.
 func (e *Engine) noteCreatedTables(d *state.Dir, desired, live map[backend.Family]*backend.Ruleset) error {
 	name := e.Kernel.Name()
 	var fresh []string
@@ -136,7 +126,7 @@ func (e *Engine) removeCreatedTables(d *state.Dir) ([]string, error) {
 	var removed []string
 	for _, k := range ct[name] {
 		key, table, _ := strings.Cut(k, " ")
-		f, ok := familyByKey(key)
+		f, ok := backend.ParseFamily(key)
 		if !ok {
 			continue
 		}

@@ -2,7 +2,6 @@ package planner
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -35,28 +34,70 @@ func probabilityChain(n int, skip int) string {
 	return b.String()
 }
 
-// TestRuleDiffTextSides checks that a diff gives back both texts (equal
-// and removed lines the first, equal and added lines the second), for a
-// small change and for one that rewrites thousands of lines, where the
-// diff shows the lines between the common head and tail whole.
-func TestRuleDiffTextSides(t *testing.T) {
-	for _, n := range []int{10, 3000} {
-		before, after := probabilityChain(n, -1), probabilityChain(n, n-1)
-		diff := RuleDiffText(before, after)
+// ruleList parses text, one "-A chain args" rule a line, into rules.
+func ruleList(tb testing.TB, text string) []backend.Rule {
+	var out []backend.Rule
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		toks, err := rules.Tokenize(l)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, backend.Rule{Chain: toks[1], Args: toks[2:]})
+	}
+	return out
+}
+
+// TestRuleDiffSides checks that the lines of the runs a plan stores give
+// back both rule lists (equal and removed lines the first, equal and
+// added lines the second) and count what they show, for a chain changed
+// a little, one rewritten whole (thousands of lines, where the diff shows
+// the lines between the common head and tail whole), created and deleted.
+func TestRuleDiffSides(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after string
+	}{
+		{"changed", probabilityChain(10, -1), probabilityChain(10, 4)},
+		{"rewritten", probabilityChain(3000, -1), probabilityChain(3000, 2999)},
+		{"created", "", probabilityChain(5, -1)},
+		{"deleted", probabilityChain(5, -1), ""},
+	} {
+		var before, after []backend.Rule
+		if tc.before != "" {
+			before = ruleList(t, tc.before)
+		}
+		if tc.after != "" {
+			after = ruleList(t, tc.after)
+		}
+		c := backend.ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
 		var gotBefore, gotAfter strings.Builder
-		for _, l := range diff {
-			if l.Op != DiffInsert {
-				gotBefore.WriteString(l.Text + "\n")
+		var first backend.DiffOp
+		added, removed := 0, 0
+		for op, r := range c.Lines() {
+			if first == 0 {
+				first = op
 			}
-			if l.Op != DiffDelete {
-				gotAfter.WriteString(l.Text + "\n")
+			switch op {
+			case backend.DiffInsert:
+				added++
+			case backend.DiffDelete:
+				removed++
+			}
+			if op != backend.DiffInsert {
+				gotBefore.WriteString(r.String() + "\n")
+			}
+			if op != backend.DiffDelete {
+				gotAfter.WriteString(r.String() + "\n")
 			}
 		}
-		if gotBefore.String() != before || gotAfter.String() != after {
-			t.Errorf("n=%d: the diff does not give back both texts", n)
+		if gotBefore.String() != tc.before || gotAfter.String() != tc.after {
+			t.Errorf("%s: the diff does not give back both sides", tc.name)
 		}
-		if diff[0].Op != DiffEqual {
-			t.Errorf("n=%d: the common first line is shown as %c, want unchanged", n, diff[0].Op)
+		if before != nil && after != nil && first != backend.DiffEqual {
+			t.Errorf("%s: the common first line is shown as %c, want unchanged", tc.name, first)
+		}
+		if c.Added() != added || c.Removed() != removed {
+			t.Errorf("%s: counts %d added, %d removed; the lines show %d, %d", tc.name, c.Added(), c.Removed(), added, removed)
 		}
 	}
 }
@@ -65,54 +106,8 @@ func TestRuleDiffTextSides(t *testing.T) {
 // (config.MaxServiceEndpoints) against itself without its last endpoint:
 // every probability changes, the case whose cost Myers' diff squares.
 func BenchmarkRuleDiffServiceChain(b *testing.B) {
-	before, after := probabilityChain(5000, -1), probabilityChain(5000, 4999)
+	before, after := ruleList(b, probabilityChain(5000, -1)), ruleList(b, probabilityChain(5000, 4999))
 	for i := 0; i < b.N; i++ {
-		RuleDiffText(before, after)
-	}
-}
-
-// TestRuleRunsAreTheTextDiff checks that the runs a plan stores are the
-// diff the text differ makes, line for line, for a chain changed a little,
-// rewritten whole, created and deleted; and that they count what they show.
-func TestRuleRunsAreTheTextDiff(t *testing.T) {
-	ruleList := func(text string) []backend.Rule {
-		var out []backend.Rule
-		for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-			toks, err := rules.Tokenize(l)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, backend.Rule{Chain: toks[1], Args: toks[2:]})
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		name          string
-		before, after []backend.Rule
-	}{
-		{"changed", ruleList(probabilityChain(10, -1)), ruleList(probabilityChain(10, 4))},
-		{"rewritten", ruleList(probabilityChain(3000, -1)), ruleList(probabilityChain(3000, 2999))},
-		{"created", nil, ruleList(probabilityChain(5, -1))},
-		{"deleted", ruleList(probabilityChain(5, -1)), nil},
-	} {
-		c := ChainChange{Before: tc.before, After: tc.after, Diff: RuleRuns(tc.before, tc.after)}
-		var got []DiffLine
-		added, removed := 0, 0
-		for op, r := range c.Lines() {
-			got = append(got, DiffLine{Op: op, Text: r.String()})
-			switch op {
-			case DiffInsert:
-				added++
-			case DiffDelete:
-				removed++
-			}
-		}
-		want := RuleDiffText(ruleText(tc.before), ruleText(tc.after))
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: the runs' lines differ from the text diff", tc.name)
-		}
-		if c.Added() != added || c.Removed() != removed {
-			t.Errorf("%s: counts %d added, %d removed; the lines show %d, %d", tc.name, c.Added(), c.Removed(), added, removed)
-		}
+		RuleRuns(before, after)
 	}
 }

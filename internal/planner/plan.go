@@ -11,28 +11,6 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
-// The plan's types are the backend's (package backend holds the types
-// a plan is made of, whatever the kernel); planner names them too, as the
-// package that makes plans.
-type (
-	Action      = backend.Action
-	ChainChange = backend.ChainChange
-	DiffOp      = backend.DiffOp
-	DiffRun     = backend.DiffRun
-	DiffLine    = backend.DiffLine
-)
-
-// The actions and diff operations.
-const (
-	Create = backend.Create
-	Update = backend.Update
-	Delete = backend.Delete
-
-	DiffEqual  = backend.DiffEqual
-	DiffInsert = backend.DiffInsert
-	DiffDelete = backend.DiffDelete
-)
-
 // Plan is what apply would do: the per-chain changes and the owned live
 // snapshot they were computed against. It is a value: views render it
 // (Describe puts it in an operator's words), the applier executes it, a
@@ -42,7 +20,7 @@ type Plan struct {
 	Backend backend.Name
 	Desired map[backend.Family]*backend.Ruleset // owned rules wanted
 	Live    map[backend.Family]*backend.Ruleset // owned rules found
-	Changes []ChainChange
+	Changes []backend.ChainChange
 
 	// Blocked lists the foreign rules that pin a chain this plan deletes;
 	// such a plan must not be applied (see Blocked). New computes it from
@@ -52,7 +30,7 @@ type Plan struct {
 	Blocked []Blocked
 
 	// ChainService maps the desired per-service chains to the services
-	// they serve, when the renderer made them (render.Result.ChainService);
+	// they serve, when the renderer made them (backend.Rendered.ChainService);
 	// nil otherwise. Describe uses it instead of guessing back from the
 	// rules what the renderer knew.
 	ChainService map[string]string
@@ -120,11 +98,11 @@ func (p *Plan) Summary() Summary {
 	var s Summary
 	for _, c := range p.Changes {
 		switch c.Action {
-		case Create:
+		case backend.Create:
 			s.Add++
-		case Update:
+		case backend.Update:
 			s.Change++
-		case Delete:
+		case backend.Delete:
 			s.Remove++
 		}
 		s.RulesAdded += c.Added()
@@ -165,11 +143,11 @@ func New(prefix string, name backend.Name, desired, live map[backend.Family]*bac
 
 // blocked lists the foreign rules of live that jump to a chain changes
 // deletes, for Plan.Blocked.
-func blocked(f backend.Family, live *backend.Ruleset, prefix string, changes []ChainChange) []Blocked {
+func blocked(f backend.Family, live *backend.Ruleset, prefix string, changes []backend.ChainChange) []Blocked {
 	type key struct{ table, chain string }
 	deleted := map[key]bool{}
 	for _, c := range changes {
-		if c.Action == Delete && !c.Builtin {
+		if c.Action == backend.Delete && !c.Builtin {
 			deleted[key{c.Table, c.Chain}] = true
 		}
 	}
@@ -200,7 +178,7 @@ func blocked(f backend.Family, live *backend.Ruleset, prefix string, changes []C
 }
 
 // diffFamily diffs one family's owned rules.
-func diffFamily(f backend.Family, desired, live *backend.Ruleset) []ChainChange {
+func diffFamily(f backend.Family, desired, live *backend.Ruleset) []backend.ChainChange {
 	type key struct{ table, chain string }
 	seen := map[key]bool{}
 	var keys []key
@@ -230,7 +208,7 @@ func diffFamily(f backend.Family, desired, live *backend.Ruleset) []ChainChange 
 	})
 	// A cold start creates every chain: sized for them, its changes are
 	// allocated once.
-	out := make([]ChainChange, 0, created)
+	out := make([]backend.ChainChange, 0, created)
 	for _, k := range keys {
 		var dc, lc *backend.Chain
 		if t := desired.Table(k.table); t != nil {
@@ -239,21 +217,21 @@ func diffFamily(f backend.Family, desired, live *backend.Ruleset) []ChainChange 
 		if t := live.Table(k.table); t != nil {
 			lc = t.Chain(k.chain)
 		}
-		ch := ChainChange{Family: f, Table: k.table, Chain: k.chain, Builtin: backend.IsBuiltinChain(k.chain)}
+		ch := backend.ChainChange{Family: f, Table: k.table, Chain: k.chain, Builtin: backend.IsBuiltinChain(k.chain)}
 		switch {
 		case dc != nil && lc == nil:
-			ch.Action, ch.After = Create, dc.Rules
+			ch.Action, ch.After = backend.Create, dc.Rules
 		case dc == nil && lc != nil:
-			ch.Action, ch.Before = Delete, lc.Rules
+			ch.Action, ch.Before = backend.Delete, lc.Rules
 		default:
 			if backend.EqualRules(dc.Rules, lc.Rules) {
 				continue
 			}
-			ch.Action, ch.Before, ch.After = Update, lc.Rules, dc.Rules
+			ch.Action, ch.Before, ch.After = backend.Update, lc.Rules, dc.Rules
 		}
 		ch.Diff = RuleRuns(ch.Before, ch.After)
-		if ch.Builtin && ch.Action != Update {
-			ch.Action = Update // a built-in chain is never created or removed, only its jumps
+		if ch.Builtin && ch.Action != backend.Update {
+			ch.Action = backend.Update // a built-in chain is never created or removed, only its jumps
 		}
 		out = append(out, ch)
 	}
@@ -263,16 +241,16 @@ func diffFamily(f backend.Family, desired, live *backend.Ruleset) []ChainChange 
 // RuleRuns is the line diff of two rule lists (go-diff's line mode), as
 // runs over them, so that a changed chain shows only the rules that
 // moved. A chain created or deleted needs no differ: its diff is nil,
-// which ChainChange.Diff reads as all of each side.
-func RuleRuns(before, after []backend.Rule) []DiffRun {
+// which backend.ChainChange reads as all of each side.
+func RuleRuns(before, after []backend.Rule) []backend.DiffRun {
 	if len(before) == 0 || len(after) == 0 {
 		return nil
 	}
 	dmp := diffmatchpatch.New()
 	a, b, _ := dmp.DiffLinesToRunes(ruleText(before), ruleText(after))
-	var out []DiffRun
+	var out []backend.DiffRun
 	for _, d := range lineDiffs(dmp, a, b) {
-		run := DiffRun{Op: diffOp(d.Type), N: utf8.RuneCountInString(d.Text)} // a rune a line
+		run := backend.DiffRun{Op: diffOp(d.Type), N: utf8.RuneCountInString(d.Text)} // a rune a line
 		if n := len(out); n > 0 && out[n-1].Op == run.Op {
 			out[n-1].N += run.N
 			continue
@@ -283,23 +261,23 @@ func RuleRuns(before, after []backend.Rule) []DiffRun {
 }
 
 // RuleDiff is RuleRuns line by line.
-func RuleDiff(before, after []backend.Rule) []DiffLine {
-	c := ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
-	var out []DiffLine
+func RuleDiff(before, after []backend.Rule) []backend.DiffLine {
+	c := backend.ChainChange{Before: before, After: after, Diff: RuleRuns(before, after)}
+	var out []backend.DiffLine
 	for op, r := range c.Lines() {
-		out = append(out, DiffLine{Op: op, Text: r.String()})
+		out = append(out, backend.DiffLine{Op: op, Text: r.String()})
 	}
 	return out
 }
 
-func diffOp(t diffmatchpatch.Operation) DiffOp {
+func diffOp(t diffmatchpatch.Operation) backend.DiffOp {
 	switch t {
 	case diffmatchpatch.DiffInsert:
-		return DiffInsert
+		return backend.DiffInsert
 	case diffmatchpatch.DiffDelete:
-		return DiffDelete
+		return backend.DiffDelete
 	}
-	return DiffEqual
+	return backend.DiffEqual
 }
 
 // maxDiffLines bounds the lines, between the common head and tail, that
@@ -310,23 +288,6 @@ func diffOp(t diffmatchpatch.Operation) DiffOp {
 // bound the lines between head and tail are shown as removed and added
 // whole: a true diff, if not the shortest.
 const maxDiffLines = 2000
-
-// RuleDiffText is RuleDiff over text, one rule a line.
-func RuleDiffText(before, after string) []DiffLine {
-	dmp := diffmatchpatch.New()
-	a, b, lines := dmp.DiffLinesToRunes(before, after)
-	diffs := dmp.DiffCharsToLines(lineDiffs(dmp, a, b), lines)
-	var out []DiffLine
-	for _, d := range diffs {
-		op := diffOp(d.Type)
-		for _, l := range strings.SplitAfter(d.Text, "\n") {
-			if l = strings.TrimSuffix(l, "\n"); l != "" {
-				out = append(out, DiffLine{Op: op, Text: l})
-			}
-		}
-	}
-	return out
-}
 
 // lineDiffs diffs a and b, one rune a line (DiffLinesToRunes): go-diff's
 // Myers diff when at most maxDiffLines lines differ around the common

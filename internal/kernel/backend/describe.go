@@ -83,7 +83,7 @@ type Detail struct {
 	// "10.32.0.1:80/tcp", a port "30080/tcp", a chain kind (SubjectChain)
 	// or a chain name (SubjectChainRules).
 	Value  string
-	Change Change
+	Change DetailChange
 }
 
 // Subject is what a Detail is about.
@@ -104,14 +104,14 @@ const (
 	SubjectChainRules                              // rules of another chain, Value its name
 )
 
-// Change says how a Detail's subject changes.
-type Change int
+// DetailChange says how a Detail's subject changes.
+type DetailChange int
 
 // The changes.
 const (
-	Added Change = iota + 1
-	Removed
-	Changed
+	DetailAdded DetailChange = iota + 1
+	DetailRemoved
+	DetailChanged
 )
 
 // Located is a rule with the family and table it lives in.

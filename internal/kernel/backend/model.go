@@ -28,6 +28,16 @@ func (f Family) String() string {
 // Key names the family in files and JSON: "ipv4" or "ipv6".
 func (f Family) Key() string { return strings.ToLower(f.String()) }
 
+// ParseFamily is the family whose Key is key.
+func ParseFamily(key string) (Family, bool) {
+	for _, f := range Families {
+		if f.Key() == key {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
 // Families are the IP families, in the order svcnat handles them.
 var Families = []Family{IPv4, IPv6}
 

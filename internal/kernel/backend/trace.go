@@ -27,12 +27,12 @@ type Tracer interface {
 type Origin string
 
 const (
-	// External: the packet arrives on an interface other than lo
+	// OriginExternal: the packet arrives on an interface other than lo
 	// (PREROUTING).
-	External Origin = "external"
-	// Local: a process of the host sends it (OUTPUT); to one of the
+	OriginExternal Origin = "external"
+	// OriginLocal: a process of the host sends it (OUTPUT); to one of the
 	// host's addresses it comes back in over lo (INPUT).
-	Local Origin = "local"
+	OriginLocal Origin = "local"
 )
 
 // Packet is trace's question: the first packet of a connection.

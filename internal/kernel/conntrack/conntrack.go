@@ -1,8 +1,8 @@
 // Package conntrack deletes conntrack entries over netlink (as kube-proxy
 // does), inside a named network namespace when given: no conntrack binary
 // is needed at run time. It takes plain values (which flows to delete) and
-// decides nothing: the planner says which flows are stale, the engine asks
-// for their deletion.
+// decides nothing: the backend's Describer.StaleUDP says which flows are
+// stale, the engine asks for their deletion.
 package conntrack
 
 import (

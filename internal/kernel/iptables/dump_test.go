@@ -31,7 +31,7 @@ func TestDumpReadsBothFamiliesAndRefusesChanges(t *testing.T) {
 		t.Fatalf("Restore on a dump: %v", err)
 	}
 	if r, ok, err := d.ReadChain(backend.IPv4, "nat", "X"); err != nil || !ok || len(r) != 1 {
-		t.Fatalf("ListChain(nat, X) = %v, %v, %v", r, ok, err)
+		t.Fatalf("ReadChain(nat, X) = %v, %v, %v", r, ok, err)
 	}
 	if _, ok, err := d.ReadChain(backend.IPv4, "nat", "Y"); err != nil || ok {
 		t.Fatalf("ReadChain of a missing chain: %v, %v", ok, err)

@@ -100,7 +100,7 @@ func TestRestoreFailureParsesStderr(t *testing.T) {
 	}
 }
 
-func TestRestoreErrorWrapsExitError(t *testing.T) {
+func TestRestoreFailureWrapsExitError(t *testing.T) {
 	err := exec.Command("false").Run()
 	re := restoreFailure(backend.IPv6, []byte("*nat\n"), "iptables-restore: line 1 failed\n", 1, err)
 	var ee *exec.ExitError

@@ -78,13 +78,6 @@ func (f *Fake) SetBackend(b Backend) {
 	f.version.Mode = versionMode(b)
 }
 
-// SetVersion sets what Version reports.
-func (f *Fake) SetVersion(v Version) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.version = v
-}
-
 // FailOnLine makes the next Restore fail at payload line n (1-based), as
 // if the kernel had refused it; later calls are not affected, so a
 // rollback after the injected failure goes through. The error wraps

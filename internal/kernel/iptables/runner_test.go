@@ -75,17 +75,17 @@ func TestRealRestoreAndSave(t *testing.T) {
 			for _, c := range nat.Chains {
 				got, ok, err := ipt.ReadChain(backend.IPv4, "nat", c.Name)
 				if err != nil || !ok || len(got) != len(c.Rules) {
-					t.Fatalf("ListChain(nat, %s) = %v, %v, %v; save has %v", c.Name, got, ok, err, c.Rules)
+					t.Fatalf("ReadChain(nat, %s) = %v, %v, %v; save has %v", c.Name, got, ok, err, c.Rules)
 				}
 				for i := range got {
 					if got[i].String() != c.Rules[i].String() {
-						t.Errorf("ListChain(nat, %s) rule %d: %s, save says %s", c.Name, i, got[i], c.Rules[i])
+						t.Errorf("ReadChain(nat, %s) rule %d: %s, save says %s", c.Name, i, got[i], c.Rules[i])
 					}
 				}
 			}
 			for _, table := range []string{"nat", "mangle"} { // mangle: a table that does not exist
 				if got, ok, err := ipt.ReadChain(backend.IPv4, table, "SVCNAT-NONE"); err != nil || ok {
-					t.Errorf("ListChain(%s) of a missing chain = %v, %v, %v", table, got, ok, err)
+					t.Errorf("ReadChain(%s) of a missing chain = %v, %v, %v", table, got, ok, err)
 				}
 			}
 			if rs6, err := ipt.Save(backend.IPv6); err != nil || rs6.RuleCount() != 0 {

@@ -69,18 +69,18 @@ func TestRemoveTable(t *testing.T) {
 	}
 }
 
-// TestLegacyListChainCreatesNoTable: reading a chain of a legacy table
+// TestLegacyReadChainCreatesNoTable: reading a chain of a legacy table
 // that does not exist says so, and does not create the table (naming it
 // to iptables would).
-func TestLegacyListChainCreatesNoTable(t *testing.T) {
+func TestLegacyReadChainCreatesNoTable(t *testing.T) {
 	ns := testns.New(t)
 	k := realIPT(t, ns, Legacy)
 	for _, fam := range backend.Families {
 		if _, ok, err := k.ReadChain(fam, "nat", "SVCNAT-CANARY"); ok || err != nil {
-			t.Fatalf("%s ListChain of a missing table = %v, %v", fam, ok, err)
+			t.Fatalf("%s ReadChain of a missing table = %v, %v", fam, ok, err)
 		}
 		if names := tableNames(t, k, fam); names != "" {
-			t.Fatalf("%s ListChain created tables: %s", fam, names)
+			t.Fatalf("%s ReadChain created tables: %s", fam, names)
 		}
 	}
 }

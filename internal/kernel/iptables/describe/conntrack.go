@@ -85,15 +85,15 @@ func natRules(rs *backend.Ruleset) []backend.Rule {
 
 // udpEndpoints maps each service to the UDP endpoints (ip:port) its SEP
 // chains DNAT to. Large-cluster mode drops SEP comments, so the service of
-// a chain is its ServiceIndex entry, which follows the jumps into it.
+// a chain is its serviceIndex entry, which follows the jumps into it.
 func udpEndpoints(prefix string, rs *backend.Ruleset) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	if rs == nil || rs.Table(rules.TableNAT) == nil {
 		return out
 	}
-	idx := ServiceIndex(prefix, &backend.Ruleset{Family: rs.Family, Tables: []*backend.Table{rs.Table(rules.TableNAT)}})
+	idx := serviceIndex(prefix, &backend.Ruleset{Family: rs.Family, Tables: []*backend.Table{rs.Table(rules.TableNAT)}})
 	for _, c := range rs.Table(rules.TableNAT).Chains {
-		svc := idx[IndexKey(rules.TableNAT, c.Name)]
+		svc := idx[indexKey(rules.TableNAT, c.Name)]
 		for _, r := range c.Rules {
 			if r.Arg("-p") != "udp" || r.Arg("--to-destination") == "" || svc == "" {
 				continue
@@ -117,7 +117,7 @@ func udpAddresses(prefix string, rs *backend.Ruleset) map[string][]backend.Stale
 		if r.Arg("-p") != "udp" || kind != vocab.Services && kind != vocab.NodePorts {
 			continue
 		}
-		svc := RuleService(r)
+		svc := ruleService(r)
 		port, err := strconv.Atoi(r.Arg("--dport"))
 		if svc == "" || err != nil {
 			continue

@@ -27,7 +27,7 @@ var _ backend.Describer = Describer{}
 // by service in the things an operator names: endpoints, cluster IPs, node
 // ports. Chains the renderer made are attributed by Planned.ChainService;
 // every other chain (a live chain about to go, a saved plan's or a
-// rollback's) by its rules (ServiceIndex).
+// rollback's) by its rules (serviceIndex).
 func (Describer) Describe(p backend.Planned) *backend.Description {
 	d := &backend.Description{}
 	if len(p.Changes) == 0 {
@@ -37,14 +37,14 @@ func (Describer) Describe(p backend.Planned) *backend.Description {
 	service := make([]string, len(p.Changes))
 	want, have := map[string]bool{}, map[string]bool{}
 	for _, f := range backend.Families {
-		li := ServiceIndex(p.Prefix, p.Live[f])
+		li := serviceIndex(p.Prefix, p.Live[f])
 		di := map[string]string{}
 		if p.ChainService == nil {
-			di = ServiceIndex(p.Prefix, p.Desired[f])
+			di = serviceIndex(p.Prefix, p.Desired[f])
 		} else if nat := p.Desired[f].Table(rules.TableNAT); nat != nil {
 			for chain, svc := range p.ChainService {
 				if nat.Chain(chain) != nil {
-					di[IndexKey(rules.TableNAT, chain)] = svc
+					di[indexKey(rules.TableNAT, chain)] = svc
 				}
 			}
 		}
@@ -52,7 +52,7 @@ func (Describer) Describe(p backend.Planned) *backend.Description {
 			if c.Family != f {
 				continue
 			}
-			k := IndexKey(c.Table, c.Chain)
+			k := indexKey(c.Table, c.Chain)
 			service[i] = either(di[k], li[k])
 		}
 		if p.Desired[f] != nil {
@@ -141,7 +141,7 @@ func summarize(v vocab.Vocab, changes []backend.ChainChange, service []string, w
 			if op == backend.DiffEqual {
 				continue
 			}
-			rs := RuleService(r)
+			rs := ruleService(r)
 			if rs == "" {
 				rs = svc
 			}
@@ -171,12 +171,12 @@ func summarize(v vocab.Vocab, changes []backend.ChainChange, service []string, w
 					continue
 				}
 				w := found[svc][k]
-				ch := backend.Removed
+				ch := backend.DetailRemoved
 				switch {
 				case w.added && w.removed:
-					ch = backend.Changed
+					ch = backend.DetailChanged
 				case w.added:
-					ch = backend.Added
+					ch = backend.DetailAdded
 				}
 				sc.Details = append(sc.Details, backend.Detail{Subject: k.s, Value: k.value, Change: ch})
 			}

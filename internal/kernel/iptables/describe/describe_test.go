@@ -61,7 +61,7 @@ func TestDescribeEndpointChange(t *testing.T) {
 	if len(svcs) != 1 || svcs[0].Name != "default/web" || svcs[0].Action != backend.Update {
 		t.Fatalf("services %+v", svcs)
 	}
-	want := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.3:80", Change: backend.Removed}, {Subject: backend.SubjectEndpoint, Value: "10.64.1.4:80", Change: backend.Added}}
+	want := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.3:80", Change: backend.DetailRemoved}, {Subject: backend.SubjectEndpoint, Value: "10.64.1.4:80", Change: backend.DetailAdded}}
 	if !slices.Equal(sortedDetails(svcs[0].Details), want) {
 		t.Fatalf("details %+v, want %+v", svcs[0].Details, want)
 	}

@@ -15,7 +15,7 @@ func (Describer) Inventory(prefix string, live map[backend.Family]*backend.Rules
 		}
 		owned := live[f].Owned(prefix)
 		owned.SortChains()
-		index := ServiceIndex(prefix, owned)
+		index := serviceIndex(prefix, owned)
 		for _, t := range owned.Tables {
 			for _, ch := range t.Chains {
 				if !ch.Builtin() {
@@ -23,9 +23,9 @@ func (Describer) Inventory(prefix string, live map[backend.Family]*backend.Rules
 				}
 				for _, r := range ch.Rules {
 					inv.Rules++
-					svc := RuleService(r)
+					svc := ruleService(r)
 					if svc == "" && !ch.Builtin() {
-						svc = index[IndexKey(t.Name, ch.Name)]
+						svc = index[indexKey(t.Name, ch.Name)]
 					}
 					l := backend.Located{Family: f, Table: t.Name, Rule: r}
 					if svc == "" {

@@ -5,8 +5,8 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
 )
 
-// RuleService returns the service a rule's comment names, or "".
-func RuleService(r backend.Rule) string { return vocab.CommentService(r.Comment()) }
+// ruleService returns the service a rule's comment names, or "".
+func ruleService(r backend.Rule) string { return vocab.CommentService(r.Comment()) }
 
 // ownService is the one service the comments of a chain's rules name,
 // and whether the chain is shared: its rules name several services or
@@ -28,11 +28,11 @@ func ownService(rs []backend.Rule) (svc string, shared bool) {
 	return svc, false
 }
 
-// IndexKey is the key of a chain in a ServiceIndex: "table/chain".
-func IndexKey(table, chain string) string { return table + "/" + chain }
+// indexKey is the key of a chain in a serviceIndex: "table/chain".
+func indexKey(table, chain string) string { return table + "/" + chain }
 
-// ServiceIndex maps every chain of rs that serves a single service, keyed
-// by IndexKey ("nat/SVCNAT-SEP-..."), to that service ("ns/name"). Shared
+// serviceIndex maps every chain of rs that serves a single service, keyed
+// by indexKey ("nat/SVCNAT-SEP-..."), to that service ("ns/name"). Shared
 // chains (the built-in chains, SERVICES, NODEPORTS, MARK-MASQ, ...) and
 // chains whose service cannot be told are left out. It reads live rules,
 // which say their service only in comments: chain names are hashes. (The
@@ -55,7 +55,7 @@ func IndexKey(table, chain string) string { return table + "/" + chain }
 // services or carry a shared comment, or when a rule with a shared comment
 // jumps to it; shared chains are never attributed and never pass a service
 // on.
-func ServiceIndex(prefix string, rs *backend.Ruleset) map[string]string {
+func serviceIndex(prefix string, rs *backend.Ruleset) map[string]string {
 	out := map[string]string{}
 	if rs == nil {
 		return out
@@ -89,14 +89,14 @@ func ServiceIndex(prefix string, rs *backend.Ruleset) map[string]string {
 		}
 		for _, c := range t.Chains {
 			if s := x.resolve(c.Name); s != "" {
-				out[IndexKey(t.Name, c.Name)] = s
+				out[indexKey(t.Name, c.Name)] = s
 			}
 		}
 	}
 	return out
 }
 
-// tableIndex resolves the chains of one table for ServiceIndex.
+// tableIndex resolves the chains of one table for serviceIndex.
 type tableIndex struct {
 	v         vocab.Vocab
 	own       map[string]string         // the service of each chain's own comments
@@ -159,7 +159,7 @@ func servicesOf(out map[string]bool, rs *backend.Ruleset, idx map[string]string)
 	for _, t := range rs.Tables {
 		for _, c := range t.Chains {
 			for _, rule := range c.Rules {
-				if s := RuleService(rule); s != "" {
+				if s := ruleService(rule); s != "" {
 					out[s] = true
 				}
 			}

@@ -54,7 +54,7 @@ var largeUDPWithoutD1 = strings.NewReplacer(
 ).Replace(largeUDP)
 
 func TestServiceIndexResolvesUncommentedChainsThroughReferrers(t *testing.T) {
-	idx := ServiceIndex("SN", parse(t, largeUDP))
+	idx := serviceIndex("SN", parse(t, largeUDP))
 	for _, c := range []string{"SN-SVC-D", "SN-EXT-D", "SN-SVL-D", "SN-SEP-D1", "SN-SEP-D2"} {
 		if got := idx["nat/"+c]; got != "kube-system/dns" {
 			t.Errorf("%s: service %q, want kube-system/dns", c, got)
@@ -69,7 +69,7 @@ func TestServiceIndexResolvesUncommentedChainsThroughReferrers(t *testing.T) {
 }
 
 func TestServiceIndexOwnCommentsAndConflicts(t *testing.T) {
-	idx := ServiceIndex("SN", parse(t, live))
+	idx := serviceIndex("SN", parse(t, live))
 	for _, c := range []string{"SN-SVC-AAA", "SN-SEP-A1", "SN-SEP-A2"} {
 		if got := idx["nat/"+c]; got != "default/web" {
 			t.Errorf("%s: service %q, want default/web", c, got)
@@ -80,7 +80,7 @@ func TestServiceIndexOwnCommentsAndConflicts(t *testing.T) {
 	}
 	// A SEP chain reached from two services' chains belongs to neither; a
 	// loop of uncommented chains resolves to nothing and terminates.
-	idx = ServiceIndex("SN", parse(t, `*nat
+	idx = serviceIndex("SN", parse(t, `*nat
 :SN-SERVICES - [0:0]
 :SN-SVC-A - [0:0]
 :SN-SVC-B - [0:0]
@@ -131,7 +131,7 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 			}
 		}
 	}
-	removed := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Removed}}
+	removed := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.DetailRemoved}}
 	if len(d.Services) != 1 || d.Services[0].Name != "kube-system/dns" || d.Services[0].Action != backend.Update ||
 		!slices.Equal(d.Services[0].Details, removed) {
 		t.Fatalf("services %+v", d.Services)
@@ -139,7 +139,7 @@ func TestPlanSummaryLargeCluster(t *testing.T) {
 	// And the other way round: the endpoint comes back.
 	p = planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDP)},
 		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, largeUDPWithoutD1)})
-	added := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.Added}}
+	added := []backend.Detail{{Subject: backend.SubjectEndpoint, Value: "10.64.1.2:53", Change: backend.DetailAdded}}
 	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(svcs[0].Details, added) {
 		t.Fatalf("services %+v", svcs)
 	}
@@ -160,7 +160,7 @@ func TestPlanSummaryNamesAddresses(t *testing.T) {
 	desired := strings.ReplaceAll(live, "10.0.0.1/32", "10.0.0.2/32")
 	p := planner.New("SN", "nft", map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, desired).Owned("SN")},
 		map[backend.Family]*backend.Ruleset{backend.IPv4: parse(t, live)})
-	want := []backend.Detail{{Subject: backend.SubjectClusterIP, Value: "10.0.0.1:80/tcp", Change: backend.Removed}, {Subject: backend.SubjectClusterIP, Value: "10.0.0.2:80/tcp", Change: backend.Added}}
+	want := []backend.Detail{{Subject: backend.SubjectClusterIP, Value: "10.0.0.1:80/tcp", Change: backend.DetailRemoved}, {Subject: backend.SubjectClusterIP, Value: "10.0.0.2:80/tcp", Change: backend.DetailAdded}}
 	if svcs := describePlan(p).Services; len(svcs) != 1 || !slices.Equal(sortedDetails(svcs[0].Details), want) {
 		t.Fatalf("services %+v, want details %+v", svcs, want)
 	}

@@ -2,7 +2,6 @@ package render
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -243,7 +242,7 @@ func TestLargeClusterMode(t *testing.T) {
 		if got := strings.Contains(svcRules[1], "--comment"); got == large {
 			t.Errorf("n=%d: endpoint rule %s", n, svcRules[1])
 		}
-		sep := vocab.For("KUBE").EndpointChain(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol, vocab.EndpointString(netip.MustParseAddr("10.1.0.1"), 80))
+		sep := vocab.For("KUBE").EndpointChain(vocab.ServicePortName(svc.Name, svc.Ports[0].Name), svc.Ports[0].Protocol, "10.1.0.1:80")
 		for _, r := range chainRules(t, rs, "nat", sep) {
 			if got := strings.Contains(r, "--comment"); got == large {
 				t.Errorf("n=%d: SEP rule %s", n, r)

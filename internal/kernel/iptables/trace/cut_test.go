@@ -15,7 +15,7 @@ import (
 func TestJumpLoopCutsThePath(t *testing.T) {
 	h := dumpHost(t, "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:LOOP-A - [0:0]\n:LOOP-B - [0:0]\n"+
 		"-A INPUT -p tcp --dport 22 -j LOOP-A\n-A INPUT -j ACCEPT\n-A LOOP-A -j LOOP-B\n-A LOOP-B -j LOOP-A\nCOMMIT\n")
-	res, err := h.Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 22, backend.External))
+	res, err := h.Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 22, backend.OriginExternal))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestJumpLoopCutsThePath(t *testing.T) {
 		t.Fatalf("want %q and no verdict:\n%s", want, out)
 	}
 	// The packet that does not enter the loop still has its verdict.
-	res, err = h.Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 80, backend.External))
+	res, err = h.Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 80, backend.OriginExternal))
 	if err != nil || len(res.Paths) != 1 || res.Paths[0].Verdict != backend.Accept || res.Paths[0].Cut != nil {
 		t.Fatalf("outside the loop: %v %+v", err, res)
 	}
@@ -57,11 +57,11 @@ func TestJumpDepthLimit(t *testing.T) {
 		fmt.Fprintf(&b, "-A C%d -j DROP\nCOMMIT\n", depth)
 		return dumpHost(t, b.String())
 	}
-	res, err := nested(MaxJumpDepth).Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 80, backend.External))
+	res, err := nested(MaxJumpDepth).Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 80, backend.OriginExternal))
 	if err != nil || len(res.Paths) != 1 || res.Paths[0].Verdict != backend.Drop || res.Paths[0].Cut != nil {
 		t.Fatalf("%d jumps deep: %v %+v", MaxJumpDepth, err, res)
 	}
-	res, err = nested(MaxJumpDepth + 1).Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 80, backend.External))
+	res, err = nested(MaxJumpDepth + 1).Trace(packet("192.0.2.2", "127.0.0.1", "tcp", 80, backend.OriginExternal))
 	if err != nil || len(res.Paths) != 1 || res.Paths[0].Verdict != "" || res.Paths[0].Cut == nil || res.Paths[0].Cut.Chain != fmt.Sprintf("C%d", MaxJumpDepth+1) {
 		t.Fatalf("%d jumps deep: %v %+v", MaxJumpDepth+1, err, res)
 	}

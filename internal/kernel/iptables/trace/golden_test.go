@@ -45,19 +45,19 @@ func frontends(cfg *config.Config) []backend.Packet {
 		for _, p := range s.Ports {
 			proto := strings.ToLower(p.Protocol)
 			for _, ip := range s.ClusterIPs {
-				out = append(out, backend.Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.External},
-					backend.Packet{Src: node(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.Local})
+				out = append(out, backend.Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.OriginExternal},
+					backend.Packet{Src: node(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.OriginLocal})
 			}
 			for _, ip := range append(append([]netip.Addr(nil), s.ExternalIPs...), s.LoadBalancerIPs...) {
-				out = append(out, backend.Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.External})
+				out = append(out, backend.Packet{Src: client(ip), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.OriginExternal})
 				if len(s.LoadBalancerSourceRanges) > 0 && ip.Is4() {
 					// a client outside every source range
-					out = append(out, backend.Packet{Src: netip.MustParseAddr("198.51.100.9"), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.External})
+					out = append(out, backend.Packet{Src: netip.MustParseAddr("198.51.100.9"), Dst: ip, Proto: proto, DPort: p.Port, Origin: backend.OriginExternal})
 				}
 			}
 			if p.NodePort != 0 {
 				for _, ip := range s.ClusterIPs {
-					out = append(out, backend.Packet{Src: client(ip), Dst: node(ip), Proto: proto, DPort: p.NodePort, Origin: backend.External})
+					out = append(out, backend.Packet{Src: client(ip), Dst: node(ip), Proto: proto, DPort: p.NodePort, Origin: backend.OriginExternal})
 				}
 			}
 		}

@@ -30,7 +30,7 @@ var (
 // destination then: a local one is delivered (INPUT), any other forwarded
 // or sent out.
 func (t *tracer) follow(s *state) []*state {
-	if s.pkt.Origin == backend.Local {
+	if s.pkt.Origin == backend.OriginLocal {
 		return t.through(s, output, func(s *state) []*state {
 			if !t.local(s.dst) {
 				return []*state{s}

@@ -281,7 +281,7 @@ func (t *tracer) iface(s *state, opt string) iface {
 	switch {
 	case hook == "PREROUTING" || hook == "INPUT":
 		return iface{none: true}
-	case hook != "FORWARD" && s.pkt.Origin == backend.Local && t.local(s.dst):
+	case hook != "FORWARD" && s.pkt.Origin == backend.OriginLocal && t.local(s.dst):
 		return iface{name: "lo"}
 	}
 	return iface{}

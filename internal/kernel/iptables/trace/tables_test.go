@@ -91,13 +91,13 @@ func expect(t *testing.T, res *backend.Result, verdict backend.Verdict, decidedB
 func TestRawDropBeforeNAT(t *testing.T) {
 	h := withDump(t, host(t, "../../../../examples", "node1", "192.0.2.1"),
 		"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.32.0.61/32 -p tcp -j DROP\nCOMMIT\n")
-	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
+	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.OriginExternal))
 	expect(t, res, backend.Drop, "raw -A PREROUTING -d 10.32.0.61/32 -p tcp -j DROP")
 	if p := res.Paths[0]; len(p.Hops) != 1 || p.Hops[0].Table != "raw" || p.Hops[0].End != "DROP" {
 		t.Errorf("hops %+v", p.Hops)
 	}
 	// Another port goes on to nat as before.
-	res = mustTrace(t, h, packet("192.0.2.2", "10.32.0.10", "udp", 53, backend.External))
+	res = mustTrace(t, h, packet("192.0.2.2", "10.32.0.10", "udp", 53, backend.OriginExternal))
 	for _, p := range res.Paths {
 		if p.Verdict != backend.DNAT {
 			t.Errorf("%s:\n%s", res.Packet, text(res))
@@ -110,7 +110,7 @@ func TestRawDropBeforeNAT(t *testing.T) {
 func TestNotrackSkipsNAT(t *testing.T) {
 	h := withDump(t, host(t, "../../../../examples", "node1", "192.0.2.1"),
 		"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.32.0.61/32 -j CT --notrack\nCOMMIT\n")
-	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
+	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.OriginExternal))
 	p := only(t, res)
 	if p.Verdict != backend.Accept || len(p.Unknown) > 0 || p.Dst.String() != "10.32.0.61:80" {
 		t.Fatalf("%s", text(res))
@@ -129,7 +129,7 @@ func TestUnevaluatedRulesOfEveryTableAreListed(t *testing.T) {
 		"*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m rpfilter --invert -j DROP\nCOMMIT\n"+
 			"*mangle\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m socket -j DROP\nCOMMIT\n"+
 			"*security\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m policy --dir in --pol ipsec -j DROP\nCOMMIT\n")
-	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
+	res := mustTrace(t, h, packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.OriginExternal))
 	for _, p := range res.Paths {
 		got := strings.Join(p.Unknown, "\n")
 		for _, want := range []string{"raw -A PREROUTING -m rpfilter --invert -j DROP (match rpfilter is not evaluated)",
@@ -176,18 +176,18 @@ func TestFail2banHost(t *testing.T) {
 		verdict backend.Verdict
 		by      string
 	}{
-		{"198.51.100.7", 22, backend.External, backend.Accept, ""},
-		{"203.0.113.66", 22, backend.External, backend.Reject, "filter -A f2b-sshd -s 203.0.113.66/32 -j REJECT --reject-with icmp-port-unreachable"},
-		{"198.51.100.7", 443, backend.External, backend.Accept, ""},
-		{"198.51.100.7", 8080, backend.External, backend.Accept, ""},
-		{"198.51.100.7", 25, backend.External, backend.Drop, "filter -A INPUT -j DROP"},
+		{"198.51.100.7", 22, backend.OriginExternal, backend.Accept, ""},
+		{"203.0.113.66", 22, backend.OriginExternal, backend.Reject, "filter -A f2b-sshd -s 203.0.113.66/32 -j REJECT --reject-with icmp-port-unreachable"},
+		{"198.51.100.7", 443, backend.OriginExternal, backend.Accept, ""},
+		{"198.51.100.7", 8080, backend.OriginExternal, backend.Accept, ""},
+		{"198.51.100.7", 25, backend.OriginExternal, backend.Drop, "filter -A INPUT -j DROP"},
 		// From the host itself: loopback is accepted.
-		{"192.0.2.1", 25, backend.Local, backend.Accept, ""},
+		{"192.0.2.1", 25, backend.OriginLocal, backend.Accept, ""},
 	} {
 		expect(t, mustTrace(t, h, packet(c.src, "192.0.2.1", "tcp", c.port, c.origin)), c.verdict, c.by)
 	}
 	// Forwarded: FORWARD's policy.
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.1.2.3", "tcp", 22, backend.External)), backend.Drop, "filter FORWARD policy DROP")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.1.2.3", "tcp", 22, backend.OriginExternal)), backend.Drop, "filter FORWARD policy DROP")
 }
 
 // Marks set in mangle are what -m mark sees in filter; CONNMARK keeps a
@@ -206,10 +206,10 @@ COMMIT
 -A INPUT -m connmark --mark 0x7/0xff -m mark --mark 0x7/0xff -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 `, "192.0.2.1")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8443, backend.External)), backend.Drop, "filter -A INPUT -m mark --mark 0x4000/0x4000 -j DROP")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8444, backend.External)), backend.Reject,
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8443, backend.OriginExternal)), backend.Drop, "filter -A INPUT -m mark --mark 0x4000/0x4000 -j DROP")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8444, backend.OriginExternal)), backend.Reject,
 		"filter -A INPUT -m connmark --mark 0x7/0xff -m mark --mark 0x7/0xff -j REJECT --reject-with icmp-port-unreachable")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8445, backend.External)), backend.Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 8445, backend.OriginExternal)), backend.Accept, "")
 }
 
 // A packet the node sends to one of its own addresses goes on after nat
@@ -237,7 +237,7 @@ service "default/empty" {
 	const by = `filter -A SVCNAT-EXTERNAL-SERVICES -p tcp -m comment --comment "default/empty has no endpoints" -m addrtype --dst-type LOCAL -m tcp --dport 30090 -j REJECT --reject-with icmp-port-unreachable`
 	for _, dst := range []string{"192.0.2.1", "127.0.0.1"} {
 		src := dst
-		res := mustTrace(t, h, packet(src, dst, "tcp", 30090, backend.Local))
+		res := mustTrace(t, h, packet(src, dst, "tcp", 30090, backend.OriginLocal))
 		expect(t, res, backend.Reject, by)
 		if !strings.Contains(text(res), "  nat    POSTROUTING ==> SVCNAT-POSTROUTING ==> policy ACCEPT\n  back in over lo\n  filter INPUT ==> ") {
 			t.Errorf("the way back in is not shown:\n%s", text(res))
@@ -247,7 +247,7 @@ service "default/empty" {
 		}
 	}
 	// To a remote address it leaves the node: no INPUT.
-	res := mustTrace(t, h, packet("192.0.2.1", "192.0.2.9", "tcp", 30090, backend.Local))
+	res := mustTrace(t, h, packet("192.0.2.1", "192.0.2.9", "tcp", 30090, backend.OriginLocal))
 	expect(t, res, backend.Accept, "")
 	for _, hp := range res.Paths[0].Hops {
 		if hp.Hook == "INPUT" {
@@ -271,13 +271,13 @@ func TestAddressTypes(t *testing.T) {
 -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 `, "192.0.2.1")
-	expect(t, mustTrace(t, h, packet("198.51.100.17", "192.0.2.1", "tcp", 80, backend.External)), backend.Accept, "")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, backend.External)), backend.Reject,
+	expect(t, mustTrace(t, h, packet("198.51.100.17", "192.0.2.1", "tcp", 80, backend.OriginExternal)), backend.Accept, "")
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "192.0.2.1", "tcp", 80, backend.OriginExternal)), backend.Reject,
 		"filter -A INPUT -p 6 -m iprange --src-range 198.51.100.1-198.51.100.9 -j REJECT --reject-with icmp-port-unreachable")
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.9.9.9", "udp", 80, backend.External)), backend.Reject,
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "10.9.9.9", "udp", 80, backend.OriginExternal)), backend.Reject,
 		"filter -A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -m addrtype --dst-type UNICAST -j REJECT --reject-with icmp-port-unreachable")
 	// A broadcast is delivered locally, where the BROADCAST rule drops it.
-	expect(t, mustTrace(t, h, packet("198.51.100.7", "255.255.255.255", "udp", 67, backend.External)), backend.Drop,
+	expect(t, mustTrace(t, h, packet("198.51.100.7", "255.255.255.255", "udp", 67, backend.OriginExternal)), backend.Drop,
 		"filter -A INPUT -m addrtype --dst-type BROADCAST -j DROP")
 }
 
@@ -294,7 +294,7 @@ COMMIT
 -A FORWARD -i docker+ -j ACCEPT
 COMMIT
 `, "192.0.2.1")
-	p := packet("198.51.100.7", "172.17.0.2", "tcp", 80, backend.External)
+	p := packet("198.51.100.7", "172.17.0.2", "tcp", 80, backend.OriginExternal)
 	p.InInterface = "eth0"
 	expect(t, mustTrace(t, h, p), backend.Drop, "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP")
 	p.InInterface = "docker0"
@@ -308,8 +308,8 @@ COMMIT
 		got.Unknown[0] != "raw -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP (interface docker0 is not evaluated)" {
 		t.Errorf("%s", text(res))
 	}
-	for _, bad := range []backend.Packet{{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: backend.External, InInterface: "lo"},
-		{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: backend.Local, InInterface: "eth0"}} {
+	for _, bad := range []backend.Packet{{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: backend.OriginExternal, InInterface: "lo"},
+		{Src: p.Src, Dst: p.Dst, Proto: "tcp", DPort: 80, Origin: backend.OriginLocal, InInterface: "eth0"}} {
 		if _, err := h.Trace(bad); err == nil {
 			t.Errorf("%s traced", bad)
 		}

@@ -61,7 +61,7 @@ func (h Host) Trace(p backend.Packet) (*backend.Result, error) {
 	default:
 		return nil, fmt.Errorf("protocol %q: want tcp, udp or sctp", p.Proto)
 	}
-	if p.InInterface != "" && p.Origin != backend.External {
+	if p.InInterface != "" && p.Origin != backend.OriginExternal {
 		return nil, fmt.Errorf("an in-interface is for a packet from outside: a local one leaves on its route")
 	}
 	if p.InInterface == "lo" {

@@ -39,7 +39,7 @@ func packet(src, dst, proto string, port int, origin backend.Origin) backend.Pac
 
 func TestExampleClusterIP(t *testing.T) {
 	h := host(t, "../../../../examples", "node1", "192.0.2.1", "10.64.1.1")
-	res, err := h.Trace(packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.External))
+	res, err := h.Trace(packet("192.0.2.2", "10.32.0.61", "tcp", 80, backend.OriginExternal))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestPolicyDrop(t *testing.T) {
 	}
 	// Not marked for masquerade (a source inside cluster_cidrs), so
 	// SVCNAT-FORWARD does not accept it.
-	res, err := h.Trace(packet("10.64.9.9", "10.32.0.61", "tcp", 80, backend.External))
+	res, err := h.Trace(packet("10.64.9.9", "10.32.0.61", "tcp", 80, backend.OriginExternal))
 	if err != nil {
 		t.Fatal(err)
 	}

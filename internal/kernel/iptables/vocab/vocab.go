@@ -1,14 +1,14 @@
 // Package vocab is kube-proxy's vocabulary, in one place: the names it
 // gives chains (prefix, kind and hash), the comments it writes on rules,
 // and the way back from a live chain name or comment to its kind and its
-// service. render writes rules with it; planner reads live rules with it.
+// service. render writes rules with it; describe and trace read live rules
+// with it.
 // It knows nothing of configurations, kernels or output.
 package vocab
 
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"net/netip"
 	"strings"
 )
 
@@ -112,8 +112,9 @@ func (v Vocab) PortChains(servicePortName, protocol string) PortChains {
 	return PortChains{SVC: name(SVC), SVL: name(SVL), EXT: name(EXT), FW: name(FW)}
 }
 
-// EndpointChain names the SEP chain of endpoint (see EndpointString) of a
-// service port, as kube-proxy's servicePortEndpointChainName does.
+// EndpointChain names the SEP chain of endpoint (kube-proxy's endpoint
+// string, service.Endpoint's String: "10.1.2.3:80" or "[fd00::1]:80") of
+// a service port, as kube-proxy's servicePortEndpointChainName does.
 func (v Vocab) EndpointChain(servicePortName, protocol, endpoint string) string {
 	return v.Prefix + "-" + string(SEP) + "-" + hash16(servicePortName+strings.ToLower(protocol)+endpoint)
 }
@@ -134,11 +135,4 @@ func ServicePortName(service, port string) string {
 		return service
 	}
 	return service + ":" + port
-}
-
-// EndpointString is kube-proxy's endpoint string, as net.JoinHostPort
-// writes it: "10.1.2.3:80" or "[fd00::1]:80". It is hashed into the SEP
-// chain name and written into DNAT targets and comments.
-func EndpointString(addr netip.Addr, port int) string {
-	return netip.AddrPortFrom(addr, uint16(port)).String()
 }
