@@ -154,12 +154,12 @@ func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options
 }
 
 // verify reads back the chains the plan touched, which are the only ones
-// its payloads named: each owned chain must hold the plan's desired rules
+// its transactions named: each owned chain must hold the plan's desired rules
 // (or be gone), each built-in chain svcnat's desired jumps, in order, and
-// the same foreign rules as in before. Chains the payloads never named are
+// the same foreign rules as in before. Chains the transactions never named are
 // not compared, so Docker or firewalld changing their own rules meanwhile
 // does not fail the apply. Up to listLimit chains are read one by one;
-// more (a cold start) with one full save per family.
+// more (a cold start) with one whole Read per family.
 func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, listLimit int) error {
 	for _, f := range backend.Families {
 		var touched []backend.ChainChange
@@ -253,7 +253,7 @@ func Undo(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.
 // planning from the current live rules back to that snapshot and applying
 // it the same way.
 func rollback(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, cause error) error {
-	now, err := saveAll(k, p)
+	now, err := readAll(k, p)
 	if err != nil {
 		return &Error{Err: cause, RollbackErr: err}
 	}
@@ -281,7 +281,7 @@ func families(p *planner.Plan) []backend.Family {
 	return out
 }
 
-func saveAll(k backend.Kernel, p *planner.Plan) (map[backend.Family]*backend.Ruleset, error) {
+func readAll(k backend.Kernel, p *planner.Plan) (map[backend.Family]*backend.Ruleset, error) {
 	out := map[backend.Family]*backend.Ruleset{}
 	for _, f := range families(p) {
 		rs, err := k.Read(f, nil)
