@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"slices"
@@ -57,37 +56,38 @@ type Rule struct {
 
 // String prints the rule as an iptables-save line, quoting as it does.
 func (r Rule) String() string {
-	var b strings.Builder
-	r.Write(&b, "-A", 0)
-	return b.String()
+	return string(r.AppendText(nil, "-A", 0))
 }
 
-// Write prints the rule as the restore command cmd ("-A", "-I", "-D"), with
-// a position when pos > 0, quoting its arguments as iptables-save does.
-func (r Rule) Write(b TextWriter, cmd string, pos int) {
-	b.WriteString(cmd)
-	b.WriteByte(' ')
-	b.WriteString(r.Chain)
+// AppendText appends the rule as the restore command cmd ("-A", "-I",
+// "-D") to dst, with a position when pos > 0, quoting its arguments as
+// iptables-save does.
+func (r Rule) AppendText(dst []byte, cmd string, pos int) []byte {
+	dst = append(dst, cmd...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.Chain...)
 	if pos > 0 {
-		b.WriteByte(' ')
-		b.WriteString(strconv.Itoa(pos))
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(pos), 10)
 	}
 	for i, a := range r.Args {
-		b.WriteByte(' ')
+		dst = append(dst, ' ')
 		switch {
 		case i > 0 && r.Args[i-1] == "--comment" && bareComment(a):
-			b.WriteString(a)
+			dst = append(dst, a...)
 		case i > 0 && r.Args[i-1] == "--comment", a == "" || needsQuotes(a):
-			writeQuoted(b, a)
+			dst = appendQuoted(dst, a)
 		default:
-			b.WriteString(a)
+			dst = append(dst, a...)
 		}
 	}
+	return dst
 }
 
-// The quoting below is iptables-save's, written straight to the writer: a
-// plan's fingerprint and every payload and generation print every rule,
-// 250,000 of them at 10,000 services, so none of it may allocate.
+// The quoting below is iptables-save's, appended in place: a plan's
+// fingerprint and every payload and generation print every rule, 250,000
+// of them at 10,000 services, so none of it may allocate or call through
+// an interface per token.
 
 // bareComment reports whether iptables' xtables_save_string prints the
 // comment s bare: when it holds only [_-0-9a-zA-Z].
@@ -116,19 +116,19 @@ func needsQuotes(s string) bool {
 	return false
 }
 
-// writeQuoted writes s in double quotes with " \ and ' escaped.
-func writeQuoted(b TextWriter, s string) {
-	b.WriteByte('"')
+// appendQuoted appends s in double quotes with " \ and ' escaped.
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == '"' || c == '\\' || c == '\'' {
-			b.WriteString(s[start:i])
-			b.WriteByte('\\')
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\')
 			start = i
 		}
 	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // Equal reports whether r and o are the same rule: the same chain and
@@ -352,47 +352,52 @@ func chainRank(name string) int {
 // userChain ranks user chains after the built-in ones.
 const userChain = 5
 
-// TextWriter is what the writers here write to: a strings.Builder or a
-// bufio.Writer.
-type TextWriter interface {
-	WriteString(s string) (int, error)
-	WriteByte(c byte) error
+// textSink collects text in a buffer and, with a writer, hands it on in
+// 64 KiB pieces, so that writing 25 MB of rules holds little of it.
+type textSink struct {
+	buf []byte
+	w   io.Writer
+	err error
+}
+
+func (t *textSink) flush(final bool) {
+	if t.w == nil || t.err != nil || len(t.buf) < 1<<16 && !final {
+		return
+	}
+	_, t.err = t.w.Write(t.buf)
+	t.buf = t.buf[:0]
 }
 
 // WriteSave writes the ruleset as iptables-save prints it (without the
 // "# Generated" comments and counters): every chain declared, then its rules.
 func (rs *Ruleset) WriteSave(w io.Writer) error {
-	b := bufio.NewWriterSize(w, 1<<16)
-	for _, t := range rs.Tables {
-		writeSaveTable(b, t.Name, t.Chains)
+	t := &textSink{buf: make([]byte, 0, 1<<17), w: w}
+	for _, tab := range rs.Tables {
+		t.saveTable(tab.Name, tab.Chains)
 	}
-	return b.Flush()
+	t.flush(true)
+	return t.err
 }
 
-// writeSaveTable writes one table as iptables-save does: its chains
-// declared with their policies, then their rules.
-func writeSaveTable(b TextWriter, table string, chains []*Chain) {
-	b.WriteByte('*')
-	b.WriteString(table)
-	b.WriteByte('\n')
+// saveTable writes one table as iptables-save does: its chains declared
+// with their policies, then their rules.
+func (t *textSink) saveTable(table string, chains []*Chain) {
+	t.buf = append(append(append(t.buf, '*'), table...), '\n')
 	for _, c := range chains {
 		policy := c.Policy
 		if !c.Builtin() {
 			policy = "-"
 		}
-		b.WriteByte(':')
-		b.WriteString(c.Name)
-		b.WriteByte(' ')
-		b.WriteString(policy)
-		b.WriteString(" [0:0]\n")
+		t.buf = append(append(append(append(append(t.buf, ':'), c.Name...), ' '), policy...), " [0:0]\n"...)
+		t.flush(false)
 	}
 	for _, c := range chains {
 		for _, r := range c.Rules {
-			r.Write(b, "-A", 0)
-			b.WriteByte('\n')
+			t.buf = append(r.AppendText(t.buf, "-A", 0), '\n')
+			t.flush(false)
 		}
 	}
-	b.WriteString("COMMIT\n")
+	t.buf = append(t.buf, "COMMIT\n"...)
 }
 
 // Owns reports whether chain, in a table svcnat writes (OwnsTable),
@@ -515,27 +520,28 @@ func (t *Table) Clone() *Table {
 // same bytes whatever order a backend listed them in. It is the form
 // rules are compared, digested and recorded in. A nil ruleset prints as "".
 func (rs *Ruleset) Text() string {
-	var b strings.Builder
-	rs.writeText(&b)
-	return b.String()
+	t := &textSink{}
+	rs.writeText(t)
+	return string(t.buf)
 }
 
 // WriteText writes Text to w as it is made, for rulesets too large to
 // hold twice.
 func (rs *Ruleset) WriteText(w io.Writer) error {
-	b := bufio.NewWriterSize(w, 1<<16)
-	rs.writeText(b)
-	return b.Flush()
+	t := &textSink{buf: make([]byte, 0, 1<<17), w: w}
+	rs.writeText(t)
+	t.flush(true)
+	return t.err
 }
 
-func (rs *Ruleset) writeText(b TextWriter) {
+func (rs *Ruleset) writeText(t *textSink) {
 	if rs == nil {
 		return
 	}
 	tables := append([]*Table(nil), rs.Tables...)
 	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
-	for _, t := range tables {
-		writeSaveTable(b, t.Name, sortedChains(t.Chains))
+	for _, tab := range tables {
+		t.saveTable(tab.Name, sortedChains(tab.Chains))
 	}
 }
 

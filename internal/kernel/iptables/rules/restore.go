@@ -53,8 +53,7 @@ func (r *Restore) Delete(table string, rule Rule) { r.command(table, "-D", 0, ru
 
 func (r *Restore) command(table, cmd string, pos int, rule Rule) {
 	t := r.table(table)
-	rule.Write(&t.body, cmd, pos)
-	t.body.WriteByte('\n')
+	t.body.Write(append(rule.AppendText(t.body.AvailableBuffer(), cmd, pos), '\n'))
 	t.lines++
 }
 
