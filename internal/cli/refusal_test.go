@@ -31,6 +31,9 @@ func refusedLikeApply(t *testing.T, h *fakeHost, reason, says, hint string) {
 		!strings.Contains(errs, "svcnat: error: svcnat apply would refuse this plan: "+readOnlyMessage(says)) || !strings.Contains(errs, "svcnat: hint: "+hint) {
 		t.Fatalf("plan --detailed-exitcode: exit %d, want 1\n%s%s", code, out, errs)
 	}
+	if strings.Contains(errs, "nothing was changed") {
+		t.Fatalf("plan, which changes nothing, says so:\n%s", errs)
+	}
 	out, errs, code = h.run("plan", "--json")
 	doc := planDoc(t, out)
 	ref, _ := doc["refusal"].(map[string]any)

@@ -107,14 +107,14 @@ func (e *PendingError) Error() string {
 	p := e.Pending
 	switch {
 	case p.Status == state.PendingApplying && p.Watched:
-		return fmt.Sprintf("apply %s (a confirm-timeout apply) stopped before its rules were recorded and is being reverted; %s refused, nothing was changed", p.ID, e.Op)
+		return fmt.Sprintf("apply %s (a confirm-timeout apply) stopped before its rules were recorded and is being reverted; %s refused; nothing was changed", p.ID, e.Op)
 	case p.Status == state.PendingApplying:
-		return fmt.Sprintf("apply %s (a confirm-timeout apply) stopped before its rules were recorded, and its watcher is gone; %s refused, nothing was changed", p.ID, e.Op)
+		return fmt.Sprintf("apply %s (a confirm-timeout apply) stopped before its rules were recorded, and its watcher is gone; %s refused; nothing was changed", p.ID, e.Op)
 	case !p.Watched:
-		return fmt.Sprintf("apply %s (generation %d) awaits confirmation (deadline %s), but its watcher is gone and will not revert it; %s refused, nothing was changed",
+		return fmt.Sprintf("apply %s (generation %d) awaits confirmation (deadline %s), but its watcher is gone and will not revert it; %s refused; nothing was changed",
 			p.ID, p.Generation, state.When(p.Deadline), e.Op)
 	}
-	return fmt.Sprintf("apply %s (generation %d) awaits confirmation until %s; %s refused, nothing was changed",
+	return fmt.Sprintf("apply %s (generation %d) awaits confirmation until %s; %s refused; nothing was changed",
 		p.ID, p.Generation, state.When(p.Deadline), e.Op)
 }
 
