@@ -7,9 +7,9 @@
 // no-endpoint-nodeports with reject-chain, firewall-ips, masquerading, and
 // per-service service-, local-, external-, firewall-, endpoint- and
 // affinity- chains and sets named with kube-proxy's hash. With table name
-// "kube-proxy" the objects are kube-proxy's, line for line as knftables'
-// Fake dumps them (but for the order of map elements, which kube-proxy
-// writes in Go map order).
+// "kube-proxy" and the same node facts the objects are those kube-proxy's
+// proxier writes, line for line as knftables' Fake dumps them, in another
+// order of set and map elements (see the differences below).
 //
 // The shape is kube-proxy's generation B, what v1.36 and later write
 // (kubernetes PRs #135800 and #136499): no mark-for-masquerade chain (the
@@ -65,6 +65,10 @@
 //     kube-proxy does only when it knows its ServiceCIDRs.
 //   - The table is written whole: no stale-chain flushing, no element cache
 //     and no add+delete of base chains; those belong to applying it.
+//   - A load-balancer source range holding any of the host's addresses
+//     (loopback aside) lets the load-balancer IPs in, where kube-proxy
+//     looks for its one node IP: svcnat knows no primary address, and its
+//     service model decides this for every backend (Port.AllowFromNode).
 //   - No topology hints, no localhost node-port userspace proxy
 //     (KEP-6032), no load-balancer ingress with ipMode Proxy (svcnat's
 //     load_balancer_ips are all VIP mode).

@@ -59,6 +59,7 @@ func goldenCases() []goldenCase {
 		{"traffic_policies", upstreamOptions()},
 		{"masquerade_all", upstreamOptions()},
 		{"dual_stack", upstreamOptions()},
+		{"long_names", upstreamOptions()},
 	}
 }
 
@@ -429,5 +430,69 @@ func TestHCLTestdataFormatted(t *testing.T) {
 		if diags.HasErrors() || res.Changed {
 			t.Errorf("%s is not formatted (%v):\n%s", f, diags, res.Formatted)
 		}
+	}
+}
+
+// TestLimits keeps every name within nft's 256 bytes and every comment
+// within its 128 (knftables checks neither): long_names has the longest
+// names config admits.
+func TestLimits(t *testing.T) {
+	for _, tc := range goldenCases() {
+		cfg := loadHCL(t, tc.name)
+		for _, fam := range Families(service.Build(cfg, service.Options{Node: tc.opts.Node})) {
+			fake := knftables.NewFake(nftFamily(fam), DefaultTable)
+			if err := fake.ParseDump(dump(t, cfg, fam, tc.opts)); err != nil {
+				t.Fatal(err)
+			}
+			var names, comments []string
+			for name, c := range fake.Table.Chains {
+				names = append(names, name)
+				for _, r := range c.Rules {
+					if r.Comment != nil {
+						comments = append(comments, *r.Comment)
+					}
+				}
+			}
+			for name := range fake.Table.Sets {
+				names = append(names, name)
+			}
+			for name, m := range fake.Table.Maps {
+				names = append(names, name)
+				for _, e := range m.Elements {
+					if e.Comment != nil {
+						comments = append(comments, *e.Comment)
+					}
+				}
+			}
+			for _, n := range names {
+				if len(n) > knftables.NameLengthMax {
+					t.Errorf("%s %s: name of %d bytes: %s", tc.name, fam, len(n), n)
+				}
+			}
+			for _, c := range comments {
+				if len(c) > knftables.CommentLengthMax {
+					t.Errorf("%s %s: comment of %d bytes: %s", tc.name, fam, len(c), c)
+				}
+			}
+		}
+	}
+}
+
+// TestHashAndTruncate checks kube-proxy's chain name hash against the
+// names its tests expect, and the cut of a name past 240 characters.
+func TestHashAndTruncate(t *testing.T) {
+	for name, want := range map[string]string{
+		"ns1/svc1/tcp/p80":                "ULMVA6XW-ns1/svc1/tcp/p80",
+		"ns1/svc1/tcp/p80__10.180.0.1/80": "5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80",
+		"testing/service/tcp/http":        "P4ZYZVCF-testing/service/tcp/http",
+	} {
+		if got := hashAndTruncate(name); got != want {
+			t.Errorf("hashAndTruncate(%q) = %q, want %q", name, got, want)
+		}
+	}
+	long := strings.Repeat("x", 300)
+	got := hashAndTruncate(long)
+	if len(got) != chainNameBaseLengthMax || !strings.HasSuffix(got, "...") || got[8] != '-' {
+		t.Errorf("hashAndTruncate of 300 characters = %q (%d bytes)", got, len(got))
 	}
 }
