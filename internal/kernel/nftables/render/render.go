@@ -28,7 +28,7 @@
 // "dnat to" for a service with one endpoint, 0.7 s for 10,000 such
 // services) is not written: its exact rule text is not in any source this
 // project has, and svcnat's promise is kube-proxy's text; it would change
-// one function here (dnatRule).
+// one function here (endpointSelection).
 //
 // What to write for each service port (which endpoints serve which
 // traffic, what is on this node, what is rejected or dropped) is decided by
