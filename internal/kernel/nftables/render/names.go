@@ -1,0 +1,107 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/svcnat/svcnat/internal/service"
+)
+
+// The fixed objects of the table, kube-proxy's names. Being inside a table
+// of svcnat's own, they carry no prefix.
+const (
+	filterPreroutingPreDNATChain = "filter-prerouting-pre-dnat"
+	filterOutputPreDNATChain     = "filter-output-pre-dnat"
+	filterInputChain             = "filter-input"
+	filterForwardChain           = "filter-forward"
+	filterOutputChain            = "filter-output"
+	natPreroutingChain           = "nat-prerouting"
+	natOutputChain               = "nat-output"
+	natPostroutingChain          = "nat-postrouting"
+
+	servicesChain               = "services"
+	serviceEndpointsCheckChain  = "service-endpoints-check"
+	nodePortEndpointsCheckChain = "nodeport-endpoints-check"
+	clusterIPsCheckChain        = "cluster-ips-check"
+	firewallCheckChain          = "firewall-check"
+	masqueradingChain           = "masquerading"
+	rejectChain                 = "reject-chain"
+
+	serviceIPsMap          = "service-ips"
+	serviceNodePortsMap    = "service-nodeports"
+	noEndpointServicesMap  = "no-endpoint-services"
+	noEndpointNodePortsMap = "no-endpoint-nodeports"
+	firewallIPsMap         = "firewall-ips"
+
+	clusterIPsSet         = "cluster-ips"
+	nodePortIPsSet        = "nodeport-ips"
+	hairpinConnectionsSet = "hairpin-connections"
+)
+
+// The prefixes of per-service chains and sets. Every per-service name
+// holds a "/" and no fixed name does (kube-proxy's isServiceChainName).
+const (
+	servicePrefix  = "service-"
+	localPrefix    = "local-"
+	externalPrefix = "external-"
+	firewallPrefix = "firewall-"
+	endpointPrefix = "endpoint-"
+	affinityPrefix = "affinity-"
+)
+
+// chainNameBaseLengthMax leaves room for the longest prefix (16 bytes
+// with its hyphen, kube-proxy's chainNamePrefixLengthMax) within nft's
+// name limit.
+const chainNameBaseLengthMax = knftables.NameLengthMax - 16
+
+// hashAndTruncate is kube-proxy's: the first 8 characters of the base32
+// SHA-256 of name, a hyphen and name, cut with "..." past
+// chainNameBaseLengthMax. The hash keeps truncated names unique and
+// names differing in one digit apart at a glance.
+func hashAndTruncate(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	name = base32.StdEncoding.EncodeToString(sum[:])[:8] + "-" + name
+	if len(name) > chainNameBaseLengthMax {
+		name = name[:chainNameBaseLengthMax-3] + "..."
+	}
+	return name
+}
+
+// portNameBase is kube-proxy's servicePortChainNameBase,
+// "HASH-ns/svc/proto/port". kube-proxy joins namespace and name with "/";
+// svcnat's service name is already "ns/name" (or a bare "name", which then
+// stands where kube-proxy's "ns/name" would).
+func portNameBase(svc, proto, port string) string {
+	return hashAndTruncate(svc + "/" + proto + "/" + port)
+}
+
+// endpointNameBase is kube-proxy's servicePortEndpointChainNameBase,
+// "HASH-ns/svc/proto/port__IP/PORT", with an IPv6 address's colons (not
+// allowed in a name) turned into dots.
+func endpointNameBase(svc, proto, port string, ep service.Endpoint) string {
+	ip := strings.ReplaceAll(ep.Addr.String(), ":", ".")
+	return hashAndTruncate(svc + "/" + proto + "/" + port + "__" + ip + "/" + strconv.Itoa(ep.Port))
+}
+
+// servicePortName is kube-proxy's ServicePortName.String(), which element
+// comments carry: the service ("ns/name") alone for an unnamed port,
+// "ns/name:port" for a named one.
+func servicePortName(svc, port string) string {
+	if port == "" {
+		return svc
+	}
+	return svc + ":" + port
+}
+
+// truncateComment cuts s to nft's comment limit, as kube-proxy's
+// truncateNFTablesComment does: comments are cosmetic.
+func truncateComment(s string) string {
+	if len(s) > knftables.CommentLengthMax {
+		return s[:knftables.CommentLengthMax]
+	}
+	return s
+}

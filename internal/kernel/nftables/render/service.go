@@ -1,0 +1,286 @@
+package render
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/svcnat/svcnat/internal/service"
+)
+
+// servicePort is one port of one service in one family: the service
+// model's decisions (service.Port) with the names they take in
+// kube-proxy's nftables objects, so that each function below only writes.
+type servicePort struct {
+	*service.Port
+	svc     string // the service's name
+	proto   string // lower case
+	port    string // the service port
+	comment string // ServicePortName, as element comments carry it
+
+	serviceChain, localChain, externalChain, firewallChain string
+	internalChain, externalPolicyChain                     string
+	// eps are the endpoint chain and affinity set of each of
+	// Port.Endpoints, by Endpoint.Index.
+	eps []endpointNames
+}
+
+type endpointNames struct{ chain, affinitySet string }
+
+func (b *builder) newServicePort(p *service.Port) *servicePort {
+	name := p.Service.Config.Name
+	proto := strings.ToLower(p.Config.Protocol)
+	base := portNameBase(name, proto, p.Config.Name)
+	sp := &servicePort{
+		Port:          p,
+		svc:           name,
+		proto:         proto,
+		port:          strconv.Itoa(p.Config.Port),
+		comment:       truncateComment(servicePortName(name, p.Config.Name)),
+		serviceChain:  servicePrefix + base,
+		localChain:    localPrefix + base,
+		externalChain: externalPrefix + base,
+		firewallChain: firewallPrefix + base,
+		eps:           make([]endpointNames, len(p.Endpoints)),
+	}
+	sp.internalChain, sp.externalPolicyChain = sp.serviceChain, sp.serviceChain
+	if p.Service.InternalPolicyLocal {
+		sp.internalChain = sp.localChain
+	}
+	if p.Service.ExternalPolicyLocal {
+		sp.externalPolicyChain = sp.localChain
+	}
+	for i, ep := range p.Endpoints {
+		eb := endpointNameBase(name, proto, p.Config.Name, ep)
+		sp.eps[i] = endpointNames{chain: endpointPrefix + eb, affinitySet: affinityPrefix + eb}
+	}
+	return sp
+}
+
+// filterVerdict is the no-endpoint maps' verdict for traffic the model
+// does not serve: reject without endpoints anywhere, drop without local
+// ones under Local policy.
+func filterVerdict(o service.Outcome) string {
+	if o == service.Drop {
+		return "drop"
+	}
+	return "goto " + rejectChain
+}
+
+// firewalled is kube-proxy nftables mode's usesFWChain: load-balancer IPs
+// held to source ranges, with or without endpoints (the firewall runs
+// before DNAT, so a blocked source is dropped even where others are
+// rejected). The service model's Firewalled also asks for endpoints, as
+// the iptables mode's FW chain does.
+func (sp *servicePort) firewalled() bool {
+	return len(sp.LoadBalancerIPs) > 0 && len(sp.SourceRanges) > 0
+}
+
+// writeServicePort writes every object of one service port, feature by
+// feature, in the order kube-proxy writes them.
+func (b *builder) writeServicePort(sp *servicePort) {
+	b.hairpinElements(sp)
+	b.clusterIPElements(sp)
+	b.externalIPElements(sp)
+	b.loadBalancerElements(sp)
+	b.nodePortElements(sp)
+	b.externalChain(sp)
+	b.firewallChain(sp)
+	b.affinitySets(sp)
+	affinity := sp.Service.AffinityTimeout > 0
+	if len(sp.Cluster) > 0 {
+		b.serviceChain(sp.serviceChain, sp.svc)
+		b.endpointSelection(sp, sp.serviceChain, sp.Cluster, affinity)
+	}
+	if len(sp.Local) > 0 {
+		b.serviceChain(sp.localChain, sp.svc)
+		b.endpointSelection(sp, sp.localChain, sp.Local, affinity)
+	}
+	if affinity {
+		for _, ep := range sp.Reachable {
+			b.endpointChain(sp, ep)
+		}
+	}
+}
+
+// hairpinElements add each local endpoint some traffic may reach to
+// hairpin-connections: an endpoint reaching itself through its service is
+// masqueraded, so that its reply goes back through the DNAT. An endpoint
+// on another node cannot hairpin here.
+func (b *builder) hairpinElements(sp *servicePort) {
+	for _, ep := range sp.Reachable {
+		if ep.Local {
+			ip := ep.Addr.String()
+			b.element(hairpinConnectionsSet, []string{ip, ip, sp.proto, strconv.Itoa(ep.Port)}, "")
+		}
+	}
+}
+
+// key is a service-ips, no-endpoint-services or firewall-ips key.
+func (sp *servicePort) key(ip string) []string { return []string{ip, sp.proto, sp.port} }
+
+// clusterIPElements capture the cluster IP: dispatched to the internal
+// chain, or rejected (no endpoints) or dropped (internal policy Local,
+// none here). cluster-ips holds it either way, for cluster-ips-check.
+func (b *builder) clusterIPElements(sp *servicePort) {
+	cip := sp.ClusterIP.String()
+	b.element(clusterIPsSet, []string{cip}, "")
+	if sp.Internal == service.Serve {
+		b.element(serviceIPsMap, sp.key(cip), "", "goto "+sp.internalChain)
+		return
+	}
+	b.element(noEndpointServicesMap, sp.key(cip), sp.comment, filterVerdict(sp.Internal))
+}
+
+// externalIPElements send the external IPs to the external chain, and
+// reject or drop them when there is no endpoint for external traffic
+// (what the external chain did not short-circuit).
+func (b *builder) externalIPElements(sp *servicePort) {
+	for _, ip := range sp.ExternalIPs {
+		if sp.HasEndpoints {
+			b.element(serviceIPsMap, sp.key(ip.String()), "", "goto "+sp.externalChain)
+		}
+		if sp.External != service.Serve {
+			b.element(noEndpointServicesMap, sp.key(ip.String()), sp.comment, filterVerdict(sp.External))
+		}
+	}
+}
+
+// loadBalancerElements send the load-balancer IPs to the external chain
+// and, with source ranges, through the firewall chain first; and reject
+// or drop them without endpoints for external traffic.
+func (b *builder) loadBalancerElements(sp *servicePort) {
+	for _, ip := range sp.LoadBalancerIPs {
+		if sp.HasEndpoints {
+			b.element(serviceIPsMap, sp.key(ip.String()), "", "goto "+sp.externalChain)
+		}
+		if sp.firewalled() {
+			b.element(firewallIPsMap, sp.key(ip.String()), "", "goto "+sp.firewallChain)
+		}
+	}
+	if sp.External != service.Serve {
+		for _, ip := range sp.LoadBalancerIPs {
+			b.element(noEndpointServicesMap, sp.key(ip.String()), sp.comment, filterVerdict(sp.External))
+		}
+	}
+}
+
+// nodePortElements send the node port to the external chain. Node ports
+// are not subject to load-balancer source ranges, as in kube-proxy.
+func (b *builder) nodePortElements(sp *servicePort) {
+	np := sp.Config.NodePort
+	if np == 0 {
+		return
+	}
+	key := []string{sp.proto, strconv.Itoa(np)}
+	if sp.HasEndpoints {
+		b.element(serviceNodePortsMap, key, "", "goto "+sp.externalChain)
+	}
+	if sp.External != service.Serve {
+		b.element(noEndpointNodePortsMap, key, sp.comment, filterVerdict(sp.External))
+	}
+}
+
+// externalChain fills the external chain: with Cluster policy, mark for
+// masquerade and go to the service chain; with Local policy, send pod and
+// host traffic to the service chain (the host's masqueraded, its source
+// being the external address itself) and the rest to the local chain, if
+// there are local endpoints (otherwise no-endpoint-services drops it).
+func (b *builder) externalChain(sp *servicePort) {
+	if !sp.ExternalPath {
+		return
+	}
+	ext := sp.externalChain
+	b.serviceChain(ext, sp.svc)
+	if !sp.Service.ExternalPolicyLocal {
+		b.rule(ext, "masquerade", b.masqRule)
+	} else {
+		if b.detect.implemented() {
+			b.rule(ext, "short-circuit pod traffic", b.detect.ifLocal, "goto", sp.serviceChain)
+		}
+		b.rule(ext, "masquerade local traffic", "fib saddr type local", b.masqRule)
+		b.rule(ext, "short-circuit local traffic", "fib saddr type local", "goto", sp.serviceChain)
+	}
+	if sp.External == service.Serve {
+		b.rule(ext, "", "goto", sp.externalPolicyChain)
+	}
+}
+
+// firewallChain drops sources outside the load-balancer source ranges;
+// the load-balancer IPs themselves are allowed too when a range holds a
+// local address (a VIP the host answers for loops back with it as source).
+func (b *builder) firewallChain(sp *servicePort) {
+	if !sp.firewalled() {
+		return
+	}
+	var sources []string
+	for _, r := range sp.SourceRanges {
+		sources = append(sources, r.String())
+	}
+	if sp.AllowFromNode {
+		for _, ip := range sp.LoadBalancerIPs {
+			sources = append(sources, ip.String())
+		}
+	}
+	b.serviceChain(sp.firewallChain, sp.svc)
+	b.rule(sp.firewallChain, "", b.ipX, "saddr", "!=", "{", strings.Join(sources, " , "), "}", "drop")
+}
+
+// affinitySets declare one set per reachable endpoint, of the clients it
+// served within the affinity timeout. "dynamic" because the packet path
+// adds to it (and RHEL 8's kernel adds the flag itself otherwise, so a
+// second add would differ).
+func (b *builder) affinitySets(sp *servicePort) {
+	t := sp.Service.AffinityTimeout
+	if t <= 0 {
+		return
+	}
+	for _, ep := range sp.Reachable {
+		name := sp.eps[ep.Index].affinitySet
+		b.decls = append(b.decls, &knftables.Set{
+			Family: b.family, Table: b.table, Name: name, Type: b.addrType,
+			Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+			Timeout: knftables.PtrTo(time.Duration(t) * time.Second),
+		})
+		b.owner[name] = sp.svc
+	}
+}
+
+// endpointSelection fills a service or local chain. Without affinity it is
+// one rule: DNAT to the endpoint numgen picks, uniformly. With affinity, a
+// client in an endpoint's affinity set goes back to that endpoint's chain
+// first, and numgen picks among the endpoint chains otherwise.
+func (b *builder) endpointSelection(sp *servicePort, chain string, eps []service.Endpoint, affinity bool) {
+	var elems []string
+	for i, ep := range eps {
+		if i > 0 {
+			elems = append(elems, ",")
+		}
+		if affinity {
+			elems = append(elems, strconv.Itoa(i), ":", "goto", sp.eps[ep.Index].chain)
+		} else {
+			elems = append(elems, strconv.Itoa(i), ":", ep.Addr.String(), ".", strconv.Itoa(ep.Port))
+		}
+	}
+	if !affinity {
+		b.rule(chain, "", "meta l4proto", sp.proto, "dnat", b.ipX, "addr . port to",
+			"numgen random mod", len(eps), "map", "{", elems, "}")
+		return
+	}
+	for _, ep := range eps {
+		n := sp.eps[ep.Index]
+		b.rule(chain, "", b.ipX, "saddr", "@", n.affinitySet, "goto", n.chain)
+	}
+	b.rule(chain, "", "numgen random mod", len(eps), "vmap", "{", elems, "}")
+}
+
+// endpointChain records the client for affinity and DNATs to the
+// endpoint: endpoint chains exist only for affinity.
+func (b *builder) endpointChain(sp *servicePort, ep service.Endpoint) {
+	n := sp.eps[ep.Index]
+	b.serviceChain(n.chain, sp.svc)
+	b.rule(n.chain, "", "update", "@", n.affinitySet, "{", b.ipX, "saddr", "}")
+	b.rule(n.chain, "", "meta l4proto", sp.proto, "dnat to", ep.String())
+}
