@@ -11,6 +11,7 @@ command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
 command -v dot >/dev/null 2>&1 || need+=(graphviz) # tests render svcnat graph
 command -v patch >/dev/null 2>&1 || need+=(patch)   # tests apply fmt -diff's output
 command -v groff >/dev/null 2>&1 || need+=(groff-base) # tests check the man page
+command -v nft >/dev/null 2>&1 || need+=(nftables) # the nftables renderer's kernel test loads its goldens
 ((${#need[@]})) || exit 0
 if [[ $(id -u) -ne 0 ]]; then
   echo "svcnat: missing ${need[*]}; run as root (or install them) to continue" >&2
