@@ -1,0 +1,88 @@
+package render
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/svcnat/svcnat/integration/netlab"
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/testns"
+)
+
+// TestKernelPackets loads the table of two cluster-IP services into the
+// node of a netlab (a client and one backend namespace routed through
+// it) and sends real connections from the client: to the service with an
+// endpoint the backend answers, to the one without endpoints the
+// connection is refused (no-endpoint-services' reject-chain). Before the
+// load the cluster IP leads nowhere, so the answer is the table's doing.
+func TestKernelPackets(t *testing.T) {
+	if why := testns.Available(); why != "" {
+		t.Skip(why)
+	}
+	lab := netlab.New(t, netlab.Options{Backends: 1, HTTPPorts: []int{80}, UDPPorts: []int{}})
+	be := lab.Backends[0]
+	cfg, diags := config.Parse(map[string][]byte{"lab.hcl": []byte(`
+service "ns/web" {
+  cluster_ips = ["172.30.0.10"]
+
+  port {
+    port = 80
+  }
+
+  endpoint {
+    address = "` + be.IP4.String() + `"
+  }
+}
+
+service "ns/empty" {
+  cluster_ips = ["172.30.0.11"]
+
+  port {
+    port = 80
+  }
+}
+`)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	url := "http://" + netlab.HostPort(netip.MustParseAddr("172.30.0.10"), 80) + "/"
+	quick := lab.Client.WithTimeout(300 * time.Millisecond)
+	if reply, err := quick.HTTPGet(url); err == nil {
+		t.Fatalf("the cluster IP answers before the table is loaded: %q", reply)
+	}
+
+	fake := knftables.NewFake(knftables.IPv4Family, DefaultTable)
+	tx := fake.NewTransaction()
+	if _, err := RenderConfig(tx, cfg, backend.IPv4, Options{RenderOptions: backend.RenderOptions{Node: "node"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Run(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	node := testns.NS{Name: lab.Node.Name}
+	if _, err := node.Exec(tx.String(), "nft", "-f", "-"); err != nil {
+		t.Fatalf("loading the table: %v\n%s", err, numbered(tx.String()))
+	}
+
+	reply, err := lab.Client.HTTPGet(url)
+	if err != nil {
+		t.Fatalf("GET %s through the table: %v\n%s", url, err, node.MustExec(t, "", "nft", "list", "table", "ip", DefaultTable))
+	}
+	name, remote := netlab.ParseReply(reply)
+	if name != be.Label {
+		t.Errorf("GET %s answered by %q (seen from %s), want %s", url, name, remote, be.Label)
+	}
+	t.Logf("%s answered, seeing the client as %s", name, remote)
+	c, err := lab.Client.DialTCP(netlab.HostPort(netip.MustParseAddr("172.30.0.11"), 80))
+	if err == nil {
+		c.Close()
+	}
+	if !netlab.IsRefused(err) {
+		t.Errorf("connecting to the service without endpoints: %v, want connection refused", err)
+	}
+}
