@@ -18,6 +18,7 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/service"
 	"github.com/svcnat/svcnat/internal/testns"
 )
@@ -32,8 +33,8 @@ import (
 // for word once nft's own rewrites (nftRewrites) are applied to the
 // rendered text. Each family is loaded twice, into a table made from
 // nothing each time: as the transaction Render builds (tx.String(), what
-// knftables' Run writes to nft -f -) and as the golden's text (the Fake's
-// Dump, which orders objects otherwise). The namespace ends holding the
+// knftables' Run writes to nft -f -) and as the golden file (the Fake's
+// Dump, which TestGolden keeps it equal to; it orders objects otherwise). The namespace ends holding the
 // tables of the families rendered and nothing else.
 //
 // nft runs only inside namespaces this test makes (testns's Exec is `ip
@@ -87,7 +88,7 @@ func TestKernelAgrees(t *testing.T) {
 					text func(i int) string
 				}{
 					{"the transaction", func(i int) string { return txs[i].String() }},
-					{"the golden dump", func(i int) string { return fakes[i].Dump() }},
+					{"the golden", func(i int) string { return golden(t, tc.name, fams[i]) }},
 				} {
 					// The namespace is this test's own: start each round
 					// from nothing.
@@ -109,6 +110,16 @@ func TestKernelAgrees(t *testing.T) {
 	if got := nftIn(t, witness, "list", "ruleset"); got != "" {
 		t.Errorf("loading into the tests' namespaces changed the witness namespace:\n%s", got)
 	}
+}
+
+// golden is the text of testdata/<name>.<v4|v6>.nft.
+func golden(t *testing.T, name string, fam backend.Family) string {
+	t.Helper()
+	data, err := os.ReadFile(goldenPath(name, fam))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 // nftIn runs nft with args inside ns and returns its output.
@@ -204,13 +215,12 @@ type listedChain struct {
 }
 
 type listedSet struct {
-	isMap     bool
-	typ       string // "a . b" or "a . b : verdict"
-	flags     []string
-	timeout   int // seconds
-	comment   string
-	elements  []string // "key . key [comment "c"] [: value]", sorted
-	textFlags string   // the text listing's flags line
+	isMap    bool
+	typ      string   // "a . b" or "a . b : verdict"
+	flags    []string // from the text listing: nft 1.0.6's JSON leaves out "dynamic"
+	timeout  int      // seconds
+	comment  string
+	elements []string // "key . key [comment "c"] [: value]", sorted
 }
 
 // readTable lists svcnat's table of family fam in ns, as text and JSON.
@@ -259,7 +269,7 @@ func parseListing(t *testing.T, lt *listedTable, text string) {
 		case depth == 2 && set != nil && strings.HasPrefix(l, "elements = {"):
 			inElements = !strings.HasSuffix(l, "}")
 		case depth == 2 && set != nil && strings.HasPrefix(l, "flags "):
-			set.textFlags = strings.TrimPrefix(l, "flags ")
+			set.flags = strings.Split(strings.TrimPrefix(l, "flags "), ",")
 		case depth == 2 && set != nil:
 			// type, size, timeout, comment: read from JSON
 		case depth == 0 && (strings.HasPrefix(l, "table ") || l == "}"):
@@ -322,7 +332,6 @@ func parseJSONListing(t *testing.T, lt *listedTable, text string) {
 					Name    string
 					Type    any
 					Map     string
-					Flags   []string
 					Timeout int
 					Comment string
 					Elem    []any
@@ -337,7 +346,7 @@ func parseJSONListing(t *testing.T, lt *listedTable, text string) {
 				if ls.isMap {
 					ls.typ += " : " + s.Map
 				}
-				ls.flags, ls.timeout, ls.comment = s.Flags, s.Timeout, s.Comment
+				ls.timeout, ls.comment = s.Timeout, s.Comment
 				for _, e := range s.Elem {
 					ls.elements = append(ls.elements, jsonElement(t, e, ls.isMap))
 				}
@@ -518,13 +527,10 @@ func compareTable(t *testing.T, what string, want *knftables.FakeTable, got *lis
 		if gs == nil {
 			continue
 		}
-		// nft 1.0.6's JSON leaves out the dynamic flag (its text listing
-		// has it): flags are compared with the text's flags line.
-		wantFlags := strings.Join(ws.flags, ",")
-		if ws.isMap != gs.isMap || ws.typ != gs.typ || wantFlags != gs.textFlags || ws.timeout != gs.timeout || ws.comment != gs.comment {
+		if ws.isMap != gs.isMap || ws.typ != gs.typ || !slices.Equal(ws.flags, gs.flags) || ws.timeout != gs.timeout || ws.comment != gs.comment {
 			t.Errorf("%s: %s: map %v type %q flags %q timeout %ds comment %q, want map %v type %q flags %q timeout %ds comment %q",
-				what, name, gs.isMap, gs.typ, gs.textFlags, gs.timeout, gs.comment,
-				ws.isMap, ws.typ, wantFlags, ws.timeout, ws.comment)
+				what, name, gs.isMap, gs.typ, gs.flags, gs.timeout, gs.comment,
+				ws.isMap, ws.typ, ws.flags, ws.timeout, ws.comment)
 		}
 		if !slices.Equal(ws.elements, gs.elements) {
 			t.Errorf("%s: %s: elements differ:\n%s", what, name, lineDiff(ws.elements, gs.elements))
