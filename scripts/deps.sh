@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what svcnat's tests and demo drive (iptables on both backends,
-# iproute2; conntrack, with which tests and the demo inspect entries: svcnat
+# nftables, iproute2; conntrack, with which tests and the demo inspect entries: svcnat
 # itself deletes them over netlink) from Debian's packages when missing.
 set -euo pipefail
 need=()

@@ -97,8 +97,9 @@ type traced struct {
 	// NodePorts are the configuration's node ports (planned rules only),
 	// by protocol: "tcp/30080".
 	NodePorts map[string]bool
-	// Addresses names where Local came from, for a planned trace,
-	// as a warning says it: "the --local-address addresses", "the
+	// Addresses names where Local came from, for a planned trace or
+	// for a live one whose addresses could not be read, as a warning
+	// says it: "the --local-address addresses", "the
 	// addresses of namespace NAME", or thisMachine when they were read
 	// from the namespace svcnat runs in (the silent guess that a trace of
 	// another node's rules must not hide); "" when nothing gave any (a

@@ -35,16 +35,21 @@ func TestREADMEShowPlanExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, block, ok := strings.Cut(string(readme), "$ svcnat show nginx.plan\n")
-	block, _, _ = strings.Cut(block, "```")
 	if !ok {
 		t.Fatal("README has no show nginx.plan example")
 	}
+	block, _, _ = strings.Cut(block, "```")
+	checked := 0
 	for _, line := range strings.Split(block, "\n") {
 		if strings.HasPrefix(line, "  ~ ") || strings.HasPrefix(line, "Plan: ") || strings.HasPrefix(line, "    svcnat apply") {
+			checked++
 			line = strings.Replace(line, "svcnat apply nginx.plan", "svcnat apply "+plan, 1)
 			if !strings.Contains(out, line+"\n") {
 				t.Errorf("show prints no line %q; it printed\n%s", line, out)
 			}
 		}
+	}
+	if checked < 3 {
+		t.Errorf("the README's example has %d of its service, Plan and apply lines; want all 3", checked)
 	}
 }

@@ -582,7 +582,11 @@ func generationRules(d *state.Dir, st *state.State, gen int64) (map[backend.Fami
 	}
 	out := map[backend.Family]*backend.Ruleset{}
 	for f, b := range data {
-		rs, err := kernel.Pure(info.Backend).Parse(f, bytes.NewReader(b))
+		pure := kernel.Pure(info.Backend)
+		if pure == nil {
+			return nil, &GenerationError{StateDir: d.Path(), Generation: gen, Err: fmt.Errorf("generation %d was recorded by the %q backend, which this svcnat does not have", gen, info.Backend)}
+		}
+		rs, err := pure.Parse(f, bytes.NewReader(b))
 		if err != nil {
 			return nil, &GenerationError{StateDir: d.Path(), Generation: gen, Err: fmt.Errorf("generation %d %s rules: %w", gen, f, err)}
 		}

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
 )
@@ -10,9 +11,16 @@ import (
 // rendering, reading back and describing its objects, for the engine and
 // the views. name is what a kernel, a plan or a state record says ("" where
 // no kernel is open: render, a planned trace). Every backend svcnat has
-// so far writes iptables rules (nft, legacy, a saved dump), so every name
-// gets the iptables one; a backend with other objects adds its case here.
-func Pure(name backend.Name) backend.Pure { return iptablesPure{} }
+// so far writes iptables rules (nft, legacy, a saved dump); a name svcnat
+// does not know (a plan or state file from elsewhere) gets nil, for the
+// caller to refuse, never another backend's reading.
+func Pure(name backend.Name) backend.Pure {
+	switch name {
+	case "", iptables.NFT, iptables.Legacy, iptables.File:
+		return iptablesPure{}
+	}
+	return nil
+}
 
 type iptablesPure struct {
 	render.Renderer

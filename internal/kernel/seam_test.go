@@ -8,16 +8,24 @@ import (
 	"testing"
 )
 
-// TestOneSeam keeps the house's one rule for kernels: only the iptables
-// backend's own packages and this package, which chooses the backend for a
-// command, import the iptables backend. Everything above (planner, applier,
+// TestOneSeam keeps the house's one rule for kernels: only a backend's own
+// packages (iptables, nftables) and this package, which chooses the backend
+// for a command, import a backend. Everything above (planner, applier,
 // engine, the daemon side, trace's results, cli) talks to the seam's types
 // in internal/kernel/backend, so that a second backend plugs in beside it.
 // Tests may import the fake; only what is built into svcnat counts.
 func TestOneSeam(t *testing.T) {
 	const mod = "github.com/svcnat/svcnat/"
-	const iptables = mod + "internal/kernel/iptables"
 	const chooser = mod + "internal/kernel"
+	backends := []string{mod + "internal/kernel/iptables", mod + "internal/kernel/nftables"}
+	inBackend := func(pkg string) bool {
+		for _, b := range backends {
+			if pkg == b || strings.HasPrefix(pkg, b+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "../../...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
@@ -33,11 +41,11 @@ func TestOneSeam(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen++
-		if p.ImportPath == chooser || p.ImportPath == iptables || strings.HasPrefix(p.ImportPath, iptables+"/") {
+		if p.ImportPath == chooser || inBackend(p.ImportPath) {
 			continue
 		}
 		for _, imp := range p.Imports {
-			if imp == iptables || strings.HasPrefix(imp, iptables+"/") {
+			if inBackend(imp) {
 				t.Errorf("%s imports %s: only %s chooses a backend", strings.TrimPrefix(p.ImportPath, mod), strings.TrimPrefix(imp, mod), strings.TrimPrefix(chooser, mod))
 			}
 		}

@@ -200,3 +200,17 @@ func TestSavedPlanRefusesAnEditedFile(t *testing.T) {
 		}
 	})
 }
+
+// A plan file naming a backend this svcnat does not have is refused, even
+// resealed, rather than read as another backend's rules.
+func TestSavedPlanOfAnUnknownBackendIsRefused(t *testing.T) {
+	pf := savedWeb(t)
+	if _, _, err := UnmarshalPlan(encode(t, pf, true), kernel.Pure); err != nil {
+		t.Fatalf("the plan as saved: %v", err)
+	}
+	pf.Backend = "ebpf"
+	_, _, err := UnmarshalPlan(encode(t, pf, true), kernel.Pure)
+	if err == nil || !strings.Contains(err.Error(), `the plan was made on the "ebpf" backend, which this svcnat does not have`) {
+		t.Fatalf("got %v", err)
+	}
+}

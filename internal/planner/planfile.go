@@ -98,6 +98,9 @@ func UnmarshalPlan(data []byte, pureOf func(backend.Name) backend.Pure) (*Plan, 
 		return nil, "", fmt.Errorf("the plan file was changed after it was made: it does not match the digest recorded in it")
 	}
 	d := pureOf(pf.Backend)
+	if d == nil {
+		return nil, "", fmt.Errorf("the plan was made on the %q backend, which this svcnat does not have", pf.Backend)
+	}
 	desired, live := map[backend.Family]*backend.Ruleset{}, map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {
 		var err error

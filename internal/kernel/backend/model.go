@@ -361,10 +361,14 @@ type textSink struct {
 }
 
 func (t *textSink) flush(final bool) {
-	if t.w == nil || t.err != nil || len(t.buf) < 1<<16 && !final {
+	if t.w == nil || len(t.buf) < 1<<16 && !final {
 		return
 	}
-	_, t.err = t.w.Write(t.buf)
+	if t.err == nil {
+		_, t.err = t.w.Write(t.buf)
+	}
+	// After a failed write the rest is dropped as it comes: nothing of it
+	// can reach the writer, and holding it would hold the whole ruleset.
 	t.buf = t.buf[:0]
 }
 

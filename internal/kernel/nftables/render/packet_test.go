@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 func TestKernelPackets(t *testing.T) {
 	if why := testns.Available(); why != "" {
 		t.Skip(why)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft (Debian's nftables; make deps installs it)")
 	}
 	lab := netlab.New(t, netlab.Options{Backends: 1, HTTPPorts: []int{80}, UDPPorts: []int{}})
 	be := lab.Backends[0]

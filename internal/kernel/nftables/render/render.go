@@ -72,6 +72,10 @@
 //   - No topology hints, no localhost node-port userspace proxy
 //     (KEP-6032), no load-balancer ingress with ipMode Proxy (svcnat's
 //     load_balancer_ips are all VIP mode).
+//   - An address:port that two dispatch entries would share (the
+//     configuration lets a service's external IP be its cluster IP too)
+//     is written once, for the first: the cluster IP, as iptables' rule
+//     order has it; kube-proxy would hand nft both, which nft refuses.
 package render
 
 import (
