@@ -172,7 +172,9 @@ func (b *bencher) backend(be, cfg string) (map[string]measurement, error) {
 	if err := copyDir(cfg, work); err != nil {
 		return nil, err
 	}
-	common := []string{"--netns", ns, "--state-dir", state, "-c", work, "--node", bench.Node, "--backend", be, "--no-color"}
+	// The namespace lock and owner record go with the run's own files,
+	// not into the host's /run/svcnat.
+	common := []string{"--netns", ns, "--state-dir", state, "--runtime-dir", filepath.Join(b.dir, "run"), "-c", work, "--node", bench.Node, "--backend", be, "--no-color"}
 	fmt.Fprintf(os.Stderr, "svcnat-bench: %s: svcnat apply into an empty namespace\n", be)
 	if m["apply"], err = b.svcnat("", append([]string{"apply", "-auto-approve", "--lock-timeout", "10m"}, common...)...); err != nil {
 		return nil, err
