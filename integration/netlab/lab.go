@@ -19,7 +19,7 @@ import (
 )
 
 // Prefix starts the name of every namespace this package creates. The full
-// name is Prefix + "<pid>-<lab>-<role>", which lets SweepStale tell leftovers
+// name is Prefix + "<pid>-<lab>-<role>", which lets testns.SweepStale tell leftovers
 // of dead test processes from namespaces that are still in use.
 const Prefix = "sn-"
 
@@ -91,7 +91,7 @@ func New(t testing.TB, opts Options) *Lab {
 		t.Skipf("netlab: iproute2 missing: %v", err)
 	}
 	sweepOnce.Do(func() {
-		if removed, err := SweepStale(Prefix); err != nil {
+		if removed, err := testns.SweepStale(Prefix); err != nil {
 			t.Logf("netlab: sweeping stale namespaces: %v", err)
 		} else if len(removed) > 0 {
 			t.Logf("netlab: removed stale namespaces of dead test processes: %v", removed)
@@ -347,39 +347,3 @@ func removeNS(name string) error {
 }
 
 func nsPath(name string) string { return "/var/run/netns/" + name }
-
-// SweepStale deletes namespaces whose name starts with prefix followed by
-// the pid of a process that no longer exists, i.e. leftovers of a test run
-// that was killed before its cleanups ran. New calls it once per process
-// with Prefix. It returns the names it removed.
-func SweepStale(prefix string) ([]string, error) {
-	entries, err := os.ReadDir("/var/run/netns")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok {
-			continue
-		}
-		pidStr, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil || pid <= 0 {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			continue // owner still alive (or pid reused: leave it be)
-		}
-		if _, err := run("sweep", "ip", "netns", "delete", e.Name()); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, e.Name())
-	}
-	return removed, errors.Join(errs...)
-}

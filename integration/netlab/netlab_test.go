@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/svcnat/svcnat/internal/testns"
 )
 
 // TestLabIPv4 checks the harness on its own, without svcnat: direct
@@ -167,12 +169,12 @@ func TestSweepStale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, err := SweepStale(Prefix)
+	removed, err := testns.SweepStale(Prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(strings.Join(removed, " "), name) {
-		t.Fatalf("SweepStale removed %v, want %s", removed, name)
+		t.Fatalf("testns.SweepStale removed %v, want %s", removed, name)
 	}
 	if _, err := os.Stat(nsPath(name)); err == nil {
 		t.Fatalf("%s still exists", name)

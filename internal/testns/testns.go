@@ -5,15 +5,24 @@ package testns
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
 
-var seq atomic.Int64
+var (
+	seq       atomic.Int64
+	sweepOnce sync.Once
+)
+
+// prefix starts every namespace New makes: "svcnat-t<pid>-<n>".
+const prefix = "svcnat-t"
 
 // NS is a named network namespace (as `ip netns` makes them).
 type NS struct {
@@ -44,7 +53,14 @@ func New(t testing.TB) *NS {
 	if why := Available(); why != "" {
 		t.Skip(why)
 	}
-	name := fmt.Sprintf("svcnat-t%d-%d", os.Getpid(), seq.Add(1))
+	sweepOnce.Do(func() {
+		if removed, err := SweepStale(prefix); err != nil {
+			t.Logf("testns: sweeping stale namespaces: %v", err)
+		} else if len(removed) > 0 {
+			t.Logf("testns: removed the namespaces of dead test processes: %v", removed)
+		}
+	})
+	name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), seq.Add(1))
 	t.Cleanup(func() {
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil &&
 			!strings.Contains(string(out), "No such file") {
@@ -80,4 +96,41 @@ func (ns *NS) MustExec(t testing.TB, stdin, name string, args ...string) string 
 		t.Fatal(err)
 	}
 	return out
+}
+
+// SweepStale deletes namespaces whose name starts with prefix followed by
+// the pid of a process that no longer exists ("<prefix><pid>-..."): the
+// leftovers of a test run killed before its cleanups ran. New calls it once
+// per process for its own names, and the lab for its. It returns the names
+// it removed.
+func SweepStale(prefix string) ([]string, error) {
+	entries, err := os.ReadDir("/var/run/netns")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // owner still alive (or pid reused: leave it be)
+		}
+		if out, err := exec.Command("ip", "netns", "delete", e.Name()).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("ip netns delete %s: %w: %s", e.Name(), err, strings.TrimSpace(string(out))))
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
 }
