@@ -2,10 +2,10 @@ package render
 
 import (
 	"net/netip"
-	"sort"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/vocab"
+	"github.com/svcnat/svcnat/internal/service"
 )
 
 // localDetector is kube-proxy's ClusterCIDR LocalTrafficDetector: traffic
@@ -19,7 +19,7 @@ type localDetector struct {
 
 func newLocalDetector(fam backend.Family, cidrs []netip.Prefix) localDetector {
 	for _, c := range cidrs {
-		if inFamily(fam, c.Addr()) {
+		if service.InFamily(fam == backend.IPv6, c.Addr()) {
 			s := c.Masked().String()
 			return localDetector{ifLocal: a("-s", s), ifNotLocal: a("!", "-s", s)}
 		}
@@ -29,62 +29,23 @@ func newLocalDetector(fam backend.Family, cidrs []netip.Prefix) localDetector {
 
 func (d localDetector) implemented() bool { return d.ifLocal != nil }
 
-// nodePortAddresses is kube-proxy's NodePortAddresses for one family.
+// nodePortAddresses is the family's node port addresses (the service
+// model's), and whether they hold 127.0.0.1, which decides iptables'
+// localhost node ports.
 type nodePortAddresses struct {
-	matchAll             bool
-	cidrs                []netip.Prefix
+	service.NodePortAddresses
 	containsIPv4Loopback bool
 }
 
-// newNodePortAddresses keeps the CIDRs of the family; none means every
-// address (0.0.0.0/0 or ::/0), and so does a zero-length prefix.
 func newNodePortAddresses(fam backend.Family, cidrs []netip.Prefix) nodePortAddresses {
-	var n nodePortAddresses
-	for _, c := range cidrs {
-		if inFamily(fam, c.Addr()) {
-			n.cidrs = append(n.cidrs, c.Masked())
-		}
-	}
-	if len(n.cidrs) == 0 {
-		n.cidrs = []netip.Prefix{netip.PrefixFrom(zeroAddr(fam), 0)}
-	}
+	n := nodePortAddresses{NodePortAddresses: service.NodePorts(fam == backend.IPv6, cidrs)}
 	loopback := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	for _, c := range n.cidrs {
+	for _, c := range n.CIDRs {
 		if c.Addr().Is4() && (c.Addr().IsLoopback() || c.Contains(loopback)) {
 			n.containsIPv4Loopback = true
 		}
-		if c.Bits() == 0 {
-			n.matchAll = true
-			n.cidrs = []netip.Prefix{c}
-			break
-		}
 	}
 	return n
-}
-
-func zeroAddr(fam backend.Family) netip.Addr {
-	if fam == backend.IPv6 {
-		return netip.IPv6Unspecified()
-	}
-	return netip.IPv4Unspecified()
-}
-
-// nodeIPs returns the local addresses inside the CIDRs, deduplicated and
-// sorted (kube-proxy's GetNodeIPs returns them in map order).
-func (n nodePortAddresses) nodeIPs(local []netip.Addr) []netip.Addr {
-	seen := map[netip.Addr]bool{}
-	var out []netip.Addr
-	for _, c := range n.cidrs {
-		for _, ip := range local {
-			ip = ip.Unmap()
-			if c.Contains(ip) && !seen[ip] {
-				seen[ip] = true
-				out = append(out, ip)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
-	return out
 }
 
 // masqueradeRules fills KUBE-POSTROUTING and KUBE-MARK-MASQ: packets marked
@@ -117,7 +78,7 @@ func (b *builder) localnetFirewallRule() {
 func (b *builder) nodePortsJumpRules() {
 	f := b.fixed
 	c := comment(b.v.Shared(vocab.NodePortsLast))
-	if b.nodePorts.matchAll {
+	if b.nodePorts.MatchAll {
 		dst := a("-m", "addrtype", "--dst-type", "LOCAL")
 		switch {
 		case b.fam == backend.IPv6:
@@ -128,7 +89,7 @@ func (b *builder) nodePortsJumpRules() {
 		add(b.nat, f.services, c, dst, a("-j", f.nodePorts))
 		return
 	}
-	for _, ip := range b.nodePorts.nodeIPs(b.opts.LocalAddresses) {
+	for _, ip := range b.nodePorts.NodeIPs(b.opts.LocalAddresses) {
 		if ip.IsLoopback() && (b.fam == backend.IPv6 || !b.localhostNP) {
 			continue
 		}

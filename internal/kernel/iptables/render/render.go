@@ -112,13 +112,8 @@ func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func inFamily(fam backend.Family, a netip.Addr) bool {
-	a = a.Unmap()
-	if fam == backend.IPv4 {
-		return a.Is4()
-	}
-	return a.Is6()
-}
+// inFamily reports whether a is of the family fam.
+func inFamily(fam backend.Family, a netip.Addr) bool { return service.InFamily(fam == backend.IPv6, a) }
 
 // builder accumulates one family's ruleset.
 type builder struct {

@@ -2,7 +2,6 @@ package render
 
 import (
 	"net/netip"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -76,7 +75,7 @@ func (b *builder) fixedObjects() {
 
 	b.set(hairpinConnectionsSet, b.addrType+" . "+b.addrType+" . inet_proto . inet_service", "service hairpin connections")
 	b.set(clusterIPsSet, b.addrType, "Active ClusterIPs")
-	if !b.np.matchAll {
+	if !b.np.MatchAll {
 		b.set(nodePortIPsSet, b.addrType, "IPs that accept NodePort traffic")
 	}
 	b.vmap(noEndpointServicesMap, b.addrType+" . inet_proto . inet_service", "vmap to drop or reject packets to services with no endpoints")
@@ -103,10 +102,10 @@ func (b *builder) fixedObjects() {
 // nodePortIPs fills nodeport-ips with the host's addresses that
 // node_port_addresses selects, loopback excepted.
 func (b *builder) nodePortIPs() {
-	if b.np.matchAll {
+	if b.np.MatchAll {
 		return
 	}
-	for _, ip := range b.np.nodeIPs(b.opts.LocalAddresses) {
+	for _, ip := range b.np.NodeIPs(b.opts.LocalAddresses) {
 		if !ip.IsLoopback() {
 			b.element(nodePortIPsSet, []string{ip.String()}, "")
 		}
@@ -155,7 +154,7 @@ func (b *builder) clusterIPsCheckRules() {
 func (b *builder) noEndpointRules() {
 	b.rule(rejectChain, "", "reject")
 	b.rule(serviceEndpointsCheckChain, "", b.ipX, "daddr", ".", "meta l4proto", ".", "th dport", "vmap", "@", noEndpointServicesMap)
-	if b.np.matchAll {
+	if b.np.MatchAll {
 		b.rule(nodePortEndpointsCheckChain, "", b.noLocalhost(), "meta l4proto . th dport", "vmap", "@", noEndpointNodePortsMap)
 	} else {
 		b.rule(nodePortEndpointsCheckChain, "", b.ipX, "daddr", "@", nodePortIPsSet, "meta l4proto . th dport", "vmap", "@", noEndpointNodePortsMap)
@@ -173,7 +172,7 @@ func (b *builder) servicesRules() {
 		b.rule(servicesChain, "masquerade clusterIP traffic from outside cluster", b.ipX, "daddr", "@", clusterIPsSet, b.detect.ifNotLocal, b.masqRule)
 	}
 	b.rule(servicesChain, "", b.ipX, "daddr", ".", "meta l4proto", ".", "th dport", "vmap", "@", serviceIPsMap)
-	if b.np.matchAll {
+	if b.np.MatchAll {
 		b.rule(servicesChain, "", "fib daddr type local", b.noLocalhost(), "meta l4proto . th dport", "vmap", "@", serviceNodePortsMap)
 	} else {
 		b.rule(servicesChain, "", b.ipX, "daddr @nodeport-ips", "meta l4proto . th dport", "vmap", "@", serviceNodePortsMap)
@@ -213,43 +212,3 @@ func newLocalDetector(fam backend.Family, cidrs []netip.Prefix) localDetector {
 }
 
 func (d localDetector) implemented() bool { return d.ifLocal != "" }
-
-// nodePortAddresses is kube-proxy's NodePortAddresses for one family.
-type nodePortAddresses struct {
-	matchAll bool
-	cidrs    []netip.Prefix
-}
-
-// newNodePortAddresses keeps the CIDRs of the family; none means every
-// address, and so does a zero-length prefix.
-func newNodePortAddresses(fam backend.Family, cidrs []netip.Prefix) nodePortAddresses {
-	var n nodePortAddresses
-	for _, c := range cidrs {
-		if inFamily(fam, c.Addr()) {
-			if c.Bits() == 0 {
-				return nodePortAddresses{matchAll: true}
-			}
-			n.cidrs = append(n.cidrs, c.Masked())
-		}
-	}
-	n.matchAll = len(n.cidrs) == 0
-	return n
-}
-
-// nodeIPs returns the local addresses inside the CIDRs, deduplicated and
-// sorted (kube-proxy's GetNodeIPs returns them in map order).
-func (n nodePortAddresses) nodeIPs(local []netip.Addr) []netip.Addr {
-	seen := map[netip.Addr]bool{}
-	var out []netip.Addr
-	for _, c := range n.cidrs {
-		for _, ip := range local {
-			ip = ip.Unmap()
-			if c.Contains(ip) && !seen[ip] {
-				seen[ip] = true
-				out = append(out, ip)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
-	return out
-}

@@ -175,13 +175,8 @@ func Render(tx *knftables.Transaction, m *service.Model, s *config.Settings, fam
 	return &Result{Owner: b.owner}, nil
 }
 
-func inFamily(fam backend.Family, a netip.Addr) bool {
-	a = a.Unmap()
-	if fam == backend.IPv6 {
-		return a.Is6()
-	}
-	return a.Is4()
-}
+// inFamily reports whether a is of the family fam.
+func inFamily(fam backend.Family, a netip.Addr) bool { return service.InFamily(fam == backend.IPv6, a) }
 
 // builder accumulates one family's objects in the order they are added:
 // declarations (chains, sets, maps), rules, then elements per set or map.
@@ -197,7 +192,7 @@ type builder struct {
 	mark     string // the masquerade mark as kube-proxy writes it
 	masqRule string // the statement marking a packet for masquerade
 	detect   localDetector
-	np       nodePortAddresses
+	np       service.NodePortAddresses
 
 	decls []knftables.Object
 	rules []*knftables.Rule
@@ -226,7 +221,7 @@ func newBuilder(fam backend.Family, s *config.Settings, opts Options) *builder {
 		addrType: "ipv4_addr",
 		mark:     fmt.Sprintf("%#08x", uint32(1)<<uint(s.MasqueradeBit)),
 		detect:   newLocalDetector(fam, s.ClusterCIDRs),
-		np:       newNodePortAddresses(fam, s.NodePortAddresses),
+		np:       service.NodePorts(fam == backend.IPv6, s.NodePortAddresses),
 		elems:    map[string]*elementList{},
 		owner:    map[string]string{},
 	}
