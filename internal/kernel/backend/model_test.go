@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -82,4 +83,25 @@ func TestWriteQuotesAsIptablesSave(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { buf = r.AppendText(buf[:0], "-A", 0) }); n != 0 {
 		t.Fatalf("AppendText allocates %v times per rule", n)
 	}
+}
+
+// A writer that fails stops WriteText: the error comes back, and nothing
+// more is handed to the writer after it failed.
+func TestWriteTextStopsAtAFailedWrite(t *testing.T) {
+	rs := &Ruleset{Family: IPv4}
+	nat := rs.EnsureTable("nat")
+	for i := range 5000 {
+		nat.Append(Rule{Chain: fmt.Sprintf("X-SVC-%05d", i), Args: []string{"-m", "comment", "--comment", "a long enough comment to fill pieces", "-j", "X-SEP"}})
+	}
+	w := &failing{}
+	if err := rs.WriteText(w); err == nil || w.calls != 1 {
+		t.Fatalf("WriteText = %v after %d writes; want the writer's error after its one write", err, w.calls)
+	}
+}
+
+type failing struct{ calls int }
+
+func (f *failing) Write(p []byte) (int, error) {
+	f.calls++
+	return 0, errors.New("disk full")
 }
