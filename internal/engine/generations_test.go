@@ -130,3 +130,28 @@ func TestRepairOfAMissingGeneration(t *testing.T) {
 	}
 	h.unchanged(t, rules, 2)
 }
+
+// A generation the state records as another backend's, one svcnat does not
+// have (a state directory edited, or written by a later svcnat), is
+// refused, not read as this backend's rules.
+func TestRollbackToAGenerationOfAnUnknownBackend(t *testing.T) {
+	h := newHost(t)
+	rules := h.twoGenerations(t)
+	p := filepath.Join(h.e.StateDir, "state.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.ReplaceAll(string(b), `"backend": "nft"`, `"backend": "ebpf"`)
+	if edited == string(b) {
+		t.Fatalf("state.json names no nft backend:\n%s", b)
+	}
+	if err := os.WriteFile(p, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.e.Rollback(context.Background(), "SVCNAT")
+	if err == nil || !strings.Contains(err.Error(), `generation 1 was recorded by the "ebpf" backend, which this svcnat does not have`) {
+		t.Fatalf("rollback to another backend's generation: %v", err)
+	}
+	h.unchanged(t, rules, 2)
+}
