@@ -119,11 +119,15 @@ func New(prefix string, name backend.Name, desired, live map[backend.Family]*bac
 	whole := map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {
 		d, l := desired[f], live[f]
+		if d == nil && l == nil {
+			d, l = &backend.Ruleset{Family: f}, &backend.Ruleset{Family: f}
+		}
+		// A family one side has not is the other side's language, empty.
 		if d == nil {
-			d = &backend.Ruleset{Family: f}
+			d = &backend.Ruleset{Family: f, Syntax: l.Syntax}
 		}
 		if l == nil {
-			l = &backend.Ruleset{Family: f}
+			l = &backend.Ruleset{Family: f, Syntax: d.Syntax}
 		}
 		p.Desired[f], p.Live[f], whole[f] = d.Owned(prefix), l.Owned(prefix), l
 	}
@@ -157,7 +161,7 @@ func blocked(f backend.Family, live *backend.Ruleset, prefix string, changes []b
 	var out []Blocked
 	for _, t := range live.Tables {
 		for _, c := range t.Chains {
-			if c.Builtin() || backend.OwnsIn(prefix, t.Name, c.Name) {
+			if c.Builtin() || live.Owns(prefix, t.Name, c.Name) {
 				continue
 			}
 			for _, r := range c.Rules {
@@ -221,10 +225,21 @@ func diffFamily(f backend.Family, desired, live *backend.Ruleset) []backend.Chai
 		switch {
 		case dc != nil && lc == nil:
 			ch.Action, ch.After = backend.Create, dc.Rules
+			ch.Kind, ch.SpecAfter = dc.Kind, nftSpec(desired, dc)
 		case dc == nil && lc != nil:
 			ch.Action, ch.Before = backend.Delete, lc.Rules
+			ch.Kind, ch.SpecBefore = lc.Kind, nftSpec(live, lc)
 		default:
-			if backend.EqualRules(dc.Rules, lc.Rules) {
+			ch.Kind, ch.SpecBefore, ch.SpecAfter = dc.Kind, nftSpec(live, lc), nftSpec(desired, dc)
+			if lc.Kind != dc.Kind {
+				// One name, another kind of object (a set become a
+				// map): one goes and the other comes.
+				out = append(out, backend.ChainChange{Family: f, Table: k.table, Chain: k.chain, Action: backend.Delete,
+					Before: lc.Rules, Kind: lc.Kind, SpecBefore: ch.SpecBefore})
+				ch.Action, ch.After, ch.SpecBefore = backend.Create, dc.Rules, ""
+				break
+			}
+			if ch.SpecBefore == ch.SpecAfter && backend.EqualRules(dc.Rules, lc.Rules) {
 				continue
 			}
 			ch.Action, ch.Before, ch.After = backend.Update, lc.Rules, dc.Rules
@@ -236,6 +251,15 @@ func diffFamily(f backend.Family, desired, live *backend.Ruleset) []backend.Chai
 		out = append(out, ch)
 	}
 	return out
+}
+
+// nftSpec is an nftables object's declaration (Chain.Policy), "" for an
+// iptables chain, whose policy is not svcnat's to compare.
+func nftSpec(rs *backend.Ruleset, c *backend.Chain) string {
+	if rs.Syntax != backend.NFTables {
+		return ""
+	}
+	return c.Policy
 }
 
 // RuleRuns is the line diff of two rule lists (go-diff's line mode), as

@@ -43,6 +43,20 @@ type ChainChange struct {
 	// a chain created or deleted, so that a cold start's 60,000 chains
 	// cost nothing more than their rules.
 	Diff []DiffRun
+	// Kind is what the object is: on iptables always a chain; on
+	// nftables a chain, a set or a map, whose Before and After are then
+	// its elements.
+	Kind Kind
+	// SpecBefore and SpecAfter are, on nftables, the object's
+	// declarations live and desired (Chain.Policy); they differ when the
+	// declaration itself changes. Empty on iptables.
+	SpecBefore, SpecAfter string
+}
+
+// SpecChanged reports an nftables object whose declaration changes: it
+// is removed and made again, not edited.
+func (c ChainChange) SpecChanged() bool {
+	return c.Action == Update && c.SpecBefore != c.SpecAfter
 }
 
 // DiffOp marks a line of a rule diff.

@@ -49,13 +49,61 @@ func IsBuiltinChain(name string) bool {
 // Rule is one rule: the chain it is appended to and its arguments, as
 // tokens without quoting. Args are canonical once they went through
 // Canonicalize or came from iptables-save.
+//
+// On nftables (Form NFTRule, NFTElement) a Rule is one rule of a chain or
+// one element of a set or map: Chain names the chain, set or map, and
+// Args holds one string, the rule or the element as nft lists it
+// ("ip daddr . meta l4proto . th dport vmap @service-ips",
+// "10.32.0.61 . tcp . 80 : goto service-…"): nft's grammar has no tokens
+// an iptables-style argument list would help with.
 type Rule struct {
 	Chain string
 	Args  []string
+	Form  Form
 }
 
-// String prints the rule as an iptables-save line, quoting as it does.
+// Form is the language a Rule is written in.
+type Form uint8
+
+// The forms of a rule.
+const (
+	// IPTablesRule: an iptables rule, "-A CHAIN args…".
+	IPTablesRule Form = iota
+	// NFTRule: a rule of an nftables chain, "rule CHAIN text".
+	NFTRule
+	// NFTElement: an element of an nftables set or map,
+	// "element SET { text }".
+	NFTElement
+)
+
+// NFTRuleOf is the nftables rule text of chain.
+func NFTRuleOf(chain, text string) Rule { return Rule{Chain: chain, Args: []string{text}, Form: NFTRule} }
+
+// NFTElementOf is the element text of a set or map.
+func NFTElementOf(set, text string) Rule {
+	return Rule{Chain: set, Args: []string{text}, Form: NFTElement}
+}
+
+// Text is an nftables rule's or element's text (Args' one string); "" for
+// an iptables rule.
+func (r Rule) Text() string {
+	if r.Form == IPTablesRule || len(r.Args) == 0 {
+		return ""
+	}
+	return r.Args[0]
+}
+
+// String prints the rule as an iptables-save line, quoting as it does; an
+// nftables rule as "rule CHAIN text" and an element as "element SET {
+// text }", nft's own words without the family and table the views print
+// above them.
 func (r Rule) String() string {
+	switch r.Form {
+	case NFTRule:
+		return "rule " + r.Chain + " " + r.Text()
+	case NFTElement:
+		return "element " + r.Chain + " { " + r.Text() + " }"
+	}
 	return string(r.AppendText(nil, "-A", 0))
 }
 
@@ -134,7 +182,7 @@ func appendQuoted(dst []byte, s string) []byte {
 // Equal reports whether r and o are the same rule: the same chain and
 // arguments (rules in canonical form compare as written).
 func (r Rule) Equal(o Rule) bool {
-	if r.Chain != o.Chain || len(r.Args) != len(o.Args) {
+	if r.Chain != o.Chain || r.Form != o.Form || len(r.Args) != len(o.Args) {
 		return false
 	}
 	for i := range r.Args {
@@ -168,8 +216,12 @@ func EqualRules(a, b []Rule) bool {
 	return true
 }
 
-// Target returns the rule's jump or goto target, or "" when it has none.
+// Target returns the rule's jump or goto target, or "" when it has none
+// (or, on nftables, when it has several: a verdict map's).
 func (r Rule) Target() string {
+	if r.Form != IPTablesRule {
+		return nftTarget(r.Text())
+	}
 	for i := 0; i+1 < len(r.Args); i++ {
 		if r.Args[i] == "-j" || r.Args[i] == "-g" || r.Args[i] == "--jump" || r.Args[i] == "--goto" {
 			return r.Args[i+1]
@@ -180,6 +232,9 @@ func (r Rule) Target() string {
 
 // Comment returns the value of the rule's comment match, or "".
 func (r Rule) Comment() string {
+	if r.Form != IPTablesRule {
+		return nftComment(r.Text())
+	}
 	for i := 0; i+1 < len(r.Args); i++ {
 		if r.Args[i] == "--comment" {
 			return r.Args[i+1]
@@ -203,10 +258,39 @@ func (r Rule) Arg(name string) string {
 
 // Chain is a chain and its rules in order. Policy is "-" for a user chain
 // and ACCEPT/DROP for a built-in one, as iptables-save prints it.
+//
+// On nftables a Chain is any object of a table that holds lines: a chain
+// of rules, or a set or a map of elements (Kind). Policy is then the
+// object's declaration as nft reads it inside braces, "" for none: a base
+// chain's "type nat hook prerouting priority -100 ;", a set's "type
+// ipv4_addr ; comment \"…\" ;". Elements are kept in the order
+// SortElements gives, as a set has none of its own.
 type Chain struct {
 	Name   string
 	Policy string
 	Rules  []Rule
+	Kind   Kind
+}
+
+// Kind is what an nftables object holding lines is. iptables has chains
+// only.
+type Kind uint8
+
+// The kinds.
+const (
+	KindChain Kind = iota
+	KindSet
+	KindMap
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSet:
+		return "set"
+	case KindMap:
+		return "map"
+	}
+	return "chain"
 }
 
 // Builtin reports whether the chain is one of the kernel's built-in chains.
@@ -258,10 +342,45 @@ func (t *Table) Append(r Rule) {
 	c.Rules = append(c.Rules, r)
 }
 
-// Ruleset is every table of one family.
+// Ruleset is every table of one family, in one language: iptables (the
+// zero Syntax) or nftables, whose rulesets a backend reads and renders
+// holding only svcnat's own table.
 type Ruleset struct {
 	Family Family
 	Tables []*Table
+	Syntax Syntax
+}
+
+// Syntax is the language a ruleset is written in.
+type Syntax uint8
+
+// The syntaxes.
+const (
+	IPTables Syntax = iota
+	NFTables
+)
+
+// NFTTable is the nftables table the owner of prefix owns in each family:
+// the prefix in lower case ("SVCNAT": ip svcnat, ip6 svcnat), as
+// kube-proxy's nftables mode owns the tables called kube-proxy.
+func NFTTable(prefix string) string { return strings.ToLower(prefix) }
+
+// NFTFamily is fam as nft names it: "ip" or "ip6".
+func NFTFamily(fam Family) string {
+	if fam == IPv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// Owns reports whether chain of table belongs to the owner of prefix, in
+// rs's language: on iptables OwnsIn, on nftables every object of the
+// owner's table (NFTTable).
+func (rs *Ruleset) Owns(prefix, table, chain string) bool {
+	if rs != nil && rs.Syntax == NFTables {
+		return table == NFTTable(prefix)
+	}
+	return OwnsIn(prefix, table, chain)
 }
 
 // Table returns the named table or nil.
@@ -441,7 +560,15 @@ func Canary(prefix string) string { return prefix + "-" + canary }
 // holds an owned jump. The owned chains are rs's own, shared, not copied:
 // neither may be changed afterwards.
 func (rs *Ruleset) Owned(prefix string) *Ruleset {
-	out := &Ruleset{Family: rs.Family}
+	out := &Ruleset{Family: rs.Family, Syntax: rs.Syntax}
+	if rs.Syntax == NFTables {
+		// A table is the owner's whole, and no other table can jump into
+		// it: nft has no jumps between tables.
+		if t := rs.Table(NFTTable(prefix)); t != nil {
+			out.Tables = []*Table{t}
+		}
+		return out
+	}
 	for _, t := range rs.Tables {
 		if !OwnsTable(t.Name) {
 			continue
@@ -476,7 +603,15 @@ func (rs *Ruleset) Owned(prefix string) *Ruleset {
 // "-A MYCHAIN -j SVCNAT-SEP-X") is foreign and kept here, and it pins that
 // chain: iptables refuses to delete a chain something still jumps to.
 func (rs *Ruleset) Foreign(prefix string) *Ruleset {
-	out := &Ruleset{Family: rs.Family}
+	out := &Ruleset{Family: rs.Family, Syntax: rs.Syntax}
+	if rs.Syntax == NFTables {
+		for _, t := range rs.Tables {
+			if t.Name != NFTTable(prefix) {
+				out.Tables = append(out.Tables, t.Clone())
+			}
+		}
+		return out
+	}
 	for _, t := range rs.Tables {
 		ft := out.EnsureTable(t.Name)
 		if !OwnsTable(t.Name) {
@@ -503,7 +638,7 @@ func (rs *Ruleset) Foreign(prefix string) *Ruleset {
 // copy can be changed without changing rs. Rule arguments are shared: no
 // code changes a Rule's Args in place.
 func (rs *Ruleset) Clone() *Ruleset {
-	out := &Ruleset{Family: rs.Family, Tables: make([]*Table, 0, len(rs.Tables))}
+	out := &Ruleset{Family: rs.Family, Syntax: rs.Syntax, Tables: make([]*Table, 0, len(rs.Tables))}
 	for _, t := range rs.Tables {
 		out.Tables = append(out.Tables, t.Clone())
 	}
@@ -514,7 +649,7 @@ func (rs *Ruleset) Clone() *Ruleset {
 func (t *Table) Clone() *Table {
 	out := &Table{Name: t.Name, Chains: make([]*Chain, 0, len(t.Chains))}
 	for _, c := range t.Chains {
-		out.Chains = append(out.Chains, &Chain{Name: c.Name, Policy: c.Policy, Rules: append([]Rule(nil), c.Rules...)})
+		out.Chains = append(out.Chains, &Chain{Name: c.Name, Policy: c.Policy, Kind: c.Kind, Rules: append([]Rule(nil), c.Rules...)})
 	}
 	return out
 }
@@ -545,6 +680,10 @@ func (rs *Ruleset) writeText(t *textSink) {
 	tables := append([]*Table(nil), rs.Tables...)
 	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
 	for _, tab := range tables {
+		if rs.Syntax == NFTables {
+			t.nftTable(rs.Family, tab.Name, sortedChains(tab.Chains))
+			continue
+		}
 		t.saveTable(tab.Name, sortedChains(tab.Chains))
 	}
 }
@@ -555,7 +694,8 @@ type ChainRef struct{ Table, Chain string }
 // ScanText names the non-built-in chains a ruleset's text form (Text, as
 // generations keep it) declares and counts its rules, without parsing
 // them: history counts every kept generation, and a cold start's holds
-// 60,000 chains.
+// 60,000 chains. On nftables it names every chain, set and map and
+// counts rules and elements.
 func ScanText(data []byte) (chains []ChainRef, nrules int) {
 	table := ""
 	for len(data) > 0 {
@@ -575,6 +715,15 @@ func ScanText(data []byte) (chains []ChainRef, nrules int) {
 			}
 		case bytes.HasPrefix(line, []byte("-A ")):
 			nrules++
+		case bytes.HasPrefix(line, []byte("add ")):
+			f := strings.SplitN(string(line), " ", 6)
+			switch {
+			case len(f) < 5:
+			case f[1] == "chain" || f[1] == "set" || f[1] == "map":
+				chains = append(chains, ChainRef{f[3], f[4]})
+			case f[1] == "rule" || f[1] == "element":
+				nrules++
+			}
 		}
 	}
 	return chains, nrules
