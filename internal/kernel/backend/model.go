@@ -77,7 +77,9 @@ const (
 )
 
 // NFTRuleOf is the nftables rule text of chain.
-func NFTRuleOf(chain, text string) Rule { return Rule{Chain: chain, Args: []string{text}, Form: NFTRule} }
+func NFTRuleOf(chain, text string) Rule {
+	return Rule{Chain: chain, Args: []string{text}, Form: NFTRule}
+}
 
 // NFTElementOf is the element text of a set or map.
 func NFTElementOf(set, text string) Rule {
