@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -124,74 +122,6 @@ func golden(t *testing.T, name string, fam backend.Family) string {
 func nftIn(t *testing.T, ns *testns.NS, args ...string) string {
 	t.Helper()
 	return ns.MustExec(t, "", "nft", args...)
-}
-
-// nftRewrites are how nft 1.0.6 prints back rules that knftables (and
-// kube-proxy) write otherwise, each seen in the goldens: the mark
-// shorthand becomes meta mark with C operators and a full-width zero,
-// "dnat ip addr . port to" loses "addr . port", an anonymous set or map
-// is listed without the space before its commas, and a one-element
-// anonymous set loses its braces. Besides these, an anonymous set of
-// addresses and prefixes (an interval set, such as a firewall chain's
-// source ranges) is listed in address order (sortAddressSets).
-// Everything else is printed as written. The rendered rule with these
-// applied must equal the listed one exactly.
-var nftRewrites = []struct {
-	written *regexp.Regexp
-	listed  string
-}{
-	{regexp.MustCompile(`\bmark set mark or (0x[0-9a-f]+)`), "meta mark set meta mark | $1"},
-	{regexp.MustCompile(`\bmark set mark xor (0x[0-9a-f]+)`), "meta mark set meta mark ^ $1"},
-	{regexp.MustCompile(`\bmark and (0x[0-9a-f]+) != 0\b`), "meta mark & $1 != 0x00000000"},
-	{regexp.MustCompile(`\bdnat (ip6?) addr \. port to\b`), "dnat $1 to"},
-	{regexp.MustCompile(` , `), ", "},
-	{regexp.MustCompile(`\{ ([^ ,{}]+) \}`), "$1"},
-}
-
-// anonymousSet is an anonymous set or map as nft lists it.
-var anonymousSet = regexp.MustCompile(`\{ [^{}]+ \}`)
-
-// asListed is rendered rule text as nft lists it.
-func asListed(rule string) string {
-	for _, rw := range nftRewrites {
-		rule = rw.written.ReplaceAllString(rule, rw.listed)
-	}
-	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
-}
-
-// sortAddressSets sorts "{ a, b, … }" by address then prefix length when
-// every element is an address or a prefix, as nft lists an interval set;
-// anything else is returned as it is.
-func sortAddressSets(set string) string {
-	elems := strings.Split(strings.TrimSuffix(strings.TrimPrefix(set, "{ "), " }"), ", ")
-	prefixes := make([]netip.Prefix, len(elems))
-	for i, e := range elems {
-		p, err := netip.ParsePrefix(e)
-		if err != nil {
-			a, err := netip.ParseAddr(e)
-			if err != nil {
-				return set
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		prefixes[i] = p
-	}
-	idx := make([]int, len(elems))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(i, j int) bool {
-		a, b := prefixes[idx[i]], prefixes[idx[j]]
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c < 0
-		}
-		return a.Bits() < b.Bits()
-	})
-	sorted := make([]string, len(elems))
-	for i, k := range idx {
-		sorted[i] = elems[k]
-	}
-	return "{ " + strings.Join(sorted, ", ") + " }"
 }
 
 // listedTable is a table as nft lists it: the text listing gives rule
@@ -489,7 +419,7 @@ func compareTable(t *testing.T, what string, want *knftables.FakeTable, got *lis
 		}
 		var rules []string
 		for _, r := range wc.Rules {
-			s := asListed(r.Rule)
+			s := AsListed(r.Rule)
 			if r.Comment != nil {
 				s += fmt.Sprintf(" comment %q", *r.Comment)
 			}
@@ -591,5 +521,42 @@ func needNFT10(t *testing.T) {
 	}
 	if !strings.Contains(string(out), " v1.0.") {
 		t.Skipf("the listing this test compares is nft 1.0's; this is %s", strings.TrimSpace(string(out)))
+	}
+}
+
+// TestListedFormLoads: the model's text form, whose rules are written as
+// nft lists them (AsListed), is input nft 1.0.6 reads into the very table
+// the written form makes: svcnat writes what it compares.
+func TestListedFormLoads(t *testing.T) {
+	if why := testns.Available(); why != "" {
+		t.Skip(why)
+	}
+	needNFT10(t)
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ns := testns.New(t)
+			cfg := loadHCL(t, tc.name)
+			m := service.Build(cfg, service.Options{Node: tc.opts.Node, LocalAddresses: tc.opts.LocalAddresses})
+			for _, fam := range Families(m) {
+				list := func(script string) string {
+					nftIn(t, ns, "flush", "ruleset")
+					if _, err := ns.Exec(script, "nft", "-f", "-"); err != nil {
+						t.Fatalf("%s: %v\n%s", fam, err, numbered(script))
+					}
+					return nftIn(t, ns, "list", "table", string(nftFamily(fam)), DefaultTable)
+				}
+				rs, _, err := RenderModel(m, &cfg.Settings, fam, tc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The model leaves the table's comment to the backend that
+				// creates it, as it does here.
+				table := fmt.Sprintf("add table %s %s { comment \"rules for %s\" ; }\n", nftFamily(fam), DefaultTable, DefaultTable)
+				if written, listed := list(golden(t, tc.name, fam)), list(table+rs.Text()); written != listed {
+					t.Errorf("%s: the listed form loads into another table:\n%s\nwant:\n%s", fam, listed, written)
+				}
+			}
+		})
 	}
 }
