@@ -66,7 +66,7 @@ func TestNamespaceRecordedByIdentity(t *testing.T) {
 	}
 	// Inside B, without --netns: another namespace, refused.
 	r := runIn(t, b, stateDir, config, "apply", "-auto-approve")
-	if r.Code != 1 || !strings.Contains(r.Stderr, "records the rules of network namespace "+a.Name+" (nft backend), and this apply works in network namespace "+b.Name+"; nothing was changed") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "records the rules of network namespace "+a.Name+" (iptables-nft backend), and this apply works in network namespace "+b.Name+"; nothing was changed") {
 		t.Fatalf("ip netns exec %s svcnat apply on %s's state directory: %s", b.Name, a.Name, r)
 	}
 	if save := b.MustExec(t, "", "iptables-nft-save"); strings.Contains(save, "SVCNAT") {

@@ -15,7 +15,7 @@ func TestDestroyPlanOfAnotherNamespaceIsRefused(t *testing.T) {
 	h := newFakeHost(t)
 	h.must(ExitOK, "apply", "-auto-approve")
 	before, gen := h.rules(), h.generation()
-	says := "(nft backend), and this destroy works in network namespace svcnat-other"
+	says := "(iptables-nft backend), and this destroy works in network namespace svcnat-other"
 	out, errs, code := h.run("--netns", "svcnat-other", "plan", "-destroy", "--detailed-exitcode")
 	if code != ExitError || !strings.Contains(errs, says) {
 		t.Fatalf("plan -destroy in another namespace: exit %d\n%s%s", code, out, errs)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
 )
 
 // Globals are the options every command shares, read once from flags and
@@ -55,7 +56,7 @@ func globalFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "iptables-save", EnvVars: []string{"SVCNAT_IPTABLES_SAVE"},
 			Usage: "plan against this saved iptables-save dump instead of the live kernel (IPv6: FILE.v6 if present)"},
 		&ucli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"SVCNAT_BACKEND"},
-			Usage: "iptables backend: auto, nft or legacy"},
+			Usage: "rule backend: auto, iptables-nft or iptables-legacy (old names: nft, legacy)"},
 		&ucli.StringSliceFlag{Name: "local-address", EnvVars: []string{"SVCNAT_LOCAL_ADDRESS"},
 			Usage: "an address of this host (repeatable), instead of reading the host's: decides node_port_addresses rules and whether load-balancer source ranges admit the node"},
 		&ucli.BoolFlag{Name: "json", EnvVars: []string{"SVCNAT_JSON"}, Usage: "machine-readable output"},
@@ -144,11 +145,11 @@ func readGlobals(c *ucli.Context) (Globals, error) {
 		}
 		g.LocalAddresses = append(g.LocalAddresses, ip)
 	}
-	switch g.Backend {
-	case "auto", "nft", "legacy":
-	default:
-		return g, withHint(fmt.Errorf("unknown backend %q", g.Backend), "use --backend auto, nft or legacy")
+	name, err := kernel.ParseName(g.Backend)
+	if err != nil {
+		return g, withHint(err, "use --backend "+kernel.NameChoices)
 	}
+	g.Backend = string(name)
 	return g, nil
 }
 

@@ -113,7 +113,7 @@ func TestStateDirectoryOfAnotherNamespace(t *testing.T) {
 	h := newFakeHost(t)
 	h.must(ExitOK, "apply", "-auto-approve", "--netns", "svcnat-a")
 	writeFile(t, h.config, "nginx.hcl", nginxTwo)
-	says := "state directory " + h.stateDir + " records the rules of network namespace svcnat-a (nft backend), and this apply works in the network namespace svcnat runs in; nothing was changed"
+	says := "state directory " + h.stateDir + " records the rules of network namespace svcnat-a (iptables-nft backend), and this apply works in the network namespace svcnat runs in; nothing was changed"
 	hint := "run with --netns svcnat-a to work on those rules"
 	refusedLikeApply(t, h, "other_namespace", says, hint)
 	before, gen := h.rules(), h.generation()
@@ -122,7 +122,7 @@ func TestStateDirectoryOfAnotherNamespace(t *testing.T) {
 		if cmd == "show" {
 			_, errs, code = h.run(cmd)
 		}
-		if code != ExitError || !strings.Contains(errs, "records the rules of network namespace svcnat-a (nft backend), and this "+cmd+" works in the network namespace svcnat runs in") ||
+		if code != ExitError || !strings.Contains(errs, "records the rules of network namespace svcnat-a (iptables-nft backend), and this "+cmd+" works in the network namespace svcnat runs in") ||
 			!strings.Contains(errs, "svcnat: hint: "+hint) {
 			t.Fatalf("%s: exit %d\n%s", cmd, code, errs)
 		}

@@ -302,7 +302,7 @@ func TestFlagBeatsEnvironment(t *testing.T) {
 		{"--netns", "SVCNAT_NETNS", "env-ns", "flag-ns", func(g Globals) string { return g.NetNS }},
 		{"--state-dir", "SVCNAT_STATE_DIR", "/env/state", "/flag/state", func(g Globals) string { return g.StateDir }},
 		{"--iptables-save", "SVCNAT_IPTABLES_SAVE", "env.dump", "flag.dump", func(g Globals) string { return g.SaveFile }},
-		{"--backend", "SVCNAT_BACKEND", "legacy", "nft", func(g Globals) string { return g.Backend }},
+		{"--backend", "SVCNAT_BACKEND", "iptables-legacy", "iptables-nft", func(g Globals) string { return g.Backend }},
 		{"--local-address", "SVCNAT_LOCAL_ADDRESS", "10.0.0.1", "10.0.0.2", func(g Globals) string {
 			s := ""
 			for _, a := range g.LocalAddresses {
@@ -354,7 +354,7 @@ func TestWatcherArgvBeatsEnvironment(t *testing.T) {
 		t.Errorf("generation %d in --state-dir, want 2 (the apply and its revert)", h.generation())
 	}
 	for _, o := range h.opened {
-		if o.Backend != "nft" || o.NetNS != "" {
+		if o.Backend != "iptables-nft" || o.NetNS != "" {
 			t.Errorf("a host opened with backend %q in namespace %q", o.Backend, o.NetNS)
 		}
 	}

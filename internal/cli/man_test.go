@@ -41,11 +41,11 @@ func TestManPage(t *testing.T) {
 	}
 	// Global flags once, under GLOBAL OPTIONS, with their defaults as they
 	// are.
-	if n := strings.Count(page, "iptables backend"); n != 1 {
+	if n := strings.Count(page, "rule backend"); n != 1 {
 		t.Errorf("--backend is described %d times, want once", n)
 	}
 	opts := manSection(page, "GLOBAL OPTIONS")
-	for _, want := range []string{`\fB\-\-backend\fR \fIauto\fR|\fInft\fR|\fIlegacy\fR`, "(default: auto)", `(default: /var/lib/svcnat)`, `\fB\-\-config\fR, \fB\-c\fR`} {
+	for _, want := range []string{`\fB\-\-backend\fR \fIauto\fR|\fIiptables\-nft\fR|\fIiptables\-legacy\fR`, "(default: auto)", `(default: /var/lib/svcnat)`, `\fB\-\-config\fR, \fB\-c\fR`} {
 		if !strings.Contains(opts, want) {
 			t.Errorf("GLOBAL OPTIONS lack %q:\n%s", want, opts)
 		}

@@ -96,7 +96,7 @@ func TestPlanRefusesTheOtherBackendAsApplyDoes(t *testing.T) {
 	h.must(ExitOK, "apply", "-auto-approve")
 	for _, cmd := range [][]string{{"plan", "--detailed-exitcode"}, {"plan", "--json"}, {"apply", "-auto-approve"}} {
 		out, errs, code := h.run(append(cmd, "--backend", "nft")...)
-		if code != ExitError || out != "" || !strings.Contains(errs, "svcnat: error: --backend nft, but svcnat's chains are in the other backend") ||
+		if code != ExitError || out != "" || !strings.Contains(errs, "svcnat: error: --backend iptables-nft, but svcnat's chains are in the other backend") ||
 			!strings.Contains(errs, "svcnat: hint: use --backend auto") {
 			t.Fatalf("%s --backend nft: exit %d\n%s%s", strings.Join(cmd, " "), code, out, errs)
 		}

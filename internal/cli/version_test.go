@@ -9,11 +9,11 @@ import (
 func TestVersion(t *testing.T) {
 	h := newFakeHost(t)
 	out := h.must(ExitOK, "--version")
-	if !strings.HasPrefix(out, "svcnat ") || !strings.Contains(out, ", nft backend") {
+	if !strings.HasPrefix(out, "svcnat ") || !strings.Contains(out, ", iptables-nft backend") {
 		t.Fatalf("--version:\n%s", out)
 	}
 	var r versionReport
-	if err := json.Unmarshal([]byte(h.must(ExitOK, "version", "--json")), &r); err != nil || r.Version == "" || r.Go == "" || r.IPTables.Backend != "nft" {
+	if err := json.Unmarshal([]byte(h.must(ExitOK, "version", "--json")), &r); err != nil || r.Version == "" || r.Go == "" || r.IPTables.Backend != "iptables-nft" {
 		t.Fatalf("version --json: %v %+v", err, r)
 	}
 }

@@ -89,7 +89,7 @@ func TestDestroyUnrecordedBackendKeepsRecord(t *testing.T) {
 	if !res.Applied || !res.KeptRecord || res.Generation != 0 {
 		t.Fatalf("result %+v, want an applied destroy that kept the record", res)
 	}
-	if got := h.state(t); got.Generation != st.Generation || got.Prefix != "SVCNAT" || got.Backend != "nft" {
+	if got := h.state(t); got.Generation != st.Generation || got.Prefix != "SVCNAT" || got.Backend != "iptables-nft" {
 		t.Fatalf("state after destroying the unrecorded set: %+v, want %+v", got, st)
 	}
 	if rs, _ := h.fake.Save(backend.IPv4); rs.Owned("SVCNAT").RuleCount() > 0 {

@@ -161,7 +161,7 @@ func TestApplyCommitsVerifiesAndRecords(t *testing.T) {
 		t.Fatalf("foreign rules changed:\n%s\n---\n%s", before, after)
 	}
 	st := h.state(t)
-	if st.Generation != 1 || st.Prefix != "SVCNAT" || st.Backend != "nft" || len(st.Generations) != 1 || !slices.Equal(st.Generations[0].Rules, []string{"ipv4", "ipv6"}) {
+	if st.Generation != 1 || st.Prefix != "SVCNAT" || st.Backend != "iptables-nft" || len(st.Generations) != 1 || !slices.Equal(st.Generations[0].Rules, []string{"ipv4", "ipv6"}) {
 		t.Fatalf("state %+v", st)
 	}
 	// The generation holds what svcnat owns now; no backup is written

@@ -142,7 +142,7 @@ func TestRollbackToAGenerationOfAnUnknownBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edited := strings.ReplaceAll(string(b), `"backend": "nft"`, `"backend": "ebpf"`)
+	edited := strings.ReplaceAll(string(b), `"backend": "iptables-nft"`, `"backend": "ebpf"`)
 	if edited == string(b) {
 		t.Fatalf("state.json names no nft backend:\n%s", b)
 	}

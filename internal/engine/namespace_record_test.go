@@ -26,7 +26,7 @@ func TestStateDirectoryOfAnotherNamespaceIsRefused(t *testing.T) {
 		t.Helper()
 		var ne *NamespaceError
 		if !errors.As(err, &ne) || ne.Recorded != "svcnat-a" || ne.Current != "svcnat-b" ||
-			!strings.Contains(err.Error(), "records the rules of network namespace svcnat-a (nft backend), and this "+what+" works in network namespace svcnat-b") {
+			!strings.Contains(err.Error(), "records the rules of network namespace svcnat-a (iptables-nft backend), and this "+what+" works in network namespace svcnat-b") {
 			t.Fatalf("%s in another namespace: %v", what, err)
 		}
 		if what != "show" && !strings.Contains(err.Error(), "; nothing was changed") {

@@ -6,12 +6,28 @@
 package kernel
 
 import (
+	"fmt"
+
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 )
 
 // Auto, as Options.Backend, lets Open choose the backend.
 const Auto backend.Name = iptables.Auto
+
+// NameChoices are the values --backend takes, as usage and errors say
+// them.
+const NameChoices = "auto, iptables-nft or iptables-legacy (nft and legacy are their old names)"
+
+// ParseName reads a --backend value into the backend's name: auto (also
+// ""), or a backend by its name or old alias.
+func ParseName(s string) (backend.Name, error) {
+	n, err := iptables.ParseBackend(s)
+	if err != nil {
+		return "", fmt.Errorf("unknown backend %q", s)
+	}
+	return n, nil
+}
 
 // Errors of Open, checked with errors.Is.
 var (

@@ -21,6 +21,6 @@ func Fingerprint(name backend.Name, owned map[backend.Family]*backend.Ruleset) s
 	for _, f := range backend.Families {
 		sections = append(sections, state.Section{Name: f.String(), Write: owned[f].WriteText})
 	}
-	digest, _ := state.SectionsDigest(string(name)+"\n", sections...) // writing to a hash never fails
+	digest, _ := state.SectionsDigest(name.Canonical().Digested()+"\n", sections...) // writing to a hash never fails
 	return digest
 }

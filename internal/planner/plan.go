@@ -115,6 +115,7 @@ func (p *Plan) Summary() Summary {
 // owned chains (as the renderer makes them); live may be a whole dump, and
 // should be one: the foreign rules in it are what fills Blocked.
 func New(prefix string, name backend.Name, desired, live map[backend.Family]*backend.Ruleset) *Plan {
+	name = name.Canonical()
 	p := &Plan{Prefix: prefix, Backend: name, Desired: map[backend.Family]*backend.Ruleset{}, Live: map[backend.Family]*backend.Ruleset{}}
 	whole := map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {

@@ -22,14 +22,16 @@ const PlanFileVersion = 2
 // hold is checked as it is read (backend.Describer.CheckDesired): the
 // file is data whoever can write it chooses.
 type planFile struct {
-	Kind          string            `json:"kind"`
-	FormatVersion int               `json:"format_version"`
-	Prefix        string            `json:"prefix"`
-	Backend       backend.Name      `json:"backend"`
-	Fingerprint   string            `json:"fingerprint"`
-	ConfigDigest  string            `json:"config_digest,omitempty"`
-	Desired       map[string]string `json:"desired"`
-	Live          map[string]string `json:"live"`
+	Kind          string `json:"kind"`
+	FormatVersion int    `json:"format_version"`
+	Prefix        string `json:"prefix"`
+	// Backend is a plain string, as recorded: the file's digest covers
+	// it as written, an old backend name ("nft") too.
+	Backend      string            `json:"backend"`
+	Fingerprint  string            `json:"fingerprint"`
+	ConfigDigest string            `json:"config_digest,omitempty"`
+	Desired      map[string]string `json:"desired"`
+	Live         map[string]string `json:"live"`
 	// ChainServices is Plan.ChainService; plans saved before it existed
 	// lack it and are described from their rules.
 	ChainServices map[string]string `json:"chain_services,omitempty"`
@@ -57,7 +59,7 @@ func planDigest(pf planFile) (string, error) {
 
 // MarshalPlan encodes a plan for plan -out.
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
-	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: p.Backend,
+	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: string(p.Backend),
 		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
 		ChainServices: p.ChainService, Destroy: p.Destroy}
 	for _, f := range backend.Families {
@@ -97,7 +99,8 @@ func UnmarshalPlan(data []byte, pureOf func(backend.Name) backend.Pure) (*Plan, 
 	if digest, err := planDigest(pf); err != nil || digest != pf.Digest {
 		return nil, "", fmt.Errorf("the plan file was changed after it was made: it does not match the digest recorded in it")
 	}
-	d := pureOf(pf.Backend)
+	name := backend.Name(pf.Backend).Canonical()
+	d := pureOf(name)
 	if d == nil {
 		return nil, "", fmt.Errorf("the plan was made on the %q backend, which this svcnat does not have", pf.Backend)
 	}
@@ -121,7 +124,7 @@ func UnmarshalPlan(data []byte, pureOf func(backend.Name) backend.Pure) (*Plan, 
 		// committed with destroy's checks but apply's effect.
 		return nil, "", fmt.Errorf("saved plan is corrupt: a destroy plan that wants rules")
 	}
-	p := New(pf.Prefix, pf.Backend, desired, live)
+	p := New(pf.Prefix, name, desired, live)
 	p.ChainService, p.Destroy = pf.ChainServices, pf.Destroy
 	if p.Fingerprint != pf.Fingerprint {
 		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")

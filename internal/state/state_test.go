@@ -45,7 +45,7 @@ func setNext(st *State, gen int64) {
 	st.Generation = gen
 	st.ConfigDigest = Digest([]byte{byte(gen)})
 	st.RulesDigest = Digest([]byte("rules"), []byte{byte(gen)})
-	st.Backend = "nft"
+	st.Backend = "iptables-nft"
 	st.AppliedAt = time.Date(2025, 1, 2, 10, 2, 3, int(gen), time.UTC)
 }
 
@@ -93,7 +93,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	want := GenerationInfo{
 		Generation: 2, ConfigDigest: st.ConfigDigest, RulesDigest: st.RulesDigest,
-		Backend: "nft", AppliedAt: st.AppliedAt,
+		Backend: "iptables-nft", AppliedAt: st.AppliedAt,
 		Rules: []string{"ipv4", "ipv6"},
 	}
 	if !reflect.DeepEqual(st.Generations[1], want) {

@@ -7,11 +7,44 @@ import (
 )
 
 // Name is a backend's name, as plans, state and `svcnat version` record
-// it. The values ("nft", "legacy", "file" for a saved dump) are declared by
-// the backend that has them.
+// it. The values ("nftables", "iptables-nft", "iptables-legacy", "file"
+// for a saved dump) are declared by the backend that has them.
 type Name string
 
 func (n Name) String() string { return string(n) }
+
+// aliases are the names svcnat's iptables backends had before there was
+// an nftables one, which state directories and saved plans of that time
+// record and --backend still takes.
+var aliases = map[Name]Name{"nft": "iptables-nft", "legacy": "iptables-legacy"}
+
+// Canonical is n, or the name it is an old alias of ("nft" is
+// "iptables-nft", "legacy" "iptables-legacy").
+func (n Name) Canonical() Name {
+	if c, ok := aliases[n]; ok {
+		return c
+	}
+	return n
+}
+
+// Digested is the name as digests spell it: an iptables backend's old
+// name ("nft", "legacy"), so that a plan's fingerprint, made before the
+// names changed, still matches the same rules.
+func (n Name) Digested() string {
+	for old, c := range aliases {
+		if c == n {
+			return string(old)
+		}
+	}
+	return string(n)
+}
+
+// UnmarshalText reads a recorded name, an old alias as its canonical
+// name, so that every state file and saved plan reads as today's.
+func (n *Name) UnmarshalText(text []byte) error {
+	*n = Name(text).Canonical()
+	return nil
+}
 
 // Kernel is a rule backend as svcnat uses it: the real one, a saved dump
 // (ReadOnly) or a backend's fake in tests. Implementations are safe for

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -92,5 +93,23 @@ func TestNFTComment(t *testing.T) {
 	r := NFTRuleOf("c", `fib saddr type local goto service-X comment "short-circuit local traffic"`)
 	if r.Comment() != "short-circuit local traffic" || r.Target() != "service-X" {
 		t.Errorf("comment %q target %q", r.Comment(), r.Target())
+	}
+}
+
+// TestOldNames: state and plans recorded before the nftables backend name
+// the iptables backends "nft" and "legacy"; they read as today's names,
+// and digests keep spelling them the old way.
+func TestOldNames(t *testing.T) {
+	var st struct{ Backend Name }
+	if err := json.Unmarshal([]byte(`{"Backend":"nft"}`), &st); err != nil || st.Backend != "iptables-nft" {
+		t.Errorf("recorded nft reads as %q (%v)", st.Backend, err)
+	}
+	for old, now := range map[Name]Name{"nft": "iptables-nft", "legacy": "iptables-legacy", "nftables": "nftables"} {
+		if old.Canonical() != now {
+			t.Errorf("%s: canonical %s, want %s", old, old.Canonical(), now)
+		}
+	}
+	if Name("iptables-legacy").Digested() != "legacy" || Name("nftables").Digested() != "nftables" {
+		t.Error("digests do not spell the old names")
 	}
 }

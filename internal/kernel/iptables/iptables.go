@@ -47,8 +47,8 @@ type Backend = backend.Name
 // Survey, and Name never returns it. File is what a Dump reports: rules
 // read from a saved iptables-save dump.
 const (
-	NFT    Backend = "nft"
-	Legacy Backend = "legacy"
+	NFT    Backend = "iptables-nft"
+	Legacy Backend = "iptables-legacy"
 	Auto   Backend = "auto"
 	File   Backend = "file"
 )
@@ -56,15 +56,16 @@ const (
 // restoreTool is the program a *backend.TxError names.
 const restoreTool = "iptables-restore"
 
-// ParseBackend reads a --backend value: auto, nft or legacy ("" is auto).
+// ParseBackend reads a --backend value: auto, iptables-nft or
+// iptables-legacy, or their old names nft and legacy ("" is auto).
 func ParseBackend(s string) (Backend, error) {
-	switch b := Backend(s); b {
+	switch b := Backend(s).Canonical(); b {
 	case "", Auto:
 		return Auto, nil
 	case NFT, Legacy:
 		return b, nil
 	}
-	return "", fmt.Errorf("unknown iptables backend %q (want auto, nft or legacy)", s)
+	return "", fmt.Errorf("unknown iptables backend %q (want auto, iptables-nft or iptables-legacy)", s)
 }
 
 // limits are backend b's, with binaries of version v. nf_tables

@@ -100,7 +100,7 @@ func findBinaries(b Backend, fam backend.Family) (binaries, Version, error) {
 	if fam == backend.IPv6 {
 		base = "ip6tables"
 	}
-	variant := binaries{save: base + "-" + string(b) + "-save", restore: base + "-" + string(b) + "-restore", cmd: base + "-" + string(b)}
+	variant := binaries{save: base + "-" + b.Digested() + "-save", restore: base + "-" + b.Digested() + "-restore", cmd: base + "-" + b.Digested()}
 	if bins, ok := lookBoth(variant); ok {
 		v, err := probeVersion(bins.restore)
 		if err != nil {

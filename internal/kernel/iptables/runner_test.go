@@ -247,7 +247,7 @@ echo "*filter"; echo COMMIT
 		t.Error("IPv6 without ip6tables binaries should fail")
 	}
 	_, err = New(Options{Backend: NFT})
-	if err == nil || !strings.Contains(err.Error(), "iptables-save is legacy, not the nft backend") {
+	if err == nil || !strings.Contains(err.Error(), "iptables-save is legacy, not the iptables-nft backend") {
 		t.Errorf("nft through legacy binaries: %v", err)
 	}
 }
