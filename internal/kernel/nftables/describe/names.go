@@ -1,9 +1,13 @@
 package describe
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
 // The names below are the renderer's (render/names.go), read back: the
@@ -180,4 +184,11 @@ func serviceOfComment(c string) string {
 	}
 	svc, _, _ := strings.Cut(c, ":")
 	return svc
+}
+
+// sortByKind orders objects as the text form does: by kind, then name.
+func sortByKind(objects []*backend.Chain) {
+	slices.SortStableFunc(objects, func(a, b *backend.Chain) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
+	})
 }
