@@ -1,0 +1,245 @@
+package describe
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+)
+
+// index says, for one family, which service each object and element of a
+// plan's desired and live tables serves. Per-service objects say it in
+// their names; the renderer says it for the objects it made
+// (Planned.ChainService), which also covers names nft's length limit cut
+// ("…"), by their base; an endpoint chain or affinity set whose name was
+// cut is its service chain's. Elements of the shared maps say it through
+// the chain their verdict names, or by their key.
+type index struct {
+	tables       []*backend.Table // desired, live (either may be nil)
+	chainService map[string]string
+	byBase       map[string]string // base of a cut name → service, from chainService
+	referred     map[string]string // endpoint chain or affinity set → service, built when needed
+	byKey        map[string]string // "ip . proto . port" and "proto . port" → service
+	clusterIP    map[string]string // cluster IP → service
+	firewalled   map[string]bool   // keys of firewall-ips
+	dispatched   [2]map[string]bool
+}
+
+// newIndex indexes the desired and the live table (either may be nil).
+func newIndex(desired, live *backend.Table, chainService map[string]string) *index {
+	x := &index{tables: []*backend.Table{desired, live}, chainService: chainService,
+		byKey: map[string]string{}, clusterIP: map[string]string{}, firewalled: map[string]bool{}}
+	for name, svc := range chainService {
+		if _, base := perService(name); strings.HasSuffix(base, "...") {
+			if x.byBase == nil {
+				x.byBase = map[string]string{}
+			}
+			x.byBase[base] = svc
+		}
+	}
+	for i, t := range x.tables {
+		x.dispatched[i] = map[string]bool{}
+		if t == nil {
+			continue
+		}
+		clusters := map[string]bool{}
+		if c := t.Chain(clusterIPs); c != nil {
+			for _, r := range c.Rules {
+				clusters[r.Text()] = true
+			}
+		}
+		for _, m := range []string{serviceIPs, serviceNodePort, firewallIPs, noEndpointSvcs, noEndpointNPs} {
+			c := t.Chain(m)
+			if c == nil {
+				continue
+			}
+			for _, r := range c.Rules {
+				e := parseElement(r.Text())
+				svc := x.elementService(m, e)
+				k := e.keyString()
+				switch {
+				case m == firewallIPs:
+					x.firewalled[k] = true
+				case m == serviceIPs:
+					x.dispatched[i][k] = true
+				}
+				if svc == "" {
+					continue
+				}
+				if x.byKey[k] == "" {
+					x.byKey[k] = svc
+				}
+				if len(e.key) == 3 && clusters[e.key[0]] && x.clusterIP[e.key[0]] == "" {
+					x.clusterIP[e.key[0]] = svc
+				}
+			}
+		}
+	}
+	return x
+}
+
+// objectService is the service of a per-service object, "" for a fixed
+// one or one whose service cannot be told.
+func (x *index) objectService(name string) string {
+	if svc := x.chainService[name]; svc != "" {
+		return svc
+	}
+	kind, base := perService(name)
+	if kind == notPerService {
+		return ""
+	}
+	if svc, _, _, ok := portOfBase(base); ok {
+		return svc
+	}
+	if svc := x.byBase[base]; svc != "" {
+		return svc
+	}
+	if kind == epChain || kind == affinitySet {
+		return x.referrer(name)
+	}
+	return ""
+}
+
+// referrer is the service of the service or local chain that names an
+// endpoint chain or affinity set.
+func (x *index) referrer(name string) string {
+	if x.referred == nil {
+		x.referred = map[string]string{}
+		for _, t := range x.tables {
+			if t == nil {
+				continue
+			}
+			for _, c := range t.Chains {
+				if k, _ := perService(c.Name); k != svcChain && k != localChain {
+					continue
+				}
+				svc := x.objectService(c.Name)
+				for _, r := range c.Rules {
+					for _, w := range strings.Fields(r.Text()) {
+						w = strings.TrimRight(strings.TrimPrefix(w, "@"), ",")
+						if k, _ := perService(w); (k == epChain || k == affinitySet) && svc != "" {
+							x.referred[w] = svc
+						}
+					}
+				}
+			}
+		}
+	}
+	return x.referred[name]
+}
+
+// elementService is the service an element of the shared set or map m
+// serves, "" for none (nodeport-ips) or when it cannot be told.
+func (x *index) elementService(m string, e element) string {
+	switch m {
+	case serviceIPs, serviceNodePort, firewallIPs:
+		return x.objectService(e.target())
+	case noEndpointSvcs, noEndpointNPs:
+		if svc := serviceOfComment(e.comment); svc != "" {
+			return svc
+		}
+		return x.byKey[e.keyString()]
+	case clusterIPs:
+		return x.clusterIP[e.keyString()]
+	}
+	return ""
+}
+
+// services adds to out every service with objects or dispatch entries in
+// t: the per-service objects' and the no-endpoint maps' (a service
+// without endpoints has nothing else).
+func (x *index) services(out map[string]bool, t *backend.Table) {
+	if t == nil {
+		return
+	}
+	for _, c := range t.Chains {
+		if svc := x.objectService(c.Name); svc != "" {
+			out[svc] = true
+			continue
+		}
+		if c.Name != noEndpointSvcs && c.Name != noEndpointNPs {
+			continue
+		}
+		for _, r := range c.Rules {
+			if svc := x.elementService(c.Name, parseElement(r.Text())); svc != "" {
+				out[svc] = true
+			}
+		}
+	}
+}
+
+// endpoints are the endpoints ("ip:port", "[ip]:port") the service and
+// local chains of base DNAT to in t: their numgen maps' entries, or with
+// affinity, the endpoint chains their verdict maps go to.
+func endpoints(t *backend.Table, base string) map[string]bool {
+	out := map[string]bool{}
+	if t == nil {
+		return out
+	}
+	for _, name := range []string{"service-" + base, "local-" + base} {
+		c := t.Chain(name)
+		if c == nil {
+			continue
+		}
+		for _, r := range c.Rules {
+			for _, v := range mapValues(r.Text()) {
+				if ep, ok := strings.CutPrefix(v, "goto "); ok {
+					if ec := t.Chain(ep); ec != nil {
+						for _, er := range ec.Rules {
+							if a, ok := dnatTo(er.Text()); ok {
+								out[a] = true
+							}
+						}
+					}
+					continue
+				}
+				if a, ok := addrDotPort(v); ok {
+					out[a] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// mapValues are the values of the anonymous map or verdict map a rule
+// ends with ("… map { 0 : 10.1.0.1 . 80, 1 : … }").
+func mapValues(rule string) []string {
+	i := strings.Index(rule, "map { ")
+	if i < 0 || !strings.HasSuffix(rule, " }") {
+		return nil
+	}
+	var out []string
+	for _, entry := range strings.Split(rule[i+len("map { "):len(rule)-2], ", ") {
+		if _, v, ok := strings.Cut(entry, " : "); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// addrDotPort reads "ip . port" as "ip:port" ("[ip]:port").
+func addrDotPort(v string) (string, bool) {
+	ip, port, ok := strings.Cut(v, " . ")
+	a, err := netip.ParseAddr(ip)
+	if !ok || err != nil || !isPort(port) {
+		return "", false
+	}
+	n, _ := strconv.Atoi(port)
+	return netip.AddrPortFrom(a, uint16(n)).String(), true
+}
+
+// dnatTo is the endpoint of an endpoint chain's "meta l4proto P dnat to
+// ip:port".
+func dnatTo(rule string) (string, bool) {
+	i := strings.Index(rule, " dnat to ")
+	if i < 0 {
+		return "", false
+	}
+	ap, err := netip.ParseAddrPort(rule[i+len(" dnat to "):])
+	if err != nil {
+		return "", false
+	}
+	return ap.String(), true
+}
