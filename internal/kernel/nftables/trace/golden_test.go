@@ -162,3 +162,9 @@ func check(t *testing.T, cfg *config.Config, res *backend.Result) {
 		t.Errorf("%s: the unconditional paths' probabilities sum to %v", res.Packet, total)
 	}
 }
+
+func text(res *backend.Result) string {
+	var b strings.Builder
+	traceview.Write(&b, res)
+	return b.String()
+}
