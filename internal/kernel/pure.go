@@ -5,6 +5,8 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	nftdescribe "github.com/svcnat/svcnat/internal/kernel/nftables/describe"
+	nftrender "github.com/svcnat/svcnat/internal/kernel/nftables/render"
 )
 
 // Pure is the pure part (backend.Pure) of the backend called name:
@@ -15,11 +17,21 @@ import (
 // does not know (a plan or state file from elsewhere) gets nil, for the
 // caller to refuse, never another backend's reading.
 func Pure(name backend.Name) backend.Pure {
-	switch name {
+	switch name.Canonical() {
 	case "", iptables.NFT, iptables.Legacy, iptables.File:
 		return iptablesPure{}
+	case NFTables:
+		return nftablesPure{}
 	}
 	return nil
+}
+
+// NFTables is the native nftables backend's name.
+const NFTables backend.Name = "nftables"
+
+type nftablesPure struct {
+	nftrender.Renderer
+	nftdescribe.Describer
 }
 
 type iptablesPure struct {

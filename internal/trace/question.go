@@ -13,10 +13,12 @@ var Protocols = []string{"tcp", "udp", "sctp"}
 // Served says whether prefix's rules took the packet on any of res's
 // paths: a DNAT (to a service's endpoint), or a verdict decided in one
 // of the prefix's chains (a REJECT of a service without endpoints, a
-// DROP of a load-balancer source range).
+// DROP of a load-balancer source range); on nftables, in the prefix's
+// table ("ip svcnat").
 func Served(res *backend.Result, prefix string) bool {
 	for _, t := range res.Paths {
-		if t.Verdict == backend.DNAT || strings.HasPrefix(t.Decided.Chain, prefix+"-") {
+		if t.Verdict == backend.DNAT || strings.HasPrefix(t.Decided.Chain, prefix+"-") ||
+			strings.HasSuffix(t.Decided.Table, " "+backend.NFTTable(prefix)) {
 			return true
 		}
 	}
