@@ -89,6 +89,10 @@ type Host struct {
 	// (DefaultRuntimeDir on a real kernel); "" takes no namespace lock (a
 	// dump, a fake kernel).
 	RuntimeDir string
+	// Backend is the backend asked for (--backend) on a host with no
+	// kernel open (render, a planned trace), whose objects it renders;
+	// "" or kernel.Auto renders iptables rules.
+	Backend backend.Name
 }
 
 // Cleaner deletes conntrack entries and says how many flows had some.

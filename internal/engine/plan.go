@@ -19,7 +19,7 @@ type HostOptions struct {
 	// NetNS is a network namespace name as `ip netns` makes them; "" is
 	// svcnat's own.
 	NetNS string
-	// Backend is auto, nft or legacy (see kernel.Open).
+	// Backend is auto or a backend's name (see kernel.Open).
 	Backend backend.Name
 	// Prefix is the chain prefix svcnat owns; it guides and constrains
 	// the choice of backend.

@@ -33,7 +33,7 @@ type Rendered struct {
 // its addresses as OpenHost finds them, and no kernel, so that
 // --random-fully is taken as supported.
 func RenderHost(o HostOptions) *Host {
-	return &Host{Addresses: HostAddresses(o), NetNS: o.NetNS}
+	return &Host{Addresses: HostAddresses(o), NetNS: o.NetNS, Backend: o.Backend}
 }
 
 // Render renders cfg for this host, with the facts about the host that

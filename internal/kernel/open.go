@@ -17,11 +17,14 @@ const Auto backend.Name = iptables.Auto
 
 // NameChoices are the values --backend takes, as usage and errors say
 // them.
-const NameChoices = "auto, iptables-nft or iptables-legacy (nft and legacy are their old names)"
+const NameChoices = "auto, nftables, iptables-nft or iptables-legacy (nft and legacy are the last two's old names)"
 
 // ParseName reads a --backend value into the backend's name: auto (also
 // ""), or a backend by its name or old alias.
 func ParseName(s string) (backend.Name, error) {
+	if backend.Name(s) == NFTables {
+		return NFTables, nil
+	}
 	n, err := iptables.ParseBackend(s)
 	if err != nil {
 		return "", fmt.Errorf("unknown backend %q", s)
