@@ -9,10 +9,6 @@ import (
 	"github.com/svcnat/svcnat/internal/state"
 )
 
-// canaryTables are the tables svcnat writes, where reconcile keeps a
-// canary chain (backend.Canary).
-var canaryTables = []string{"nat", "filter"}
-
 // Canary is where one canary chain lives.
 type Canary struct {
 	Family backend.Family
@@ -21,19 +17,26 @@ type Canary struct {
 
 func (c Canary) String() string { return fmt.Sprintf("%s %s", c.Family, c.Table) }
 
-// MissingCanaries returns the canary chains of prefix that are not there:
-// one per table svcnat writes, in both families. Each is one read of one
-// chain, far cheaper than a plan: reconcile looks often.
+// canaries are the places of prefix's canary chains on this backend
+// (backend.Canaries): per family, on iptables one in nat and in filter,
+// on nftables one in svcnat's table.
+func (e *Engine) canaryPlaces(prefix string) []backend.CanaryAt {
+	return backend.Canaries(e.Kernel.Limits().Syntax, prefix)
+}
+
+// MissingCanaries returns the canary chains of prefix that are not there,
+// or not as made: one per table svcnat writes, in both families. Each is
+// one read of one chain, far cheaper than a plan: reconcile looks often.
 func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 	var missing []Canary
 	for _, f := range backend.Families {
-		for _, t := range canaryTables {
-			_, ok, err := e.Kernel.ReadChain(f, t, backend.Canary(prefix))
+		for _, at := range e.canaryPlaces(prefix) {
+			rules, ok, err := e.Kernel.ReadChain(f, at.Table, at.Chain)
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				missing = append(missing, Canary{f, t})
+			if !ok || !backend.EqualRules(rules, at.Rules) {
+				missing = append(missing, Canary{f, at.Table})
 			}
 		}
 	}
@@ -100,9 +103,17 @@ func (e *Engine) removeCanaries(prefix string) error {
 func (e *Engine) canaries(prefix string, missing []Canary, change func(missing bool, c *backend.ChainChange) bool) error {
 	for _, f := range backend.Families {
 		tx := &backend.Transaction{Family: f}
-		for _, t := range canaryTables {
-			c := &backend.ChainChange{Family: f, Table: t, Chain: backend.Canary(prefix)}
-			if change(slices.Contains(missing, Canary{f, t}), c) {
+		for _, at := range e.canaryPlaces(prefix) {
+			c := &backend.ChainChange{Family: f, Table: at.Table, Chain: at.Chain}
+			if change(slices.Contains(missing, Canary{f, at.Table}), c) {
+				// Made whole, or removed with what it holds; a canary
+				// left flushed on nftables is made again in place.
+				switch c.Action {
+				case backend.Create:
+					c.After = at.Rules
+				case backend.Delete:
+					c.Before = at.Rules
+				}
 				tx.Changes = append(tx.Changes, c)
 			}
 		}

@@ -112,7 +112,7 @@ func TestEnsureCanariesListsOnce(t *testing.T) {
 	if err := h.e.EnsureCanaries("SVCNAT"); err != nil {
 		t.Fatal(err)
 	}
-	if want := len(backend.Families) * len(canaryTables); k.listed != want || restored != 0 {
+	if want := len(backend.Families) * len(h.e.canaryPlaces("SVCNAT")); k.listed != want || restored != 0 {
 		t.Fatalf("a pass with every canary there listed %d chains (want %d) and restored %d times", k.listed, want, restored)
 	}
 }

@@ -104,7 +104,11 @@ func (e *Engine) noteCanaryTables(d *state.Dir, prefix string, missing []Canary)
 			}
 			want[m.Family] = &backend.Ruleset{Family: m.Family}
 		}
-		want[m.Family].EnsureTable(m.Table).EnsureChain(backend.Canary(prefix))
+		for _, at := range e.canaryPlaces(prefix) {
+			if at.Table == m.Table {
+				want[m.Family].EnsureTable(m.Table).EnsureChain(at.Chain)
+			}
+		}
 	}
 	return e.noteCreatedTables(d, want, live)
 }

@@ -109,6 +109,8 @@ type Limits struct {
 	ListLimit int
 	// RandomFully: the backend can masquerade with fully random ports.
 	RandomFully bool
+	// Syntax is the language of the backend's rulesets.
+	Syntax Syntax
 }
 
 // NoStaging, as Limits.Batch, creates every chain in the final transaction.

@@ -554,6 +554,28 @@ const canary = "CANARY"
 // apply and show beside the daemon neither see nor remove it.
 func Canary(prefix string) string { return prefix + "-" + canary }
 
+// NFTCanary is the canary chain of svcnat's nftables table. It holds one
+// rule (CanaryAt): `nft flush table` empties chains but keeps them, so an
+// empty one would not show a flush.
+const NFTCanary = "canary"
+
+// CanaryAt is where reconcile keeps one canary: a chain of a table, with
+// the rules it must hold.
+type CanaryAt struct {
+	Table, Chain string
+	Rules        []Rule
+}
+
+// Canaries are the canaries of prefix in each family of a backend whose
+// rulesets are in syntax: on iptables an empty chain in nat and in
+// filter (Canary), on nftables one chain in svcnat's table.
+func Canaries(syntax Syntax, prefix string) []CanaryAt {
+	if syntax == NFTables {
+		return []CanaryAt{{Table: NFTTable(prefix), Chain: NFTCanary, Rules: []Rule{NFTRuleOf(NFTCanary, "return")}}}
+	}
+	return []CanaryAt{{Table: "nat", Chain: Canary(prefix)}, {Table: "filter", Chain: Canary(prefix)}}
+}
+
 // Owned returns the part of rs the owner of prefix owns: every chain of
 // nat and filter named with the prefix, and, in their built-in chains,
 // only the rules that jump into such a chain (see OwnsIn). Everything else (Docker's, firewalld's, the operator's
@@ -564,9 +586,13 @@ func Canary(prefix string) string { return prefix + "-" + canary }
 func (rs *Ruleset) Owned(prefix string) *Ruleset {
 	out := &Ruleset{Family: rs.Family, Syntax: rs.Syntax}
 	if rs.Syntax == NFTables {
-		// A table is the owner's whole, and no other table can jump into
-		// it: nft has no jumps between tables.
+		// A table is the owner's whole (but its canary, which no plan
+		// holds), and no other table can jump into it: nft has no jumps
+		// between tables.
 		if t := rs.Table(NFTTable(prefix)); t != nil {
+			if t.Chain(NFTCanary) != nil {
+				t = &Table{Name: t.Name, Chains: slices.DeleteFunc(slices.Clone(t.Chains), func(c *Chain) bool { return c.Name == NFTCanary })}
+			}
 			out.Tables = []*Table{t}
 		}
 		return out
