@@ -98,7 +98,7 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 	if refused {
 		intro = fmt.Sprintf("svcnat %s would refuse this plan (see the error below); it would perform the following actions", v.op)
 	}
-	fmt.Fprintf(w, "%s (backend %s, chains %s-*):\n\n", intro, p.Backend, p.Prefix)
+	fmt.Fprintf(w, "%s (backend %s, %s):\n\n", intro, p.Backend, ownedWhat(p.Backend, p.Prefix))
 	for _, s := range p.Services {
 		line := fmt.Sprintf("  %s service %s", st.glyph(s.Action.action()), s.Name)
 		if len(s.Details) > 0 {
@@ -115,7 +115,11 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 			cur = h
 			fmt.Fprintln(w, st.bold(h))
 		}
-		head := fmt.Sprintf("  %s chain %s", st.glyph(c.Action.action()), c.Chain)
+		kind := "chain"
+		if c.Kind != "" {
+			kind = c.Kind
+		}
+		head := fmt.Sprintf("  %s %s %s", st.glyph(c.Action.action()), kind, c.Chain)
 		switch {
 		case c.Builtin:
 			head += " (svcnat's jump rules only)"
@@ -123,6 +127,12 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 			head += " (" + *c.Service + ")"
 		}
 		fmt.Fprintln(w, head)
+		if c.DeclarationBefore != "" {
+			fmt.Fprintln(w, "      "+st.color(backend.Delete, "- { "+c.DeclarationBefore+" }"))
+		}
+		if c.DeclarationAfter != "" {
+			fmt.Fprintln(w, "      "+st.color(backend.Create, "+ { "+c.DeclarationAfter+" }"))
+		}
 		hidden := 0
 		for op, r := range (backend.ChainChange{Before: c.Before, After: c.After, Diff: c.diff}).Lines() {
 			switch op {
@@ -148,11 +158,24 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 	writeInterrupted(w, st, lefts(p.Interrupted), "this plan uses those the configuration wants and removes the rest")
 	writeAdopting(w, st, lefts(p.Adopting))
 	s := p.Summary
+	objects, rules := plural(s.Add, "chain"), plural(s.RulesAdded, "rule")
+	if p.Backend == kernel.NFTables {
+		objects, rules = plural(s.Add, "object"), fmt.Sprintf("%d rules and elements", s.RulesAdded)
+	}
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
-		st.bold(v.total), plural(s.Add, "chain"), s.Change, s.Remove, plural(s.RulesAdded, "rule"), s.RulesRemoved)
+		st.bold(v.total), objects, s.Change, s.Remove, rules, s.RulesRemoved)
 	if p.dump {
 		writeDumpNote(w, st)
 	}
+}
+
+// ownedWhat says what svcnat owns on backend name, for the plan's first
+// line: "chains SVCNAT-*", or on nftables "table svcnat".
+func ownedWhat(name backend.Name, prefix string) string {
+	if name == kernel.NFTables {
+		return "table " + backend.NFTTable(prefix)
+	}
+	return "chains " + prefix + "-*"
 }
 
 // nothingToDo says, after "No changes.", why an empty plan is all there
@@ -308,6 +331,12 @@ type jsonChange struct {
 	Scope   string        `json:"scope"`
 	Before  jsonRuleLines `json:"before"`
 	After   jsonRuleLines `json:"after"`
+	// Kind is, on nftables, what the object is: chain, set or map
+	// (whose before and after are its elements); DeclarationBefore and
+	// After its declarations, where they are not the same.
+	Kind              string `json:"kind,omitempty"`
+	DeclarationBefore string `json:"declaration_before,omitempty"`
+	DeclarationAfter  string `json:"declaration_after,omitempty"`
 
 	diff []backend.DiffRun // the plan's diff of Before and After, for a person
 }
@@ -384,12 +413,19 @@ func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
 	for _, sc := range d.Services {
 		out.Services = append(out.Services, jsonService{Name: sc.Name, Action: jsonAction(sc.Action.String()), Details: detailWords(sc.Details)})
 	}
+	nft := p.Backend == kernel.NFTables
 	for i, c := range p.Changes {
 		owner := &d.Chains[i]
 		jc := jsonChange{Family: newJSONFamily(c.Family), Table: c.Table, Chain: c.Chain, Action: jsonAction(c.Action.String()), Builtin: c.Builtin,
 			Scope: string(owner.Scope), Before: c.Before, After: c.After, diff: c.Diff}
 		if owner.Service != "" {
 			jc.Service = &owner.Service
+		}
+		if nft {
+			jc.Kind = c.Kind.String()
+			if c.SpecBefore != c.SpecAfter {
+				jc.DeclarationBefore, jc.DeclarationAfter = c.SpecBefore, c.SpecAfter
+			}
 		}
 		out.Changes = append(out.Changes, jc)
 	}
