@@ -25,8 +25,10 @@ import (
 // missing chain; a jump or goto to a missing chain, or an @set that does
 // not exist; an element in a missing set or map, or one whose verdict
 // goes to a missing chain; deleting a missing element or object; deleting
-// a chain that holds rules or that a rule or a map element goes to;
-// deleting a set or map a rule names. The checks are made as each line
+// a chain that another chain's rule or a map element goes to; deleting a
+// set or map a rule names. Deleting a chain that holds rules is not
+// refused: kernel 6.x deletes the rules with it (nft 1.0.6 checked), so
+// svcnat's scripts flush first only to drop references. The checks are made as each line
 // comes, as the kernel makes them in a transaction's order.
 //
 // Differences, all on the permissive side: it does not check rule or
@@ -233,9 +235,9 @@ func applyLine(rs *backend.Ruleset, fam backend.Family, line string) string {
 	case isKind && verb == "flush":
 		obj.Rules = nil
 	case isKind && verb == "delete":
-		if k == backend.KindChain && len(obj.Rules) > 0 {
-			return ebusy
-		}
+		// The kernel (6.x) deletes a chain's own rules with it: only a
+		// reference from elsewhere keeps it.
+		obj.Rules = nil
 		if referenced(tab, name) {
 			return ebusy
 		}

@@ -138,25 +138,9 @@ func TestStagesLoadOnTheirOwn(t *testing.T) {
 // TestFakeRefuses checks each refusal the Fake models, and that a refused
 // script changes nothing.
 func TestFakeRefuses(t *testing.T) {
-	base := "add table ip svcnat\nadd chain ip svcnat a\nadd chain ip svcnat b\nadd set ip svcnat s { type ipv4_addr ; }\n" +
-		"add map ip svcnat m { type ipv4_addr : verdict ; }\nadd rule ip svcnat a ip daddr @s jump b\n" +
-		"add element ip svcnat m { 10.0.0.1 : goto b }\nadd element ip svcnat s { 10.0.0.2 }\n"
-	for _, bad := range []string{
-		"add rule ip svcnat nochain accept",
-		"add rule ip svcnat a jump nochain",
-		"add rule ip svcnat a ip daddr vmap { 10.0.0.1 : goto nochain }",
-		"add rule ip svcnat a ip daddr @nosuchset accept",
-		"add element ip svcnat nosuchset { 10.0.0.1 }",
-		"add element ip svcnat m { 10.0.0.3 : goto nochain }",
-		"delete element ip svcnat s { 10.0.0.9 }",
-		"delete chain ip svcnat a",
-		"delete chain ip svcnat b",
-		"flush chain ip svcnat a\ndelete chain ip svcnat b",
-		"delete set ip svcnat s",
-		"delete chain ip svcnat nochain",
-	} {
+	for _, bad := range refusals {
 		k := NewFake(testPrefix)
-		if err := k.runScript(backend.IPv4, []byte(base)); err != nil {
+		if err := k.runScript(backend.IPv4, []byte(refusalBase)); err != nil {
 			t.Fatal(err)
 		}
 		before, _ := k.Read(backend.IPv4, nil)
@@ -172,6 +156,27 @@ func TestFakeRefuses(t *testing.T) {
 			t.Errorf("%q: a refused script changed the rules", bad)
 		}
 	}
+}
+
+// refusalBase is what the refusals are tried on.
+const refusalBase = "add table ip svcnat\nadd chain ip svcnat a\nadd chain ip svcnat b\nadd set ip svcnat s { type ipv4_addr ; }\n" +
+	"add map ip svcnat m { type ipv4_addr : verdict ; }\nadd rule ip svcnat a ip daddr @s jump b\n" +
+	"add element ip svcnat m { 10.0.0.1 : goto b }\nadd element ip svcnat s { 10.0.0.2 }\n"
+
+// refusals are scripts the kernel refuses (TestKernelRefusals checks
+// them on nft 1.0.6), each after "add chain ip svcnat fresh".
+var refusals = []string{
+	"add rule ip svcnat nochain accept",
+	"add rule ip svcnat a jump nochain",
+	"add rule ip svcnat a ip daddr vmap { 10.0.0.1 : goto nochain }",
+	"add rule ip svcnat a ip daddr @nosuchset accept",
+	"add element ip svcnat nosuchset { 10.0.0.1 }",
+	"add element ip svcnat m { 10.0.0.3 : goto nochain }",
+	"delete element ip svcnat s { 10.0.0.9 }",
+	"delete chain ip svcnat b",
+	"flush chain ip svcnat a\ndelete chain ip svcnat b",
+	"delete set ip svcnat s",
+	"delete chain ip svcnat nochain",
 }
 
 func TestTxFailure(t *testing.T) {
