@@ -64,13 +64,19 @@ func hclCase(t testing.TB, name string, edits ...string) *config.Config {
 // table in the model, as nft lists it.
 func desired(t testing.TB, cfg *config.Config, fam backend.Family) *backend.Ruleset {
 	t.Helper()
+	return renderDesired(t, cfg, fam, renderOptions())
+}
+
+// renderDesired is desired with other render options.
+func renderDesired(t testing.TB, cfg *config.Config, fam backend.Family, opts render.Options) *backend.Ruleset {
+	t.Helper()
 	kf := knftables.IPv4Family
 	if fam == backend.IPv6 {
 		kf = knftables.IPv6Family
 	}
 	fake := knftables.NewFake(kf, render.DefaultTable)
 	tx := fake.NewTransaction()
-	if _, err := render.RenderConfig(tx, cfg, fam, renderOptions()); err != nil {
+	if _, err := render.RenderConfig(tx, cfg, fam, opts); err != nil {
 		t.Fatal(err)
 	}
 	if err := fake.Run(context.Background(), tx); err != nil {

@@ -77,6 +77,7 @@ func TestKernelRefusals(t *testing.T) {
 			t.Errorf("%q: the kernel took it (%v)", bad, err)
 			continue
 		}
+		t.Logf("%q: line %d: %s", bad, te.Line, te.Reason)
 		if te.Line != len(lines)-1 {
 			t.Errorf("%q: nft blamed line %d %q (%s)", bad, te.Line, te.LineText, te.Reason)
 		}

@@ -177,6 +177,7 @@ var refusals = []string{
 	"flush chain ip svcnat a\ndelete chain ip svcnat b",
 	"delete set ip svcnat s",
 	"delete chain ip svcnat nochain",
+	"add element ip svcnat m { 10.0.0.1 : goto a }",
 }
 
 func TestTxFailure(t *testing.T) {
