@@ -39,22 +39,28 @@ func TestFakeAgreesWithKernel(t *testing.T) {
 	r, _ := needKernel(t)
 	f := NewFake(testPrefix)
 	for _, batch := range []int{backend.NoStaging, 5} {
-		for _, st := range lifecycle(t) {
+		for _, fam := range backend.Families {
+			steps := lifecycle(t)
+			if fam == backend.IPv6 {
+				steps = lifecycle6(t)
+			}
+			for _, st := range steps {
+				for _, k := range []backend.Kernel{r, f} {
+					apply(t, k, fam, st.want, batch)
+				}
+				kr, err := r.Read(fam, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fr, _ := f.Read(fam, nil)
+				if kr.Text() != fr.Text() || kr.Text() != st.want.Text() {
+					t.Fatalf("%s, batch %d, %s: the kernel reads back\n%s\nthe Fake\n%s\nwant\n%s", fam, batch, st.name, kr.Text(), fr.Text(), st.want.Text())
+				}
+			}
 			for _, k := range []backend.Kernel{r, f} {
-				apply(t, k, backend.IPv4, st.want, batch)
-			}
-			kr, err := r.Read(backend.IPv4, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fr, _ := f.Read(backend.IPv4, nil)
-			if kr.Text() != fr.Text() || kr.Text() != st.want.Text() {
-				t.Fatalf("batch %d, %s: the kernel reads back\n%s\nthe Fake\n%s\nwant\n%s", batch, st.name, kr.Text(), fr.Text(), st.want.Text())
-			}
-		}
-		for _, k := range []backend.Kernel{r, f} {
-			if ok, err := k.RemoveTable(backend.IPv4, "svcnat"); !ok || err != nil {
-				t.Fatalf("%T RemoveTable: %v %v", k, ok, err)
+				if ok, err := k.RemoveTable(fam, "svcnat"); !ok || err != nil {
+					t.Fatalf("%s: %T RemoveTable: %v %v", fam, k, ok, err)
+				}
 			}
 		}
 	}

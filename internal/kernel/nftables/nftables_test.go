@@ -59,29 +59,56 @@ func TestPriorityNumber(t *testing.T) {
 // and destroys, on the Fake: each step reads back as desired.
 func TestFakeLifecycle(t *testing.T) {
 	for _, batch := range []int{backend.NoStaging, 3} {
-		k := NewFake(testPrefix)
-		for _, step := range lifecycle(t) {
-			final := apply(t, k, backend.IPv4, step.want, batch)
-			got, err := k.Read(backend.IPv4, nil)
-			if err != nil {
+		for _, fam := range backend.Families {
+			k := NewFake(testPrefix)
+			steps := lifecycle(t)
+			if fam == backend.IPv6 {
+				steps = lifecycle6(t)
+			}
+			for _, step := range steps {
+				final := apply(t, k, fam, step.want, batch)
+				got, err := k.Read(fam, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g, w := got.Text(), step.want.Text(); g != w {
+					t.Fatalf("%s, batch %d, %s: read back\n%s\nwant\n%s", fam, batch, step.name, g, w)
+				}
+				if step.maxLines > 0 && final.Lines > step.maxLines {
+					t.Errorf("%s, batch %d, %s: %d lines, want at most %d:\n%s", fam, batch, step.name, final.Lines, step.maxLines, final.Payload)
+				}
+			}
+			nft := backend.NFTFamily(fam)
+			if err := k.runScript(fam, []byte("add chain "+nft+" svcnat someones\n")); err != nil {
 				t.Fatal(err)
 			}
-			if g, w := got.Text(), step.want.Text(); g != w {
-				t.Fatalf("batch %d, %s: read back\n%s\nwant\n%s", batch, step.name, g, w)
+			if _, err := k.RemoveTable(fam, "svcnat"); !errors.Is(err, backend.ErrTableInUse) {
+				t.Fatalf("RemoveTable of a table in use: %v", err)
 			}
-			if step.maxLines > 0 && final.Lines > step.maxLines {
-				t.Errorf("batch %d, %s: %d lines, want at most %d:\n%s", batch, step.name, final.Lines, step.maxLines, final.Payload)
+			if err := k.runScript(fam, []byte("delete chain "+nft+" svcnat someones\n")); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := k.RemoveTable(fam, "svcnat"); !ok || err != nil {
+				t.Fatalf("RemoveTable: %v %v", ok, err)
+			}
+			if got, _ := k.Read(fam, nil); len(got.Tables) != 0 {
+				t.Fatalf("the table stays: %s", got.Text())
+			}
+			if ok, err := k.RemoveTable(fam, "svcnat"); ok || err != nil {
+				t.Fatalf("RemoveTable of no table: %v %v", ok, err)
 			}
 		}
-		if ok, err := k.RemoveTable(backend.IPv4, "svcnat"); !ok || err != nil {
-			t.Fatalf("RemoveTable: %v %v", ok, err)
-		}
-		if got, _ := k.Read(backend.IPv4, nil); len(got.Tables) != 0 {
-			t.Fatalf("the table stays: %s", got.Text())
-		}
-		if ok, err := k.RemoveTable(backend.IPv4, "svcnat"); ok || err != nil {
-			t.Fatalf("RemoveTable of no table: %v %v", ok, err)
-		}
+	}
+}
+
+// lifecycle6 is an IPv6 sequence: render's dual_stack case, an endpoint
+// changed, destroyed.
+func lifecycle6(t testing.TB) []step {
+	fam := backend.IPv6
+	return []step{
+		{"create", desired(t, hclCase(t, "dual_stack"), fam), 0},
+		{"one endpoint", desired(t, hclCase(t, "dual_stack", `address = "fd00:10::64"`, `address = "fd00:10::99"`), fam), 0},
+		{"destroy", empty(fam), 0},
 	}
 }
 
