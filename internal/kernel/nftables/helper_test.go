@@ -1,0 +1,188 @@
+package nftables
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/nftables/render"
+	"github.com/svcnat/svcnat/internal/planner"
+)
+
+// The helpers below turn package render's output into the model as the
+// kernel lists it. They are a stand-in, copied from render's
+// kernel_test.go (nftRewrites, asListed, sortAddressSets), for the
+// converter the render package is to export.
+
+// testPrefix owns the table "svcnat", render's DefaultTable.
+const testPrefix = "SVCNAT"
+
+// renderOptions are render's upstream test options (render_test.go).
+func renderOptions() render.Options {
+	var local []netip.Addr
+	for _, s := range []string{"127.0.0.1", "::1", "192.168.0.2", "192.168.1.2", "192.168.99.11", "2001:db8::1", "2001:db8:1::2"} {
+		local = append(local, netip.MustParseAddr(s))
+	}
+	return render.Options{
+		RenderOptions: backend.RenderOptions{Node: "test-node", LocalAddresses: local},
+		ServiceCIDRs:  []netip.Prefix{netip.MustParsePrefix("172.30.0.0/16"), netip.MustParsePrefix("fd00:10:96::/112")},
+	}
+}
+
+// hclCase is render's testdata/hcl/<name>.hcl, edited by the replacements
+// old, new, … (each must apply).
+func hclCase(t testing.TB, name string, edits ...string) *config.Config {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("render", "testdata", "hcl", name+".hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(data)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(src, edits[i]) {
+			t.Fatalf("%s.hcl has no %q", name, edits[i])
+		}
+		src = strings.Replace(src, edits[i], edits[i+1], 1)
+	}
+	cfg, diags := config.Parse(map[string][]byte{name + ".hcl": []byte(src)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return cfg
+}
+
+// desired renders cfg's family fam into knftables' Fake and returns its
+// table in the model, as nft lists it.
+func desired(t testing.TB, cfg *config.Config, fam backend.Family) *backend.Ruleset {
+	t.Helper()
+	return renderDesired(t, cfg, fam, renderOptions())
+}
+
+// renderDesired is desired with other render options.
+func renderDesired(t testing.TB, cfg *config.Config, fam backend.Family, opts render.Options) *backend.Ruleset {
+	t.Helper()
+	kf := knftables.IPv4Family
+	if fam == backend.IPv6 {
+		kf = knftables.IPv6Family
+	}
+	fake := knftables.NewFake(kf, render.DefaultTable)
+	tx := fake.NewTransaction()
+	if _, err := render.RenderConfig(tx, cfg, fam, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Run(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := backend.ParseNFT(fam, strings.NewReader(fake.Dump()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range rs.Tables {
+		for _, c := range tab.Chains {
+			for i, r := range c.Rules {
+				if r.Form == backend.NFTRule {
+					c.Rules[i] = backend.NFTRuleOf(r.Chain, asListed(r.Text()))
+				}
+			}
+			if c.Kind != backend.KindChain {
+				backend.SortElements(c.Rules)
+			}
+		}
+	}
+	return rs
+}
+
+// apply plans desired against what k holds and runs the transactions,
+// staged in batches of batch; it returns the final transaction.
+func apply(t testing.TB, k backend.Kernel, fam backend.Family, want *backend.Ruleset, batch int) *backend.Transaction {
+	t.Helper()
+	live, err := k.Read(fam, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{fam: want}, map[backend.Family]*backend.Ruleset{fam: live})
+	stages, final := k.Transactions(fam, Referrers(live, p.Changes), batch)
+	for _, tx := range append(stages, final) {
+		k.Write(tx)
+		if err := k.Run(tx); err != nil {
+			t.Fatalf("%v\n%s", err, tx.Payload)
+		}
+	}
+	return final
+}
+
+// empty is a family's ruleset holding an empty table: what destroy plans
+// for, and reads back before RemoveTable.
+func empty(fam backend.Family) *backend.Ruleset {
+	return &backend.Ruleset{Family: fam, Syntax: backend.NFTables, Tables: []*backend.Table{{Name: "svcnat"}}}
+}
+
+// nftRewrites are how nft 1.0.6 prints back rules that knftables (and
+// kube-proxy) write otherwise (copied from render's kernel_test.go).
+var nftRewrites = []struct {
+	written *regexp.Regexp
+	listed  string
+}{
+	{regexp.MustCompile(`\bmark set mark or (0x[0-9a-f]+)`), "meta mark set meta mark | $1"},
+	{regexp.MustCompile(`\bmark set mark xor (0x[0-9a-f]+)`), "meta mark set meta mark ^ $1"},
+	{regexp.MustCompile(`\bmark and (0x[0-9a-f]+) != 0\b`), "meta mark & $1 != 0x00000000"},
+	{regexp.MustCompile(`\bdnat (ip6?) addr \. port to\b`), "dnat $1 to"},
+	{regexp.MustCompile(` , `), ", "},
+	{regexp.MustCompile(`\{ ([^ ,{}]+) \}`), "$1"},
+}
+
+var anonymousSet = regexp.MustCompile(`\{ [^{}]+ \}`)
+
+func asListed(rule string) string {
+	for _, rw := range nftRewrites {
+		rule = rw.written.ReplaceAllString(rule, rw.listed)
+	}
+	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
+}
+
+func sortAddressSets(set string) string {
+	elems := strings.Split(strings.TrimSuffix(strings.TrimPrefix(set, "{ "), " }"), ", ")
+	prefixes := make([]netip.Prefix, len(elems))
+	for i, e := range elems {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, err := netip.ParseAddr(e)
+			if err != nil {
+				return set
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		prefixes[i] = p
+	}
+	idx := make([]int, len(elems))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool {
+		a, b := prefixes[idx[i]], prefixes[idx[j]]
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c < 0
+		}
+		return a.Bits() < b.Bits()
+	})
+	sorted := make([]string, len(elems))
+	for i, k := range idx {
+		sorted[i] = elems[k]
+	}
+	return "{ " + strings.Join(sorted, ", ") + " }"
+}
+
+// planChanges is the planner's changes from live to want, with Referrers.
+func planChanges(want, live *backend.Ruleset) []backend.ChainChange {
+	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{want.Family: want}, map[backend.Family]*backend.Ruleset{live.Family: live})
+	return Referrers(live, p.Changes)
+}

@@ -1,0 +1,172 @@
+package nftables
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+)
+
+// Read implements backend.Kernel: `nft list table FAMILY TABLE`, the
+// owned table only (parseListing). A missing table is an empty ruleset.
+// like is not used: the listing's strings are fresh either way.
+func (r *Runner) Read(fam backend.Family, like *backend.Ruleset) (*backend.Ruleset, error) {
+	rs := &backend.Ruleset{Family: fam, Syntax: backend.NFTables}
+	out, err := r.output(nil, "list", "table", backend.NFTFamily(fam), r.table)
+	switch {
+	case missing(err):
+		return rs, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	tab, err := parseListing(string(out))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	if tab != nil {
+		rs.Tables = []*backend.Table{tab}
+	}
+	return rs, nil
+}
+
+// ReadChain implements backend.Kernel for a chain, a set or a map: the
+// name does not say which, so it lists the name as a map, then as a set
+// (each costs a fraction of a chain's listing: nft then caches sets, not
+// every rule of the table), then as a chain. The kernel's ENOENT for a
+// kind the name is not costs a few milliseconds.
+func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Rule, bool, error) {
+	for _, kind := range []string{"map", "set", "chain"} {
+		out, err := r.output(nil, "list", kind, backend.NFTFamily(fam), table, name)
+		if missing(err) {
+			continue
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, name, err)
+		}
+		tab, err := parseListing(string(out))
+		if err != nil {
+			return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, name, err)
+		}
+		if tab == nil || tab.Chain(name) == nil {
+			return nil, false, fmt.Errorf("reading %s %s %s: nft listed no %s of that name", fam, table, name, kind)
+		}
+		return tab.Chain(name).Rules, true, nil
+	}
+	return nil, false, nil
+}
+
+// Transactions implements backend.Kernel (see transactions).
+func (r *Runner) Transactions(fam backend.Family, changes []backend.ChainChange, batch int) ([]*backend.Transaction, *backend.Transaction) {
+	return transactions(fam, changes, batch)
+}
+
+// Write implements backend.Kernel (see write).
+func (r *Runner) Write(tx *backend.Transaction) { write(tx) }
+
+// Run implements backend.Kernel: the script goes to `nft -f -` as an
+// unlinked file, not a pipe, so that svcnat dying half-way through writing
+// it cannot hand nft a cut script; nft commits it as one transaction.
+func (r *Runner) Run(tx *backend.Transaction) error {
+	if tx.Payload == nil {
+		r.Write(tx)
+	}
+	if tx.Lines == 0 {
+		return nil
+	}
+	return r.runScript(tx.Family, tx.Payload)
+}
+
+func (r *Runner) runScript(fam backend.Family, payload []byte) error {
+	in, err := payloadFile(payload)
+	if err != nil {
+		return fmt.Errorf("writing %s rules: %w", fam, err)
+	}
+	defer in.Close()
+	_, err = r.output(in, "-f", "-")
+	var ne *nftError
+	if errors.As(err, &ne) {
+		var ee *exec.ExitError
+		if errors.As(ne.err, &ee) {
+			return txFailure(fam, payload, ne.stderr, err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s rules: %w", fam, err)
+	}
+	return nil
+}
+
+// payloadFile returns an unlinked temporary file holding payload, rewound.
+func payloadFile(payload []byte) (*os.File, error) {
+	f, err := os.CreateTemp("", "svcnat-nft-")
+	if err != nil {
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(payload); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging the payload: %w", err)
+	}
+	return f, nil
+}
+
+// nftLocation is the head of nft's error message: "/dev/stdin:3:1-20:
+// Error: Could not process rule: No such file or directory".
+var nftLocation = regexp.MustCompile(`(?m)^[^:\n]*:(\d+):\d+(?:-\d+)?: Error: (.*)$`)
+
+// txFailure turns nft's refusal of a script into a *backend.TxError naming
+// the first line nft blamed. It is the one place nft's stderr is read.
+func txFailure(fam backend.Family, payload []byte, stderr string, err error) error {
+	e := &backend.TxError{Family: fam, Tool: "nft", Stderr: stderr, Err: err}
+	if m := nftLocation.FindStringSubmatch(stderr); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Reason = strings.TrimSpace(m[2])
+		e.LineText = payloadLine(payload, e.Line)
+	} else if r, ok := strings.CutPrefix(strings.TrimSpace(firstLine(stderr)), "Error: "); ok {
+		e.Reason = r
+	}
+	return e
+}
+
+// payloadLine is line n (1-based) of payload, "" past its end.
+func payloadLine(payload []byte, n int) string {
+	lines := strings.Split(string(payload), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return lines[n-1]
+}
+
+// RemoveTable implements backend.Kernel: it deletes fam's table when it
+// holds no chain, set or map. nft takes no lock: an object another program
+// adds between the listing and the delete goes with the table, the one
+// window svcnat cannot close with nft's own means.
+func (r *Runner) RemoveTable(fam backend.Family, table string) (bool, error) {
+	out, err := r.output(nil, "-t", "list", "table", backend.NFTFamily(fam), table)
+	switch {
+	case missing(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, err)
+	}
+	tab, err := parseListing(string(out))
+	if err != nil {
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, err)
+	}
+	if tab != nil && len(tab.Chains) > 0 {
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, backend.ErrTableInUse)
+	}
+	if err := r.runScript(fam, []byte("delete table "+backend.NFTFamily(fam)+" "+table+"\n")); err != nil {
+		return false, fmt.Errorf("removing the %s %s table: %w", fam, table, err)
+	}
+	return true, nil
+}

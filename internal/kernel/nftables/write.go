@@ -1,0 +1,370 @@
+package nftables
+
+import (
+	"hash/fnv"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+)
+
+// transactions is Kernel.Transactions of the runner and the Fake: staged
+// transactions, each creating at most batch objects (chains, sets, maps)
+// nothing live references yet, then the final one. Staging pays because
+// one nf_tables transaction is super-linear in the objects it creates (see
+// limits). A base chain is never staged: it is live, hooked into
+// traffic, the moment it exists; every other object created is reachable
+// only through objects created with it or changed in the final
+// transaction. Objects come in creationOrder, so that every staged
+// transaction loads on its own.
+func transactions(fam backend.Family, changes []backend.ChainChange, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
+	order := creationOrder(changes)
+	final = &backend.Transaction{Family: fam}
+	creates := 0
+	for _, c := range order {
+		if stageable(c) {
+			creates++
+		}
+	}
+	if batch <= 0 || creates <= batch {
+		final.Changes = order
+		return nil, final
+	}
+	var cur *backend.Transaction
+	for _, c := range order {
+		if !stageable(c) {
+			final.Changes = append(final.Changes, c)
+			continue
+		}
+		if cur == nil || len(cur.Changes) == batch {
+			cur = &backend.Transaction{Family: fam, Changes: make([]*backend.ChainChange, 0, min(batch, creates))}
+			stages = append(stages, cur)
+		}
+		cur.Changes = append(cur.Changes, c)
+		creates--
+	}
+	return stages, final
+}
+
+// stageable reports a created object a staged transaction may create: any
+// but a base chain.
+func stageable(c *backend.ChainChange) bool {
+	return c.Action == backend.Create && !isBaseChain(c.Kind, c.SpecAfter)
+}
+
+func isBaseChain(k backend.Kind, decl string) bool {
+	return k == backend.KindChain && strings.Contains(decl, " hook ")
+}
+
+// creationOrder returns changes with the created objects first, each after
+// every created object it refers to (a chain's rules' jumps, gotos and
+// @sets, a map's verdicts), in post-order from the created objects nothing
+// created refers to, taken in the order of a hash of their names (a
+// service's objects then come together, services in no particular order);
+// then the rest in the order given.
+func creationOrder(changes []backend.ChainChange) []*backend.ChainChange {
+	var created, rest []*backend.ChainChange
+	byName := map[string]int{}
+	for i := range changes {
+		c := &changes[i]
+		if c.Action == backend.Create {
+			byName[c.Chain] = len(created)
+			created = append(created, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	targets := make([][]int32, len(created))
+	referenced := make([]bool, len(created))
+	for i, c := range created {
+		for _, r := range c.After {
+			for _, name := range references(r) {
+				if j, ok := byName[name]; ok && j != i {
+					targets[i] = append(targets[i], int32(j))
+					referenced[j] = true
+				}
+			}
+		}
+	}
+	type root struct {
+		i   int
+		key uint32
+	}
+	var roots []root
+	for i := range created {
+		if !referenced[i] {
+			h := fnv.New32a()
+			h.Write([]byte(created[i].Chain))
+			roots = append(roots, root{i, h.Sum32()})
+		}
+	}
+	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
+	out := make([]*backend.ChainChange, 0, len(changes))
+	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
+	var visit func(i int)
+	visit = func(i int) {
+		if state[i] != 0 {
+			return
+		}
+		state[i] = 1
+		for _, j := range targets[i] {
+			visit(int(j))
+		}
+		state[i] = 2
+		out = append(out, created[i])
+	}
+	for _, r := range roots {
+		visit(r.i)
+	}
+	for i := range created { // objects only reachable through a loop
+		visit(i)
+	}
+	return append(out, rest...)
+}
+
+// references are the objects a rule or an element names: the chains its
+// jump and goto verdicts go to (every one, an anonymous vmap's included)
+// and the sets and maps it looks up (@name).
+func references(r backend.Rule) []string {
+	text := r.Text()
+	if r.Form == backend.NFTElement {
+		_, value := splitElement(text)
+		text = value
+	}
+	var out []string
+	words := strings.Fields(text)
+	for i, w := range words {
+		switch {
+		case (w == "jump" || w == "goto") && i+1 < len(words):
+			out = append(out, strings.TrimRight(words[i+1], ",}"))
+		case strings.HasPrefix(w, "@"):
+			out = append(out, strings.TrimRight(w[1:], ",}"))
+		}
+	}
+	return out
+}
+
+// splitElement splits an element's text into its key (without its
+// comment) and its value, "" for a set's: "a . b comment \"c\" : goto x"
+// gives "a . b" and "goto x".
+func splitElement(text string) (key, value string) {
+	quoted := false
+	end := -1
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case end < 0 && strings.HasPrefix(text[i:], " comment "):
+			end = i
+		case strings.HasPrefix(text[i:], " : "):
+			if end < 0 {
+				end = i
+			}
+			return text[:end], text[i+3:]
+		}
+	}
+	if end < 0 {
+		end = len(text)
+	}
+	return text[:end], ""
+}
+
+// script collects an nft -f script and counts its lines.
+type script struct {
+	buf   []byte
+	lines int
+}
+
+func (s *script) line(parts ...string) {
+	for i, p := range parts {
+		if i > 0 {
+			s.buf = append(s.buf, ' ')
+		}
+		s.buf = append(s.buf, p...)
+	}
+	s.buf = append(s.buf, '\n')
+	s.lines++
+}
+
+// write writes tx as one nft -f script, in an order in which every
+// reference resolves when the kernel checks it:
+//
+//  1. add table, when the transaction creates anything (add is
+//     idempotent; the comment is the one package render writes);
+//  2. the new objects declared, empty;
+//  3. every chain rewritten or deleted flushed (their old rules drop their
+//     references);
+//  4. the elements removed from a changed set or map deleted;
+//  5. objects deleted: sets and maps, then chains, once nothing refers to
+//     them; an object whose declaration changes is deleted here too;
+//  6. those declared again;
+//  7. rules: every rule of a new or rewritten chain (a changed chain is
+//     flushed and filled again whole, as kube-proxy does: a service chain
+//     is one rule);
+//  8. elements: every element of a new object, the added ones of a
+//     changed one.
+//
+// The payload is nil when tx has nothing to do.
+func write(tx *backend.Transaction) {
+	s := &script{}
+	fam := backend.NFTFamily(tx.Family)
+	deleted := map[string]bool{}
+	redeclare := map[*backend.ChainChange]bool{}
+	creates := false
+	for _, c := range tx.Changes {
+		if c.Action == backend.Delete {
+			deleted[c.Chain] = true
+		}
+	}
+	for _, c := range tx.Changes {
+		switch {
+		case c.SpecChanged():
+			redeclare[c], creates = true, true
+		case c.Action == backend.Create:
+			redeclare[c], creates = deleted[c.Chain], true
+		}
+	}
+	declare := func(c *backend.ChainChange) {
+		if c.SpecAfter == "" {
+			s.line("add", c.Kind.String(), fam, c.Table, c.Chain)
+		} else {
+			s.line("add", c.Kind.String(), fam, c.Table, c.Chain, "{", c.SpecAfter, "}")
+		}
+	}
+	if creates && len(tx.Changes) > 0 {
+		t := tx.Changes[0].Table
+		s.line("add table", fam, t, `{ comment "rules for `+t+`" ; }`)
+	}
+	for _, c := range tx.Changes { // 2
+		if c.Action == backend.Create && !redeclare[c] {
+			declare(c)
+		}
+	}
+	for _, c := range tx.Changes { // 3
+		if c.Kind == backend.KindChain && c.Action != backend.Create {
+			s.line("flush chain", fam, c.Table, c.Chain)
+		}
+	}
+	// An element that goes to an object made again is deleted and added
+	// again with it: it holds a reference the object's deletion needs
+	// gone.
+	remade := map[string]bool{}
+	for c := range redeclare {
+		remade[c.Chain] = true
+	}
+	again := func(op backend.DiffOp, r backend.Rule) bool {
+		if op != backend.DiffEqual || len(remade) == 0 {
+			return false
+		}
+		for _, name := range references(r) {
+			if remade[name] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range tx.Changes { // 4
+		if c.Kind != backend.KindChain && c.Action == backend.Update && !c.SpecChanged() {
+			for op, r := range c.Lines() {
+				if op == backend.DiffDelete || again(op, r) {
+					key, _ := splitElement(r.Text())
+					s.line("delete element", fam, c.Table, c.Chain, "{", key, "}")
+				}
+			}
+		}
+	}
+	for _, chains := range []bool{false, true} { // 5
+		for _, c := range tx.Changes {
+			if (c.Kind == backend.KindChain) == chains && (c.Action == backend.Delete || c.SpecChanged()) {
+				s.line("delete", c.Kind.String(), fam, c.Table, c.Chain)
+			}
+		}
+	}
+	for _, c := range tx.Changes { // 6
+		if redeclare[c] {
+			declare(c)
+		}
+	}
+	table := func(c *backend.ChainChange) string { return fam + " " + c.Table + " " }
+	for _, c := range tx.Changes { // 7
+		if c.Kind == backend.KindChain && c.Action != backend.Delete {
+			for _, r := range c.After {
+				s.line("add rule", table(c)+c.Chain, r.Text())
+			}
+		}
+	}
+	for _, c := range tx.Changes { // 8
+		switch {
+		case c.Kind == backend.KindChain || c.Action == backend.Delete:
+		case c.Action == backend.Create || c.SpecChanged():
+			for _, r := range c.After {
+				s.line("add element", table(c)+c.Chain, "{", r.Text(), "}")
+			}
+		default:
+			for op, r := range c.Lines() {
+				if op == backend.DiffInsert || again(op, r) {
+					s.line("add element", table(c)+c.Chain, "{", r.Text(), "}")
+				}
+			}
+		}
+	}
+	tx.Payload, tx.Lines = s.buf, s.lines
+	if s.lines == 0 {
+		tx.Payload = nil
+	}
+}
+
+// Referrers returns changes with, added, an Update that rewrites in place
+// every live chain, set or map of live that refers to an object the
+// changes make again (a declaration changed, or a Delete and a Create of
+// one name) and that the changes do not touch already. nft cannot change
+// a declaration: the object is deleted and added again, and the kernel
+// refuses to delete what a rule or an element still names, so those are
+// flushed and written again in the same transaction. The planner's diff
+// does not know this (the referring rules did not change), so it is the
+// nftables backend's to add them before Transactions.
+func Referrers(live *backend.Ruleset, changes []backend.ChainChange) []backend.ChainChange {
+	remade, touched := map[string]bool{}, map[string]bool{}
+	deleted := map[string]bool{}
+	for _, c := range changes {
+		touched[c.Chain] = true
+		if c.Action == backend.Delete {
+			deleted[c.Chain] = true
+		}
+	}
+	for _, c := range changes {
+		if c.SpecChanged() || c.Action == backend.Create && deleted[c.Chain] {
+			remade[c.Chain] = true
+		}
+	}
+	if len(remade) == 0 || live == nil {
+		return changes
+	}
+	out := slices.Clone(changes)
+	for _, t := range live.Tables {
+		for _, c := range t.Chains {
+			if touched[c.Name] || !refersTo(c.Rules, remade) {
+				continue
+			}
+			out = append(out, backend.ChainChange{Family: live.Family, Table: t.Name, Chain: c.Name, Action: backend.Update,
+				Before: c.Rules, After: c.Rules, Diff: []backend.DiffRun{{Op: backend.DiffEqual, N: len(c.Rules)}},
+				Kind: c.Kind, SpecBefore: c.Policy, SpecAfter: c.Policy})
+		}
+	}
+	return out
+}
+
+func refersTo(rules []backend.Rule, names map[string]bool) bool {
+	for _, r := range rules {
+		for _, name := range references(r) {
+			if names[name] {
+				return true
+			}
+		}
+	}
+	return false
+}
