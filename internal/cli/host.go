@@ -28,7 +28,7 @@ func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, erro
 	switch {
 	case err == nil:
 	case errors.Is(err, kernel.ErrBothBackends):
-		return nil, withHint(err, "remove one set (svcnat destroy --backend nft|legacy), then run again")
+		return nil, withHint(err, "remove one set (svcnat destroy --backend BACKEND, naming the one to remove), then run again")
 	case errors.Is(err, kernel.ErrOtherBackend):
 		return nil, withHint(err, "use --backend auto, or destroy the rules in the other backend first")
 	case os.Geteuid() != 0:

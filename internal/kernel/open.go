@@ -6,10 +6,13 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/nftables"
 )
 
 // Auto, as Options.Backend, lets Open choose the backend.
@@ -80,10 +83,16 @@ type Detection struct {
 	LegacyRules  int
 }
 
-// Open opens the backend o names: a saved dump, or the iptables backend
-// chosen as iptables.Open does (surveying both, refusing svcnat's chains
-// in both with Auto, and an explicit backend while they are in the other
-// one only).
+// Open opens the backend o names: a saved dump, the nftables backend,
+// or an iptables backend chosen as iptables.Open does (surveying both,
+// refusing svcnat's chains in both with Auto, and an explicit backend
+// while they are in the other one only). svcnat's rules are in nftables
+// when its table (ip or ip6, backend.NFTTable) exists: Auto keeps them
+// there, and on a host where neither holds them chooses iptables. An
+// explicit backend is refused while svcnat's rules are only in another
+// (ErrOtherBackend: it would make a second set that the first hides or
+// fights), and works, with Detection.OtherOwned for the caller's warning,
+// when both hold them.
 func Open(o Options) (backend.Kernel, Detection, error) {
 	if o.Dump != "" {
 		d, err := iptables.OpenDump(o.Dump)
@@ -92,7 +101,27 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 		}
 		return d, Detection{}, nil
 	}
-	k, d, err := iptables.Open(iptables.Options{Backend: o.Backend, NetNS: o.NetNS, ChainPrefix: o.Prefix})
+	held, err := nftables.Holds(o.NetNS, o.Prefix)
+	if err != nil {
+		return nil, Detection{}, fmt.Errorf("choosing the backend: %w", err)
+	}
+	want := o.Backend.Canonical()
+	if want == NFTables || (want == "" || want == Auto) && len(held) > 0 {
+		return openNFTables(o, held)
+	}
+	if len(held) > 0 {
+		// An iptables backend was asked for while svcnat's table is in
+		// nftables.
+		sv, err := iptables.Survey(o.NetNS, o.Prefix)
+		if err != nil && !errors.Is(err, iptables.ErrBothBackends) {
+			return nil, Detection{}, fmt.Errorf("choosing the backend: %w", err)
+		}
+		if len(sv.OtherOwned(iptables.Legacy))+len(sv.OtherOwned(iptables.NFT)) == 0 {
+			return nil, Detection{}, fmt.Errorf("--backend %s, but svcnat's rules are in the nftables backend (%s); nothing was changed: %w",
+				want, strings.Join(held, ", "), ErrOtherBackend)
+		}
+	}
+	k, d, err := iptables.Open(iptables.Options{Backend: want, NetNS: o.NetNS, ChainPrefix: o.Prefix})
 	if err != nil {
 		return nil, Detection{}, err
 	}
@@ -105,7 +134,58 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 	case iptables.Legacy:
 		out.Other = iptables.NFT
 	}
+	if len(held) > 0 {
+		out.Other, out.OtherOwned = NFTables, held
+	}
 	return k, out, nil
+}
+
+// openNFTables opens the nftables backend, asked for or holding svcnat's
+// table (held), after the iptables survey: svcnat's chains there too
+// refuse Auto (which set is live?) and an explicit nftables while
+// nftables holds nothing, and are named for a warning otherwise.
+func openNFTables(o Options, held []string) (backend.Kernel, Detection, error) {
+	sv, err := iptables.Survey(o.NetNS, o.Prefix)
+	if err != nil && !errors.Is(err, iptables.ErrBothBackends) {
+		return nil, Detection{}, fmt.Errorf("choosing the backend: %w", err)
+	}
+	var inIPTables []string
+	var other backend.Name
+	for _, b := range []backend.Name{iptables.NFT, iptables.Legacy} {
+		if owned := sv.OtherOwned(otherIPTables(b)); len(owned) > 0 {
+			inIPTables = append(inIPTables, owned...)
+			if other == "" {
+				other = b
+			}
+		}
+	}
+	auto := o.Backend == "" || o.Backend == Auto
+	switch {
+	case len(inIPTables) > 0 && auto:
+		return nil, Detection{}, fmt.Errorf("%w: nftables has %s, iptables has %s; remove one set or choose --backend",
+			ErrBothBackends, strings.Join(held, ", "), strings.Join(inIPTables, ", "))
+	case len(inIPTables) > 0 && len(held) == 0:
+		return nil, Detection{}, fmt.Errorf("--backend nftables, but svcnat's chains are in the %s backend (%s); nothing was changed: %w",
+			other, strings.Join(inIPTables, ", "), ErrOtherBackend)
+	}
+	k, err := nftables.New(nftables.Options{NetNS: o.NetNS, Prefix: o.Prefix})
+	if err != nil {
+		return nil, Detection{}, err
+	}
+	reason := "--backend nftables"
+	if auto {
+		reason = "svcnat's table is in nftables (" + strings.Join(held, ", ") + ")"
+	}
+	return k, Detection{Reason: reason, Other: other, OtherOwned: inIPTables}, nil
+}
+
+// otherIPTables is the iptables backend other than b, whose OtherOwned
+// are b's chains.
+func otherIPTables(b backend.Name) backend.Name {
+	if b == iptables.NFT {
+		return iptables.Legacy
+	}
+	return iptables.NFT
 }
 
 // Offline is a kernel of backend name that holds nothing and touches no
@@ -113,6 +193,9 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 // writes them, and its limits, without its kernel (svcnat-bench's
 // restore floor) take it.
 func Offline(name backend.Name) backend.Kernel {
+	if name.Canonical() == NFTables {
+		return nftables.NewFake("")
+	}
 	k := iptables.NewFake()
 	k.SetBackend(iptables.Backend(name))
 	return k

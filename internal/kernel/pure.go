@@ -5,6 +5,7 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/describe"
 	"github.com/svcnat/svcnat/internal/kernel/iptables/render"
+	"github.com/svcnat/svcnat/internal/kernel/nftables"
 	nftdescribe "github.com/svcnat/svcnat/internal/kernel/nftables/describe"
 	nftrender "github.com/svcnat/svcnat/internal/kernel/nftables/render"
 )
@@ -27,7 +28,7 @@ func Pure(name backend.Name) backend.Pure {
 }
 
 // NFTables is the native nftables backend's name.
-const NFTables backend.Name = "nftables"
+const NFTables = nftables.Name
 
 type nftablesPure struct {
 	nftrender.Renderer
