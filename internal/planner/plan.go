@@ -139,6 +139,12 @@ func New(prefix string, name backend.Name, desired, live map[backend.Family]*bac
 	go func() { fingerprint <- Fingerprint(name, p.Live) }()
 	for _, f := range backend.Families {
 		changes := diffFamily(f, p.Desired[f], p.Live[f])
+		if p.Live[f].Syntax == backend.NFTables {
+			// nft remakes an object whose declaration changes, and refuses
+			// to delete what live rules and elements still name: those are
+			// rewritten in the same transaction.
+			changes = backend.NFTReferrers(p.Live[f], changes)
+		}
 		p.Changes = append(p.Changes, changes...)
 		p.Blocked = append(p.Blocked, blocked(f, whole[f], prefix, changes)...)
 	}

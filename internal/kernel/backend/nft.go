@@ -189,3 +189,104 @@ func nftComment(text string) string {
 	}
 	return c
 }
+
+// NFTReferences are the objects a rule or an element names: the chains its
+// jump and goto verdicts go to (every one, an anonymous vmap's included)
+// and the sets and maps it looks up (@name).
+func NFTReferences(r Rule) []string {
+	text := r.Text()
+	if r.Form == NFTElement {
+		_, value := SplitNFTElement(text)
+		text = value
+	}
+	var out []string
+	words := strings.Fields(text)
+	for i, w := range words {
+		switch {
+		case (w == "jump" || w == "goto") && i+1 < len(words):
+			out = append(out, strings.TrimRight(words[i+1], ",}"))
+		case strings.HasPrefix(w, "@"):
+			out = append(out, strings.TrimRight(w[1:], ",}"))
+		}
+	}
+	return out
+}
+
+// SplitNFTElement splits an element's text into its key (without its
+// comment) and its value, "" for a set's: "a . b comment \"c\" : goto x"
+// gives "a . b" and "goto x".
+func SplitNFTElement(text string) (key, value string) {
+	quoted := false
+	end := -1
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case end < 0 && strings.HasPrefix(text[i:], " comment "):
+			end = i
+		case strings.HasPrefix(text[i:], " : "):
+			if end < 0 {
+				end = i
+			}
+			return text[:end], text[i+3:]
+		}
+	}
+	if end < 0 {
+		end = len(text)
+	}
+	return text[:end], ""
+}
+
+// NFTReferrers returns changes with, added, an Update that rewrites in place
+// every live chain, set or map of live that refers to an object the
+// changes make again (a declaration changed, or a Delete and a Create of
+// one name) and that the changes do not touch already. nft cannot change
+// a declaration: the object is deleted and added again, and the kernel
+// refuses to delete what a rule or an element still names, so those are
+// flushed and written again in the same transaction. The planner's diff
+// does not know this (the referring rules did not change), so it is the
+// planner's to add them on nftables (planner.New).
+func NFTReferrers(live *Ruleset, changes []ChainChange) []ChainChange {
+	remade, touched := map[string]bool{}, map[string]bool{}
+	deleted := map[string]bool{}
+	for _, c := range changes {
+		touched[c.Chain] = true
+		if c.Action == Delete {
+			deleted[c.Chain] = true
+		}
+	}
+	for _, c := range changes {
+		if c.SpecChanged() || c.Action == Create && deleted[c.Chain] {
+			remade[c.Chain] = true
+		}
+	}
+	if len(remade) == 0 || live == nil {
+		return changes
+	}
+	out := slices.Clone(changes)
+	for _, t := range live.Tables {
+		for _, c := range t.Chains {
+			if touched[c.Name] || !nftRefersTo(c.Rules, remade) {
+				continue
+			}
+			out = append(out, ChainChange{Family: live.Family, Table: t.Name, Chain: c.Name, Action: Update,
+				Before: c.Rules, After: c.Rules, Diff: []DiffRun{{Op: DiffEqual, N: len(c.Rules)}},
+				Kind: c.Kind, SpecBefore: c.Policy, SpecAfter: c.Policy})
+		}
+	}
+	return out
+}
+
+func nftRefersTo(rules []Rule, names map[string]bool) bool {
+	for _, r := range rules {
+		for _, name := range NFTReferences(r) {
+			if names[name] {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -277,9 +277,9 @@ func applyLine(rs *backend.Ruleset, fam backend.Family, line string) string {
 
 // element adds or deletes one element of obj.
 func element(tab *backend.Table, obj *backend.Chain, verb, text string) string {
-	key, _ := splitElement(text)
+	key, _ := backend.SplitNFTElement(text)
 	i := slices.IndexFunc(obj.Rules, func(r backend.Rule) bool {
-		k, _ := splitElement(r.Text())
+		k, _ := backend.SplitNFTElement(r.Text())
 		return k == key
 	})
 	switch verb {
@@ -307,7 +307,7 @@ func element(tab *backend.Table, obj *backend.Chain, verb, text string) string {
 // resolves reports whether every object r names exists in tab, as the
 // kind it is named as.
 func resolves(tab *backend.Table, r backend.Rule) bool {
-	for _, name := range references(r) {
+	for _, name := range backend.NFTReferences(r) {
 		c := tab.Chain(name)
 		if c == nil {
 			return false
@@ -320,7 +320,7 @@ func resolves(tab *backend.Table, r backend.Rule) bool {
 func referenced(tab *backend.Table, name string) bool {
 	for _, c := range tab.Chains {
 		for _, r := range c.Rules {
-			if slices.Contains(references(r), name) {
+			if slices.Contains(backend.NFTReferences(r), name) {
 				return true
 			}
 		}

@@ -110,7 +110,7 @@ func apply(t testing.TB, k backend.Kernel, fam backend.Family, want *backend.Rul
 		t.Fatal(err)
 	}
 	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{fam: want}, map[backend.Family]*backend.Ruleset{fam: live})
-	stages, final := k.Transactions(fam, Referrers(live, p.Changes), batch)
+	stages, final := k.Transactions(fam, backend.NFTReferrers(live, p.Changes), batch)
 	for _, tx := range append(stages, final) {
 		k.Write(tx)
 		if err := k.Run(tx); err != nil {
@@ -184,5 +184,5 @@ func sortAddressSets(set string) string {
 // planChanges is the planner's changes from live to want, with Referrers.
 func planChanges(want, live *backend.Ruleset) []backend.ChainChange {
 	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{want.Family: want}, map[backend.Family]*backend.Ruleset{live.Family: live})
-	return Referrers(live, p.Changes)
+	return backend.NFTReferrers(live, p.Changes)
 }

@@ -2,7 +2,6 @@ package nftables
 
 import (
 	"hash/fnv"
-	"slices"
 	"sort"
 	"strings"
 
@@ -79,7 +78,7 @@ func creationOrder(changes []backend.ChainChange) []*backend.ChainChange {
 	referenced := make([]bool, len(created))
 	for i, c := range created {
 		for _, r := range c.After {
-			for _, name := range references(r) {
+			for _, name := range backend.NFTReferences(r) {
 				if j, ok := byName[name]; ok && j != i {
 					targets[i] = append(targets[i], int32(j))
 					referenced[j] = true
@@ -121,56 +120,6 @@ func creationOrder(changes []backend.ChainChange) []*backend.ChainChange {
 		visit(i)
 	}
 	return append(out, rest...)
-}
-
-// references are the objects a rule or an element names: the chains its
-// jump and goto verdicts go to (every one, an anonymous vmap's included)
-// and the sets and maps it looks up (@name).
-func references(r backend.Rule) []string {
-	text := r.Text()
-	if r.Form == backend.NFTElement {
-		_, value := splitElement(text)
-		text = value
-	}
-	var out []string
-	words := strings.Fields(text)
-	for i, w := range words {
-		switch {
-		case (w == "jump" || w == "goto") && i+1 < len(words):
-			out = append(out, strings.TrimRight(words[i+1], ",}"))
-		case strings.HasPrefix(w, "@"):
-			out = append(out, strings.TrimRight(w[1:], ",}"))
-		}
-	}
-	return out
-}
-
-// splitElement splits an element's text into its key (without its
-// comment) and its value, "" for a set's: "a . b comment \"c\" : goto x"
-// gives "a . b" and "goto x".
-func splitElement(text string) (key, value string) {
-	quoted := false
-	end := -1
-	for i := 0; i < len(text); i++ {
-		switch c := text[i]; {
-		case c == '\\' && quoted:
-			i++
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case end < 0 && strings.HasPrefix(text[i:], " comment "):
-			end = i
-		case strings.HasPrefix(text[i:], " : "):
-			if end < 0 {
-				end = i
-			}
-			return text[:end], text[i+3:]
-		}
-	}
-	if end < 0 {
-		end = len(text)
-	}
-	return text[:end], ""
 }
 
 // script collects an nft -f script and counts its lines.
@@ -260,7 +209,7 @@ func write(tx *backend.Transaction) {
 		if op != backend.DiffEqual || len(remade) == 0 {
 			return false
 		}
-		for _, name := range references(r) {
+		for _, name := range backend.NFTReferences(r) {
 			if remade[name] {
 				return true
 			}
@@ -271,7 +220,7 @@ func write(tx *backend.Transaction) {
 		if c.Kind != backend.KindChain && c.Action == backend.Update && !c.SpecChanged() {
 			for op, r := range c.Lines() {
 				if op == backend.DiffDelete || again(op, r) {
-					key, _ := splitElement(r.Text())
+					key, _ := backend.SplitNFTElement(r.Text())
 					s.line("delete element", fam, c.Table, c.Chain, "{", key, "}")
 				}
 			}
@@ -316,55 +265,4 @@ func write(tx *backend.Transaction) {
 	if s.lines == 0 {
 		tx.Payload = nil
 	}
-}
-
-// Referrers returns changes with, added, an Update that rewrites in place
-// every live chain, set or map of live that refers to an object the
-// changes make again (a declaration changed, or a Delete and a Create of
-// one name) and that the changes do not touch already. nft cannot change
-// a declaration: the object is deleted and added again, and the kernel
-// refuses to delete what a rule or an element still names, so those are
-// flushed and written again in the same transaction. The planner's diff
-// does not know this (the referring rules did not change), so it is the
-// nftables backend's to add them before Transactions.
-func Referrers(live *backend.Ruleset, changes []backend.ChainChange) []backend.ChainChange {
-	remade, touched := map[string]bool{}, map[string]bool{}
-	deleted := map[string]bool{}
-	for _, c := range changes {
-		touched[c.Chain] = true
-		if c.Action == backend.Delete {
-			deleted[c.Chain] = true
-		}
-	}
-	for _, c := range changes {
-		if c.SpecChanged() || c.Action == backend.Create && deleted[c.Chain] {
-			remade[c.Chain] = true
-		}
-	}
-	if len(remade) == 0 || live == nil {
-		return changes
-	}
-	out := slices.Clone(changes)
-	for _, t := range live.Tables {
-		for _, c := range t.Chains {
-			if touched[c.Name] || !refersTo(c.Rules, remade) {
-				continue
-			}
-			out = append(out, backend.ChainChange{Family: live.Family, Table: t.Name, Chain: c.Name, Action: backend.Update,
-				Before: c.Rules, After: c.Rules, Diff: []backend.DiffRun{{Op: backend.DiffEqual, N: len(c.Rules)}},
-				Kind: c.Kind, SpecBefore: c.Policy, SpecAfter: c.Policy})
-		}
-	}
-	return out
-}
-
-func refersTo(rules []backend.Rule, names map[string]bool) bool {
-	for _, r := range rules {
-		for _, name := range references(r) {
-			if names[name] {
-				return true
-			}
-		}
-	}
-	return false
 }
