@@ -73,7 +73,7 @@ func destroyed(w io.Writer, res *engine.Result) {
 	if res.KeptRecord && res.Applied {
 		s := res.Plan.Summary()
 		fmt.Fprintf(w, "\nDestroy complete! %s added, %d changed, %d removed (%s written) in %s; nothing recorded: the record in %s describes the set in the other backend, which stays.\n",
-			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond), res.StateDir)
+			plural(s.Add, objectWord(res.Plan.Backend)), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond), res.StateDir)
 	}
 	if len(res.TablesRemoved) > 0 {
 		fmt.Fprintf(w, "Removed the tables svcnat's applies had created, now empty: %s.\n", strings.Join(res.TablesRemoved, ", "))

@@ -171,7 +171,7 @@ func (v *commitView) done(res *engine.Result, err error) error {
 	if !res.Repaired {
 		s, op := res.Plan.Summary(), string(res.Op)
 		said = fmt.Sprintf("%s %s added, %d changed, %d removed (%s written) in %s;", st.bold(strings.ToUpper(op[:1])+op[1:]+" complete!"),
-			plural(s.Add, "chain"), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond))
+			plural(s.Add, objectWord(res.Plan.Backend)), s.Change, s.Remove, plural(res.Lines, "line"), res.Took.Round(time.Millisecond))
 		if len(res.Adopted) > 0 {
 			said += fmt.Sprintf(" adopted %s (--adopt);", plural(len(res.Adopted), "chain"))
 		}

@@ -158,15 +158,24 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 	writeInterrupted(w, st, lefts(p.Interrupted), "this plan uses those the configuration wants and removes the rest")
 	writeAdopting(w, st, lefts(p.Adopting))
 	s := p.Summary
-	objects, rules := plural(s.Add, "chain"), plural(s.RulesAdded, "rule")
+	objects, rules := plural(s.Add, objectWord(p.Backend)), plural(s.RulesAdded, "rule")
 	if p.Backend == kernel.NFTables {
-		objects, rules = plural(s.Add, "object"), fmt.Sprintf("%d rules and elements", s.RulesAdded)
+		rules = fmt.Sprintf("%d rules and elements", s.RulesAdded)
 	}
 	fmt.Fprintf(w, "\n%s %s to add, %d to change, %d to remove (%s added, %d removed).\n",
 		st.bold(v.total), objects, s.Change, s.Remove, rules, s.RulesRemoved)
 	if p.dump {
 		writeDumpNote(w, st)
 	}
+}
+
+// objectWord is what the plans of backend name count: chains, or on
+// nftables objects (chains, sets and maps).
+func objectWord(name backend.Name) string {
+	if name == kernel.NFTables {
+		return "object"
+	}
+	return "chain"
 }
 
 // ownedWhat says what svcnat owns on backend name, for the plan's first
