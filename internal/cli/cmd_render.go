@@ -10,7 +10,7 @@ import (
 func renderCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "render",
-		Usage: "print the desired rules as iptables-restore payloads (needs no root and no iptables)",
+		Usage: "print the desired rules as the backend's input: iptables-restore payloads, or with --backend nftables an nft -f script (needs no root and no iptables or nft)",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "random-fully", Value: true, Usage: "render MASQUERADE with --random-fully (iptables >= 1.6.2)"},
 		},

@@ -15,7 +15,7 @@ import (
 // file names for them. TestCompletionValues keeps the lists to the flags'
 // own usage.
 var flagValues = map[string][]string{
-	"backend":    {"auto", "iptables-nft", "iptables-legacy"},
+	"backend":    {"auto", "nftables", "iptables-nft", "iptables-legacy"},
 	"proto":      {"tcp", "udp", "sctp"},
 	"origin":     {"external", "local"},
 	"format":     {"dot", "mermaid"},

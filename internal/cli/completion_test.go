@@ -72,7 +72,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"--json", "--no-color", "ve"}, "version"},
 		{[]string{"--no-col"}, "--no-color"},
 		// After a flag with a value, its value, then a command.
-		{[]string{"--backend", ""}, "auto iptables-nft iptables-legacy"},
+		{[]string{"--backend", ""}, "auto nftables iptables-nft iptables-legacy"},
 		{[]string{"plan", "--backend", "iptables-l"}, "iptables-legacy"},
 		{[]string{"-c", "examples", "va"}, "validate"},
 		{[]string{"-c", ""}, ""}, // a file: bash's own completion
@@ -121,7 +121,7 @@ func TestCompletionValues(t *testing.T) {
 	}
 	h := newFakeHost(t)
 	fish := h.must(ExitOK, "completion", "fish")
-	for _, want := range []string{"complete -c svcnat -l backend -x -a 'auto iptables-nft iptables-legacy'\n", "complete -c svcnat -n '__fish_seen_subcommand_from completion' -f -a 'bash zsh fish'\n"} {
+	for _, want := range []string{"complete -c svcnat -l backend -x -a 'auto nftables iptables-nft iptables-legacy'\n", "complete -c svcnat -n '__fish_seen_subcommand_from completion' -f -a 'bash zsh fish'\n"} {
 		if !strings.Contains(fish, want) {
 			t.Errorf("fish script lacks %q", want)
 		}

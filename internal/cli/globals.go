@@ -56,7 +56,7 @@ func globalFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "iptables-save", EnvVars: []string{"SVCNAT_IPTABLES_SAVE"},
 			Usage: "plan against this saved iptables-save dump instead of the live kernel (IPv6: FILE.v6 if present)"},
 		&ucli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"SVCNAT_BACKEND"},
-			Usage: "rule backend: auto, iptables-nft or iptables-legacy (old names: nft, legacy)"},
+			Usage: "rule backend: auto, nftables, iptables-nft or iptables-legacy (old names: nft, legacy)"},
 		&ucli.StringSliceFlag{Name: "local-address", EnvVars: []string{"SVCNAT_LOCAL_ADDRESS"},
 			Usage: "an address of this host (repeatable), instead of reading the host's: decides node_port_addresses rules and whether load-balancer source ranges admit the node"},
 		&ucli.BoolFlag{Name: "json", EnvVars: []string{"SVCNAT_JSON"}, Usage: "machine-readable output"},

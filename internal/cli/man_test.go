@@ -45,7 +45,7 @@ func TestManPage(t *testing.T) {
 		t.Errorf("--backend is described %d times, want once", n)
 	}
 	opts := manSection(page, "GLOBAL OPTIONS")
-	for _, want := range []string{`\fB\-\-backend\fR \fIauto\fR|\fIiptables\-nft\fR|\fIiptables\-legacy\fR`, "(default: auto)", `(default: /var/lib/svcnat)`, `\fB\-\-config\fR, \fB\-c\fR`} {
+	for _, want := range []string{`\fB\-\-backend\fR \fIauto\fR|\fInftables\fR|\fIiptables\-nft\fR|\fIiptables\-legacy\fR`, "(default: auto)", `(default: /var/lib/svcnat)`, `\fB\-\-config\fR, \fB\-c\fR`} {
 		if !strings.Contains(opts, want) {
 			t.Errorf("GLOBAL OPTIONS lack %q:\n%s", want, opts)
 		}
