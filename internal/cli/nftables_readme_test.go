@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/nftables"
+)
+
+// nftHost runs svcnat on the nftables backend's fake, with the README's
+// examples as its configuration.
+type nftHost struct {
+	t                *testing.T
+	fake             *nftables.Fake
+	stateDir, config string
+}
+
+func newNFTHost(t *testing.T) *nftHost {
+	t.Helper()
+	h := &nftHost{t: t, fake: nftables.NewFake("SVCNAT"), stateDir: t.TempDir(), config: t.TempDir()}
+	for _, f := range []string{"nginx.hcl", "dns.hcl", "settings.hcl"} {
+		data, err := os.ReadFile(filepath.Join("../../examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, h.config, f, string(data))
+	}
+	return h
+}
+
+func (h *nftHost) must(want int, args ...string) string {
+	h.t.Helper()
+	var out, errb bytes.Buffer
+	env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		OpenHost: func(o engine.HostOptions) (*engine.Host, error) {
+			return &engine.Host{Kernel: h.fake, NetNS: o.NetNS}, nil
+		}}
+	full := append([]string{"--no-color", "--node", "node-a", "--local-address", "192.0.2.10", "--state-dir", h.stateDir, "-c", h.config}, args...)
+	if code := Run(env, full); code != want {
+		h.t.Fatalf("svcnat %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// The README's nftables plan is what svcnat plans on the nftables
+// backend after the walkthrough's edit: the endpoint 10.64.3.2 removed.
+func TestReadmeNFTablesPlan(t *testing.T) {
+	h := newNFTHost(t)
+	h.must(ExitOK, "apply", "-auto-approve", "--backend", "nftables")
+	data, err := os.ReadFile(filepath.Join(h.config, "nginx.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := withoutEndpoint(t, string(data), "10.64.3.2")
+	writeFile(t, h.config, "nginx.hcl", edited)
+	got := h.must(ExitOK, "plan")
+	if want := readmeBlock(t, "On nftables the walkthrough's edit plans as", ""); got != want {
+		t.Fatalf("svcnat plan on nftables prints\n%s\nthe README shows\n%s", got, want)
+	}
+}
+
+// withoutEndpoint is cfg without the endpoint block of addr.
+func withoutEndpoint(t *testing.T, cfg, addr string) string {
+	t.Helper()
+	i := strings.Index(cfg, `"`+addr+`"`)
+	if i < 0 {
+		t.Fatalf("no endpoint %s in\n%s", addr, cfg)
+	}
+	start := strings.LastIndex(cfg[:i], "endpoint {")
+	end := i + strings.Index(cfg[i:], "}") + 1
+	for end < len(cfg) && cfg[end] == '\n' {
+		end++
+	}
+	line := strings.LastIndex(cfg[:start], "\n") + 1
+	return cfg[:line] + cfg[end:]
+}
