@@ -147,8 +147,8 @@ func (m *Metrics) Owned(prefix string, owned map[backend.Family]*backend.Ruleset
 		for _, t := range rs.Tables {
 			chains, n := 0, 0
 			for _, c := range t.Chains {
-				if backend.Owns(prefix, c.Name) {
-					chains++
+				if !c.Builtin() && rs.Owns(prefix, t.Name, c.Name) {
+					chains++ // on nftables every object of svcnat's table
 				}
 				n += len(c.Rules)
 			}

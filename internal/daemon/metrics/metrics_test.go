@@ -13,6 +13,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 )
 
@@ -173,5 +174,27 @@ func TestWriteFileErrorNamesThePath(t *testing.T) {
 	}
 	if err := New().WriteFile(path); err == nil || !strings.HasPrefix(err.Error(), path+": ") || strings.Contains(err.Error(), "svcnat.prom0") || strings.Count(err.Error(), "svcnat.prom") != 1 {
 		t.Fatalf("WriteFile onto a directory: %v", err)
+	}
+}
+
+// On nftables every object of svcnat's table counts as owned: the names
+// carry no prefix.
+func TestOwnedOnNFTables(t *testing.T) {
+	rs, err := backend.ParseNFT(backend.IPv4, strings.NewReader("add table ip svcnat\nadd chain ip svcnat services\nadd map ip svcnat service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }\nadd rule ip svcnat services ip daddr . meta l4proto . th dport vmap @service-ips\nadd element ip svcnat service-ips { 10.0.0.1 . tcp . 80 : drop }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	m.Owned("SVCNAT", map[backend.Family]*backend.Ruleset{backend.IPv4: rs})
+	path := filepath.Join(t.TempDir(), "svcnat.prom")
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	mf, labels := read(t, path), map[string]string{"family": "IPv4", "table": "svcnat"}
+	if got := value(t, mf, "svcnat_owned_chains", labels); got != 2 {
+		t.Errorf("owned objects %v, want 2", got)
+	}
+	if got := value(t, mf, "svcnat_owned_rules", labels); got != 2 {
+		t.Errorf("owned rules %v, want 2", got)
 	}
 }
