@@ -61,7 +61,7 @@ func New() *Metrics {
 			Help: "Owned chains returned to earlier rules, by reason: failure (an apply failed and was undone), rollback (svcnat rollback), revert (an unconfirmed apply)."},
 			[]string{"reason"}),
 		ownedChains: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_owned_chains",
-			Help: "Chains svcnat owns, by family and table."}, []string{"family", "table"}),
+			Help: "Chains svcnat owns, by family and table (on nftables: chains, sets and maps of its table)."}, []string{"family", "table"}),
 		ownedRules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_owned_rules",
 			Help: "Rules svcnat owns (its chains' rules and its jumps in built-in chains), by family and table."}, []string{"family", "table"}),
 		drift: prometheus.NewCounter(prometheus.CounterOpts{Name: "svcnat_drift_detected_total",
