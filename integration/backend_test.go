@@ -57,10 +57,11 @@ func TestBackendAuto(t *testing.T) {
 		l.sv.Backend = "nft"
 		l.must(0, "apply", "-auto-approve")
 		// svcnat will not write a second set itself: an explicit
-		// --backend naming the other backend is refused.
+		// --backend naming the other backend is refused (but by apply,
+		// which moves the set: TestMigrateKeepsTraffic).
 		l.sv.Backend = "legacy"
-		if r := l.must(1, "apply", "-auto-approve"); !strings.Contains(r.Stderr, "other backend") {
-			t.Fatalf("%s apply --backend legacy over svcnat chains in nft: want a refusal naming the other backend: %s", l.where(), r)
+		if r := l.must(1, "plan", "--detailed-exitcode"); !strings.Contains(r.Stderr, "other backend") {
+			t.Fatalf("%s plan --backend legacy over svcnat chains in nft: want a refusal naming the other backend: %s", l.where(), r)
 		}
 		// Someone else does: the rendered rules loaded into legacy by hand.
 		payload := l.must(0, "render").Stdout

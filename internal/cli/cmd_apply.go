@@ -50,7 +50,7 @@ func applyCommand() *ucli.Command {
 			if f := c.Args().First(); f != "" {
 				return applySaved(c, g, f)
 			}
-			cfg, node, e, err := openConfigured(c, g)
+			cfg, node, e, err := openConfigured(c, g, true)
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,14 @@ func applyCommand() *ucli.Command {
 			}
 			v := newCommitView(c, g)
 			e.Hooks = v.hooks(c.Bool("auto-approve"))
-			res, err := e.Apply(c.Context, cfg, node)
+			var res *engine.Result
+			if from := e.Detection.From; from != nil {
+				// --backend names another backend than the one holding
+				// svcnat's rules: they move, in one step.
+				res, err = e.Migrate(c.Context, cfg, node, from)
+			} else {
+				res, err = e.Apply(c.Context, cfg, node)
+			}
 			writeMetricsFile(c, res, err)
 			if err := v.done(res, err); err != nil {
 				return err
@@ -87,6 +94,9 @@ func applySaved(c *ucli.Context, g Globals, file string) error {
 			hint: fmt.Sprintf("make the plan again (svcnat plan -out %s) and review it", file)})
 	}
 	e, err := openEngine(c, g, p.Prefix)
+	if errors.Is(err, kernel.ErrOtherBackend) {
+		return withHint(err, fmt.Sprintf("a saved plan is for one backend and cannot move svcnat's rules: run svcnat apply --backend %s without a plan file, which shows both plans and asks first", g.Backend))
+	}
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func makePlan(c *ucli.Context, g Globals) (op engine.Op, p *planner.Plan, refusa
 	if c.Bool("destroy") {
 		return destroyPlan(c, g)
 	}
-	cfg, node, e, err := openConfigured(c, g)
+	cfg, node, e, err := openConfigured(c, g, false)
 	if err != nil {
 		return engine.OpApply, nil, nil, "", err
 	}

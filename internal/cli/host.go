@@ -24,11 +24,23 @@ func (g Globals) hostOptions(prefix string) engine.HostOptions {
 // openEngine opens the host the global flags name, for the chains of
 // prefix, and an engine on it.
 func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, error) {
-	h, err := envOf(c).OpenHost(g.hostOptions(prefix))
+	return openEngineFor(c, g, prefix, false)
+}
+
+// openEngineFor is openEngine; migrate (apply from the configuration)
+// opens an explicit --backend while svcnat's rules are only in another
+// backend, which the host's Detection.From then holds (engine.Migrate).
+func openEngineFor(c *ucli.Context, g Globals, prefix string, migrate bool) (*engine.Engine, error) {
+	o := g.hostOptions(prefix)
+	o.Migrate = migrate
+	h, err := envOf(c).OpenHost(o)
 	switch {
 	case err == nil:
 	case errors.Is(err, kernel.ErrBothBackends):
 		return nil, withHint(err, "remove one set (svcnat destroy --backend BACKEND, naming the one to remove), then run again")
+	case errors.Is(err, kernel.ErrOtherBackend) && c.Command.Name == "plan":
+		// plan shows one backend; apply shows a migration's two plans.
+		return nil, withHint(err, fmt.Sprintf("use --backend auto, or destroy the rules in the other backend first; svcnat apply --backend %s moves them in one step (it shows both plans and asks first)", g.Backend))
 	case errors.Is(err, kernel.ErrOtherBackend):
 		return nil, withHint(err, "use --backend auto, or destroy the rules in the other backend first")
 	case os.Geteuid() != 0:
@@ -54,9 +66,10 @@ func openEngine(c *ucli.Context, g Globals, prefix string) (*engine.Engine, erro
 
 // openConfigured prepares a command that works from the configuration
 // (plan, apply): the validated configuration, this host's node name, and
-// an engine on the host for the configuration's chain prefix. openOwned is
+// an engine on the host for the configuration's chain prefix (migrate:
+// see openEngineFor). openOwned is
 // its twin for the commands that work from what svcnat applied.
-func openConfigured(c *ucli.Context, g Globals) (*config.Config, string, *engine.Engine, error) {
+func openConfigured(c *ucli.Context, g Globals, migrate bool) (*config.Config, string, *engine.Engine, error) {
 	cfg, err := loadConfig(c, g)
 	if err != nil {
 		return nil, "", nil, err
@@ -66,7 +79,7 @@ func openConfigured(c *ucli.Context, g Globals) (*config.Config, string, *engine
 	if err != nil {
 		return nil, "", nil, err
 	}
-	e, err := openEngine(c, g, cfg.Settings.ChainPrefix)
+	e, err := openEngineFor(c, g, cfg.Settings.ChainPrefix, migrate)
 	return cfg, node, e, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -50,10 +51,18 @@ func (v *commitView) hooks(autoApprove bool) engine.Hooks {
 func (v *commitView) planned(p engine.Planned) {
 	w := v.c.App.Writer
 	if v.doc != nil {
-		if err := v.doc.plan(newJSONPlan(p.Plan, p.Refusal), p.Rollback); err != nil && v.lost == nil {
+		write := func() error { return v.doc.plan(newJSONPlan(p.Plan, p.Refusal), p.Rollback) }
+		if p.Removal {
+			write = func() error { return v.doc.removal(newJSONPlan(p.Plan, p.Refusal)) }
+		}
+		if err := write(); err != nil && v.lost == nil {
 			v.lost = fmt.Errorf("writing the plan: %w", err)
 		}
 		return
+	}
+	if p.Removal {
+		// A migration's second plan, after the first's total line.
+		fmt.Fprintln(w)
 	}
 	if r := p.Rollback; r != nil && !v.g.JSON {
 		fmt.Fprintf(w, "Rolling back from generation %d to generation %d (applied %s).\n\n",
@@ -62,6 +71,10 @@ func (v *commitView) planned(p engine.Planned) {
 	view := newOpPlanView(w, p.Op, v.g.JSON, v.g.Color)
 	if h, ok := view.(*planHuman); ok && p.Rollback != nil {
 		h.nothing = fmt.Sprintf("The live rules are generation %d's.", p.Rollback.To.Generation)
+	}
+	if h, ok := view.(*planHuman); ok && p.Removal {
+		h.intro = "Then svcnat will remove its rules from the backend it moves them from"
+		h.nothing = fmt.Sprintf("The %s backend holds none of svcnat's rules.", p.Plan.Backend)
 	}
 	if err := view.PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
 		v.lost = err
@@ -157,6 +170,9 @@ func (v *commitView) done(res *engine.Result, err error) error {
 		}
 	}
 	if res.Generation == 0 || v.g.JSON {
+		if !v.g.JSON {
+			migrated(w, res.MigratedFrom)
+		}
 		return nil
 	}
 	said := "The rules already match the plan (an earlier apply stopped before recording them):"
@@ -177,6 +193,7 @@ func (v *commitView) done(res *engine.Result, err error) error {
 		}
 	}
 	fmt.Fprintf(w, "\n%s generation %d recorded in %s.\n", said, res.Generation, res.StateDir)
+	migrated(w, res.MigratedFrom)
 	if err := v.outputErr(); err != nil {
 		return lostOutput(res, err)
 	}
@@ -318,4 +335,20 @@ func refusalReason(refusal error) string {
 		}
 	}
 	return "other"
+}
+
+// migrated says, after an apply's completion line, what a migration did
+// to the backend it moved svcnat's rules from: their removal, and the
+// tables given back. Nothing for any other run.
+func migrated(w io.Writer, m *engine.Migration) {
+	if m == nil || !m.Removed {
+		return
+	}
+	s := m.Plan.Summary()
+	fmt.Fprintf(w, "Removed svcnat's %s from the %s backend (%s, %s written in %s)",
+		objectWord(m.From)+"s", m.From, plural(s.Remove, objectWord(m.From)), plural(m.Lines, "line"), m.Took.Round(time.Millisecond))
+	if len(m.TablesRemoved) > 0 {
+		fmt.Fprintf(w, " and gave back the tables its applies created there (%s)", strings.Join(m.TablesRemoved, ", "))
+	}
+	fmt.Fprintln(w, "; the state directory records the new set only.")
 }

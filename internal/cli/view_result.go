@@ -46,6 +46,31 @@ type jsonResult struct {
 	Reverted        *jsonReverted   `json:"reverted"`
 	TablesRemoved   []string        `json:"tables_removed"`
 	Error           *jsonRunFailure `json:"error"`
+	// MigratedFrom is, only for an apply that moved svcnat's rules from
+	// another backend, what it did there.
+	MigratedFrom *jsonMigratedFrom `json:"migrated_from,omitempty"`
+}
+
+// jsonMigratedFrom is the removal of svcnat's set from the backend an
+// apply moved the rules from (engine.Migration).
+type jsonMigratedFrom struct {
+	Backend string `json:"backend"`
+	// Removed: the set is gone (false when the run stopped before, or
+	// the removal failed: error says so).
+	Removed         bool        `json:"removed"`
+	Summary         jsonSummary `json:"summary"`
+	LinesWritten    int         `json:"lines_written"`
+	DurationSeconds float64     `json:"duration_seconds"`
+	TablesRemoved   []string    `json:"tables_removed"`
+}
+
+func newJSONMigratedFrom(m *engine.Migration) *jsonMigratedFrom {
+	out := &jsonMigratedFrom{Backend: string(m.From), Removed: m.Removed, Summary: jsonSummary(m.Plan.Summary()),
+		LinesWritten: m.Lines, DurationSeconds: m.Took.Seconds(), TablesRemoved: []string{}}
+	if m.TablesRemoved != nil {
+		out.TablesRemoved = m.TablesRemoved
+	}
+	return out
 }
 
 type jsonProbes struct {
@@ -137,9 +162,18 @@ func newJSONResult(op engine.Op, stateDir string, rollback *engine.RollbackFromT
 		if res.TablesRemoved != nil {
 			out.TablesRemoved = res.TablesRemoved
 		}
+		if res.MigratedFrom != nil {
+			out.MigratedFrom = newJSONMigratedFrom(res.MigratedFrom)
+		}
 	}
 	if err != nil {
 		out.Outcome, out.Generation = outcomeFailed, nil
+		if me := (*engine.MigrationError)(nil); errors.As(err, &me) {
+			// The new set is applied and recorded; only the old one's
+			// removal failed.
+			g := me.Generation
+			out.Generation = &g
+		}
 		reason := refusalReason(err)
 		if reason == "" {
 			reason = "other"
@@ -172,6 +206,18 @@ func (d *resultDoc) plan(p jsonPlan, rollback *engine.RollbackFromTo) error {
 	}
 	d.opened = true
 	_, err = fmt.Fprintf(d.w, "{\n  \"format_version\": %q,\n  \"plan\": %s", ResultJSONVersion, b)
+	return err
+}
+
+// removal adds, after the plan, the plan of a migration's removal from
+// the backend it moves svcnat's rules from (engine.Planned.Removal), as
+// "migrated_from_plan".
+func (d *resultDoc) removal(p jsonPlan) error {
+	b, err := json.MarshalIndent(p, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(d.w, ",\n  \"migrated_from_plan\": %s", b)
 	return err
 }
 

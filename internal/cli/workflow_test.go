@@ -41,6 +41,9 @@ type fakeHost struct {
 	// runtimeDir, when set, is the host's engine.Host.RuntimeDir: runs
 	// take the namespace lock and keep its owner record there.
 	runtimeDir string
+	// host, when set, opens the host in place of the iptables fake (a
+	// host with more than one backend).
+	host func(engine.HostOptions) (*engine.Host, error)
 }
 
 type watcherExit struct {
@@ -97,6 +100,9 @@ func (h *fakeHost) env(stdin io.Reader, stdout, stderr io.Writer) Env {
 				if err := h.openErr(o); err != nil {
 					return nil, err
 				}
+			}
+			if h.host != nil {
+				return h.host(o)
 			}
 			return &engine.Host{Kernel: h.fake, RuntimeDir: h.runtimeDir, NetNS: o.NetNS}, nil
 		},

@@ -148,6 +148,10 @@ type Planned struct {
 	// Refusal is why the command will not commit the plan (an apply's
 	// ApplyRefusal, a blocked plan, a dump); nil when it goes ahead.
 	Refusal error
+	// Removal: the plan removes svcnat's set from the backend an apply
+	// moves the rules from (Migrate), shown after the plan of the backend
+	// it moves them to; Refusal is Destroy's then.
+	Removal bool
 }
 
 // RollbackFromTo names the generations of a rollback.
@@ -199,6 +203,9 @@ type Result struct {
 	// record (in the other backend), and kept the record of the set that
 	// stays.
 	KeptRecord bool
+	// MigratedFrom is what an apply that moved svcnat's rules from
+	// another backend (Migrate) did there; nil for every other run.
+	MigratedFrom *Migration
 }
 
 // ConntrackResult says how the conntrack cleanup went. The rules are

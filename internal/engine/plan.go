@@ -32,6 +32,10 @@ type HostOptions struct {
 	// RuntimeDir is where the namespace locks and owner records live
 	// ("": DefaultRuntimeDir).
 	RuntimeDir string
+	// Migrate: an explicit Backend opens while svcnat's rules are only in
+	// another backend, which Host.Detection.From holds (apply, and only
+	// apply, moves them: Engine.Migrate).
+	Migrate bool
 }
 
 // OpenHost opens the host: the kernel's rules through the backend
@@ -39,7 +43,7 @@ type HostOptions struct {
 // namespace, and the host's addresses.
 func OpenHost(o HostOptions) (*Host, error) {
 	h := &Host{Addresses: HostAddresses(o), NetNS: o.NetNS}
-	k, d, err := kernel.Open(kernel.Options{Backend: o.Backend, NetNS: o.NetNS, Prefix: o.Prefix, Dump: o.Dump})
+	k, d, err := kernel.Open(kernel.Options{Backend: o.Backend, NetNS: o.NetNS, Prefix: o.Prefix, Dump: o.Dump, Migrate: o.Migrate})
 	if err != nil {
 		return nil, err
 	}

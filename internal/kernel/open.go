@@ -58,6 +58,10 @@ type Options struct {
 	// Dump, when set, is a saved iptables-save dump (and Dump.v6) to read
 	// instead of the kernel: read-only, no root, no survey.
 	Dump string
+	// Migrate lets an explicit Backend through while svcnat's rules are
+	// only in another backend, for apply to move them (Detection.From):
+	// every other command is refused then (ErrOtherBackend).
+	Migrate bool
 }
 
 // Detection is what choosing the backend found, for the command line to
@@ -81,6 +85,10 @@ type Detection struct {
 	// the rules they hold.
 	LegacyTables bool
 	LegacyRules  int
+	// From, set only with Options.Migrate, is the backend holding
+	// svcnat's rules when another was asked for, opened in the same
+	// namespace: apply moves the rules from it to the opened one.
+	From backend.Kernel
 }
 
 // Open opens the backend o names: a saved dump, the nftables backend,
@@ -91,7 +99,9 @@ type Detection struct {
 // there, and on a host where neither holds them chooses iptables. An
 // explicit backend is refused while svcnat's rules are only in another
 // (ErrOtherBackend: it would make a second set that the first hides or
-// fights), and works, with Detection.OtherOwned for the caller's warning,
+// fights), unless Options.Migrate (apply): it is opened then with the
+// backend holding them as Detection.From, so that apply moves them in one
+// step. It works, with Detection.OtherOwned for the caller's warning,
 // when both hold them.
 func Open(o Options) (backend.Kernel, Detection, error) {
 	if o.Dump != "" {
@@ -117,11 +127,17 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 			return nil, Detection{}, fmt.Errorf("choosing the backend: %w", err)
 		}
 		if len(sv.OtherOwned(iptables.Legacy))+len(sv.OtherOwned(iptables.NFT)) == 0 {
+			if o.Migrate {
+				return migrateTo(o, want, NFTables, "svcnat's table is in nftables ("+strings.Join(held, ", ")+")")
+			}
 			return nil, Detection{}, fmt.Errorf("--backend %s, but svcnat's rules are in the nftables backend (%s); nothing was changed: %w",
 				want, strings.Join(held, ", "), ErrOtherBackend)
 		}
 	}
 	k, d, err := iptables.Open(iptables.Options{Backend: want, NetNS: o.NetNS, ChainPrefix: o.Prefix})
+	if ob := (*iptables.OtherBackendError)(nil); o.Migrate && errors.As(err, &ob) {
+		return migrateTo(o, want, otherIPTables(want), ob.Detection.Reason)
+	}
 	if err != nil {
 		return nil, Detection{}, err
 	}
@@ -164,6 +180,8 @@ func openNFTables(o Options, held []string) (backend.Kernel, Detection, error) {
 	case len(inIPTables) > 0 && auto:
 		return nil, Detection{}, fmt.Errorf("%w: nftables has %s, iptables has %s; remove one set or choose --backend",
 			ErrBothBackends, strings.Join(held, ", "), strings.Join(inIPTables, ", "))
+	case len(inIPTables) > 0 && len(held) == 0 && o.Migrate && len(sv.NFT.Owned)*len(sv.Legacy.Owned) == 0:
+		return migrateTo(o, NFTables, other, "svcnat's chains are in the "+string(other)+" backend")
 	case len(inIPTables) > 0 && len(held) == 0:
 		return nil, Detection{}, fmt.Errorf("--backend nftables, but svcnat's chains are in the %s backend (%s); nothing was changed: %w",
 			other, strings.Join(inIPTables, ", "), ErrOtherBackend)
@@ -177,6 +195,28 @@ func openNFTables(o Options, held []string) (backend.Kernel, Detection, error) {
 		reason = "svcnat's table is in nftables (" + strings.Join(held, ", ") + ")"
 	}
 	return k, Detection{Reason: reason, Other: other, OtherOwned: inIPTables}, nil
+}
+
+// migrateTo opens backend to, asked for with Options.Migrate, and the
+// backend from that holds svcnat's rules (why says how the survey found
+// them), as Detection.From: apply moves the rules in one step. Both are
+// opened in the same namespace, for the same prefix.
+func migrateTo(o Options, to, from backend.Name, why string) (backend.Kernel, Detection, error) {
+	open := func(name backend.Name) (backend.Kernel, error) {
+		if name == NFTables {
+			return nftables.New(nftables.Options{NetNS: o.NetNS, Prefix: o.Prefix})
+		}
+		return iptables.New(iptables.Options{Backend: name, NetNS: o.NetNS, ChainPrefix: o.Prefix})
+	}
+	k, err := open(to)
+	if err != nil {
+		return nil, Detection{}, err
+	}
+	f, err := open(from)
+	if err != nil {
+		return nil, Detection{}, fmt.Errorf("opening the %s backend, which holds svcnat's rules: %w", from, err)
+	}
+	return k, Detection{Reason: fmt.Sprintf("--backend %s; %s: apply moves them", to, why), From: f}, nil
 }
 
 // otherIPTables is the iptables backend other than b, whose OtherOwned
