@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,9 +14,81 @@ import (
 )
 
 // Read implements backend.Kernel: `nft list table FAMILY TABLE`, the
-// owned table only (parseListing). A missing table is an empty ruleset.
-// like is not used: the listing's strings are fresh either way.
+// owned table (parseListing). A missing table is an empty ruleset.
+// Without like (a read of the whole host: trace --live, not a plan), it
+// adds the base chains of every other table of the family (ip or ip6,
+// and inet), declared without their rules, from `nft -j list chains`:
+// what else the kernel runs on svcnat's hooks, which trace names as not
+// evaluated. Their rules are never read, and nothing of them is svcnat's
+// (backend.Ruleset.Owned). like is otherwise not used: the listing's
+// strings are fresh either way.
 func (r *Runner) Read(fam backend.Family, like *backend.Ruleset) (*backend.Ruleset, error) {
+	rs, err := r.readOwned(fam)
+	if err != nil || like != nil {
+		return rs, err
+	}
+	others, err := r.otherBaseChains(fam)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	rs.Tables = append(rs.Tables, others...)
+	return rs, nil
+}
+
+// otherBaseChains are the base chains of the tables of fam's family and
+// of inet tables other than svcnat's, as tables of declarations ("inet
+// filter" names an inet table; a table of fam's own family keeps its
+// name).
+func (r *Runner) otherBaseChains(fam backend.Family) ([]*backend.Table, error) {
+	out, err := r.output(nil, "-j", "list", "chains")
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Nftables []struct {
+			Chain *struct {
+				Family, Table, Name, Type, Hook, Policy string
+				Prio                                    *int
+			} `json:"chain"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("nft -j list chains: %w", err)
+	}
+	var tables []*backend.Table
+	byName := map[string]*backend.Table{}
+	for _, o := range doc.Nftables {
+		c := o.Chain
+		if c == nil || c.Hook == "" || c.Prio == nil {
+			continue
+		}
+		name := c.Table
+		switch {
+		case c.Family == backend.NFTFamily(fam) && c.Table == r.table:
+			continue
+		case c.Family == backend.NFTFamily(fam):
+		case c.Family == "inet":
+			name = "inet " + c.Table
+		default:
+			continue
+		}
+		t := byName[name]
+		if t == nil {
+			t = &backend.Table{Name: name}
+			byName[name] = t
+			tables = append(tables, t)
+		}
+		decl := fmt.Sprintf("type %s hook %s priority %d ;", c.Type, c.Hook, *c.Prio)
+		if c.Policy != "" && c.Policy != "accept" {
+			decl += " policy " + c.Policy + " ;"
+		}
+		t.Chains = append(t.Chains, &backend.Chain{Name: c.Name, Policy: decl})
+	}
+	return tables, nil
+}
+
+// readOwned reads svcnat's table of fam.
+func (r *Runner) readOwned(fam backend.Family) (*backend.Ruleset, error) {
 	rs := &backend.Ruleset{Family: fam, Syntax: backend.NFTables}
 	out, err := r.output(nil, "list", "table", backend.NFTFamily(fam), r.table)
 	switch {

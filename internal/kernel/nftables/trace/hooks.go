@@ -175,8 +175,13 @@ func (t *tracer) hook(s *state, hook string) []*state {
 				continue
 			}
 			if b.table != t.h.table() {
-				s.unknown = append(s.unknown, fmt.Sprintf("%s %s %s: base chain of another table (%s), not evaluated",
-					backend.NFTFamily(t.rs.Family), b.table, b.chain.Name, strings.TrimSpace(b.chain.Policy)))
+				// An inet table is read as "inet NAME" (nftables.Runner.Read).
+				table := b.table
+				if !strings.Contains(table, " ") {
+					table = backend.NFTFamily(t.rs.Family) + " " + table
+				}
+				s.unknown = append(s.unknown, fmt.Sprintf("%s %s: base chain of another table (%s), not evaluated",
+					table, b.chain.Name, strings.TrimSpace(b.chain.Policy)))
 				next = append(next, s)
 				continue
 			}
