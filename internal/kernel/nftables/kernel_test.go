@@ -153,3 +153,36 @@ func TestKernelLifecycle(t *testing.T) {
 		t.Fatalf("the foreign tables changed:\n%s\nwere\n%s", after, before)
 	}
 }
+
+// TestReadWholeHost: a Read without like (trace --live's) adds the base
+// chains of the other tables of the family, inet ones too, without their
+// rules; a plan's Read (with like) and the owned part never hold them.
+func TestReadWholeHost(t *testing.T) {
+	r, ns := needKernel(t)
+	if _, err := ns.Exec("table inet fw {\n chain input {\n  type filter hook input priority 0; policy drop;\n  tcp dport 22 accept\n }\n chain helper {\n }\n}\ntable ip6 other {\n chain pre {\n  type nat hook prerouting priority -100;\n }\n}\n", "nft", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, r, backend.IPv4, desired(t, hclCase(t, "overall"), backend.IPv4), 0)
+	whole, err := r.Read(backend.IPv4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := whole.Table("inet fw")
+	if fw == nil || len(fw.Chains) != 1 || fw.Chains[0].Name != "input" || len(fw.Chains[0].Rules) != 0 ||
+		fw.Chains[0].Policy != "type filter hook input priority 0 ; policy drop ;" {
+		t.Fatalf("inet fw as read: %+v", fw)
+	}
+	if whole.Table("other") != nil {
+		t.Error("an ip6 table is read with IPv4")
+	}
+	if own := whole.Owned("SVCNAT"); len(own.Tables) != 1 || own.Tables[0].Name != "svcnat" {
+		t.Errorf("owned tables %v", own.Tables)
+	}
+	planned, err := r.Read(backend.IPv4, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(planned.Tables) != 1 {
+		t.Errorf("a plan's read holds %d tables, want svcnat's only", len(planned.Tables))
+	}
+}
