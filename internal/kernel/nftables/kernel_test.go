@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -151,5 +152,33 @@ func TestKernelLifecycle(t *testing.T) {
 	}
 	if after := foreign(); after != before {
 		t.Fatalf("the foreign tables changed:\n%s\nwere\n%s", after, before)
+	}
+}
+
+// TestUpgradeFromKubeProxyShape: a table an earlier svcnat wrote in
+// kube-proxy's endpoint selection (an anonymous map per service chain, an
+// endpoint chain and affinity set per endpoint under affinity:
+// testdata/overall.v4.kube-proxy-shape.nft, render's overall golden
+// before the endpoints maps) is planned into today's in one transaction
+// and staged, and reads back as desired.
+func TestUpgradeFromKubeProxyShape(t *testing.T) {
+	old, err := os.ReadFile("testdata/overall.v4.kube-proxy-shape.nft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := desired(t, hclCase(t, "overall"), backend.IPv4)
+	for _, batch := range []int{backend.NoStaging, 5} {
+		r, ns := needKernel(t)
+		if _, err := ns.Exec(string(old), "nft", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, r, backend.IPv4, want, batch)
+		got, err := r.Read(backend.IPv4, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Text() != want.Text() {
+			t.Fatalf("batch %d: the upgraded table reads\n%s\nwant\n%s", batch, got.Text(), want.Text())
+		}
 	}
 }
