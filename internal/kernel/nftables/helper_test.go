@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -19,9 +17,7 @@ import (
 )
 
 // The helpers below turn package render's output into the model as the
-// kernel lists it. They are a stand-in, copied from render's
-// kernel_test.go (nftRewrites, asListed, sortAddressSets), for the
-// converter the render package is to export.
+// kernel lists it (render.AsListed).
 
 // testPrefix owns the table "svcnat", render's DefaultTable.
 const testPrefix = "SVCNAT"
@@ -90,7 +86,7 @@ func renderDesired(t testing.TB, cfg *config.Config, fam backend.Family, opts re
 		for _, c := range tab.Chains {
 			for i, r := range c.Rules {
 				if r.Form == backend.NFTRule {
-					c.Rules[i] = backend.NFTRuleOf(r.Chain, asListed(r.Text()))
+					c.Rules[i] = backend.NFTRuleOf(r.Chain, render.AsListed(r.Text()))
 				}
 			}
 			if c.Kind != backend.KindChain {
@@ -124,61 +120,6 @@ func apply(t testing.TB, k backend.Kernel, fam backend.Family, want *backend.Rul
 // for, and reads back before RemoveTable.
 func empty(fam backend.Family) *backend.Ruleset {
 	return &backend.Ruleset{Family: fam, Syntax: backend.NFTables, Tables: []*backend.Table{{Name: "svcnat"}}}
-}
-
-// nftRewrites are how nft 1.0.6 prints back rules that knftables (and
-// kube-proxy) write otherwise (copied from render's kernel_test.go).
-var nftRewrites = []struct {
-	written *regexp.Regexp
-	listed  string
-}{
-	{regexp.MustCompile(`\bmark set mark or (0x[0-9a-f]+)`), "meta mark set meta mark | $1"},
-	{regexp.MustCompile(`\bmark set mark xor (0x[0-9a-f]+)`), "meta mark set meta mark ^ $1"},
-	{regexp.MustCompile(`\bmark and (0x[0-9a-f]+) != 0\b`), "meta mark & $1 != 0x00000000"},
-	{regexp.MustCompile(`\bdnat (ip6?) addr \. port to\b`), "dnat $1 to"},
-	{regexp.MustCompile(` , `), ", "},
-	{regexp.MustCompile(`\{ ([^ ,{}]+) \}`), "$1"},
-}
-
-var anonymousSet = regexp.MustCompile(`\{ [^{}]+ \}`)
-
-func asListed(rule string) string {
-	for _, rw := range nftRewrites {
-		rule = rw.written.ReplaceAllString(rule, rw.listed)
-	}
-	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
-}
-
-func sortAddressSets(set string) string {
-	elems := strings.Split(strings.TrimSuffix(strings.TrimPrefix(set, "{ "), " }"), ", ")
-	prefixes := make([]netip.Prefix, len(elems))
-	for i, e := range elems {
-		p, err := netip.ParsePrefix(e)
-		if err != nil {
-			a, err := netip.ParseAddr(e)
-			if err != nil {
-				return set
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		prefixes[i] = p
-	}
-	idx := make([]int, len(elems))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(i, j int) bool {
-		a, b := prefixes[idx[i]], prefixes[idx[j]]
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c < 0
-		}
-		return a.Bits() < b.Bits()
-	})
-	sorted := make([]string, len(elems))
-	for i, k := range idx {
-		sorted[i] = elems[k]
-	}
-	return "{ " + strings.Join(sorted, ", ") + " }"
 }
 
 // planChanges is the planner's changes from live to want, with Referrers.

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -120,6 +121,9 @@ func TestKernelLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The whole host's read names the foreign tables' base chains
+		// too (trace --live's); svcnat's part is its table.
+		got = got.Owned(testPrefix)
 		if got.Text() != st.want.Text() {
 			t.Fatalf("%s: read back\n%s\nwant\n%s", st.name, got.Text(), st.want.Text())
 		}
@@ -146,7 +150,7 @@ func TestKernelLifecycle(t *testing.T) {
 	if ok, err := r.RemoveTable(backend.IPv4, "svcnat"); ok || err != nil {
 		t.Fatalf("RemoveTable of no table: %v %v", ok, err)
 	}
-	if rs, err := r.Read(backend.IPv4, nil); err != nil || len(rs.Tables) != 0 {
+	if rs, err := r.Read(backend.IPv4, nil); err != nil || len(rs.Owned(testPrefix).Tables) != 0 {
 		t.Fatalf("after destroy: %v %v", rs, err)
 	}
 	if after := foreign(); after != before {
@@ -184,5 +188,33 @@ func TestReadWholeHost(t *testing.T) {
 	}
 	if len(planned.Tables) != 1 {
 		t.Errorf("a plan's read holds %d tables, want svcnat's only", len(planned.Tables))
+	}
+}
+
+// TestUpgradeFromKubeProxyShape: a table an earlier svcnat wrote in
+// kube-proxy's endpoint selection (an anonymous map per service chain, an
+// endpoint chain and affinity set per endpoint under affinity:
+// testdata/overall.v4.kube-proxy-shape.nft, render's overall golden
+// before the endpoints maps) is planned into today's in one transaction
+// and staged, and reads back as desired.
+func TestUpgradeFromKubeProxyShape(t *testing.T) {
+	old, err := os.ReadFile("testdata/overall.v4.kube-proxy-shape.nft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := desired(t, hclCase(t, "overall"), backend.IPv4)
+	for _, batch := range []int{backend.NoStaging, 5} {
+		r, ns := needKernel(t)
+		if _, err := ns.Exec(string(old), "nft", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, r, backend.IPv4, want, batch)
+		got, err := r.Read(backend.IPv4, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Text() != want.Text() {
+			t.Fatalf("batch %d: the upgraded table reads\n%s\nwant\n%s", batch, got.Text(), want.Text())
+		}
 	}
 }

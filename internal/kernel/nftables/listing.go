@@ -15,7 +15,7 @@ import (
 // declaration in the form knftables' Fake dumps it inside braces (see
 // chainDecl, setDecl); the elements of a set or map sorted, except those
 // of a set declared "flags dynamic", which the kernel fills at run time
-// (affinity sets) and are state, not rules. It returns nil when text
+// (the affinity set) and are state, not rules. It returns nil when text
 // holds no table.
 //
 // The text listing is read rather than the JSON one: rules can only be

@@ -9,6 +9,7 @@ import (
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/nftables/render"
+	"github.com/svcnat/svcnat/internal/service"
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
@@ -20,17 +21,34 @@ import (
 //
 // The numbers measured are in the doc comment of limits (nftables.go).
 
-func benchDesired(b *testing.B) *backend.Ruleset {
+func benchDesired(b *testing.B) *backend.Ruleset { return benchDesiredChanged(b, -1) }
+
+// benchDesiredChanged is benchDesired with service i given one more
+// endpoint (bench.Change), none when i < 0.
+func benchDesiredChanged(b *testing.B, i int) *backend.Ruleset {
 	spec := bench.FromEnv(b)
+	files := bench.Files(spec)
+	if i >= 0 {
+		name, body := bench.Change(spec, i)
+		files[name] = body
+	}
 	srcs := map[string][]byte{}
-	for name, body := range bench.Files(spec) {
+	for name, body := range files {
 		srcs[name] = []byte(body)
 	}
 	cfg, diags := config.Parse(srcs)
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	return renderDesired(b, cfg, backend.IPv4, render.Options{RenderOptions: backend.RenderOptions{Node: bench.Node}})
+	// The renderer's own path (RenderModel), not renderDesired's: a
+	// knftables Fake finds an element by a linear search, so running the
+	// 50,000 endpoints map's transaction through one is quadratic.
+	m := service.Build(cfg, service.Options{Node: bench.Node})
+	rs, _, err := render.RenderModel(m, &cfg.Settings, backend.IPv4, render.Options{RenderOptions: backend.RenderOptions{Node: bench.Node}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rs
 }
 
 func benchRunner(b *testing.B) (*Runner, *testns.NS) {
@@ -95,6 +113,7 @@ func BenchmarkReads(b *testing.B) {
 	timed("ReadChain-service-chain", func() error { _, _, err := r.ReadChain(backend.IPv4, "svcnat", svcChain); return err })
 	timed("ReadChain-services", func() error { _, _, err := r.ReadChain(backend.IPv4, "svcnat", "services"); return err })
 	timed("ReadChain-service-ips-map", func() error { _, _, err := r.ReadChain(backend.IPv4, "svcnat", "service-ips"); return err })
+	timed("ReadChain-endpoints-tcp-map", func() error { _, _, err := r.ReadChain(backend.IPv4, "svcnat", "endpoints-tcp"); return err })
 	timed("ReadChain-cluster-ips-set", func() error { _, _, err := r.ReadChain(backend.IPv4, "svcnat", "cluster-ips"); return err })
 	timed("list-chain", func() error {
 		return exec.Command("ip", "netns", "exec", ns.Name, "nft", "list", "chain", "ip", "svcnat", svcChain).Run()
@@ -106,16 +125,18 @@ func BenchmarkReads(b *testing.B) {
 		exec.Command("ip", "netns", "exec", ns.Name, "nft", "list", "map", "ip", "svcnat", svcChain).Run()
 		return nil
 	})
-	// A one-chain change (a service's endpoint) and back, two
+	// A one-endpoint change (bench.Change: service 1 gains one, its
+	// service chain's rule and one endpoints element) and back, two
 	// transactions per iteration: their runs alone, as apply's Read costs
 	// a Read.
 	live, err := r.Read(backend.IPv4, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	changed := live.Clone()
-	changed.Tables[0].Chain(svcChain).Rules = []backend.Rule{
-		backend.NFTRuleOf(svcChain, "meta l4proto tcp dnat ip to numgen random mod 1 map { 0 : 10.99.0.1 . 80 }")}
+	changed := benchDesiredChanged(b, 1)
+	if n := len(planChanges(changed, live)); n != 2 {
+		b.Fatalf("a one-endpoint change changes %d objects, want the service chain and the endpoints map", n)
+	}
 	var txs []*backend.Transaction
 	for _, step := range [][2]*backend.Ruleset{{changed, live}, {live, changed}} {
 		_, final := r.Transactions(backend.IPv4, planChanges(step[0], step[1]), 2000)

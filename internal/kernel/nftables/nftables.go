@@ -156,26 +156,32 @@ func (r *Runner) Table() string { return r.table }
 func (r *Runner) Limits() backend.Limits { return limits }
 
 // limits are the nftables backend's, measured once each with nft 1.0.6
-// on kernel 6.x (2 CPUs) with internal/bench's 10,000 services × 5
-// endpoints, one in seven with ClientIP affinity (7,140 named affinity
-// sets), as package render makes them (BenchmarkColdLoad, BenchmarkReads):
+// on kernel 6.x (2 CPUs, shared with other benchmarks: load average 5 to
+// 9, so the numbers are high and vary by up to 2×) with internal/bench's
+// 10,000 services × 5 endpoints, one in seven with ClientIP affinity, as
+// package render makes them (BenchmarkColdLoad, BenchmarkReads): 12,400
+// objects, five of them sets and maps (render's package doc):
 //
-//   - Batch: the cold load as one transaction took 114 s; staged in
-//     batches of 1,000 / 2,000 / 5,000 objects, 52 / 51 / 55 s. One
-//     nf_tables transaction is super-linear in the objects it creates,
-//     and every commit validates the whole table again: 2,000 is the
-//     bottom of that curve.
-//   - ListLimit: ReadChain of a chain costs what a Read of the whole table
-//     does (13.3 s against 13.7 s: nft builds its cache of the whole
-//     table before it lists one chain; `nft -t list chain` is no
-//     cheaper), while a map costs 0.5 s and a set 0.16 s. Beyond two
-//     objects read one by one, one Read is cheaper.
+//   - Batch: the cold load as one transaction took 8.6 s; staged in
+//     batches of 1,000 / 2,000 / 5,000 objects, 34 / 31 / 22 s: every
+//     nft run builds its cache of the whole table first, elements
+//     included, and the endpoints maps hold 50,000. So no staging.
+//     (kube-proxy's shape, a set or map per service and per endpoint
+//     under affinity, took 114 s as one transaction and 51 s staged by
+//     2,000: nf_tables' load time grows with the number of sets.)
+//   - ListLimit: ReadChain of a chain costs 1 s against 11–12 s for a
+//     Read of the whole table (nft's listing, 7–16 s here, of which 0.5 s
+//     is parseListing), of the 50,000-element endpoints-tcp map 1.8 s, of
+//     service-ips 0.5 s. Two objects read one by one stay well below one
+//     Read.
 //   - RandomFully: nft's masquerade fully-random is always there.
 //
-// Once loaded, a one-chain change (flush chain, add rule) runs in 0.32 s.
-// Read lists text (13.7 s), not JSON (`nft -j list table` 14.0 s, with
-// --terse 23 s): rules exist only as text, and one listing beats two.
-var limits = backend.Limits{Batch: 2000, ListLimit: 2, RandomFully: true, Syntax: backend.NFTables}
+// Once loaded, a one-endpoint change (the service chain's rule and one
+// endpoints element) and back runs in 0.2–0.4 s, two transactions.
+// Read lists text, not JSON (`nft -j list table` 9.7–10.4 s, with
+// --terse, which leaves out the elements svcnat compares, 3.8–8.3 s):
+// rules exist only as text, and one listing beats two.
+var limits = backend.Limits{Batch: backend.NoStaging, ListLimit: 2, RandomFully: true, Syntax: backend.NFTables}
 
 // cEnv pins the locale: stderr is read by txFailure.
 func cEnv() []string { return append(os.Environ(), "LC_ALL=C") }

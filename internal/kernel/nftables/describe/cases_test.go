@@ -205,6 +205,20 @@ service "ns/new" {
     node    = "node2"
   }
 `)},
+	// The service chain's rule stays (two endpoints); only its range
+	// of endpoints-tcp changes.
+	{"endpoint replaced", replace(`address = "10.180.0.2"`, `address = "10.180.0.9"`)},
+	// The same for UDP: the replaced endpoint's flows are stale.
+	{"udp endpoint replaced", replace(`    address = "10.180.0.6"
+  }
+}`, `    address = "10.180.0.7"
+  }
+}`)},
+	// Affinity rewrites the service chain's rules; its endpoints stay.
+	{"affinity added", replace(`  type        = "NodePort"
+  cluster_ips = ["172.30.0.1"]`, `  type        = "NodePort"
+  cluster_ips = ["172.30.0.1"]
+  session_affinity = "ClientIP"`)},
 }
 
 func load(t *testing.T, src string) *config.Config {
@@ -272,6 +286,12 @@ var known = map[string][]backend.ServiceChange{
 	// the source ranges.
 	"source range added": {{Name: "ns/lb", Action: backend.Update, Details: []backend.Detail{
 		{Subject: backend.SubjectSourceRanges, Change: backend.DetailChanged}}}},
+	// iptables rewrites the SVC chain and each SEP chain (its recent
+	// match); nftables adds the affinity rules before the service
+	// chain's one rule, which stays, as its fallback (the affinity set is
+	// shared).
+	"affinity added": {{Name: "ns/web", Action: backend.Update, Details: []backend.Detail{
+		{Subject: backend.SubjectChain, Value: "SVC", Change: backend.DetailAdded}}}},
 }
 
 // words prints services as the views would list them, details sorted:

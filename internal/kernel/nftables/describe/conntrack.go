@@ -26,7 +26,7 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 			continue
 		}
 		x := newIndex(dt, lt, p.ChainService)
-		before, after := udpEndpoints(x, lt), udpEndpoints(x, dt)
+		before, after := udpEndpoints(x, 1), udpEndpoints(x, 0)
 		addrs := udpAddresses(x, lt)
 		for svc, eps := range before {
 			for ep := range eps {
@@ -62,10 +62,22 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 }
 
 // dropsUDPEndpoint reports whether the plan deletes or rewrites a chain
-// that DNATs UDP, the only way a UDP endpoint can go.
+// that DNATs UDP or removes or changes an element of the UDP endpoints
+// map, the only ways a UDP endpoint can go.
 func dropsUDPEndpoint(p backend.Planned) bool {
 	for _, c := range p.Changes {
-		if c.Action == backend.Create || c.Kind != backend.KindChain {
+		if c.Action == backend.Create {
+			continue
+		}
+		if c.Chain == endpointsMapPrefix+"udp" && c.Kind == backend.KindMap {
+			for op := range c.Lines() {
+				if op == backend.DiffDelete {
+					return true
+				}
+			}
+			continue
+		}
+		if c.Kind != backend.KindChain {
 			continue
 		}
 		for _, r := range c.Before {
@@ -82,9 +94,10 @@ func isUDPDNAT(rule string) bool {
 }
 
 // udpEndpoints maps each service to the UDP endpoints ("ip:port") its
-// service, local and endpoint chains in t DNAT to.
-func udpEndpoints(x *index, t *backend.Table) map[string]map[string]bool {
+// service, local and endpoint chains in table i DNAT to.
+func udpEndpoints(x *index, i int) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
+	t := x.tables[i]
 	if t == nil {
 		return out
 	}
@@ -100,6 +113,9 @@ func udpEndpoints(x *index, t *backend.Table) map[string]map[string]bool {
 			}
 			if out[svc] == nil {
 				out[svc] = map[string]bool{}
+			}
+			for _, a := range x.rangeEndpoints(i, r.Text()) {
+				out[svc][a] = true
 			}
 			if a, ok := dnatTo(r.Text()); ok {
 				out[svc][a] = true

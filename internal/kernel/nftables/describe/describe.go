@@ -1,7 +1,7 @@
 // Package describe is the nftables backend's backend.Describer: it reads
 // kube-proxy's meaning back from the table svcnat writes (the renderer's
-// object names, the shared maps' elements and the service chains' dnat
-// maps) to say which service an object or element serves, what a plan
+// object names, the shared maps' elements, and the service chains' ranges
+// of the endpoints maps and affinity rules) to say which service an object or element serves, what a plan
 // changes for each service, which UDP flows an apply leaves stale, and
 // whether a saved plan's desired objects are ones the renderer could have
 // written. It says a change in the words the iptables backend's describer
@@ -11,6 +11,8 @@ package describe
 
 import (
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
@@ -22,7 +24,7 @@ var _ backend.Describer = Describer{}
 
 // Describe attributes the plan's changes to services and summarizes them
 // by service in the things an operator names: endpoints (a service or
-// local chain's dnat map, or its endpoint chains), cluster, external and
+// local chain's range of an endpoints map and its affinity rules' DNATs), cluster, external and
 // load-balancer IPs (service-ips, firewall-ips), node ports
 // (service-nodeports), the no-endpoint REJECT and DROP (no-endpoint-*)
 // and source ranges (firewall chains). A per-service object is its
@@ -48,7 +50,7 @@ func (Describer) Describe(p backend.Planned) *backend.Description {
 			d.Chains[i] = s.change(x, c, touched, c.Table == table)
 		}
 		for base, svc := range touched {
-			before, after := endpoints(lt, base), endpoints(dt, base)
+			before, after := x.endpoints(1, base), x.endpoints(0, base)
 			for _, ep := range sortedKeys(before) {
 				if !after[ep] {
 					s.note(svc, backend.SubjectEndpoint, ep, false)
@@ -85,7 +87,7 @@ func (s *summary) change(x *index, c backend.ChainChange, touched map[string]str
 	kind, base := perService(c.Chain)
 	if kind == notPerService {
 		if c.Kind != backend.KindChain {
-			s.elements(x, c)
+			s.elements(x, c, touched)
 		}
 		return backend.ChainOwner{Scope: backend.ScopeShared}
 	}
@@ -125,14 +127,26 @@ func (s *summary) change(x *index, c backend.ChainChange, touched map[string]str
 }
 
 // elements notes the element changes of a shared set or map for the
-// services they serve.
-func (s *summary) elements(x *index, c backend.ChainChange) {
+// services they serve. An endpoints map's element is an endpoint of the
+// chain whose range holds it: that chain's base joins touched, whose
+// endpoints Describe compares.
+func (s *summary) elements(x *index, c backend.ChainChange, touched map[string]string) {
 	for op, r := range c.Lines() {
 		if op == backend.DiffEqual {
 			continue
 		}
 		added := op == backend.DiffInsert
 		e := parseElement(r.Text())
+		if strings.HasPrefix(c.Chain, endpointsMapPrefix) {
+			if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
+				chain := x.rangeChain(key, added)
+				if svc := x.objectService(chain); svc != "" {
+					_, base := perService(chain)
+					touched[base] = svc
+				}
+			}
+			continue
+		}
 		svc := x.elementService(c.Chain, e)
 		if svc == "" {
 			continue

@@ -2,6 +2,7 @@ package describe
 
 import (
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -14,7 +15,9 @@ import (
 // (Planned.ChainService), which also covers names nft's length limit cut
 // ("…"), by their base; an endpoint chain or affinity set whose name was
 // cut is its service chain's. Elements of the shared maps say it through
-// the chain their verdict names, or by their key.
+// the chain their verdict names, or by their key; an endpoints map's
+// element through the service or local chain whose range holds its key
+// ("numgen random mod N offset K map @endpoints-P" holds K … K+N-1).
 type index struct {
 	tables       []*backend.Table // desired, live (either may be nil)
 	chainService map[string]string
@@ -24,6 +27,95 @@ type index struct {
 	clusterIP    map[string]string // cluster IP → service
 	firewalled   map[string]bool   // keys of firewall-ips
 	dispatched   [2]map[string]bool
+	// Per table: an endpoints map's key → the chain whose range holds
+	// it, and each endpoints map's elements, key → "ip . port".
+	ranges  [2]map[uint64]string
+	epElems [2]map[string]map[uint64]string
+}
+
+// endpointsMapPrefix names the endpoints maps, one per protocol
+// (render/names.go).
+const endpointsMapPrefix = "endpoints-"
+
+// rangeRule is a service or local chain's pick in its range of an
+// endpoints map.
+var rangeRule = regexp.MustCompile(`numgen random mod ([0-9]+) offset ([0-9]+) map @(endpoints-[a-z]+)$`)
+
+// maxRange bounds the range read from one rule: the renderer's chains
+// hold at most 65,536 endpoints, and a hand-edited live table is no reason
+// to loop for long.
+const maxRange = 1 << 16
+
+// rangeOf reads a rule's range: the map, its first key and how many.
+func rangeOf(rule string) (m string, base, n uint64, ok bool) {
+	r := rangeRule.FindStringSubmatch(rule)
+	if r == nil {
+		return "", 0, 0, false
+	}
+	n, err1 := strconv.ParseUint(r[1], 10, 32)
+	base, err2 := strconv.ParseUint(r[2], 10, 32)
+	if err1 != nil || err2 != nil || n == 0 || n > maxRange || base+n-1 > 1<<32-1 {
+		return "", 0, 0, false
+	}
+	return r[3], base, n, true
+}
+
+// indexRanges indexes the endpoints maps' elements and the ranges of the
+// service and local chains of table i.
+func (x *index) indexRanges(i int, t *backend.Table) {
+	x.ranges[i], x.epElems[i] = map[uint64]string{}, map[string]map[uint64]string{}
+	for _, c := range t.Chains {
+		switch k, _ := perService(c.Name); {
+		case c.Kind != backend.KindChain && strings.HasPrefix(c.Name, endpointsMapPrefix):
+			elems := map[uint64]string{}
+			for _, r := range c.Rules {
+				e := parseElement(r.Text())
+				if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
+					elems[key] = e.verdict
+				}
+			}
+			x.epElems[i][c.Name] = elems
+		case k == svcChain || k == localChain:
+			for _, r := range c.Rules {
+				if _, base, n, ok := rangeOf(r.Text()); ok {
+					for key := base; key < base+n; key++ {
+						x.ranges[i][key] = c.Name
+					}
+				}
+			}
+		}
+	}
+}
+
+// rangeChain is the service or local chain whose range holds key in the
+// desired table (first, when desired) or the live one.
+func (x *index) rangeChain(key uint64, desiredFirst bool) string {
+	order := []int{1, 0}
+	if desiredFirst {
+		order = []int{0, 1}
+	}
+	for _, i := range order {
+		if c := x.ranges[i][key]; c != "" {
+			return c
+		}
+	}
+	return ""
+}
+
+// rangeEndpoints are the endpoints ("ip:port") of a rule's range in
+// table i, in key order; nil for a rule without one.
+func (x *index) rangeEndpoints(i int, rule string) []string {
+	m, base, n, ok := rangeOf(rule)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for key := base; key < base+n; key++ {
+		if a, ok := addrDotPort(x.epElems[i][m][key]); ok {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // newIndex indexes the desired and the live table (either may be nil).
@@ -43,6 +135,7 @@ func newIndex(desired, live *backend.Table, chainService map[string]string) *ind
 		if t == nil {
 			continue
 		}
+		x.indexRanges(i, t)
 		clusters := map[string]bool{}
 		if c := t.Chain(clusterIPs); c != nil {
 			for _, r := range c.Rules {
@@ -143,6 +236,11 @@ func (x *index) elementService(m string, e element) string {
 	case clusterIPs:
 		return x.clusterIP[e.keyString()]
 	}
+	if strings.HasPrefix(m, endpointsMapPrefix) {
+		if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
+			return x.objectService(x.rangeChain(key, true))
+		}
+	}
 	return ""
 }
 
@@ -170,10 +268,13 @@ func (x *index) services(out map[string]bool, t *backend.Table) {
 }
 
 // endpoints are the endpoints ("ip:port", "[ip]:port") the service and
-// local chains of base DNAT to in t: their numgen maps' entries, or with
+// local chains of base DNAT to in table i: their range of an endpoints
+// map and their affinity rules' DNATs; or, in a table an earlier svcnat
+// wrote (kube-proxy's own shape), their numgen maps' entries, or with
 // affinity, the endpoint chains their verdict maps go to.
-func endpoints(t *backend.Table, base string) map[string]bool {
+func (x *index) endpoints(i int, base string) map[string]bool {
 	out := map[string]bool{}
+	t := x.tables[i]
 	if t == nil {
 		return out
 	}
@@ -183,6 +284,12 @@ func endpoints(t *backend.Table, base string) map[string]bool {
 			continue
 		}
 		for _, r := range c.Rules {
+			for _, a := range x.rangeEndpoints(i, r.Text()) {
+				out[a] = true
+			}
+			if a, ok := dnatTo(r.Text()); ok {
+				out[a] = true
+			}
 			for _, v := range mapValues(r.Text()) {
 				if ep, ok := strings.CutPrefix(v, "goto "); ok {
 					if ec := t.Chain(ep); ec != nil {

@@ -12,9 +12,11 @@ import (
 
 // The names below are the renderer's (render/names.go), read back: the
 // table's fixed objects carry kube-proxy's names without a prefix, and
-// every per-service object is named "<kind>-HASH-ns/name/proto/port"
-// (an endpoint's and its affinity set's with "__ip/port" after it), the
-// only objects whose names hold a "/".
+// every per-service object is named "<kind>-HASH-ns/name/proto/port", the
+// only objects whose names hold a "/". Endpoint chains and affinity sets
+// ("…__ip/port") are kube-proxy's shape, which the renderer no longer
+// writes (the endpoints maps and the affinity set hold them); they are
+// still read, so that a table an earlier svcnat wrote is described.
 
 // The fixed objects svcnat's table holds.
 const (

@@ -183,10 +183,8 @@ func (c *checker) declaration(o *backend.Chain) string {
 		return "a name svcnat writes holds only letters, digits and . _ / -, at most 256 of them"
 	case !validBase(kind, base):
 		return "a per-service object is named <kind>-HASH-namespace/name/protocol/port, as kube-proxy names them"
-	case kind == affinitySet:
-		if o.Kind != backend.KindSet || !affinityDecl(c.fam).MatchString(o.Policy) {
-			return fmt.Sprintf("svcnat declares an affinity set { type %s_addr ; flags dynamic,timeout ; timeout Ns ; }", map[bool]string{true: "ipv6", false: "ipv4"}[c.fam == backend.IPv6])
-		}
+	case kind == affinitySet || kind == epChain:
+		return "svcnat writes no endpoint chains nor per-endpoint affinity sets: the endpoints maps and the affinity set hold them"
 	case o.Kind != backend.KindChain || o.Policy != "":
 		return "svcnat declares a per-service chain as a regular chain, without a declaration"
 	}
@@ -218,16 +216,4 @@ func validBase(kind objKind, base string) bool {
 		return ok && err == nil && isPort(p)
 	}
 	return true
-}
-
-var affinityDecls = [2]*regexp.Regexp{
-	regexp.MustCompile(`^type ipv4_addr ; flags dynamic,timeout ; timeout [1-9][0-9]*s ;$`),
-	regexp.MustCompile(`^type ipv6_addr ; flags dynamic,timeout ; timeout [1-9][0-9]*s ;$`),
-}
-
-func affinityDecl(f backend.Family) *regexp.Regexp {
-	if f == backend.IPv6 {
-		return affinityDecls[1]
-	}
-	return affinityDecls[0]
 }

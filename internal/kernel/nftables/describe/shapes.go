@@ -1,6 +1,7 @@
 package describe
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -46,21 +47,29 @@ var fixedShapes = map[string][]string{
 		"fib daddr type local {ipX} daddr != {lo} meta l4proto . th dport vmap @service-nodeports",
 		"{ipX} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
 	},
-	clusterIPs:      {"{addr}"},
-	nodePortIPs:     {"{addr}"},
-	hairpinConns:    {"{addr} . {addr} . {proto} . {port}"},
-	serviceIPs:      {"{addr} . {proto} . {port} : goto {dispatch}"},
-	serviceNodePort: {"{proto} . {port} : goto {external}"},
-	firewallIPs:     {"{addr} . {proto} . {port} : goto {firewall}"},
-	noEndpointSvcs:  {`{addr} . {proto} . {port} comment "{spn}" : {noep}`},
-	noEndpointNPs:   {`{proto} . {port} comment "{spn}" : {noep}`},
+	clusterIPs:       {"{addr}"},
+	nodePortIPs:      {"{addr}"},
+	hairpinConns:     {"{addr} . {addr} . {proto} . {port}"},
+	serviceIPs:       {"{addr} . {proto} . {port} : goto {dispatch}"},
+	serviceNodePort:  {"{proto} . {port} : goto {external}"},
+	firewallIPs:      {"{addr} . {proto} . {port} : goto {firewall}"},
+	noEndpointSvcs:   {`{addr} . {proto} . {port} comment "{spn}" : {noep}`},
+	noEndpointNPs:    {`{proto} . {port} comment "{spn}" : {noep}`},
+	"endpoints-tcp":  {"{key} : {addr} . {port}"},
+	"endpoints-udp":  {"{key} : {addr} . {port}"},
+	"endpoints-sctp": {"{key} : {addr} . {port}"},
+	// affinity: nil, filled by the packet path only
 }
+
+// The affinity rules' key: the endpoint's slot and the client.
+const affinityKey = "numgen random mod 1 offset {slot} . {ipX} saddr"
 
 var serviceShapes = map[objKind][]string{
 	svcChain: {
-		"meta l4proto {proto} dnat {ipX} to numgen random mod {n} map {dnatmap}",
-		"{ipX} saddr @{affset} goto {epchain}",
-		"numgen random mod {n} vmap {vmap}",
+		"meta l4proto {proto} dnat {ipX} to numgen random mod {n} offset {base} map @{epmap}",
+		affinityKey + " @affinity update @affinity { " + affinityKey + " timeout {timeout} } meta l4proto {proto} dnat to {addrport}",
+		"numgen random mod {n} 0 update @affinity { " + affinityKey + " timeout {timeout} } meta l4proto {proto} dnat to {addrport}",
+		"update @affinity { " + affinityKey + " timeout {timeout} } meta l4proto {proto} dnat to {addrport}",
 	},
 	extChain: {
 		`meta mark set meta mark | {mark} comment "masquerade"`,
@@ -70,11 +79,6 @@ var serviceShapes = map[objKind][]string{
 		`fib saddr type local goto {policychain} comment "short-circuit local traffic"`,
 	},
 	fwChain: {"{ipX} saddr != {cidrs} drop"},
-	epChain: {
-		"update @{ownaffset} { {ipX} saddr }",
-		"meta l4proto {proto} dnat to {addrport}",
-	},
-	affinitySet: nil, // filled by the packet path only
 }
 
 func init() { serviceShapes[localChain] = serviceShapes[svcChain] }
@@ -91,9 +95,10 @@ func (c *checker) shapesOf(o *backend.Chain) []string {
 var placeholders = map[string]string{
 	"addr": `([0-9a-fA-F.:]+)`, "cidr": `([0-9a-fA-F.:/]+)`, "cidrs": `(\{ [0-9a-fA-F.:/, ]+ \}|[0-9a-fA-F.:/]+)`,
 	"proto": `(tcp|udp|sctp)`, "port": `([0-9]+)`, "n": `([0-9]+)`, "mark": `(0x[0-9a-f]{8})`,
-	"dnatmap": `(\{ [^{}]+ \})`, "vmap": `(\{ [^{}]+ \})`, "spn": `([a-z0-9./:-]+)`, "noep": `(goto reject-chain|drop)`,
+	"spn": `([a-z0-9./:-]+)`, "noep": `(goto reject-chain|drop)`,
 	"addrport": `(\S+)`, "dispatch": `(\S+)`, "external": `(\S+)`, "firewall": `(\S+)`, "policychain": `(\S+)`,
-	"epchain": `(\S+)`, "affset": `(\S+)`, "ownaffset": `(\S+)`,
+	"key": `([0-9]+)`, "base": `([0-9]+)`, "slot": `([0-9]+)`, "epmap": `(\S+)`,
+	"timeout": `((?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?)`,
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z]+\}`)
@@ -164,7 +169,7 @@ func (c *checker) match(o *backend.Chain, shapes []string, text string) string {
 func (c *checker) values(o *backend.Chain, names, vals []string) string {
 	_, base := perService(o.Name)
 	n := -1
-	aff := ""
+	proto, slot := "", ""
 	for i, name := range names {
 		v := vals[i]
 		reason := ""
@@ -183,6 +188,30 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 			if !isPort(v) {
 				reason = fmt.Sprintf("%s is no port", v)
 			}
+		case "proto":
+			if proto != "" && v != proto {
+				reason = fmt.Sprintf("one rule speaks of one protocol, not %s and %s", proto, v)
+			}
+			proto = v
+		case "key":
+			reason = uint32OK(v, 0)
+		case "base":
+			// The range base … base+n-1 is within numgen's 32 bits.
+			reason = uint32OK(v, n-1)
+		case "slot":
+			if slot != "" && v != slot {
+				reason = "an affinity rule looks up and records one endpoint's slot"
+			}
+			slot = v
+			reason = cmp.Or(reason, uint32OK(v, 0))
+		case "epmap":
+			if v != endpointsMapPrefix+proto {
+				reason = fmt.Sprintf("a %s rule picks from %s%s", proto, endpointsMapPrefix, proto)
+			}
+		case "timeout":
+			if v == "" {
+				reason = "an affinity timeout is not zero"
+			}
 		case "n":
 			n, _ = strconv.Atoi(v)
 			if n < 1 || strconv.Itoa(n) != v {
@@ -190,8 +219,6 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 			}
 		case "mark":
 			reason = c.markOK(v)
-		case "dnatmap", "vmap":
-			reason = c.anonMap(name, v, n)
 		case "addrport":
 			ap, err := netip.ParseAddrPort(v)
 			if err != nil || ap.Port() == 0 {
@@ -205,20 +232,6 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 			reason = c.target(v, extChain)
 		case "firewall":
 			reason = c.target(v, fwChain)
-		case "epchain":
-			reason = c.target(v, epChain)
-			if _, eb := perService(v); reason == "" && aff != "" && eb != aff {
-				reason = "an affinity set leads only to its own endpoint's chain"
-			}
-		case "affset":
-			reason = c.target(v, affinitySet)
-			_, aff = perService(v)
-		case "ownaffset":
-			if v != "affinity-"+base {
-				reason = "an endpoint chain updates only its own affinity set"
-			} else {
-				reason = c.target(v, affinitySet)
-			}
 		case "policychain":
 			if v != "service-"+base && v != "local-"+base {
 				reason = "an external chain goes only to its own service's service or local chain"
@@ -271,35 +284,11 @@ func (c *checker) markOK(v string) string {
 	return ""
 }
 
-// anonMap checks a numgen map: entries 0 to n-1 in order, each an
-// endpoint "addr . port" (dnatmap) or "goto" an endpoint chain (vmap).
-func (c *checker) anonMap(kind, v string, n int) string {
-	entries := strings.Split(strings.TrimSuffix(strings.TrimPrefix(v, "{ "), " }"), ", ")
-	if len(entries) != n {
-		return fmt.Sprintf("numgen mod %d picks among %d entries", n, len(entries))
-	}
-	for i, e := range entries {
-		idx, val, ok := strings.Cut(e, " : ")
-		if !ok || idx != strconv.Itoa(i) {
-			return fmt.Sprintf("entry %q is not entry %d", e, i)
-		}
-		if kind == "vmap" {
-			ch, ok := strings.CutPrefix(val, "goto ")
-			if !ok {
-				return fmt.Sprintf("entry %q goes to no endpoint chain", e)
-			}
-			if r := c.target(ch, epChain); r != "" {
-				return r
-			}
-			continue
-		}
-		ip, port, ok := strings.Cut(val, " . ")
-		if !ok || !isPort(port) {
-			return fmt.Sprintf("entry %q is not an endpoint address . port", e)
-		}
-		if r := c.addr(ip); r != "" {
-			return r
-		}
+// uint32OK says why v plus more is not a 32-bit number (numgen's), or "".
+func uint32OK(v string, more int) string {
+	k, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || strconv.FormatUint(k, 10) != v || more < 0 || k+uint64(more) > 1<<32-1 {
+		return fmt.Sprintf("%s is outside numgen's 32 bits", v)
 	}
 	return ""
 }

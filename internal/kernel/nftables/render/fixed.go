@@ -56,6 +56,11 @@ var jumps = []jump{
 	{clusterIPsCheckChain, filterOutputChain, true},
 }
 
+// affinitySetSize is how many (endpoint, client) pairs the affinity set
+// holds, for every service together: kube-proxy's sets, one per endpoint,
+// hold 65,535 each.
+const affinitySetSize = 1 << 20
+
 // fixedObjects declares the table and every object it has without
 // services, and writes their rules and the nodeport-ips elements.
 func (b *builder) fixedObjects() {
@@ -83,6 +88,20 @@ func (b *builder) fixedObjects() {
 	b.vmap(firewallIPsMap, b.addrType+" . inet_proto . inet_service", "destinations that are subject to LoadBalancerSourceRanges")
 	b.vmap(serviceIPsMap, b.addrType+" . inet_proto . inet_service", "ClusterIP, ExternalIP and LoadBalancer IP traffic")
 	b.vmap(serviceNodePortsMap, "inet_proto . inet_service", "NodePort traffic")
+	for _, proto := range protocols {
+		b.decls = append(b.decls, &knftables.Map{Family: b.family, Table: b.table, Name: endpointsMap(proto),
+			TypeOf:  "numgen random mod 1 : " + b.ipX + " daddr . " + proto + " dport",
+			Comment: knftables.PtrTo(proto + " endpoints of every service chain, by numgen offset")})
+	}
+	// "dynamic" because the packet path adds to it (and RHEL 8's kernel
+	// adds the flag itself otherwise, so a second add would differ); the
+	// size, because nft 1.0.6 gives a dynamic set without one 65,535
+	// entries, and a full set stops recording affinity.
+	b.decls = append(b.decls, &knftables.Set{Family: b.family, Table: b.table, Name: affinitySetName,
+		TypeOf:  "numgen random mod 1 . " + b.ipX + " saddr",
+		Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+		Size:    knftables.PtrTo(uint64(affinitySetSize)),
+		Comment: knftables.PtrTo("ClientIP affinity: endpoint slot . client")})
 
 	for _, j := range jumps {
 		if j.ctNew {

@@ -433,11 +433,11 @@ func compareTable(t *testing.T, what string, want *knftables.FakeTable, got *lis
 
 	wantSets := map[string]*listedSet{}
 	for name, s := range want.Sets {
-		wantSets[name] = &listedSet{typ: s.Type, flags: flagStrings(s.Flags), timeout: seconds(s.Timeout),
+		wantSets[name] = &listedSet{typ: typeOrTypeOf(s.Type, s.TypeOf), flags: flagStrings(s.Flags), timeout: seconds(s.Timeout),
 			comment: deref(s.Comment), elements: elementStrings(s.Elements)}
 	}
 	for name, m := range want.Maps {
-		wantSets[name] = &listedSet{isMap: true, typ: m.Type, flags: flagStrings(m.Flags), timeout: seconds(m.Timeout),
+		wantSets[name] = &listedSet{isMap: true, typ: typeOrTypeOf(m.Type, m.TypeOf), flags: flagStrings(m.Flags), timeout: seconds(m.Timeout),
 			comment: deref(m.Comment), elements: elementStrings(m.Elements)}
 	}
 	wantNames, gotNames := map[string]bool{}, map[string]bool{}
@@ -464,6 +464,18 @@ func compareTable(t *testing.T, what string, want *knftables.FakeTable, got *lis
 			t.Errorf("%s: %s: elements differ:\n%s", what, name, lineDiff(ws.elements, gs.elements))
 		}
 	}
+}
+
+// typeOrTypeOf is a set's or map's type as nft's JSON gives it: typ, or
+// the types of the expressions a "typeof" declaration names (the ones
+// the renderer writes).
+func typeOrTypeOf(typ, typeOf string) string {
+	if typeOf == "" {
+		return typ
+	}
+	return strings.NewReplacer("numgen random mod 1", "integer", "ip daddr", "ipv4_addr", "ip saddr", "ipv4_addr",
+		"ip6 daddr", "ipv6_addr", "ip6 saddr", "ipv6_addr", "tcp dport", "inet_service", "udp dport", "inet_service",
+		"sctp dport", "inet_service").Replace(typeOf)
 }
 
 func deref[T any](p *T) T {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -104,7 +105,9 @@ func ToModel(fam backend.Family, script string) (*backend.Ruleset, error) {
 // shorthand becomes meta mark with C operators and a full-width zero,
 // "dnat ip addr . port to" loses "addr . port", an anonymous set or map
 // is listed without the space before its commas, and a one-element
-// anonymous set loses its braces. Besides these, an anonymous set of
+// anonymous set loses its braces. Besides these, a timeout in seconds
+// inside a rule (the affinity set's update) is listed in nft's units
+// ("10800s" as "3h", nftDuration), and an anonymous set of
 // addresses and prefixes (an interval set, such as a firewall chain's
 // source ranges) is listed in address order (sortAddressSets).
 // Everything else is printed as written. TestKernelAgrees holds the
@@ -124,12 +127,41 @@ var nftRewrites = []struct {
 // anonymousSet is an anonymous set or map as nft lists it.
 var anonymousSet = regexp.MustCompile(`\{ [^{}]+ \}`)
 
+// ruleTimeout is a timeout in seconds in a rule, as svcnat writes it.
+var ruleTimeout = regexp.MustCompile(`\btimeout ([0-9]+)s\b`)
+
 // AsListed is rule text as knftables writes it, as nft lists it.
 func AsListed(rule string) string {
 	for _, rw := range nftRewrites {
 		rule = rw.written.ReplaceAllString(rule, rw.listed)
 	}
+	rule = ruleTimeout.ReplaceAllStringFunc(rule, func(t string) string {
+		n, err := strconv.ParseUint(ruleTimeout.FindStringSubmatch(t)[1], 10, 64)
+		if err != nil {
+			return t
+		}
+		return "timeout " + nftDuration(n)
+	})
 	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
+}
+
+// nftDuration is a number of seconds as nft prints a time: days, hours,
+// minutes and seconds, each only when not zero ("1d3h", "5m", "0s").
+func nftDuration(secs uint64) string {
+	if secs == 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	for _, u := range []struct {
+		n    uint64
+		unit string
+	}{{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}} {
+		if q := secs / u.n; q > 0 {
+			fmt.Fprintf(&b, "%d%s", q, u.unit)
+			secs %= u.n
+		}
+	}
+	return b.String()
 }
 
 // sortAddressSets sorts "{ a, b, … }" by address then prefix length when

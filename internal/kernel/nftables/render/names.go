@@ -40,17 +40,40 @@ const (
 	clusterIPsSet         = "cluster-ips"
 	nodePortIPsSet        = "nodeport-ips"
 	hairpinConnectionsSet = "hairpin-connections"
+
+	// affinitySetName holds the clients of every endpoint under ClientIP
+	// affinity, keyed by the endpoint's slot and the client (see slots).
+	affinitySetName = "affinity"
 )
 
-// The prefixes of per-service chains and sets. Every per-service name
-// holds a "/" and no fixed name does (kube-proxy's isServiceChainName).
+// endpointsMapPrefix names the maps holding the endpoints of every
+// service and local chain of one protocol, "endpoints-tcp" and so on, each
+// chain's in its own range of keys (see slots).
+//
+// One map per protocol, because nft 1.0.6 cannot add a rule using a map
+// it reads back from the kernel whose typeof names "th dport": it refuses
+// "meta l4proto tcp dnat … map @m" with "conflicting protocols specified:
+// tcp vs. th" (the same text in the file that declares the map loads).
+// A map typed "tcp dport" serves tcp rules only.
+const endpointsMapPrefix = "endpoints-"
+
+// protocols are the protocols a service port may have, lower case: one
+// endpoints map each.
+var protocols = []string{"tcp", "udp", "sctp"}
+
+// endpointsMap is the endpoints map of proto.
+func endpointsMap(proto string) string { return endpointsMapPrefix + proto }
+
+// The prefixes of per-service chains. Every per-service name holds a "/"
+// and no fixed name does (kube-proxy's isServiceChainName). Endpoint
+// chain names are not written: they are the identity an endpoint's
+// affinity slot is derived from.
 const (
 	servicePrefix  = "service-"
 	localPrefix    = "local-"
 	externalPrefix = "external-"
 	firewallPrefix = "firewall-"
 	endpointPrefix = "endpoint-"
-	affinityPrefix = "affinity-"
 )
 
 // chainNameBaseLengthMax leaves room for the longest prefix (16 bytes

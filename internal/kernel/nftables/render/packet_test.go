@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +16,15 @@ import (
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
-// TestKernelPackets loads the table of two cluster-IP services into the
-// node of a netlab (a client and one backend namespace routed through
+// TestKernelPackets loads the table of four cluster-IP services into the
+// node of a netlab (a client and three backend namespaces routed through
 // it) and sends real connections from the client: to the service with an
-// endpoint the backend answers, to the one without endpoints the
-// connection is refused (no-endpoint-services' reject-chain). Before the
-// load the cluster IP leads nowhere, so the answer is the table's doing.
+// endpoint the backend answers, to the one with three every backend
+// answers some, to the one with three under ClientIP affinity one
+// backend answers all and the affinity set holds the client, to the one
+// without endpoints the connection is refused (no-endpoint-services'
+// reject-chain). Before the load the cluster IP leads nowhere, so the
+// answer is the table's doing.
 func TestKernelPackets(t *testing.T) {
 	if why := testns.Available(); why != "" {
 		t.Skip(why)
@@ -28,9 +32,30 @@ func TestKernelPackets(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft (Debian's nftables; make deps installs it)")
 	}
-	lab := netlab.New(t, netlab.Options{Backends: 1, HTTPPorts: []int{80}, UDPPorts: []int{}})
+	lab := netlab.New(t, netlab.Options{Backends: 3, HTTPPorts: []int{80}, UDPPorts: []int{}})
 	be := lab.Backends[0]
+	endpoints := ""
+	for _, b := range lab.Backends {
+		endpoints += "\n  endpoint {\n    address = \"" + b.IP4.String() + "\"\n  }\n"
+	}
 	cfg, diags := config.Parse(map[string][]byte{"lab.hcl": []byte(`
+service "ns/spread" {
+  cluster_ips = ["172.30.0.12"]
+
+  port {
+    port = 80
+  }
+` + endpoints + `}
+
+service "ns/sticky" {
+  cluster_ips      = ["172.30.0.13"]
+  session_affinity = "ClientIP"
+
+  port {
+    port = 80
+  }
+` + endpoints + `}
+
 service "ns/web" {
   cluster_ips = ["172.30.0.10"]
 
@@ -82,6 +107,34 @@ service "ns/empty" {
 		t.Errorf("GET %s answered by %q (seen from %s), want %s", url, name, remote, be.Label)
 	}
 	t.Logf("%s answered, seeing the client as %s", name, remote)
+
+	// Three endpoints in a range of endpoints-tcp: numgen spreads the
+	// connections over all three (60 connections miss one with
+	// probability 3 × (2/3)^60, about 10^-10).
+	answered := func(vip string, n int) map[string]int {
+		out := map[string]int{}
+		for range n {
+			reply, err := lab.Client.HTTPGet("http://" + netlab.HostPort(netip.MustParseAddr(vip), 80) + "/")
+			if err != nil {
+				t.Fatalf("GET %s: %v", vip, err)
+			}
+			name, _ := netlab.ParseReply(reply)
+			out[name]++
+		}
+		return out
+	}
+	if got := answered("172.30.0.12", 60); len(got) != len(lab.Backends) {
+		t.Errorf("60 connections to ns/spread reached %v, want all %d backends", got, len(lab.Backends))
+	}
+	// ClientIP affinity: the first connection picks an endpoint, the
+	// affinity set keeps the client with it for the rest.
+	if got := answered("172.30.0.13", 20); len(got) != 1 {
+		t.Errorf("20 connections to ns/sticky from one client reached %v, want one backend", got)
+	}
+	if set := node.MustExec(t, "", "nft", "list", "set", "ip", DefaultTable, "affinity"); !strings.Contains(set, lab.Client.IP4.String()+" timeout 3h") {
+		t.Errorf("the affinity set does not hold the client:\n%s", set)
+	}
+
 	c, err := lab.Client.DialTCP(netlab.HostPort(netip.MustParseAddr("172.30.0.11"), 80))
 	if err == nil {
 		c.Close()

@@ -5,30 +5,72 @@
 // dispatching through the service-ips and service-nodeports verdict maps,
 // the cluster-ips and nodeport-ips sets, no-endpoint-services and
 // no-endpoint-nodeports with reject-chain, firewall-ips, masquerading, and
-// per-service service-, local-, external-, firewall-, endpoint- and
-// affinity- chains and sets named with kube-proxy's hash. With table name
-// "kube-proxy" and the same node facts the objects are those kube-proxy's
-// proxier writes, line for line as knftables' Fake dumps them, in another
-// order of set and map elements (see the differences below).
+// per-service service-, local-, external- and firewall- chains named with
+// kube-proxy's hash. With table name "kube-proxy" and the same node facts
+// the objects are those kube-proxy's proxier writes, line for line as
+// knftables' Fake dumps them, but for the endpoint selection (below) and
+// another order of set and map elements (see the differences below).
 //
 // The shape is kube-proxy's generation B, what v1.36 and later write
 // (kubernetes PRs #135800 and #136499): no mark-for-masquerade chain (the
-// masquerade mark is set in place), a service chain that is one rule,
-// "meta l4proto tcp dnat ip addr . port to numgen random mod N map { … }",
-// endpoint chains only for ClientIP affinity, hairpin traffic recognised by
-// the hairpin-connections set and off-cluster traffic to cluster IPs
-// marked by one rule in services. Measured on this project's machine at
-// 10,000 services × 5 endpoints it loads in 12–23 s where generation A
-// (≤ v1.35, a chain per endpoint) takes 82 s, and a one-service change
-// costs 81 ms against 330 ms. (This package's table for internal/bench's
-// 10,000 services × 5 endpoints loads in 14 s without affinity; with its
-// one service in seven under ClientIP affinity, 50 s: kube-proxy's named
-// set per endpoint, 7,140 of them, makes every set lookup of the load
-// slower.) Generation C (kubernetes PR #140723, a plain
-// "dnat to" for a service with one endpoint, 0.7 s for 10,000 such
-// services) is not written: its exact rule text is not in any source this
-// project has, and svcnat's promise is kube-proxy's text; it would change
-// one function here (endpointSelection).
+// masquerade mark is set in place), a service chain that picks its
+// endpoint in one rule, hairpin traffic recognised by the
+// hairpin-connections set and off-cluster traffic to cluster IPs marked by
+// one rule in services. Generation C (kubernetes PR #140723, a plain "dnat
+// to" for a service with one endpoint) is not written: its exact rule text
+// is not in any source this project has.
+//
+// The endpoint selection is svcnat's own ("C2", measured on branch
+// h/nftshape): where kube-proxy writes an anonymous map per service chain,
+//
+//	meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.1 . 80 , … }
+//
+// and, under ClientIP affinity, an endpoint chain and a named affinity set
+// per endpoint, svcnat keeps every chain's endpoints in one map per
+// protocol, each chain in its own range of keys, and every client under
+// affinity in one set keyed by the endpoint's slot:
+//
+//	add map ip svcnat endpoints-tcp { typeof numgen random mod 1 : ip daddr . tcp dport ; … }
+//	add set ip svcnat affinity { typeof numgen random mod 1 . ip saddr ; flags dynamic,timeout ; size 1048576 ; … }
+//	add rule … service-… meta l4proto tcp dnat ip addr . port to numgen random mod 3 offset 3539992576 map @endpoints-tcp
+//	add element ip svcnat endpoints-tcp { 3539992576 : 10.180.0.1 . 80 } (… 3539992577, 3539992578)
+//
+// With affinity the service chain first sends a client the affinity set
+// holds with an endpoint's slot back to that endpoint, refreshing it
+// ("numgen random mod 1 offset SLOT . ip saddr @affinity update @affinity
+// { … timeout 10800s } meta l4proto tcp dnat to 10.180.0.1:80", one rule
+// per endpoint), then picks an endpoint uniformly and records the client
+// with it ("numgen random mod 3 0 update … dnat to …", "numgen random mod
+// 2 0 …", the last unconditional), and last picks from the range without
+// recording, for when the set is full (the update fails and ends its
+// rule). "numgen random mod 1 offset K" is how nft 1.0.6 lets a constant
+// into a concatenation; it always yields K.
+//
+// Why: nf_tables' load time grows with the number of sets, named and
+// anonymous, about quadratically. kube-proxy's shape loads internal/bench's
+// 10,000 services × 5 endpoints (one in seven under affinity: 7,140 named
+// sets besides 10,000 anonymous maps) in about 80 s as one transaction
+// and 51 s staged, seven times svcnat's iptables-nft apply (about 11 s);
+// this one, with five sets and maps in all, loads it in 6.4 s as one
+// transaction on a quiet machine (h/nftshape) and 8.6 s on one shared
+// with other benchmarks (load average 5–9 on 2 CPUs), 31 s staged by
+// 2,000 objects (each nft run reads the whole table first, so the
+// backend does not stage: nftables.limits); nft lists it whole in 4–5 s
+// (quiet) to 7–16 s (shared), the backend's Read 11–12 s (shared); one
+// endpoint changes in 0.1–0.2 s. Real connections through it balance and
+// stick (h/nftshape's func/run.sh).
+//
+// The numbers (see slots) are derived from names, not positions: a
+// chain's range from a hash of its name, an endpoint's affinity slot
+// from a hash of kube-proxy's name for its endpoint chain. So a change to
+// one service rewrites that service's rule and elements only, not every
+// range after it, and a client keeps its affinity to an endpoint while
+// the service's other endpoints come and go.
+//
+// One map per protocol, not one: nft 1.0.6 refuses to add a rule naming
+// a map typed "th dport" that it reads back from the kernel ("conflicting
+// protocols specified: tcp vs. th"), which every plan but a cold load
+// does, and a map typed "tcp dport" serves tcp rules only.
 //
 // What to write for each service port (which endpoints serve which
 // traffic, what is on this node, what is rejected or dropped) is decided by
@@ -42,9 +84,18 @@
 // table is not this package's work.
 //
 // Differences from kube-proxy, all deliberate:
+//   - The endpoint selection, above: the endpoints-tcp, -udp and -sctp
+//     maps and the affinity set instead of an anonymous map per service
+//     chain and, under affinity, an endpoint chain and an affinity set per
+//     endpoint; the service chain's rules read from them. Measured: it
+//     loads seven times faster at 10,000 services. A client's affinity
+//     expires as kube-proxy's does (the timeout is per element, refreshed
+//     on each new connection); the set holds 1,048,576 (endpoint, client)
+//     pairs for the whole table where kube-proxy's hold 65,535 per
+//     endpoint.
 //   - Services are rendered in name order, ports in name order, endpoints in
 //     kube-proxy's byEndpoint (ip:port string) order, so the numgen index of
-//     an endpoint is stable; kube-proxy walks Go maps, so its element order
+//     an endpoint within its chain's range is stable; kube-proxy walks Go maps, so its element order
 //     changes every sync (its tests compare sorted dumps).
 //   - The table's comment is "rules for <table>" ("rules for kube-proxy"
 //     with kube-proxy's table name).
@@ -115,8 +166,8 @@ var tableNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_./-]*$`)
 // Result says which service each per-service object of a rendered family
 // belongs to.
 type Result struct {
-	// Owner maps every per-service chain and affinity set to the name of
-	// its service. Names are hashed, so this index is the way to group
+	// Owner maps every per-service chain to the name of its service
+	// (the shared endpoints maps' elements are each chain's by range). Names are hashed, so this index is the way to group
 	// objects by service.
 	Owner map[string]string
 }
@@ -163,16 +214,56 @@ func Render(tx *knftables.Transaction, m *service.Model, s *config.Settings, fam
 		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)
 	}
 	b := newBuilder(fam, s, opts)
+	sps, sl, err := b.servicePorts(m)
+	if err != nil {
+		return nil, err
+	}
+	b.slots = sl
 	b.fixedObjects()
-	for _, svc := range m.Services {
-		for _, p := range svc.Ports {
-			if inFamily(fam, p.ClusterIP) {
-				b.writeServicePort(b.newServicePort(p))
-			}
-		}
+	for _, sp := range sps {
+		b.writeServicePort(sp)
 	}
 	b.emit(tx)
 	return &Result{Owner: b.owner}, nil
+}
+
+// servicePorts are the model's service ports of the builder's family, and
+// the numbers of their chains' ranges and their endpoints' affinity slots,
+// which depend on every service port of the table (see slots).
+func (b *builder) servicePorts(m *service.Model) ([]*servicePort, *slots, error) {
+	var sps []*servicePort
+	var chains, affinityEndpoints []string
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			if !inFamily(b.fam, p.ClusterIP) {
+				continue
+			}
+			sp := b.newServicePort(p)
+			sps = append(sps, sp)
+			for _, c := range []struct {
+				name string
+				eps  []service.Endpoint
+			}{{sp.serviceChain, sp.Cluster}, {sp.localChain, sp.Local}} {
+				if len(c.eps) > MaxEndpointsPerChain {
+					return nil, nil, fmt.Errorf("service %s port %d: %d endpoints, more than the %d a chain picks among",
+						sp.svc, p.Config.Port, len(c.eps), MaxEndpointsPerChain)
+				}
+				if len(c.eps) > 0 {
+					chains = append(chains, c.name)
+				}
+			}
+			if sp.Service.AffinityTimeout > 0 {
+				for _, ep := range sp.Reachable {
+					affinityEndpoints = append(affinityEndpoints, sp.epChains[ep.Index])
+				}
+			}
+		}
+	}
+	sl, err := newSlots(chains, affinityEndpoints)
+	if err != nil {
+		return nil, nil, fmt.Errorf("numbering the %s table's endpoints: %w", b.fam, err)
+	}
+	return sps, sl, nil
 }
 
 // inFamily reports whether a is of the family fam.
@@ -202,6 +293,7 @@ type builder struct {
 	elems     map[string]*elementList
 	elemOrder []string
 	owner     map[string]string
+	slots     *slots
 }
 
 // elementList is one set's or map's elements with their keys seen.

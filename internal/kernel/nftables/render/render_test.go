@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -159,6 +162,12 @@ func TestGolden(t *testing.T) {
 // kube-proxy" becomes "rules for svcnat"), and kube-proxy's tests write the
 // masquerade mark "0x4000" where it (and svcnat) write "0x00004000" at run
 // time, so svcnat's mark is turned into the tests' spelling.
+//
+// The lines that differ are exactly those of the endpoint selection,
+// which svcnat writes in its own shape (the package doc's "shared
+// endpoints map"): kube-proxy's lines matching kubeProxyOnly, svcnat's
+// matching svcnatOnly, and nothing else; and each service chain DNATs to
+// the same endpoints in the same order either way.
 func TestOverallMatchesKubeProxy(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "overall.kube-proxy"))
 	if err != nil {
@@ -167,17 +176,138 @@ func TestOverallMatchesKubeProxy(t *testing.T) {
 	want := strings.NewReplacer("ip kube-proxy ", "ip svcnat ", `"rules for kube-proxy"`, `"rules for svcnat"`).Replace(string(data))
 	got := dump(t, loadHCL(t, "overall"), backend.IPv4, upstreamOptions())
 	got = strings.ReplaceAll(got, "0x00004000", "0x4000")
-	if w, g := sortDump(want), sortDump(got); !slices.Equal(w, g) {
-		t.Errorf("the dump differs from kube-proxy's:\n%s", lineDiff(w, g))
-	}
+	compareWithKubeProxy(t, "", sortDump(want), sortDump(got))
 
 	// With kube-proxy's own table name, nothing but the mark is adapted.
 	opts := upstreamOptions()
 	opts.Table = "kube-proxy"
 	got = strings.ReplaceAll(dump(t, loadHCL(t, "overall"), backend.IPv4, opts), "0x00004000", "0x4000")
-	if w, g := sortDump(string(data)), sortDump(got); !slices.Equal(w, g) {
-		t.Errorf("with table kube-proxy, the dump differs from kube-proxy's:\n%s", lineDiff(w, g))
+	compareWithKubeProxy(t, "with table kube-proxy: ", sortDump(string(data)), sortDump(got))
+}
+
+// The lines of the endpoint selection, kube-proxy's and svcnat's: the
+// only lines TestOverallMatchesKubeProxy lets differ.
+var (
+	kubeProxyOnly = []*regexp.Regexp{
+		// an endpoint chain per endpoint under affinity, and its set
+		regexp.MustCompile(`^add chain ip \S+ endpoint-`),
+		regexp.MustCompile(`^add rule ip \S+ endpoint-`),
+		regexp.MustCompile(`^add set ip \S+ affinity-`),
+		// a service chain's anonymous map, affinity lookups and vmap
+		regexp.MustCompile(`^add rule ip \S+ (service|local)-\S+ (meta l4proto \w+ dnat ip addr \. port to numgen random mod [0-9]+ map \{ |ip saddr @affinity-\S+ goto endpoint-|numgen random mod [0-9]+ vmap \{ )`),
 	}
+	svcnatOnly = []*regexp.Regexp{
+		regexp.MustCompile(`^add map ip \S+ endpoints-(tcp|udp|sctp) \{ typeof `),
+		regexp.MustCompile(`^add set ip \S+ affinity \{ typeof `),
+		regexp.MustCompile(`^add element ip \S+ endpoints-(tcp|udp|sctp) \{ [0-9]+ : `),
+		regexp.MustCompile(`^add rule ip \S+ (service|local)-\S+ (meta l4proto \w+ dnat ip addr \. port to numgen random mod [0-9]+ offset [0-9]+ map @endpoints-\w+|.*update @affinity \{ )`),
+	}
+)
+
+// compareWithKubeProxy requires want (kube-proxy's sorted dump) and got
+// (svcnat's) to differ only in lines of the endpoint selection, and each
+// service chain to DNAT to the same endpoints.
+func compareWithKubeProxy(t *testing.T, what string, want, got []string) {
+	t.Helper()
+	matches := func(l string, res []*regexp.Regexp) bool {
+		return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(l) })
+	}
+	var w, g []string
+	for _, l := range want {
+		if !matches(l, kubeProxyOnly) {
+			w = append(w, l)
+		}
+	}
+	for _, l := range got {
+		if !matches(l, svcnatOnly) {
+			g = append(g, l)
+		}
+	}
+	if !slices.Equal(w, g) {
+		t.Errorf("%sthe dump differs from kube-proxy's beyond the endpoint selection:\n%s", what, lineDiff(w, g))
+	}
+	if w, g := kubeProxyEndpoints(want), svcnatEndpoints(got); !maps.EqualFunc(w, g, slices.Equal) || len(w) == 0 {
+		t.Errorf("%sthe service chains DNAT to other endpoints than kube-proxy's:\nkube-proxy %v\nsvcnat     %v", what, w, g)
+	}
+}
+
+var (
+	ruleLine    = regexp.MustCompile(`^add rule ip \S+ (\S+) (.*)$`)
+	anonMapDNAT = regexp.MustCompile(`dnat ip addr \. port to numgen random mod [0-9]+ map \{ (.*) \}$`)
+	vmapGoto    = regexp.MustCompile(`numgen random mod [0-9]+ vmap \{ (.*) \}$`)
+	dnatTo      = regexp.MustCompile(`dnat to (\S+)$`)
+	rangeDNAT   = regexp.MustCompile(`numgen random mod ([0-9]+) offset ([0-9]+) map @endpoints-\w+$`)
+	endpointsEl = regexp.MustCompile(`^add element ip \S+ endpoints-\w+ \{ ([0-9]+) : (\S+) \. ([0-9]+) \}$`)
+)
+
+// kubeProxyEndpoints are the endpoints ("ip:port") of each service or
+// local chain of a kube-proxy dump, in numgen order: its anonymous map's,
+// or its vmap's endpoint chains' DNATs.
+func kubeProxyEndpoints(lines []string) map[string][]string {
+	rules := map[string][]string{}
+	for _, l := range lines {
+		if m := ruleLine.FindStringSubmatch(l); m != nil {
+			rules[m[1]] = append(rules[m[1]], m[2])
+		}
+	}
+	out := map[string][]string{}
+	for chain, rs := range rules {
+		for _, r := range rs {
+			if m := anonMapDNAT.FindStringSubmatch(r); m != nil {
+				for _, e := range strings.Split(m[1], " , ") {
+					_, v, _ := strings.Cut(e, " : ")
+					out[chain] = append(out[chain], strings.Replace(v, " . ", ":", 1))
+				}
+			}
+			if m := vmapGoto.FindStringSubmatch(r); m != nil {
+				for _, e := range strings.Split(m[1], " , ") {
+					_, v, _ := strings.Cut(e, " : goto ")
+					for _, er := range rules[v] {
+						if d := dnatTo.FindStringSubmatch(er); d != nil {
+							out[chain] = append(out[chain], d[1])
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// svcnatEndpoints are the endpoints of each service or local chain of
+// svcnat's dump: the elements of its range of the endpoints map, which
+// its affinity rules must DNAT to as well, in the same order.
+func svcnatEndpoints(lines []string) map[string][]string {
+	elems := map[uint64]string{}
+	for _, l := range lines {
+		if m := endpointsEl.FindStringSubmatch(l); m != nil {
+			k, _ := strconv.ParseUint(m[1], 10, 32)
+			elems[k] = m[2] + ":" + m[3]
+		}
+	}
+	out := map[string][]string{}
+	picked := map[string][]string{}
+	for _, l := range lines {
+		m := ruleLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if r := rangeDNAT.FindStringSubmatch(m[2]); r != nil {
+			n, _ := strconv.ParseUint(r[1], 10, 32)
+			base, _ := strconv.ParseUint(r[2], 10, 32)
+			for i := range n {
+				out[m[1]] = append(out[m[1]], elems[base+i])
+			}
+		} else if d := dnatTo.FindStringSubmatch(m[2]); d != nil && !strings.Contains(m[2], " @affinity update ") {
+			picked[m[1]] = append(picked[m[1]], d[1])
+		}
+	}
+	for chain, eps := range picked {
+		if !slices.Equal(eps, out[chain]) {
+			out[chain] = append(out[chain], "(affinity picks "+strings.Join(eps, " ")+")")
+		}
+	}
+	return out
 }
 
 // sortDump is kube-proxy's sortNFTablesTransaction: blank and comment

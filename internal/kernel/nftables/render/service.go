@@ -3,7 +3,6 @@ package render
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/knftables"
 
@@ -22,12 +21,11 @@ type servicePort struct {
 
 	serviceChain, localChain, externalChain, firewallChain string
 	internalChain, externalPolicyChain                     string
-	// eps are the endpoint chain and affinity set of each of
-	// Port.Endpoints, by Endpoint.Index.
-	eps []endpointNames
+	// epChains name each of Port.Endpoints, by Endpoint.Index, as
+	// kube-proxy names its endpoint chain: the identity its affinity slot
+	// is derived from (no such chain is written).
+	epChains []string
 }
-
-type endpointNames struct{ chain, affinitySet string }
 
 func (b *builder) newServicePort(p *service.Port) *servicePort {
 	name := p.Service.Config.Name
@@ -43,7 +41,7 @@ func (b *builder) newServicePort(p *service.Port) *servicePort {
 		localChain:    localPrefix + base,
 		externalChain: externalPrefix + base,
 		firewallChain: firewallPrefix + base,
-		eps:           make([]endpointNames, len(p.Endpoints)),
+		epChains:      make([]string, len(p.Endpoints)),
 	}
 	sp.internalChain, sp.externalPolicyChain = sp.serviceChain, sp.serviceChain
 	if p.Service.InternalPolicyLocal {
@@ -54,7 +52,7 @@ func (b *builder) newServicePort(p *service.Port) *servicePort {
 	}
 	for i, ep := range p.Endpoints {
 		eb := endpointNameBase(name, proto, p.Config.Name, ep)
-		sp.eps[i] = endpointNames{chain: endpointPrefix + eb, affinitySet: affinityPrefix + eb}
+		sp.epChains[i] = endpointPrefix + eb
 	}
 	return sp
 }
@@ -88,7 +86,6 @@ func (b *builder) writeServicePort(sp *servicePort) {
 	b.nodePortElements(sp)
 	b.externalChain(sp)
 	b.firewallChain(sp)
-	b.affinitySets(sp)
 	affinity := sp.Service.AffinityTimeout > 0
 	if len(sp.Cluster) > 0 {
 		b.serviceChain(sp.serviceChain, sp.svc)
@@ -97,11 +94,6 @@ func (b *builder) writeServicePort(sp *servicePort) {
 	if len(sp.Local) > 0 {
 		b.serviceChain(sp.localChain, sp.svc)
 		b.endpointSelection(sp, sp.localChain, sp.Local, affinity)
-	}
-	if affinity {
-		for _, ep := range sp.Reachable {
-			b.endpointChain(sp, ep)
-		}
 	}
 }
 
@@ -228,59 +220,47 @@ func (b *builder) firewallChain(sp *servicePort) {
 	b.rule(sp.firewallChain, "", b.ipX, "saddr", "!=", "{", strings.Join(sources, " , "), "}", "drop")
 }
 
-// affinitySets declare one set per reachable endpoint, of the clients it
-// served within the affinity timeout. "dynamic" because the packet path
-// adds to it (and RHEL 8's kernel adds the flag itself otherwise, so a
-// second add would differ).
-func (b *builder) affinitySets(sp *servicePort) {
-	t := sp.Service.AffinityTimeout
-	if t <= 0 {
-		return
-	}
-	for _, ep := range sp.Reachable {
-		name := sp.eps[ep.Index].affinitySet
-		b.decls = append(b.decls, &knftables.Set{
-			Family: b.family, Table: b.table, Name: name, Type: b.addrType,
-			Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
-			Timeout: knftables.PtrTo(time.Duration(t) * time.Second),
-		})
-		b.owner[name] = sp.svc
-	}
-}
-
-// endpointSelection fills a service or local chain. Without affinity it is
-// one rule: DNAT to the endpoint numgen picks, uniformly. With affinity, a
-// client in an endpoint's affinity set goes back to that endpoint's chain
-// first, and numgen picks among the endpoint chains otherwise.
+// endpointSelection fills a service or local chain, whose endpoints are
+// its range of its protocol's endpoints map (elements base … base+N-1).
+// Without affinity it is one rule: DNAT to the endpoint numgen picks in
+// the range, uniformly. With ClientIP affinity, a client the affinity set
+// holds with an endpoint's slot goes back to that endpoint, refreshing
+// its entry; otherwise one endpoint is picked uniformly (rule i matches
+// with probability 1/(N-i), the last always) and the client recorded with
+// it. An update fails when the set is full, which ends its rule: the last
+// rule then picks from the map without recording, as kube-proxy's
+// endpoint chains do with a full set (their update fails, the DNAT after
+// it runs).
 func (b *builder) endpointSelection(sp *servicePort, chain string, eps []service.Endpoint, affinity bool) {
-	var elems []string
+	base := b.slots.base[chain]
 	for i, ep := range eps {
-		if i > 0 {
-			elems = append(elems, ",")
+		b.element(endpointsMap(sp.proto), []string{strconv.FormatUint(uint64(base)+uint64(i), 10)}, "", ep.Addr.String(), strconv.Itoa(ep.Port))
+	}
+	if affinity {
+		timeout := strconv.Itoa(sp.Service.AffinityTimeout) + "s"
+		record := func(ep service.Endpoint) []any {
+			key := b.affinityKey(sp, ep)
+			return []any{"update", "@", affinitySetName, "{", key, "timeout", timeout, "}",
+				"meta l4proto", sp.proto, "dnat to", ep.String()}
 		}
-		if affinity {
-			elems = append(elems, strconv.Itoa(i), ":", "goto", sp.eps[ep.Index].chain)
-		} else {
-			elems = append(elems, strconv.Itoa(i), ":", ep.Addr.String(), ".", strconv.Itoa(ep.Port))
+		for _, ep := range eps {
+			b.rule(chain, "", append([]any{b.affinityKey(sp, ep), "@", affinitySetName}, record(ep)...)...)
+		}
+		for i, ep := range eps {
+			if i < len(eps)-1 {
+				b.rule(chain, "", append([]any{"numgen random mod", len(eps) - i, "0"}, record(ep)...)...)
+			} else {
+				b.rule(chain, "", record(ep)...)
+			}
 		}
 	}
-	if !affinity {
-		b.rule(chain, "", "meta l4proto", sp.proto, "dnat", b.ipX, "addr . port to",
-			"numgen random mod", len(eps), "map", "{", elems, "}")
-		return
-	}
-	for _, ep := range eps {
-		n := sp.eps[ep.Index]
-		b.rule(chain, "", b.ipX, "saddr", "@", n.affinitySet, "goto", n.chain)
-	}
-	b.rule(chain, "", "numgen random mod", len(eps), "vmap", "{", elems, "}")
+	b.rule(chain, "", "meta l4proto", sp.proto, "dnat", b.ipX, "addr . port to",
+		"numgen random mod", len(eps), "offset", base, "map", "@", endpointsMap(sp.proto))
 }
 
-// endpointChain records the client for affinity and DNATs to the
-// endpoint: endpoint chains exist only for affinity.
-func (b *builder) endpointChain(sp *servicePort, ep service.Endpoint) {
-	n := sp.eps[ep.Index]
-	b.serviceChain(n.chain, sp.svc)
-	b.rule(n.chain, "", "update", "@", n.affinitySet, "{", b.ipX, "saddr", "}")
-	b.rule(n.chain, "", "meta l4proto", sp.proto, "dnat to", ep.String())
+// affinityKey is the affinity set's key of ep's clients: the endpoint's
+// slot, as the one constant nft 1.0.6 admits in a concatenation
+// ("numgen random mod 1 offset K" is always K), and the client address.
+func (b *builder) affinityKey(sp *servicePort, ep service.Endpoint) string {
+	return knftables.Concat("numgen random mod 1 offset", b.slots.affinity[sp.epChains[ep.Index]], ".", b.ipX, "saddr")
 }

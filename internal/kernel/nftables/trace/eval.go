@@ -52,6 +52,7 @@ func (t *tracer) run(s *state, c *backend.Chain, r backend.Rule, ops []op) []bra
 				return unknown(err)
 			}
 			if cond != "" {
+				cond = conditionOf(cond, ops[i+1:])
 				if s.condition != "" {
 					// Affinity is checked once: a path that already
 					// has a condition does not meet another.
@@ -78,8 +79,12 @@ func (t *tracer) run(s *state, c *backend.Chain, r backend.Rule, ops []op) []bra
 			}
 			return []branch{{s: s, matched: true, v: v}}
 		case opNumgenVmap:
+			bs, err := t.numgen(s, o)
+			if err != nil {
+				return unknown(err)
+			}
 			var out []branch
-			for _, b := range t.numgen(s, o) {
+			for _, b := range bs {
 				if b.el == nil {
 					out = append(out, branch{s: b.s}) // no element: the lookup fails
 					continue
@@ -91,6 +96,13 @@ func (t *tracer) run(s *state, c *backend.Chain, r backend.Rule, ops []op) []bra
 				out = append(out, branch{s: b.s, matched: true, v: v})
 			}
 			return out
+		case opNumgenMatch:
+			// Matched with probability 1/N: the rest of the rule runs
+			// on that share, the next rule on the others.
+			yes, no := s.clone(), s.clone()
+			yes.prob = s.prob / float64(o.mod)
+			no.prob = s.prob - yes.prob
+			return append(t.run(yes, c, r, ops[i+1:]), branch{s: no})
 		case opMarkSet:
 			s.setMark(o.markOp, o.markVal, t.masqMark)
 		case opUpdate:
@@ -138,27 +150,49 @@ type numgenBranch struct {
 	el *element
 }
 
-// numgen splits s into numgen random mod N's outcomes, each with
-// probability 1/N of s's.
-func (t *tracer) numgen(s *state, o op) []numgenBranch {
+// numgen splits s into numgen random mod N's outcomes (offset K … K+N-1),
+// each with probability 1/N of s's, looked up in o's anonymous map or
+// named map.
+func (t *tracer) numgen(s *state, o op) ([]numgenBranch, error) {
+	picks, err := t.picks(o)
+	if err != nil {
+		return nil, err
+	}
 	var out []numgenBranch
-	for n := 0; n < o.mod; n++ {
-		b := numgenBranch{s: s.clone()}
+	for _, el := range picks {
+		b := numgenBranch{s: s.clone(), el: el}
 		b.s.prob = s.prob / float64(o.mod)
-		want := strconv.Itoa(n + o.offset)
-		for i := range o.elems {
-			if o.elems[i].key[0] == want {
-				b.el = &o.elems[i]
-				break
-			}
-		}
 		out = append(out, b)
 	}
-	return out
+	return out, nil
+}
+
+// picks are the elements numgen's outcomes select from o's anonymous or
+// named map, nil for an outcome without one.
+func (t *tracer) picks(o op) ([]*element, error) {
+	elems := o.elems
+	if o.set != "" {
+		var err error
+		if elems, err = t.elements(o.set); err != nil {
+			return nil, err
+		}
+	}
+	byKey := make(map[string]*element, len(elems))
+	for i := range elems {
+		if k := elems[i].key[0]; byKey[k] == nil {
+			byKey[k] = &elems[i]
+		}
+	}
+	out := make([]*element, o.mod)
+	for n := range out {
+		out[n] = byKey[strconv.Itoa(n+o.offset)]
+	}
+	return out, nil
 }
 
 // dnat applies a dnat statement: to one address, or to what numgen picks
-// from an anonymous map of "address . port".
+// from an anonymous or named map of "address . port" (an endpoints map's
+// range: a key without an element fails the rule, as in the kernel).
 func (t *tracer) dnat(s *state, c *backend.Chain, r backend.Rule, o op) []branch {
 	apply := func(s *state, to string) branch {
 		ap, err := parseDest(to, s.dport)
@@ -174,8 +208,13 @@ func (t *tracer) dnat(s *state, c *backend.Chain, r backend.Rule, o op) []branch
 	if o.to != "" {
 		return []branch{apply(s, o.to)}
 	}
+	bs, err := t.numgen(s, o)
+	if err != nil {
+		s.notEvaluated(t, r, err.Error())
+		return []branch{{s: s}}
+	}
 	var out []branch
-	for _, b := range t.numgen(s, o) {
+	for _, b := range bs {
 		if b.el == nil {
 			out = append(out, branch{s: b.s})
 			continue
@@ -231,8 +270,42 @@ func dynamic(set *backend.Chain) bool {
 	return set != nil && strings.Contains(set.Policy, "dynamic")
 }
 
+// conditionOf completes the condition of a lookup in the shared affinity
+// set, keyed by an endpoint's slot: the rest of the rule names the
+// endpoint (its dnat) and how long a client is kept (its update's
+// timeout).
+func conditionOf(cond string, rest []op) string {
+	if cond != sharedAffinity {
+		return cond
+	}
+	to, timeout := "", ""
+	for _, o := range rest {
+		switch {
+		case o.kind == opDNAT && o.to != "":
+			to = o.to
+		case o.kind == opUpdate && o.timeout != "":
+			timeout = o.timeout
+		}
+	}
+	if to == "" {
+		return "the client is in @affinity"
+	}
+	cond = "the client has affinity to " + to
+	if timeout != "" {
+		cond += ", recorded within " + timeout
+	}
+	return cond
+}
+
+// sharedAffinity is the condition of a lookup in svcnat's affinity set
+// before conditionOf names the endpoint.
+const sharedAffinity = "the client has affinity (@affinity)"
+
 // affinityCondition says what a match of a dynamic set stands for.
 func affinityCondition(set *backend.Chain) string {
+	if set.Name == "affinity" {
+		return sharedAffinity
+	}
 	c := "the client is in @" + set.Name
 	if strings.HasPrefix(set.Name, "affinity-") {
 		c = "the client has affinity to " + strings.TrimPrefix(set.Name, "affinity-")
@@ -311,6 +384,9 @@ func (s *state) value(sel selector) string {
 		return s.pkt.Proto
 	case selDport:
 		return strconv.Itoa(s.dport)
+	}
+	if k, ok := strings.CutPrefix(string(sel), constPrefix); ok {
+		return k
 	}
 	return strconv.FormatUint(uint64(s.mark), 10)
 }

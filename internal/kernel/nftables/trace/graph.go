@@ -129,7 +129,14 @@ func (g *graph) rule(t *tracer, c *backend.Chain, r backend.Rule) error {
 				g.edge(from, g.node("end:DNAT "+o.to, "DNAT "+o.to, "end"), label, owner)
 				continue
 			}
-			for _, el := range o.elems {
+			picks, err := t.picks(o)
+			if err != nil {
+				return err
+			}
+			for _, el := range picks {
+				if el == nil {
+					continue
+				}
 				d := strings.ReplaceAll(el.value, " . ", ":")
 				if strings.Count(d, ":") > 1 {
 					i := strings.LastIndex(d, ":")
@@ -165,7 +172,7 @@ func matchLabel(ops []op) string {
 				neg = "!"
 			}
 			switch {
-			case o.set != "" && strings.HasPrefix(o.set, "affinity-"):
+			case o.set == "affinity" || strings.HasPrefix(o.set, "affinity-"):
 				parts = append(parts, "affinity")
 			case o.set != "":
 				parts = append(parts, strings.Join(key, ".")+" "+neg+"@"+o.set)
@@ -176,6 +183,8 @@ func matchLabel(ops []op) string {
 				}
 				parts = append(parts, strings.Join(key, ".")+" "+neg+strings.Join(vals, ","))
 			}
+		case opNumgenMatch:
+			parts = append(parts, probLabel(o.mod))
 		case opMarkSet:
 			parts = append(parts, "mark")
 		}

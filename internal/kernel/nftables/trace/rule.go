@@ -12,16 +12,17 @@ import (
 type opKind uint8
 
 const (
-	opMatch      opKind = iota // a test of the packet (match)
-	opLookup                   // key in a set: named (@set) or anonymous ({ … }), or equal to a value
-	opVmap                     // key looked up in a verdict map
-	opNumgenVmap               // numgen random mod N vmap { i : verdict, … }
-	opMarkSet                  // meta mark set …
-	opUpdate                   // update @set { … }: records the packet in a set
-	opDNAT                     // dnat to …
-	opSNAT                     // snat to …
-	opMasquerade               // masquerade
-	opVerdict                  // accept, drop, reject, return, jump, goto
+	opMatch       opKind = iota // a test of the packet (match)
+	opLookup                    // key in a set: named (@set) or anonymous ({ … }), or equal to a value
+	opVmap                      // key looked up in a verdict map
+	opNumgenVmap                // numgen random mod N vmap { i : verdict, … }
+	opNumgenMatch               // numgen random mod N V: true with probability 1/N
+	opMarkSet                   // meta mark set …
+	opUpdate                    // update @set { … }: records the packet in a set
+	opDNAT                      // dnat to …
+	opSNAT                      // snat to …
+	opMasquerade                // masquerade
+	opVerdict                   // accept, drop, reject, return, jump, goto
 )
 
 // op is one expression or statement of a rule.
@@ -43,8 +44,10 @@ type op struct {
 	markVal uint32
 	verdict verdict
 	// to is a dnat or snat target: one address[:port] (to), or a numgen
-	// map of them (mod, elems).
+	// map of them (mod, elems, or the named map set).
 	to string
+	// timeout is an update's "timeout …" for the element it records.
+	timeout string
 }
 
 // verdict is how a rule ends the chain it is in, when it does.
@@ -62,6 +65,10 @@ const (
 	selL4proto selector = "l4proto"
 	selDport   selector = "dport"
 	selMark    selector = "mark"
+	// constPrefix starts a constant key part: "numgen random mod 1
+	// offset K" is always K, the one constant nft 1.0.6 admits in a
+	// concatenation (the affinity set's endpoint slot).
+	constPrefix = "const:"
 )
 
 // element is one element of a set or map: its key's parts, the value
@@ -181,6 +188,9 @@ func (p *ruleParser) next() error {
 	case "ct":
 		return p.ct()
 	case "numgen":
+		if p.peek(4) != "vmap" && p.peek(6) != "vmap" {
+			return p.keyed()
+		}
 		mod, offset, err := p.numgen()
 		if err != nil {
 			return err
@@ -199,8 +209,11 @@ func (p *ruleParser) next() error {
 		if !ok || !strings.HasPrefix(p.peek(0), "{") {
 			return notEvaluated(w, "other than of a named set")
 		}
-		p.i++
-		p.ops = append(p.ops, op{kind: opUpdate, set: set})
+		o := op{kind: opUpdate, set: set}
+		if f := strings.Fields(strings.Trim(p.take(), "{}")); len(f) > 2 && f[len(f)-2] == "timeout" {
+			o.timeout = f[len(f)-1]
+		}
+		p.ops = append(p.ops, o)
 	case "dnat", "snat":
 		return p.nat()
 	case "masquerade":
@@ -254,7 +267,25 @@ func (p *ruleParser) keyed() error {
 	}
 	var key []selector
 	var proto string // a tcp dport … key implies the protocol
+	var gen *op      // a key of numgen random mod N (N > 1) alone
 	for {
+		if p.peek(0) == "numgen" {
+			mod, offset, err := p.numgen()
+			if err != nil {
+				return err
+			}
+			if mod == 1 {
+				key = append(key, selector(constPrefix+strconv.Itoa(offset)))
+			} else {
+				gen = &op{kind: opNumgenMatch, mod: mod, offset: offset}
+				key = append(key, "numgen")
+			}
+			if p.peek(0) != "." {
+				break
+			}
+			p.i++
+			continue
+		}
 		a, b := p.take(), p.take()
 		var sel selector
 		switch {
@@ -277,6 +308,16 @@ func (p *ruleParser) keyed() error {
 	}
 	if proto != "" {
 		p.ops = append(p.ops, op{kind: opMatch, match: func(_ *tracer, s *state) (bool, error) { return s.pkt.Proto == proto, nil }})
+	}
+	if gen != nil {
+		// "numgen random mod N V": one value of N, compared alone.
+		v := p.take()
+		n, err := strconv.Atoi(v)
+		if len(key) != 1 || err != nil || n < gen.offset || n >= gen.offset+gen.mod {
+			return notEvaluated("numgen random mod", strconv.Itoa(gen.mod), "other than equal to one of its values")
+		}
+		p.ops = append(p.ops, *gen)
+		return nil
 	}
 	o := op{kind: opLookup, key: key}
 	switch p.peek(0) {
@@ -477,7 +518,8 @@ func (p *ruleParser) numgen() (mod, offset int, err error) {
 }
 
 // nat reads "dnat|snat [ip|ip6] to TARGET [flags]": TARGET is an
-// address[:port] or "numgen random mod N map { i : addr . port, … }".
+// address[:port] or "numgen random mod N [offset K] map { i : addr .
+// port, … }" or "… map @name" (an endpoints map).
 func (p *ruleParser) nat() error {
 	kind := opDNAT
 	if p.take() == "snat" {
@@ -496,13 +538,19 @@ func (p *ruleParser) nat() error {
 			return err
 		}
 		if p.take() != "map" {
-			return notEvaluated("numgen other than with map { … }")
+			return notEvaluated("numgen other than with a map")
 		}
-		elems, err := parseAnonymous(p.take(), 1)
-		if err != nil {
-			return err
+		o.mod, o.offset = mod, offset
+		if m, ok := strings.CutPrefix(p.peek(0), "@"); ok {
+			p.i++
+			o.set = m
+		} else {
+			elems, err := parseAnonymous(p.take(), 1)
+			if err != nil {
+				return err
+			}
+			o.elems = elems
 		}
-		o.mod, o.offset, o.elems = mod, offset, elems
 	} else {
 		o.to = p.take()
 		if o.to == "" || strings.HasPrefix(o.to, "@") || p.peek(0) == "map" || p.peek(0) == "." {
