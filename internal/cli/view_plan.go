@@ -145,7 +145,11 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 			}
 		}
 		if hidden > 0 {
-			fmt.Fprintf(w, "      %s\n", st.dim(fmt.Sprintf("(%s hidden)", plural(hidden, "unchanged rule"))))
+			unchanged := "unchanged rule"
+			if c.Kind == "set" || c.Kind == "map" {
+				unchanged = "unchanged element"
+			}
+			fmt.Fprintf(w, "      %s\n", st.dim(fmt.Sprintf("(%s hidden)", plural(hidden, unchanged))))
 		}
 	}
 	if len(p.Blocked) > 0 {

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 
+	gnft "github.com/google/nftables"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
@@ -232,23 +234,38 @@ func firstLine(s string) string {
 
 // Holds lists svcnat's tables of prefix that exist in namespace ns ("ip
 // svcnat", "ip6 svcnat"): where the nftables backend holds svcnat's
-// rules, for the choice of backend. It costs one `nft list tables`; a
-// host without nft holds none.
+// rules, for the choice of backend, which every command makes. It asks
+// the kernel for its tables over netlink (google/nftables), not with
+// `nft list tables`: nft 1.0.6 caches the whole ruleset first, which on
+// a host with 10,000 services in iptables-nft took 37 s and 547 MiB for
+// a list of three tables. A kernel without nf_tables holds none.
 func Holds(ns, prefix string) ([]string, error) {
-	path, err := exec.LookPath("nft")
-	if err != nil {
-		return nil, nil
-	}
-	r := &Runner{nft: path, netns: ns}
-	out, err := r.output(nil, "list", "tables")
-	if err != nil {
+	var tables []*gnft.Table
+	err := netns.Do(ns, func() error {
+		c, err := gnft.New(gnft.AsLasting())
+		if err != nil {
+			return err
+		}
+		defer c.CloseLasting()
+		tables, err = c.ListTables()
+		return err
+	})
+	switch {
+	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ENOENT):
+		return nil, nil // no nf_tables in this kernel
+	case err != nil:
 		return nil, fmt.Errorf("listing the nftables tables: %w", err)
 	}
 	var held []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == "table" && (f[1] == "ip" || f[1] == "ip6") && f[2] == backend.NFTTable(prefix) {
-			held = append(held, f[1]+" "+f[2])
+	for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
+		want := gnft.TableFamilyIPv4
+		if fam == backend.IPv6 {
+			want = gnft.TableFamilyIPv6
+		}
+		for _, t := range tables {
+			if t.Family == want && t.Name == backend.NFTTable(prefix) {
+				held = append(held, backend.NFTFamily(fam)+" "+t.Name)
+			}
 		}
 	}
 	return held, nil
