@@ -124,12 +124,28 @@ var nftRewrites = []struct {
 // anonymousSet is an anonymous set or map as nft lists it.
 var anonymousSet = regexp.MustCompile(`\{ [^{}]+ \}`)
 
+// prefixWord is a word that may be an address prefix.
+var prefixWord = regexp.MustCompile(`[0-9A-Fa-f:.]+/[0-9]+\b`)
+
 // AsListed is rule text as knftables writes it, as nft lists it.
 func AsListed(rule string) string {
 	for _, rw := range nftRewrites {
 		rule = rw.written.ReplaceAllString(rule, rw.listed)
 	}
+	rule = prefixWord.ReplaceAllStringFunc(rule, hostPrefix)
 	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
+}
+
+// hostPrefix is a prefix of one address (/32, /128) as nft lists it: the
+// address alone, in a set or not (a load balancer source range of one
+// client, "192.0.2.2/32", is listed "192.0.2.2"). Anything else is
+// returned as it is.
+func hostPrefix(word string) string {
+	p, err := netip.ParsePrefix(word)
+	if err != nil || !p.IsSingleIP() {
+		return word
+	}
+	return p.Addr().String()
 }
 
 // sortAddressSets sorts "{ a, b, … }" by address then prefix length when
