@@ -13,7 +13,9 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
+	"github.com/svcnat/svcnat/internal/kernel/nftables"
 )
 
 // Read parses a textfile as node_exporter's textfile collector would.
@@ -128,6 +130,39 @@ func TestTextfileAfterApplyAndRollback(t *testing.T) {
 // leaves svcnat_last_apply_success to the last run that changed rules or
 // tried to: a failed repair stays a failure through the held passes that
 // follow, and a pass that holds nothing clears the gauge.
+// On nftables svcnat's table is its own: its chains are counted whatever
+// their names (services, service-…), its sets and maps are not.
+func TestOwnedChainsOnNFTables(t *testing.T) {
+	cfg, diags := config.Parse(map[string][]byte{"web.hcl": []byte(web)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	e := &engine.Engine{Host: engine.Host{Kernel: nftables.NewFake("")}, StateDir: t.TempDir()}
+	m := New()
+	m.Applied(e.Apply(context.Background(), cfg, "n1"))
+	path := filepath.Join(t.TempDir(), "svcnat.prom")
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	mf := read(t, path)
+	// services, the service's chain and the endpoint's, the hooks' base
+	// chains and more; not the sets and maps (cluster-ips, service-ips …).
+	chains := value(t, mf, "svcnat_owned_chains", map[string]string{"family": "IPv4", "table": "svcnat"})
+	rs, err := e.Kernel.Read(backend.IPv4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, c := range rs.Table("svcnat").Chains {
+		if c.Kind == backend.KindChain {
+			want++
+		}
+	}
+	if want < 5 || chains != float64(want) {
+		t.Fatalf("owned chains of table svcnat: %v, want the table's %d chains", chains, want)
+	}
+}
+
 func TestHeld(t *testing.T) {
 	m := New()
 	path := filepath.Join(t.TempDir(), "svcnat.prom")
