@@ -56,7 +56,7 @@ func TestApplyRoundTrip(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
 			t.Fatalf("%s plan --json: %v: %s", l.where(), err, r)
 		}
-		if !p.Changed || p.Backend != "iptables-"+b || len(p.Changes) == 0 {
+		if !p.Changed || p.Backend != string(backend.Name(b).Canonical()) || len(p.Changes) == 0 {
 			t.Fatalf("%s plan --json: want changes on backend %s, got %s", l.where(), b, r.Stdout)
 		}
 		if len(p.Services) != 1 || p.Services[0].Name != "default/api" {

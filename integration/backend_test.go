@@ -34,7 +34,7 @@ func TestBackendAuto(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
 				t.Fatalf("%s plan --json: %v: %s", l.where(), err, r)
 			}
-			if p.Backend != "iptables-"+c.want {
+			if p.Backend != string(backend.Name(c.want).Canonical()) {
 				t.Fatalf("%s auto chose %q, want %q: %s", l.where(), p.Backend, c.want, r)
 			}
 			l.must(0, "apply", "-auto-approve")
@@ -148,7 +148,7 @@ func TestBackendSplitBrain(t *testing.T) {
 			// describes it.
 			l.sv.Backend = "auto"
 			r = l.must(0, "plan", "--detailed-exitcode", "--json")
-			if !strings.Contains(r.Stdout, `"backend": "iptables-`+c.applied+`"`) {
+			if !strings.Contains(r.Stdout, `"backend": "`+string(backend.Name(c.applied).Canonical())+`"`) {
 				t.Fatalf("%s after destroying the %s set, auto should choose %s: %s", l.where(), c.copied, c.applied, r)
 			}
 			if r := l.must(0, "show"); !strings.Contains(r.Stdout, "No drift") {

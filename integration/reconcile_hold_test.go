@@ -17,7 +17,7 @@ import (
 // flush to the rules the revert left, and it applies the configuration
 // once that changes.
 func TestReconcileKeepsARevert(t *testing.T) {
-	for _, backend := range []string{"nft", "legacy"} {
+	for _, backend := range []string{"nft", "legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			tl, web, dns := remoteLab(t, backend)
@@ -66,12 +66,17 @@ func TestReconcileKeepsARevert(t *testing.T) {
 					metric(mf, "svcnat_reconcile_errors_total"), metric(mf, "svcnat_generation"), metric(mf, "svcnat_held", "reason=reverted"))
 			}
 
-			// A firewalld --reload style flush during the hold: the
+			// A firewalld --reload style flush during the hold (on
+			// nftables, svcnat's table deleted): the
 			// daemon puts back the rules the revert left (generation
 			// 3's), records nothing, and still holds.
-			ipt := "iptables-" + backend
-			tl.Node.Run(t, ipt, "-t", "nat", "-F")
-			tl.Node.Run(t, ipt, "-t", "nat", "-X")
+			if backend == "nftables" {
+				tl.Node.Run(t, "nft", "delete", "table", "ip", nftTableName)
+			} else {
+				ipt := "iptables-" + backend
+				tl.Node.Run(t, ipt, "-t", "nat", "-F")
+				tl.Node.Run(t, ipt, "-t", "nat", "-X")
+			}
 			d.await(t, 30*time.Second, "msg=repaired the rules of the reverted-to generation", "generation=3", "drift=true")
 			if got := tl.owned(t); got != before {
 				t.Fatalf("the flush during the hold was not repaired to the revert's rules:\n%s", applyDiff(before, got))

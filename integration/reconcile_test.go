@@ -28,9 +28,10 @@ type daemon struct {
 	seen int
 }
 
-// poisonShims are iptables-restore shims that refuse any payload naming
-// "default/poison" and pass everything else to the real binary: a
-// configuration that adds that service makes the apply fail and roll back.
+// poisonShims are iptables-restore shims, and an nft shim for the scripts
+// it reads (`nft -f -`), that refuse any payload naming "default/poison"
+// and pass everything else to the real binary: a configuration that adds
+// that service makes the apply fail and roll back.
 func poisonShims(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -50,6 +51,19 @@ printf '%%s\n' "$in" | exec %[1]q "$@"
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	real, err := exec.LookPath("nft")
+	if err != nil {
+		t.Skipf("nft not found: %v", err)
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+case " $* " in *" -f - "*) ;; *) exec %[1]q "$@";; esac
+in=$(cat)
+case "$in" in *default/poison*) echo "/dev/stdin:2:1-20: Error: Could not process rule: Operation not permitted" >&2; exit 1;; esac
+printf '%%s\n' "$in" | exec %[1]q "$@"
+`, real)
+	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -169,14 +183,15 @@ func health(t *testing.T, tl *trafficLab, port int) (code int, body map[string]a
 	return code, body
 }
 
-// svcnat reconcile in the node namespace, on both backends: it applies at
+// svcnat reconcile in the node namespace, on every backend: it applies at
 // start, serves health-check node ports and metrics, repairs a flushed
-// table within an interval and a deleted one at once (the canary), applies
+// table within an interval and a deleted one at once (the canary; on
+// nftables a flushed or deleted table within an interval), applies
 // edits, keeps the old rules through a broken configuration and says
 // where it is broken, rolls back a failed apply, re-reads on SIGHUP, and
 // exits 0 on SIGTERM.
 func TestReconcile(t *testing.T) {
-	for _, backend := range []string{"nft", "legacy"} {
+	for _, backend := range []string{"nft", "legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			tl := newTrafficLab(t, backend, netlab.Options{Backends: 2, HTTPPorts: []int{80}})
@@ -206,8 +221,12 @@ func TestReconcile(t *testing.T) {
 				t.Fatalf("health of a service without local endpoints: %d %v", code, body)
 			}
 			mf := scrape(t, tl.Node, "http://127.0.0.1:9823/metrics")
+			table := "nat"
+			if backend == "nftables" {
+				table = nftTableName
+			}
 			if metric(mf, "svcnat_applies_total", "op=apply", "result=success") != 1 || metric(mf, "svcnat_generation") != 1 ||
-				metric(mf, "svcnat_last_apply_success") != 1 || metric(mf, "svcnat_owned_chains", "family=IPv4", "table=nat") < 5 {
+				metric(mf, "svcnat_last_apply_success") != 1 || metric(mf, "svcnat_owned_chains", "family=IPv4", "table="+table) < 5 {
 				t.Fatalf("metrics after the first apply are wrong")
 			}
 			if _, err := tl.Node.HTTPGet("http://127.0.0.1:9823/healthz"); err != nil {
@@ -216,22 +235,39 @@ func TestReconcile(t *testing.T) {
 			// plan and show work beside the daemon, and see no canary.
 			tl.SV.MustRun(t, 0, "plan", "--detailed-exitcode")
 
-			// iptables -t nat -F empties every chain (the empty canary
-			// stays): the next tick repairs it, within one interval.
-			ipt := "iptables-" + backend
-			tl.Node.Run(t, ipt, "-t", "nat", "-F")
-			d.await(t, interval+10*time.Second, "msg=applied", "event=tick", "drift=true")
-			if got := tl.owned(t); got != applied {
-				t.Fatalf("after the flush:\n%s", applyDiff(applied, got))
-			}
-			// firewalld --reload style: flushed and deleted. The canary
-			// goes with it and the repair does not wait for a tick.
-			tl.Node.Run(t, ipt, "-t", "nat", "-F")
-			tl.Node.Run(t, ipt, "-t", "nat", "-X")
-			d.await(t, interval, "msg=canary chain gone", "tables=IPv4 nat")
-			d.await(t, interval, "msg=applied", "event=canary lost")
-			if got := tl.owned(t); got != applied {
-				t.Fatalf("after the reload:\n%s", applyDiff(applied, got))
+			if backend == "nftables" {
+				// nft flush table empties every chain, the canary's one
+				// rule too, and nft delete table takes the table whole:
+				// the canary shows both between two ticks, or the next
+				// tick does (on a loaded host a canary check backs off to
+				// ten times what it took, past the interval).
+				for _, cmd := range []string{"flush", "delete"} {
+					tl.Node.Run(t, "nft", cmd, "table", "ip", nftTableName)
+					rec := d.await(t, interval+10*time.Second, "msg=applied", "drift=true")
+					t.Logf("nft %s table ip %s: repaired at event %v", cmd, nftTableName, rec["event"])
+					if got := tl.owned(t); got != applied {
+						t.Fatalf("after nft %s table ip %s:\n%s", cmd, nftTableName, applyDiff(applied, got))
+					}
+					remoteExpect(t, tl, "backend-0")
+				}
+			} else {
+				// iptables -t nat -F empties every chain (the empty canary
+				// stays): the next tick repairs it, within one interval.
+				ipt := "iptables-" + backend
+				tl.Node.Run(t, ipt, "-t", "nat", "-F")
+				d.await(t, interval+10*time.Second, "msg=applied", "event=tick", "drift=true")
+				if got := tl.owned(t); got != applied {
+					t.Fatalf("after the flush:\n%s", applyDiff(applied, got))
+				}
+				// firewalld --reload style: flushed and deleted. The canary
+				// goes with it and the repair does not wait for a tick.
+				tl.Node.Run(t, ipt, "-t", "nat", "-F")
+				tl.Node.Run(t, ipt, "-t", "nat", "-X")
+				d.await(t, interval, "msg=canary chain gone", "tables=IPv4 nat")
+				d.await(t, interval, "msg=applied", "event=canary lost")
+				if got := tl.owned(t); got != applied {
+					t.Fatalf("after the reload:\n%s", applyDiff(applied, got))
+				}
 			}
 			remoteExpect(t, tl, "backend-0")
 
@@ -302,7 +338,11 @@ func TestReconcile(t *testing.T) {
 			if metric(mf, "svcnat_applies_total", "op=destroy", "result=success") != 1 || metric(mf, "svcnat_last_apply_success") != 1 {
 				t.Fatalf("destroy's textfile:\n%s", text)
 			}
-			if out := tl.Node.Run(t, ipt+"-save"); strings.Contains(out, "SVCNAT") {
+			if backend == "nftables" {
+				if out := nftTables(t, tl.Node.Name); strings.Contains(out, nftTableName) {
+					t.Fatalf("destroy left svcnat's tables (for the canary?):\n%s", out)
+				}
+			} else if out := tl.Node.Run(t, "iptables-"+backend+"-save"); strings.Contains(out, "SVCNAT") {
 				t.Fatalf("destroy left svcnat's chains (the canaries too?):\n%s", out)
 			}
 		})

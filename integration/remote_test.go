@@ -119,7 +119,7 @@ func TestConfirmTimeoutOutlivesTheSession(t *testing.T) {
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Skip("needs script(1) from bsdutils for a pseudo-terminal")
 	}
-	for _, backend := range []string{"nft", "legacy"} {
+	for _, backend := range []string{"nft", "legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			tl, web, dns := remoteLab(t, backend)

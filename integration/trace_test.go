@@ -70,9 +70,9 @@ func keys(m map[string]bool) []string {
 // TestTraceAgreesWithTheKernel: for each traffic case, what svcnat trace
 // predicts from the planned rules — the endpoints reached, or a drop or a
 // refusal — is what real connections in the lab meet, and trace --live on
-// the applied rules predicts the same, on both backends.
+// the applied rules predicts the same, on every backend.
 func TestTraceAgreesWithTheKernel(t *testing.T) {
-	for _, backend := range []string{"nft", "legacy"} {
+	for _, backend := range []string{"nft", "legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			traceAgrees(t, backend)

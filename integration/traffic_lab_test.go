@@ -32,7 +32,7 @@ const trNegative = time.Second
 // trafficLab is a netlab lab whose node namespace svcnat manages.
 type trafficLab struct {
 	*netlab.Lab
-	Backend string // "nft" or "legacy"
+	Backend string // "nft", "legacy" or "nftables"
 	SV      *Svcnat
 	IPv6    bool
 }
@@ -75,6 +75,16 @@ func (tl *trafficLab) dump(t testing.TB) {
 	fams := []backend.Family{backend.IPv4}
 	if tl.IPv6 {
 		fams = append(fams, backend.IPv6)
+	}
+	if tl.Backend == "nftables" {
+		// svcnat's tables and everything beside them; a rule of svcnat's
+		// has no counter, so no counters are asked for.
+		out, err := tl.Node.Exec("nft", "list", "ruleset")
+		if err != nil {
+			t.Logf("failure dump: netns %s: nft list ruleset: %v", ns, err)
+		}
+		t.Logf("failure dump: netns %s: nft list ruleset:\n%s", ns, out)
+		fams = nil
 	}
 	for _, f := range fams {
 		tool := tl.saveTool(f)
@@ -143,7 +153,8 @@ func (tl *trafficLab) apply(t testing.TB, extra []string, services ...trService)
 }
 
 // owned is the text of the live IPv4 rules svcnat owns in the node
-// namespace, in the canonical form (backend.Ruleset.Text).
+// namespace, in the canonical form (backend.Ruleset.Text): on nftables
+// svcnat's ip table but its canary.
 func (tl *trafficLab) owned(t testing.TB) string {
 	t.Helper()
 	return tl.live(t, backend.IPv4).Owned(trPrefix).Text()
@@ -157,6 +168,9 @@ func (tl *trafficLab) foreign(t testing.TB) string {
 
 func (tl *trafficLab) live(t testing.TB, f backend.Family) *backend.Ruleset {
 	t.Helper()
+	if tl.Backend == "nftables" {
+		return nftLive(t, tl.Node.Name, trPrefix, f)
+	}
 	out := tl.Node.Run(t, tl.saveTool(f))
 	rs, err := rules.ParseSave(f, strings.NewReader(out))
 	if err != nil {

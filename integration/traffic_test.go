@@ -47,11 +47,11 @@ func trExpectMasqueraded(t testing.TB, r trReply, what string) {
 	trExpectSource(t, r, what, trGateway(i), "the source is outside cluster_cidrs, so it must be masqueraded to the node's address")
 }
 
-// TestTrafficCore runs the core cases on both backends: ClusterIP from an
+// TestTrafficCore runs the core cases on every backend: ClusterIP from an
 // external client and from the node itself, NodePort with external policy
 // Cluster, a service without endpoints (REJECT), and UDP.
 func TestTrafficCore(t *testing.T) {
-	for _, backend := range []string{"nft", "legacy"} {
+	for _, backend := range []string{"nft", "legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			tl := newTrafficLab(t, backend, netlab.Options{Backends: 3, HTTPPorts: []int{80}, UDPPorts: []int{5353}})
@@ -240,13 +240,22 @@ func trConntrackTuples(line string) *trTuples {
 	}
 }
 
-// TestTrafficNodePortLocal checks external_traffic_policy Local (nft): on a
-// node with a local endpoint only that endpoint answers and it sees the
-// client's own address; on a node without one the node port drops while
-// the cluster IP still works.
+// TestTrafficNodePortLocal checks external_traffic_policy Local (nft and
+// nftables): on a node with a local endpoint only that endpoint answers
+// and it sees the client's own address; on a node without one the node
+// port drops while the cluster IP still works.
 func TestTrafficNodePortLocal(t *testing.T) {
 	t.Parallel()
-	tl := newTrafficLab(t, "nft", netlab.Options{Backends: 2, HTTPPorts: []int{80}, UDPPorts: []int{}})
+	for _, backend := range []string{"nft", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			trafficNodePortLocal(t, backend)
+		})
+	}
+}
+
+func trafficNodePortLocal(t *testing.T, backend string) {
+	tl := newTrafficLab(t, backend, netlab.Options{Backends: 2, HTTPPorts: []int{80}, UDPPorts: []int{}})
 	svc := trWeb("default/local", "10.32.0.64",
 		trEndpoint{Addr: trBackendIP4(0), Node: "node1"},
 		trEndpoint{Addr: trBackendIP4(1), Node: "node2"})
@@ -370,11 +379,20 @@ func TestTrafficIPv6(t *testing.T) {
 
 // TestTrafficUDPEndpointRemoved checks SVCNAT.md §4: "UDP: when an endpoint
 // leaves a service, its conntrack entries are deleted so clients do not
-// keep sending to it". A client keeps one UDP socket (one conntrack entry)
+// keep sending to it", on nft and nftables. A client keeps one UDP socket (one conntrack entry)
 // to the cluster IP while the service's only endpoint is replaced.
 func TestTrafficUDPEndpointRemoved(t *testing.T) {
 	t.Parallel()
-	tl := newTrafficLab(t, "nft", netlab.Options{Backends: 2, HTTPPorts: []int{}, UDPPorts: []int{53}})
+	for _, backend := range []string{"nft", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			trafficUDPEndpointRemoved(t, backend)
+		})
+	}
+}
+
+func trafficUDPEndpointRemoved(t *testing.T, backend string) {
+	tl := newTrafficLab(t, backend, netlab.Options{Backends: 2, HTTPPorts: []int{}, UDPPorts: []int{53}})
 	dns := func(ep int) trService {
 		return trService{
 			Name:       "kube-system/dns",

@@ -61,7 +61,7 @@ func New() *Metrics {
 			Help: "Owned chains returned to earlier rules, by reason: failure (an apply failed and was undone), rollback (svcnat rollback), revert (an unconfirmed apply)."},
 			[]string{"reason"}),
 		ownedChains: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_owned_chains",
-			Help: "Chains svcnat owns, by family and table (on nftables: chains, sets and maps of its table)."}, []string{"family", "table"}),
+			Help: "Chains svcnat owns, by family and table (on nftables, the chains of its table; sets and maps are not counted)."}, []string{"family", "table"}),
 		ownedRules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_owned_rules",
 			Help: "Rules svcnat owns (its chains' rules and its jumps in built-in chains), by family and table."}, []string{"family", "table"}),
 		drift: prometheus.NewCounter(prometheus.CounterOpts{Name: "svcnat_drift_detected_total",
@@ -144,11 +144,17 @@ func (m *Metrics) Owned(prefix string, owned map[backend.Family]*backend.Ruleset
 		if rs == nil {
 			continue
 		}
+		// On nftables the table is the owner's whole (rs is its owned
+		// part): every chain of it counts, its sets and maps do not.
+		owns := func(c *backend.Chain) bool { return backend.Owns(prefix, c.Name) }
+		if rs.Syntax == backend.NFTables {
+			owns = func(c *backend.Chain) bool { return c.Kind == backend.KindChain }
+		}
 		for _, t := range rs.Tables {
 			chains, n := 0, 0
 			for _, c := range t.Chains {
-				if !c.Builtin() && rs.Owns(prefix, t.Name, c.Name) {
-					chains++ // on nftables every object of svcnat's table
+				if owns(c) {
+					chains++
 				}
 				n += len(c.Rules)
 			}

@@ -130,6 +130,9 @@ var anonymousSet = regexp.MustCompile(`\{ [^{}]+ \}`)
 // ruleTimeout is a timeout in seconds in a rule, as svcnat writes it.
 var ruleTimeout = regexp.MustCompile(`\btimeout ([0-9]+)s\b`)
 
+// prefixWord is a word that may be an address prefix.
+var prefixWord = regexp.MustCompile(`[0-9A-Fa-f:.]+/[0-9]+\b`)
+
 // AsListed is rule text as knftables writes it, as nft lists it.
 func AsListed(rule string) string {
 	for _, rw := range nftRewrites {
@@ -142,6 +145,7 @@ func AsListed(rule string) string {
 		}
 		return "timeout " + nftDuration(n)
 	})
+	rule = prefixWord.ReplaceAllStringFunc(rule, hostPrefix)
 	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
 }
 
@@ -162,6 +166,19 @@ func nftDuration(secs uint64) string {
 		}
 	}
 	return b.String()
+
+}
+
+// hostPrefix is a prefix of one address (/32, /128) as nft lists it: the
+// address alone, in a set or not (a load balancer source range of one
+// client, "192.0.2.2/32", is listed "192.0.2.2"). Anything else is
+// returned as it is.
+func hostPrefix(word string) string {
+	p, err := netip.ParsePrefix(word)
+	if err != nil || !p.IsSingleIP() {
+		return word
+	}
+	return p.Addr().String()
 }
 
 // sortAddressSets sorts "{ a, b, … }" by address then prefix length when

@@ -61,3 +61,22 @@ func TestRendererNamesTheTableAfterThePrefix(t *testing.T) {
 		t.Errorf("service chain belongs to %q", got)
 	}
 }
+
+// TestAsListedHostPrefixes: nft 1.0.6 lists a prefix of one address
+// without its length, alone or in a set (seen in a namespace: `ip saddr
+// != { 192.0.2.2/32 } drop` is listed `ip saddr != 192.0.2.2 drop`), so
+// a load balancer source range of one client reads back as rendered.
+func TestAsListedHostPrefixes(t *testing.T) {
+	for _, c := range []struct{ written, listed string }{
+		{"ip saddr != { 192.0.2.2/32 } drop", "ip saddr != 192.0.2.2 drop"},
+		{"ip saddr != { 192.0.2.2/32 , 10.0.0.0/8 } drop", "ip saddr != { 10.0.0.0/8, 192.0.2.2 } drop"},
+		{"ip6 saddr != { 2001:db8::1/128 } drop", "ip6 saddr != 2001:db8::1 drop"},
+		{"ip6 saddr != { 2001:db8::1/128 , 2001:db8:1::/48 } drop", "ip6 saddr != { 2001:db8::1, 2001:db8:1::/48 } drop"},
+		{"ip saddr 10.9.9.9/32 drop", "ip saddr 10.9.9.9 drop"},
+		{"ip saddr != 10.64.0.0/14 jump mark-for-masquerade", "ip saddr != 10.64.0.0/14 jump mark-for-masquerade"},
+	} {
+		if got := AsListed(c.written); got != c.listed {
+			t.Errorf("AsListed(%q) = %q, want %q", c.written, got, c.listed)
+		}
+	}
+}
