@@ -9,9 +9,9 @@ import (
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
-// run is a run's measurements from seconds by row key, lines written for
+// measured is a run's measurements from seconds by row key, lines written for
 // the change and peak memory in MiB, the same for every backend.
-func run(secs map[string]float64, lines int, mib int64, backends ...backend.Name) map[backend.Name]map[string]measurement {
+func measured(secs map[string]float64, lines int, mib int64, backends ...backend.Name) map[backend.Name]map[string]measurement {
 	res := map[backend.Name]map[string]measurement{}
 	for _, be := range backends {
 		m := map[string]measurement{}
@@ -37,7 +37,7 @@ func goalLines(be backend.Name, res map[backend.Name]map[string]measurement) []s
 // Each goal's line says whether it is met, at the bound too.
 func TestGoalLinesSayMetOrNot(t *testing.T) {
 	times := map[string]float64{"parse": 2, "floor": 2, "apply": 5, "save": 2, "plan": 4, "change": 6}
-	res := run(times, 19, 255, iptablesNFT, iptablesLegacy)
+	res := measured(times, 19, 255, iptablesNFT, iptablesLegacy)
 	var lines []string
 	for _, be := range []backend.Name{iptablesNFT, iptablesLegacy} {
 		lines = append(lines, goalLines(be, res)...)
@@ -58,7 +58,7 @@ func TestGoalLinesSayMetOrNot(t *testing.T) {
 		t.Errorf("goal lines:\n%s\nwant\n%s", got, strings.Join(want, "\n"))
 	}
 	times["apply"], times["change"] = 5.2, 7
-	res = run(times, 50, 256, iptablesNFT)
+	res = measured(times, 50, 256, iptablesNFT)
 	got := goalLines(iptablesNFT, res)
 	for i, want := range map[int]string{
 		0: "iptables-nft: apply / (parse + floor) = 1.30 (goal <= 1.25): not met",
@@ -77,7 +77,7 @@ func TestGoalLinesSayMetOrNot(t *testing.T) {
 // fewer than 20 lines.
 func TestNFTablesGoals(t *testing.T) {
 	times := map[string]float64{"parse": 2, "floor": 2, "apply": 5, "save": 2, "plan": 4, "change": 4.4}
-	res := run(times, 19, 100, kernel.NFTables, iptablesNFT)
+	res := measured(times, 19, 100, kernel.NFTables, iptablesNFT)
 	res[iptablesNFT]["apply"] = measurement{took: 10 * time.Second}
 	want := []string{
 		"nftables: apply / iptables-nft apply = 0.50 (goal <= 0.5): met",
@@ -91,7 +91,7 @@ func TestNFTablesGoals(t *testing.T) {
 		t.Errorf("goal lines:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	times["change"] = 4.5
-	res = run(times, 20, 100, kernel.NFTables)
+	res = measured(times, 20, 100, kernel.NFTables)
 	got := goalLines(kernel.NFTables, res)
 	for i, want := range map[int]string{
 		0: "nftables: apply / iptables-nft apply (goal <= 0.5): not measured, run iptables-nft too",
