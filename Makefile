@@ -61,7 +61,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSave -fuzztime $(FUZZTIME) ./internal/kernel/iptables/rules/
 
 # bench runs the Go benchmarks, then (as root) svcnat-bench: N services x E
-# endpoints applied into fresh namespaces on both backends, one table out
+# endpoints applied into fresh namespaces on each backend (iptables-nft,
+# iptables-legacy, nftables), one table out
 # (docs/PERFORMANCE.md). The Go benchmarks that generate a configuration
 # take the same N and E (internal/bench.FromEnv) and report them on their
 # lines.
