@@ -224,3 +224,35 @@ func TestMigrateRefusesConfirmTimeout(t *testing.T) {
 		t.Fatal("the refused migration wrote nftables")
 	}
 }
+
+// TestFailedFirstApplyGivesBackTheTable: a first apply on nftables whose
+// IPv6 transaction the kernel refuses, after IPv4's committed, is rolled
+// back, and the IPv4 table it made goes too: its presence alone would
+// make the next auto choose nftables.
+func TestFailedFirstApplyGivesBackTheTable(t *testing.T) {
+	h := newMigrateHost(t)
+	h.on(h.nft)
+	h.nft.FailWhen(func(line string) bool { return strings.HasPrefix(line, "add element ip6 ") })
+	cfg := parse(t, web, `service "default/v6" {
+  cluster_ips = ["fd00:32::10"]
+  port {
+    port = 80
+  }
+  endpoint {
+    address = "fd00:64::2"
+  }
+}
+`)
+	if _, err := h.e.Apply(context.Background(), cfg, "n1"); err == nil {
+		t.Fatal("the apply did not fail")
+	}
+	for _, f := range backend.Families {
+		rs, err := h.nft.Read(f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs.Tables) != 0 {
+			t.Errorf("%s: the failed apply left %s", f, rs.Text())
+		}
+	}
+}

@@ -373,7 +373,8 @@ func (e *Engine) commitRules(ctx context.Context, op Op, d *state.Dir, st *state
 	if err := e.applyPlan(ctx, p, live, res); err != nil {
 		if ae := (*applier.Error)(nil); !errors.As(err, &ae) || ae.RolledBack {
 			// The rules are the old ones: nothing to revert, and the
-			// chains it noted are gone.
+			// chains it noted are gone; so are the tables it made.
+			e.giveBackNewTables(p.Desired, live)
 			return res, fmt.Errorf("%s failed: %w", op, forgetIntent(d, noted, disarmAfter(d, st, err)))
 		}
 		return res, fmt.Errorf("%s failed: %w", op, err)

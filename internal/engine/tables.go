@@ -146,3 +146,22 @@ func (e *Engine) removeCreatedTables(d *state.Dir) ([]string, error) {
 	delete(ct, name)
 	return removed, ct.save(d)
 }
+
+// giveBackNewTables removes, after a commit that failed and was rolled
+// back, the tables it created (desired has them, live, read before it,
+// had not) where they are empty again: on nftables svcnat's own table,
+// whose presence alone would make the next auto choose nftables. Best
+// effort: a table that is not empty, or cannot be removed, stays, as
+// destroy leaves it.
+func (e *Engine) giveBackNewTables(desired, live map[backend.Family]*backend.Ruleset) {
+	for _, f := range backend.Families {
+		if desired[f] == nil {
+			continue
+		}
+		for _, t := range desired[f].Tables {
+			if live[f] == nil || live[f].Table(t.Name) == nil {
+				_, _ = e.Kernel.RemoveTable(f, t.Name)
+			}
+		}
+	}
+}

@@ -113,7 +113,12 @@ func (r *Runner) readOwned(fam backend.Family) (*backend.Ruleset, error) {
 // every rule of the table), then as a chain. The kernel's ENOENT for a
 // kind the name is not costs a few milliseconds.
 func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Rule, bool, error) {
-	for _, kind := range []string{"map", "set", "chain"} {
+	kinds := []string{"map", "set", "chain"}
+	if name == backend.NFTCanary {
+		// reconcile's canary, read at every look: a chain, always.
+		kinds = []string{"chain"}
+	}
+	for _, kind := range kinds {
 		out, err := r.output(nil, "list", kind, backend.NFTFamily(fam), table, name)
 		if missing(err) {
 			continue
