@@ -202,6 +202,8 @@ func (v *planHuman) nothingToDo(p jsonPlan) string {
 		return v.nothing
 	case destroy && dump:
 		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are in the dump."
+	case destroy && p.Backend == kernel.NFTables:
+		return "Nothing to destroy: svcnat's table " + backend.NFTTable(p.Prefix) + " holds nothing live."
 	case destroy:
 		return "Nothing to destroy: no " + p.Prefix + "-* chains or jumps are live."
 	case dump:

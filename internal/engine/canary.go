@@ -13,6 +13,7 @@ import (
 type Canary struct {
 	Family backend.Family
 	Table  string
+	Chain  string
 }
 
 func (c Canary) String() string { return fmt.Sprintf("%s %s", c.Family, c.Table) }
@@ -36,7 +37,7 @@ func (e *Engine) MissingCanaries(prefix string) ([]Canary, error) {
 				return nil, err
 			}
 			if !ok || !backend.EqualRules(rules, at.Rules) {
-				missing = append(missing, Canary{f, at.Table})
+				missing = append(missing, Canary{f, at.Table, at.Chain})
 			}
 		}
 	}
@@ -105,7 +106,7 @@ func (e *Engine) canaries(prefix string, missing []Canary, change func(missing b
 		tx := &backend.Transaction{Family: f}
 		for _, at := range e.canaryPlaces(prefix) {
 			c := &backend.ChainChange{Family: f, Table: at.Table, Chain: at.Chain}
-			if change(slices.Contains(missing, Canary{f, at.Table}), c) {
+			if change(slices.Contains(missing, Canary{f, at.Table, at.Chain}), c) {
 				// Made whole, or removed with what it holds; a canary
 				// left flushed on nftables is made again in place.
 				switch c.Action {

@@ -130,8 +130,8 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 			if o.Migrate {
 				return migrateTo(o, want, NFTables, "svcnat's table is in nftables ("+strings.Join(held, ", ")+")")
 			}
-			return nil, Detection{}, fmt.Errorf("--backend %s, but svcnat's rules are in the nftables backend (%s); nothing was changed: %w",
-				want, strings.Join(held, ", "), ErrOtherBackend)
+			return nil, Detection{}, &otherBackendError{fmt.Sprintf("--backend %s, but svcnat's rules are in the nftables backend (%s); nothing was changed",
+				want, strings.Join(held, ", "))}
 		}
 	}
 	k, d, err := iptables.Open(iptables.Options{Backend: want, NetNS: o.NetNS, ChainPrefix: o.Prefix})
@@ -183,8 +183,8 @@ func openNFTables(o Options, held []string) (backend.Kernel, Detection, error) {
 	case len(inIPTables) > 0 && len(held) == 0 && o.Migrate && len(sv.NFT.Owned)*len(sv.Legacy.Owned) == 0:
 		return migrateTo(o, NFTables, other, "svcnat's chains are in the "+string(other)+" backend")
 	case len(inIPTables) > 0 && len(held) == 0:
-		return nil, Detection{}, fmt.Errorf("--backend nftables, but svcnat's chains are in the %s backend (%s); nothing was changed: %w",
-			other, strings.Join(inIPTables, ", "), ErrOtherBackend)
+		return nil, Detection{}, &otherBackendError{fmt.Sprintf("--backend nftables, but svcnat's chains are in the %s backend (%s); nothing was changed",
+			other, strings.Join(inIPTables, ", "))}
 	}
 	k, err := nftables.New(nftables.Options{NetNS: o.NetNS, Prefix: o.Prefix})
 	if err != nil {
@@ -218,6 +218,14 @@ func migrateTo(o Options, to, from backend.Name, why string) (backend.Kernel, De
 	}
 	return k, Detection{Reason: fmt.Sprintf("--backend %s; %s: apply moves them", to, why), From: f}, nil
 }
+
+// otherBackendError is Open refusing an explicit backend while svcnat's
+// rules are in nftables and the other way round; it matches
+// ErrOtherBackend, whose own words are iptables'.
+type otherBackendError struct{ msg string }
+
+func (e *otherBackendError) Error() string { return e.msg }
+func (e *otherBackendError) Unwrap() error { return ErrOtherBackend }
 
 // otherIPTables is the iptables backend other than b, whose OtherOwned
 // are b's chains.

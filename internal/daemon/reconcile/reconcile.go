@@ -171,7 +171,7 @@ func (l *Loop) Run(ctx context.Context) error {
 					where = append(where, m.String())
 				}
 				l.Log.Warn("canary chain gone: the table was flushed or reloaded", "event", "canary lost",
-					"chain", l.prefix+"-CANARY", "tables", strings.Join(where, ", "))
+					"chain", missing[0].Chain, "tables", strings.Join(where, ", "))
 				pass("canary lost") // counts the drift it finds
 			}
 		}
