@@ -21,7 +21,7 @@
 // is not in any source this project has.
 //
 // The endpoint selection is svcnat's own ("C2", measured on branch
-// h/nftshape): where kube-proxy writes an anonymous map per service chain,
+// scripts/nftshape): where kube-proxy writes an anonymous map per service chain,
 //
 //	meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.1 . 80 , … }
 //
@@ -52,13 +52,13 @@
 // sets besides 10,000 anonymous maps) in about 80 s as one transaction
 // and 51 s staged, seven times svcnat's iptables-nft apply (about 11 s);
 // this one, with five sets and maps in all, loads it in 6.4 s as one
-// transaction on a quiet machine (h/nftshape) and 8.6 s on one shared
+// transaction on a quiet machine (scripts/nftshape) and 8.6 s on one shared
 // with other benchmarks (load average 5–9 on 2 CPUs), 31 s staged by
 // 2,000 objects (each nft run reads the whole table first, so the
 // backend does not stage: nftables.limits); nft lists it whole in 4–5 s
 // (quiet) to 7–16 s (shared), the backend's Read 11–12 s (shared); one
 // endpoint changes in 0.1–0.2 s. Real connections through it balance and
-// stick (h/nftshape's func/run.sh).
+// stick (scripts/nftshape/func/run.sh).
 //
 // The numbers (see slots) are derived from names, not positions: a
 // chain's range from a hash of its name, an endpoint's affinity slot
