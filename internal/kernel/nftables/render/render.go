@@ -20,7 +20,7 @@
 // to" for a service with one endpoint) is not written: its exact rule text
 // is not in any source this project has.
 //
-// The endpoint selection is svcnat's own ("C2", measured on branch
+// The endpoint selection is svcnat's own ("C2", measured with
 // scripts/nftshape): where kube-proxy writes an anonymous map per service chain,
 //
 //	meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.1 . 80 , … }
