@@ -157,7 +157,9 @@ func TestRevertedConfigurationIsNotApplied(t *testing.T) {
 	// A changed configuration is applied.
 	third := strings.Replace(web, "10.64.1.2", "10.64.1.4", 1)
 	h2.write(t, "web.hcl", third)
-	at = h2.logs.await(t, 0, "applied", "event=config changed", "generation=4")
+	// By the file's event or by a tick that saw the file first: on a
+	// loaded machine a 50ms tick can win.
+	at = h2.logs.await(t, 0, "applied", "generation=4")
 	if !strings.Contains(h2.owned(t), "10.64.1.4:80") {
 		t.Fatalf("the changed configuration was not applied:\n%s", h2.owned(t))
 	}
@@ -165,7 +167,7 @@ func TestRevertedConfigurationIsNotApplied(t *testing.T) {
 	// Back to the reverted one, applied by hand this time: the loop
 	// accepts the operator's decision.
 	h2.write(t, "web.hcl", moved)
-	at = h2.logs.await(t, at, "applied", "event=config changed", "generation=5")
+	at = h2.logs.await(t, at, "applied", "generation=5")
 	if !h2.loop.Healthy() {
 		t.Fatal("not healthy after applying a changed configuration")
 	}
