@@ -153,3 +153,48 @@ type StaleFlow struct {
 	NodePort int        // the node port, when VIP is the zero Addr
 	Endpoint netip.Addr // the endpoint the entries were DNATed to
 }
+
+// StaleFlows are family f's flows that removed UDP endpoints leave: for
+// each endpoint of a service in before (service → "ip:port" set) and not
+// in after, one flow per address and port of the service in addrs
+// (service → flows with VIP, Port and NodePort set). Each backend's
+// Describer reads the three from its own objects; this is the rest,
+// shared.
+func StaleFlows(f Family, before, after map[string]map[string]bool, addrs map[string][]StaleFlow) []StaleFlow {
+	var out []StaleFlow
+	for svc, eps := range before {
+		for ep := range eps {
+			if after[svc][ep] {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(ep)
+			if err != nil {
+				continue
+			}
+			for _, a := range addrs[svc] {
+				fl := a
+				fl.Family, fl.Service, fl.Endpoint = f, svc, ap.Addr()
+				out = append(out, fl)
+			}
+		}
+	}
+	return out
+}
+
+// SortStaleFlows orders flows by service, endpoint, address and port, the
+// order conntrack cleanup reports them in.
+func SortStaleFlows(flows []StaleFlow) {
+	sort.Slice(flows, func(i, j int) bool {
+		a, b := flows[i], flows[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Endpoint != b.Endpoint {
+			return a.Endpoint.Less(b.Endpoint)
+		}
+		if a.VIP != b.VIP {
+			return a.VIP.Less(b.VIP)
+		}
+		return a.Port+a.NodePort < b.Port+b.NodePort
+	})
+}

@@ -2,7 +2,6 @@ package describe
 
 import (
 	"net/netip"
-	"sort"
 	"strconv"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
@@ -19,36 +18,9 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 	for _, f := range backend.Families {
 		before, after := udpEndpoints(p.Prefix, p.Live[f]), udpEndpoints(p.Prefix, p.Desired[f])
 		addrs := udpAddresses(p.Prefix, p.Live[f])
-		for svc, eps := range before {
-			for ep := range eps {
-				if after[svc][ep] {
-					continue
-				}
-				ap, err := netip.ParseAddrPort(ep)
-				if err != nil {
-					continue
-				}
-				for _, a := range addrs[svc] {
-					fl := a
-					fl.Family, fl.Service, fl.Endpoint = f, svc, ap.Addr()
-					out = append(out, fl)
-				}
-			}
-		}
+		out = append(out, backend.StaleFlows(f, before, after, addrs)...)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Endpoint != b.Endpoint {
-			return a.Endpoint.Less(b.Endpoint)
-		}
-		if a.VIP != b.VIP {
-			return a.VIP.Less(b.VIP)
-		}
-		return a.Port+a.NodePort < b.Port+b.NodePort
-	})
+	backend.SortStaleFlows(out)
 	return out
 }
 

@@ -2,7 +2,6 @@ package describe
 
 import (
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -28,36 +27,9 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 		x := newIndex(dt, lt, p.ChainService)
 		before, after := udpEndpoints(x, 1), udpEndpoints(x, 0)
 		addrs := udpAddresses(x, lt)
-		for svc, eps := range before {
-			for ep := range eps {
-				if after[svc][ep] {
-					continue
-				}
-				ap, err := netip.ParseAddrPort(ep)
-				if err != nil {
-					continue
-				}
-				for _, a := range addrs[svc] {
-					fl := a
-					fl.Family, fl.Service, fl.Endpoint = f, svc, ap.Addr()
-					out = append(out, fl)
-				}
-			}
-		}
+		out = append(out, backend.StaleFlows(f, before, after, addrs)...)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Endpoint != b.Endpoint {
-			return a.Endpoint.Less(b.Endpoint)
-		}
-		if a.VIP != b.VIP {
-			return a.VIP.Less(b.VIP)
-		}
-		return a.Port+a.NodePort < b.Port+b.NodePort
-	})
+	backend.SortStaleFlows(out)
 	return out
 }
 
