@@ -114,7 +114,11 @@ func showCommand() *ucli.Command {
 					st.bold("Pending:"), pd.ID, pd.Generation, pd.Previous, state.When(pd.Deadline), watcherState(pd), pendingHint(*pd))
 			}
 			inv := s.Owned
-			fmt.Fprintf(w, "%s owns %s and %s on the %s backend.\n", s.Prefix, plural(inv.Chains, "chain"), plural(inv.Rules, "rule"), s.Backend)
+			rules := plural(inv.Rules, "rule")
+			if s.Backend == kernel.NFTables {
+				rules = fmt.Sprintf("%d rules and elements", inv.Rules)
+			}
+			fmt.Fprintf(w, "%s owns %s and %s on the %s backend.\n", s.Prefix, plural(inv.Chains, objectWord(s.Backend)), rules, s.Backend)
 			group := func(title string, ls []backend.Located) {
 				fmt.Fprintf(w, "\n%s\n", st.bold(title))
 				for _, l := range ls {

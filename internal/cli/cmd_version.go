@@ -9,6 +9,8 @@ import (
 	"github.com/svcnat/svcnat/internal/buildinfo"
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
@@ -77,13 +79,18 @@ func printVersion(c *ucli.Context) error {
 		}
 		fmt.Fprintf(w, "revision %s (%s%s)\n", r.Revision, r.Time, dirty)
 	}
+	// The tool whose version it is: iptables, or nft for nftables.
+	tool := "iptables"
+	if backend.Name(r.IPTables.Backend) == kernel.NFTables {
+		tool = "nft"
+	}
 	switch ipt := r.IPTables; {
 	case ipt.Error != "":
 		fmt.Fprintf(w, "iptables: not read: %s\n", ipt.Error)
 	case ipt.Reason != "":
-		fmt.Fprintf(w, "iptables %s, %s backend (%s)\n", ipt.Version, ipt.Backend, ipt.Reason)
+		fmt.Fprintf(w, "%s %s, %s backend (%s)\n", tool, ipt.Version, ipt.Backend, ipt.Reason)
 	default:
-		fmt.Fprintf(w, "iptables %s, %s backend\n", ipt.Version, ipt.Backend)
+		fmt.Fprintf(w, "%s %s, %s backend\n", tool, ipt.Version, ipt.Backend)
 	}
 	return nil
 }
