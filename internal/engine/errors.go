@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -116,4 +117,24 @@ type OwnerError struct {
 func (e *OwnerError) Error() string {
 	return fmt.Sprintf("the %s-* chains in this network namespace were written by svcnat with state directory %s, not %s; nothing was changed",
 		e.Prefix, e.Owner, e.StateDir)
+}
+
+// CrossBackendRollbackError is a rollback to a generation applied on
+// another backend than the one svcnat's rules are on now (a migration
+// came between): its rules are that backend's, which this one cannot
+// write. Moving them back is an apply of that generation's configuration
+// with --backend naming the other backend.
+type CrossBackendRollbackError struct {
+	Generation        int64
+	Recorded, Current backend.Name
+}
+
+func (e *CrossBackendRollbackError) Error() string {
+	return fmt.Sprintf("generation %d was applied on the %s backend, and svcnat's rules are on the %s backend now; rollback cannot move them between backends; nothing was changed",
+		e.Generation, e.Recorded, e.Current)
+}
+
+// Hint says how to move them.
+func (e *CrossBackendRollbackError) Hint() string {
+	return fmt.Sprintf("apply that generation's configuration with svcnat apply --backend %s, which moves the rules in one step", e.Recorded)
 }

@@ -256,3 +256,25 @@ func TestFailedFirstApplyGivesBackTheTable(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackAcrossAMigrationIsRefused: after a migration the previous
+// generation is the other backend's rules; rollback refuses to write them
+// here, naming the way back, and changes nothing.
+func TestRollbackAcrossAMigrationIsRefused(t *testing.T) {
+	h := newMigrateHost(t)
+	cfg := parse(t, web)
+	h.mustApply(t, cfg)
+	h.on(h.nft)
+	if _, err := h.e.Migrate(context.Background(), cfg, "n1", h.fake); err != nil {
+		t.Fatal(err)
+	}
+	before := owned(t, h.nft)
+	_, err := h.e.Rollback(context.Background(), "SVCNAT")
+	var cross *CrossBackendRollbackError
+	if !errors.As(err, &cross) || cross.Recorded != iptables.NFT || !strings.Contains(cross.Hint(), "--backend iptables-nft") {
+		t.Fatalf("rollback across the migration: %v", err)
+	}
+	if got := owned(t, h.nft); got != before {
+		t.Fatalf("a refused rollback changed the rules:\n%s", got)
+	}
+}

@@ -175,6 +175,11 @@ func (e *Engine) RollbackTo(ctx context.Context, prefix string, gen int64) (*Res
 		if err != nil {
 			return err
 		}
+		if b := to.Backend.Canonical(); kernel.Pure(b) != nil && (b == kernel.NFTables) != (e.Kernel.Name() == kernel.NFTables) {
+			// A generation of another backend (before a migration) is
+			// that backend's rules, which this one cannot write.
+			return &CrossBackendRollbackError{Generation: to.Generation, Recorded: b, Current: e.Kernel.Name()}
+		}
 		desired, err := generationRules(d, st, to.Generation)
 		if err != nil {
 			return err
