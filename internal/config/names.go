@@ -54,6 +54,13 @@ const maxChainPrefixLen = 6
 var foreignPrefixes = map[string]string{
 	"DOCKER": "Docker (DOCKER-USER, DOCKER-ISOLATION-STAGE-1, ...)",
 	"WEAVE":  "Weave Net (WEAVE-NPC, ...)",
+	// On nftables svcnat owns the table named by the prefix in lower
+	// case (ip svcnat): these name iptables-nft's own tables, which hold
+	// Docker's and everyone's iptables rules.
+	"NAT":    "iptables-nft (its nftables table ip nat, which the nftables backend would take for svcnat's)",
+	"FILTER": "iptables-nft (its nftables table ip filter, which the nftables backend would take for svcnat's)",
+	"MANGLE": "iptables-nft (its nftables table ip mangle, which the nftables backend would take for svcnat's)",
+	"RAW":    "iptables-nft (its nftables table ip raw, which the nftables backend would take for svcnat's)",
 }
 
 // quoteList renders allowed values for a Detail: "A", "B" or "C".

@@ -139,6 +139,11 @@ settings {
   chain_prefix = "DOCKER" # want: chain_prefix owned by other software
 }
 `)},
+	{"chain_prefix naming iptables-nft's table", one(`
+settings {
+  chain_prefix = "NAT" # want: chain_prefix owned by other software
+}
+`)},
 	{"masquerade_bit", one(`
 settings {
   masquerade_bit = 32 # want: masquerade_bit out of range
