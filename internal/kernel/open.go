@@ -111,11 +111,18 @@ func Open(o Options) (backend.Kernel, Detection, error) {
 		}
 		return d, Detection{}, nil
 	}
+	want := o.Backend.Canonical()
 	held, err := nftables.Holds(o.NetNS, o.Prefix)
 	if err != nil {
-		return nil, Detection{}, fmt.Errorf("choosing the backend: %w", err)
+		if want == NFTables {
+			return nil, Detection{}, fmt.Errorf("choosing the backend: %w", err)
+		}
+		// A kernel or sandbox that cannot answer for nf_tables holds no
+		// table of svcnat's there: iptables works as it did before
+		// there was an nftables backend (legacy hosts, no root: the
+		// iptables survey says why in its own words).
+		held = nil
 	}
-	want := o.Backend.Canonical()
 	if want == NFTables || (want == "" || want == Auto) && len(held) > 0 {
 		return openNFTables(o, held)
 	}

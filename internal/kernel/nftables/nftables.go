@@ -251,8 +251,9 @@ func Holds(ns, prefix string) ([]string, error) {
 		return err
 	})
 	switch {
-	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ENOENT):
-		return nil, nil // no nf_tables in this kernel
+	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ENOENT), errors.Is(err, unix.EINVAL),
+		errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EAFNOSUPPORT):
+		return nil, nil // no nf_tables in this kernel (nfnetlink without it answers EINVAL)
 	case err != nil:
 		return nil, fmt.Errorf("listing the nftables tables: %w", err)
 	}
