@@ -3,6 +3,8 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sort"
 	"strings"
 )
 
@@ -183,4 +185,97 @@ type Transaction struct {
 	// lines it writes).
 	Payload []byte
 	Lines   int
+}
+
+// StageTransactions splits a family's changes, in the order given, into
+// staged transactions of at most batch changes stageable admits each, and
+// the final one holding every other change: no stages when batch is
+// NoStaging (or 0) or the stageable changes fit in one. Each backend's
+// Transactions orders the changes (DependencyOrder) and says which
+// creations a stage may hold.
+func StageTransactions(fam Family, order []*ChainChange, batch int, stageable func(*ChainChange) bool) (stages []*Transaction, final *Transaction) {
+	final = &Transaction{Family: fam}
+	creates := 0
+	for _, c := range order {
+		if stageable(c) {
+			creates++
+		}
+	}
+	if batch <= 0 || creates <= batch {
+		final.Changes = order
+		return nil, final
+	}
+	final.Changes = make([]*ChainChange, 0, len(order)-creates)
+	var cur *Transaction
+	for _, c := range order {
+		if !stageable(c) {
+			final.Changes = append(final.Changes, c)
+			continue
+		}
+		if cur == nil || len(cur.Changes) == batch {
+			cur = &Transaction{Family: fam, Changes: make([]*ChainChange, 0, min(batch, creates))}
+			stages = append(stages, cur)
+		}
+		cur.Changes = append(cur.Changes, c)
+		creates--
+	}
+	return stages, final
+}
+
+// DependencyOrder orders created objects so that each comes after every
+// created object it refers to (refs: the objects of its rules' jumps,
+// gotos, set lookups), in post-order from the ones nothing created refers
+// to, taken in the order of an FNV hash of their names: a service's
+// objects come together, and services in an order unrelated to their
+// names (iptables-nft-save reads chains created in name order back
+// quadratically slower). Objects reachable only through a loop come last.
+func DependencyOrder(created []*ChainChange, refs func(*ChainChange) []ChainRef) []*ChainChange {
+	byRef := make(map[ChainRef]int, len(created))
+	for i, c := range created {
+		byRef[ChainRef{c.Table, c.Chain}] = i
+	}
+	targets := make([][]int32, len(created))
+	referenced := make([]bool, len(created))
+	for i, c := range created {
+		for _, r := range refs(c) {
+			if j, ok := byRef[r]; ok && j != i {
+				targets[i] = append(targets[i], int32(j))
+				referenced[j] = true
+			}
+		}
+	}
+	type root struct {
+		i   int
+		key uint32
+	}
+	var roots []root
+	for i := range created {
+		if !referenced[i] {
+			h := fnv.New32a()
+			h.Write([]byte(created[i].Chain))
+			roots = append(roots, root{i, h.Sum32()})
+		}
+	}
+	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
+	out := make([]*ChainChange, 0, len(created))
+	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
+	var visit func(i int)
+	visit = func(i int) {
+		if state[i] != 0 {
+			return // emitted, or a loop (the kernels refuse loops anyway)
+		}
+		state[i] = 1
+		for _, j := range targets[i] {
+			visit(int(j))
+		}
+		state[i] = 2
+		out = append(out, created[i])
+	}
+	for _, r := range roots {
+		visit(r.i)
+	}
+	for i := range created {
+		visit(i)
+	}
+	return out
 }

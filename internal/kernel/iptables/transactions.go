@@ -1,9 +1,6 @@
 package iptables
 
 import (
-	"hash/fnv"
-	"sort"
-
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 )
 
@@ -17,33 +14,9 @@ import (
 // or the created chains fit in one. Every staged batch loads on its own
 // (see creationOrder). final has no changes when there is nothing to do.
 func transactions(fam backend.Family, changes []backend.ChainChange, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
-	order := creationOrder(changes)
-	final = &backend.Transaction{Family: fam}
-	creates := 0
-	for _, c := range order {
-		if c.Action == backend.Create && !c.Builtin {
-			creates++
-		}
-	}
-	if batch <= 0 || creates <= batch {
-		final.Changes = order
-		return nil, final
-	}
-	final.Changes = make([]*backend.ChainChange, 0, len(order)-creates)
-	var cur *backend.Transaction
-	for _, c := range order {
-		if c.Action != backend.Create || c.Builtin {
-			final.Changes = append(final.Changes, c)
-			continue
-		}
-		if cur == nil || len(cur.Changes) == batch {
-			cur = &backend.Transaction{Family: fam, Changes: make([]*backend.ChainChange, 0, min(batch, creates))}
-			stages = append(stages, cur)
-		}
-		cur.Changes = append(cur.Changes, c)
-		creates--
-	}
-	return stages, final
+	return backend.StageTransactions(fam, creationOrder(changes), batch, func(c *backend.ChainChange) bool {
+		return c.Action == backend.Create && !c.Builtin
+	})
 }
 
 // creationOrder returns changes in the order their chains are created.
@@ -61,77 +34,34 @@ func transactions(fam backend.Family, changes []backend.ChainChange, batch int) 
 //     sharply for a batch whose rules jump into chains of earlier batches,
 //     so a service's chains had better come together.
 //
-// So created chains come in post-order from the created chains nothing
-// created jumps to (SERVICES on a cold start, else a new service's SVC or
-// EXT chain), taken in the order of a hash of their names: a service's
-// endpoint chains, then the chains that jump to them, service by service
-// in the order SERVICES lists them. Built-in chains come first and the
-// changed and deleted chains last, in the order given.
+// So created chains come in backend.DependencyOrder (SERVICES first on a
+// cold start, else a new service's SVC or EXT chain, then what it jumps
+// to): a service's endpoint chains, then the chains that jump to them,
+// service by service. Built-in chains come first and the changed and
+// deleted chains last, in the order given.
 func creationOrder(changes []backend.ChainChange) []*backend.ChainChange {
-	type key struct{ table, chain string }
 	var builtin, created, rest []*backend.ChainChange
-	byKey := map[key]int{}
 	for i := range changes {
 		c := &changes[i]
 		switch {
 		case c.Builtin:
 			builtin = append(builtin, c)
 		case c.Action == backend.Create:
-			byKey[key{c.Table, c.Chain}] = len(created)
 			created = append(created, c)
 		default:
 			rest = append(rest, c)
 		}
 	}
-	// targets[i] are the created chains created[i] jumps to.
-	targets := make([][]int32, len(created))
-	jumpedTo := make([]bool, len(created))
-	for i, c := range created {
+	ordered := backend.DependencyOrder(created, func(c *backend.ChainChange) []backend.ChainRef {
+		var refs []backend.ChainRef
 		for _, r := range c.After {
-			if j, ok := byKey[key{c.Table, r.Target()}]; ok {
-				targets[i] = append(targets[i], int32(j))
-				jumpedTo[j] = true
+			if t := r.Target(); t != "" {
+				refs = append(refs, backend.ChainRef{Table: c.Table, Chain: t})
 			}
 		}
-	}
-	type root struct {
-		i   int
-		key uint32
-	}
-	var roots []root
-	for i := range created {
-		if !jumpedTo[i] {
-			roots = append(roots, root{i, creationKey(created[i].Chain)})
-		}
-	}
-	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
-	out := make([]*backend.ChainChange, 0, len(builtin)+len(created)+len(rest))
-	out = append(out, builtin...)
-	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
-	var visit func(i int)
-	visit = func(i int) {
-		if state[i] != 0 {
-			return // emitted, or a loop (iptables refuses loops anyway)
-		}
-		state[i] = 1
-		for _, j := range targets[i] {
-			visit(int(j))
-		}
-		state[i] = 2
-		out = append(out, created[i])
-	}
-	for _, r := range roots {
-		visit(r.i)
-	}
-	for i := range created { // chains only reachable through a loop
-		visit(i)
-	}
-	return append(out, rest...)
-}
-
-// creationKey orders the roots of creationOrder by a hash of their names.
-func creationKey(chain string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(chain))
-	return h.Sum32()
+		return refs
+	})
+	out := make([]*backend.ChainChange, 0, len(changes))
+	out = append(append(append(out, builtin...), ordered...), rest...)
+	return out
 }

@@ -1,8 +1,6 @@
 package nftables
 
 import (
-	"hash/fnv"
-	"sort"
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
@@ -18,32 +16,7 @@ import (
 // transaction. Objects come in creationOrder, so that every staged
 // transaction loads on its own.
 func transactions(fam backend.Family, changes []backend.ChainChange, batch int) (stages []*backend.Transaction, final *backend.Transaction) {
-	order := creationOrder(changes)
-	final = &backend.Transaction{Family: fam}
-	creates := 0
-	for _, c := range order {
-		if stageable(c) {
-			creates++
-		}
-	}
-	if batch <= 0 || creates <= batch {
-		final.Changes = order
-		return nil, final
-	}
-	var cur *backend.Transaction
-	for _, c := range order {
-		if !stageable(c) {
-			final.Changes = append(final.Changes, c)
-			continue
-		}
-		if cur == nil || len(cur.Changes) == batch {
-			cur = &backend.Transaction{Family: fam, Changes: make([]*backend.ChainChange, 0, min(batch, creates))}
-			stages = append(stages, cur)
-		}
-		cur.Changes = append(cur.Changes, c)
-		creates--
-	}
-	return stages, final
+	return backend.StageTransactions(fam, creationOrder(changes), batch, stageable)
 }
 
 // stageable reports a created object a staged transaction may create: any
@@ -58,68 +31,28 @@ func isBaseChain(k backend.Kind, decl string) bool {
 
 // creationOrder returns changes with the created objects first, each after
 // every created object it refers to (a chain's rules' jumps, gotos and
-// @sets, a map's verdicts), in post-order from the created objects nothing
-// created refers to, taken in the order of a hash of their names (a
-// service's objects then come together, services in no particular order);
-// then the rest in the order given.
+// @sets, a map's verdicts: backend.DependencyOrder), then the rest in the
+// order given.
 func creationOrder(changes []backend.ChainChange) []*backend.ChainChange {
 	var created, rest []*backend.ChainChange
-	byName := map[string]int{}
 	for i := range changes {
 		c := &changes[i]
 		if c.Action == backend.Create {
-			byName[c.Chain] = len(created)
 			created = append(created, c)
 		} else {
 			rest = append(rest, c)
 		}
 	}
-	targets := make([][]int32, len(created))
-	referenced := make([]bool, len(created))
-	for i, c := range created {
+	ordered := backend.DependencyOrder(created, func(c *backend.ChainChange) []backend.ChainRef {
+		var refs []backend.ChainRef
 		for _, r := range c.After {
 			for _, name := range backend.NFTReferences(r) {
-				if j, ok := byName[name]; ok && j != i {
-					targets[i] = append(targets[i], int32(j))
-					referenced[j] = true
-				}
+				refs = append(refs, backend.ChainRef{Table: c.Table, Chain: name})
 			}
 		}
-	}
-	type root struct {
-		i   int
-		key uint32
-	}
-	var roots []root
-	for i := range created {
-		if !referenced[i] {
-			h := fnv.New32a()
-			h.Write([]byte(created[i].Chain))
-			roots = append(roots, root{i, h.Sum32()})
-		}
-	}
-	sort.SliceStable(roots, func(a, b int) bool { return roots[a].key < roots[b].key })
-	out := make([]*backend.ChainChange, 0, len(changes))
-	state := make([]uint8, len(created)) // 1 visiting, 2 emitted
-	var visit func(i int)
-	visit = func(i int) {
-		if state[i] != 0 {
-			return
-		}
-		state[i] = 1
-		for _, j := range targets[i] {
-			visit(int(j))
-		}
-		state[i] = 2
-		out = append(out, created[i])
-	}
-	for _, r := range roots {
-		visit(r.i)
-	}
-	for i := range created { // objects only reachable through a loop
-		visit(i)
-	}
-	return append(out, rest...)
+		return refs
+	})
+	return append(ordered, rest...)
 }
 
 // script collects an nft -f script and counts its lines.
