@@ -138,6 +138,8 @@ func (f *Fake) RemoveTable(fam backend.Family, table string) (bool, error) {
 	defer f.mu.Unlock()
 	t := f.state[fam].Table(table)
 	switch {
+	case table != f.table:
+		return false, fmt.Errorf("removing the %s %s table: it is not svcnat's (%s): %w", fam, table, f.table, backend.ErrTableInUse)
 	case t == nil:
 		return false, nil
 	case len(t.Chains) > 0:

@@ -226,3 +226,18 @@ func TestParseVersion(t *testing.T) {
 		t.Fatal(k)
 	}
 }
+
+// TestRemoveTableOnlySvcnats: RemoveTable gives back svcnat's table and
+// no other, even an empty one a state directory's record names.
+func TestRemoveTableOnlySvcnats(t *testing.T) {
+	k := NewFake(testPrefix)
+	if err := k.runScript(backend.IPv4, []byte("add table ip nat\n")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := k.RemoveTable(backend.IPv4, "nat"); ok || !errors.Is(err, backend.ErrTableInUse) {
+		t.Fatalf("RemoveTable of ip nat: %v %v", ok, err)
+	}
+	if k.state[backend.IPv4].Table("nat") == nil {
+		t.Fatal("ip nat is gone")
+	}
+}

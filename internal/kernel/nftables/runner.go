@@ -229,6 +229,11 @@ func payloadLine(payload []byte, n int) string {
 // adds between the listing and the delete goes with the table, the one
 // window svcnat cannot close with nft's own means.
 func (r *Runner) RemoveTable(fam backend.Family, table string) (bool, error) {
+	if table != r.table {
+		// Only svcnat's own table is ever given back, whatever a state
+		// directory's record of created tables names.
+		return false, fmt.Errorf("removing the %s %s table: it is not svcnat's (%s): %w", fam, table, r.table, backend.ErrTableInUse)
+	}
 	out, err := r.output(nil, "-t", "list", "table", backend.NFTFamily(fam), table)
 	switch {
 	case missing(err):
