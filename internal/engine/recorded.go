@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -21,6 +22,10 @@ type Recorded struct {
 	ConfigDigest string
 	// Pending is the apply awaiting confirmation, if one is.
 	Pending *state.Pending
+	// Backend is the backend the current generation was applied on: the
+	// one svcnat's rules are in, which an apply --backend moving them
+	// changes.
+	Backend backend.Name
 	// Reverted, when the last thing recorded undid an apply (one not
 	// confirmed in time, declined at the prompt, stopped before it was
 	// verified or recorded, ended by a reboot, or rolled back because a
@@ -79,7 +84,7 @@ func (e *Engine) Recorded(ctx context.Context) (*Recorded, error) {
 }
 
 func recorded(st *state.State) *Recorded {
-	r := &Recorded{Generation: st.Generation, AppliedAt: st.AppliedAt, ConfigDigest: st.ConfigDigest, Pending: st.Pending}
+	r := &Recorded{Generation: st.Generation, AppliedAt: st.AppliedAt, ConfigDigest: st.ConfigDigest, Pending: st.Pending, Backend: st.Backend}
 	var np *NotPendingError
 	if errors.As(notPending(st), &np) && np.Reverted != nil {
 		r.Reverted, r.RevertedAt = np.Reverted, np.RevertedAt

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -415,4 +416,34 @@ func (h *loopHost) pendingEndedByReboot(t *testing.T) <-chan error {
 		t.Fatal(err)
 	}
 	return watcher
+}
+
+// TestRulesMovedToAnotherBackendAreNotFollowedBlindly: once the state
+// directory records another backend than the loop's (an apply --backend
+// moved svcnat's rules while the loop ran), the loop applies nothing
+// here — it would make a second set — says so, and is unhealthy.
+func TestRulesMovedToAnotherBackendAreNotFollowedBlindly(t *testing.T) {
+	h := startLoop(t, 50*time.Millisecond, map[string]string{"web.hcl": web})
+	at := h.logs.await(t, 0, "applied", "event=start", "generation=1")
+	before := h.owned(t)
+	p := filepath.Join(h.loop.Engine.StateDir, "state.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.ReplaceAll(string(data), `"backend": "iptables-nft"`, `"backend": "nftables"`)
+	if moved == string(data) {
+		t.Fatalf("state.json records no iptables-nft backend:\n%s", data)
+	}
+	if err := os.WriteFile(p, []byte(moved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.write(t, "web.hcl", strings.Replace(web, "10.64.1.2", "10.64.1.3", 1))
+	h.logs.await(t, at, "svcnat's rules were moved to another backend", "recorded_backend=nftables")
+	if got := h.owned(t); got != before {
+		t.Fatalf("the loop applied on the backend the rules left:\n%s", got)
+	}
+	if h.loop.Healthy() {
+		t.Fatal("healthy while applying nothing")
+	}
 }

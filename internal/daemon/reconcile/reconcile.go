@@ -388,7 +388,18 @@ func (l *Loop) syncHealth(log *slog.Logger, cfg *config.Config) {
 // decides, so a restarted daemon holds too. Either way the health-check
 // ports describe the rules in force.
 func (l *Loop) held(ctx context.Context, log *slog.Logger, rec *engine.Recorded, p *planner.Plan) bool {
+	k := l.Engine.Kernel
 	switch {
+	case rec.Backend != "" && !k.ReadOnly() && rec.Backend.Canonical() != k.Name():
+		// svcnat's rules were moved to another backend (apply --backend)
+		// since this loop opened its own: writing here would make a
+		// second set beside them.
+		l.waiting = false
+		l.healthy.Store(false)
+		l.count((*metrics.Metrics).ReconcileError)
+		log.Error("svcnat's rules were moved to another backend; applying nothing here: restart svcnat reconcile to follow them",
+			"recorded_backend", rec.Backend, "backend", k.Name())
+		return true
 	case rec.Pending != nil:
 		l.waiting = true
 		l.count(func(m *metrics.Metrics) { m.Held(rec, metrics.HeldPending) })
