@@ -5,6 +5,7 @@ package config
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -88,6 +89,42 @@ type Service struct {
 	// Ports sorted by Name.
 	Ports     []*Port
 	Endpoints []*Endpoint
+	// HealthCheck is the optional health_check block: the checks svcnat
+	// reconcile sends to each endpoint (nil: none, the file's conditions
+	// alone decide).
+	HealthCheck *HealthCheck
+
+	DeclRange hcl.Range
+}
+
+// Health-check protocols as they are spelled in the HCL.
+const (
+	CheckTCP  = "tcp"
+	CheckHTTP = "http"
+	CheckUDP  = "udp"
+)
+
+// HealthCheck is a service's health_check block, with defaults applied.
+// reconcile checks each endpoint's address directly (never through the
+// service's addresses), from the namespace the rules are in; an endpoint
+// that fails Fall checks in a row is taken out of the rules as not ready
+// and not serving until it passes Rise in a row.
+type HealthCheck struct {
+	Protocol string // CheckTCP, CheckHTTP or CheckUDP
+	// Port is the port checked on every endpoint; 0 checks each
+	// endpoint's target port for the service port Checked names.
+	Port int
+	// ServicePort names the service port whose target port is checked
+	// when Port is 0 (the service_port attribute; "" for the unnamed
+	// port). Validation sets it: when the block does not, it is the first
+	// port, in name order, of the check's transport (UDP for udp, else TCP).
+	ServicePort string
+	Path        string // http: the path requested; 2xx and 3xx pass
+	// Send and Expect are udp's: the datagram sent, and what the reply
+	// must contain ("" accepts any reply), as --probe's udp:// does.
+	Send, Expect      string
+	Interval, Timeout time.Duration
+	Rise, Fall        int
 
 	DeclRange hcl.Range
 }
@@ -114,6 +151,20 @@ type Endpoint struct {
 	Ports map[string]int
 
 	DeclRange hcl.Range
+}
+
+// CheckedPort returns the port hc checks on endpoint e of s, and
+// whether there is one (a service port of hc.ServicePort's name).
+func (hc *HealthCheck) CheckedPort(s *Service, e *Endpoint) (int, bool) {
+	if hc.Port != 0 {
+		return hc.Port, true
+	}
+	for _, p := range s.Ports {
+		if p.Name == hc.ServicePort {
+			return e.TargetPort(p), true
+		}
+	}
+	return 0, false
 }
 
 // ExternallyAccessible mirrors kube-proxy's ServicePort.ExternallyAccessible:
