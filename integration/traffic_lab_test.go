@@ -329,6 +329,8 @@ type trService struct {
 	Affinity    string
 	Ports       []trPort
 	Endpoints   []trEndpoint
+	// HealthCheck is the body of a health_check block ("": none).
+	HealthCheck string
 }
 
 type trPort struct {
@@ -408,6 +410,9 @@ func (s trService) HCL() string {
 	}
 	for _, e := range s.Endpoints {
 		fmt.Fprintf(&b, "  endpoint {\n    address = %q\n    node = %q\n  }\n", e.Addr, e.Node)
+	}
+	if s.HealthCheck != "" {
+		fmt.Fprintf(&b, "  health_check {\n%s\n  }\n", s.HealthCheck)
 	}
 	b.WriteString("}\n")
 	return b.String()

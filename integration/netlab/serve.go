@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,15 @@ func (ns NS) ListenPacket(t testing.TB, network, addr string) net.PacketConn {
 // useful with port 0.
 func (ns NS) ServeHTTP(t testing.TB, name, addr string) net.Addr {
 	t.Helper()
+	a, _ := ns.ServeHTTPUntil(t, name, addr)
+	return a
+}
+
+// ServeHTTPUntil is ServeHTTP, also returning a function that stops the
+// server (its listener closed: new connections are refused) before the
+// test ends; calling it again does nothing.
+func (ns NS) ServeHTTPUntil(t testing.TB, name, addr string) (net.Addr, func()) {
+	t.Helper()
 	ln := ns.Listen(t, "tcp", addr)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,11 +79,15 @@ func (ns NS) ServeHTTP(t testing.TB, name, addr string) net.Addr {
 		defer close(done)
 		_ = srv.Serve(ln)
 	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return ln.Addr()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Close()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr(), stop
 }
 
 // ServeUDP answers every datagram on addr (":53", "[::]:5353", ...) inside
@@ -85,6 +99,14 @@ func (ns NS) ServeHTTP(t testing.TB, name, addr string) net.Addr {
 // client socket silently discards when the request went to a secondary
 // address (an external IP on the node's lo, say).
 func (ns NS) ServeUDP(t testing.TB, name, addr string) {
+	t.Helper()
+	ns.ServeUDPUntil(t, name, addr)
+}
+
+// ServeUDPUntil is ServeUDP, also returning a function that stops it
+// (its sockets closed: datagrams get ICMP port unreachable) before the
+// test ends; calling it again does nothing.
+func (ns NS) ServeUDPUntil(t testing.TB, name, addr string) func() {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -99,6 +121,7 @@ func (ns NS) ServeUDP(t testing.TB, name, addr string) {
 	default:
 		binds = [][2]string{{"udp", addr}}
 	}
+	var stops []func()
 	for _, b := range binds {
 		pc := ns.ListenPacket(t, b[0], b[1]).(*net.UDPConn)
 		if err := enablePktinfo(pc); err != nil {
@@ -109,11 +132,21 @@ func (ns NS) ServeUDP(t testing.TB, name, addr string) {
 			defer close(done)
 			serveUDP(pc, name)
 		}()
-		t.Cleanup(func() {
+		stops = append(stops, func() {
 			pc.Close()
 			<-done
 		})
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			for _, s := range stops {
+				s()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func enablePktinfo(c *net.UDPConn) error {

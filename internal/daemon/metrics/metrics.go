@@ -14,6 +14,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/applier"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
 )
@@ -34,6 +35,9 @@ type Metrics struct {
 	reconcileErrors prometheus.Counter
 	configFailures  prometheus.Counter
 	held            *prometheus.GaugeVec
+	endpointUp      *prometheus.GaugeVec
+	healthChecks    *prometheus.CounterVec
+	transitions     *prometheus.CounterVec
 }
 
 // The reasons reconcile holds a configuration (svcnat_held's label).
@@ -72,12 +76,27 @@ func New() *Metrics {
 			Help: "Times the configuration was read and rejected."}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_held",
 			Help: "1 while reconcile applies nothing, by reason: pending (an apply awaits confirmation), reverted (the configuration's apply was reverted)."}, []string{"reason"}),
+		// One series per checked endpoint: the configuration bounds them
+		// (config.MaxServiceEndpoints per service), as it bounds the rules.
+		endpointUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "svcnat_endpoint_up",
+			Help: "1 while an endpoint of a service with a health_check is up (in the rules as configured), 0 while its checks took it out."}, []string{"service", "endpoint"}),
+		healthChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_health_checks_total",
+			Help: "Endpoint health checks made, by result (pass, fail)."}, []string{"result"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnat_endpoint_transitions_total",
+			Help: "Times an endpoint's checks took it out (to=down) or brought it back (to=up)."}, []string{"to"}),
+	}
+	for _, r := range []string{"pass", "fail"} {
+		m.healthChecks.WithLabelValues(r)
+	}
+	for _, r := range []string{"up", "down"} {
+		m.transitions.WithLabelValues(r)
 	}
 	for _, r := range []string{HeldPending, HeldReverted} {
 		m.held.WithLabelValues(r).Set(0)
 	}
 	m.Registry.MustRegister(m.lastApply, m.lastSuccess, m.generation, m.applies, m.duration, m.rollbacks,
-		m.ownedChains, m.ownedRules, m.drift, m.reconcileErrors, m.configFailures, m.held)
+		m.ownedChains, m.ownedRules, m.drift, m.reconcileErrors, m.configFailures, m.held,
+		m.endpointUp, m.healthChecks, m.transitions)
 	return m
 }
 
@@ -207,6 +226,39 @@ func (m *Metrics) Held(r *engine.Recorded, reason string) {
 func (m *Metrics) Unchanged(p *planner.Plan) {
 	m.Owned(p.Prefix, p.Live)
 	m.lastSuccess.Set(1)
+}
+
+// EndpointHealth sets svcnat_endpoint_up to the checked endpoints of view,
+// and drops the series of endpoints no longer checked.
+func (m *Metrics) EndpointHealth(view map[health.Key]health.Status) {
+	m.endpointUp.Reset()
+	for k, st := range view {
+		v := 0.0
+		if st.Up {
+			v = 1
+		}
+		m.endpointUp.WithLabelValues(k.Service, k.Endpoint.String()).Set(v)
+	}
+}
+
+// HealthCheck counts one endpoint check, passed or failed.
+func (m *Metrics) HealthCheck(passed bool) {
+	r := "fail"
+	if passed {
+		r = "pass"
+	}
+	m.healthChecks.WithLabelValues(r).Inc()
+}
+
+// Transition counts an endpoint that went up or down, and sets its
+// svcnat_endpoint_up.
+func (m *Metrics) Transition(k health.Key, up bool) {
+	to, v := "down", 0.0
+	if up {
+		to, v = "up", 1
+	}
+	m.transitions.WithLabelValues(to).Inc()
+	m.endpointUp.WithLabelValues(k.Service, k.Endpoint.String()).Set(v)
 }
 
 // Drift counts owned rules found changed by something else.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/svcnat/svcnat/internal/daemon/healthcheck"
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
 	"github.com/svcnat/svcnat/internal/engine"
+	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/planner"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -54,6 +56,12 @@ type Loop struct {
 	// followNetNS).
 	NetNS    string
 	Relisten func() error
+	// Checks, optional, runs the services' health_check blocks: the loop
+	// gives it every configuration it loads, runs it beside itself, and
+	// renders the configuration with the endpoints it finds down taken
+	// out (health.Overlay). Whoever made it hands its transitions to
+	// Transition.
+	Checks Checker
 
 	retry time.Duration // how often lost file watches are tried again (0: min(Interval, 5s))
 
@@ -80,6 +88,27 @@ type Loop struct {
 	// relistenDue: Relisten failed there, and is tried again.
 	listenNS    string
 	relistenDue bool
+
+	// verdict: a check changed an endpoint's health since the last pass.
+	verdict     chan struct{}
+	verdictOnce sync.Once
+	// view is the health view the last pass rendered with (and wrote to
+	// the state directory); inForceDown the endpoints down in the rules
+	// the loop last applied or found in force, to tell a health change
+	// from drift.
+	view        *health.View
+	inForceDown map[health.Key]bool
+}
+
+// Checker is the endpoint checker a loop runs (checks.Checker).
+type Checker interface {
+	// Sync sets the endpoints to check: those of cfg's services with a
+	// health_check.
+	Sync(cfg *config.Config)
+	// View is what the checks found, endpoint by endpoint.
+	View() map[health.Key]health.Status
+	// Run checks until ctx ends.
+	Run(ctx context.Context)
 }
 
 // keepSeen is how many loaded configurations the loop remembers.
@@ -131,6 +160,12 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.listenNS, _ = netnsIdentity(l.NetNS)
 	}
 	changed := l.watch(ctx)
+	if l.Checks != nil {
+		done := make(chan struct{})
+		checks, stop := context.WithCancel(context.WithoutCancel(ctx))
+		go func() { defer close(done); l.Checks.Run(checks) }()
+		defer func() { stop(); <-done }()
+	}
 	tick := time.NewTicker(l.Interval)
 	defer tick.Stop()
 	canary := time.NewTimer(canaryEvery)
@@ -151,6 +186,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			pass("config changed")
 		case <-l.Reload:
 			pass("reload")
+		case <-l.verdicts():
+			pass("health")
 		case <-canary.C:
 			// While an apply awaits confirmation its watcher owns the
 			// rules: the pass would change nothing.
@@ -190,7 +227,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		l.healthy.Store(false)
 		return
 	}
-	cfg := l.good
+	cfg := l.withHealth(log)
 	rec, err := l.Engine.Recorded(ctx)
 	if err != nil {
 		l.failed(log, "reading the state failed", err)
@@ -221,7 +258,14 @@ func (l *Loop) pass(ctx context.Context, why string) {
 			return
 		}
 	}
+	// The rules differ from the record's only by endpoints this loop's
+	// checks took out or brought back: the record is the configuration's,
+	// and an endpoint's health is no generation (health.json says it).
+	if unrecorded && rec.ConfigDigest == l.digest && l.healthMoved() {
+		unrecorded = false
+	}
 	if p.Empty() && !unrecorded {
+		l.inForceDown = l.downSet()
 		if l.Metrics != nil {
 			l.Metrics.Recorded(rec)
 			l.Metrics.Unchanged(p)
@@ -239,7 +283,9 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	s := p.Summary()
-	drift := rec.ConfigDigest == l.digest && !unrecorded
+	// A change the checks asked for is no drift; rules that differ from
+	// those this loop left, under the same configuration and health, are.
+	drift := rec.ConfigDigest == l.digest && !unrecorded && !l.healthMoved()
 	if drift {
 		l.count((*metrics.Metrics).Drift)
 	}
@@ -280,6 +326,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		return
 	}
 	if res.Repaired {
+		l.inForceDown = l.downSet()
 		l.succeeded()
 		log.Warn("recorded the rules in force: the apply that made them had not recorded them", "generation", res.Generation)
 		return
@@ -287,6 +334,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if res.Conntrack.Err != nil {
 		log.Warn("conntrack cleanup failed; the rules are applied", "err", res.Conntrack.Err)
 	}
+	l.inForceDown = l.downSet()
 	l.succeeded()
 	log.Info("applied", "drift", drift, "generation", res.Generation, "added", s.Add, "changed", s.Change, "removed", s.Remove,
 		"lines", res.Lines, "took", res.Took.Round(time.Millisecond))
