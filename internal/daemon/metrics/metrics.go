@@ -143,6 +143,16 @@ func (m *Metrics) Applied(res *engine.Result, err error) {
 	}
 }
 
+// AppliedPart records a run that changed some services' rules and
+// succeeded (reconcile following a health verdict): what it owns stays as
+// the last full pass counted it, as the run read no more than its part.
+func (m *Metrics) AppliedPart(res *engine.Result) {
+	m.applies.WithLabelValues(string(res.Op), "success").Inc()
+	m.duration.WithLabelValues(string(res.Op)).Observe(res.Took.Seconds())
+	m.lastApply.SetToCurrentTime()
+	m.lastSuccess.Set(1)
+}
+
 func (m *Metrics) failed(op engine.Op, err error) {
 	m.applies.WithLabelValues(string(op), "failure").Inc()
 	m.lastApply.SetToCurrentTime()

@@ -1,14 +1,19 @@
 package reconcile
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
 	"github.com/svcnat/svcnat/internal/health"
+	"github.com/svcnat/svcnat/internal/planner"
 )
 
 // withHealth gives the checks the configuration loaded last, records
@@ -20,23 +25,107 @@ func (l *Loop) withHealth(log *slog.Logger) *config.Config {
 		return l.good
 	}
 	l.Checks.Sync(l.good)
-	v := &health.View{
+	v := l.newView(l.Checks.View())
+	l.recordView(log, v)
+	l.view = v
+	return health.Overlay(l.good, v)
+}
+
+// newView is the view of the checks' findings, as of now.
+func (l *Loop) newView(eps map[health.Key]health.Status) *health.View {
+	return &health.View{
 		WrittenAt: time.Now(),
 		// Every pass writes it again, at least once an interval: stale
 		// after what Serving allows, or at once when this process is gone.
 		StaleAfter:   2*l.Interval + time.Minute,
 		PID:          os.Getpid(),
 		ConfigDigest: l.digest,
-		Endpoints:    l.Checks.View(),
+		Endpoints:    eps,
 	}
+}
+
+// recordView writes v to the state directory, for the one-shot commands,
+// and sets svcnat_endpoint_up from it.
+func (l *Loop) recordView(log *slog.Logger, v *health.View) {
 	if err := health.Write(l.Engine.StateDir, v); err != nil {
 		// The rules still follow the checks; only the one-shot commands
 		// will not know why endpoints are missing.
 		log.Warn("recording the endpoints' health failed", "err", err)
 	}
-	l.view = v
 	l.count(func(m *metrics.Metrics) { m.EndpointHealth(v.Endpoints) })
-	return health.Overlay(l.good, v)
+}
+
+// healthPass follows a verdict: with a session, it renders, writes and
+// verifies only the services whose endpoints changed, then records the
+// view; without one (or when the session cannot), it is a full pass.
+func (l *Loop) healthPass(ctx context.Context) {
+	if l.sess == nil || l.good == nil || l.Checks == nil {
+		l.pass(ctx, "health")
+		return
+	}
+	log := l.Log.With("event", "health")
+	v := l.newView(l.Checks.View())
+	changed := changedServices(l.inForceDown, v.Endpoints)
+	if len(changed) == 0 {
+		return // it went down and up again before this pass
+	}
+	prev := l.view
+	l.view = v
+	cfg := health.Overlay(l.good, v)
+	// A stop must not cut an apply short, as in pass.
+	res, err := l.sess.Update(context.WithoutCancel(ctx), cfg, changed)
+	if err != nil {
+		l.view = prev
+		l.sess = nil
+		if !errors.Is(err, errNeedFull) {
+			log.Warn("changing only the services the checks concern failed; planning in full", "err", err)
+		}
+		l.pass(ctx, "health")
+		return
+	}
+	l.inForceDown = l.downSet()
+	// The verdict is in the kernel; now the rest, which waits no one.
+	l.recordView(log, v)
+	l.syncHealth(log, cfg)
+	l.count(func(m *metrics.Metrics) { m.AppliedPart(res) })
+	l.succeeded()
+	s := res.Plan.Summary()
+	log.Info("applied", "drift", false, "services", strings.Join(changed, ","), "added", s.Add, "changed", s.Change,
+		"removed", s.Remove, "lines", res.Lines, "took", res.Took.Round(time.Millisecond))
+	if res.Conntrack.Err != nil {
+		log.Warn("conntrack cleanup failed; the rules are applied", "err", res.Conntrack.Err)
+	}
+}
+
+// startSession keeps the rules a pass left in force (p's desired ones,
+// rendered from cfg) for the verdicts that follow.
+func (l *Loop) startSession(log *slog.Logger, p *planner.Plan, cfg *config.Config) {
+	if l.newSession == nil || l.Checks == nil || p == nil {
+		return
+	}
+	s, err := l.newSession(p, cfg, l.node)
+	if err != nil {
+		log.Warn("keeping the rules for fast changes failed; verdicts take full passes", "err", err)
+		return
+	}
+	l.sess = s
+}
+
+// changedServices lists, sorted, the services with an endpoint down in
+// one of was and now but not in the other.
+func changedServices(was map[health.Key]bool, now map[health.Key]health.Status) []string {
+	set := map[string]bool{}
+	for k := range was {
+		if st, ok := now[k]; !ok || st.Up {
+			set[k.Service] = true
+		}
+	}
+	for k, st := range now {
+		if !st.Up && !was[k] {
+			set[k.Service] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // downSet is the set of endpoints the loop's view has down.
@@ -93,3 +182,6 @@ func (l *Loop) verdicts() chan struct{} {
 func (l *Loop) CheckResult(passed bool) {
 	l.count(func(m *metrics.Metrics) { m.HealthCheck(passed) })
 }
+
+// errNeedFull is the session's "take a full pass" (engine.ErrNeedFull).
+var errNeedFull = errors.New("a full pass is needed")

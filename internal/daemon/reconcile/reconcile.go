@@ -98,6 +98,16 @@ type Loop struct {
 	// from drift.
 	view        *health.View
 	inForceDown map[health.Key]bool
+	// sess keeps the rules between passes, so that a verdict changes
+	// only the services it concerns (nil: the next verdict takes a full
+	// pass); newSession starts one (nil: never).
+	sess       session
+	newSession func(p *planner.Plan, cfg *config.Config, node string) (session, error)
+}
+
+// session is the engine's incremental session (engine.Session).
+type session interface {
+	Update(ctx context.Context, cfg *config.Config, changed []string) (*engine.Result, error)
 }
 
 // Checker is the endpoint checker a loop runs (checks.Checker).
@@ -187,7 +197,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-l.Reload:
 			pass("reload")
 		case <-l.verdicts():
-			pass("health")
+			l.healthPass(ctx)
 		case <-canary.C:
 			// While an apply awaits confirmation its watcher owns the
 			// rules: the pass would change nothing.
@@ -221,6 +231,7 @@ func (l *Loop) Run(ctx context.Context) error {
 // is one log line.
 func (l *Loop) pass(ctx context.Context, why string) {
 	log := l.Log.With("event", why)
+	l.sess = nil // until this pass knows the rules in force
 	l.followNetNS(log)
 	l.load(log)
 	if l.good == nil {
@@ -266,6 +277,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	}
 	if p.Empty() && !unrecorded {
 		l.inForceDown = l.downSet()
+		l.startSession(log, p, cfg)
 		if l.Metrics != nil {
 			l.Metrics.Recorded(rec)
 			l.Metrics.Unchanged(p)
@@ -335,6 +347,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		log.Warn("conntrack cleanup failed; the rules are applied", "err", res.Conntrack.Err)
 	}
 	l.inForceDown = l.downSet()
+	l.startSession(log, res.Plan, cfg)
 	l.succeeded()
 	log.Info("applied", "drift", drift, "generation", res.Generation, "added", s.Add, "changed", s.Change, "removed", s.Remove,
 		"lines", res.Lines, "took", res.Took.Round(time.Millisecond))
