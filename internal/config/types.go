@@ -104,6 +104,17 @@ const (
 	CheckUDP  = "udp"
 )
 
+// Defaults of a health_check block's attributes. Timeout is
+// DefaultCheckTimeout or the interval, whichever is shorter.
+const (
+	DefaultCheckInterval = 2 * time.Second
+	DefaultCheckTimeout  = time.Second
+	DefaultCheckRise     = 2
+	DefaultCheckFall     = 3
+	DefaultCheckPath     = "/"            // http
+	DefaultCheckSend     = "svcnat-probe" // udp, as --probe's udp:// sends
+)
+
 // HealthCheck is a service's health_check block, with defaults applied.
 // reconcile checks each endpoint's address directly (never through the
 // service's addresses), from the namespace the rules are in; an endpoint
@@ -112,7 +123,7 @@ const (
 type HealthCheck struct {
 	Protocol string // CheckTCP, CheckHTTP or CheckUDP
 	// Port is the port checked on every endpoint; 0 checks each
-	// endpoint's target port for the service port Checked names.
+	// endpoint's target port for the service port ServicePort names.
 	Port int
 	// ServicePort names the service port whose target port is checked
 	// when Port is 0 (the service_port attribute; "" for the unnamed
