@@ -131,8 +131,8 @@ type HealthCheck struct {
 	// port, in name order, of the check's transport (UDP for udp, else TCP).
 	ServicePort string
 	Path        string // http: the path requested; 2xx and 3xx pass
-	// Send and Expect are udp's: the datagram sent, and what the reply
-	// must contain ("" accepts any reply), as --probe's udp:// does.
+	// Send and Expect are udp's: the datagram sent, and the reply wanted
+	// ("" accepts any reply), as --probe's udp:// sends and compares them.
 	Send, Expect      string
 	Interval, Timeout time.Duration
 	Rise, Fall        int
