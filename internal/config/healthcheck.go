@@ -139,9 +139,18 @@ func (d *decoder) checkedServicePort(decl *svcDecl, r *rawHealthCheck, hc *Healt
 	if len(svc.Ports) == 0 {
 		return // "service has no ports" says it
 	}
+	other := ""
+	if hc.Protocol != CheckUDP {
+		for _, p := range svc.Ports {
+			if p.Protocol == ProtoUDP {
+				other = ` (its UDP ports take protocol = "udp")`
+				break
+			}
+		}
+	}
 	d.errorf(r.DefRange, "no port to check",
-		"Service %q has no %s port, and a %s check with port = 0 checks the target port of one; set port to the port to check, or add a %s port.",
-		svc.Name, want, hc.Protocol, want)
+		"Service %q has no %s port, and a %s check with port = 0 checks the target port of one; set port to the port to check, or add a %s port%s.",
+		svc.Name, want, hc.Protocol, want, other)
 }
 
 // checkPath decodes path: http only, a request path.
