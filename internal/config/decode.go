@@ -67,6 +67,9 @@ type rawService struct {
 
 	Ports     []*rawPort
 	Endpoints []*rawEndpoint
+	// HealthChecks holds every health_check block, so that a second one
+	// is reported with the first; only the first is used.
+	HealthChecks []*rawHealthCheck
 
 	DefRange hcl.Range
 }
@@ -94,6 +97,22 @@ type rawEndpoint struct {
 	DefRange hcl.Range
 }
 
+// rawHealthCheck is a health_check block.
+type rawHealthCheck struct {
+	Protocol    *hcl.Attribute
+	Port        *hcl.Attribute
+	ServicePort *hcl.Attribute
+	Path        *hcl.Attribute
+	Send        *hcl.Attribute
+	Expect      *hcl.Attribute
+	Interval    *hcl.Attribute
+	Timeout     *hcl.Attribute
+	Rise        *hcl.Attribute
+	Fall        *hcl.Attribute
+
+	DefRange hcl.Range
+}
+
 // The schemas. Attributes are all optional to hcl: the required ones are
 // checked by hand, for one wording of the error.
 var (
@@ -103,12 +122,14 @@ var (
 	}}
 	settingsSchema = attributes(nil, "chain_prefix", "node", "cluster_cidrs", "masquerade_all", "masquerade_bit",
 		"node_port_addresses", "node_port_range", "localhost_node_ports")
-	serviceSchema = attributes([]hcl.BlockHeaderSchema{{Type: "port"}, {Type: "endpoint"}},
+	serviceSchema = attributes([]hcl.BlockHeaderSchema{{Type: "port"}, {Type: "endpoint"}, {Type: "health_check"}},
 		"type", "cluster_ips", "external_ips", "load_balancer_ips", "load_balancer_source_ranges",
 		"external_traffic_policy", "internal_traffic_policy", "health_check_node_port",
 		"session_affinity", "session_affinity_timeout")
-	portSchema     = attributes(nil, "name", "protocol", "port", "target_port", "node_port")
-	endpointSchema = attributes(nil, "address", "node", "ready", "serving", "terminating", "ports")
+	portSchema        = attributes(nil, "name", "protocol", "port", "target_port", "node_port")
+	endpointSchema    = attributes(nil, "address", "node", "ready", "serving", "terminating", "ports")
+	healthCheckSchema = attributes(nil, "protocol", "port", "service_port", "path", "send", "expect",
+		"interval", "timeout", "rise", "fall")
 )
 
 func attributes(blocks []hcl.BlockHeaderSchema, names ...string) *hcl.BodySchema {
@@ -179,6 +200,13 @@ func decodeService(b *hcl.Block) (*rawService, hcl.Diagnostics) {
 			ea := ec.Attributes
 			s.Endpoints = append(s.Endpoints, &rawEndpoint{Address: ea["address"], Node: ea["node"], Ready: ea["ready"],
 				Serving: ea["serving"], Terminating: ea["terminating"], Ports: ea["ports"], DefRange: nb.DefRange})
+		case "health_check":
+			hc, d := nb.Body.Content(healthCheckSchema)
+			diags = append(diags, d...)
+			ha := hc.Attributes
+			s.HealthChecks = append(s.HealthChecks, &rawHealthCheck{Protocol: ha["protocol"], Port: ha["port"],
+				ServicePort: ha["service_port"], Path: ha["path"], Send: ha["send"], Expect: ha["expect"],
+				Interval: ha["interval"], Timeout: ha["timeout"], Rise: ha["rise"], Fall: ha["fall"], DefRange: nb.DefRange})
 		}
 	}
 	return s, diags

@@ -25,6 +25,35 @@ func TestFormatFile(t *testing.T) {
 	}
 }
 
+// fmt lays out a health_check block as any other nested block, and
+// what it writes means the same.
+func TestFormatFileHealthCheck(t *testing.T) {
+	in := "service \"web\" {\n  cluster_ips = [\"10.0.0.1\"]\n  port {\n    port = 80\n  }\n" +
+		"health_check {\nprotocol=\"http\"\n      path = \"/healthz\" # comment kept\n  interval =\"5s\"\n    fall= 2\n}\n}\n"
+	want := "service \"web\" {\n  cluster_ips = [\"10.0.0.1\"]\n  port {\n    port = 80\n  }\n" +
+		"  health_check {\n    protocol = \"http\"\n    path     = \"/healthz\" # comment kept\n    interval = \"5s\"\n    fall     = 2\n  }\n}\n"
+	res, diags := FormatFile("web.hcl", []byte(in))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if !res.Changed || string(res.Formatted) != want {
+		t.Errorf("FormatFile: changed=%v\n%s\nwant:\n%s", res.Changed, res.Formatted, want)
+	}
+	if again, _ := FormatFile("web.hcl", res.Formatted); again.Changed {
+		t.Errorf("formatting is not idempotent:\n%s", again.Formatted)
+	}
+	a, diags := Parse(map[string][]byte{"web.hcl": []byte(in)})
+	b, bdiags := Parse(map[string][]byte{"web.hcl": res.Formatted})
+	if diags.HasErrors() || bdiags.HasErrors() {
+		t.Fatal(diags, bdiags)
+	}
+	clearRanges(a)
+	clearRanges(b)
+	if asJSON(t, a) != asJSON(t, b) || a.Services[0].HealthCheck == nil || a.Services[0].HealthCheck.Fall != 2 {
+		t.Errorf("formatting changed the configuration:\n%s\n%s", asJSON(t, a), asJSON(t, b))
+	}
+}
+
 // A file hcl cannot parse is reported, not re-spaced.
 func TestFormatFileSyntaxError(t *testing.T) {
 	res, diags := FormatFile("bad.hcl", []byte("service \"web\" {\n  port = [\n"))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -172,6 +173,9 @@ func checkInvariants(t *testing.T, cfg *Config) {
 				t.Errorf("%s: protocol %q accepted", svc.Name, p.Protocol)
 			}
 		}
+		if hc := svc.HealthCheck; hc != nil {
+			checkHealthCheckInvariants(t, svc, hc)
+		}
 		for _, e := range svc.Endpoints {
 			if !e.Address.IsValid() || e.Address.Zone() != "" {
 				t.Errorf("%s: endpoint address %v accepted", svc.Name, e.Address)
@@ -185,6 +189,51 @@ func checkInvariants(t *testing.T, cfg *Config) {
 				}
 				inRange("endpoint port", v)
 			}
+		}
+	}
+}
+
+// checkHealthCheckInvariants states what an accepted health_check
+// guarantees to the checker: a port to check on every endpoint, a timeout
+// within the interval, and nothing unchecked in a request.
+func checkHealthCheckInvariants(t *testing.T, svc *Service, hc *HealthCheck) {
+	t.Helper()
+	if hc.Interval < minCheckInterval || hc.Interval > maxCheckInterval || hc.Timeout <= 0 || hc.Timeout > hc.Interval {
+		t.Errorf("%s: interval %s, timeout %s accepted", svc.Name, hc.Interval, hc.Timeout)
+	}
+	if hc.Rise < 1 || hc.Rise > maxCheckCount || hc.Fall < 1 || hc.Fall > maxCheckCount {
+		t.Errorf("%s: rise %d, fall %d accepted", svc.Name, hc.Rise, hc.Fall)
+	}
+	if len(hc.Path) > MaxCheckText || len(hc.Send) > MaxCheckText || len(hc.Expect) > MaxCheckText {
+		t.Errorf("%s: check text of %d, %d, %d bytes accepted", svc.Name, len(hc.Path), len(hc.Send), len(hc.Expect))
+	}
+	switch hc.Protocol {
+	case CheckHTTP:
+		if !strings.HasPrefix(hc.Path, "/") || strings.ContainsAny(hc.Path, " \r\n") || hc.Send != "" || hc.Expect != "" {
+			t.Errorf("%s: http check %+v accepted", svc.Name, hc)
+		}
+	case CheckTCP, CheckUDP:
+		if hc.Path != "" || (hc.Protocol == CheckTCP) != (hc.Send == "" && hc.Expect == "") {
+			t.Errorf("%s: %s check %+v accepted", svc.Name, hc.Protocol, hc)
+		}
+	default:
+		t.Errorf("%s: check protocol %q accepted", svc.Name, hc.Protocol)
+	}
+	if hc.Port < 0 || hc.Port > 65535 || (hc.Port != 0 && hc.ServicePort != "") {
+		t.Errorf("%s: check port %d (service port %q) accepted", svc.Name, hc.Port, hc.ServicePort)
+	}
+	if hc.Port == 0 {
+		found := false
+		for _, p := range svc.Ports {
+			if p.Name == hc.ServicePort {
+				found = true
+				if p.Protocol != checkTransport(hc.Protocol) {
+					t.Errorf("%s: %s check of %s port %q accepted", svc.Name, hc.Protocol, p.Protocol, p.Name)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: check of no service port (%q) accepted", svc.Name, hc.ServicePort)
 		}
 	}
 }

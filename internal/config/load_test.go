@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -39,6 +40,9 @@ func clearRanges(c *Config) {
 		}
 		for _, e := range s.Endpoints {
 			e.DeclRange = hcl.Range{}
+		}
+		if s.HealthCheck != nil {
+			s.HealthCheck.DeclRange = hcl.Range{}
 		}
 	}
 }
@@ -110,6 +114,8 @@ func TestLoadGood(t *testing.T) {
 					{Address: netip.MustParseAddr("fd00:10:64::5"), Node: "worker03.example", Serving: true, Terminating: true},
 					{Address: netip.MustParseAddr("10.64.3.9"), Ready: true, Serving: true},
 				},
+				HealthCheck: &HealthCheck{Protocol: CheckHTTP, ServicePort: "https", Path: "/healthz",
+					Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 3, Fall: 2},
 			},
 			{
 				Name:                   "dns",

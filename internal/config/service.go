@@ -96,6 +96,7 @@ func (d *decoder) service(r *rawService) *svcDecl {
 	}
 	d.portNames(decl)
 	sort.SliceStable(svc.Ports, func(i, j int) bool { return svc.Ports[i].Name < svc.Ports[j].Name })
+	d.healthCheck(decl)
 
 	seen := map[netip.Addr]hcl.Range{}
 	over := maxEndpoints(len(r.Ports))

@@ -104,6 +104,17 @@ const (
 	CheckUDP  = "udp"
 )
 
+// Defaults of a health_check block's attributes. Timeout is
+// DefaultCheckTimeout or the interval, whichever is shorter.
+const (
+	DefaultCheckInterval = 2 * time.Second
+	DefaultCheckTimeout  = time.Second
+	DefaultCheckRise     = 2
+	DefaultCheckFall     = 3
+	DefaultCheckPath     = "/"            // http
+	DefaultCheckSend     = "svcnat-probe" // udp, as --probe's udp:// sends
+)
+
 // HealthCheck is a service's health_check block, with defaults applied.
 // reconcile checks each endpoint's address directly (never through the
 // service's addresses), from the namespace the rules are in; an endpoint
@@ -112,7 +123,7 @@ const (
 type HealthCheck struct {
 	Protocol string // CheckTCP, CheckHTTP or CheckUDP
 	// Port is the port checked on every endpoint; 0 checks each
-	// endpoint's target port for the service port Checked names.
+	// endpoint's target port for the service port ServicePort names.
 	Port int
 	// ServicePort names the service port whose target port is checked
 	// when Port is 0 (the service_port attribute; "" for the unnamed
@@ -120,8 +131,8 @@ type HealthCheck struct {
 	// port, in name order, of the check's transport (UDP for udp, else TCP).
 	ServicePort string
 	Path        string // http: the path requested; 2xx and 3xx pass
-	// Send and Expect are udp's: the datagram sent, and what the reply
-	// must contain ("" accepts any reply), as --probe's udp:// does.
+	// Send and Expect are udp's: the datagram sent, and the reply wanted
+	// ("" accepts any reply), as --probe's udp:// sends and compares them.
 	Send, Expect      string
 	Interval, Timeout time.Duration
 	Rise, Fall        int

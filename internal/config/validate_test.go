@@ -12,7 +12,7 @@ type badCase struct {
 }
 
 // badCases holds a case per check; FuzzParse seeds its corpus from them too.
-var badCases = append(append([]badCase{}, structureAndServiceCases...), portAndEndpointCases...)
+var badCases = append(append(append([]badCase{}, structureAndServiceCases...), portAndEndpointCases...), healthCheckCases...)
 
 // structureAndServiceCases cover hcl's structure, settings and service
 // attributes; validate_ports_test.go has the rest.

@@ -51,6 +51,17 @@ service "default/nginx" {
   endpoint {
     address = "10.64.3.9"
   }
+
+  health_check {
+    protocol     = "http"
+    port         = 0
+    service_port = "https"
+    path         = "/healthz"
+    interval     = "5s"
+    timeout      = "2s"
+    rise         = 3
+    fall         = 2
+  }
 }
 
 /* A NodePort service with SCTP. */
