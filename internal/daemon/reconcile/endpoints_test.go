@@ -1,0 +1,153 @@
+package reconcile
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/health"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
+)
+
+const checked = `service "default/web" {
+  cluster_ips = ["10.32.0.61"]
+  port {
+    port = 80
+  }
+  endpoint {
+    address = "10.64.1.2"
+    node    = "n1"
+  }
+  endpoint {
+    address = "10.64.1.3"
+    node    = "n1"
+  }
+  health_check {
+    protocol = "tcp"
+  }
+}
+`
+
+// fakeChecker is a Checker whose findings the test sets.
+type fakeChecker struct {
+	mu     sync.Mutex
+	view   map[health.Key]health.Status
+	synced int
+}
+
+func (f *fakeChecker) Sync(cfg *config.Config) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced++
+	if f.view == nil {
+		f.view = map[health.Key]health.Status{}
+	}
+	for _, s := range cfg.Services {
+		if s.HealthCheck == nil {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			k := health.Key{Service: s.Name, Endpoint: e.Address}
+			if _, ok := f.view[k]; !ok {
+				f.view[k] = health.Status{Up: true}
+			}
+		}
+	}
+}
+
+func (f *fakeChecker) View() map[health.Key]health.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[health.Key]health.Status{}
+	for k, v := range f.view {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *fakeChecker) Run(ctx context.Context) { <-ctx.Done() }
+
+// set records a verdict and hands it to the loop, as the checker does.
+func (f *fakeChecker) set(l *Loop, k health.Key, up bool) {
+	st := health.Status{Up: up, Checked: true, Since: time.Now(), Consecutive: 3, Target: k.Endpoint.String() + ":80"}
+	if !up {
+		st.LastError = "connection refused"
+	}
+	f.mu.Lock()
+	f.view[k] = st
+	f.mu.Unlock()
+	l.Transition(k, st)
+}
+
+// A verdict takes the endpoint out of the rules and puts it back, at
+// once, without counting drift; the view is recorded for the one-shot
+// commands; the metrics say it.
+func TestHealthVerdicts(t *testing.T) {
+	fc := &fakeChecker{}
+	h := startLoopOn(t, t.TempDir(), configDir(t, map[string]string{"web.hcl": checked}), iptables.NewFake(), time.Hour,
+		func(l *Loop) { l.Checks = fc })
+	at := h.logs.await(t, 0, "applied", "event=start")
+	if rules := h.owned(t); !strings.Contains(rules, "10.64.1.3:80") {
+		t.Fatalf("applied:\n%s", rules)
+	}
+	k := health.Key{Service: "default/web", Endpoint: netip.MustParseAddr("10.64.1.3")}
+	fc.set(h.loop, k, false)
+	at = h.logs.await(t, at, "endpoint down", "endpoint=10.64.1.3", "failures=3", "err=connection refused")
+	at = h.logs.await(t, at, "applied", "event=health", "drift=false")
+	if rules := h.owned(t); strings.Contains(rules, "10.64.1.3:80") || !strings.Contains(rules, "10.64.1.2:80") {
+		t.Fatalf("with 10.64.1.3 down:\n%s", rules)
+	}
+	v, err := health.Read(h.loop.Engine.StateDir, time.Now())
+	if err != nil || v == nil || !v.Down("default/web", k.Endpoint) {
+		t.Fatalf("the recorded view: %+v %v", v, err)
+	}
+	fc.set(h.loop, k, true)
+	at = h.logs.await(t, at, "endpoint up", "endpoint=10.64.1.3", "passes=3")
+	h.logs.await(t, at, "applied", "event=health", "drift=false")
+	if rules := h.owned(t); !strings.Contains(rules, "10.64.1.3:80") {
+		t.Fatalf("with 10.64.1.3 back:\n%s", rules)
+	}
+	text := scrapeText(t, h.loop)
+	for _, want := range []string{
+		`svcnat_endpoint_transitions_total{to="down"} 1`,
+		`svcnat_endpoint_transitions_total{to="up"} 1`,
+		`svcnat_endpoint_up{endpoint="10.64.1.3",service="default/web"} 1`,
+		`svcnat_drift_detected_total 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s:\n%s", want, text)
+		}
+	}
+}
+
+// configDir writes files into a new configuration directory.
+func configDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for n, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// scrapeText is the loop's metrics in the text format.
+func scrapeText(t *testing.T, l *Loop) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "m.prom")
+	if err := l.Metrics.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,99 @@
+package health
+
+import (
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/svcnat/svcnat/internal/config"
+)
+
+func testConfig() *config.Config {
+	ep := func(a string, ready, serving, terminating bool) *config.Endpoint {
+		return &config.Endpoint{Address: netip.MustParseAddr(a), Ready: ready, Serving: serving, Terminating: terminating}
+	}
+	return &config.Config{Services: []*config.Service{
+		{Name: "default/checked", HealthCheck: &config.HealthCheck{Protocol: config.CheckTCP},
+			Endpoints: []*config.Endpoint{ep("10.64.1.2", true, true, false), ep("10.64.1.3", false, true, true), ep("10.64.1.4", true, true, false)}},
+		{Name: "default/unchecked", Endpoints: []*config.Endpoint{ep("10.64.1.2", true, true, false)}},
+	}}
+}
+
+// Overlay takes out what the view has down, in checked services only,
+// keeps the terminating condition, leaves the configuration it was given
+// alone and shares what it does not change.
+func TestOverlay(t *testing.T) {
+	cfg := testConfig()
+	if Overlay(cfg, nil) != cfg {
+		t.Fatal("Overlay without a view copied the configuration")
+	}
+	all := &View{Endpoints: map[Key]Status{{"default/checked", netip.MustParseAddr("10.64.1.2")}: {Up: true}}}
+	if Overlay(cfg, all) != cfg {
+		t.Fatal("Overlay with every endpoint up copied the configuration")
+	}
+	v := &View{Endpoints: map[Key]Status{
+		{"default/checked", netip.MustParseAddr("10.64.1.3")}:   {Up: false},
+		{"default/checked", netip.MustParseAddr("10.64.1.4")}:   {Up: false},
+		{"default/unchecked", netip.MustParseAddr("10.64.1.2")}: {Up: false},
+	}}
+	out := Overlay(cfg, v)
+	got := out.Services[0].Endpoints
+	if !got[0].Ready || !got[0].Serving {
+		t.Error("an endpoint that is up was taken out")
+	}
+	if got[1].Ready || got[1].Serving || !got[1].Terminating {
+		t.Errorf("a terminating endpoint that is down: %+v, want not ready, not serving, terminating", *got[1])
+	}
+	if got[2].Ready || got[2].Serving {
+		t.Errorf("an endpoint that is down: %+v", *got[2])
+	}
+	if !out.Services[1].Endpoints[0].Ready || out.Services[1] != cfg.Services[1] {
+		t.Error("a service without a health_check was changed")
+	}
+	if e := cfg.Services[0].Endpoints[2]; !e.Ready || !e.Serving {
+		t.Error("Overlay changed the configuration it was given")
+	}
+}
+
+// A written view reads back; it is stale when old or when its writer is
+// gone, and Read then returns none.
+func TestViewFile(t *testing.T) {
+	dir := t.TempDir()
+	if v, err := Read(dir, time.Now()); v != nil || err != nil {
+		t.Fatalf("no file: %v %v", v, err)
+	}
+	now := time.Now().Truncate(time.Second)
+	k := Key{"default/web", netip.MustParseAddr("10.64.1.2")}
+	w := &View{WrittenAt: now, StaleAfter: time.Minute, PID: os.Getpid(), ConfigDigest: "sha256:x",
+		Endpoints: map[Key]Status{k: {Up: false, Checked: true, Since: now, Consecutive: 3, LastError: "refused", Target: "10.64.1.2:80"}}}
+	if err := Write(dir, w); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Read(dir, now.Add(time.Second))
+	if err != nil || v == nil {
+		t.Fatalf("Read: %v %v", v, err)
+	}
+	if !v.Down("default/web", k.Endpoint) || v.Endpoints[k].LastError != "refused" || !v.WrittenAt.Equal(now) || v.StaleAfter != time.Minute {
+		t.Fatalf("read back %+v", v)
+	}
+	if v, _ := Read(dir, now.Add(2*time.Minute)); v != nil {
+		t.Fatal("a view older than stale_after was not stale")
+	}
+	w.PID = 1 << 30 // no such process
+	if err := Write(dir, w); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := Read(dir, now); v != nil {
+		t.Fatal("a view whose writer is gone was not stale")
+	}
+	if v, err := ReadAny(dir); err != nil || v == nil {
+		t.Fatalf("ReadAny of a stale view: %v %v", v, err)
+	}
+	if err := os.WriteFile(dir+"/"+FileName, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(dir, now); err == nil {
+		t.Fatal("a corrupt view read without an error")
+	}
+}
