@@ -26,10 +26,12 @@
 // slots it missed.
 //
 // BenchmarkScheduler50k measures the checker itself (a check that
-// returns at once): about 2.5 µs and 3 allocations per check on the
-// 2-CPU lab machine, that is about 60 ms of CPU per second (6% of one
-// core) for 50,000 endpoints checked every 2 s, before the checks' own
-// sockets.
+// returns at once, on a simulated clock): on the 2-CPU lab machine,
+// 2.1–2.5 µs of CPU and 4 allocations (272 B, most of them the check's
+// timeout context) per check, that is 53–62 ms of CPU per second, about
+// 6% of one core, for 50,000 endpoints checked every 2 s, before the
+// checks' own sockets; and 381 bytes of heap per endpoint (19 MB at
+// 50,000).
 //
 // The package prints nothing and writes no file: results and transitions
 // go to the caller's callbacks (OnResult, OnChange), which log, count and
