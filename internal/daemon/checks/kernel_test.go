@@ -11,6 +11,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
+	"github.com/svcnat/svcnat/internal/probe"
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
@@ -159,5 +160,64 @@ func TestRealChecks(t *testing.T) {
 		}
 		b.up()
 		waitUp(service, true, upBound)
+	}
+}
+
+// BenchmarkTCPCheck is what the checker's checks cost beyond the checker
+// (BenchmarkScheduler50k): one tcp check, from svcnat's own namespace and
+// from another (--netns: each dial enters the namespace on a thread of
+// its own), to a listener in the test's namespace.
+func BenchmarkTCPCheck(b *testing.B) {
+	ns := testns.New(b)
+	ln, err := netns.Listen(ns.Name, "tcp", "127.0.0.1:8080")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	p, err := probe.New("tcp", "127.0.0.1:8080", "", "", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	own, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer own.Close()
+	go func() {
+		for {
+			c, err := own.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	pOwn, err := probe.New("tcp", own.Addr().String(), "", "", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, ns string
+		p        probe.Probe
+	}{{"own", "", pOwn}, {"netns", ns.Name, p}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if err := c.p.Try(context.Background(), c.ns, time.Second); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/check")
+		})
 	}
 }
