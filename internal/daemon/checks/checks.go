@@ -12,8 +12,10 @@
 // of each, and an endpoint the file makes ready again already has a
 // verdict. A check never puts in an endpoint the file marks not ready
 // (health.Overlay only takes endpoints out), so checking one is harmless.
-// New endpoints start up and unchecked (health.Status), since "since" the
-// checks began.
+// A new endpoint (or one whose check changed) starts up and unchecked,
+// Since the Sync that made it: until its first verdict the file's
+// conditions alone decide, as they did before there were checks, and a
+// new endpoint is not held out of the rules for rise × interval.
 //
 // Cost is linear in endpoints and bounded in concurrency: one scheduler
 // goroutine keeps the endpoints in a heap by the time their next check is
@@ -103,8 +105,8 @@ type Checker struct {
 	// sorted by key, from Run's goroutine, one call at a time and never
 	// with a lock held (it may call View). Flips found by checks that ran
 	// together come in one call: a flip waits for the checks still running
-	// for at most flushDelay. Checks wait while it runs: it should hand
-	// its work off rather than do it.
+	// for at most 20 ms. Checks wait while it runs: it should hand its
+	// work off rather than do it.
 	OnChange func(changes []Change)
 
 	mu           sync.Mutex
