@@ -3,8 +3,10 @@
 // request answered with a 2xx status, a UDP datagram answered. Probes run
 // from a network namespace (the one the rules were applied to), one after
 // the other, each retried until its own deadline. Probes name IP addresses, never host names:
-// nothing a probe does resolves a name or leaves its namespace. The package
-// knows nothing of rules.
+// nothing a probe does resolves a name or leaves its namespace. reconcile's
+// health checks (internal/daemon/checks) are the same checks, made from
+// parts (New) one try at a time (Try), with an HTTP 3xx passing. The
+// package knows nothing of rules.
 package probe
 
 import (
@@ -35,6 +37,71 @@ type Probe struct {
 	path   string // http
 	send   string // udp
 	expect string // udp; "" accepts any reply
+	// redirectsPass: an HTTP 3xx answer passes (a health check's rule;
+	// --probe wants 2xx). No redirect is followed either way.
+	redirectsPass bool
+}
+
+// defaultSend is the datagram a udp probe sends when none is given.
+const defaultSend = "svcnat-probe"
+
+// New returns the probe made of its parts, as a health check gives them:
+// scheme "tcp", "http" or "udp"; addr an IP address and port (never a
+// name, see netns.LiteralAddr); path the HTTP request's path and query
+// ("" for "/"); send and expect udp's datagram ("" for the default) and
+// the reply it must match ("" accepts any). A part the scheme does not
+// take must be "". URL is set to the probe as --probe would spell it,
+// for messages.
+func New(scheme, addr, path, send, expect string) (Probe, error) {
+	switch scheme {
+	case "tcp", "http", "udp":
+	default:
+		return Probe{}, fmt.Errorf("unknown kind %q (want tcp, http or udp)", scheme)
+	}
+	if err := netns.LiteralAddr(addr, false); err != nil {
+		return Probe{}, err
+	}
+	if path != "" && scheme != "http" {
+		return Probe{}, fmt.Errorf("a %s probe has no path (%q)", scheme, path)
+	}
+	if (send != "" || expect != "") && scheme != "udp" {
+		return Probe{}, fmt.Errorf("a %s probe sends and expects nothing", scheme)
+	}
+	p := Probe{scheme: scheme, addr: addr, path: path, send: send, expect: expect}
+	p.URL = scheme + "://" + addr
+	switch scheme {
+	case "http":
+		if p.path == "" {
+			p.path = "/"
+		}
+		if !strings.HasPrefix(p.path, "/") {
+			return Probe{}, fmt.Errorf("an http path must start with / (%q)", path)
+		}
+		p.URL += p.path
+	case "udp":
+		q := url.Values{}
+		if send != "" {
+			q.Set("send", send)
+		}
+		if expect != "" {
+			q.Set("expect", expect)
+		}
+		if len(q) > 0 {
+			p.URL += "?" + q.Encode()
+		}
+		if p.send == "" {
+			p.send = defaultSend
+		}
+	}
+	return p, nil
+}
+
+// PassRedirects returns p with an HTTP 3xx answer passing, as a health
+// check's does (a redirect says the server is up); the redirect is still
+// not followed.
+func (p Probe) PassRedirects() Probe {
+	p.redirectsPass = true
+	return p
 }
 
 // Parse reads a probe URL. The host must be an IP address: a name is
@@ -86,7 +153,7 @@ func Parse(raw string) (Probe, error) {
 	case "http":
 		p.path = u.RequestURI()
 	case "udp":
-		p.send, p.expect = "svcnat-probe", u.Query().Get("expect")
+		p.send, p.expect = defaultSend, u.Query().Get("expect")
 		if s := u.Query().Get("send"); s != "" {
 			p.send = s
 		}
@@ -149,7 +216,7 @@ func run(ctx context.Context, netns string, probes []Probe, timeout time.Duratio
 	for _, p := range probes {
 		deadline := clk.now().Add(timeout)
 		for n := 1; ; n++ {
-			err := p.try(ctx, netns, min(attempt, max(deadline.Sub(clk.now()), 100*time.Millisecond)))
+			err := p.Try(ctx, netns, min(attempt, max(deadline.Sub(clk.now()), 100*time.Millisecond)))
 			if err == nil {
 				break
 			}
@@ -164,8 +231,10 @@ func run(ctx context.Context, netns string, probes []Probe, timeout time.Duratio
 	return nil
 }
 
-// try makes one attempt within d.
-func (p Probe) try(ctx context.Context, ns string, d time.Duration) error {
+// Try makes one attempt at p from network namespace ns ("" for this
+// one), ended after d: nil when it passed, else what it found. Run retries
+// it; a health check makes one per interval.
+func (p Probe) Try(ctx context.Context, ns string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	switch p.scheme {
@@ -177,7 +246,8 @@ func (p Probe) try(ctx context.Context, ns string, d time.Duration) error {
 		return c.Close()
 	case "http":
 		// No proxy, and no redirect is followed: the probe checks the
-		// address it names, and a 3xx fails it, saying where it pointed.
+		// address it names, and a 3xx fails it, saying where it pointed
+		// (or passes it, with PassRedirects).
 		client := &http.Client{
 			Transport: &http.Transport{
 				DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return netns.Dial(ctx, ns, n, a) },
@@ -195,6 +265,9 @@ func (p Probe) try(ctx context.Context, ns string, d time.Duration) error {
 		}
 		defer resp.Body.Close()
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		if p.redirectsPass && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			return nil
+		}
 		if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode <= 399 && loc != "" {
 			return fmt.Errorf("HTTP status %s, a redirect to %s (not followed: probe the final address)", resp.Status, loc)
 		}

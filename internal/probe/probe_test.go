@@ -211,3 +211,72 @@ func TestHTTPProbeDoesNotFollowRedirects(t *testing.T) {
 		t.Fatalf("a probe answered with a redirect: %v (followed: %v)", err, followed)
 	}
 }
+
+// New builds from parts the probe Parse reads from a URL, and refuses
+// what Parse refuses: a host name, a part the kind does not take.
+func TestNew(t *testing.T) {
+	for _, c := range []struct{ scheme, addr, path, send, expect, url string }{
+		{"tcp", "10.0.0.1:80", "", "", "", "tcp://10.0.0.1:80"},
+		{"http", "[fd00::1]:8080", "/healthz?x=1", "", "", "http://[fd00::1]:8080/healthz?x=1"},
+		{"http", "10.0.0.1:8080", "", "", "", "http://10.0.0.1:8080/"},
+		{"udp", "10.0.0.1:53", "", "ping", "pong", "udp://10.0.0.1:53?expect=pong&send=ping"},
+		{"udp", "10.0.0.1:53", "", "", "", "udp://10.0.0.1:53"},
+	} {
+		p, err := New(c.scheme, c.addr, c.path, c.send, c.expect)
+		if err != nil {
+			t.Fatalf("New(%q, %q, %q, %q, %q): %v", c.scheme, c.addr, c.path, c.send, c.expect, err)
+		}
+		parsed, err := Parse(c.url)
+		if err != nil || p != parsed {
+			t.Errorf("New(%q, %q, ...) = %+v, want %+v (Parse(%q), %v)", c.scheme, c.addr, p, parsed, c.url, err)
+		}
+	}
+	for _, bad := range [][5]string{
+		{"https", "10.0.0.1:443", "", "", ""},
+		{"tcp", "web:80", "", "", ""},
+		{"tcp", "10.0.0.1:0", "", "", ""},
+		{"tcp", "10.0.0.1:80", "/x", "", ""},
+		{"http", "10.0.0.1:80", "", "ping", ""},
+		{"http", "10.0.0.1:80", "healthz", "", ""},
+	} {
+		if p, err := New(bad[0], bad[1], bad[2], bad[3], bad[4]); err == nil {
+			t.Errorf("New(%q) accepted: %+v", bad, p)
+		}
+	}
+}
+
+// A health check's HTTP try passes a 2xx or 3xx answer and follows no
+// redirect; a probe's passes 2xx only (TestHTTPProbeDoesNotFollowRedirects).
+func TestTryPassRedirects(t *testing.T) {
+	var followed bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/ok":
+			followed = true
+		case "/bad":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for path, pass := range map[string]bool{"/moved": true, "/": true, "/bad": false} {
+		p, err := New("http", addr, path, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.PassRedirects().Try(context.Background(), "", time.Second)
+		if (err == nil) != pass {
+			t.Errorf("%s: Try = %v, want passing %v", path, err, pass)
+		}
+		if path == "/moved" {
+			if err := p.Try(context.Background(), "", time.Second); err == nil || !strings.Contains(err.Error(), "302") {
+				t.Errorf("a probe's try passed a redirect: %v", err)
+			}
+		}
+	}
+	if followed {
+		t.Error("a redirect was followed")
+	}
+}
