@@ -17,10 +17,12 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/svcnat/svcnat/internal/config"
+	endpointchecks "github.com/svcnat/svcnat/internal/daemon/checks"
 	"github.com/svcnat/svcnat/internal/daemon/healthcheck"
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
 	"github.com/svcnat/svcnat/internal/daemon/reconcile"
 	"github.com/svcnat/svcnat/internal/engine"
+	hv "github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 )
 
@@ -35,6 +37,8 @@ func reconcileCommand() *ucli.Command {
 				Usage: "text or json: one structured line per event on stderr"},
 			&ucli.StringFlag{Name: "metrics-addr", EnvVars: []string{"SVCNAT_METRICS_ADDR"},
 				Usage: "serve Prometheus /metrics and the daemon's /healthz on this address (IP:PORT, or :PORT for every address; no host names), in the --netns namespace"},
+			&ucli.IntFlag{Name: "check-concurrency", Value: endpointchecks.DefaultConcurrency, EnvVars: []string{"SVCNAT_CHECK_CONCURRENCY"},
+				Usage: "at most this many endpoint health checks in flight (health_check blocks); an endpoint that times out holds one for its timeout"},
 			lockTimeoutFlag(),
 		},
 		Action: func(c *ucli.Context) error {
@@ -49,6 +53,9 @@ func reconcileCommand() *ucli.Command {
 			interval := c.Duration("interval")
 			if interval <= 0 {
 				return fmt.Errorf("--interval %s is not positive", interval)
+			}
+			if n := c.Int("check-concurrency"); n < 1 || n > 10000 {
+				return fmt.Errorf("--check-concurrency %d is not between 1 and 10000", n)
 			}
 			// SIGTERM and SIGINT end the loop after the current pass;
 			// SIGHUP asks for a pass now, reading the configuration.
@@ -82,6 +89,15 @@ func reconcileCommand() *ucli.Command {
 			defer health.Close()
 			loop := &reconcile.Loop{Engine: e, Config: g.Config, Node: g.nodeName, Interval: interval,
 				Reload: reload, Log: log, Metrics: m, Health: health, NetNS: g.NetNS}
+			// The checks go from the namespace the rules are in, and hand
+			// their findings to the loop.
+			loop.Checks = &endpointchecks.Checker{NetNS: g.NetNS, Concurrency: c.Int("check-concurrency"),
+				OnResult: func(_ hv.Key, err error) { loop.CheckResult(err == nil) },
+				OnChange: func(changes []endpointchecks.Change) {
+					for _, ch := range changes {
+						loop.Transition(ch.Key, ch.Status)
+					}
+				}}
 			if addr := c.String("metrics-addr"); addr != "" {
 				srv, err := serveMetrics(g.NetNS, addr, m, loop)
 				if err != nil {
