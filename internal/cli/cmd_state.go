@@ -131,6 +131,7 @@ func showCommand() *ucli.Command {
 			if len(inv.Shared) > 0 {
 				group("shared by every service", inv.Shared)
 			}
+			writeShowHealth(w, st, newJSONShowHealth(s.Health))
 			writeInterrupted(w, st, s.Interrupted, "the next apply or destroy clears them")
 			if s.Drift == nil {
 				fmt.Fprintf(w, "\nNo generation recorded in %s: nothing to compare for drift.\n", s.StateDir)
