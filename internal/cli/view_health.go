@@ -33,6 +33,8 @@ type jsonPlanHealth struct {
 	// the configuration's conditions alone.
 	Error *string        `json:"error"`
 	Down  []jsonDownHere `json:"down"`
+
+	age time.Duration // AgeSeconds, for a person
 }
 
 // jsonDownHere is an endpoint a health check took out of the plan.
@@ -55,7 +57,8 @@ func newJSONPlanHealth(h *planner.Health) *jsonPlanHealth {
 		out.Error = &h.Ignored
 		return out
 	}
-	out.WrittenAt, out.AgeSeconds = timeOrNull(h.WrittenAt), seconds(h.ReadAt.Sub(h.WrittenAt))
+	out.age = max(h.ReadAt.Sub(h.WrittenAt), 0)
+	out.WrittenAt, out.AgeSeconds = timeOrNull(h.WrittenAt), seconds(out.age)
 	for _, d := range h.Down {
 		out.Down = append(out.Down, jsonDownHere{Service: d.Service, Endpoint: d.Endpoint, Target: d.Target, Since: d.Since,
 			Consecutive: d.Consecutive, LastCheck: timeOrNull(d.LastCheck), LastError: d.LastError})
@@ -82,7 +85,7 @@ func writePlanHealth(w io.Writer, st style, h *jsonPlanHealth) {
 			names = append(names, d.Service+" "+d.Endpoint.String())
 		}
 		fmt.Fprintf(w, "\n%s %s left out: down by health check (svcnat reconcile, %s): %s.\n",
-			st.bold("Health:"), plural(len(h.Down), "endpoint"), ago(time.Duration(h.AgeSeconds*float64(time.Second))), strings.Join(names, ", "))
+			st.bold("Health:"), plural(len(h.Down), "endpoint"), ago(h.age), strings.Join(names, ", "))
 	}
 }
 
@@ -95,11 +98,14 @@ type jsonShowHealth struct {
 	AgeSeconds float64    `json:"age_seconds"`
 	PID        int        `json:"pid"`
 	Stale      bool       `json:"stale"`
-	// StaleReason is too_old (older than the view's own stale_after) or
-	// writer_gone (the reconcile that wrote it is gone); null when fresh.
+	// StaleReason is writer_gone (the reconcile that wrote it is gone)
+	// or too_old (older than the view's own stale_after: its writer
+	// stopped renewing it); null when fresh.
 	StaleReason *string          `json:"stale_reason"`
 	Error       *string          `json:"error"`
 	Endpoints   []jsonHealthHere `json:"endpoints"`
+
+	age time.Duration // AgeSeconds, for a person
 }
 
 // jsonHealthHere is one checked endpoint (health.Status).
@@ -114,6 +120,8 @@ type jsonHealthHere struct {
 	Consecutive  int        `json:"consecutive"`
 	LastCheck    *time.Time `json:"last_check"`
 	LastError    string     `json:"last_error"`
+
+	since time.Duration // SinceSeconds, for a person
 }
 
 func newJSONShowHealth(hs *engine.HealthStatus) *jsonShowHealth {
@@ -127,20 +135,22 @@ func newJSONShowHealth(hs *engine.HealthStatus) *jsonShowHealth {
 		return out
 	}
 	v := hs.View
-	out.WrittenAt, out.AgeSeconds, out.PID = timeOrNull(v.WrittenAt), seconds(hs.ReadAt.Sub(v.WrittenAt)), v.PID
+	out.age = max(hs.ReadAt.Sub(v.WrittenAt), 0)
+	out.WrittenAt, out.AgeSeconds, out.PID = timeOrNull(v.WrittenAt), seconds(out.age), v.PID
 	if hs.Stale {
-		why := "writer_gone"
-		if hs.Old {
-			why = "too_old"
+		why := "too_old"
+		if hs.Gone {
+			why = "writer_gone"
 		}
 		out.StaleReason = &why
 		return out
 	}
 	for _, k := range healthKeys(v) {
 		s := v.Endpoints[k]
+		since := max(hs.ReadAt.Sub(s.Since), 0)
 		out.Endpoints = append(out.Endpoints, jsonHealthHere{Service: k.Service, Endpoint: k.Endpoint, Target: s.Target, Up: s.Up,
-			Checked: s.Checked, Since: s.Since, SinceSeconds: seconds(hs.ReadAt.Sub(s.Since)), Consecutive: s.Consecutive,
-			LastCheck: timeOrNull(s.LastCheck), LastError: s.LastError})
+			Checked: s.Checked, Since: s.Since.UTC(), SinceSeconds: seconds(since), Consecutive: s.Consecutive,
+			LastCheck: timeOrNull(s.LastCheck), LastError: s.LastError, since: since})
 	}
 	return out
 }
@@ -167,10 +177,14 @@ func writeShowHealth(w io.Writer, st style, h *jsonShowHealth) {
 	case h.Error != nil:
 		fmt.Fprintf(w, "\nThe health view of svcnat reconcile cannot be read (%s): no health to show.\n", *h.Error)
 	case h.Stale:
+		written := "never"
+		if h.WrittenAt != nil {
+			written = h.WrittenAt.Format(time.RFC3339)
+		}
 		fmt.Fprintf(w, "\nThe health view in %s is stale (written at %s, %s, by pid %d, %s): no health to show.\n",
-			h.File, h.WrittenAt.Format(time.RFC3339), ago(time.Duration(h.AgeSeconds*float64(time.Second))), h.PID, staleWhy(h))
+			h.File, written, ago(h.age), h.PID, staleWhy(h))
 	case len(h.Endpoints) > 0:
-		fmt.Fprintf(w, "\n%s\n", st.bold(fmt.Sprintf("health checks (svcnat reconcile pid %d, %s)", h.PID, ago(time.Duration(h.AgeSeconds*float64(time.Second))))))
+		fmt.Fprintf(w, "\n%s\n", st.bold(fmt.Sprintf("health checks (svcnat reconcile pid %d, %s)", h.PID, ago(h.age))))
 		for _, e := range h.Endpoints {
 			fmt.Fprintf(w, "  %s %s %s\n", e.Service, e.Endpoint, endpointHealth(e))
 		}
@@ -182,7 +196,7 @@ func staleWhy(h *jsonShowHealth) string {
 	if *h.StaleReason == "writer_gone" {
 		return "which is gone"
 	}
-	return "too old to speak for a live svcnat reconcile"
+	return "which has not renewed it in time"
 }
 
 // endpointHealth says what the checks found of one endpoint: "down since
@@ -193,7 +207,7 @@ func endpointHealth(e jsonHealthHere) string {
 		s = "down"
 	}
 	if e.Checked {
-		s += " since " + ago(time.Duration(e.SinceSeconds*float64(time.Second)))
+		s += " since " + ago(e.since)
 	} else {
 		s += " (no verdict yet)"
 	}
@@ -219,9 +233,9 @@ func printable(s string) string {
 }
 
 // ago says how long ago something was, to the second: "3s ago".
-func ago(d time.Duration) string { return max(d, 0).Round(time.Second).String() + " ago" }
+func ago(d time.Duration) string { return d.Round(time.Second).String() + " ago" }
 
-func seconds(d time.Duration) float64 { return max(d, 0).Round(time.Millisecond).Seconds() }
+func seconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
 
 // timeOrNull is t for JSON, null when it is zero (never).
 func timeOrNull(t time.Time) *time.Time {

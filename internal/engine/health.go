@@ -121,9 +121,9 @@ type HealthStatus struct {
 	View *health.View
 	Err  error
 	// Stale: the view no longer speaks for a live reconcile, and show
-	// gives no health from it; Old says it is older than its StaleAfter,
-	// else its writer is gone.
-	Stale, Old bool
+	// gives no health from it: its writer is Gone, or it is older than
+	// its StaleAfter.
+	Stale, Gone bool
 }
 
 // healthStatus reads the state directory's health view for show; nil
@@ -136,7 +136,7 @@ func (e *Engine) healthStatus() *HealthStatus {
 	}
 	hs := &HealthStatus{File: filepath.Join(e.StateDir, health.FileName), ReadAt: now, View: v, Err: err}
 	if v != nil {
-		hs.Stale, hs.Old = v.Stale(now), now.Sub(v.WrittenAt) > v.StaleAfter
+		hs.Stale, hs.Gone = v.Stale(now), v.WriterGone()
 	}
 	return hs
 }
