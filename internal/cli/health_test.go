@@ -301,3 +301,45 @@ func TestShowEndpointHealthWords(t *testing.T) {
 		}
 	}
 }
+
+// nginxChecked is nginxTwo with a health_check.
+var nginxChecked = strings.Replace(nginxTwo, "  endpoint {\n    address = \"10.64.1.2\"", "  health_check {\n    protocol = \"tcp\"\n  }\n  endpoint {\n    address = \"10.64.1.2\"", 1)
+
+// Through the command line: beside a live reconcile whose checks found
+// 10.64.1.3 down, apply leaves it out, and plan shows no drift and says
+// why. (It skips until the configuration decodes health_check blocks.)
+func TestPlanAndApplyBesideReconcileHealthChecks(t *testing.T) {
+	h := newFakeHost(t)
+	writeFile(t, h.config, "nginx.hcl", nginxChecked)
+	if _, errs, code := h.run("validate"); code != ExitOK && strings.Contains(errs, "Unsupported block type") {
+		t.Skip("the configuration does not decode health_check blocks yet")
+	}
+	v := &health.View{WrittenAt: time.Now(), StaleAfter: time.Minute, PID: os.Getpid(), Endpoints: map[health.Key]health.Status{
+		{Service: "default/nginx", Endpoint: netip.MustParseAddr("10.64.1.2")}: {Up: true, Checked: true, Since: time.Now()},
+		{Service: "default/nginx", Endpoint: netip.MustParseAddr("10.64.1.3")}: {Up: false, Checked: true, Since: time.Now(), Consecutive: 3, LastError: "connection refused"},
+	}}
+	if err := health.Write(h.stateDir, v); err != nil {
+		t.Fatal(err)
+	}
+	out := h.must(ExitOK, "apply", "-auto-approve")
+	if !strings.Contains(out, "Health: 1 endpoint left out: down by health check (svcnat reconcile, ") || strings.Contains(h.rules(), "10.64.1.3") ||
+		!strings.Contains(h.rules(), "10.64.1.2") {
+		t.Fatalf("apply beside the view:\n%s\n%s", out, h.rules())
+	}
+	out = h.must(ExitOK, "plan", "--detailed-exitcode")
+	if !strings.Contains(out, "No changes.") || !strings.Contains(out, "): default/nginx 10.64.1.3.\n") {
+		t.Fatalf("plan beside the view:\n%s", out)
+	}
+	out = h.must(ExitOK, "show")
+	if !strings.Contains(out, "  default/nginx 10.64.1.3 down since ") {
+		t.Fatalf("show beside the view:\n%s", out)
+	}
+	// Once reconcile is gone, the file's conditions decide again.
+	v.PID = noPID
+	if err := health.Write(h.stateDir, v); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := h.run("plan", "--detailed-exitcode"); code != ExitChanges || strings.Contains(out, "Health:") || !strings.Contains(out, "endpoint 10.64.1.3:80 added") {
+		t.Fatalf("plan beside a stale view: exit %d\n%s", code, out)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/kernel"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/planner"
 )
 
@@ -230,5 +232,47 @@ func TestSavedPlanKeepsItsHealth(t *testing.T) {
 	}
 	if back.Health == nil || len(back.Health.Down) != 1 || back.Health.Down[0] != p.Health.Down[0] || !back.Health.WrittenAt.Equal(p.Health.WrittenAt) {
 		t.Fatalf("saved plan's health %+v, plan's %+v", back.Health, p.Health)
+	}
+}
+
+// An apply that moves the rules to another backend renders what
+// reconcile renders too: the endpoint down by health check stays out.
+func TestMigrateBesideAFreshHealthView(t *testing.T) {
+	h := newMigrateHost(t)
+	cfg := checkedWeb(t)
+	writeView(t, h.e.StateDir, webDown(time.Now()))
+	h.mustApply(t, cfg)
+	h.on(h.nft)
+	res, err := h.e.Migrate(context.Background(), cfg, "n1", h.fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.Health == nil || len(res.Plan.Health.Down) != 1 || !strings.Contains(owned(t, h.nft), "10.64.1.2") || strings.Contains(owned(t, h.nft), "10.64.1.3") {
+		t.Fatalf("migration beside the view: health %+v\n%s", res.Plan.Health, owned(t, h.nft))
+	}
+	if p, err := h.e.Plan(cfg, "n1"); err != nil || !p.Empty() {
+		t.Fatalf("plan after the migration: %v, %+v", err, p.Summary())
+	}
+}
+
+// A plan against a saved dump reads no view: the dump is another host's
+// rules, which this host's checks say nothing of.
+func TestPlanAgainstADumpReadsNoHealthView(t *testing.T) {
+	dump := filepath.Join(t.TempDir(), "dump")
+	if err := os.WriteFile(dump, []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := iptables.OpenDump(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Host: Host{Kernel: k}, StateDir: t.TempDir()}
+	writeView(t, e.StateDir, webDown(time.Now()))
+	p, err := e.Plan(checkedWeb(t), "n1")
+	if err != nil || p.Health != nil {
+		t.Fatalf("plan against a dump: %v, health %+v", err, p.Health)
+	}
+	if !strings.Contains(p.Desired[backend.IPv4].Text(), "10.64.1.3") {
+		t.Fatal("a plan against a dump left out an endpoint this host's view finds down")
 	}
 }
