@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/applier"
-	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/kernel/conntrack"
@@ -54,14 +53,9 @@ type Engine struct {
 	// last in this network namespace (see ownershipRefusal), instead of
 	// refusing them: chains an earlier svcnat wrote without this state.
 	Adopt bool
-	// HealthView, when set, is the health view plans render with
-	// (svcnat reconcile's own, in memory; nil: none); unset, plans read
-	// the state directory's health.json and use it while it is fresh,
-	// as the one-shot commands beside a live reconcile do (see
-	// healthOverlay).
-	HealthView func() *health.View
 	// Origin is who runs the engine ("" for the command line,
-	// OriginReconcile for the daemon): the generations it records say so.
+	// OriginReconcile for the daemon): the generations it records say so,
+	// and the daemon's plans read no health view (see healthOverlay).
 	Origin Origin
 
 	// held is the network namespace's lock the running command holds

@@ -39,19 +39,14 @@ func (e *Engine) healthOverlay(cfg *config.Config) (*config.Config, *planner.Hea
 	return out, note
 }
 
-// healthView is the view plans render with, at now: HealthView's when it
-// is set, else the state directory's while fresh. A read against a saved
-// dump takes none: the dump is another host's rules, which this host's
-// checks say nothing of.
+// healthView is the view plans render with, at now: the state
+// directory's while fresh. The daemon's plans take none: reconcile gives
+// the engine its configuration with its own view laid over it already,
+// and the file it writes can lag behind its memory (a failed write). A
+// plan against a saved dump takes none either: the dump is another
+// host's rules, which this host's checks say nothing of.
 func (e *Engine) healthView(now time.Time) (*health.View, *planner.Health) {
-	if e.HealthView != nil {
-		v := e.HealthView()
-		if v == nil {
-			return nil, nil
-		}
-		return v, &planner.Health{WrittenAt: v.WrittenAt.UTC(), ReadAt: now, PID: v.PID}
-	}
-	if e.Kernel.ReadOnly() || e.StateDir == "" {
+	if e.Origin == OriginReconcile || e.Kernel.ReadOnly() || e.StateDir == "" {
 		return nil, nil
 	}
 	file := filepath.Join(e.StateDir, health.FileName)

@@ -194,21 +194,16 @@ func TestPlanHealthTakesOutOnlyCheckedReadyEndpoints(t *testing.T) {
 	}
 }
 
-// HealthView, set, is the view plans render with (reconcile's own, in
-// memory): the state directory's file is not read.
-func TestPlanHealthViewHook(t *testing.T) {
+// The daemon's plans read no view: reconcile lays its own over the
+// configuration it gives the engine, and the file can lag behind it.
+func TestReconcilePlansReadNoHealthView(t *testing.T) {
 	h := newHost(t)
+	h.e.Origin = OriginReconcile
 	cfg := checkedWeb(t)
-	h.mustApply(t, withoutEndpoint(t, cfg, "10.64.1.3"))
-	writeView(t, h.e.StateDir, &health.View{WrittenAt: time.Now(), StaleAfter: time.Minute, PID: os.Getpid()}) // all up
-	h.e.HealthView = func() *health.View { return webDown(time.Now()) }
-	p, err := h.e.Plan(cfg, "n1")
-	if err != nil || !p.Empty() || p.Health == nil || p.Health.File != "" || len(p.Health.Down) != 1 {
-		t.Fatalf("plan with HealthView: %v, %+v, health %+v", err, p.Summary(), p.Health)
-	}
-	h.e.HealthView = func() *health.View { return nil }
-	if p, err := h.e.Plan(cfg, "n1"); err != nil || p.Empty() || p.Health != nil {
-		t.Fatalf("plan with HealthView nil: %v, health %+v", err, p.Health)
+	h.mustApply(t, cfg)
+	writeView(t, h.e.StateDir, webDown(time.Now()))
+	if p, err := h.e.Plan(cfg, "n1"); err != nil || !p.Empty() || p.Health != nil {
+		t.Fatalf("reconcile's plan beside a view: %v, %+v, health %+v", err, p.Summary(), p.Health)
 	}
 }
 
