@@ -120,7 +120,7 @@ func TestREADMEHealthExamples(t *testing.T) {
 	readmeLines(t, "absent (ten by name at most):\n", "\n"+plan.String(), 2, "No changes.", "Health: ")
 
 	show := h.must(ExitOK, "show")
-	readmeLines(t, "the last one's error:\n", show, 4, "health checks (", "  default/nginx 10.64.")
+	readmeLines(t, "the last one's error:\n", show, 5, "SVCNAT owns ", "health checks (", "  default/nginx 10.64.")
 
 	v := nginxView(time.Now().Add(-25 * time.Minute))
 	v.PID = noPID
