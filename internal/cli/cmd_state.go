@@ -91,7 +91,7 @@ func watcherState(pd *engine.PendingApply) string {
 func showCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "show",
-		Usage:     "the owned live rules grouped by service, and any drift from the last applied generation; or a saved plan",
+		Usage:     "the owned live rules grouped by service, the health reconcile's checks found of each endpoint, and any drift from the last applied generation; or a saved plan",
 		ArgsUsage: "[PLANFILE]",
 		Action: showJSONErrors(func(c *ucli.Context) error {
 			if f := c.Args().First(); f != "" {
@@ -131,6 +131,7 @@ func showCommand() *ucli.Command {
 			if len(inv.Shared) > 0 {
 				group("shared by every service", inv.Shared)
 			}
+			writeShowHealth(w, st, newJSONShowHealth(s.Health))
 			writeInterrupted(w, st, s.Interrupted, "the next apply or destroy clears them")
 			if s.Drift == nil {
 				fmt.Fprintf(w, "\nNo generation recorded in %s: nothing to compare for drift.\n", s.StateDir)

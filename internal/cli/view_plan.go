@@ -92,6 +92,7 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 			writeDumpNote(w, st)
 		}
 		writeAdopting(w, st, lefts(p.Adopting))
+		writePlanHealth(w, st, p.Health)
 		return
 	}
 	intro := v.intro
@@ -161,6 +162,7 @@ func (v *planHuman) write(w io.Writer, p jsonPlan) {
 	}
 	writeInterrupted(w, st, lefts(p.Interrupted), "this plan uses those the configuration wants and removes the rest")
 	writeAdopting(w, st, lefts(p.Adopting))
+	writePlanHealth(w, st, p.Health)
 	s := p.Summary
 	objects, rules := plural(s.Add, objectWord(p.Backend)), plural(s.RulesAdded, "rule")
 	if p.Backend == kernel.NFTables {
@@ -289,9 +291,11 @@ type jsonPlan struct {
 	Refusal       *jsonRefusal  `json:"refusal"`
 	Interrupted   []jsonLeft    `json:"interrupted"`
 	Adopting      []jsonLeft    `json:"adopting"`
-	Summary       jsonSummary   `json:"summary"`
-	Services      []jsonService `json:"services"`
-	Changes       []jsonChange  `json:"changes"`
+	// Health is what reconcile's health checks took out of the plan.
+	Health   *jsonPlanHealth `json:"health"`
+	Summary  jsonSummary     `json:"summary"`
+	Services []jsonService   `json:"services"`
+	Changes  []jsonChange    `json:"changes"`
 
 	dump    bool // made against a saved dump (its note)
 	destroy bool // a plan -destroy (what "No changes." says)
@@ -419,7 +423,7 @@ func newJSONPlan(p *planner.Plan, refusal error) jsonPlan {
 	s, d := p.Summary(), kernel.Pure(p.Backend).Describe(p.Planned())
 	out := jsonPlan{FormatVersion: PlanJSONVersion, Prefix: p.Prefix, Backend: p.Backend, Fingerprint: p.Fingerprint,
 		Changed: !p.Empty(), Blocked: []jsonBlocked{}, Applyable: refusal == nil, Refusal: newJSONRefusal(refusal),
-		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting),
+		Interrupted: jsonInterrupted(p.Interrupted), Adopting: jsonInterrupted(p.Adopting), Health: newJSONPlanHealth(p.Health),
 		Summary: jsonSummary(s), Services: make([]jsonService, 0, len(d.Services)), Changes: make([]jsonChange, 0, len(p.Changes)),
 		dump: errors.Is(refusal, backend.ErrReadOnly), destroy: p.Destroy}
 	for _, b := range p.Blocked {

@@ -29,6 +29,7 @@ type jsonStatus struct {
 	Generation    *jsonGeneration `json:"generation"`
 	Drift         *jsonDrift      `json:"drift"`
 	Undone        *jsonUndone     `json:"undone"`
+	Health        *jsonShowHealth `json:"health"`
 }
 
 // jsonUndone is the last apply svcnat undid (state.Undone): a pending
@@ -110,7 +111,7 @@ type jsonDriftChange struct {
 func writeStatusJSON(w io.Writer, s *engine.Status) error {
 	out := jsonStatus{FormatVersion: ShowJSONVersion, Prefix: s.Prefix, Backend: s.Backend, StateDir: s.StateDir,
 		Owned:       jsonOwned{Chains: s.Owned.Chains, Rules: s.Owned.Rules, Services: []jsonServiceRules{}, Shared: jsonRules(s.Owned.Shared)},
-		Interrupted: jsonInterrupted(s.Interrupted)}
+		Interrupted: jsonInterrupted(s.Interrupted), Health: newJSONShowHealth(s.Health)}
 	if pd := s.Pending; pd != nil {
 		out.Pending = &showPending{ID: pd.ID, Status: pd.Status, Generation: pd.Generation, Previous: pd.Previous,
 			Watcher: pd.Watcher, Watched: pd.Watched}

@@ -54,7 +54,8 @@ type Engine struct {
 	// refusing them: chains an earlier svcnat wrote without this state.
 	Adopt bool
 	// Origin is who runs the engine ("" for the command line,
-	// OriginReconcile for the daemon): the generations it records say so.
+	// OriginReconcile for the daemon): the generations it records say so,
+	// and the daemon's plans read no health view (see healthOverlay).
 	Origin Origin
 
 	// held is the network namespace's lock the running command holds

@@ -85,8 +85,12 @@ func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
 	return p, e.unlockedAdopting(p)
 }
 
-// plan is Plan, also returning the live rules it read.
+// plan is Plan, also returning the live rules it read. It renders cfg as
+// svcnat reconcile does, with the endpoints its health checks found down
+// taken out (healthOverlay), and the plan says which (Plan.Health); the
+// configuration's digest stays cfg's own.
 func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[backend.Family]*backend.Ruleset, error) {
+	cfg, note := e.healthOverlay(cfg)
 	res, err := e.Render(cfg, RenderFor{Node: node})
 	if err != nil {
 		return nil, nil, err
@@ -96,7 +100,7 @@ func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[backe
 		return nil, nil, err
 	}
 	p := planner.New(cfg.Settings.ChainPrefix, e.Kernel.Name(), res.Rulesets, live)
-	p.ChainService = res.ChainService
+	p.ChainService, p.Health = res.ChainService, note
 	if p.Interrupted, err = e.interrupted(cfg.Settings.ChainPrefix, live); err != nil {
 		return nil, nil, err
 	}

@@ -26,6 +26,9 @@ type Status struct {
 	// Interrupted lists the owned chains an interrupted apply of this
 	// state directory left (see interruptedIn).
 	Interrupted []planner.Left
+	// Health is svcnat reconcile's health view, nil when the state
+	// directory holds none.
+	Health *HealthStatus
 }
 
 // Show reads the owned live rules of prefix and compares them with the
@@ -62,5 +65,6 @@ func (e *Engine) Show(prefix string) (*Status, error) {
 	if s.Interrupted, err = interruptedIn(d, s.State, prefix, live, applied); err != nil {
 		return nil, err
 	}
+	s.Health = e.healthStatus()
 	return s, nil
 }

@@ -210,16 +210,23 @@ func ReadAny(stateDir string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Decode(data, filepath.Join(stateDir, FileName))
+}
+
+// Decode reads a view from data, the content of the file path (which its
+// errors name): for a reader that opens the file its own way, as the
+// engine does through the state directory (no link followed).
+func Decode(data []byte, path string) (*View, error) {
 	var fv fileView
 	if err := json.Unmarshal(data, &fv); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(stateDir, FileName), err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if fv.FormatVersion != formatVersion {
-		return nil, fmt.Errorf("reading %s: format_version %d, want %d", filepath.Join(stateDir, FileName), fv.FormatVersion, formatVersion)
+		return nil, fmt.Errorf("reading %s: format_version %d, want %d", path, fv.FormatVersion, formatVersion)
 	}
 	stale, err := time.ParseDuration(fv.StaleAfter)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: stale_after: %w", filepath.Join(stateDir, FileName), err)
+		return nil, fmt.Errorf("reading %s: stale_after: %w", path, err)
 	}
 	v := &View{WrittenAt: fv.WrittenAt, StaleAfter: stale, PID: fv.PID, ConfigDigest: fv.ConfigDigest, Endpoints: map[Key]Status{}}
 	for _, e := range fv.Endpoints {

@@ -47,6 +47,10 @@ type Plan struct {
 	// changes already hold what happens to them.
 	Adopting []Left
 
+	// Health is what reconcile's health view took out of the rendered
+	// configuration (see Health); nil when no view was read.
+	Health *Health
+
 	// Destroy marks a plan to remove every owned chain (plan -destroy):
 	// applied, it is committed as destroy is, with destroy's checks.
 	Destroy bool

@@ -38,6 +38,10 @@ type planFile struct {
 	// Destroy is Plan.Destroy; omitted when false, so a plan file from
 	// before it digests as it did.
 	Destroy bool `json:"destroy,omitempty"`
+	// Health is Plan.Health, what reconcile's health view took out,
+	// which the rules above already show; omitted when the plan read no
+	// view, so such a plan digests as before.
+	Health *Health `json:"health,omitempty"`
 	// Digest is planDigest of everything above, so that a plan file
 	// changed after it was made (the desired rules above all, which are
 	// applied as they are read) is refused rather than applied.
@@ -61,7 +65,7 @@ func planDigest(pf planFile) (string, error) {
 func MarshalPlan(p *Plan, configDigest string) ([]byte, error) {
 	pf := planFile{Kind: "svcnat-plan", FormatVersion: PlanFileVersion, Prefix: p.Prefix, Backend: string(p.Backend),
 		Fingerprint: p.Fingerprint, ConfigDigest: configDigest, Desired: map[string]string{}, Live: map[string]string{},
-		ChainServices: p.ChainService, Destroy: p.Destroy}
+		ChainServices: p.ChainService, Destroy: p.Destroy, Health: p.Health}
 	for _, f := range backend.Families {
 		pf.Desired[f.Key()] = p.Desired[f].Text()
 		pf.Live[f.Key()] = p.Live[f].Text()
@@ -125,7 +129,7 @@ func UnmarshalPlan(data []byte, pureOf func(backend.Name) backend.Pure) (*Plan, 
 		return nil, "", fmt.Errorf("saved plan is corrupt: a destroy plan that wants rules")
 	}
 	p := New(pf.Prefix, name, desired, live)
-	p.ChainService, p.Destroy = pf.ChainServices, pf.Destroy
+	p.ChainService, p.Destroy, p.Health = pf.ChainServices, pf.Destroy, pf.Health
 	if p.Fingerprint != pf.Fingerprint {
 		return nil, "", fmt.Errorf("saved plan is corrupt: its live snapshot does not match its fingerprint")
 	}
