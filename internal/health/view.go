@@ -187,7 +187,7 @@ func Write(stateDir string, v *View) error {
 	if err != nil {
 		return err
 	}
-	return state.WriteFileAtomic(filepath.Join(stateDir, FileName), append(data, '\n'), 0o644)
+	return state.WriteFileAtomic(filepath.Join(stateDir, FileName), append(data, '\n'), 0o600)
 }
 
 // Read returns the view recorded in stateDir; nil when there is none, or
