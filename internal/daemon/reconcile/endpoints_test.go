@@ -151,3 +151,30 @@ func scrapeText(t *testing.T, l *Loop) string {
 	}
 	return string(b)
 }
+
+// While an apply awaits confirmation a verdict changes nothing (the
+// apply's watcher owns the rules); once confirmed, the next pass applies
+// the files with the endpoint still down taken out.
+func TestVerdictWhilePending(t *testing.T) {
+	fc := &fakeChecker{}
+	h := startLoopOn(t, t.TempDir(), configDir(t, map[string]string{"web.hcl": checked}), iptables.NewFake(), time.Hour,
+		func(l *Loop) { l.Checks = fc })
+	at := h.logs.await(t, 0, "applied", "event=start")
+	more := strings.Replace(checked, "  health_check {", "  endpoint {\n    address = \"10.64.1.4\"\n    node    = \"n1\"\n  }\n  health_check {", 1)
+	res, _ := h.applyPending(t, h.configured(t, "web.hcl", more), time.Hour)
+	pending := h.owned(t)
+	k := health.Key{Service: "default/web", Endpoint: netip.MustParseAddr("10.64.1.3")}
+	fc.set(h.loop, k, false)
+	at = h.logs.await(t, at, "an apply awaits confirmation", "event=health")
+	if got := h.owned(t); got != pending {
+		t.Fatalf("a verdict changed the rules of a pending apply:\n%s", got)
+	}
+	if _, err := h.operator().Confirm(context.Background(), res.Pending.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.reload <- struct{}{}
+	h.logs.await(t, at, "applied", "event=reload")
+	if got := h.owned(t); strings.Contains(got, "10.64.1.3:80") || strings.Contains(got, "10.64.1.4:80") || !strings.Contains(got, "10.64.1.2:80") {
+		t.Fatalf("after the confirmation, with 10.64.1.3 down:\n%s", got)
+	}
+}
