@@ -11,8 +11,10 @@
 #
 # then tells the nginx story with svcnat working inside the node namespace:
 # a ClusterIP service, a NodePort with external policy Cluster, then Local,
-# the conntrack entry, show, rollback and destroy. Real requests are sent at
-# every step and the answers (which backend, which source it saw) printed.
+# the conntrack entry, show, rollback and destroy, then svcnat reconcile
+# taking a backend whose server stopped out of the rules and putting it
+# back. Real requests are sent at every step and the answers (which
+# backend, which source it saw) printed.
 #
 # Every namespace, process and file it makes is removed on exit, also when
 # interrupted. The host's own namespace is never touched: veth pairs are
@@ -172,11 +174,45 @@ build_lab() {
   ip -n "$NODE" route add default via 198.51.100.2
 }
 
+# SERVER[i] is the pid of backend i's server.
+SERVER=()
+
+# start_server I starts backend I's server (HTTP :80, UDP :53).
+start_server() {
+  local i=$1
+  ip netns exec "${BACKENDS[i]}" "$TMP/labecho" serve -name "backend-$i" -http :80 -udp :53 &
+  PIDS+=($!)
+  SERVER[i]=$!
+}
+
+# kill_server I stops backend I's server.
+kill_server() {
+  local i=$1
+  printf '%s$ kill %s%s   %s# backend-%d'"'"'s server%s\n' "$B" "${SERVER[i]}" "$R" "$DIM" "$i" "$R"
+  kill -TERM "${SERVER[i]}"
+  wait "${SERVER[i]}" 2>/dev/null || true
+}
+
+# await_log PATTERN SECONDS: waits until the reconcile log (from the last
+# line matched on) has a line matching PATTERN.
+LOGSEEN=0
+await_log() {
+  local pattern=$1 deadline=$((SECONDS + $2)) n
+  while :; do
+    n=$(tail -n +$((LOGSEEN + 1)) "$TMP/reconcile.log" | grep -n -m1 -F -- "$pattern" | cut -d: -f1 || true)
+    if [[ -n $n ]]; then
+      LOGSEEN=$((LOGSEEN + n))
+      return 0
+    fi
+    ((SECONDS < deadline)) || { cat "$TMP/reconcile.log" >&2; die "no reconcile log line with $pattern within $2s"; }
+    sleep 0.1
+  done
+}
+
 start_servers() {
   local i
   for i in 0 1 2; do
-    ip netns exec "${BACKENDS[i]}" "$TMP/labecho" serve -name "backend-$i" -http :80 -udp :53 &
-    PIDS+=($!)
+    start_server "$i"
   done
   # Poll from the node: proves the servers listen and the veths carry.
   local deadline=$((SECONDS + 15)) ok
@@ -369,6 +405,45 @@ main() {
   expect_sources_not 192.0.2.2
   sv destroy -auto-approve -c examples
   note "no SVCNAT chain or rule left in the node namespace:"
+  no_owned_chains
+
+  # ---------------------------------------------------------------------------
+  step "Step 5: endpoint health checks (svcnat reconcile)"
+  mkdir -p "$TMP/step5"
+  cp examples/*.hcl "$TMP/step5/"
+  [[ $(tail -n 1 examples/nginx.hcl) == "}" ]] || die "examples/nginx.hcl does not end with its service's closing brace"
+  {
+    head -n -1 examples/nginx.hcl
+    printf '\n  health_check {\n    protocol = "http"\n    path     = "/"\n    interval = "1s"\n    timeout  = "500ms"\n    rise     = 2\n    fall     = 2\n  }\n}\n'
+  } >"$TMP/step5/nginx.hcl"
+  run diff -u --label examples/nginx.hcl --label step5/nginx.hcl examples/nginx.hcl "$TMP/step5/nginx.hcl" || true
+  note "reconcile applies it and checks each endpoint every second, from the node namespace:"
+  printf '%s$ %s reconcile --netns %s --state-dir %s -c %s --interval 1m 2>%s &%s\n' "$B" "$SVCNAT" "$NODE" "$TMP/state" "$TMP/step5" "$TMP/reconcile.log" "$R"
+  "$SVCNAT" reconcile --netns "$NODE" --state-dir "$TMP/state" -c "$TMP/step5" --interval 1m 2>"$TMP/reconcile.log" &
+  PIDS+=($!)
+  local reconcile=$!
+  await_log 'msg=applied event=start' 60
+  requests "$CLIENT" 6 get http://10.32.0.61/
+  note "backend-1's server stops:"
+  kill_server 1
+  await_log 'msg="endpoint down' 10
+  await_log 'msg=applied event=health' 10
+  run grep -E 'endpoint (down|up)|msg=applied' "$TMP/reconcile.log"
+  note "every new connection goes to the two endpoints left:"
+  requests "$CLIENT" 6 get http://10.32.0.61/
+  expect_names backend-0 backend-2
+  note "show and plan beside reconcile say why backend-1 is out; it is no drift:"
+  sv show -c "$TMP/step5"
+  plan_exitcode -c "$TMP/step5"
+  note "backend-1's server starts again; two passing checks bring it back:"
+  start_server 1
+  await_log 'msg="endpoint up' 10
+  await_log 'msg=applied event=health' 10
+  run grep -E 'endpoint up' "$TMP/reconcile.log"
+  requests "$CLIENT" 6 get http://10.32.0.61/
+  kill -TERM "$reconcile"
+  wait "$reconcile" 2>/dev/null || true
+  sv destroy -auto-approve -c "$TMP/step5"
   no_owned_chains
 
   trap - INT TERM
