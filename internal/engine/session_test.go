@@ -206,11 +206,11 @@ func newService(n int, proto string) *config.Service {
 func TestSessionMatchesFullRender(t *testing.T) {
 	for name, kernel := range sessionKernels {
 		t.Run(name, func(t *testing.T) {
-			for seed := range uint64(3) {
+			for seed := range uint64(2) {
 				rng := rand.New(rand.NewPCG(seed, 25))
 				h := newSessionHost(t, kernel(), benchConfig(t, 60, 3))
 				added := 0
-				for step := range 40 {
+				for step := range 30 {
 					cfg := h.cfg
 					svc := cfg.Services[rng.IntN(len(cfg.Services))]
 					var next *config.Config
@@ -277,7 +277,7 @@ func TestSessionMatchesFullRender(t *testing.T) {
 					}
 					h.check(t, what)
 				}
-				t.Logf("seed %d: %d full passes of 40+ steps", seed, h.fallbacks)
+				t.Logf("seed %d: %d full passes of 30 steps or more", seed, h.fallbacks)
 			}
 		})
 	}
