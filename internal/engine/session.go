@@ -369,6 +369,9 @@ func ruleOwners(pure backend.Pure, prefix string, rs *backend.Ruleset) map[ruleK
 // recorded, a decision over every service flips, an IPv6 family comes or
 // goes, anything unexpected): the caller then runs a full pass, and the
 // session is as before. After any other error the session is unusable.
+// Either way the caller starts a new session after its full pass: a full
+// pass that finds the record behind the rules (updates record none)
+// records a generation, which the old session's next Update refuses.
 func (s *Session) Update(ctx context.Context, cfg *config.Config, changed []string) (*Result, error) {
 	if s.broken != nil {
 		return nil, fmt.Errorf("the session failed before (%v): start a new one after a full pass", s.broken)
