@@ -46,9 +46,24 @@ func main() {
 	change := flag.Int("change", -1, "with -gen: add one endpoint to this service")
 	parseOnly := flag.String("parse", "", "only parse the *.hcl files of this directory with HCL's parser (the floor svcnat-bench measures in a process of its own)")
 	measure := flag.Bool("measure", false, "only run the command after the flags and report its peak memory (see exec)")
+	verdictsOnly := flag.Bool("verdicts", false, "only time health verdicts through a session: NETNS STATE-DIR RUNTIME-DIR CONFIG-DIR BACKEND [CPU-PROFILE] (see verdicts)")
 	flag.Parse()
 	if *measure {
 		os.Exit(measureChild(flag.Args()))
+	}
+	if *verdictsOnly {
+		a := flag.Args()
+		if len(a) < 5 {
+			fatal(fmt.Errorf("-verdicts takes NETNS STATE-DIR RUNTIME-DIR CONFIG-DIR BACKEND [CPU-PROFILE]"))
+		}
+		va := verdictArgs{netns: a[0], state: a[1], runtime: a[2], cfg: a[3], backend: backend.Name(a[4])}
+		if len(a) > 5 {
+			va.profile = a[5]
+		}
+		if err := verdicts(va); err != nil {
+			fatal(err)
+		}
+		return
 	}
 	spec := bench.Spec{Services: *n, Endpoints: *e}
 	if *parseOnly != "" {
@@ -245,6 +260,13 @@ func (b *bencher) backend(be backend.Name, c *config.Config, cfg string) (map[st
 	if _, err := b.svcnat("No changes.", append([]string{"plan"}, common...)...); err != nil {
 		return nil, fmt.Errorf("after the change: %w", err)
 	}
+	fmt.Fprintf(os.Stderr, "svcnat-bench: %s: health verdicts through a session\n", be)
+	if err := b.verdictRow(m, verdictArgs{netns: ns, state: state, runtime: filepath.Join(b.dir, "run"), cfg: work, backend: be}); err != nil {
+		return nil, err
+	}
+	if _, err := b.svcnat("No changes.", append([]string{"plan"}, common...)...); err != nil {
+		return nil, fmt.Errorf("after the verdicts: %w", err)
+	}
 	return m, nil
 }
 
@@ -342,6 +364,16 @@ func (b *bencher) svcnat(want string, args ...string) (measurement, error) {
 // through svcnat-bench -measure: a child of this process starts as a copy
 // of it, hundreds of MiB here, which its peak memory would report.
 func (b *bencher) exec(want, name string, args ...string) (measurement, error) {
+	var out string
+	m, err := b.execOut(&out, name, args...)
+	if err == nil && want != "" && !strings.Contains(out, want) {
+		return measurement{}, fmt.Errorf("%s %s: output lacks %q:\n%s", filepath.Base(name), strings.Join(args, " "), want, tail(out))
+	}
+	return m, err
+}
+
+// execOut is exec, keeping the command's output in output.
+func (b *bencher) execOut(output *string, name string, args ...string) (measurement, error) {
 	var out, errb bytes.Buffer
 	self, err := os.Executable()
 	if err != nil {
@@ -355,9 +387,7 @@ func (b *bencher) exec(want, name string, args ...string) (measurement, error) {
 	if err != nil {
 		return measurement{}, fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, tail(out.String()), errb.String())
 	}
-	if want != "" && !strings.Contains(out.String(), want) {
-		return measurement{}, fmt.Errorf("%s %s: output lacks %q:\n%s", filepath.Base(name), strings.Join(args, " "), want, tail(out.String()))
-	}
+	*output = out.String()
 	m := measurement{took: took}
 	if r := maxrss.FindStringSubmatch(errb.String()); r != nil && name != "ip" {
 		m.rss, _ = strconv.ParseInt(r[1], 10, 64)
@@ -447,6 +477,9 @@ func (b *bencher) print(backends []backend.Name, res map[backend.Name]map[string
 		{"save", "bare read of svcnat's rules (iptables-save; nft list table)"},
 		{"plan", "no-change svcnat plan"},
 		{"change", "one-endpoint change (svcnat apply)"},
+		{"session", "session start in reconcile (NewSession)"},
+		{"verdict", "health verdict to verified kernel (Session.Update), median"},
+		{"verdict-p90", "health verdict to verified kernel, 90th percentile"},
 	}
 	fmt.Printf("| %s |", "")
 	for _, be := range backends {
@@ -477,10 +510,14 @@ func (b *bencher) print(backends []backend.Name, res map[backend.Name]map[string
 	for _, be := range backends {
 		fmt.Printf(" %s MiB |", peaks(res[be]))
 	}
+	fmt.Printf("\n| lines written for a verdict / peak memory of the process holding the session |")
+	for _, be := range backends {
+		fmt.Printf(" %d / %d MiB |", res[be]["verdict"].lines, res[be]["verdict"].rss>>10)
+	}
 	fmt.Println()
 	fmt.Println()
 	for _, be := range backends {
-		for _, g := range goals(be, res) {
+		for _, g := range append(goals(be, res), verdictGoals(be, res[be])...) {
 			fmt.Println(g)
 		}
 	}

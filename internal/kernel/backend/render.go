@@ -23,6 +23,53 @@ type RenderOptions struct {
 	// lets traffic from the load-balancer IPs themselves in, as kube-proxy
 	// does when a range contains its node IP.
 	LocalAddresses []netip.Addr
+	// Others, when set, is what the services of a larger configuration
+	// that are not in the one rendered contribute to the decisions a
+	// renderer makes over every service (see Shares): a render of a few
+	// services (an incremental update) then renders them exactly as the
+	// render of the whole configuration does.
+	Others *Shares
+}
+
+// Shares is what services contribute to the decisions a renderer makes
+// over every service of a configuration, in the renderer's own terms:
+// iptables' large-cluster mode counts every service port's endpoints, and
+// nftables numbers service chains and affinity endpoints in spaces the
+// whole table shares.
+type Shares struct {
+	// Endpoints counts the endpoints of the service ports of each family.
+	Endpoints map[Family]int
+	// Names are, per family, the names that take a number in a space
+	// every service shares (spelled as the renderer likes).
+	Names map[Family]map[string]bool
+}
+
+// Add adds o's contribution to s, or takes it away (sign -1).
+func (s *Shares) Add(o *Shares, sign int) {
+	if o == nil {
+		return
+	}
+	for f, n := range o.Endpoints {
+		if s.Endpoints == nil {
+			s.Endpoints = map[Family]int{}
+		}
+		s.Endpoints[f] += sign * n
+	}
+	for f, names := range o.Names {
+		if s.Names == nil {
+			s.Names = map[Family]map[string]bool{}
+		}
+		if s.Names[f] == nil {
+			s.Names[f] = map[string]bool{}
+		}
+		for n := range names {
+			if sign < 0 {
+				delete(s.Names[f], n)
+			} else {
+				s.Names[f][n] = true
+			}
+		}
+	}
 }
 
 // Rendered is a configuration rendered for a host: the objects svcnat
@@ -37,6 +84,13 @@ type Rendered struct {
 	// it. Chain names are hashes, so this index is the only way to group
 	// chains by service.
 	ChainService map[string]string
+	// Shares is what each rendered service contributes to the decisions
+	// made over every service (by service name), and Modes what was
+	// decided per family, in the renderer's words ("" for the default):
+	// a service rendered in another mode than before changes every
+	// service's objects.
+	Shares map[string]*Shares
+	Modes  map[Family]string
 }
 
 // Renderer is the part of a backend that turns configuration into its

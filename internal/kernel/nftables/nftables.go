@@ -174,8 +174,11 @@ func (r *Runner) Limits() backend.Limits { return limits }
 //   - ListLimit: ReadChain of a chain costs 1 s against 11–12 s for a
 //     Read of the whole table (nft's listing, 7–16 s here, of which 0.5 s
 //     is parseListing), of the 50,000-element endpoints-tcp map 1.8 s, of
-//     service-ips 0.5 s. Two objects read one by one stay well below one
-//     Read.
+//     service-ips 0.5 s. Up to eight objects read one by one stay below
+//     one Read (measured again on 2026-12-07, idle: any listing, even of
+//     one element, 0.9–1.1 s, nft caching the table first; the whole
+//     table 5–14 s): a verdict on a local endpoint touches three (its
+//     service chain, the endpoints map, hairpin-connections).
 //   - RandomFully: nft's masquerade fully-random is always there.
 //
 // Once loaded, a one-endpoint change (the service chain's rule and one
@@ -183,7 +186,7 @@ func (r *Runner) Limits() backend.Limits { return limits }
 // Read lists text, not JSON (`nft -j list table` 9.7–10.4 s, with
 // --terse, which leaves out the elements svcnat compares, 3.8–8.3 s):
 // rules exist only as text, and one listing beats two.
-var limits = backend.Limits{Batch: backend.NoStaging, ListLimit: 2, RandomFully: true, Syntax: backend.NFTables}
+var limits = backend.Limits{Batch: backend.NoStaging, ListLimit: 8, RandomFully: true, Syntax: backend.NFTables}
 
 // cEnv pins the locale: stderr is read by txFailure.
 func cEnv() []string { return append(os.Environ(), "LC_ALL=C") }

@@ -100,17 +100,24 @@ func RenderWritten(cfg *config.Config, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)
 	}
 	m := service.Build(cfg, service.Options{Node: opts.Node, LocalAddresses: opts.LocalAddresses})
-	res := &Result{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{}}
+	res := &Result{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{},
+		Shares: map[string]*backend.Shares{}, Modes: map[backend.Family]string{}}
 	for _, fam := range backend.Families {
 		if fam == backend.IPv6 && !m.IPv6 {
 			continue
 		}
 		b := newBuilder(fam, &s, opts, res.ChainService)
-		b.render(m)
+		b.render(m, res.Shares)
 		res.Rulesets[fam] = b.rs
+		if b.largeCluster {
+			res.Modes[fam] = ModeLargeCluster
+		}
 	}
 	return res, nil
 }
+
+// ModeLargeCluster is Rendered.Modes' word for large-cluster mode.
+const ModeLargeCluster = "large-cluster"
 
 // inFamily reports whether a is of the family fam.
 func inFamily(fam backend.Family, a netip.Addr) bool { return service.InFamily(fam == backend.IPv6, a) }
@@ -171,13 +178,27 @@ func newBuilder(fam backend.Family, s *config.Settings, opts Options, owner map[
 
 // render is the short loop: fixed rules, each service port, then the rules
 // that must come after every service's.
-func (b *builder) render(m *service.Model) {
+//
+// Large-cluster mode counts the endpoints of every service port of the
+// family: those rendered, and with opts.Others those of the services of
+// the whole configuration that are not. shares gets each rendered
+// service's count.
+func (b *builder) render(m *service.Model, shares map[string]*backend.Shares) {
 	b.masqueradeRules()
 	b.localnetFirewallRule()
 	ports := b.servicePorts(m)
 	total := 0
+	if o := b.opts.Others; o != nil {
+		total = o.Endpoints[b.fam]
+	}
 	for _, sp := range ports {
 		total += len(sp.Endpoints)
+		sh := shares[sp.svc.Name]
+		if sh == nil {
+			sh = &backend.Shares{Endpoints: map[backend.Family]int{}}
+			shares[sp.svc.Name] = sh
+		}
+		sh.Endpoints[b.fam] += len(sp.Endpoints)
 	}
 	b.largeCluster = total > largeClusterEndpointsThreshold
 	for _, sp := range ports {

@@ -26,7 +26,7 @@ type Renderer struct{}
 // the chain prefix (backend.NFTTable) in each family the model has.
 func (Renderer) Render(cfg *config.Config, opts backend.RenderOptions) (*backend.Rendered, error) {
 	m := service.Build(cfg, service.Options{Node: opts.Node, LocalAddresses: opts.LocalAddresses})
-	out := &backend.Rendered{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{}}
+	out := &backend.Rendered{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{}, Shares: map[string]*backend.Shares{}}
 	o := Options{RenderOptions: opts, Table: backend.NFTTable(cfg.Settings.ChainPrefix)}
 	for _, fam := range Families(m) {
 		rs, res, err := RenderModel(m, &cfg.Settings, fam, o)
@@ -36,6 +36,12 @@ func (Renderer) Render(cfg *config.Config, opts backend.RenderOptions) (*backend
 		out.Rulesets[fam] = rs
 		for name, svc := range res.Owner {
 			out.ChainService[name] = svc
+		}
+		for svc, sh := range res.Shares {
+			if out.Shares[svc] == nil {
+				out.Shares[svc] = &backend.Shares{}
+			}
+			out.Shares[svc].Add(sh, 1)
 		}
 	}
 	return out, nil

@@ -133,6 +133,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 
 	"sigs.k8s.io/knftables"
 
@@ -170,6 +171,9 @@ type Result struct {
 	// (the shared endpoints maps' elements are each chain's by range). Names are hashed, so this index is the way to group
 	// objects by service.
 	Owner map[string]string
+	// Shares are the names each service (by name) numbers in the spaces
+	// the table shares (see slots), as backend.Shares spells them.
+	Shares map[string]*backend.Shares
 }
 
 // Families returns the families a model has objects in, in svcnat's order:
@@ -214,7 +218,8 @@ func Render(tx *knftables.Transaction, m *service.Model, s *config.Settings, fam
 		return nil, fmt.Errorf("masquerade bit %d is outside 0-31", s.MasqueradeBit)
 	}
 	b := newBuilder(fam, s, opts)
-	sps, sl, err := b.servicePorts(m)
+	shares := map[string]*backend.Shares{}
+	sps, sl, err := b.servicePorts(m, shares)
 	if err != nil {
 		return nil, err
 	}
@@ -224,15 +229,42 @@ func Render(tx *knftables.Transaction, m *service.Model, s *config.Settings, fam
 		b.writeServicePort(sp)
 	}
 	b.emit(tx)
-	return &Result{Owner: b.owner}, nil
+	return &Result{Owner: b.owner, Shares: shares}, nil
 }
+
+// The spaces of the names backend.Shares holds: a range of the endpoints
+// maps, an affinity slot.
+const (
+	rangeSpace    = "range "
+	affinitySpace = "affinity "
+)
 
 // servicePorts are the model's service ports of the builder's family, and
 // the numbers of their chains' ranges and their endpoints' affinity slots,
-// which depend on every service port of the table (see slots).
-func (b *builder) servicePorts(m *service.Model) ([]*servicePort, *slots, error) {
+// which depend on every service port of the table (see slots): with
+// opts.Others, also on the names of the services of the whole
+// configuration that are not rendered. shares gets each rendered
+// service's names.
+func (b *builder) servicePorts(m *service.Model, shares map[string]*backend.Shares) ([]*servicePort, *slots, error) {
 	var sps []*servicePort
 	var chains, affinityEndpoints []string
+	if o := b.opts.Others; o != nil {
+		for n := range o.Names[b.fam] {
+			if c, ok := strings.CutPrefix(n, rangeSpace); ok {
+				chains = append(chains, c)
+			} else if e, ok := strings.CutPrefix(n, affinitySpace); ok {
+				affinityEndpoints = append(affinityEndpoints, e)
+			}
+		}
+	}
+	share := func(svc, name string) {
+		sh := shares[svc]
+		if sh == nil {
+			sh = &backend.Shares{Names: map[backend.Family]map[string]bool{b.fam: {}}}
+			shares[svc] = sh
+		}
+		sh.Names[b.fam][name] = true
+	}
 	for _, svc := range m.Services {
 		for _, p := range svc.Ports {
 			if !inFamily(b.fam, p.ClusterIP) {
@@ -250,11 +282,13 @@ func (b *builder) servicePorts(m *service.Model) ([]*servicePort, *slots, error)
 				}
 				if len(c.eps) > 0 {
 					chains = append(chains, c.name)
+					share(sp.svc, rangeSpace+c.name)
 				}
 			}
 			if sp.Service.AffinityTimeout > 0 {
 				for _, ep := range sp.Reachable {
 					affinityEndpoints = append(affinityEndpoints, sp.epChains[ep.Index])
+					share(sp.svc, affinitySpace+sp.epChains[ep.Index])
 				}
 			}
 		}

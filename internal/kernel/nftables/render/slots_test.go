@@ -70,7 +70,7 @@ func TestSlotRuns(t *testing.T) {
 			t.Fatal(diags)
 		}
 		b := newBuilder(backend.IPv4, &cfg.Settings, Options{Table: DefaultTable})
-		_, sl, err := b.servicePorts(service.Build(cfg, service.Options{Node: bench.Node}))
+		_, sl, err := b.servicePorts(service.Build(cfg, service.Options{Node: bench.Node}), map[string]*backend.Shares{})
 		if err != nil {
 			t.Fatal(err)
 		}
