@@ -12,6 +12,7 @@ import (
 
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/daemon/metrics"
+	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/planner"
 )
@@ -84,11 +85,17 @@ func (l *Loop) healthPass(ctx context.Context) {
 		return
 	}
 	l.inForceDown = l.downSet()
+	l.sessFor.down = l.inForceDown
 	// The verdict is in the kernel; now the rest, which waits no one.
 	l.recordView(log, v)
 	l.syncHealth(log, cfg)
-	l.count(func(m *metrics.Metrics) { m.AppliedPart(res) })
 	l.succeeded()
+	if res.Plan == nil || res.Plan.Empty() {
+		log.Debug("no changes", "services", strings.Join(changed, ","))
+		return
+	}
+	l.fastSince = l.recGen
+	l.count(func(m *metrics.Metrics) { m.AppliedPart(res) })
 	s := res.Plan.Summary()
 	log.Info("applied", "drift", false, "services", strings.Join(changed, ","), "added", s.Add, "changed", s.Change,
 		"removed", s.Remove, "lines", res.Lines, "took", res.Took.Round(time.Millisecond))
@@ -97,18 +104,39 @@ func (l *Loop) healthPass(ctx context.Context) {
 	}
 }
 
+// keepSession keeps sess, the session before a pass that found nothing to
+// change, when it was started for the same configuration, node and
+// endpoints down: its rules are the ones in force. Otherwise it starts
+// one, which costs about a full render.
+func (l *Loop) keepSession(log *slog.Logger, sess session, p *planner.Plan, cfg *config.Config) {
+	if sess != nil && l.sessFor.digest == l.digest && l.sessFor.node == l.node && maps.Equal(l.sessFor.down, l.inForceDown) {
+		l.sess = sess
+		return
+	}
+	l.startSession(log, p, cfg)
+}
+
 // startSession keeps the rules a pass left in force (p's desired ones,
-// rendered from cfg) for the verdicts that follow.
+// rendered from cfg) for the verdicts that follow. Only a loop with
+// checks has verdicts.
 func (l *Loop) startSession(log *slog.Logger, p *planner.Plan, cfg *config.Config) {
-	if l.newSession == nil || l.Checks == nil || p == nil {
+	if l.newSession == nil || l.Checks == nil || p == nil || !l.anyChecked() {
 		return
 	}
 	s, err := l.newSession(p, cfg, l.node)
 	if err != nil {
-		log.Warn("keeping the rules for fast changes failed; verdicts take full passes", "err", err)
+		if !errors.Is(err, errNeedFull) {
+			log.Warn("keeping the rules for fast changes failed; verdicts take full passes", "err", err)
+		}
 		return
 	}
 	l.sess = s
+	l.sessFor.digest, l.sessFor.node, l.sessFor.down = l.digest, l.node, l.inForceDown
+}
+
+// anyChecked reports whether the configuration has a health_check.
+func (l *Loop) anyChecked() bool {
+	return l.view != nil && len(l.view.Endpoints) > 0
 }
 
 // changedServices lists, sorted, the services with an endpoint down in
@@ -183,5 +211,5 @@ func (l *Loop) CheckResult(passed bool) {
 	l.count(func(m *metrics.Metrics) { m.HealthCheck(passed) })
 }
 
-// errNeedFull is the session's "take a full pass" (engine.ErrNeedFull).
-var errNeedFull = errors.New("a full pass is needed")
+// errNeedFull is the session's "take a full pass".
+var errNeedFull = engine.ErrNeedFull

@@ -99,7 +99,8 @@ func TestHealthVerdicts(t *testing.T) {
 	k := health.Key{Service: "default/web", Endpoint: netip.MustParseAddr("10.64.1.3")}
 	fc.set(h.loop, k, false)
 	at = h.logs.await(t, at, "endpoint down", "endpoint=10.64.1.3", "failures=3", "err=connection refused")
-	at = h.logs.await(t, at, "applied", "event=health", "drift=false")
+	// Only the service concerned, by the session; no generation.
+	at = h.logs.await(t, at, "applied", "event=health", "drift=false", "services=default/web")
 	if rules := h.owned(t); strings.Contains(rules, "10.64.1.3:80") || !strings.Contains(rules, "10.64.1.2:80") {
 		t.Fatalf("with 10.64.1.3 down:\n%s", rules)
 	}
@@ -107,9 +108,17 @@ func TestHealthVerdicts(t *testing.T) {
 	if err != nil || v == nil || !v.Down("default/web", k.Endpoint) {
 		t.Fatalf("the recorded view: %+v %v", v, err)
 	}
+	// A full pass finds the rules in force: nothing to change, nothing
+	// to record (the record is the configuration's; health.json says
+	// why the rules differ).
+	h.reload <- struct{}{}
+	at = h.logs.await(t, at, "no changes", "event=reload")
+	if rec, err := h.loop.Engine.Recorded(context.Background()); err != nil || rec.Generation != 1 {
+		t.Fatalf("after a verdict and a full pass: generation %d (%v), want 1", rec.Generation, err)
+	}
 	fc.set(h.loop, k, true)
 	at = h.logs.await(t, at, "endpoint up", "endpoint=10.64.1.3", "passes=3")
-	h.logs.await(t, at, "applied", "event=health", "drift=false")
+	h.logs.await(t, at, "applied", "event=health", "drift=false", "services=default/web")
 	if rules := h.owned(t); !strings.Contains(rules, "10.64.1.3:80") {
 		t.Fatalf("with 10.64.1.3 back:\n%s", rules)
 	}

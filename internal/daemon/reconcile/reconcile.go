@@ -103,6 +103,16 @@ type Loop struct {
 	// pass); newSession starts one (nil: never).
 	sess       session
 	newSession func(p *planner.Plan, cfg *config.Config, node string) (session, error)
+	// sessFor is what the session was started for: the configuration's
+	// digest, the node and the endpoints down.
+	sessFor struct {
+		digest, node string
+		down         map[health.Key]bool
+	}
+	// recGen is the generation the last pass found recorded; fastSince
+	// the generation in force when a session last changed rules (0:
+	// never), which differ from that generation's record only by health.
+	recGen, fastSince int64
 }
 
 // session is the engine's incremental session (engine.Session).
@@ -178,6 +188,15 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(l.Interval)
 	defer tick.Stop()
+	if l.newSession == nil {
+		l.newSession = func(p *planner.Plan, cfg *config.Config, node string) (session, error) {
+			s, err := l.Engine.NewSession(p, cfg, node)
+			if err != nil {
+				return nil, err // not a nil *engine.Session in an interface
+			}
+			return s, nil
+		}
+	}
 	canary := time.NewTimer(canaryEvery)
 	defer canary.Stop()
 	pass := func(why string) {
@@ -231,7 +250,10 @@ func (l *Loop) Run(ctx context.Context) error {
 // is one log line.
 func (l *Loop) pass(ctx context.Context, why string) {
 	log := l.Log.With("event", why)
-	l.sess = nil // until this pass knows the rules in force
+	// The session is kept only by a pass that finds the rules it knows
+	// in force (see keepSession); any other outcome ends it.
+	sess := l.sess
+	l.sess = nil
 	l.followNetNS(log)
 	l.load(log)
 	if l.good == nil {
@@ -247,6 +269,7 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	if l.held(ctx, log, rec, nil) {
 		return
 	}
+	l.recGen = rec.Generation
 	l.syncHealth(log, cfg)
 	// The canaries are made before the live rules are read, never after:
 	// one made after would hide a flush that came between the read and
@@ -272,12 +295,12 @@ func (l *Loop) pass(ctx context.Context, why string) {
 	// The rules differ from the record's only by endpoints this loop's
 	// checks took out or brought back: the record is the configuration's,
 	// and an endpoint's health is no generation (health.json says it).
-	if unrecorded && rec.ConfigDigest == l.digest && l.healthMoved() {
+	if unrecorded && rec.ConfigDigest == l.digest && (l.healthMoved() || l.fastSince == rec.Generation) {
 		unrecorded = false
 	}
 	if p.Empty() && !unrecorded {
 		l.inForceDown = l.downSet()
-		l.startSession(log, p, cfg)
+		l.keepSession(log, sess, p, cfg)
 		if l.Metrics != nil {
 			l.Metrics.Recorded(rec)
 			l.Metrics.Unchanged(p)
@@ -347,6 +370,9 @@ func (l *Loop) pass(ctx context.Context, why string) {
 		log.Warn("conntrack cleanup failed; the rules are applied", "err", res.Conntrack.Err)
 	}
 	l.inForceDown = l.downSet()
+	if res.Generation > 0 {
+		l.recGen = res.Generation
+	}
 	l.startSession(log, res.Plan, cfg)
 	l.succeeded()
 	log.Info("applied", "drift", drift, "generation", res.Generation, "added", s.Add, "changed", s.Change, "removed", s.Remove,
