@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,5 +51,49 @@ func BenchmarkPlanNoChange10k(b *testing.B) {
 		if err != nil || !p.Empty() {
 			b.Fatalf("%v, %+v", err, p.Summary())
 		}
+	}
+}
+
+// BenchmarkSessionVerdict is svcnat's own share of a health verdict in
+// reconcile (make bench measures it with the kernel's): one endpoint of
+// one service of bench.FromEnv's configuration taken out or put back by
+// Session.Update, on each backend's fake, whose transactions and reads
+// cost next to nothing. At most 2,000 services: the fakes' cold apply of
+// 10,000 takes many minutes (each staged restore copies the fake's whole
+// state), and svcnat's share is the same order there (see
+// docs/PERFORMANCE.md).
+func BenchmarkSessionVerdict(b *testing.B) {
+	spec := bench.FromEnv(b)
+	spec.Services = min(spec.Services, 2000)
+	for _, name := range []string{"iptables-nft", "nftables"} {
+		b.Run(name, func(b *testing.B) {
+			cfg := benchConfig(b, spec.Services, spec.Endpoints)
+			e := &Engine{Host: Host{Kernel: sessionKernels[name]()}, StateDir: b.TempDir()}
+			if _, err := e.Apply(context.Background(), cfg, bench.Node); err != nil {
+				b.Fatal(err)
+			}
+			svc := cfg.Services[len(cfg.Services)/3].Name
+			checked := verdict(cfg, svc, 0, false)
+			p, err := e.Plan(checked, bench.Node)
+			if err != nil || !p.Empty() {
+				b.Fatalf("%v, %+v", err, p.Summary())
+			}
+			s, err := e.NewSession(p, checked, bench.Node)
+			if err != nil {
+				b.Fatal(err)
+			}
+			down := verdict(cfg, svc, 0, true)
+			b.ReportMetric(float64(spec.Services), "services")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				next := checked
+				if i%2 == 0 {
+					next = down
+				}
+				if _, err := s.Update(context.Background(), next, []string{svc}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
