@@ -569,3 +569,72 @@ func TestNextDue(t *testing.T) {
 		}
 	}
 }
+
+// A worker checking from another namespace enters it once, stays while
+// its identity holds, enters again when the namespace was deleted and
+// made again under its name (another identity), and fails its checks
+// while the name names no namespace; the identity is read at most once
+// per followEvery, whatever the checks. (TestChecksFollowANamespaceMadeAgain
+// is the same on the kernel.)
+func TestWorkerFollowsTheNamespace(t *testing.T) {
+	var (
+		now      = "c1"
+		nowErr   error
+		reads    int
+		entered  []string
+		enterErr error
+	)
+	oldEnter, oldIdentity := netnsEnter, netnsIdentity
+	t.Cleanup(func() { netnsEnter, netnsIdentity = oldEnter, oldIdentity })
+	netnsIdentity = func(name string) (string, error) {
+		if name != "node" {
+			t.Errorf("identity of %q, want node", name)
+		}
+		reads++
+		return now, nowErr
+	}
+	netnsEnter = func(name string) (string, error) {
+		if enterErr != nil {
+			return "", enterErr
+		}
+		entered = append(entered, now)
+		return now, nil
+	}
+	f := &follower{name: "node"}
+	var w worker
+	step := func(what string, wantErr bool, wantEntered ...string) {
+		t.Helper()
+		f.at = time.Time{} // followEvery has passed
+		err := w.enter(f)
+		if (err != nil) != wantErr || !slices.Equal(entered, wantEntered) {
+			t.Fatalf("%s: err %v, entered %q; want an error %v, entered %q", what, err, entered, wantErr, wantEntered)
+		}
+	}
+	step("first check", false, "c1")
+	step("same namespace", false, "c1")
+	now = "c2"
+	step("made again", false, "c1", "c2")
+	now, nowErr = "", errors.New("opening network namespace node: no such file or directory")
+	step("deleted", true, "c1", "c2")
+	now, nowErr = "c3", nil
+	enterErr = errors.New("entering network namespace node: operation not permitted")
+	step("made again, not entered", true, "c1", "c2")
+	enterErr = nil
+	step("entered at last", false, "c1", "c2", "c3")
+
+	// Within followEvery the identity is not read again.
+	reads = 0
+	for range 100 {
+		if err := w.enter(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != 0 {
+		t.Fatalf("%d identity reads within followEvery, want 0", reads)
+	}
+	var fresh worker
+	netnsEnter = func(string) (string, error) { return "", errors.New("no") }
+	if err := fresh.enter(f); err == nil {
+		t.Fatal("a worker that entered no namespace checked from its own")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/probe"
 )
 
@@ -45,9 +46,10 @@ func (c *Checker) Run(ctx context.Context) {
 	// The queue holds as many jobs as there are workers, and the
 	// scheduler hands out no more than that: it never blocks on it.
 	jobs := make(chan job, n)
+	follow := &follower{name: c.NetNS}
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() { c.work(ctx, jobs) })
+		wg.Go(func() { c.work(ctx, jobs, follow) })
 	}
 	timer := time.NewTimer(time.Hour)
 	defer func() {
@@ -123,19 +125,25 @@ func (c *Checker) pass(jobs chan<- job) (changes []Change, wait time.Duration, i
 	return changes, wait, idle, now
 }
 
-// work runs the checks it is handed until jobs is closed.
-func (c *Checker) work(ctx context.Context, jobs <-chan job) {
+// work runs the checks it is handed until jobs is closed. A worker that
+// checks from another namespace (NetNS) enters it with its thread once,
+// and dials there directly (probe.Try with ns "", netns.Dial): a dial
+// through netns.Dial by name would switch its thread in and out each
+// time, which cost twice the check itself. The thread is locked for the
+// worker's life and ends with it (netns.Enter).
+func (c *Checker) work(ctx context.Context, jobs <-chan job, follow *follower) {
+	var w worker
 	for j := range jobs {
 		var err error
 		if ctx.Err() == nil {
-			err = c.check(ctx, &j)
+			err = c.check(ctx, &j, &w, follow)
 		}
 		c.finish(j, c.now(), err, ctx.Err() == nil)
 	}
 }
 
 // check makes one check, bounded by its timeout.
-func (c *Checker) check(ctx context.Context, j *job) error {
+func (c *Checker) check(ctx context.Context, j *job, w *worker, follow *follower) error {
 	ctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	if c.Check != nil {
@@ -144,7 +152,73 @@ func (c *Checker) check(ctx context.Context, j *job) error {
 	if j.probeErr != nil {
 		return j.probeErr
 	}
-	return j.probe.Try(ctx, c.NetNS, j.timeout)
+	if c.NetNS == "" {
+		return j.probe.Try(ctx, "", j.timeout)
+	}
+	if err := w.enter(follow); err != nil {
+		return err
+	}
+	return j.probe.Try(ctx, "", j.timeout) // from the namespace w's thread is in
+}
+
+// worker is what a check worker knows of its thread: the identity of the
+// namespace it entered ("" while it has entered none: its thread is in
+// svcnat's own, and it must not check from there).
+type worker struct {
+	in string
+}
+
+// netnsEnter and netnsIdentity are netns.Enter and netns.Identity; tests
+// replace them.
+var (
+	netnsEnter    = netns.Enter
+	netnsIdentity = netns.Identity
+)
+
+// enter puts w's thread in the namespace follow names now: it enters it
+// the first time, and again when the namespace was deleted and made
+// again under its name (its identity changed), as reconcile's rules
+// follow it. While the name names no namespace (deleted, not made again)
+// checks fail, saying so, as a dial into it by name would.
+func (w *worker) enter(follow *follower) error {
+	now, err := follow.identity()
+	if err != nil {
+		return err
+	}
+	if now == w.in {
+		return nil
+	}
+	id, err := netnsEnter(follow.name)
+	if err != nil {
+		return err
+	}
+	w.in = id
+	return nil
+}
+
+// follower is the identity of the namespace the checks are sent from, as
+// the workers share it: read again at most once per followEvery, so that
+// following a namespace made again costs a check nothing.
+type follower struct {
+	name string
+	mu   sync.Mutex
+	id   string
+	err  error // the name names no namespace
+	at   time.Time
+}
+
+// followEvery is how often the checker looks whether its namespace was
+// deleted and made again: within it, checks follow.
+const followEvery = time.Second
+
+func (f *follower) identity() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.at.IsZero() || time.Since(f.at) >= followEvery {
+		f.id, f.err = netnsIdentity(f.name)
+		f.at = time.Now()
+	}
+	return f.id, f.err
 }
 
 // finish records a check that ended at end with err (ran: it was not

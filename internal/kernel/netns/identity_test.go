@@ -1,8 +1,14 @@
 package netns
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/testns"
@@ -55,4 +61,79 @@ func TestIdentityOfANamespace(t *testing.T) {
 	if again, err := Identity(ns.Name); err != nil || again == byName {
 		t.Fatalf("made again: %q (%v), was %q", again, err, byName)
 	}
+}
+
+// Enter moves the calling goroutine's thread into a namespace for good:
+// it returns the namespace's identity, Dial with "" from that goroutine
+// reaches a listener that exists only there, and the thread never serves
+// another goroutine (others stay in svcnat's own namespace, also after
+// the goroutine ends: its thread ends with it).
+func TestEnter(t *testing.T) {
+	ns := testns.New(t)
+	ln, err := Listen(ns.Name, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	want, err := Identity(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- func() error {
+			id, err := Enter(ns.Name)
+			if err != nil {
+				return err
+			}
+			if id != want {
+				return fmt.Errorf("Enter returned %q, the namespace is %q", id, want)
+			}
+			for range 3 {
+				c, err := Dial(context.Background(), "", "tcp", ln.Addr().String())
+				if err != nil {
+					return fmt.Errorf("dialling from the namespace entered: %w", err)
+				}
+				c.Close()
+			}
+			if _, err := Enter("svcnat-no-such-namespace"); err == nil {
+				return errors.New("entered a namespace that does not exist")
+			}
+			if c, err := Dial(context.Background(), "", "tcp", ln.Addr().String()); err != nil {
+				return fmt.Errorf("a failed Enter left the namespace: %w", err)
+			} else {
+				c.Close()
+			}
+			return nil
+		}()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// Many goroutines on the threads that are left: none is in the
+	// namespace (its listener's port is not open in svcnat's own).
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if in, err := os.Readlink("/proc/thread-self/ns/net"); err != nil || in != host {
+				t.Errorf("a goroutine after Enter's ended is in %q (%v), want svcnat's own %q", in, err, host)
+			}
+		})
+	}
+	wg.Wait()
 }

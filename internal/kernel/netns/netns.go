@@ -1,9 +1,10 @@
 // Package netns is svcnat's one way into a network namespace: it runs a
-// call on a thread that has entered one (Do), makes listening and dialling
-// sockets that belong to one (Listen, Dial; LiteralAddr is the address
-// check they share), lists the host's addresses in one (InterfaceAddrs)
-// and names one by an identity that a namespace made again under the same
-// name does not share (Identity). A namespace is named as --netns names
+// call on a thread that has entered one (Do), moves a long-lived
+// goroutine's thread into one for good (Enter), makes listening and
+// dialling sockets that belong to one (Listen, Dial; LiteralAddr is the
+// address check they share), lists the host's addresses in one
+// (InterfaceAddrs) and names one by an identity that a namespace made
+// again under the same name does not share (Identity). A namespace is named as --netns names
 // it: an `ip netns` name, a path to a namespace file, or "" for svcnat's
 // own. It creates and deletes none and knows nothing of rules: the
 // iptables runner, conntrack, probes, the health-check node ports, the
@@ -23,6 +24,15 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
+
+// init keeps the main goroutine on the main thread (the process's first,
+// whose namespace /proc/self/ns/net and /proc/net name) for the life of
+// the program, so that no other goroutine ever runs there: a goroutine
+// that Enter moved into a namespace must not be on it, since the runtime
+// never ends the main thread when such a goroutine ends (it parks it, in
+// the namespace, for good), and /proc/self would name that namespace as
+// svcnat's own meanwhile. Go runs main on the thread an init locked.
+func init() { runtime.LockOSThread() }
 
 // Do runs fn on an OS thread that has entered the named network
 // namespace (a name as `ip netns` makes them, or an absolute path to a
@@ -102,19 +112,25 @@ func Listen(name, network, addr string) (net.Listener, error) {
 }
 
 // Dial connects to addr, an IP address and port (see LiteralAddr), from
-// the named network namespace ("" for svcnat's own), as
-// net.Dialer.DialContext does. The socket is made inside Do's
-// callback: with one literal address the dialer neither resolves nor
-// races a second address on another goroutine, so socket(2) runs on the
-// locked thread. The connection keeps that namespace when used from any
-// goroutine.
+// the named network namespace, as net.Dialer.DialContext does. The socket
+// is made inside Do's callback: with one literal address the dialer
+// neither resolves nor races a second address on another goroutine, so
+// socket(2) runs on the locked thread. The connection keeps that
+// namespace when used from any goroutine. It sets no TCP keepalive.
+//
+// "" dials from the calling thread's namespace, on the calling
+// goroutine: svcnat's own, or the one Enter moved the goroutine's thread
+// to, which spares the two namespace switches (and the thread) a named
+// dial costs.
 func Dial(ctx context.Context, name, network, addr string) (net.Conn, error) {
 	if err := LiteralAddr(addr, false); err != nil {
 		return nil, err
 	}
 	// A resolver that cannot be reached: should anything still ask for a
 	// name, the lookup fails instead of leaving the namespace.
-	d := net.Dialer{Resolver: &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+	// No TCP keepalive: a probe's or a check's connection lasts one
+	// exchange, and turning it on is four system calls per dial.
+	d := net.Dialer{KeepAlive: -1, Resolver: &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
 		return nil, errNoLookups
 	}}}
 	var c net.Conn
@@ -188,6 +204,39 @@ func Open(name string) (vnetns.NsHandle, error) {
 	return h, nil
 }
 
+// Enter moves the calling goroutine's OS thread into the named network
+// namespace (as Open takes the name) for the rest of the goroutine's
+// life, and returns the namespace's Identity: for a long-lived goroutine
+// that makes many sockets there (the endpoint checker's workers), which
+// then dials with Dial(ctx, "", ...) on its own thread instead of
+// switching twice per socket as Do does. Calling it again moves the
+// thread to the namespace the name names now, after it was deleted and
+// made again.
+//
+// The goroutine is locked to its thread, and stays locked even when Enter
+// fails (the thread is then where it was): the thread never goes back to
+// the pool in a namespace not svcnat's own, and the runtime destroys it
+// when the goroutine ends. Goroutines the caller starts are not in the
+// namespace (see Do).
+func Enter(name string) (string, error) {
+	h, err := Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	if err := isNamespace(h, name); err != nil {
+		return "", err
+	}
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		return "", fmt.Errorf("entering network namespace %s: not from the main thread (see init)", name)
+	}
+	if err := vnetns.Set(h); err != nil {
+		return "", fmt.Errorf("entering network namespace %s: %w", name, err)
+	}
+	return identity(h, name)
+}
+
 // Identity names the network namespace name names now (as Open takes
 // it), whatever the path to it: by its cookie ("c4096"),
 // which the kernel gives no other namespace until it reboots, or, on
@@ -202,31 +251,51 @@ func Identity(name string) (string, error) {
 		return "", err
 	}
 	defer h.Close()
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(int(h), &fs); err != nil {
-		return "", fmt.Errorf("network namespace %s: %w", name, err)
-	}
-	if fs.Type != unix.NSFS_MAGIC {
-		return "", fmt.Errorf("network namespace %s: not a namespace file", name)
-	}
-	var cookie uint64
-	getCookie := func() error {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-		return err
+	if err := isNamespace(h, name); err != nil {
+		return "", err
 	}
 	if name == "" {
-		err = getCookie()
-	} else {
-		err = do(h, name, getCookie)
+		return identity(h, name)
 	}
+	var id string
+	err = do(h, name, func() (err error) {
+		id, err = identity(h, name)
+		return err
+	})
+	if err != nil {
+		// Not entered: the device and inode say who it is.
+		return devIno(h, name)
+	}
+	return id, nil
+}
+
+// isNamespace checks that h, opened for name, is a namespace file.
+func isNamespace(h vnetns.NsHandle, name string) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(h), &fs); err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("network namespace %s: not a namespace file", name)
+	}
+	return nil
+}
+
+// identity is Identity of h, the namespace the calling thread is in: its
+// cookie, read from a socket made here, or its device and inode.
+func identity(h vnetns.NsHandle, name string) (string, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err == nil {
-		return fmt.Sprintf("c%d", cookie), nil
+		cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		unix.Close(fd)
+		if err == nil {
+			return fmt.Sprintf("c%d", cookie), nil
+		}
 	}
+	return devIno(h, name)
+}
+
+func devIno(h vnetns.NsHandle, name string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(h), &st); err != nil {
 		return "", fmt.Errorf("identifying network namespace %s: %w", name, err)
