@@ -5,6 +5,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,8 +26,11 @@ const checksWindow = 20 * time.Second
 // reconcile checking every endpoint of make bench's configuration
 // (SVCNAT_BENCH_N services × SVCNAT_BENCH_E endpoints, 10,000 × 5 by
 // default) with a tcp health_check every 2 s, so 25,000 checks a second
-// at the default size. The daemon runs in a lab's node namespace
-// (--netns, iptables-nft) whose route to the endpoints' 10.64.0.0/10
+// at the default size. The daemon works on a lab's node namespace on
+// iptables-nft and on nftables, from outside it (netns: --netns, as
+// deployed, the checker's workers entering it) and from inside (inside:
+// started in it by ip netns exec, without --netns: the baseline of checks
+// that enter no namespace). The node's route to the endpoints' 10.64.0.0/10
 // leads to a sink namespace of the benchmark's own that takes every
 // address of it as local and accepts on port 8080 (the generator's target
 // port), so every check passes and no verdict changes the rules: what is
@@ -42,6 +46,14 @@ const checksWindow = 20 * time.Second
 // are dropped: the node namespace keeps them 1 s, as a node running this
 // many checks must (docs/PERFORMANCE.md).
 func BenchmarkReconcileChecks(b *testing.B) {
+	for _, backend := range []string{"nft", "nftables"} {
+		for _, mode := range []string{"netns", "inside"} {
+			b.Run(backend+"/"+mode, func(b *testing.B) { reconcileChecks(b, backend, mode == "inside") })
+		}
+	}
+}
+
+func reconcileChecks(b *testing.B, backend string, inside bool) {
 	spec := bench.FromEnv(b)
 	lab := netlab.New(b, netlab.Options{HTTPPorts: []int{}, UDPPorts: []int{}})
 	sink := testns.New(b)
@@ -84,9 +96,15 @@ func BenchmarkReconcileChecks(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sv := NewSvcnat(b, node.Name, dir, "nft")
+	sv := NewSvcnat(b, node.Name, dir, backend)
 	sv.Env = append(sv.Env, "SVCNAT_NODE="+bench.Node)
-	d := startDaemon(b, sv, "--interval", "1m", "--metrics-addr", "127.0.0.1:9826")
+	args := []string{"--interval", "1m", "--metrics-addr", "127.0.0.1:9826"}
+	var d *daemon
+	if inside {
+		d = startDaemonInside(b, sv, args...)
+	} else {
+		d = startDaemon(b, sv, args...)
+	}
 	d.await(b, 5*time.Minute, "msg=applied", "event=start", "generation=1")
 	pid := d.cmd.Process.Pid
 
@@ -112,6 +130,27 @@ func BenchmarkReconcileChecks(b *testing.B) {
 		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/done, "cpu-us/check")
 	}
 	b.ReportMetric(float64(spec.Services*spec.Endpoints)/2, "due-checks/s")
+}
+
+// startDaemonInside starts svcnat reconcile as startDaemon does, but
+// inside sv's namespace (`ip netns exec`, which execs svcnat: the pid is
+// svcnat's) and without --netns: the daemon's own namespace is the one
+// its rules and checks are in, so it enters none.
+func startDaemonInside(t testing.TB, sv *Svcnat, args ...string) *daemon {
+	t.Helper()
+	cmd := sv.Cmd(append([]string{"reconcile", "--log-format", "json"}, args...)...)
+	for i, a := range cmd.Args {
+		if a == "--netns" {
+			cmd.Args = append(cmd.Args[:i:i], cmd.Args[i+2:]...)
+			break
+		}
+	}
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Path, cmd.Args = ip, append([]string{"ip", "netns", "exec", sv.NetNS}, cmd.Args...)
+	return startCmd(t, cmd)
 }
 
 // procCPU is the CPU time process pid has used, user and system

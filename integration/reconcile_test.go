@@ -70,7 +70,13 @@ printf '%%s\n' "$in" | exec %[1]q "$@"
 
 func startDaemon(t testing.TB, sv *Svcnat, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: sv.Cmd(append([]string{"reconcile", "--log-format", "json"}, args...)...), log: &syncBuffer{}}
+	return startCmd(t, sv.Cmd(append([]string{"reconcile", "--log-format", "json"}, args...)...))
+}
+
+// startCmd starts cmd, a svcnat reconcile, as startDaemon does.
+func startCmd(t testing.TB, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, log: &syncBuffer{}}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

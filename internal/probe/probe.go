@@ -232,25 +232,36 @@ func run(ctx context.Context, netns string, probes []Probe, timeout time.Duratio
 	return nil
 }
 
-// Try makes one attempt at p from network namespace ns, ended after d:
-// nil when it passed, else what it found. Run retries it; a health check
-// makes one per interval. With ns "" every socket of the try is made on
-// the calling goroutine, in its thread's namespace: svcnat's own, or the
-// one netns.Enter moved it to (the checker's workers).
+// Try makes one attempt at p from network namespace ns ("" for this
+// one), ended after d: nil when it passed, else what it found. Run retries
+// it; a health check makes one per interval (TryDial).
 func (p Probe) Try(ctx context.Context, ns string, d time.Duration) error {
+	return p.TryDial(ctx, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return netns.Dial(ctx, ns, network, addr)
+	}, d)
+}
+
+// DialFunc makes a try's connection: netns.Dial from a namespace, or a
+// netns.Dialer's DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// TryDial is Try with its connection made by dial: the checker's, which
+// dials into one namespace 25,000 times a second, keeps it open
+// (netns.Dialer).
+func (p Probe) TryDial(ctx context.Context, dial DialFunc, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	switch p.scheme {
 	case "tcp":
-		c, err := netns.Dial(ctx, ns, "tcp", p.addr)
+		c, err := dial(ctx, "tcp", p.addr)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	case "http":
-		return p.get(ctx, ns)
+		return p.get(ctx, dial)
 	case "udp":
-		c, err := netns.Dial(ctx, ns, "udp", p.addr)
+		c, err := dial(ctx, "udp", p.addr)
 		if err != nil {
 			return err
 		}
@@ -278,20 +289,20 @@ func (p Probe) Try(ctx context.Context, ns string, d time.Duration) error {
 // net/http's client does.
 const maxInformational = 5
 
-// get is an http try: a GET of p's path on a connection dialled from ns,
-// on the calling goroutine (so that "" is the calling thread's namespace,
-// see netns.Dial), not by an http.Transport, which dials on a goroutine
-// of its own. One request, "Connection: close", no proxy, and no
-// redirect followed: the probe checks the address it names, and a 3xx
-// fails it, saying where it pointed (or passes it, with PassRedirects).
-func (p Probe) get(ctx context.Context, ns string) error {
+// get is an http try: a GET of p's path on a connection dial makes, on
+// the calling goroutine, without an http.Transport (which starts two
+// goroutines per connection besides the dial's). One request,
+// "Connection: close", no proxy, and no redirect followed: the probe
+// checks the address it names, and a 3xx fails it, saying where it
+// pointed (or passes it, with PassRedirects).
+func (p Probe) get(ctx context.Context, dial DialFunc) error {
 	u := "http://" + p.addr + p.path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Close = true
-	c, err := netns.Dial(ctx, ns, "tcp", p.addr)
+	c, err := dial(ctx, "tcp", p.addr)
 	if err != nil {
 		return &url.Error{Op: "Get", URL: u, Err: err}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -570,22 +571,23 @@ func TestNextDue(t *testing.T) {
 	}
 }
 
-// A worker checking from another namespace enters it once, stays while
-// its identity holds, enters again when the namespace was deleted and
-// made again under its name (another identity), and fails its checks
-// while the name names no namespace; the identity is read at most once
-// per followEvery, whatever the checks. (TestChecksFollowANamespaceMadeAgain
-// is the same on the kernel.)
-func TestWorkerFollowsTheNamespace(t *testing.T) {
+// Checks into another namespace share one dialer into it, made once,
+// kept while the namespace's identity holds, and replaced when the
+// namespace was deleted and made again under its name (another identity);
+// they fail while the name names no namespace or no dialer can be made.
+// The identity is read at most once per followEvery, whatever the checks,
+// and every dialer made is closed at the end.
+// (TestChecksFollowANamespaceMadeAgain is the same on the kernel.)
+func TestFollowerFollowsTheNamespace(t *testing.T) {
 	var (
-		now      = "c1"
-		nowErr   error
-		reads    int
-		entered  []string
-		enterErr error
+		now     = "c1"
+		nowErr  error
+		reads   int
+		made    []*fakeDialer
+		makeErr error
 	)
-	oldEnter, oldIdentity := netnsEnter, netnsIdentity
-	t.Cleanup(func() { netnsEnter, netnsIdentity = oldEnter, oldIdentity })
+	oldNew, oldIdentity := newDialer, netnsIdentity
+	t.Cleanup(func() { newDialer, netnsIdentity = oldNew, oldIdentity })
 	netnsIdentity = func(name string) (string, error) {
 		if name != "node" {
 			t.Errorf("identity of %q, want node", name)
@@ -593,21 +595,25 @@ func TestWorkerFollowsTheNamespace(t *testing.T) {
 		reads++
 		return now, nowErr
 	}
-	netnsEnter = func(name string) (string, error) {
-		if enterErr != nil {
-			return "", enterErr
+	newDialer = func(name string) (nsDialer, error) {
+		if makeErr != nil {
+			return nil, makeErr
 		}
-		entered = append(entered, now)
-		return now, nil
+		d := &fakeDialer{id: now}
+		made = append(made, d)
+		return d, nil
 	}
 	f := &follower{name: "node"}
-	var w worker
-	step := func(what string, wantErr bool, wantEntered ...string) {
+	step := func(what string, wantErr bool, want ...string) {
 		t.Helper()
 		f.at = time.Time{} // followEvery has passed
-		err := w.enter(f)
-		if (err != nil) != wantErr || !slices.Equal(entered, wantEntered) {
-			t.Fatalf("%s: err %v, entered %q; want an error %v, entered %q", what, err, entered, wantErr, wantEntered)
+		d, err := f.dialer()
+		var ids []string
+		for _, d := range made {
+			ids = append(ids, d.id)
+		}
+		if (err != nil) != wantErr || !slices.Equal(ids, want) || (err == nil && d != made[len(made)-1]) {
+			t.Fatalf("%s: dialer %v, err %v, made %q; want an error %v, made %q", what, d, err, ids, wantErr, want)
 		}
 	}
 	step("first check", false, "c1")
@@ -617,24 +623,36 @@ func TestWorkerFollowsTheNamespace(t *testing.T) {
 	now, nowErr = "", errors.New("opening network namespace node: no such file or directory")
 	step("deleted", true, "c1", "c2")
 	now, nowErr = "c3", nil
-	enterErr = errors.New("entering network namespace node: operation not permitted")
-	step("made again, not entered", true, "c1", "c2")
-	enterErr = nil
-	step("entered at last", false, "c1", "c2", "c3")
+	makeErr = errors.New("opening network namespace node: permission denied")
+	step("made again, no dialer", true, "c1", "c2")
+	makeErr = nil
+	step("a dialer at last", false, "c1", "c2", "c3")
 
 	// Within followEvery the identity is not read again.
 	reads = 0
 	for range 100 {
-		if err := w.enter(f); err != nil {
+		if _, err := f.dialer(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if reads != 0 {
 		t.Fatalf("%d identity reads within followEvery, want 0", reads)
 	}
-	var fresh worker
-	netnsEnter = func(string) (string, error) { return "", errors.New("no") }
-	if err := fresh.enter(f); err == nil {
-		t.Fatal("a worker that entered no namespace checked from its own")
+	f.close()
+	for _, d := range made {
+		if !d.closed {
+			t.Errorf("dialer %s not closed", d.id)
+		}
 	}
+}
+
+type fakeDialer struct {
+	id     string
+	closed bool
+}
+
+func (d *fakeDialer) Identity() string { return d.id }
+func (d *fakeDialer) Close() error     { d.closed = true; return nil }
+func (d *fakeDialer) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("fake")
 }

@@ -167,10 +167,10 @@ func TestRealChecks(t *testing.T) {
 
 // BenchmarkTCPCheck is what the checker's checks cost beyond the checker
 // (BenchmarkScheduler50k): one tcp check, from svcnat's own namespace
-// (own), from another by name (netns: each dial enters the namespace on
-// a thread of its own and leaves it, as --probe does) and from a worker
-// whose thread is in the other for good (netns-worker: what the checker
-// does), to a listener in the test's namespace.
+// (own), from another by name (netns: each dial opens the namespace and
+// enters it on a thread of its own and leaves it, as --probe does) and
+// by a netns.Dialer (netns-dialer: what the checker does), to a listener
+// in the test's namespace.
 func BenchmarkTCPCheck(b *testing.B) {
 	ns := testns.New(b)
 	ln, err := netns.Listen(ns.Name, "tcp", "127.0.0.1:8080")
@@ -224,40 +224,27 @@ func BenchmarkTCPCheck(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/check")
 		})
 	}
-	// netns-worker is what the checker's workers do: a goroutine whose
-	// thread entered the namespace once checks from there, through the
-	// checker's own path (check), so the namespace costs nothing per
-	// check but a look at its identity. The goroutine ends locked and
-	// its thread with it.
-	b.Run("netns-worker", func(b *testing.B) {
+	// netns-dialer is what the checker does: a dial into the namespace
+	// by a netns.Dialer, through the checker's own path (check).
+	b.Run("netns-dialer", func(b *testing.B) {
 		b.ReportAllocs()
 		c := &Checker{NetNS: ns.Name}
 		follow := &follower{name: ns.Name}
-		errc := make(chan error, 1)
+		defer follow.close()
+		j := job{probe: p, timeout: time.Second}
 		cpu0 := cpuTime()
-		b.ResetTimer()
-		go func() {
-			var w worker
-			j := job{probe: p, timeout: time.Second}
-			for range b.N {
-				if err := c.check(context.Background(), &j, &w, follow); err != nil {
-					errc <- err
-					return
-				}
+		for b.Loop() {
+			if err := c.check(context.Background(), &j, follow); err != nil {
+				b.Fatal(err)
 			}
-			errc <- nil
-		}()
-		if err := <-errc; err != nil {
-			b.Fatal(err)
 		}
-		b.StopTimer()
 		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/check")
 	})
 }
 
 // The checks follow their namespace when it is deleted and made again
 // under its name (`ip netns del; ip netns add`), as reconcile's rules do:
-// the workers' threads, which entered the first one, enter the new one.
+// the dialer into the first one gives way to one into the new one.
 // The old namespace lives on with a listener in it (a socket keeps its
 // namespace), so a check still sent from there would pass: the endpoint
 // must go down (refused by the new namespace, which has the address but
@@ -290,7 +277,7 @@ func TestChecksFollowANamespaceMadeAgain(t *testing.T) {
 
 	const interval, timeout = 100 * time.Millisecond, 300 * time.Millisecond
 	hc := &config.HealthCheck{Protocol: config.CheckTCP, Port: 8080, Interval: interval, Timeout: timeout, Rise: 1, Fall: 1}
-	c := &Checker{NetNS: ns.Name, Concurrency: 1} // one worker: it entered the first namespace
+	c := &Checker{NetNS: ns.Name, Concurrency: 1}
 	c.Sync(&config.Config{Services: []*config.Service{{Name: "default/web", HealthCheck: hc,
 		Ports:     []*config.Port{{Protocol: config.ProtoTCP, Port: 80, TargetPort: 80}},
 		Endpoints: []*config.Endpoint{{Address: netip.MustParseAddr("10.250.0.1"), Ready: true, Serving: true}}}}})

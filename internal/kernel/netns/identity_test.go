@@ -2,8 +2,6 @@ package netns
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -63,12 +61,11 @@ func TestIdentityOfANamespace(t *testing.T) {
 	}
 }
 
-// Enter moves the calling goroutine's thread into a namespace for good:
-// it returns the namespace's identity, Dial with "" from that goroutine
-// reaches a listener that exists only there, and the thread never serves
-// another goroutine (others stay in svcnat's own namespace, also after
-// the goroutine ends: its thread ends with it).
-func TestEnter(t *testing.T) {
+// A Dialer dials from its namespace (a listener that exists only there
+// answers), from many goroutines at once, and every thread goes back to
+// svcnat's own namespace after each dial: goroutines afterwards are all
+// in it. It stays with the namespace it opened, whose identity it gives.
+func TestDialer(t *testing.T) {
 	ns := testns.New(t)
 	ln, err := Listen(ns.Name, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,56 +81,59 @@ func TestEnter(t *testing.T) {
 			c.Close()
 		}
 	}()
-	want, err := Identity(ns.Name)
+	d, err := NewDialer(ns.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		errc <- func() error {
-			id, err := Enter(ns.Name)
-			if err != nil {
-				return err
-			}
-			if id != want {
-				return fmt.Errorf("Enter returned %q, the namespace is %q", id, want)
-			}
-			for range 3 {
-				c, err := Dial(context.Background(), "", "tcp", ln.Addr().String())
+	defer d.Close()
+	if want, err := Identity(ns.Name); err != nil || d.Identity() != want {
+		t.Fatalf("the dialer's identity %q, the namespace's %q (%v)", d.Identity(), want, err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				c, err := d.DialContext(context.Background(), "tcp", ln.Addr().String())
 				if err != nil {
-					return fmt.Errorf("dialling from the namespace entered: %w", err)
+					t.Error(err)
+					return
 				}
 				c.Close()
 			}
-			if _, err := Enter("svcnat-no-such-namespace"); err == nil {
-				return errors.New("entered a namespace that does not exist")
-			}
-			if c, err := Dial(context.Background(), "", "tcp", ln.Addr().String()); err != nil {
-				return fmt.Errorf("a failed Enter left the namespace: %w", err)
-			} else {
-				c.Close()
-			}
-			return nil
-		}()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
+		})
 	}
-	// Many goroutines on the threads that are left: none is in the
-	// namespace (its listener's port is not open in svcnat's own).
+	wg.Wait()
+	if _, err := d.DialContext(context.Background(), "tcp", "localhost:80"); err == nil {
+		t.Error("a dialer dialled a host name")
+	}
 	host, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
 	for range 4 * runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			if in, err := os.Readlink("/proc/thread-self/ns/net"); err != nil || in != host {
-				t.Errorf("a goroutine after Enter's ended is in %q (%v), want svcnat's own %q", in, err, host)
+				t.Errorf("a thread after the dials is in %q (%v), want svcnat's own %q", in, err, host)
 			}
 		})
 	}
 	wg.Wait()
+
+	// Made again under its name: the dialer stays with the first, whose
+	// listener still answers.
+	for _, args := range [][]string{{"netns", "del", ns.Name}, {"netns", "add", ns.Name}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	if now, err := Identity(ns.Name); err != nil || now == d.Identity() {
+		t.Fatalf("made again: %q (%v), the dialer's %q", now, err, d.Identity())
+	}
+	c, err := d.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("the dialer left its namespace when the name was made again: %v", err)
+	}
+	c.Close()
 }
