@@ -26,19 +26,20 @@ const checksWindow = 20 * time.Second
 // reconcile checking every endpoint of make bench's configuration
 // (SVCNAT_BENCH_N services × SVCNAT_BENCH_E endpoints, 10,000 × 5 by
 // default) with a tcp health_check every 2 s, so 25,000 checks a second
-// at the default size. The daemon works on a lab's node namespace on
+// at the default size. The daemon works on a lab's node namespace, on
 // iptables-nft and on nftables, from outside it (netns: --netns, as
-// deployed, the checker's workers entering it) and from inside (inside:
-// started in it by ip netns exec, without --netns: the baseline of checks
-// that enter no namespace). The node's route to the endpoints' 10.64.0.0/10
-// leads to a sink namespace of the benchmark's own that takes every
-// address of it as local and accepts on port 8080 (the generator's target
-// port), so every check passes and no verdict changes the rules: what is
-// measured is the checks. Once the first apply is done the daemon is
-// watched for checksWindow: its CPU time (utime + stime of /proc/PID/stat)
-// over the window, as cores; its peak RSS (VmHWM) at the end; and the
-// checks it counted (svcnat_health_checks_total) per second and the share
-// that failed. It runs once (b.N is not used): the window is the measure.
+// deployed) and from inside (inside: started in it by ip netns exec,
+// without --netns: the baseline of checks that enter no namespace). The
+// node's route to the endpoints' 10.64.0.0/10 leads to a sink namespace
+// of the benchmark's own that takes every address of it as local and
+// accepts on port 8080 (the generator's target port), so every check
+// passes and no verdict changes the rules: what is measured is the
+// checks. Once the first apply is done the daemon is watched for
+// checksWindow: its CPU time (utime + stime of /proc/PID/stat) over the
+// window, as cores and per check; its peak RSS (VmHWM) at the end; and
+// the checks it counted (svcnat_health_checks_total) per second, and the
+// share that failed. Each runs once (b.N is not used): the window is the
+// measure. docs/PERFORMANCE.md records it.
 //
 // The node's conntrack keeps a closed connection in TIME_WAIT for 120 s by
 // default, which at 25,000 checks a second fills the host's table

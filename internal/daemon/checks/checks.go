@@ -42,7 +42,7 @@
 // goroutine's own thread into it for socket(2) alone: as much as a check
 // without a namespace, within the machine's noise (netns-dialer). Workers
 // that entered the namespace for good, one thread each, cost as little in
-// that benchmark but 1.5–2× as much in the daemon, where every wait of a
+// that benchmark but 1.3–2× as much in the daemon, where every wait of a
 // goroutine locked to its thread is a switch of threads. The dialer
 // follows the namespace when it is deleted and made again under its name:
 // its identity is read at most once a second, and a dialer into the new
