@@ -68,9 +68,15 @@ printf '%%s\n' "$in" | exec %[1]q "$@"
 	return dir
 }
 
-func startDaemon(t *testing.T, sv *Svcnat, args ...string) *daemon {
+func startDaemon(t testing.TB, sv *Svcnat, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: sv.Cmd(append([]string{"reconcile", "--log-format", "json"}, args...)...), log: &syncBuffer{}}
+	return startCmd(t, sv.Cmd(append([]string{"reconcile", "--log-format", "json"}, args...)...))
+}
+
+// startCmd starts cmd, a svcnat reconcile, as startDaemon does.
+func startCmd(t testing.TB, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, log: &syncBuffer{}}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,7 +95,7 @@ func startDaemon(t *testing.T, sv *Svcnat, args ...string) *daemon {
 
 // await waits for a log line whose fields include every key=value of
 // want (values compared as printed), after the lines already matched.
-func (d *daemon) await(t *testing.T, within time.Duration, want ...string) map[string]any {
+func (d *daemon) await(t testing.TB, within time.Duration, want ...string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -117,7 +123,7 @@ func (d *daemon) await(t *testing.T, within time.Duration, want ...string) map[s
 }
 
 // scrape reads the daemon's /metrics from inside the node namespace.
-func scrape(t *testing.T, ns netlab.NS, url string) map[string]*dto.MetricFamily {
+func scrape(t testing.TB, ns netlab.NS, url string) map[string]*dto.MetricFamily {
 	t.Helper()
 	body, err := ns.HTTPGet(url)
 	if err != nil {
@@ -126,7 +132,7 @@ func scrape(t *testing.T, ns netlab.NS, url string) map[string]*dto.MetricFamily
 	return parseMetrics(t, body)
 }
 
-func parseMetrics(t *testing.T, text string) map[string]*dto.MetricFamily {
+func parseMetrics(t testing.TB, text string) map[string]*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mf, err := p.TextToMetricFamilies(strings.NewReader(text))

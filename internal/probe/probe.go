@@ -10,6 +10,7 @@
 package probe
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -233,50 +234,34 @@ func run(ctx context.Context, netns string, probes []Probe, timeout time.Duratio
 
 // Try makes one attempt at p from network namespace ns ("" for this
 // one), ended after d: nil when it passed, else what it found. Run retries
-// it; a health check makes one per interval.
+// it; a health check makes one per interval (TryDial).
 func (p Probe) Try(ctx context.Context, ns string, d time.Duration) error {
+	return p.TryDial(ctx, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return netns.Dial(ctx, ns, network, addr)
+	}, d)
+}
+
+// DialFunc makes a try's connection: netns.Dial from a namespace, or a
+// netns.Dialer's DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// TryDial is Try with its connection made by dial: the checker's, which
+// dials into one namespace 25,000 times a second, keeps it open
+// (netns.Dialer).
+func (p Probe) TryDial(ctx context.Context, dial DialFunc, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	switch p.scheme {
 	case "tcp":
-		c, err := netns.Dial(ctx, ns, "tcp", p.addr)
+		c, err := dial(ctx, "tcp", p.addr)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	case "http":
-		// No proxy, and no redirect is followed: the probe checks the
-		// address it names, and a 3xx fails it, saying where it pointed
-		// (or passes it, with PassRedirects).
-		client := &http.Client{
-			Transport: &http.Transport{
-				DialContext:       func(ctx context.Context, n, a string) (net.Conn, error) { return netns.Dial(ctx, ns, n, a) },
-				DisableKeepAlives: true,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+p.path, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		if p.redirectsPass && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-			return nil
-		}
-		if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode <= 399 && loc != "" {
-			return fmt.Errorf("HTTP status %s, a redirect to %s (not followed: probe the final address)", resp.Status, loc)
-		}
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return fmt.Errorf("HTTP status %s", resp.Status)
-		}
-		return nil
+		return p.get(ctx, dial)
 	case "udp":
-		c, err := netns.Dial(ctx, ns, "udp", p.addr)
+		c, err := dial(ctx, "udp", p.addr)
 		if err != nil {
 			return err
 		}
@@ -298,4 +283,78 @@ func (p Probe) Try(ctx context.Context, ns string, d time.Duration) error {
 		return nil
 	}
 	return errors.New("unknown probe")
+}
+
+// maxInformational bounds the 1xx answers an HTTP try reads past, as
+// net/http's client does.
+const maxInformational = 5
+
+// get is an http try: a GET of p's path on a connection dial makes, on
+// the calling goroutine, without an http.Transport (which starts two
+// goroutines per connection besides the dial's). One request,
+// "Connection: close", no proxy, and no redirect followed: the probe
+// checks the address it names, and a 3xx fails it, saying where it
+// pointed (or passes it, with PassRedirects).
+func (p Probe) get(ctx context.Context, dial DialFunc) error {
+	u := "http://" + p.addr + p.path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Close = true
+	c, err := dial(ctx, "tcp", p.addr)
+	if err != nil {
+		return &url.Error{Op: "Get", URL: u, Err: err}
+	}
+	defer c.Close()
+	// The context's end (its deadline, or a cancel) ends a read or write
+	// in progress, the body's too.
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	resp, err := roundTrip(ctx, c, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if p.redirectsPass && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return nil
+	}
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode <= 399 && loc != "" {
+		return fmt.Errorf("HTTP status %s, a redirect to %s (not followed: probe the final address)", resp.Status, loc)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	return nil
+}
+
+// roundTrip writes req on c and reads its answer, past 1xx ones; its
+// errors read as net/http's client's do (`Get "URL": ...`), and say the
+// context's error when it ended the try.
+func roundTrip(ctx context.Context, c net.Conn, req *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			err = &url.Error{Op: "Get", URL: req.URL.String(), Err: err}
+		}
+	}()
+	if err := req.Write(c); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(c)
+	for range maxInformational + 1 {
+		if resp, err = http.ReadResponse(br, req); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	return resp, nil
 }

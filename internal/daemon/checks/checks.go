@@ -34,10 +34,20 @@
 // 6% of one core, for 50,000 endpoints checked every 2 s, before the
 // checks' own sockets; and 381 bytes of heap per endpoint (19 MB at
 // 50,000). The sockets cost far more: BenchmarkTCPCheck (root) measures
-// 85–90 µs of CPU per tcp check to a listener in svcnat's own namespace
-// (both ends of the connection counted) and 175–270 µs through --netns,
-// where each dial enters the namespace; so at 25,000 checks a second the
-// checks, not their scheduling, take whole cores.
+// 75–120 µs of CPU per tcp check to a listener in svcnat's own namespace
+// (both ends of the connection counted), and 145–270 µs for a dial into
+// another by name (netns.Dial opens the namespace and starts a thread to
+// enter it and leave it, per dial). So the checks into NetNS share a
+// netns.Dialer, which keeps the namespace open and switches the dialling
+// goroutine's own thread into it for socket(2) alone: as much as a check
+// without a namespace, within the machine's noise (netns-dialer). Workers
+// that entered the namespace for good, one thread each, cost as little in
+// that benchmark but 1.3–2× as much in the daemon, where every wait of a
+// goroutine locked to its thread is a switch of threads. The dialer
+// follows the namespace when it is deleted and made again under its name:
+// its identity is read at most once a second, and a dialer into the new
+// one replaces the old. BenchmarkReconcileChecks (integration) measures
+// the daemon at 10,000 services (docs/PERFORMANCE.md).
 //
 // The package prints nothing and writes no file: results and transitions
 // go to the caller's callbacks (OnResult, OnChange), which log, count and

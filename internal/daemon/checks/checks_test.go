@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -568,4 +569,90 @@ func TestNextDue(t *testing.T) {
 			t.Errorf("started at +%v: next at +%v, want +%v", c.start, got.Sub(due), c.want)
 		}
 	}
+}
+
+// Checks into another namespace share one dialer into it, made once,
+// kept while the namespace's identity holds, and replaced when the
+// namespace was deleted and made again under its name (another identity);
+// they fail while the name names no namespace or no dialer can be made.
+// The identity is read at most once per followEvery, whatever the checks,
+// and every dialer made is closed at the end.
+// (TestChecksFollowANamespaceMadeAgain is the same on the kernel.)
+func TestFollowerFollowsTheNamespace(t *testing.T) {
+	var (
+		now     = "c1"
+		nowErr  error
+		reads   int
+		made    []*fakeDialer
+		makeErr error
+	)
+	oldNew, oldIdentity := newDialer, netnsIdentity
+	t.Cleanup(func() { newDialer, netnsIdentity = oldNew, oldIdentity })
+	netnsIdentity = func(name string) (string, error) {
+		if name != "node" {
+			t.Errorf("identity of %q, want node", name)
+		}
+		reads++
+		return now, nowErr
+	}
+	newDialer = func(name string) (nsDialer, error) {
+		if makeErr != nil {
+			return nil, makeErr
+		}
+		d := &fakeDialer{id: now}
+		made = append(made, d)
+		return d, nil
+	}
+	f := &follower{name: "node"}
+	step := func(what string, wantErr bool, want ...string) {
+		t.Helper()
+		f.at = time.Time{} // followEvery has passed
+		d, err := f.dialer()
+		var ids []string
+		for _, d := range made {
+			ids = append(ids, d.id)
+		}
+		if (err != nil) != wantErr || !slices.Equal(ids, want) || (err == nil && d != made[len(made)-1]) {
+			t.Fatalf("%s: dialer %v, err %v, made %q; want an error %v, made %q", what, d, err, ids, wantErr, want)
+		}
+	}
+	step("first check", false, "c1")
+	step("same namespace", false, "c1")
+	now = "c2"
+	step("made again", false, "c1", "c2")
+	now, nowErr = "", errors.New("opening network namespace node: no such file or directory")
+	step("deleted", true, "c1", "c2")
+	now, nowErr = "c3", nil
+	makeErr = errors.New("opening network namespace node: permission denied")
+	step("made again, no dialer", true, "c1", "c2")
+	makeErr = nil
+	step("a dialer at last", false, "c1", "c2", "c3")
+
+	// Within followEvery the identity is not read again.
+	reads = 0
+	for range 100 {
+		if _, err := f.dialer(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != 0 {
+		t.Fatalf("%d identity reads within followEvery, want 0", reads)
+	}
+	f.close()
+	for _, d := range made {
+		if !d.closed {
+			t.Errorf("dialer %s not closed", d.id)
+		}
+	}
+}
+
+type fakeDialer struct {
+	id     string
+	closed bool
+}
+
+func (d *fakeDialer) Identity() string { return d.id }
+func (d *fakeDialer) Close() error     { d.closed = true; return nil }
+func (d *fakeDialer) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("fake")
 }

@@ -5,11 +5,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/probe"
 	"github.com/svcnat/svcnat/internal/testns"
@@ -164,9 +166,11 @@ func TestRealChecks(t *testing.T) {
 }
 
 // BenchmarkTCPCheck is what the checker's checks cost beyond the checker
-// (BenchmarkScheduler50k): one tcp check, from svcnat's own namespace and
-// from another (--netns: each dial enters the namespace on a thread of
-// its own), to a listener in the test's namespace.
+// (BenchmarkScheduler50k): one tcp check, from svcnat's own namespace
+// (own), from another by name (netns: each dial opens the namespace and
+// enters it on a thread of its own and leaves it, as --probe does) and
+// by a netns.Dialer (netns-dialer: what the checker does), to a listener
+// in the test's namespace.
 func BenchmarkTCPCheck(b *testing.B) {
 	ns := testns.New(b)
 	ln, err := netns.Listen(ns.Name, "tcp", "127.0.0.1:8080")
@@ -220,4 +224,94 @@ func BenchmarkTCPCheck(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/check")
 		})
 	}
+	// netns-dialer is what the checker does: a dial into the namespace
+	// by a netns.Dialer, through the checker's own path (check).
+	b.Run("netns-dialer", func(b *testing.B) {
+		b.ReportAllocs()
+		c := &Checker{NetNS: ns.Name}
+		follow := &follower{name: ns.Name}
+		defer follow.close()
+		j := job{probe: p, timeout: time.Second}
+		cpu0 := cpuTime()
+		for b.Loop() {
+			if err := c.check(context.Background(), &j, follow); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/check")
+	})
+}
+
+// The checks follow their namespace when it is deleted and made again
+// under its name (`ip netns del; ip netns add`), as reconcile's rules do:
+// the dialer into the first one gives way to one into the new one.
+// The old namespace lives on with a listener in it (a socket keeps its
+// namespace), so a check still sent from there would pass: the endpoint
+// must go down (refused by the new namespace, which has the address but
+// no listener), then come back when the new namespace listens.
+func TestChecksFollowANamespaceMadeAgain(t *testing.T) {
+	ns := testns.New(t)
+	setup := func() {
+		ns.MustExec(t, "", "ip", "link", "set", "lo", "up")
+		ns.MustExec(t, "", "ip", "addr", "add", "10.250.0.1/32", "dev", "lo")
+	}
+	setup()
+	serve := func() net.Listener {
+		ln, err := netns.Listen(ns.Name, "tcp", "10.250.0.1:8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	serve()
+
+	const interval, timeout = 100 * time.Millisecond, 300 * time.Millisecond
+	hc := &config.HealthCheck{Protocol: config.CheckTCP, Port: 8080, Interval: interval, Timeout: timeout, Rise: 1, Fall: 1}
+	c := &Checker{NetNS: ns.Name, Concurrency: 1}
+	c.Sync(&config.Config{Services: []*config.Service{{Name: "default/web", HealthCheck: hc,
+		Ports:     []*config.Port{{Protocol: config.ProtoTCP, Port: 80, TargetPort: 80}},
+		Endpoints: []*config.Endpoint{{Address: netip.MustParseAddr("10.250.0.1"), Ready: true, Serving: true}}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	k := key("default/web", "10.250.0.1")
+	await := func(what string, ok func(st health.Status) bool) {
+		t.Helper()
+		deadline := time.Now().Add(followEvery + interval + timeout + 2*time.Second)
+		for {
+			st := c.View()[k]
+			if st.Checked && ok(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	await("up in the first namespace", func(st health.Status) bool { return st.Up })
+
+	for _, args := range [][]string{{"netns", "del", ns.Name}, {"netns", "add", ns.Name}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	setup()
+	await("down in the namespace made again, which does not listen", func(st health.Status) bool {
+		return !st.Up && strings.Contains(st.LastError, "refused")
+	})
+	serve()
+	await("up when the namespace made again listens", func(st health.Status) bool { return st.Up })
 }

@@ -3,9 +3,12 @@ package checks
 import (
 	"container/heap"
 	"context"
+	"errors"
+	"net"
 	"sync"
 	"time"
 
+	"github.com/svcnat/svcnat/internal/kernel/netns"
 	"github.com/svcnat/svcnat/internal/probe"
 )
 
@@ -45,15 +48,23 @@ func (c *Checker) Run(ctx context.Context) {
 	// The queue holds as many jobs as there are workers, and the
 	// scheduler hands out no more than that: it never blocks on it.
 	jobs := make(chan job, n)
+	follow := &follower{name: c.NetNS}
 	var wg sync.WaitGroup
+	var work func()
+	work = func() {
+		if c.work(ctx, jobs, follow) {
+			wg.Go(work) // this one's thread is stuck in the namespace
+		}
+	}
 	for range n {
-		wg.Go(func() { c.work(ctx, jobs) })
+		wg.Go(work)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer func() {
 		timer.Stop()
 		close(jobs)
 		wg.Wait()
+		follow.close()
 		c.mu.Lock()
 		c.limit = 0
 		c.mu.Unlock()
@@ -123,19 +134,25 @@ func (c *Checker) pass(jobs chan<- job) (changes []Change, wait time.Duration, i
 	return changes, wait, idle, now
 }
 
-// work runs the checks it is handed until jobs is closed.
-func (c *Checker) work(ctx context.Context, jobs <-chan job) {
+// work runs the checks it is handed until jobs is closed, or until its
+// thread is stuck in the namespace (netns.ErrStuck): then it returns true,
+// so that the thread ends with it and another worker takes its place.
+func (c *Checker) work(ctx context.Context, jobs <-chan job, follow *follower) (stuck bool) {
 	for j := range jobs {
 		var err error
 		if ctx.Err() == nil {
-			err = c.check(ctx, &j)
+			err = c.check(ctx, &j, follow)
 		}
 		c.finish(j, c.now(), err, ctx.Err() == nil)
+		if errors.Is(err, netns.ErrStuck) {
+			return true
+		}
 	}
+	return false
 }
 
 // check makes one check, bounded by its timeout.
-func (c *Checker) check(ctx context.Context, j *job) error {
+func (c *Checker) check(ctx context.Context, j *job, follow *follower) error {
 	ctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	if c.Check != nil {
@@ -144,7 +161,92 @@ func (c *Checker) check(ctx context.Context, j *job) error {
 	if j.probeErr != nil {
 		return j.probeErr
 	}
-	return j.probe.Try(ctx, c.NetNS, j.timeout)
+	if c.NetNS == "" {
+		return j.probe.Try(ctx, "", j.timeout)
+	}
+	d, err := follow.dialer()
+	if err != nil {
+		return err
+	}
+	return j.probe.TryDial(ctx, d.DialContext, j.timeout)
+}
+
+// nsDialer is a netns.Dialer; tests give fakes (newDialer).
+type nsDialer interface {
+	Identity() string
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	Close() error
+}
+
+// newDialer and netnsIdentity are netns.NewDialer and netns.Identity;
+// tests replace them.
+var (
+	newDialer = func(name string) (nsDialer, error) {
+		d, err := netns.NewDialer(name)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+	netnsIdentity = netns.Identity
+)
+
+// follower is the dialer the checks into NetNS share (a netns.Dialer: a
+// dial by name, netns.Dial, costs more than the check), following the
+// namespace the name names: its identity is read again at most once per
+// followEvery, and when the namespace was deleted and made again under
+// its name (another identity) a dialer into the new one takes the old
+// one's place, as reconcile's rules follow it. While the name names no
+// namespace (deleted, not made again) checks fail, saying so, as a dial
+// into it by name would.
+type follower struct {
+	name string
+	mu   sync.Mutex
+	cur  nsDialer   // the one checks use; nil until made
+	err  error      // why checks cannot be made now
+	at   time.Time  // when the identity was read
+	old  []nsDialer // replaced ones, which checks may still use: closed by close
+}
+
+// followEvery is how often the checker looks whether its namespace was
+// deleted and made again: within it, checks follow.
+const followEvery = time.Second
+
+// dialer is the dialer a check uses now, or why there is none.
+func (f *follower) dialer() (nsDialer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.at.IsZero() && time.Since(f.at) < followEvery {
+		return f.cur, f.err
+	}
+	f.at = time.Now()
+	id, err := netnsIdentity(f.name)
+	if err == nil && (f.cur == nil || f.cur.Identity() != id) {
+		var d nsDialer
+		if d, err = newDialer(f.name); err == nil {
+			if f.cur != nil {
+				f.old = append(f.old, f.cur)
+			}
+			f.cur = d
+		}
+	}
+	f.err = err
+	if err != nil {
+		return nil, err
+	}
+	return f.cur, nil
+}
+
+// close closes the dialers once no check runs.
+func (f *follower) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range append(f.old, f.cur) {
+		if d != nil {
+			d.Close()
+		}
+	}
+	f.cur, f.old = nil, nil
 }
 
 // finish records a check that ended at end with err (ran: it was not

@@ -1,8 +1,12 @@
 package netns
 
 import (
+	"context"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/testns"
@@ -55,4 +59,81 @@ func TestIdentityOfANamespace(t *testing.T) {
 	if again, err := Identity(ns.Name); err != nil || again == byName {
 		t.Fatalf("made again: %q (%v), was %q", again, err, byName)
 	}
+}
+
+// A Dialer dials from its namespace (a listener that exists only there
+// answers), from many goroutines at once, and every thread goes back to
+// svcnat's own namespace after each dial: goroutines afterwards are all
+// in it. It stays with the namespace it opened, whose identity it gives.
+func TestDialer(t *testing.T) {
+	ns := testns.New(t)
+	ln, err := Listen(ns.Name, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	d, err := NewDialer(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if want, err := Identity(ns.Name); err != nil || d.Identity() != want {
+		t.Fatalf("the dialer's identity %q, the namespace's %q (%v)", d.Identity(), want, err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				c, err := d.DialContext(context.Background(), "tcp", ln.Addr().String())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := d.DialContext(context.Background(), "tcp", "localhost:80"); err == nil {
+		t.Error("a dialer dialled a host name")
+	}
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if in, err := os.Readlink("/proc/thread-self/ns/net"); err != nil || in != host {
+				t.Errorf("a thread after the dials is in %q (%v), want svcnat's own %q", in, err, host)
+			}
+		})
+	}
+	wg.Wait()
+
+	// Made again under its name: the dialer stays with the first, whose
+	// listener still answers.
+	for _, args := range [][]string{{"netns", "del", ns.Name}, {"netns", "add", ns.Name}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	if now, err := Identity(ns.Name); err != nil || now == d.Identity() {
+		t.Fatalf("made again: %q (%v), the dialer's %q", now, err, d.Identity())
+	}
+	c, err := d.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("the dialer left its namespace when the name was made again: %v", err)
+	}
+	c.Close()
 }
