@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -107,11 +108,10 @@ func endpointHealthChecks(t *testing.T, backend string) {
 	stopped := time.Now()
 	httpStop[1]()
 	udpStop[1]()
-	ehAwaitRules(t, tl, "backend-1's listeners stopped", stopped, ehDownBy, func(rules string) bool {
+	ehAwaitRules(t, tl, d, "backend-1's listeners stopped", stopped, ehDownBy, func(rules string) bool {
 		return !strings.Contains(rules, ep1+":80") && !strings.Contains(rules, ep1+":53") &&
 			!strings.Contains(rules, ep1+" . 80") && !strings.Contains(rules, ep1+" . 53")
 	})
-	t.Logf("backend-1 out of the rules %s after its listeners stopped (bound %s)", time.Since(stopped).Round(time.Millisecond), ehDownBy)
 	d.await(t, 5*time.Second, "msg=endpoint down", "service=default/web", "endpoint="+ep1)
 	if got := answered("default/web with backend-1 down", 60); got["backend-1"] != 0 || len(got) != 2 {
 		t.Fatalf("60 connections with backend-1 down were answered by %v, want backend-0 and backend-2 only", got)
@@ -145,15 +145,15 @@ func endpointHealthChecks(t *testing.T, backend string) {
 	// backend-1 serves again: it is back in the rotation.
 	started := time.Now()
 	_, httpStop[1] = tl.Backends[1].ServeHTTPUntil(t, "backend-1", ":80")
-	netlab.Eventually(t, ehUpBy+5*time.Second, func() error {
+	ehAwaitRules(t, tl, d, "backend-1's HTTP listener started again", started, ehUpBy, func(rules string) bool {
+		return strings.Contains(rules, ep1+":80") || strings.Contains(rules, ep1+" . 80")
+	})
+	netlab.Eventually(t, 5*time.Second, func() error {
 		if answered("default/web after backend-1 came back", 1)["backend-1"] == 0 {
 			return fmt.Errorf("backend-1 gets no connection")
 		}
 		return nil
 	})
-	if took := time.Since(started); took > ehUpBy {
-		t.Fatalf("backend-1 was back after %s, want within rise × interval + 1 s = %s", took, ehUpBy)
-	}
 	d.await(t, 5*time.Second, "msg=endpoint up", "service=default/web", "endpoint="+ep1)
 
 	// All three stop: kube-proxy's REJECT for a service without endpoints,
@@ -162,7 +162,7 @@ func endpointHealthChecks(t *testing.T, backend string) {
 	for _, stop := range httpStop {
 		stop()
 	}
-	ehAwaitRules(t, tl, "all three listeners stopped", stopped, ehDownBy, func(rules string) bool {
+	ehAwaitRules(t, tl, d, "all three listeners stopped", stopped, ehDownBy, func(rules string) bool {
 		for i := range 3 {
 			if ep := trBackendIP4(i); strings.Contains(rules, ep+":80") || strings.Contains(rules, ep+" . 80") {
 				return false
@@ -186,23 +186,44 @@ func endpointHealthChecks(t *testing.T, backend string) {
 	tl.SV.MustRun(t, 0, "plan", "--detailed-exitcode")
 }
 
-// ehAwaitRules polls the node's rules until ok holds, and fails when that
-// took longer than within from since (the bound issue 25 sets).
-func ehAwaitRules(t *testing.T, tl *trafficLab, what string, since time.Time, within time.Duration, ok func(rules string) bool) {
+// ehAwaitRules polls the node's rules until ok holds, then fails unless
+// the apply that made them (the daemon's last "applied" line, whose time
+// is when the rules were verified in the kernel) came within from since:
+// the bound issue 25 sets. The daemon's own time leaves out how long the
+// poll's reads take on a loaded machine.
+func ehAwaitRules(t *testing.T, tl *trafficLab, d *daemon, what string, since time.Time, within time.Duration, ok func(rules string) bool) {
 	t.Helper()
 	for {
 		rules := tl.owned(t)
 		if ok(rules) {
-			if took := time.Since(since); took > within {
-				t.Fatalf("%s: the rules followed after %s, want within %s", what, took, within)
-			}
-			return
+			break
 		}
 		if time.Since(since) > within+10*time.Second {
 			t.Fatalf("%s: the rules did not follow within %s:\n%s", what, within, rules)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The daemon logs the apply once it has verified it, which may be
+	// after the poll saw the rules.
+	var applied time.Time
+	for wait := time.Now().Add(5 * time.Second); applied.IsZero(); time.Sleep(50 * time.Millisecond) {
+		for _, line := range strings.Split(d.log.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "applied" {
+				continue
+			}
+			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["time"])); err == nil && at.After(since) {
+				applied = at
+			}
+		}
+		if applied.IsZero() && time.Now().After(wait) {
+			t.Fatalf("%s: the rules followed, but the daemon logged no apply", what)
+		}
+	}
+	if took := applied.Sub(since); took > within {
+		t.Fatalf("%s: the rules were applied %s after, want within %s", what, took.Round(time.Millisecond), within)
+	}
+	t.Logf("%s: applied %s after (bound %s)", what, applied.Sub(since).Round(time.Millisecond), within)
 }
 
 // ehRoundTrip sends one datagram on c and returns who answered.
