@@ -56,6 +56,10 @@ type Loop struct {
 	// followNetNS).
 	NetNS    string
 	Relisten func() error
+	// Loaded, optional, is told every configuration that loads and
+	// differs from the last (the command line sets the soft memory limit
+	// for its size).
+	Loaded func(cfg *config.Config)
 	// Checks, optional, runs the services' health_check blocks: the loop
 	// gives it every configuration it loads, runs it beside itself, and
 	// renders the configuration with the endpoints it finds down taken
@@ -414,6 +418,9 @@ func (l *Loop) load(log *slog.Logger) {
 		}
 		l.good, l.digest, l.node, l.prefix = cfg, d, node, cfg.Settings.ChainPrefix
 		l.remember(d, cfg)
+		if l.Loaded != nil {
+			l.Loaded(cfg)
+		}
 	}
 }
 
