@@ -277,7 +277,10 @@ func (c *Checker) finish(j job, end time.Time, err error, ran bool) {
 	} else {
 		c.due.schedule(en)
 	}
-	wake := wasFull || c.inFlight == 0 || first
+	// The scheduler sleeps until the heap's first entry is due: one that
+	// now comes first (a short interval beside long ones) must wake it,
+	// or it is checked only when another check ends.
+	wake := wasFull || c.inFlight == 0 || first || (!en.removed && en.index == 0)
 	c.mu.Unlock()
 	if recorded && c.OnResult != nil {
 		c.OnResult(j.target.Key, err)
