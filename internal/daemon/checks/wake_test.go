@@ -16,9 +16,9 @@ import (
 // scheduler, which otherwise sleeps until a hung check ends.
 func TestShortIntervalBesideHungChecks(t *testing.T) {
 	fast := check(2, 3)
-	fast.Interval, fast.Timeout = 20*time.Millisecond, 10*time.Millisecond
+	fast.Interval, fast.Timeout = 100*time.Millisecond, 50*time.Millisecond
 	slow := check(2, 3)
-	slow.Interval, slow.Timeout = time.Minute, 50*time.Second
+	slow.Interval, slow.Timeout = 10*time.Second, 9*time.Second
 	var addrs []string
 	for i := 2; i < 22; i++ {
 		addrs = append(addrs, fmt.Sprintf("10.0.0.%d", i))
@@ -38,10 +38,12 @@ func TestShortIntervalBesideHungChecks(t *testing.T) {
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(20 * time.Second)
+	// 20 checks take 2s at the fast endpoint's interval; without the
+	// wake-up it got one about every half second.
+	deadline := time.Now().Add(6 * time.Second)
 	for n.Load() < 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the 20ms endpoint was checked %d times in 20s beside hung checks", n.Load())
+			t.Fatalf("the 100ms endpoint was checked %d times in 6s beside hung checks", n.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
