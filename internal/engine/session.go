@@ -153,6 +153,12 @@ func (e *Engine) NewSession(p *planner.Plan, cfg *config.Config, node string) (*
 
 func (s *Session) pure() backend.Pure { return s.e.Pure() }
 
+// Generation is the generation the state recorded when the session
+// started: its rules are that generation's (with health's changes) only
+// if nothing was applied between the pass that found them and the start.
+// The caller compares it with the generation that pass found or made.
+func (s *Session) Generation() int64 { return s.gen }
+
 // baseConfig is cfg without its services: what the renderer writes
 // whatever the services. One service with an IPv6 cluster IP and neither
 // ports nor endpoints makes it write the IPv6 family's fixed objects too,

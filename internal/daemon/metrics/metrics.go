@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,6 +37,8 @@ type Metrics struct {
 	configFailures  prometheus.Counter
 	held            *prometheus.GaugeVec
 	endpointUp      *prometheus.GaugeVec
+	mu              sync.Mutex
+	checked         map[health.Key]bool // the endpoints endpointUp has
 	healthChecks    *prometheus.CounterVec
 	transitions     *prometheus.CounterVec
 }
@@ -240,14 +243,27 @@ func (m *Metrics) Unchanged(p *planner.Plan) {
 
 // EndpointHealth sets svcnat_endpoint_up to the checked endpoints of view,
 // and drops the series of endpoints no longer checked.
+// The series of endpoints still checked are set in place, never reset:
+// a scrape meanwhile must not find them missing (absent() alerts).
 func (m *Metrics) EndpointHealth(view map[health.Key]health.Status) {
-	m.endpointUp.Reset()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.checked {
+		if _, ok := view[k]; !ok {
+			m.endpointUp.DeleteLabelValues(k.Service, k.Endpoint.String())
+			delete(m.checked, k)
+		}
+	}
+	if m.checked == nil {
+		m.checked = map[health.Key]bool{}
+	}
 	for k, st := range view {
 		v := 0.0
 		if st.Up {
 			v = 1
 		}
 		m.endpointUp.WithLabelValues(k.Service, k.Endpoint.String()).Set(v)
+		m.checked[k] = true
 	}
 }
 
@@ -268,6 +284,12 @@ func (m *Metrics) Transition(k health.Key, up bool) {
 		to, v = "up", 1
 	}
 	m.transitions.WithLabelValues(to).Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.checked == nil {
+		m.checked = map[health.Key]bool{}
+	}
+	m.checked[k] = true
 	m.endpointUp.WithLabelValues(k.Service, k.Endpoint.String()).Set(v)
 }
 

@@ -130,8 +130,33 @@ func (l *Loop) startSession(log *slog.Logger, p *planner.Plan, cfg *config.Confi
 		}
 		return
 	}
+	if s.Generation() != l.recGen {
+		// Something applied between the pass and the session's start:
+		// its rules are not the ones the session holds.
+		log.Info("the rules changed while keeping them for fast changes; the next verdict takes a full pass",
+			"generation", s.Generation(), "expected", l.recGen)
+		return
+	}
 	l.sess = s
 	l.sessFor.digest, l.sessFor.node, l.sessFor.down = l.digest, l.node, l.inForceDown
+}
+
+// seedView takes the endpoints down in the view a previous reconcile
+// left (for the same state directory, whatever became of it) as the ones
+// out of the rules in force: the first pass puts them back (checks start
+// up), and that is health, not drift.
+func (l *Loop) seedView() {
+	v, err := health.ReadAny(l.Engine.StateDir)
+	if err != nil || v == nil {
+		return
+	}
+	down := map[health.Key]bool{}
+	for k, st := range v.Endpoints {
+		if !st.Up {
+			down[k] = true
+		}
+	}
+	l.inForceDown = down
 }
 
 // anyChecked reports whether the configuration has a health_check.

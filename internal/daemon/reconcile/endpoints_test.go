@@ -187,3 +187,29 @@ func TestVerdictWhilePending(t *testing.T) {
 		t.Fatalf("after the confirmation, with 10.64.1.3 down:\n%s", got)
 	}
 }
+
+// A reconcile that stops leaves its view stale at once (the one-shot
+// commands go by the files), and the next one takes the endpoints it had
+// out as out of the rules in force: putting them back (checks start up)
+// is health, not drift.
+func TestRestartIsNoDrift(t *testing.T) {
+	state, dir, fake := t.TempDir(), configDir(t, map[string]string{"web.hcl": checked}), iptables.NewFake()
+	fc := &fakeChecker{}
+	h := startLoopOn(t, state, dir, fake, time.Hour, func(l *Loop) { l.Checks = fc })
+	at := h.logs.await(t, 0, "applied", "event=start")
+	k := health.Key{Service: "default/web", Endpoint: netip.MustParseAddr("10.64.1.3")}
+	fc.set(h.loop, k, false)
+	h.logs.await(t, at, "applied", "event=health")
+	h.stop(t)
+	if v, err := health.Read(state, time.Now()); err != nil || v != nil {
+		t.Fatalf("the view of a stopped reconcile is not stale: %+v %v", v, err)
+	}
+	h2 := startLoopOn(t, state, dir, fake, time.Hour, func(l *Loop) { l.Checks = &fakeChecker{} })
+	h2.logs.await(t, 0, "applied", "event=start", "drift=false")
+	if rules := h2.owned(t); !strings.Contains(rules, "10.64.1.3:80") {
+		t.Fatalf("a restarted reconcile did not put the endpoint back until its first verdict:\n%s", rules)
+	}
+	if text := scrapeText(t, h2.loop); !strings.Contains(text, "svcnat_drift_detected_total 0") {
+		t.Fatalf("a restart counted drift:\n%s", text)
+	}
+}

@@ -122,6 +122,7 @@ type Loop struct {
 // session is the engine's incremental session (engine.Session).
 type session interface {
 	Update(ctx context.Context, cfg *config.Config, changed []string) (*engine.Result, error)
+	Generation() int64
 }
 
 // Checker is the endpoint checker a loop runs (checks.Checker).
@@ -185,10 +186,25 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	changed := l.watch(ctx)
 	if l.Checks != nil {
+		l.seedView()
 		done := make(chan struct{})
 		checks, stop := context.WithCancel(context.WithoutCancel(ctx))
 		go func() { defer close(done); l.Checks.Run(checks) }()
-		defer func() { stop(); <-done }()
+		defer func() {
+			stop()
+			<-done
+			// Nothing checks any more: the one-shot commands go by the
+			// files alone from now on, without waiting for staleness. The
+			// view stays, stale at once, for show and for the next
+			// reconcile (seedView).
+			if l.view != nil {
+				v := *l.view
+				v.WrittenAt, v.StaleAfter = time.Now(), 0
+				if err := health.Write(l.Engine.StateDir, &v); err != nil {
+					l.Log.Warn("marking the endpoints' health view stale failed", "err", err)
+				}
+			}
+		}()
 	}
 	tick := time.NewTicker(l.Interval)
 	defer tick.Stop()
