@@ -145,7 +145,18 @@ func showCommand() *ucli.Command {
 			}
 			fmt.Fprintln(w, ".")
 			writeUndone(w, s.State)
+			if s.HealthDrift != nil && !s.HealthDrift.Empty() {
+				// Not drift: reconcile changes endpoints without a
+				// generation (the generation is the configuration's).
+				n := s.HealthDrift.Summary()
+				fmt.Fprintf(w, "svcnat reconcile's health checks changed %s since (the endpoints they took out or put back; no generation records them).\n",
+					plural(n.Add+n.Change+n.Remove, "object"))
+			}
 			if s.Drift.Empty() {
+				if s.HealthDrift != nil && !s.HealthDrift.Empty() {
+					fmt.Fprintln(w, "No other drift.")
+					return nil
+				}
 				fmt.Fprintln(w, "No drift: the live owned rules are exactly what was applied.")
 				return nil
 			}

@@ -84,9 +84,12 @@ type jsonGeneration struct {
 // jsonDrift is what changed outside svcnat since the generation: a plan
 // from its rules to the live ones.
 type jsonDrift struct {
-	Changed bool              `json:"changed"`
-	Summary jsonDriftSummary  `json:"summary"`
-	Changes []jsonDriftChange `json:"changes"`
+	Changed bool `json:"changed"`
+	// HealthChanges counts the objects svcnat reconcile's health checks
+	// changed since the generation (not drift, and not in Changes).
+	HealthChanges int               `json:"health_changes"`
+	Summary       jsonDriftSummary  `json:"summary"`
+	Changes       []jsonDriftChange `json:"changes"`
 }
 
 type jsonDriftSummary struct {
@@ -130,7 +133,7 @@ func writeStatusJSON(w io.Writer, s *engine.Status) error {
 		g.RevertOf = revertOf(s.State)
 		out.Generation = g
 		sum := s.Drift.Summary()
-		out.Drift = &jsonDrift{Changed: !s.Drift.Empty(), Changes: []jsonDriftChange{},
+		out.Drift = &jsonDrift{Changed: !s.Drift.Empty(), Changes: []jsonDriftChange{}, HealthChanges: healthChanges(s),
 			Summary: jsonDriftSummary{Add: sum.Add, Change: sum.Change, Remove: sum.Remove, RulesAdded: sum.RulesAdded, RulesRemoved: sum.RulesRemoved}}
 		for _, c := range s.Drift.Changes {
 			out.Drift.Changes = append(out.Drift.Changes, jsonDriftChange{Family: c.Family.Key(), Table: c.Table, Chain: c.Chain,
@@ -230,4 +233,14 @@ func encodeJSON(w io.Writer, v any, what string) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// healthChanges counts the objects reconcile's health checks changed since
+// the generation (engine.Status.HealthDrift).
+func healthChanges(s *engine.Status) int {
+	if s.HealthDrift == nil {
+		return 0
+	}
+	n := s.HealthDrift.Summary()
+	return n.Add + n.Change + n.Remove
 }

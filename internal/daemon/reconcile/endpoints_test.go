@@ -108,6 +108,15 @@ func TestHealthVerdicts(t *testing.T) {
 	if err != nil || v == nil || !v.Down("default/web", k.Endpoint) {
 		t.Fatalf("the recorded view: %+v %v", v, err)
 	}
+	// show beside it: the rules differ from the generation by health,
+	// which is no drift.
+	st, err := h.operator().Show("SVCNAT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Drift.Empty() || st.HealthDrift == nil || st.HealthDrift.Empty() {
+		t.Fatalf("show after a verdict: drift %+v, health's %+v", st.Drift.Changes, st.HealthDrift)
+	}
 	// A full pass finds the rules in force: nothing to change, nothing
 	// to record (the record is the configuration's; health.json says
 	// why the rules differ).
