@@ -32,6 +32,15 @@ func (l *Loop) withHealth(log *slog.Logger) *config.Config {
 	return health.Overlay(l.good, v)
 }
 
+// withView is cfg with the endpoints the last view has down taken out
+// (cfg itself without checks; nil for nil).
+func (l *Loop) withView(cfg *config.Config) *config.Config {
+	if cfg == nil || l.view == nil {
+		return cfg
+	}
+	return health.Overlay(cfg, l.view)
+}
+
 // newView is the view of the checks' findings, as of now.
 func (l *Loop) newView(eps map[health.Key]health.Status) *health.View {
 	return &health.View{

@@ -513,7 +513,9 @@ func (l *Loop) held(ctx context.Context, log *slog.Logger, rec *engine.Recorded,
 	case rec.Pending != nil:
 		l.waiting = true
 		l.count(func(m *metrics.Metrics) { m.Held(rec, metrics.HeldPending) })
-		l.syncHealth(log, l.inForce(rec))
+		// The pending apply rendered the checks' view (svcnat apply
+		// beside reconcile does): so do its ports.
+		l.syncHealth(log, l.withView(l.inForce(rec)))
 		l.awaiting(log, *rec.Pending)
 		return true
 	case rec.RevertedConfig(l.digest) || p != nil && rec.RevertedRules(p):
