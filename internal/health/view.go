@@ -14,6 +14,8 @@
 package health
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +63,18 @@ type Status struct {
 	LastError string    `json:"last_error,omitempty"`
 	// Target is the address and port checked.
 	Target string `json:"target,omitempty"`
+	// Check identifies the check the verdict is about (CheckID): a
+	// configuration that checks the endpoint otherwise (another port,
+	// path or protocol) has no verdict from it yet.
+	Check string `json:"check,omitempty"`
+}
+
+// CheckID identifies how hc checks target (an address and port): what
+// a verdict depends on.
+func CheckID(hc *config.HealthCheck, target string) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%d\x00%d",
+		hc.Protocol, target, hc.Path, hc.Send, hc.Expect, hc.Interval, hc.Timeout, hc.Rise, hc.Fall))
+	return hex.EncodeToString(sum[:8])
 }
 
 // View is the health of every checked endpoint.
@@ -85,6 +99,24 @@ func (v *View) Down(service string, endpoint netip.Addr) bool {
 	return ok && !st.Up
 }
 
+// downIn reports whether v has endpoint e of s down, by the check s's
+// health_check makes of it now: a verdict about another check (the
+// configuration changed since) does not count.
+func (v *View) downIn(s *config.Service, e *config.Endpoint) bool {
+	st, ok := v.Endpoints[Key{s.Name, e.Address}]
+	if !ok || st.Up {
+		return false
+	}
+	if st.Check == "" {
+		return true // a view that does not say which check
+	}
+	port, ok := s.HealthCheck.CheckedPort(s, e)
+	if !ok {
+		return false
+	}
+	return st.Check == CheckID(s.HealthCheck, netip.AddrPortFrom(e.Address, uint16(port)).String())
+}
+
 // Overlay returns cfg with every endpoint v finds down marked not ready
 // and not serving (its terminating condition kept), in services that have
 // a health_check: the configuration the rules in force are rendered from.
@@ -103,7 +135,7 @@ func Overlay(cfg *config.Config, v *View) *config.Config {
 		c := *s
 		c.Endpoints = slices.Clone(s.Endpoints)
 		for j, e := range c.Endpoints {
-			if v.Down(s.Name, e.Address) && (e.Ready || e.Serving) {
+			if v.downIn(s, e) && (e.Ready || e.Serving) {
 				ce := *e
 				ce.Ready, ce.Serving = false, false
 				c.Endpoints[j] = &ce
@@ -125,7 +157,7 @@ func anyDown(v *View) bool {
 
 func serviceDown(v *View, s *config.Service) bool {
 	for _, e := range s.Endpoints {
-		if v.Down(s.Name, e.Address) {
+		if v.downIn(s, e) {
 			return true
 		}
 	}

@@ -97,3 +97,23 @@ func TestViewFile(t *testing.T) {
 		t.Fatal("a corrupt view read without an error")
 	}
 }
+
+// A verdict is about one check: once the configuration checks the
+// endpoint otherwise (here another port), it takes the endpoint out no
+// more, until the new check's own verdict.
+func TestOverlayOtherCheck(t *testing.T) {
+	hc := &config.HealthCheck{Protocol: config.CheckTCP, Port: 8080}
+	e := &config.Endpoint{Address: netip.MustParseAddr("10.64.1.2"), Ready: true, Serving: true}
+	cfg := &config.Config{Services: []*config.Service{{Name: "default/web", HealthCheck: hc, Endpoints: []*config.Endpoint{e}}}}
+	k := Key{"default/web", e.Address}
+	v := &View{Endpoints: map[Key]Status{k: {Up: false, Check: CheckID(hc, "10.64.1.2:8080")}}}
+	if out := Overlay(cfg, v); out.Services[0].Endpoints[0].Ready {
+		t.Fatal("a verdict of the check the configuration makes did not take the endpoint out")
+	}
+	moved := *hc
+	moved.Port = 9090
+	cfg.Services[0].HealthCheck = &moved
+	if out := Overlay(cfg, v); !out.Services[0].Endpoints[0].Ready {
+		t.Fatal("a verdict of another check took the endpoint out")
+	}
+}

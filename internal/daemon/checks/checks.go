@@ -270,7 +270,7 @@ func (en *entry) reset(t Target, set settings, now time.Time) {
 	en.target, en.settings = t, set
 	en.gen++
 	en.removed = false
-	en.st = health.Status{Up: true, Since: now, Target: t.Addr.String()}
+	en.st = health.Status{Up: true, Since: now, Target: t.Addr.String(), Check: health.CheckID(t.HealthCheck, t.Addr.String())}
 	en.lastOK = false
 	en.probe, en.probeErr = probe.New(set.protocol, en.st.Target, set.path, set.send, set.expect)
 	en.probe = en.probe.PassRedirects()
