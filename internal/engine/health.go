@@ -50,7 +50,7 @@ func (e *Engine) healthView(now time.Time) (*health.View, *planner.Health) {
 		return nil, nil
 	}
 	file := filepath.Join(e.StateDir, health.FileName)
-	v, err := readHealth(e.StateDir)
+	v, err := ReadHealth(e.StateDir)
 	switch {
 	case err != nil:
 		return nil, &planner.Health{File: file, ReadAt: now, Ignored: err.Error()}
@@ -60,10 +60,12 @@ func (e *Engine) healthView(now time.Time) (*health.View, *planner.Health) {
 	return v, &planner.Health{File: file, WrittenAt: v.WrittenAt.UTC(), ReadAt: now, PID: v.PID}
 }
 
-// readHealth reads the state directory's health view, stale or not, as
+// ReadHealth reads the state directory's health view, stale or not, as
 // every file of it is read (a trusted directory, no link followed); nil
-// when there is none. It creates no state directory.
-func readHealth(stateDir string) (*health.View, error) {
+// when there is none. It creates no state directory. It is the one
+// reader of the view: the one-shot commands, show and a starting
+// reconcile (its predecessor's view) go through it.
+func ReadHealth(stateDir string) (*health.View, error) {
 	if !state.Exists(stateDir) {
 		return nil, nil
 	}
@@ -125,7 +127,7 @@ type HealthStatus struct {
 // when there is none.
 func (e *Engine) healthStatus() *HealthStatus {
 	now := time.Now()
-	v, err := readHealth(e.StateDir)
+	v, err := ReadHealth(e.StateDir)
 	if v == nil && err == nil {
 		return nil
 	}

@@ -115,7 +115,7 @@ func TestPlanBesideAFreshHealthViewLeavesTheDownEndpointOut(t *testing.T) {
 	}
 
 	// Without the view the file's conditions decide: the endpoint is back.
-	if err := health.Remove(h.e.StateDir); err != nil {
+	if err := os.Remove(filepath.Join(h.e.StateDir, health.FileName)); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := h.e.Plan(two, "n1"); err != nil || p.Empty() || p.Health != nil {

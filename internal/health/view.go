@@ -19,9 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -173,7 +171,7 @@ func (v *View) Stale(now time.Time) bool {
 	if now.Sub(v.WrittenAt) > v.StaleAfter {
 		return true
 	}
-	return v.PID > 0 && !alive(v.PID)
+	return v.WriterGone()
 }
 
 // alive reports whether process pid exists (EPERM: it does, owned by
@@ -222,29 +220,6 @@ func Write(stateDir string, v *View) error {
 	return state.WriteFileAtomic(filepath.Join(stateDir, FileName), append(data, '\n'), 0o600)
 }
 
-// Read returns the view recorded in stateDir; nil when there is none, or
-// it is stale at now (Stale).
-func Read(stateDir string, now time.Time) (*View, error) {
-	v, err := ReadAny(stateDir)
-	if err != nil || v.Stale(now) {
-		return nil, err
-	}
-	return v, nil
-}
-
-// ReadAny returns the view recorded in stateDir, stale or not; nil when
-// there is none.
-func ReadAny(stateDir string) (*View, error) {
-	data, err := os.ReadFile(filepath.Join(stateDir, FileName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return Decode(data, filepath.Join(stateDir, FileName))
-}
-
 // Decode reads a view from data, the content of the file path (which its
 // errors name): for a reader that opens the file its own way, as the
 // engine does through the state directory (no link followed).
@@ -265,14 +240,4 @@ func Decode(data []byte, path string) (*View, error) {
 		v.Endpoints[Key{e.Service, e.Endpoint}] = e.Status
 	}
 	return v, nil
-}
-
-// Remove deletes the view (reconcile, stopping: its view no longer
-// speaks for anything).
-func Remove(stateDir string) error {
-	err := os.Remove(filepath.Join(stateDir, FileName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }

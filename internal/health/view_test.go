@@ -1,8 +1,11 @@
 package health
 
 import (
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,11 +59,35 @@ func TestOverlay(t *testing.T) {
 	}
 }
 
+// decode reads the view in dir as the engine's reader decodes it, stale
+// or not; nil when it is absent.
+func decode(t *testing.T, dir string) (*View, error) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, FileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Decode(data, filepath.Join(dir, FileName))
+}
+
+// read is decode, nil also when the view is stale at now.
+func read(t *testing.T, dir string, now time.Time) (*View, error) {
+	t.Helper()
+	v, err := decode(t, dir)
+	if err != nil || v.Stale(now) {
+		return nil, err
+	}
+	return v, nil
+}
+
 // A written view reads back; it is stale when old or when its writer is
-// gone, and Read then returns none.
+// gone.
 func TestViewFile(t *testing.T) {
 	dir := t.TempDir()
-	if v, err := Read(dir, time.Now()); v != nil || err != nil {
+	if v, err := read(t, dir, time.Now()); v != nil || err != nil {
 		t.Fatalf("no file: %v %v", v, err)
 	}
 	now := time.Now().Truncate(time.Second)
@@ -70,30 +97,30 @@ func TestViewFile(t *testing.T) {
 	if err := Write(dir, w); err != nil {
 		t.Fatal(err)
 	}
-	v, err := Read(dir, now.Add(time.Second))
+	v, err := read(t, dir, now.Add(time.Second))
 	if err != nil || v == nil {
 		t.Fatalf("Read: %v %v", v, err)
 	}
 	if !v.Down("default/web", k.Endpoint) || v.Endpoints[k].LastError != "refused" || !v.WrittenAt.Equal(now) || v.StaleAfter != time.Minute {
 		t.Fatalf("read back %+v", v)
 	}
-	if v, _ := Read(dir, now.Add(2*time.Minute)); v != nil {
+	if v, _ := read(t, dir, now.Add(2*time.Minute)); v != nil {
 		t.Fatal("a view older than stale_after was not stale")
 	}
 	w.PID = 1 << 30 // no such process
 	if err := Write(dir, w); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := Read(dir, now); v != nil {
+	if v, _ := read(t, dir, now); v != nil {
 		t.Fatal("a view whose writer is gone was not stale")
 	}
-	if v, err := ReadAny(dir); err != nil || v == nil {
-		t.Fatalf("ReadAny of a stale view: %v %v", v, err)
+	if v, err := decode(t, dir); err != nil || v == nil || !v.WriterGone() {
+		t.Fatalf("a stale view read as it is: %v %v", v, err)
 	}
 	if err := os.WriteFile(dir+"/"+FileName, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(dir, now); err == nil {
+	if _, err := read(t, dir, now); err == nil {
 		t.Fatal("a corrupt view read without an error")
 	}
 }

@@ -155,7 +155,7 @@ func (l *Loop) startSession(log *slog.Logger, p *planner.Plan, cfg *config.Confi
 // out of the rules in force: the first pass puts them back (checks start
 // up), and that is health, not drift.
 func (l *Loop) seedView() {
-	v, err := health.ReadAny(l.Engine.StateDir)
+	v, err := engine.ReadHealth(l.Engine.StateDir)
 	if err != nil || v == nil {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/health"
 	"github.com/svcnat/svcnat/internal/kernel/iptables"
 )
@@ -104,8 +105,8 @@ func TestHealthVerdicts(t *testing.T) {
 	if rules := h.owned(t); strings.Contains(rules, "10.64.1.3:80") || !strings.Contains(rules, "10.64.1.2:80") {
 		t.Fatalf("with 10.64.1.3 down:\n%s", rules)
 	}
-	v, err := health.Read(h.loop.Engine.StateDir, time.Now())
-	if err != nil || v == nil || !v.Down("default/web", k.Endpoint) {
+	v, err := engine.ReadHealth(h.loop.Engine.StateDir)
+	if err != nil || v == nil || v.Stale(time.Now()) || !v.Down("default/web", k.Endpoint) {
 		t.Fatalf("the recorded view: %+v %v", v, err)
 	}
 	// show beside it: the rules differ from the generation by health,
@@ -210,7 +211,7 @@ func TestRestartIsNoDrift(t *testing.T) {
 	fc.set(h.loop, k, false)
 	h.logs.await(t, at, "applied", "event=health")
 	h.stop(t)
-	if v, err := health.Read(state, time.Now()); err != nil || v != nil {
+	if v, err := engine.ReadHealth(state); err != nil || v == nil || !v.Stale(time.Now()) {
 		t.Fatalf("the view of a stopped reconcile is not stale: %+v %v", v, err)
 	}
 	h2 := startLoopOn(t, state, dir, fake, time.Hour, func(l *Loop) { l.Checks = &fakeChecker{} })
