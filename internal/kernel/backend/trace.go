@@ -95,6 +95,18 @@ type Hop struct {
 	End string `json:"end"`
 }
 
+// CloneHops copies hops deep enough for a tracer's branch to extend its
+// copy (a hop's Chains grow as the walk goes on) without touching the
+// others'.
+func CloneHops(hops []Hop) []Hop {
+	out := make([]Hop, len(hops))
+	for i, h := range hops {
+		h.Chains = append([]string(nil), h.Chains...)
+		out[i] = h
+	}
+	return out
+}
+
 // Path is one way the packet can go. Random splits give each branch its
 // probability; affinity gives conditional paths.
 type Path struct {

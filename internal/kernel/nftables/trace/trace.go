@@ -133,11 +133,7 @@ type state struct {
 
 func (s *state) clone() *state {
 	c := *s
-	c.hops = make([]backend.Hop, len(s.hops))
-	for i, h := range s.hops {
-		h.Chains = append([]string(nil), h.Chains...)
-		c.hops[i] = h
-	}
+	c.hops = backend.CloneHops(s.hops)
 	c.unknown = append([]string(nil), s.unknown...)
 	c.recorded = append([]string(nil), s.recorded...)
 	return &c
