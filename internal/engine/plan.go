@@ -91,11 +91,27 @@ func (e *Engine) Plan(cfg *config.Config, node string) (*planner.Plan, error) {
 // configuration's digest stays cfg's own.
 func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[backend.Family]*backend.Ruleset, error) {
 	cfg, note := e.healthOverlay(cfg)
+	// A backend whose Read makes no use of like is read while the
+	// configuration renders (nftables: nft lists the table on one core,
+	// svcnat renders on another).
+	var ahead chan map[backend.Family]liveRead
+	if e.Kernel.Limits().ReadAhead {
+		ahead = make(chan map[backend.Family]liveRead, 1)
+		go func() { ahead <- e.readLive(nil, false) }()
+	}
 	res, err := e.Render(cfg, RenderFor{Node: node})
 	if err != nil {
+		if ahead != nil {
+			<-ahead
+		}
 		return nil, nil, err
 	}
-	live, err := e.saveLive(res.Rulesets)
+	var live map[backend.Family]*backend.Ruleset
+	if ahead != nil {
+		live, err = liveOf(<-ahead, res.Rulesets)
+	} else {
+		live, err = e.saveLive(res.Rulesets)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -112,17 +128,45 @@ func (e *Engine) plan(cfg *config.Config, node string) (*planner.Plan, map[backe
 // still serves IPv4-only configurations, while IPv6 chains left from an
 // earlier configuration are found and removed wherever ip6tables works.
 func (e *Engine) saveLive(desired map[backend.Family]*backend.Ruleset) (map[backend.Family]*backend.Ruleset, error) {
+	return liveOf(e.readLive(desired, false), desired)
+}
+
+// liveRead is one family's Read.
+type liveRead struct {
+	rs  *backend.Ruleset
+	err error
+}
+
+// readLive reads every family, each like its desired ruleset. A family not
+// desired is read as a plan reads it, or with whole as the whole host
+// (nftables then adds other tables' base chains, for trace).
+func (e *Engine) readLive(desired map[backend.Family]*backend.Ruleset, whole bool) map[backend.Family]liveRead {
+	out := map[backend.Family]liveRead{}
+	for _, f := range backend.Families {
+		like, wanted := desired[f]
+		if !wanted && !whole {
+			like = &backend.Ruleset{Family: f}
+		}
+		rs, err := e.Kernel.Read(f, like)
+		out[f] = liveRead{rs, err}
+	}
+	return out
+}
+
+// liveOf is saveLive's answer from reads: a failed read of IPv6 is left
+// out unless desired wants it.
+func liveOf(reads map[backend.Family]liveRead, desired map[backend.Family]*backend.Ruleset) (map[backend.Family]*backend.Ruleset, error) {
 	live := map[backend.Family]*backend.Ruleset{}
 	for _, f := range backend.Families {
 		_, wanted := desired[f]
-		rs, err := e.Kernel.Read(f, desired[f])
+		r := reads[f]
 		switch {
-		case err != nil && f == backend.IPv6 && !wanted:
+		case r.err != nil && f == backend.IPv6 && !wanted:
 			continue
-		case err != nil:
-			return nil, fmt.Errorf("reading the live %s rules: %w", f, err)
+		case r.err != nil:
+			return nil, fmt.Errorf("reading the live %s rules: %w", f, r.err)
 		}
-		live[f] = rs
+		live[f] = r.rs
 	}
 	return live, nil
 }

@@ -75,5 +75,5 @@ func (h *Host) renderOptions(cfg *config.Config, node string) (opts backend.Rend
 // LiveRules reads the live rules of every family as plan reads them (of
 // IPv6 only where ip6tables works), for trace and graph.
 func (e *Engine) LiveRules() (map[backend.Family]*backend.Ruleset, error) {
-	return e.saveLive(nil)
+	return liveOf(e.readLive(nil, true), nil)
 }

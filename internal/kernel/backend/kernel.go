@@ -113,6 +113,9 @@ type Limits struct {
 	RandomFully bool
 	// Syntax is the language of the backend's rulesets.
 	Syntax Syntax
+	// ReadAhead: Read makes no use of like, so a plan may read the live
+	// rules while it renders the desired ones.
+	ReadAhead bool
 }
 
 // NoStaging, as Limits.Batch, creates every chain in the final transaction.

@@ -241,3 +241,25 @@ func TestRemoveTableOnlySvcnats(t *testing.T) {
 		t.Fatal("ip nat is gone")
 	}
 }
+
+// TestNewRefusesAnNFTWithoutJSON: New checks nft's version and its JSON
+// support in one cheap run (`nft -j --version`), and refuses an nft built
+// without JSON, or older than 1.0.1, with a message that says so. The nft
+// here is a shim that answers as such builds do.
+func TestNewRefusesAnNFTWithoutJSON(t *testing.T) {
+	for _, c := range []struct{ script, want string }{
+		{`[ "$1" = -j ] && { echo "JSON support not compiled-in" >&2; exit 1; }; echo "nftables v1.0.6 (Lester Gooch #5)"`,
+			"nft has no JSON support (JSON support not compiled-in)"},
+		{`echo "nftables v1.0.0 (Fearless Fosdick #3)"`, "nft 1.0.0 is older than 1.0.1"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(dir+"/nft", []byte("#!/bin/sh\n"+c.script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PATH", dir)
+		_, err := New(Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New with %q: %v, want %q", c.script, err, c.want)
+		}
+	}
+}
