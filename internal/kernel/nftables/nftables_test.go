@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -217,6 +218,32 @@ func TestTxFailure(t *testing.T) {
 	}
 }
 
+// TestTxFailureNamesTheRefusedElement: elements go many to a statement,
+// and a refusal names the one element nft pointed at (its columns, as
+// nft 1.0.6 printed them for these two scripts), not a line of a hundred.
+func TestTxFailureNamesTheRefusedElement(t *testing.T) {
+	for _, c := range []struct{ line, stderr, want string }{
+		{"add element ip t m { 1.1.1.1 : goto c, 1.1.1.2 : goto nochain, 1.1.1.3 : goto c }",
+			"/dev/stdin:1:40-46: Error: Could not process rule: No such file or directory\n",
+			"add element ip t m { …, 1.1.1.2 : goto nochain, … }"},
+		{"add element ip t m { 1.1.1.1 : goto c, 1.1.1.2 : goto nochain }",
+			"/dev/stdin:1:40-46: Error: Could not process rule: No such file or directory\n",
+			"add element ip t m { …, 1.1.1.2 : goto nochain }"},
+		{"add element ip t m { 1.1.1.2 : goto nochain, 1.1.1.3 : goto c }",
+			"/dev/stdin:1:22-28: Error: Could not process rule: No such file or directory\n",
+			"add element ip t m { 1.1.1.2 : goto nochain, … }"},
+		{"delete element ip t m { 1.1.1.1, 9.9.9.9 }",
+			"/dev/stdin:1:19-19: Error: No such file or directory\n",
+			"delete element ip t m { 1.1.1.1, 9.9.9.9 }"},
+	} {
+		err := txFailure(backend.IPv4, []byte(c.line+"\n"), c.stderr, errors.New("exit status 1"))
+		var te *backend.TxError
+		if !errors.As(err, &te) || te.Line != 1 || te.LineText != c.want {
+			t.Errorf("%s: %#v, want line text %q", c.line, err, c.want)
+		}
+	}
+}
+
 func TestParseVersion(t *testing.T) {
 	v, err := parseVersion("nftables v1.0.6 (Lester Gooch #5)\n")
 	if err != nil || v != [3]int{1, 0, 6} {
@@ -261,5 +288,39 @@ func TestNewRefusesAnNFTWithoutJSON(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New with %q: %v, want %q", c.script, err, c.want)
 		}
+	}
+}
+
+// TestElementsGoManyToAStatement: a new map's 250 elements are written as
+// three statements of at most elementsPerStatement, the Fake takes them,
+// and reads back every element.
+func TestElementsGoManyToAStatement(t *testing.T) {
+	var elems []backend.Rule
+	for i := range 250 {
+		elems = append(elems, backend.NFTRuleOf("m", fmt.Sprintf("10.0.%d.%d . 80 : goto c", i/200, i%200)))
+	}
+	changes := []backend.ChainChange{
+		{Family: backend.IPv4, Table: "svcnat", Chain: "c", Kind: backend.KindChain, Action: backend.Create},
+		{Family: backend.IPv4, Table: "svcnat", Chain: "m", Kind: backend.KindMap, Action: backend.Create,
+			SpecAfter: "type ipv4_addr . inet_service : verdict ;", After: elems},
+	}
+	_, final := transactions(backend.IPv4, changes, backend.NoStaging)
+	write(final)
+	var statements int
+	for _, l := range strings.Split(string(final.Payload), "\n") {
+		if strings.HasPrefix(l, "add element ip svcnat m { ") {
+			statements++
+		}
+	}
+	if statements != 3 || final.Lines != 6 {
+		t.Fatalf("%d element statements, %d lines, want 3 and 6:\n%.600s", statements, final.Lines, final.Payload)
+	}
+	k := NewFake(testPrefix)
+	if err := k.runScript(backend.IPv4, final.Payload); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := k.ReadChain(backend.IPv4, "svcnat", "m")
+	if err != nil || !ok || !backend.EqualRules(got, elems) {
+		t.Fatalf("read back %d elements (%v %v), want %d", len(got), ok, err, len(elems))
 	}
 }

@@ -199,7 +199,7 @@ func payloadFile(payload []byte) (*os.File, error) {
 
 // nftLocation is the head of nft's error message: "/dev/stdin:3:1-20:
 // Error: Could not process rule: No such file or directory".
-var nftLocation = regexp.MustCompile(`(?m)^[^:\n]*:(\d+):\d+(?:-\d+)?: Error: (.*)$`)
+var nftLocation = regexp.MustCompile(`(?m)^[^:\n]*:(\d+):(\d+)(?:-\d+)?: Error: (.*)$`)
 
 // txFailure turns nft's refusal of a script into a *backend.TxError naming
 // the first line nft blamed. It is the one place nft's stderr is read.
@@ -207,12 +207,44 @@ func txFailure(fam backend.Family, payload []byte, stderr string, err error) err
 	e := &backend.TxError{Family: fam, Tool: "nft", Stderr: stderr, Err: err}
 	if m := nftLocation.FindStringSubmatch(stderr); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
-		e.Reason = strings.TrimSpace(m[2])
-		e.LineText = payloadLine(payload, e.Line)
+		col, _ := strconv.Atoi(m[2])
+		e.Reason = strings.TrimSpace(m[3])
+		e.LineText = refusedElement(payloadLine(payload, e.Line), col)
 	} else if r, ok := strings.CutPrefix(strings.TrimSpace(firstLine(stderr)), "Error: "); ok {
 		e.Reason = r
 	}
 	return e
+}
+
+// refusedElement shortens an element statement (elementsPerStatement
+// elements to a line) to the element at 1-based column col, which nft
+// points at when it refuses one: "add element ip svcnat m { …, 1.1.1.2 :
+// goto c, … }". Other lines, and a column outside the elements, are kept
+// whole.
+func refusedElement(line string, col int) string {
+	open := strings.Index(line, " { ")
+	if !strings.Contains(line, " element ") || open < 0 || col-1 < open+3 || col-1 >= len(line) {
+		return line
+	}
+	start := open + 3
+	if i := strings.LastIndex(line[:col-1], ", "); i >= start {
+		start = i + 2
+	}
+	end := len(line) - len(" }")
+	if i := strings.Index(line[col-1:], ", "); i >= 0 && col-1+i < end {
+		end = col - 1 + i
+	}
+	if end < start {
+		return line
+	}
+	head, elem := line[:open+3], line[start:end]
+	if start > open+3 {
+		head += "…, "
+	}
+	if end < len(line)-len(" }") {
+		elem += ", …"
+	}
+	return head + elem + " }"
 }
 
 // payloadLine is line n (1-based) of payload, "" past its end.

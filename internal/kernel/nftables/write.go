@@ -59,9 +59,47 @@ func creationOrder(changes []backend.ChainChange) []*backend.ChainChange {
 type script struct {
 	buf   []byte
 	lines int
+	// elems is the element statement being collected: its head ("add
+	// element ip svcnat service-ips") and how many elements it holds.
+	elemHead string
+	elems    int
+}
+
+// elementsPerStatement is how many elements one add or delete element
+// statement carries. One statement per element cost nft 1.0.6 a third
+// more time and half again the memory at internal/bench's 10,000
+// services × 5 (3.4 s and 419 MB against 2.9 s and 285 MB with 100; all
+// of a map's elements in one statement, 2.7 s and 284 MB), and a
+// hundred keep the line a refusal names short enough to read.
+const elementsPerStatement = 100
+
+// element adds elem to the element statement head (verb, family, table and
+// object), starting a new statement at another head or a full one.
+func (s *script) element(head, elem string) {
+	if head != s.elemHead || s.elems == elementsPerStatement {
+		s.endElements()
+		s.buf = append(s.buf, head...)
+		s.buf = append(s.buf, " { "...)
+		s.elemHead = head
+	} else {
+		s.buf = append(s.buf, ", "...)
+	}
+	s.buf = append(s.buf, elem...)
+	s.elems++
+}
+
+// endElements ends the element statement being collected, if any.
+func (s *script) endElements() {
+	if s.elemHead == "" {
+		return
+	}
+	s.buf = append(s.buf, " }\n"...)
+	s.lines++
+	s.elemHead, s.elems = "", 0
 }
 
 func (s *script) line(parts ...string) {
+	s.endElements()
 	for i, p := range parts {
 		if i > 0 {
 			s.buf = append(s.buf, ' ')
@@ -89,6 +127,8 @@ func (s *script) line(parts ...string) {
 //     is one rule);
 //  8. elements: every element of a new object, the added ones of a
 //     changed one.
+//
+// Elements go elementsPerStatement to a statement.
 //
 // The payload is nil when tx has nothing to do.
 func write(tx *backend.Transaction) {
@@ -154,7 +194,7 @@ func write(tx *backend.Transaction) {
 			for op, r := range c.Lines() {
 				if op == backend.DiffDelete || again(op, r) {
 					key, _ := backend.SplitNFTElement(r.Text())
-					s.line("delete element", fam, c.Table, c.Chain, "{", key, "}")
+					s.element("delete element "+fam+" "+c.Table+" "+c.Chain, key)
 				}
 			}
 		}
@@ -184,16 +224,17 @@ func write(tx *backend.Transaction) {
 		case c.Kind == backend.KindChain || c.Action == backend.Delete:
 		case c.Action == backend.Create || c.SpecChanged():
 			for _, r := range c.After {
-				s.line("add element", table(c)+c.Chain, "{", r.Text(), "}")
+				s.element("add element "+table(c)+c.Chain, r.Text())
 			}
 		default:
 			for op, r := range c.Lines() {
 				if op == backend.DiffInsert || again(op, r) {
-					s.line("add element", table(c)+c.Chain, "{", r.Text(), "}")
+					s.element("add element "+table(c)+c.Chain, r.Text())
 				}
 			}
 		}
 	}
+	s.endElements()
 	tx.Payload, tx.Lines = s.buf, s.lines
 	if s.lines == 0 {
 		tx.Payload = nil
