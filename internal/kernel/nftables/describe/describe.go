@@ -109,6 +109,11 @@ func (s *summary) change(x *index, c backend.ChainChange, touched map[string]str
 				}
 			}
 		}
+	case kind == svcChain && (c.Action == backend.Delete && x.vipKey[0][base] != "" || c.Action == backend.Create && x.vipKey[1][base] != ""):
+		// The port becomes chainless, or stops being: its endpoints
+		// move between the chain's range and the vip-endpoints map,
+		// which the endpoints' comparison sees; iptables' SVC chain
+		// stays.
 	case c.Action != backend.Update:
 		s.note(svc, backend.SubjectChain, iptablesKind(kind), c.Action == backend.Create)
 	default:
@@ -137,6 +142,14 @@ func (s *summary) elements(x *index, c backend.ChainChange, touched map[string]s
 		}
 		added := op == backend.DiffInsert
 		e := parseElement(r.Text())
+		if strings.HasPrefix(c.Chain, vipEndpointsPrefix) {
+			if base := x.vipBaseOf(c.Chain, e, added); base != "" {
+				if svc := x.elementService(c.Chain, e); svc != "" {
+					touched[base] = svc
+				}
+			}
+			continue
+		}
 		if strings.HasPrefix(c.Chain, endpointsMapPrefix) {
 			if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
 				chain := x.rangeChain(key, added)
@@ -154,8 +167,18 @@ func (s *summary) elements(x *index, c backend.ChainChange, touched map[string]s
 		switch c.Chain {
 		case serviceIPs:
 			k, _ := perService(e.target())
+			key := e.keyString()
+			for i := range 2 {
+				if b := x.vipBase[i][key]; b != "" {
+					touched[b] = svc
+				}
+			}
 			switch {
-			case k == svcChain || k == localChain:
+			case x.internal(key):
+				// The cluster IP stays: its chainless port's dispatch
+				// chain changes with its endpoint count, or the port
+				// gets or loses its chain; the endpoints tell.
+			case k == svcChain || k == localChain || isDispatch(e.target()):
 				s.note(svc, backend.SubjectClusterIP, address(e.key), added)
 			case x.firewalled[e.keyString()]:
 				s.note(svc, backend.SubjectLoadBalancerIP, address(e.key), added)

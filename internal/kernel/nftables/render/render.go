@@ -174,6 +174,9 @@ type Result struct {
 	// Shares are the names each service (by name) numbers in the spaces
 	// the table shares (see slots), as backend.Shares spells them.
 	Shares map[string]*backend.Shares
+	// Users maps each dispatch chain (render.dispatch) to the services
+	// whose chainless ports go to it: it exists while one does.
+	Users map[string][]string
 }
 
 // Families returns the families a model has objects in, in svcnat's order:
@@ -229,7 +232,7 @@ func Render(tx *knftables.Transaction, m *service.Model, s *config.Settings, fam
 		b.writeServicePort(sp)
 	}
 	b.emit(tx)
-	return &Result{Owner: b.owner, Shares: shares}, nil
+	return &Result{Owner: b.owner, Shares: shares, Users: b.users}, nil
 }
 
 // The spaces of the names backend.Shares holds: a range of the endpoints
@@ -328,6 +331,10 @@ type builder struct {
 	elemOrder []string
 	owner     map[string]string
 	slots     *slots
+	// dispatchers are the dispatch chains declared, users the services
+	// each serves (in writing order, a service once per port).
+	dispatchers map[string]bool
+	users       map[string][]string
 }
 
 // elementList is one set's or map's elements with their keys seen.
@@ -350,6 +357,9 @@ func newBuilder(fam backend.Family, s *config.Settings, opts Options) *builder {
 		np:       service.NodePorts(fam == backend.IPv6, s.NodePortAddresses),
 		elems:    map[string]*elementList{},
 		owner:    map[string]string{},
+
+		dispatchers: map[string]bool{},
+		users:       map[string][]string{},
 	}
 	if fam == backend.IPv6 {
 		b.ipX, b.addrType = "ip6", "ipv6_addr"
@@ -377,6 +387,12 @@ func (b *builder) rule(chain, comment string, parts ...any) {
 		r.Comment = knftables.PtrTo(comment)
 	}
 	b.rules = append(b.rules, r)
+}
+
+// has reports whether the set or map name has an element of key.
+func (b *builder) has(name string, key []string) bool {
+	l := b.elems[name]
+	return l != nil && l.seen[knftables.Concat(key)]
 }
 
 // element adds an element to the set or map name (a map's when value is
