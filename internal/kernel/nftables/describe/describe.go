@@ -89,6 +89,13 @@ func (s *summary) change(x *index, c backend.ChainChange, touched map[string]str
 		if c.Kind != backend.KindChain {
 			s.elements(x, c, touched)
 		}
+		// A dispatch chain made or dropped for one service's ports alone
+		// is that service's change (as the inventory has it).
+		if i := map[backend.Action]int{backend.Create: 0, backend.Delete: 1}[c.Action]; isDispatch(c.Chain) && c.Action != backend.Update {
+			if u := x.dispatchUsers(i, c.Chain); len(u) == 1 {
+				return backend.ChainOwner{Service: u[0], Scope: backend.ScopeService}
+			}
+		}
 		return backend.ChainOwner{Scope: backend.ScopeShared}
 	}
 	svc := x.objectService(c.Chain)

@@ -221,6 +221,18 @@ func (x *index) internal(k string) bool {
 	return served(d) && served(l)
 }
 
+// dispatchUsers are the services whose service-ips elements go to the
+// dispatch chain in table i, sorted.
+func (x *index) dispatchUsers(i int, chain string) []string {
+	seen := map[string]bool{}
+	for k, t := range x.targets[i] {
+		if t == chain && x.byKey[k] != "" {
+			seen[x.byKey[k]] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
 // isDispatch reports whether a service-ips verdict's chain is a dispatch
 // chain (a chainless port's).
 func isDispatch(chain string) bool {
