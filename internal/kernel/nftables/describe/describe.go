@@ -1,7 +1,9 @@
 // Package describe is the nftables backend's backend.Describer: it reads
 // kube-proxy's meaning back from the table svcnat writes (the renderer's
 // object names, the shared maps' elements, and the service chains' ranges
-// of the endpoints maps and affinity rules) to say which service an object or element serves, what a plan
+// of the endpoints maps and affinity rules; a chainless port's
+// commented service-ips element and its vip-endpoints elements, keyed by
+// its cluster IP and port) to say which service an object or element serves, what a plan
 // changes for each service, which UDP flows an apply leaves stale, and
 // whether a saved plan's desired objects are ones the renderer could have
 // written. It says a change in the words the iptables backend's describer
