@@ -75,9 +75,10 @@ func TestNFTablesRoundTrip(t *testing.T) {
 		t.Fatalf("%s plan --json: want only service default/api, got %+v", l.where(), p.Services)
 	}
 	for _, c := range p.Changes {
-		// The service's own objects, and the shared endpoints map of its
-		// protocol, where its endpoints are elements.
-		own := strings.Contains(c.Chain, "default/api/") || strings.HasPrefix(c.Chain, "endpoints-")
+		// The service's own objects, and the shared endpoints maps of its
+		// protocol (endpoints-, vip-endpoints- for a chainless port),
+		// where its endpoints are elements.
+		own := strings.Contains(c.Chain, "default/api/") || strings.HasPrefix(c.Chain, "endpoints-") || strings.HasPrefix(c.Chain, "vip-endpoints-")
 		if c.Family != "ipv4" || c.Table != nftTableName || !own {
 			t.Fatalf("%s plan --json: change %+v is not one of default/api's IPv4 objects in table %s; plan:\n%s", l.where(), c, nftTableName, r.Stdout)
 		}

@@ -81,3 +81,31 @@ func withoutEndpoint(t *testing.T, cfg, addr string) string {
 	line := strings.LastIndex(cfg[:start], "\n") + 1
 	return cfg[:line] + cfg[end:]
 }
+
+// apiService is the README's plain cluster-IP service (its nftables
+// section), with the endpoints of addrs.
+func apiService(addrs ...string) string {
+	s := "service \"default/api\" {\n  cluster_ips = [\"10.32.0.62\"]\n\n  port {\n    name        = \"http\"\n    port        = 9000\n    target_port = 8080\n  }\n"
+	for _, a := range addrs {
+		s += "\n  endpoint {\n    address = \"" + a + "\"\n  }\n"
+	}
+	return s + "}\n"
+}
+
+// The README's chainless plan is what svcnat plans on the nftables
+// backend when a plain cluster-IP service, which has no chain, gains an
+// endpoint: its service-ips element goes to another dispatch chain, made
+// for it, and vip-endpoints-tcp gains the endpoint.
+func TestReadmeNFTablesChainlessPlan(t *testing.T) {
+	h := newNFTHost(t)
+	writeFile(t, h.config, "api.hcl", apiService("10.64.1.7", "10.64.2.7"))
+	h.must(ExitOK, "apply", "-auto-approve", "--backend", "nftables")
+	writeFile(t, h.config, "api.hcl", apiService("10.64.1.7", "10.64.2.7", "10.64.3.7"))
+	got := h.must(ExitOK, "plan")
+	if f := os.Getenv("SVCNAT_README_OUT"); f != "" {
+		os.WriteFile(f, []byte(got), 0o644) // to renew the README's block by hand
+	}
+	if want := readmeBlock(t, "A plain cluster-IP service has no chain of its own", ""); got != want {
+		t.Fatalf("svcnat plan on nftables prints\n%s\nthe README shows\n%s", got, want)
+	}
+}

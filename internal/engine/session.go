@@ -68,6 +68,10 @@ type Session struct {
 	owners map[objKey][]string
 	// multi are, per set, the elements more than one service adds.
 	multi map[objKey]map[string]bool
+	// users are, for each chain the renderer makes for the services
+	// that use it (backend.Rendered.ChainUsers), those services: it is
+	// neither fixed nor one service's, and exists while one uses it.
+	users map[objKey]map[string]bool
 	// shares are each service's contribution to the renderer's decisions
 	// over all of them, whole their sum.
 	shares map[string]*backend.Shares
@@ -108,6 +112,7 @@ func (e *Engine) NewSession(p *planner.Plan, cfg *config.Config, node string) (*
 		syntax: map[backend.Family]backend.Syntax{}, objects: map[objKey]*backend.Chain{},
 		service: map[objKey]string{}, byService: map[string][]objKey{}, base: map[objKey]*backend.Chain{},
 		owners: map[objKey][]string{}, multi: map[objKey]map[string]bool{}, shares: map[string]*backend.Shares{},
+		users:  map[objKey]map[string]bool{},
 		byName: make(map[string]*config.Service, len(cfg.Services)),
 	}
 	if st != nil {
@@ -224,6 +229,12 @@ func (s *Session) learn(cfg *config.Config) error {
 					s.shares[name] = sh
 					s.whole.Add(sh, 1)
 				}
+				eachUser(r, func(k objKey, svc string) {
+					if s.users[k] == nil {
+						s.users[k] = map[string]bool{}
+					}
+					s.users[k][svc] = true
+				})
 				for f, rs := range r.Rulesets {
 					for _, t := range rs.Tables {
 						for _, c := range t.Chains {
@@ -260,6 +271,27 @@ func (s *Session) learn(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// eachUser calls fn for each chain of r made for the services that use
+// it, and each of them.
+func eachUser(r *backend.Rendered, fn func(objKey, string)) {
+	for f, users := range r.ChainUsers {
+		rs := r.Rulesets[f]
+		if rs == nil {
+			continue
+		}
+		for _, t := range rs.Tables {
+			for name, svcs := range users {
+				if t.Chain(name) == nil {
+					continue
+				}
+				for _, svc := range svcs {
+					fn(objKey{f, t.Name, name}, svc)
+				}
+			}
+		}
+	}
 }
 
 // chunks cuts services into parts of size consecutive ones, or with
@@ -509,7 +541,7 @@ func (s *Session) update(ctx context.Context, cfg *config.Config, changed []stri
 			return nil, needFull("the %s rules change mode (%q to %q)", f, old.Modes[f], m)
 		}
 	}
-	touched, err := s.changes(old, cur, isChanged)
+	touched, users, err := s.changes(old, cur, isChanged)
 	if err != nil {
 		return nil, err
 	}
@@ -543,7 +575,7 @@ func (s *Session) update(ctx context.Context, cfg *config.Config, changed []stri
 		}
 	}
 	restore = false
-	s.keep(cfg, names, news, touched, cur, v6)
+	s.keep(cfg, names, news, touched, users, cur, v6)
 	return res, nil
 }
 
@@ -555,8 +587,10 @@ func sameSettings(a, b config.Settings) bool {
 }
 
 // changes works out, object by object, what the changed services' new
-// render (cur) does to the session's objects, given their old render.
-func (s *Session) changes(old, cur *partial, isChanged map[string]bool) (map[objKey]*touch, error) {
+// render (cur) does to the session's objects, given their old render;
+// and who uses each chain made for its users that the changed services
+// used or use (see demand).
+func (s *Session) changes(old, cur *partial, isChanged map[string]bool) (map[objKey]*touch, map[objKey]map[string]bool, error) {
 	keys := map[objKey]bool{}
 	for k := range old.objects {
 		keys[k] = true
@@ -566,25 +600,38 @@ func (s *Session) changes(old, cur *partial, isChanged map[string]bool) (map[obj
 	}
 	for f := range cur.Rulesets {
 		if _, ok := s.syntax[f]; !ok {
-			return nil, needFull("the %s family has no rules yet", f)
+			return nil, nil, needFull("the %s family has no rules yet", f)
 		}
 	}
 	for n := range isChanged {
 		for _, k := range s.byService[n] {
 			if !keys[k] {
-				return nil, needFull("%s of service %s is not in its render", k, n)
+				return nil, nil, needFull("%s of service %s is not in its render", k, n)
 			}
 		}
 	}
 	touched := map[objKey]*touch{}
+	users := map[objKey]map[string]bool{}
+	eachUser(old.Rendered, func(k objKey, _ string) { users[k] = nil })
+	eachUser(cur.Rendered, func(k objKey, _ string) { users[k] = nil })
+	for k := range users {
+		keys[k] = true
+		users[k] = s.demand(k, cur, isChanged)
+	}
 	for k := range keys {
 		oc, nc, live := old.object(s, k), cur.object(s, k), s.objects[k]
+		if after, ok := users[k]; ok {
+			if t := demanded(live, nc, len(after) > 0); t != nil {
+				touched[k] = t
+			}
+			continue
+		}
 		svc, perService := old.ChainService[k.name]
 		if !perService {
 			svc, perService = cur.ChainService[k.name]
 		}
 		if owner, ok := s.service[k]; ok && !isChanged[owner] || perService && !isChanged[svc] {
-			return nil, needFull("%s is another service's", k)
+			return nil, nil, needFull("%s is another service's", k)
 		}
 		switch {
 		case perService:
@@ -596,13 +643,13 @@ func (s *Session) changes(old, cur *partial, isChanged map[string]bool) (map[obj
 			}
 			touched[k] = &touch{desired: nc, live: live, next: nc}
 		case s.base[k] == nil || live == nil:
-			return nil, needFull("%s is neither a service's nor fixed", k)
+			return nil, nil, needFull("%s is neither a service's nor fixed", k)
 		case oc != nil && oc.Policy != live.Policy || nc != nil && nc.Policy != live.Policy:
-			return nil, needFull("the declaration of %s changes", k)
+			return nil, nil, needFull("the declaration of %s changes", k)
 		case live.Kind == backend.KindChain:
 			t, err := s.placeRules(k, live, oc, nc, old, cur, isChanged)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if t != nil {
 				touched[k] = t
@@ -610,14 +657,46 @@ func (s *Session) changes(old, cur *partial, isChanged map[string]bool) (map[obj
 		default:
 			t, err := s.placeElements(k, live, oc, nc)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if t != nil {
 				touched[k] = t
 			}
 		}
 	}
-	return touched, nil
+	return touched, users, nil
+}
+
+// demand is who uses chain k, made for its users, after the update: its
+// users but the changed services, and the changed services that use it
+// in cur.
+func (s *Session) demand(k objKey, cur *partial, isChanged map[string]bool) map[string]bool {
+	after := map[string]bool{}
+	for svc := range s.users[k] {
+		if !isChanged[svc] {
+			after[svc] = true
+		}
+	}
+	eachUser(cur.Rendered, func(ck objKey, svc string) {
+		if ck == k {
+			after[svc] = true
+		}
+	})
+	return after
+}
+
+// demanded is what an update does to a chain made for its users: it is
+// made (nc, as the changed services' render has it) when used and not
+// live, deleted when live and no longer used, and otherwise left as it
+// is (nil), its rules being its name's.
+func demanded(live, nc *backend.Chain, used bool) *touch {
+	switch {
+	case used && live == nil && nc != nil:
+		return &touch{desired: nc, next: nc}
+	case !used && live != nil:
+		return &touch{live: live}
+	}
+	return nil
 }
 
 // ownedRule is a rule and the service it serves.
@@ -890,7 +969,14 @@ func (s *Session) scope(pt *partial, isChanged map[string]bool, after bool, touc
 }
 
 // keep makes the session's objects what the update applied.
-func (s *Session) keep(cfg *config.Config, names []string, news []*config.Service, touched map[objKey]*touch, cur *partial, v6 int) {
+func (s *Session) keep(cfg *config.Config, names []string, news []*config.Service, touched map[objKey]*touch, users map[objKey]map[string]bool, cur *partial, v6 int) {
+	for k, u := range users {
+		if len(u) == 0 {
+			delete(s.users, k)
+		} else {
+			s.users[k] = u
+		}
+	}
 	for k, t := range touched {
 		if t.next == nil {
 			delete(s.objects, k)

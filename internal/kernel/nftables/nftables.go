@@ -168,12 +168,17 @@ func (r *Runner) Limits() backend.Limits { return limits }
 // 9, so the numbers are high and vary by up to 2×) with internal/bench's
 // 10,000 services × 5 endpoints, one in seven with ClientIP affinity, as
 // package render makes them (BenchmarkColdLoad, BenchmarkReads): 12,400
-// objects, five of them sets and maps (render's package doc):
+// objects, five of them sets and maps (render's package doc), before
+// chainless ports; 5,560 (eight sets and maps) since, most services
+// being plain cluster IPs:
 //
 //   - Batch: the cold load as one transaction took 8.6 s; staged in
 //     batches of 1,000 / 2,000 / 5,000 objects, 34 / 31 / 22 s: every
 //     nft run builds its cache of the whole table first, elements
 //     included, and the endpoints maps hold 50,000. So no staging.
+//     With chainless ports (2026-12-07, load average 2–4): 3.6 s as one
+//     transaction (the table before them, the same day: 8.7 s), staged
+//     4.8 / 4.1 / 3.5 s; still no staging.
 //     (kube-proxy's shape, a set or map per service and per endpoint
 //     under affinity, took 114 s as one transaction and 51 s staged by
 //     2,000: nf_tables' load time grows with the number of sets.)
@@ -188,7 +193,9 @@ func (r *Runner) Limits() backend.Limits { return limits }
 //   - RandomFully: nft's masquerade fully-random is always there.
 //
 // Once loaded, a one-endpoint change (the service chain's rule and one
-// endpoints element) and back runs in 0.2–0.4 s, two transactions.
+// endpoints element) and back runs in 0.2–0.4 s, two transactions; of a
+// chainless port (its service-ips element, one vip-endpoints element,
+// a dispatch chain made or dropped) 0.12 s.
 // Read lists text, not JSON (`nft -j list table` 9.7–10.4 s, with
 // --terse, which leaves out the elements svcnat compares, 3.8–8.3 s):
 // rules exist only as text, and one listing beats two.

@@ -10,7 +10,8 @@ import (
 
 // StaleUDP lists the flows that the plan's removed UDP endpoints leave:
 // for each endpoint a service's UDP service or local chain (or endpoint
-// chain) DNATs to live and no longer in desired, one flow per UDP address
+// chain, or its chainless port's vip-endpoints-udp elements) DNATs to
+// live and no longer in desired, one flow per UDP address
 // (service-ips) and node port (service-nodeports) live sends to that
 // service, as the iptables describer lists them.
 func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
@@ -34,14 +35,15 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 }
 
 // dropsUDPEndpoint reports whether the plan deletes or rewrites a chain
-// that DNATs UDP or removes or changes an element of the UDP endpoints
-// map, the only ways a UDP endpoint can go.
+// that DNATs UDP or removes or changes an element of a UDP endpoints
+// map (endpoints-udp, vip-endpoints-udp), the only ways a UDP endpoint
+// can go.
 func dropsUDPEndpoint(p backend.Planned) bool {
 	for _, c := range p.Changes {
 		if c.Action == backend.Create {
 			continue
 		}
-		if c.Chain == endpointsMapPrefix+"udp" && c.Kind == backend.KindMap {
+		if (c.Chain == endpointsMapPrefix+"udp" || c.Chain == vipEndpointsPrefix+"udp") && c.Kind == backend.KindMap {
 			for op := range c.Lines() {
 				if op == backend.DiffDelete {
 					return true
@@ -72,6 +74,22 @@ func udpEndpoints(x *index, i int) map[string]map[string]bool {
 	t := x.tables[i]
 	if t == nil {
 		return out
+	}
+	// A chainless port's endpoints are its vip-endpoints-udp elements.
+	for k, base := range x.vipBase[i] {
+		if !strings.Contains(k, " . udp . ") {
+			continue
+		}
+		svc := x.byKey[k]
+		if svc == "" {
+			continue
+		}
+		for _, a := range x.vipEndpoints(i, x.vipKey[i][base]) {
+			if out[svc] == nil {
+				out[svc] = map[string]bool{}
+			}
+			out[svc][a] = true
+		}
 	}
 	for _, c := range t.Chains {
 		k, _ := perService(c.Name)

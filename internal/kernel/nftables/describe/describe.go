@@ -1,7 +1,9 @@
 // Package describe is the nftables backend's backend.Describer: it reads
 // kube-proxy's meaning back from the table svcnat writes (the renderer's
 // object names, the shared maps' elements, and the service chains' ranges
-// of the endpoints maps and affinity rules) to say which service an object or element serves, what a plan
+// of the endpoints maps and affinity rules; a chainless port's
+// commented service-ips element and its vip-endpoints elements, keyed by
+// its cluster IP and port) to say which service an object or element serves, what a plan
 // changes for each service, which UDP flows an apply leaves stale, and
 // whether a saved plan's desired objects are ones the renderer could have
 // written. It says a change in the words the iptables backend's describer
@@ -89,6 +91,13 @@ func (s *summary) change(x *index, c backend.ChainChange, touched map[string]str
 		if c.Kind != backend.KindChain {
 			s.elements(x, c, touched)
 		}
+		// A dispatch chain made or dropped for one service's ports alone
+		// is that service's change (as the inventory has it).
+		if i := map[backend.Action]int{backend.Create: 0, backend.Delete: 1}[c.Action]; isDispatch(c.Chain) && c.Action != backend.Update {
+			if u := x.dispatchUsers(i, c.Chain); len(u) == 1 {
+				return backend.ChainOwner{Service: u[0], Scope: backend.ScopeService}
+			}
+		}
 		return backend.ChainOwner{Scope: backend.ScopeShared}
 	}
 	svc := x.objectService(c.Chain)
@@ -109,6 +118,11 @@ func (s *summary) change(x *index, c backend.ChainChange, touched map[string]str
 				}
 			}
 		}
+	case kind == svcChain && (c.Action == backend.Delete && x.vipKey[0][base] != "" || c.Action == backend.Create && x.vipKey[1][base] != ""):
+		// The port becomes chainless, or stops being: its endpoints
+		// move between the chain's range and the vip-endpoints map,
+		// which the endpoints' comparison sees; iptables' SVC chain
+		// stays.
 	case c.Action != backend.Update:
 		s.note(svc, backend.SubjectChain, iptablesKind(kind), c.Action == backend.Create)
 	default:
@@ -137,6 +151,14 @@ func (s *summary) elements(x *index, c backend.ChainChange, touched map[string]s
 		}
 		added := op == backend.DiffInsert
 		e := parseElement(r.Text())
+		if strings.HasPrefix(c.Chain, vipEndpointsPrefix) {
+			if base := x.vipBaseOf(c.Chain, e, added); base != "" {
+				if svc := x.elementService(c.Chain, e); svc != "" {
+					touched[base] = svc
+				}
+			}
+			continue
+		}
 		if strings.HasPrefix(c.Chain, endpointsMapPrefix) {
 			if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
 				chain := x.rangeChain(key, added)
@@ -154,8 +176,18 @@ func (s *summary) elements(x *index, c backend.ChainChange, touched map[string]s
 		switch c.Chain {
 		case serviceIPs:
 			k, _ := perService(e.target())
+			key := e.keyString()
+			for i := range 2 {
+				if b := x.vipBase[i][key]; b != "" {
+					touched[b] = svc
+				}
+			}
 			switch {
-			case k == svcChain || k == localChain:
+			case x.internal(key):
+				// The cluster IP stays: its chainless port's dispatch
+				// chain changes with its endpoint count, or the port
+				// gets or loses its chain; the endpoints tell.
+			case k == svcChain || k == localChain || isDispatch(e.target()):
 				s.note(svc, backend.SubjectClusterIP, address(e.key), added)
 			case x.firewalled[e.keyString()]:
 				s.note(svc, backend.SubjectLoadBalancerIP, address(e.key), added)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/nftables/render"
 )
 
 // index says, for one family, which service each object and element of a
@@ -31,6 +32,15 @@ type index struct {
 	// it, and each endpoints map's elements, key → "ip . port".
 	ranges  [2]map[uint64]string
 	epElems [2]map[string]map[uint64]string
+	// Per table, for chainless ports: a service-ips key "ip . proto .
+	// port" going to a dispatch chain → the base its service chain would
+	// have (render.PortNameBase, from the element's comment; "vip KEY"
+	// when the comment was cut), the other way, and each key's endpoints
+	// in the vip-endpoints maps ("ip:port", by index).
+	vipBase  [2]map[string]string
+	vipKey   [2]map[string]string
+	vipElems [2]map[string]map[uint64]string
+	targets  [2]map[string]string // service-ips key → its verdict's chain
 }
 
 // endpointsMapPrefix names the endpoints maps, one per protocol
@@ -64,6 +74,7 @@ func rangeOf(rule string) (m string, base, n uint64, ok bool) {
 // service and local chains of table i.
 func (x *index) indexRanges(i int, t *backend.Table) {
 	x.ranges[i], x.epElems[i] = map[uint64]string{}, map[string]map[uint64]string{}
+	x.vipElems[i] = map[string]map[uint64]string{}
 	for _, c := range t.Chains {
 		switch k, _ := perService(c.Name); {
 		case c.Kind != backend.KindChain && strings.HasPrefix(c.Name, endpointsMapPrefix):
@@ -75,6 +86,23 @@ func (x *index) indexRanges(i int, t *backend.Table) {
 				}
 			}
 			x.epElems[i][c.Name] = elems
+		case c.Kind != backend.KindChain && strings.HasPrefix(c.Name, vipEndpointsPrefix):
+			proto := strings.TrimPrefix(c.Name, vipEndpointsPrefix)
+			for _, r := range c.Rules {
+				e := parseElement(r.Text())
+				if len(e.key) != 3 {
+					continue
+				}
+				idx, err := strconv.ParseUint(e.key[2], 10, 32)
+				if err != nil {
+					continue
+				}
+				k := e.key[0] + " . " + proto + " . " + e.key[1]
+				if x.vipElems[i][k] == nil {
+					x.vipElems[i][k] = map[uint64]string{}
+				}
+				x.vipElems[i][k][idx] = e.verdict
+			}
 		case k == svcChain || k == localChain:
 			for _, r := range c.Rules {
 				if _, base, n, ok := rangeOf(r.Text()); ok {
@@ -132,6 +160,7 @@ func newIndex(desired, live *backend.Table, chainService map[string]string) *ind
 	}
 	for i, t := range x.tables {
 		x.dispatched[i] = map[string]bool{}
+		x.vipBase[i], x.vipKey[i], x.targets[i] = map[string]string{}, map[string]string{}, map[string]string{}
 		if t == nil {
 			continue
 		}
@@ -156,6 +185,11 @@ func newIndex(desired, live *backend.Table, chainService map[string]string) *ind
 					x.firewalled[k] = true
 				case m == serviceIPs:
 					x.dispatched[i][k] = true
+					x.targets[i][k] = e.target()
+					if isDispatch(e.target()) {
+						b := chainlessBase(e)
+						x.vipBase[i][k], x.vipKey[i][b] = b, k
+					}
 				}
 				if svc == "" {
 					continue
@@ -170,6 +204,84 @@ func newIndex(desired, live *backend.Table, chainService map[string]string) *ind
 		}
 	}
 	return x
+}
+
+// internal reports whether service-ips key k goes to a chainless port's
+// dispatch chain in the desired or the live table, and to it or a
+// service chain in the other: the same cluster IP, served either way.
+func (x *index) internal(k string) bool {
+	d, l := x.targets[0][k], x.targets[1][k]
+	if d == "" || l == "" || !isDispatch(d) && !isDispatch(l) {
+		return false
+	}
+	served := func(t string) bool {
+		kind, _ := perService(t)
+		return isDispatch(t) || kind == svcChain
+	}
+	return served(d) && served(l)
+}
+
+// dispatchUsers are the services whose service-ips elements go to the
+// dispatch chain in table i, sorted.
+func (x *index) dispatchUsers(i int, chain string) []string {
+	seen := map[string]bool{}
+	for k, t := range x.targets[i] {
+		if t == chain && x.byKey[k] != "" {
+			seen[x.byKey[k]] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// isDispatch reports whether a service-ips verdict's chain is a dispatch
+// chain (a chainless port's).
+func isDispatch(chain string) bool {
+	_, _, ok := dispatchOf(chain)
+	return ok
+}
+
+// chainlessBase is the base of the chains a chainless port's service-ips
+// element e would go to with chains: from its comment, the service
+// port's name ("ns/name:port"), and its key's protocol; "vip KEY" when
+// the comment cannot tell (cut by nft's limit).
+func chainlessBase(e element) string {
+	svc := serviceOfComment(e.comment)
+	if svc == "" || len(e.key) != 3 {
+		return "vip " + e.keyString()
+	}
+	_, port, _ := strings.Cut(e.comment, ":")
+	return render.PortNameBase(svc, e.key[1], port)
+}
+
+// vipService is the service of a vip-endpoints element of map m: the
+// service whose service-ips element has its address and port.
+func (x *index) vipService(m string, e element) string {
+	proto, ok := strings.CutPrefix(m, vipEndpointsPrefix)
+	if !ok || len(e.key) != 3 {
+		return ""
+	}
+	return x.byKey[e.key[0]+" . "+proto+" . "+e.key[1]]
+}
+
+// vipBaseOf is the base of the chainless port a vip-endpoints element of
+// map m belongs to in the desired table (first, when desired) or the
+// live one, "" when neither dispatches its address and port.
+func (x *index) vipBaseOf(m string, e element, desiredFirst bool) string {
+	proto, ok := strings.CutPrefix(m, vipEndpointsPrefix)
+	if !ok || len(e.key) != 3 {
+		return ""
+	}
+	k := e.key[0] + " . " + proto + " . " + e.key[1]
+	order := []int{1, 0}
+	if desiredFirst {
+		order = []int{0, 1}
+	}
+	for _, i := range order {
+		if b := x.vipBase[i][k]; b != "" {
+			return b
+		}
+	}
+	return ""
 }
 
 // objectService is the service of a per-service object, "" for a fixed
@@ -227,6 +339,13 @@ func (x *index) referrer(name string) string {
 func (x *index) elementService(m string, e element) string {
 	switch m {
 	case serviceIPs, serviceNodePort, firewallIPs:
+		if isDispatch(e.target()) {
+			// A chainless port's element names its service: no chain does.
+			if svc := serviceOfComment(e.comment); svc != "" {
+				return svc
+			}
+			return x.byKey[e.keyString()]
+		}
 		return x.objectService(e.target())
 	case noEndpointSvcs, noEndpointNPs:
 		if svc := serviceOfComment(e.comment); svc != "" {
@@ -235,6 +354,9 @@ func (x *index) elementService(m string, e element) string {
 		return x.byKey[e.keyString()]
 	case clusterIPs:
 		return x.clusterIP[e.keyString()]
+	}
+	if strings.HasPrefix(m, vipEndpointsPrefix) {
+		return x.vipService(m, e)
 	}
 	if strings.HasPrefix(m, endpointsMapPrefix) {
 		if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
@@ -256,11 +378,15 @@ func (x *index) services(out map[string]bool, t *backend.Table) {
 			out[svc] = true
 			continue
 		}
-		if c.Name != noEndpointSvcs && c.Name != noEndpointNPs {
+		if c.Name != noEndpointSvcs && c.Name != noEndpointNPs && c.Name != serviceIPs {
 			continue
 		}
 		for _, r := range c.Rules {
-			if svc := x.elementService(c.Name, parseElement(r.Text())); svc != "" {
+			e := parseElement(r.Text())
+			if c.Name == serviceIPs && !isDispatch(e.target()) {
+				continue // a chain's, whose service has it
+			}
+			if svc := x.elementService(c.Name, e); svc != "" {
 				out[svc] = true
 			}
 		}
@@ -277,6 +403,9 @@ func (x *index) endpoints(i int, base string) map[string]bool {
 	t := x.tables[i]
 	if t == nil {
 		return out
+	}
+	for _, a := range x.vipEndpoints(i, x.vipKey[i][base]) {
+		out[a] = true
 	}
 	for _, name := range []string{"service-" + base, "local-" + base} {
 		c := t.Chain(name)
@@ -305,6 +434,19 @@ func (x *index) endpoints(i int, base string) map[string]bool {
 					out[a] = true
 				}
 			}
+		}
+	}
+	return out
+}
+
+// vipEndpoints are the endpoints ("ip:port") of the chainless port of
+// service-ips key k ("ip . proto . port") in table i, by index.
+func (x *index) vipEndpoints(i int, k string) []string {
+	elems := x.vipElems[i][k]
+	var out []string
+	for idx := uint64(0); idx < uint64(len(elems)); idx++ {
+		if a, ok := addrDotPort(elems[idx]); ok {
+			out = append(out, a)
 		}
 	}
 	return out

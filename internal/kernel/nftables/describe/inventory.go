@@ -10,7 +10,11 @@ import (
 // the service they serve: a per-service object's by its name, a shared
 // map's element by the chain its verdict names or its key; the rest (the
 // fixed chains' rules, nodeport-ips, hairpin-connections) is shared.
-// Every object of the table is svcnat's and counts as a chain.
+// A dispatch chain that one service's ports alone go to is that
+// service's: it comes and goes with them (a health verdict that changes
+// the service's endpoint count moves it to another); one that several
+// services' ports go to is shared. Every object of the table is svcnat's
+// and counts as a chain.
 func (Describer) Inventory(prefix string, live map[backend.Family]*backend.Ruleset) *backend.Inventory {
 	inv := &backend.Inventory{Services: map[string][]backend.Located{}}
 	name := backend.NFTTable(prefix)
@@ -20,9 +24,14 @@ func (Describer) Inventory(prefix string, live map[backend.Family]*backend.Rules
 			continue
 		}
 		x := newIndex(nil, t, nil)
+		users := dispatchUsers(x, t)
 		for _, c := range sortedObjects(t) {
 			inv.Chains++
 			svc := x.objectService(c.Name)
+			if u := users[c.Name]; len(u) == 1 {
+				for svc = range u {
+				}
+			}
 			for _, r := range c.Rules {
 				inv.Rules++
 				s := svc
@@ -46,5 +55,28 @@ func (Describer) Inventory(prefix string, live map[backend.Family]*backend.Rules
 func sortedObjects(t *backend.Table) []*backend.Chain {
 	out := slices.Clone(t.Chains)
 	sortByKind(out)
+	return out
+}
+
+// dispatchUsers are the services whose service-ips elements in t go to
+// each dispatch chain.
+func dispatchUsers(x *index, t *backend.Table) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	c := t.Chain(serviceIPs)
+	if c == nil {
+		return out
+	}
+	for _, r := range c.Rules {
+		e := parseElement(r.Text())
+		if !isDispatch(e.target()) {
+			continue
+		}
+		if svc := x.elementService(serviceIPs, e); svc != "" {
+			if out[e.target()] == nil {
+				out[e.target()] = map[string]bool{}
+			}
+			out[e.target()][svc] = true
+		}
+	}
 	return out
 }

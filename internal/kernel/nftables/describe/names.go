@@ -32,6 +32,29 @@ const (
 	hairpinConns    = "hairpin-connections"
 )
 
+// The objects of chainless service ports (render/names.go): the dispatch
+// chains, "dispatch-PROTO-N", and the vip-endpoints maps, keyed "cluster
+// IP . port . index".
+const (
+	dispatchPrefix     = "dispatch-"
+	vipEndpointsPrefix = "vip-endpoints-"
+)
+
+// dispatchOf reads a dispatch chain's name: its protocol and endpoint
+// count.
+func dispatchOf(name string) (proto string, n int, ok bool) {
+	rest, ok := strings.CutPrefix(name, dispatchPrefix)
+	if !ok {
+		return "", 0, false
+	}
+	proto, count, ok := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(count)
+	if !ok || !isProto(proto) || err != nil || n < 1 || n > maxRange || strconv.Itoa(n) != count {
+		return "", 0, false
+	}
+	return proto, n, true
+}
+
 // objKind is what kind of per-service object a name is.
 type objKind int
 

@@ -175,6 +175,12 @@ func (c *checker) declaration(o *backend.Chain) string {
 		}
 		return ""
 	}
+	if _, _, ok := dispatchOf(o.Name); ok {
+		if o.Kind != backend.KindChain || o.Policy != "" {
+			return "svcnat declares a dispatch chain as a regular chain, without a declaration"
+		}
+		return ""
+	}
 	kind, base := perService(o.Name)
 	switch {
 	case kind == notPerService:

@@ -81,6 +81,13 @@ func TestCheckDesiredRefusesHandEdits(t *testing.T) {
 		{"IPv6 address in IPv4", "add element ip svcnat cluster-ips { 172.30.0.1 }", "add element ip svcnat cluster-ips { ::1 }", "::1"},
 		{"quote in a comment", `comment "ns/empty"`, `comment "ns/empty\" ; flush ruleset"`, "no-endpoint-services"},
 		{"source range rule with accept", "ip saddr != 203.0.113.0/25 drop", "ip saddr != 203.0.113.0/25 accept", "accept"},
+		// kube-system/dns is chainless: dispatch-udp-2, vip-endpoints-udp.
+		{"dispatch chain of another count", "dispatch-udp-2 dnat ip to ip daddr . udp dport . numgen random mod 2 map", "dispatch-udp-2 dnat ip to ip daddr . udp dport . numgen random mod 3 map", "picks one of 2 udp endpoints"},
+		{"dispatch chain of another protocol's map", "numgen random mod 2 map @vip-endpoints-udp", "numgen random mod 2 map @vip-endpoints-tcp", "vip-endpoints-udp"},
+		{"dispatch chain with another rule", "add rule ip svcnat dispatch-udp-2 ", "add rule ip svcnat dispatch-udp-2 accept\nadd rule ip svcnat dispatch-udp-2 ", "dispatch-udp-2 accept"},
+		{"dispatch to another protocol's chain", `comment "kube-system/dns:dns" : goto dispatch-udp-2`, `comment "kube-system/dns:dns" : goto dispatch-tcp-2`, "dispatch chain of udp"},
+		{"dispatch chain misnamed", "add chain ip svcnat dispatch-udp-2\n", "add chain ip svcnat dispatch-udp-2\nadd chain ip svcnat dispatch-udp-02\n", "dispatch-udp-02"},
+		{"vip endpoint to the host", "172.30.0.10 . 53 . 0 : 10.180.0.5 . 53", "172.30.0.10 . 53 . 0 : 127.0.0.1 . 53", "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			edited := strings.Replace(text, tc.old, tc.new, 1)

@@ -50,7 +50,7 @@ var fixedShapes = map[string][]string{
 	clusterIPs:       {"{addr}"},
 	nodePortIPs:      {"{addr}"},
 	hairpinConns:     {"{addr} . {addr} . {proto} . {port}"},
-	serviceIPs:       {"{addr} . {proto} . {port} : goto {dispatch}"},
+	serviceIPs:       {"{addr} . {proto} . {port} : goto {dispatch}", `{addr} . {proto} . {port} comment "{spn}" : goto {dispatcher}`},
 	serviceNodePort:  {"{proto} . {port} : goto {external}"},
 	firewallIPs:      {"{addr} . {proto} . {port} : goto {firewall}"},
 	noEndpointSvcs:   {`{addr} . {proto} . {port} comment "{spn}" : {noep}`},
@@ -58,6 +58,10 @@ var fixedShapes = map[string][]string{
 	"endpoints-tcp":  {"{key} : {addr} . {port}"},
 	"endpoints-udp":  {"{key} : {addr} . {port}"},
 	"endpoints-sctp": {"{key} : {addr} . {port}"},
+	// a chainless port's endpoint: cluster IP . port . index : endpoint
+	"vip-endpoints-tcp":  {"{addr} . {port} . {index} : {addr} . {port}"},
+	"vip-endpoints-udp":  {"{addr} . {port} . {index} : {addr} . {port}"},
+	"vip-endpoints-sctp": {"{addr} . {port} . {index} : {addr} . {port}"},
 	// affinity: nil, filled by the packet path only
 }
 
@@ -83,8 +87,15 @@ var serviceShapes = map[objKind][]string{
 
 func init() { serviceShapes[localChain] = serviceShapes[svcChain] }
 
+// dispatchShapes are a dispatch chain's (dispatchOf): one rule, of the
+// chain's protocol and endpoint count.
+var dispatchShapes = []string{"dnat {ipX} to {ipX} daddr . {proto} dport . numgen random mod {n} map @{vipmap}"}
+
 // shapesOf are the shapes of o's rules or elements.
 func (c *checker) shapesOf(o *backend.Chain) []string {
+	if _, _, ok := dispatchOf(o.Name); ok {
+		return dispatchShapes
+	}
 	if k, _ := perService(o.Name); k != notPerService {
 		return serviceShapes[k]
 	}
@@ -97,7 +108,7 @@ var placeholders = map[string]string{
 	"proto": `(tcp|udp|sctp)`, "port": `([0-9]+)`, "n": `([0-9]+)`, "mark": `(0x[0-9a-f]{8})`,
 	"spn": `([a-z0-9./:-]+)`, "noep": `(goto reject-chain|drop)`,
 	"addrport": `(\S+)`, "dispatch": `(\S+)`, "external": `(\S+)`, "firewall": `(\S+)`, "policychain": `(\S+)`,
-	"key": `([0-9]+)`, "base": `([0-9]+)`, "slot": `([0-9]+)`, "epmap": `(\S+)`,
+	"key": `([0-9]+)`, "index": `([0-9]+)`, "dispatcher": `(\S+)`, "vipmap": `(\S+)`, "base": `([0-9]+)`, "slot": `([0-9]+)`, "epmap": `(\S+)`,
 	"timeout": `((?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?)`,
 }
 
@@ -204,6 +215,23 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 			}
 			slot = v
 			reason = cmp.Or(reason, uint32OK(v, 0))
+		case "index":
+			if k, err := strconv.Atoi(v); err != nil || k < 0 || k >= maxRange || strconv.Itoa(k) != v {
+				reason = fmt.Sprintf("%s is no endpoint index", v)
+			}
+		case "vipmap":
+			dp, dn, _ := dispatchOf(o.Name)
+			if v != vipEndpointsPrefix+proto || dp != proto || dn != n {
+				reason = fmt.Sprintf("%s picks one of %d %s endpoints from %s%s", o.Name, dn, dp, vipEndpointsPrefix, dp)
+			}
+		case "dispatcher":
+			dp, _, ok := dispatchOf(v)
+			switch {
+			case !ok || dp != proto:
+				reason = fmt.Sprintf("a %s port goes to a dispatch chain of %s, not %s", proto, proto, v)
+			case c.t.Chain(v) == nil:
+				reason = fmt.Sprintf("%s is not in the plan", v)
+			}
 		case "epmap":
 			if v != endpointsMapPrefix+proto {
 				reason = fmt.Sprintf("a %s rule picks from %s%s", proto, endpointsMapPrefix, proto)

@@ -93,6 +93,11 @@ func (b *builder) fixedObjects() {
 			TypeOf:  "numgen random mod 1 : " + b.ipX + " daddr . " + proto + " dport",
 			Comment: knftables.PtrTo(proto + " endpoints of every service chain, by numgen offset")})
 	}
+	for _, proto := range protocols {
+		b.decls = append(b.decls, &knftables.Map{Family: b.family, Table: b.table, Name: vipEndpointsMap(proto),
+			TypeOf:  b.ipX + " daddr . " + proto + " dport . numgen random mod 1 : " + b.ipX + " daddr . " + proto + " dport",
+			Comment: knftables.PtrTo(proto + " endpoints of every service without a chain, by destination and index")})
+	}
 	// "dynamic" because the packet path adds to it (and RHEL 8's kernel
 	// adds the flag itself otherwise, so a second add would differ); the
 	// size, because nft 1.0.6 gives a dynamic set without one 65,535

@@ -26,7 +26,8 @@ type Renderer struct{}
 // the chain prefix (backend.NFTTable) in each family the model has.
 func (Renderer) Render(cfg *config.Config, opts backend.RenderOptions) (*backend.Rendered, error) {
 	m := service.Build(cfg, service.Options{Node: opts.Node, LocalAddresses: opts.LocalAddresses})
-	out := &backend.Rendered{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{}, Shares: map[string]*backend.Shares{}}
+	out := &backend.Rendered{Rulesets: map[backend.Family]*backend.Ruleset{}, ChainService: map[string]string{},
+		ChainUsers: map[backend.Family]map[string][]string{}, Shares: map[string]*backend.Shares{}}
 	o := Options{RenderOptions: opts, Table: backend.NFTTable(cfg.Settings.ChainPrefix)}
 	for _, fam := range Families(m) {
 		rs, res, err := RenderModel(m, &cfg.Settings, fam, o)
@@ -37,6 +38,7 @@ func (Renderer) Render(cfg *config.Config, opts backend.RenderOptions) (*backend
 		for name, svc := range res.Owner {
 			out.ChainService[name] = svc
 		}
+		out.ChainUsers[fam] = res.Users
 		for svc, sh := range res.Shares {
 			if out.Shares[svc] == nil {
 				out.Shares[svc] = &backend.Shares{}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,8 +58,15 @@ func TestRendererNamesTheTableAfterThePrefix(t *testing.T) {
 	if !strings.Contains(rs.Text(), "add rule ip edge masquerading meta mark & 0x00004000 != 0x00000000 meta mark set meta mark ^ 0x00004000 masquerade fully-random\n") {
 		t.Errorf("rules are not as nft lists them:\n%s", rs.Text())
 	}
-	if got := out.ChainService["service-ULMVA6XW-ns1/svc1/tcp/p80"]; got != "ns1/svc1" {
+	if got := out.ChainService["service-42NFTM6N-ns2/svc2/tcp/p80"]; got != "ns2/svc2" {
 		t.Errorf("service chain belongs to %q", got)
+	}
+	// ns1/svc1's port is chainless: it uses a dispatch chain, owns none.
+	if got := out.ChainUsers[backend.IPv4]["dispatch-tcp-1"]; !slices.Equal(got, []string{"ns1/svc1"}) {
+		t.Errorf("dispatch-tcp-1 is used by %q", got)
+	}
+	if _, ok := out.ChainService["service-ULMVA6XW-ns1/svc1/tcp/p80"]; ok {
+		t.Errorf("the chainless port of ns1/svc1 has a service chain")
 	}
 }
 

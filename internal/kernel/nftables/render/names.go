@@ -57,12 +57,36 @@ const (
 // A map typed "tcp dport" serves tcp rules only.
 const endpointsMapPrefix = "endpoints-"
 
+// vipEndpointsMapPrefix names the maps holding the endpoints of every
+// chainless service port of one protocol, "vip-endpoints-tcp" and so on,
+// keyed by the destination itself and the endpoint's index: "cluster IP
+// . port . i" (see dispatchChain). One per protocol for the reason the
+// endpoints maps are.
+const vipEndpointsMapPrefix = "vip-endpoints-"
+
+// dispatchChainPrefix names the chains a chainless service port's
+// service-ips element goes to: "dispatch-tcp-5" picks one of 5 endpoints
+// of a tcp port from vip-endpoints-tcp, by the packet's own destination
+// and "numgen random mod 5". One such chain per protocol and endpoint
+// count in use, shared by every chainless port with them; no "/" in the
+// name, so it is no per-service object.
+const dispatchChainPrefix = "dispatch-"
+
 // protocols are the protocols a service port may have, lower case: one
 // endpoints map each.
 var protocols = []string{"tcp", "udp", "sctp"}
 
 // endpointsMap is the endpoints map of proto.
 func endpointsMap(proto string) string { return endpointsMapPrefix + proto }
+
+// vipEndpointsMap is the chainless ports' endpoints map of proto.
+func vipEndpointsMap(proto string) string { return vipEndpointsMapPrefix + proto }
+
+// dispatchChain is the chain that picks one of n endpoints of a chainless
+// port of proto.
+func dispatchChain(proto string, n int) string {
+	return dispatchChainPrefix + proto + "-" + strconv.Itoa(n)
+}
 
 // The prefixes of per-service chains. Every per-service name holds a "/"
 // and no fixed name does (kube-proxy's isServiceChainName). Endpoint
@@ -128,3 +152,9 @@ func truncateComment(s string) string {
 	}
 	return s
 }
+
+// PortNameBase is the base of the names of a service port's chains
+// ("HASH-ns/name/proto/port", cut as kube-proxy cuts it): what a
+// chainless port's service chain would be named after, for readers that
+// name it by its service port (the describer).
+func PortNameBase(svc, proto, port string) string { return portNameBase(svc, proto, port) }

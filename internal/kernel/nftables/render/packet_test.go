@@ -16,7 +16,7 @@ import (
 	"github.com/svcnat/svcnat/internal/testns"
 )
 
-// TestKernelPackets loads the table of four cluster-IP services into the
+// TestKernelPackets loads the table of five cluster-IP services into the
 // node of a netlab (a client and three backend namespaces routed through
 // it) and sends real connections from the client: to the service with an
 // endpoint the backend answers, to the one with three every backend
@@ -24,7 +24,10 @@ import (
 // backend answers all and the affinity set holds the client, to the one
 // without endpoints the connection is refused (no-endpoint-services'
 // reject-chain). Before the load the cluster IP leads nowhere, so the
-// answer is the table's doing.
+// answer is the table's doing. The services with one and three plain
+// endpoints are chainless (dispatch-tcp-1 and dispatch-tcp-3 pick from
+// vip-endpoints-tcp); the one with three and an external IP keeps its
+// service chain and range of endpoints-tcp, and spreads the same.
 func TestKernelPackets(t *testing.T) {
 	if why := testns.Available(); why != "" {
 		t.Skip(why)
@@ -41,6 +44,15 @@ func TestKernelPackets(t *testing.T) {
 	cfg, diags := config.Parse(map[string][]byte{"lab.hcl": []byte(`
 service "ns/spread" {
   cluster_ips = ["172.30.0.12"]
+
+  port {
+    port = 80
+  }
+` + endpoints + `}
+
+service "ns/ranged" {
+  cluster_ips  = ["172.30.0.14"]
+  external_ips = ["192.0.2.14"]
 
   port {
     port = 80
@@ -98,6 +110,17 @@ service "ns/empty" {
 		t.Fatalf("loading the table: %v\n%s", err, numbered(tx.String()))
 	}
 
+	listed := node.MustExec(t, "", "nft", "list", "table", "ip", DefaultTable)
+	for _, want := range []string{"chain dispatch-tcp-1 {", "chain dispatch-tcp-3 {", `172.30.0.12 . tcp . 80 comment "ns/spread" : goto dispatch-tcp-3`,
+		"dnat ip to ip daddr . tcp dport . numgen random mod 3 map @vip-endpoints-tcp", "172.30.0.12 . 80 . 2 : "} {
+		if !strings.Contains(listed, want) {
+			t.Errorf("the table has no %q:\n%s", want, listed)
+		}
+	}
+	if strings.Contains(listed, "-ns/spread/") || strings.Contains(listed, "-ns/web/") || !strings.Contains(listed, "chain service-") {
+		t.Errorf("the chainless services have service chains, or the others none:\n%s", listed)
+	}
+
 	reply, err := lab.Client.HTTPGet(url)
 	if err != nil {
 		t.Fatalf("GET %s through the table: %v\n%s", url, err, node.MustExec(t, "", "nft", "list", "table", "ip", DefaultTable))
@@ -125,6 +148,9 @@ service "ns/empty" {
 	}
 	if got := answered("172.30.0.12", 60); len(got) != len(lab.Backends) {
 		t.Errorf("60 connections to ns/spread reached %v, want all %d backends", got, len(lab.Backends))
+	}
+	if got := answered("172.30.0.14", 60); len(got) != len(lab.Backends) {
+		t.Errorf("60 connections to ns/ranged reached %v, want all %d backends", got, len(lab.Backends))
 	}
 	// ClientIP affinity: the first connection picks an endpoint, the
 	// affinity set keeps the client with it for the rest.

@@ -167,7 +167,10 @@ func TestGolden(t *testing.T) {
 // which svcnat writes in its own shape (the package doc's "shared
 // endpoints map"): kube-proxy's lines matching kubeProxyOnly, svcnat's
 // matching svcnatOnly, and nothing else; and each service chain DNATs to
-// the same endpoints in the same order either way.
+// the same endpoints in the same order either way. A chainless port
+// (the package doc's dispatch chains) is read back first into the chain
+// kube-proxy writes for it (withChains): its service-ips element then
+// goes to that chain, whose endpoints are its vip-endpoints elements.
 func TestOverallMatchesKubeProxy(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "overall.kube-proxy"))
 	if err != nil {
@@ -201,8 +204,56 @@ var (
 		regexp.MustCompile(`^add set ip \S+ affinity \{ typeof `),
 		regexp.MustCompile(`^add element ip \S+ endpoints-(tcp|udp|sctp) \{ [0-9]+ : `),
 		regexp.MustCompile(`^add rule ip \S+ (service|local)-\S+ (meta l4proto \w+ dnat ip addr \. port to numgen random mod [0-9]+ offset [0-9]+ map @endpoints-\w+|.*update @affinity \{ )`),
+		regexp.MustCompile(`^add map ip \S+ vip-endpoints-(tcp|udp|sctp) \{ typeof `),
 	}
 )
+
+var (
+	dispatchElement = regexp.MustCompile(`^add element ip (\S+) service-ips \{ (\S+ \. (\w+) \. [0-9]+) comment "([^"]+)" : goto dispatch-\w+-[0-9]+ \}$`)
+	vipElement      = regexp.MustCompile(`^add element ip \S+ vip-endpoints-\w+ \{ (\S+) \. ([0-9]+) \. ([0-9]+) : (\S+) \. ([0-9]+) \}$`)
+	dispatchLine    = regexp.MustCompile(`^add (chain|rule) ip \S+ dispatch-`)
+)
+
+// withChains reads a chainless port of svcnat's sorted dump back into
+// kube-proxy's shape: its service-ips element goes to the service chain
+// kube-proxy names (from the element's comment, the service port's name),
+// which is declared; the dispatch chains and vip-endpoints elements go.
+// It returns the dump and the endpoints of each chain it declared, in
+// index order.
+func withChains(lines []string) ([]string, map[string][]string) {
+	eps := map[string]map[int]string{} // "ip . port" → index → "ip:port"
+	for _, l := range lines {
+		if m := vipElement.FindStringSubmatch(l); m != nil {
+			i, _ := strconv.Atoi(m[3])
+			k := m[1] + " . " + m[2]
+			if eps[k] == nil {
+				eps[k] = map[int]string{}
+			}
+			eps[k][i] = m[4] + ":" + m[5]
+		}
+	}
+	var out []string
+	chains := map[string][]string{}
+	for _, l := range lines {
+		if dispatchLine.MatchString(l) || vipElement.MatchString(l) {
+			continue
+		}
+		m := dispatchElement.FindStringSubmatch(l)
+		if m == nil {
+			out = append(out, l)
+			continue
+		}
+		svc, port, _ := strings.Cut(m[4], ":")
+		chain := servicePrefix + portNameBase(svc, m[3], port)
+		out = append(out, "add chain ip "+m[1]+" "+chain, "add element ip "+m[1]+" service-ips { "+m[2]+" : goto "+chain+" }")
+		key := strings.Fields(m[2])
+		byIndex := eps[key[0]+" . "+key[4]]
+		for i := range len(byIndex) {
+			chains[chain] = append(chains[chain], byIndex[i])
+		}
+	}
+	return sortDump(strings.Join(out, "\n")), chains
+}
 
 // compareWithKubeProxy requires want (kube-proxy's sorted dump) and got
 // (svcnat's) to differ only in lines of the endpoint selection, and each
@@ -212,6 +263,7 @@ func compareWithKubeProxy(t *testing.T, what string, want, got []string) {
 	matches := func(l string, res []*regexp.Regexp) bool {
 		return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(l) })
 	}
+	got, chainless := withChains(got)
 	var w, g []string
 	for _, l := range want {
 		if !matches(l, kubeProxyOnly) {
@@ -226,7 +278,12 @@ func compareWithKubeProxy(t *testing.T, what string, want, got []string) {
 	if !slices.Equal(w, g) {
 		t.Errorf("%sthe dump differs from kube-proxy's beyond the endpoint selection:\n%s", what, lineDiff(w, g))
 	}
-	if w, g := kubeProxyEndpoints(want), svcnatEndpoints(got); !maps.EqualFunc(w, g, slices.Equal) || len(w) == 0 {
+	if len(chainless) == 0 {
+		t.Errorf("%sno chainless port: the dispatch shape is not compared", what)
+	}
+	eps := svcnatEndpoints(got)
+	maps.Copy(eps, chainless)
+	if w, g := kubeProxyEndpoints(want), eps; !maps.EqualFunc(w, g, slices.Equal) || len(w) == 0 {
 		t.Errorf("%sthe service chains DNAT to other endpoints than kube-proxy's:\nkube-proxy %v\nsvcnat     %v", what, w, g)
 	}
 }

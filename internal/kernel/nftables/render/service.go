@@ -21,6 +21,9 @@ type servicePort struct {
 
 	serviceChain, localChain, externalChain, firewallChain string
 	internalChain, externalPolicyChain                     string
+	// chainless: the port has no service chain; its cluster IP's
+	// service-ips element goes to a dispatch chain (see dispatch).
+	chainless bool
 	// epChains name each of Port.Endpoints, by Endpoint.Index, as
 	// kube-proxy names its endpoint chain: the identity its affinity slot
 	// is derived from (no such chain is written).
@@ -76,9 +79,24 @@ func (sp *servicePort) firewalled() bool {
 	return len(sp.LoadBalancerIPs) > 0 && len(sp.SourceRanges) > 0
 }
 
+// chainlessShape reports whether the service chain of sp would be one
+// plain endpoint pick reached from the cluster IP's service-ips element
+// alone: the cluster IP is served by Cluster policy, without affinity,
+// and nothing else goes to the service chain (no node port, external or
+// load-balancer IP, whose external chain would; no local chain). Such a
+// port gets no chain (see dispatch).
+func (sp *servicePort) chainlessShape() bool {
+	return sp.Internal == service.Serve && !sp.Service.InternalPolicyLocal && len(sp.Cluster) > 0 &&
+		sp.Service.AffinityTimeout == 0 && !sp.ExternallyAccessible && !sp.ExternalPath && len(sp.Local) == 0
+}
+
 // writeServicePort writes every object of one service port, feature by
 // feature, in the order kube-proxy writes them.
 func (b *builder) writeServicePort(sp *servicePort) {
+	// A cluster IP key an earlier port's external IP took (the first
+	// entry wins, see the package doc) keeps the chain shape: the
+	// chainless one would leave its endpoints unreachable and unnamed.
+	sp.chainless = sp.chainlessShape() && !b.has(serviceIPsMap, sp.key(sp.ClusterIP.String()))
 	b.hairpinElements(sp)
 	b.clusterIPElements(sp)
 	b.externalIPElements(sp)
@@ -87,7 +105,9 @@ func (b *builder) writeServicePort(sp *servicePort) {
 	b.externalChain(sp)
 	b.firewallChain(sp)
 	affinity := sp.Service.AffinityTimeout > 0
-	if len(sp.Cluster) > 0 {
+	if sp.chainless {
+		b.dispatch(sp)
+	} else if len(sp.Cluster) > 0 {
 		b.serviceChain(sp.serviceChain, sp.svc)
 		b.endpointSelection(sp, sp.serviceChain, sp.Cluster, affinity)
 	}
@@ -119,6 +139,11 @@ func (sp *servicePort) key(ip string) []string { return []string{ip, sp.proto, s
 func (b *builder) clusterIPElements(sp *servicePort) {
 	cip := sp.ClusterIP.String()
 	b.element(clusterIPsSet, []string{cip}, "")
+	if sp.chainless {
+		// The comment names the service: no chain name does.
+		b.element(serviceIPsMap, sp.key(cip), sp.comment, "goto "+dispatchChain(sp.proto, len(sp.Cluster)))
+		return
+	}
 	if sp.Internal == service.Serve {
 		b.element(serviceIPsMap, sp.key(cip), "", "goto "+sp.internalChain)
 		return
@@ -263,4 +288,35 @@ func (b *builder) endpointSelection(sp *servicePort, chain string, eps []service
 // ("numgen random mod 1 offset K" is always K), and the client address.
 func (b *builder) affinityKey(sp *servicePort, ep service.Endpoint) string {
 	return knftables.Concat("numgen random mod 1 offset", b.slots.affinity[sp.epChains[ep.Index]], ".", b.ipX, "saddr")
+}
+
+// dispatch writes a chainless port's endpoints (what its service chain's
+// one rule would pick among) into its protocol's vip-endpoints map, keyed
+// by the cluster IP, the port and the endpoint's index, and declares the
+// dispatch chain of its protocol and endpoint count once for the table:
+// one rule picking an index uniformly and DNATing to the element of the
+// packet's own destination and that index,
+//
+//	dnat ip addr . port to ip daddr . tcp dport . numgen random mod 5 map @vip-endpoints-tcp
+//
+// ("tcp dport" in the key makes nft match the protocol itself: it lists
+// the rule without "meta l4proto tcp" whether written or not).
+//
+// Why: nf_tables' load time grows with the number of chains, about
+// quadratically; at 10,000 plain cluster-IP services this takes away
+// most of the table's chains (see the package doc).
+func (b *builder) dispatch(sp *servicePort) {
+	n := len(sp.Cluster)
+	chain := dispatchChain(sp.proto, n)
+	if !b.dispatchers[chain] {
+		b.dispatchers[chain] = true
+		b.chain(chain)
+		b.rule(chain, "", "dnat", b.ipX, "addr . port to", b.ipX, "daddr .", sp.proto, "dport . numgen random mod", n,
+			"map", "@", vipEndpointsMap(sp.proto))
+	}
+	cip := sp.ClusterIP.String()
+	for i, ep := range sp.Cluster {
+		b.element(vipEndpointsMap(sp.proto), []string{cip, sp.port, strconv.Itoa(i)}, "", ep.Addr.String(), strconv.Itoa(ep.Port))
+	}
+	b.users[chain] = append(b.users[chain], sp.svc)
 }

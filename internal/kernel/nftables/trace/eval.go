@@ -77,6 +77,9 @@ func (t *tracer) run(s *state, c *backend.Chain, r backend.Rule, ops []op) []bra
 			if err != nil {
 				return unknown(err)
 			}
+			if v.kind == "goto" && strings.HasPrefix(v.chain, "dispatch-") {
+				v.via = el.comment
+			}
 			return []branch{{s: s, matched: true, v: v}}
 		case opNumgenVmap:
 			bs, err := t.numgen(s, o)
@@ -154,7 +157,7 @@ type numgenBranch struct {
 // each with probability 1/N of s's, looked up in o's anonymous map or
 // named map.
 func (t *tracer) numgen(s *state, o op) ([]numgenBranch, error) {
-	picks, err := t.picks(o)
+	picks, err := t.picks(s, o)
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +171,9 @@ func (t *tracer) numgen(s *state, o op) ([]numgenBranch, error) {
 }
 
 // picks are the elements numgen's outcomes select from o's anonymous or
-// named map, nil for an outcome without one.
-func (t *tracer) picks(o op) ([]*element, error) {
+// named map, nil for an outcome without one. A keyed map's (o.key) are
+// those whose key holds s's values (nil s: any), then the pick.
+func (t *tracer) picks(s *state, o op) ([]*element, error) {
 	elems := o.elems
 	if o.set != "" {
 		var err error
@@ -179,8 +183,25 @@ func (t *tracer) picks(o op) ([]*element, error) {
 	}
 	byKey := make(map[string]*element, len(elems))
 	for i := range elems {
-		if k := elems[i].key[0]; byKey[k] == nil {
-			byKey[k] = &elems[i]
+		el := &elems[i]
+		if len(el.key) != len(o.key)+1 {
+			return nil, fmt.Errorf("@%s element %q: want %d parts", o.set, strings.Join(el.key, " . "), len(o.key)+1)
+		}
+		if s != nil {
+			all := true
+			for j, sel := range o.key {
+				m, err := component(sel, el.key[j], s.value(sel))
+				if err != nil {
+					return nil, err
+				}
+				all = all && m
+			}
+			if !all {
+				continue
+			}
+		}
+		if k := el.key[len(o.key)]; byKey[k] == nil {
+			byKey[k] = el
 		}
 	}
 	out := make([]*element, o.mod)

@@ -129,7 +129,15 @@ func (g *graph) rule(t *tracer, c *backend.Chain, r backend.Rule) error {
 				g.edge(from, g.node("end:DNAT "+o.to, "DNAT "+o.to, "end"), label, owner)
 				continue
 			}
-			picks, err := t.picks(o)
+			if len(o.key) > 0 {
+				// A dispatch chain: every chainless port's endpoints,
+				// drawn from the ports' elements.
+				if err := g.dispatch(t, from, label, o); err != nil {
+					return err
+				}
+				continue
+			}
+			picks, err := t.picks(nil, o)
 			if err != nil {
 				return err
 			}
@@ -149,6 +157,35 @@ func (g *graph) rule(t *tracer, c *backend.Chain, r backend.Rule) error {
 		}
 	}
 	return nil
+}
+
+// dispatch adds a dispatch chain's edges: to each endpoint of its map,
+// labelled with the destination it is for and numgen's probability.
+func (g *graph) dispatch(t *tracer, from, label string, o op) error {
+	elems, err := t.elements(o.set)
+	if err != nil {
+		return err
+	}
+	for _, el := range elems {
+		if len(el.key) != len(o.key)+1 {
+			return fmt.Errorf("@%s element %q: want %d parts", o.set, strings.Join(el.key, " . "), len(o.key)+1)
+		}
+		d := endpointLabel(el.value)
+		lbl := strings.TrimSpace(label + " " + strings.Join(el.key[:len(o.key)], " . ") + " " + probLabel(o.mod))
+		g.edge(from, g.node("end:DNAT "+d, "DNAT "+d, "end"), lbl, "")
+	}
+	return nil
+}
+
+// endpointLabel is a map's "address . port" as "address:port"
+// ("[v6]:port").
+func endpointLabel(v string) string {
+	d := strings.ReplaceAll(v, " . ", ":")
+	if strings.Count(d, ":") > 1 {
+		i := strings.LastIndex(d, ":")
+		d = "[" + d[:i] + "]" + d[i:]
+	}
+	return d
 }
 
 // probLabel is the probability of one of numgen's mod outcomes.

@@ -44,7 +44,8 @@ type op struct {
 	markVal uint32
 	verdict verdict
 	// to is a dnat or snat target: one address[:port] (to), or a numgen
-	// map of them (mod, elems, or the named map set).
+	// map of them (mod, elems, or the named map set); with key, the named
+	// map is keyed by key's values and numgen's pick (a dispatch chain's).
 	to string
 	// timeout is an update's "timeout …" for the element it records.
 	timeout string
@@ -54,6 +55,10 @@ type op struct {
 type verdict struct {
 	kind  string // accept, drop, reject, return, jump, goto, continue
 	chain string // for jump and goto
+	// via is the comment of the verdict map element that gave it: a
+	// chainless port's service-ips element names its service port there,
+	// which the path shows beside the dispatch chain it goes to.
+	via string
 }
 
 // selector is one part of a key a rule reads from the packet.
@@ -532,6 +537,9 @@ func (p *ruleParser) nat() error {
 		return notEvaluated("nat without to")
 	}
 	o := op{kind: kind}
+	if kind == opDNAT && p.peek(0) != "numgen" && p.peek(2) == "." {
+		return p.keyedNAT(o)
+	}
 	if p.peek(0) == "numgen" {
 		mod, offset, err := p.numgen()
 		if err != nil {
@@ -559,6 +567,45 @@ func (p *ruleParser) nat() error {
 	}
 	for p.peek(0) == "fully-random" || p.peek(0) == "random" || p.peek(0) == "persistent" {
 		p.i++
+	}
+	p.ops = append(p.ops, o)
+	return nil
+}
+
+// keyedNAT reads a dispatch chain's target (render's dispatch): "ip
+// daddr . tcp dport . numgen random mod N map @name", an element of the
+// named map keyed by the packet's destination and numgen's pick. A "tcp
+// dport" in the key matches the protocol, as in keyed.
+func (p *ruleParser) keyedNAT(o op) error {
+	proto := ""
+	for p.peek(0) != "numgen" {
+		a, b := p.take(), p.take()
+		switch {
+		case (a == "ip" || a == "ip6") && b == "daddr":
+			o.key = append(o.key, selDaddr)
+		case a == "th" && b == "dport":
+			o.key = append(o.key, selDport)
+		case (a == "tcp" || a == "udp" || a == "sctp") && b == "dport":
+			o.key, proto = append(o.key, selDport), a
+		default:
+			return notEvaluated("nat to", a, b)
+		}
+		if p.take() != "." {
+			return notEvaluated("nat to a key without numgen")
+		}
+	}
+	mod, offset, err := p.numgen()
+	if err != nil {
+		return err
+	}
+	m, ok := strings.CutPrefix(p.peek(1), "@")
+	if p.peek(0) != "map" || !ok {
+		return notEvaluated("a keyed nat other than from a named map")
+	}
+	p.i += 2
+	o.mod, o.offset, o.set = mod, offset, m
+	if proto != "" {
+		p.ops = append(p.ops, op{kind: opMatch, match: func(_ *tracer, s *state) (bool, error) { return s.pkt.Proto == proto, nil }})
 	}
 	p.ops = append(p.ops, o)
 	return nil

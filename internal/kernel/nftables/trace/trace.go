@@ -252,7 +252,12 @@ func (t *tracer) verdict(s *state, c *backend.Chain, i int, v verdict, depth int
 		s.notEvaluated(t, r, v.kind+" to "+v.chain+", which is no chain of the table")
 		return t.walkFrom(s, c, i+1, depth)
 	}
-	hop.Chains = append(hop.Chains, v.chain)
+	if v.via != "" {
+		// A dispatch chain serves many ports: name the one it serves here.
+		hop.Chains = append(hop.Chains, v.chain+" ("+v.via+")")
+	} else {
+		hop.Chains = append(hop.Chains, v.chain)
+	}
 	var out []outcome
 	for _, o := range t.walk(s, target, depth+1) {
 		switch {
