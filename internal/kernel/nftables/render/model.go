@@ -121,15 +121,16 @@ func ToModel(fam backend.Family, script string) (*backend.Ruleset, error) {
 // Everything else is printed as written. TestKernelAgrees holds the
 // kernel to it.
 var nftRewrites = []struct {
+	needs   string // text every match holds
 	written *regexp.Regexp
 	listed  string
 }{
-	{regexp.MustCompile(`\bmark set mark or (0x[0-9a-f]+)`), "meta mark set meta mark | $1"},
-	{regexp.MustCompile(`\bmark set mark xor (0x[0-9a-f]+)`), "meta mark set meta mark ^ $1"},
-	{regexp.MustCompile(`\bmark and (0x[0-9a-f]+) != 0\b`), "meta mark & $1 != 0x00000000"},
-	{regexp.MustCompile(`\bdnat (ip6?) addr \. port to\b`), "dnat $1 to"},
-	{regexp.MustCompile(` , `), ", "},
-	{regexp.MustCompile(`\{ ([^ ,{}]+) \}`), "$1"},
+	{"mark set mark or ", regexp.MustCompile(`\bmark set mark or (0x[0-9a-f]+)`), "meta mark set meta mark | $1"},
+	{"mark set mark xor ", regexp.MustCompile(`\bmark set mark xor (0x[0-9a-f]+)`), "meta mark set meta mark ^ $1"},
+	{"mark and ", regexp.MustCompile(`\bmark and (0x[0-9a-f]+) != 0\b`), "meta mark & $1 != 0x00000000"},
+	{" addr . port to ", regexp.MustCompile(`\bdnat (ip6?) addr \. port to\b`), "dnat $1 to"},
+	{" , ", regexp.MustCompile(` , `), ", "},
+	{"{ ", regexp.MustCompile(`\{ ([^ ,{}]+) \}`), "$1"},
 }
 
 // anonymousSet is an anonymous set or map as nft lists it.
@@ -142,9 +143,17 @@ var ruleTimeout = regexp.MustCompile(`\btimeout ([0-9]+)s\b`)
 var prefixWord = regexp.MustCompile(`[0-9A-Fa-f:.]+/[0-9]+\b`)
 
 // AsListed is rule text as knftables writes it, as nft lists it.
+//
+// Each rewrite runs only on a rule holding the text it needs (a plan
+// rewrites a few hundred thousand rules; most need none).
 func AsListed(rule string) string {
 	for _, rw := range nftRewrites {
-		rule = rw.written.ReplaceAllString(rule, rw.listed)
+		if strings.Contains(rule, rw.needs) {
+			rule = rw.written.ReplaceAllString(rule, rw.listed)
+		}
+	}
+	if !strings.Contains(rule, "timeout ") && !strings.Contains(rule, "/") && !strings.Contains(rule, "{ ") {
+		return rule
 	}
 	rule = ruleTimeout.ReplaceAllStringFunc(rule, func(t string) string {
 		n, err := strconv.ParseUint(ruleTimeout.FindStringSubmatch(t)[1], 10, 64)
