@@ -86,7 +86,9 @@
 // listed. A chainless port's endpoint-count change changes elements only
 // (its service-ips element goes to another dispatch chain), and a
 // dispatch chain is made when a port first needs it and goes when the
-// last leaves it (Result.Users). A chainless port keeps its range of the
+// last leaves it (Result.Users); a port of n endpoints needs those of 1
+// to n rounded up to a power of two (see dispatch), so that one more or
+// one fewer seldom makes or drops one. A chainless port keeps its range of the
 // endpoints maps, unused, so that the other chains' ranges do not move
 // when a port gains or loses its chain.
 //

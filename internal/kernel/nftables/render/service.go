@@ -1,6 +1,7 @@
 package render
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -307,16 +308,16 @@ func (b *builder) affinityKey(sp *servicePort, ep service.Endpoint) string {
 // most of the table's chains (see the package doc).
 //
 // A port of n endpoints uses, in the sense of Result.Users, the dispatch
-// chains of every count from 1 to n, not its own alone: the chain of each
-// count up to the largest in use exists. So an endpoint that a health
-// check takes out (5 → 4) moves the element to a chain that is there
-// already, unless no port of that protocol has more endpoints: reconcile's
-// verdict then writes and verifies elements only, where making the chain
-// cost nft a listing of the table's rules to verify it (1.4 s at 10,000
-// services).
+// chains of every count from 1 to n rounded up to a power of two, not its
+// own alone: the chain of each count up to the largest in use, rounded
+// so, exists. So an endpoint that a health check takes out (5 → 4), or
+// one more (5 → 6), moves the element to a chain that is there already:
+// the change writes and verifies elements only, where making a chain cost
+// nft a listing of the table's rules to verify it (1.4 s at 10,000
+// services). Rounding up bounds the chains to twice the largest count.
 func (b *builder) dispatch(sp *servicePort) {
 	n := len(sp.Cluster)
-	for k := 1; k <= n; k++ {
+	for k := 1; k <= 1<<bits.Len(uint(n-1)); k++ {
 		chain := dispatchChain(sp.proto, k)
 		if !b.dispatchers[chain] {
 			b.dispatchers[chain] = true
