@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	gnft "github.com/google/nftables"
 
@@ -58,6 +59,9 @@ type Runner struct {
 	netns   string
 	table   string
 	version string
+
+	declsMu sync.Mutex
+	decls   map[declKey]decl // by ReadChain (remember)
 }
 
 var _ backend.Kernel = (*Runner)(nil)

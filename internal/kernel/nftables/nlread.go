@@ -22,30 +22,57 @@ import (
 // certainty is listed by nft instead.
 
 // nlSet is what the kernel answers for one set or map over netlink:
-// whether it exists, and its elements.
+// whether it exists, its handle, and its elements.
 type nlSet struct {
-	exists bool
-	elems  []gnft.SetElement
+	exists  bool
+	handle  uint64
+	dynamic bool // "flags dynamic": its elements are not read
+	elems   []gnft.SetElement
 }
 
+// nlRead is one read over netlink: the ruleset's generation before and
+// after it, the table's handle (0 when there is no table), the sets'.
+type nlRead struct {
+	genBefore, genAfter uint32
+	table               uint64
+	sets                map[string]nlSet
+}
+
+// consistent reports a read during which the ruleset did not change.
+func (n *nlRead) consistent() bool { return n.genBefore == n.genAfter }
+
+// Attributes google/nftables does not read (linux/netfilter/nf_tables.h).
+const (
+	nftaTableHandle = 4  // NFTA_TABLE_HANDLE
+	nftaSetHandle   = 16 // NFTA_SET_HANDLE
+)
+
 // nlElements reads the elements of the named sets of fam's table over
-// one netlink socket, with the ruleset's generation before and after:
-// elements read while the generation changed may mix two rulesets.
-func (r *Runner) nlElements(fam backend.Family, table string, names []string) (sets map[string]nlSet, genBefore, genAfter uint32, err error) {
+// netlink, with the table's and the sets' handles, which the kernel
+// gives each object it makes and never reuses while the namespace
+// lives (the table's), or while the table does (the set's): a set's
+// handles are the same only while it is the same set, declared the same.
+func (r *Runner) nlElements(fam backend.Family, table string, names []string) (*nlRead, error) {
 	tf := gnft.TableFamilyIPv4
 	if fam == backend.IPv6 {
 		tf = gnft.TableFamilyIPv6
 	}
-	sets = map[string]nlSet{}
-	err = netns.Do(r.netns, func() error {
+	read := &nlRead{sets: map[string]nlSet{}}
+	err := netns.Do(r.netns, func() error {
 		nl, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
 		if err != nil {
 			return err
 		}
 		defer nl.Close()
-		if genBefore, err = generation(nl); err != nil {
+		if read.genBefore, err = generation(nl); err != nil {
 			return err
 		}
+		ta, err := object(nl, unix.NFT_MSG_GETTABLE, byte(tf),
+			netlink.Attribute{Type: unix.NFTA_TABLE_NAME, Data: []byte(table + "\x00")})
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("table %s: %w", table, err)
+		}
+		read.table = u64(ta[nftaTableHandle])
 		c, err := gnft.New(gnft.AsLasting())
 		if err != nil {
 			return err
@@ -53,27 +80,85 @@ func (r *Runner) nlElements(fam backend.Family, table string, names []string) (s
 		defer c.CloseLasting()
 		t := &gnft.Table{Name: table, Family: tf}
 		for _, name := range names {
-			// GetSetByName keeps the kernel's error (ENOENT for no
-			// such set); GetSetElements flattens it to text.
-			if _, err := c.GetSetByName(t, name); errors.Is(err, unix.ENOENT) {
-				sets[name] = nlSet{}
+			if read.table == 0 {
+				read.sets[name] = nlSet{}
+				continue
+			}
+			sa, err := object(nl, unix.NFT_MSG_GETSET, byte(tf),
+				netlink.Attribute{Type: unix.NFTA_SET_TABLE, Data: []byte(table + "\x00")},
+				netlink.Attribute{Type: unix.NFTA_SET_NAME, Data: []byte(name + "\x00")})
+			if errors.Is(err, unix.ENOENT) {
+				read.sets[name] = nlSet{}
 				continue
 			} else if err != nil {
 				return fmt.Errorf("set %s: %w", name, err)
 			}
-			elems, err := c.GetSetElements(&gnft.Set{Table: t, Name: name})
-			if err != nil {
-				return fmt.Errorf("the elements of %s: %w", name, err)
+			s := nlSet{exists: true, handle: u64(sa[nftaSetHandle]), dynamic: u32(sa[unix.NFTA_SET_FLAGS])&unix.NFT_SET_EVAL != 0}
+			if s.handle == 0 {
+				return fmt.Errorf("set %s: the kernel gave no handle", name)
 			}
-			sets[name] = nlSet{exists: true, elems: elems}
+			if !s.dynamic {
+				// a dynamic set's elements are state (parseListing)
+				if s.elems, err = c.GetSetElements(&gnft.Set{Table: t, Name: name}); err != nil {
+					return fmt.Errorf("the elements of %s: %w", name, err)
+				}
+			}
+			read.sets[name] = s
 		}
-		genAfter, err = generation(nl)
+		read.genAfter, err = generation(nl)
 		return err
 	})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("reading %s %s over netlink: %w", fam, table, err)
+		return nil, fmt.Errorf("reading %s %s over netlink: %w", fam, table, err)
 	}
-	return sets, genBefore, genAfter, nil
+	return read, nil
+}
+
+// object asks the kernel for one object (a table, a set) by the
+// attributes that name it and returns the attributes of its answer; the
+// kernel's error (ENOENT: no such object) is kept.
+func object(nl *netlink.Conn, msgType uint16, family byte, name ...netlink.Attribute) (map[uint16][]byte, error) {
+	data, err := netlink.MarshalAttributes(name)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := nl.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msgType),
+			Flags: netlink.Request,
+		},
+		Data: append([]byte{family, unix.NFNETLINK_V0, 0, 0}, data...),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) != 1 || len(msgs[0].Data) < 4 {
+		return nil, fmt.Errorf("the kernel answered %d messages", len(msgs))
+	}
+	attrs, err := netlink.UnmarshalAttributes(msgs[0].Data[4:])
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint16][]byte{}
+	for _, a := range attrs {
+		out[a.Type&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER)] = a.Data
+	}
+	return out, nil
+}
+
+// u64 and u32 read a big-endian attribute; 0 when it is not one.
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func u32(b []byte) uint32 {
+	if len(b) != 4 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
 }
 
 // generation is the ruleset's generation in the runner's namespace.

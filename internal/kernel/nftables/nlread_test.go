@@ -91,6 +91,18 @@ func TestNetlinkReadAgreesWithListing(t *testing.T) {
 			if rules, ok, err := r.ReadChain(fam, "svcnat", "ranges"); err != nil || !ok || len(rules) != 1 || rules[0].Text() != addr {
 				t.Fatalf("ReadChain of an interval set: %v %v %v", rules, ok, err)
 			}
+			// A set made again under its name with other types whose
+			// elements have the same bytes: the declaration remembered
+			// for the old one must not decode the new one's.
+			nfam := backend.NFTFamily(fam)
+			ns.MustExec(t, "add set "+nfam+" svcnat again { type ipv4_addr . inet_service ; elements = { 0.80.0.0 . 2560 } ; }\n", "nft", "-f", "-")
+			if rules, ok, err := r.ReadChain(fam, "svcnat", "again"); err != nil || !ok || len(rules) != 1 || rules[0].Text() != "0.80.0.0 . 2560" {
+				t.Fatalf("ReadChain of again: %v %v %v", rules, ok, err)
+			}
+			ns.MustExec(t, "delete set "+nfam+" svcnat again\nadd set "+nfam+" svcnat again { type inet_service . ipv4_addr ; elements = { 80 . 10.0.0.0 } ; }\n", "nft", "-f", "-")
+			if rules, ok, err := r.ReadChain(fam, "svcnat", "again"); err != nil || !ok || len(rules) != 1 || rules[0].Text() != "80 . 10.0.0.0" {
+				t.Fatalf("ReadChain of again made again: %v %v %v", rules, ok, err)
+			}
 			if rules, ok, err := r.ReadChain(fam, "svcnat", "no-such-set"); err != nil || ok || rules != nil {
 				t.Fatalf("ReadChain of nothing: %v %v %v", rules, ok, err)
 			}

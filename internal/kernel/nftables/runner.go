@@ -129,24 +129,31 @@ func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, bool, error) {
 	}
 	var names []string
 	for _, c := range tab.Chains {
-		if c.Kind != backend.KindChain && !dynamicDecl(c.Policy) {
+		if c.Kind != backend.KindChain {
 			names = append(names, c.Name)
 		}
 	}
-	sets, _, after, err := r.nlElements(fam, r.table, names)
+	read, err := r.nlElements(fam, r.table, names)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
-	if after != before {
+	if read.genBefore != before || !read.consistent() {
 		return nil, false, nil
 	}
 	for _, c := range tab.Chains {
-		s, read := sets[c.Name]
-		if !read {
+		if c.Kind == backend.KindChain {
 			continue
 		}
+		s := read.sets[c.Name]
+		if !s.exists || s.dynamic != dynamicDecl(c.Policy) {
+			return nil, false, nil
+		}
+		r.remember(fam, r.table, c.Name, read.table, s.handle, c.Policy)
+		if s.dynamic {
+			continue // parseListing's too: state, not rules
+		}
 		rules, ok := elementRules(c.Name, c.Policy, s.elems)
-		if !s.exists || !ok {
+		if !ok {
 			return nil, false, nil
 		}
 		c.Rules = rules
@@ -186,22 +193,37 @@ func dynamicDecl(decl string) bool {
 }
 
 // ReadChain implements backend.Kernel for a chain, a set or a map. The
-// kernel says over netlink whether the name is a set or map; a chain is
-// listed by nft, a set or map has its declaration listed tersely (`nft
-// -t list map`, without the elements: elementDecoder's key) and its
-// elements read over netlink, or, when they cannot be decoded, or the
-// ruleset changed meanwhile, listed by nft (readChainListing).
+// kernel says over netlink whether the name is a set or map, and gives
+// its elements and handle; they are decoded by the declaration a Read
+// or an earlier ReadChain listed for the set of that handle (remember),
+// or else by its declaration listed now, tersely (`nft -t list map`,
+// which at 10,000 services still cost 0.1–0.5 s: nft fetches the
+// elements it does not print). A chain, or a set whose elements cannot
+// be decoded, or read while the ruleset changed, is listed by nft
+// (readChainListing).
 func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Rule, bool, error) {
 	if name == backend.NFTCanary {
 		// reconcile's canary, read at every look: a chain, always.
 		return r.readChainListing(fam, table, name, []string{"chain"})
 	}
-	sets, before, after, err := r.nlElements(fam, table, []string{name})
+	read, err := r.nlElements(fam, table, []string{name})
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, name, err)
 	}
-	if !sets[name].exists {
+	s := read.sets[name]
+	switch {
+	case !s.exists:
 		return r.readChainListing(fam, table, name, []string{"chain"})
+	case s.dynamic:
+		return nil, true, nil // its elements are state (parseListing)
+	case !read.consistent():
+		return r.readChainListing(fam, table, name, []string{"map", "set", "chain"})
+	}
+	if decl, ok := r.recall(fam, table, name, read.table, s.handle); ok {
+		if rules, ok := elementRules(name, decl, s.elems); ok {
+			return rules, true, nil
+		}
+		return r.readChainListing(fam, table, name, []string{"map", "set", "chain"})
 	}
 	for _, kind := range []string{"map", "set"} {
 		out, err := r.output(nil, "-t", "list", kind, backend.NFTFamily(fam), table, name)
@@ -218,20 +240,57 @@ func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Ru
 		if tab == nil || tab.Chain(name) == nil {
 			break
 		}
-		c := tab.Chain(name)
-		if dynamicDecl(c.Policy) {
-			return nil, true, nil
-		}
+		decl := tab.Chain(name).Policy
 		last, err := r.generation()
 		if err != nil {
 			return nil, false, fmt.Errorf("reading %s %s %s: %w", fam, table, name, err)
 		}
-		if rules, ok := elementRules(name, c.Policy, sets[name].elems); ok && before == after && after == last {
+		if last != read.genAfter {
+			break
+		}
+		r.remember(fam, table, name, read.table, s.handle, decl)
+		if rules, ok := elementRules(name, decl, s.elems); ok {
 			return rules, true, nil
 		}
 		break
 	}
 	return r.readChainListing(fam, table, name, []string{"map", "set", "chain"})
+}
+
+// declKey names a set or map of a family's table.
+type declKey struct {
+	fam         backend.Family
+	table, name string
+}
+
+// decl is a set's declaration as listed, and the handles of the set and
+// its table when it was: while both are the same, so is the declaration
+// (the kernel changes no set's types, flags or user data in place).
+type decl struct {
+	table, set uint64
+	text       string
+}
+
+// remember keeps the declaration text of the set of those handles,
+// listed in a generation of the ruleset its handles were read in.
+func (r *Runner) remember(fam backend.Family, table, name string, tableHandle, setHandle uint64, text string) {
+	r.declsMu.Lock()
+	defer r.declsMu.Unlock()
+	if r.decls == nil {
+		r.decls = map[declKey]decl{}
+	}
+	r.decls[declKey{fam, table, name}] = decl{tableHandle, setHandle, text}
+}
+
+// recall is the declaration remembered for the set of those handles.
+func (r *Runner) recall(fam backend.Family, table, name string, tableHandle, setHandle uint64) (string, bool) {
+	r.declsMu.Lock()
+	defer r.declsMu.Unlock()
+	d, ok := r.decls[declKey{fam, table, name}]
+	if !ok || d.table != tableHandle || d.set != setHandle {
+		return "", false
+	}
+	return d.text, true
 }
 
 // readChainListing lists the name as each of kinds in turn, with nft:
