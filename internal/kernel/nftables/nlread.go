@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	gnft "github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -47,8 +48,8 @@ const (
 	nftaSetHandle   = 16 // NFTA_SET_HANDLE
 )
 
-// nlElements reads the elements of the named sets of fam's table over
-// netlink, with the table's and the sets' handles, which the kernel
+// nlElements reads the elements of the named sets of fam's table (nil:
+// of every set it has) over netlink, with the table's and the sets' handles, which the kernel
 // gives each object it makes and never reuses while the namespace
 // lives (the table's), or while the table does (the set's): a set's
 // handles are the same only while it is the same set, declared the same.
@@ -67,25 +68,28 @@ func (r *Runner) nlElements(fam backend.Family, table string, names []string) (*
 		if read.genBefore, err = generation(nl); err != nil {
 			return err
 		}
-		ta, err := object(nl, unix.NFT_MSG_GETTABLE, byte(tf),
+		ta, err := objects(nl, unix.NFT_MSG_GETTABLE, byte(tf), false,
 			netlink.Attribute{Type: unix.NFTA_TABLE_NAME, Data: []byte(table + "\x00")})
-		if err != nil && !errors.Is(err, unix.ENOENT) {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			for _, name := range names {
+				read.sets[name] = nlSet{}
+			}
+			read.genAfter, err = generation(nl)
+			return err
+		case err != nil:
 			return fmt.Errorf("table %s: %w", table, err)
 		}
-		read.table = u64(ta[nftaTableHandle])
-		c, err := gnft.New(gnft.AsLasting())
-		if err != nil {
-			return err
-		}
-		defer c.CloseLasting()
-		t := &gnft.Table{Name: table, Family: tf}
-		for _, name := range names {
-			if read.table == 0 {
-				read.sets[name] = nlSet{}
-				continue
+		read.table = u64(ta[0][nftaTableHandle])
+		tableAttr := netlink.Attribute{Type: unix.NFTA_SET_TABLE, Data: []byte(table + "\x00")}
+		var found []map[uint16][]byte
+		if names == nil {
+			if found, err = objects(nl, unix.NFT_MSG_GETSET, byte(tf), true, tableAttr); err != nil {
+				return fmt.Errorf("the sets of %s: %w", table, err)
 			}
-			sa, err := object(nl, unix.NFT_MSG_GETSET, byte(tf),
-				netlink.Attribute{Type: unix.NFTA_SET_TABLE, Data: []byte(table + "\x00")},
+		}
+		for _, name := range names {
+			sa, err := objects(nl, unix.NFT_MSG_GETSET, byte(tf), false, tableAttr,
 				netlink.Attribute{Type: unix.NFTA_SET_NAME, Data: []byte(name + "\x00")})
 			if errors.Is(err, unix.ENOENT) {
 				read.sets[name] = nlSet{}
@@ -93,9 +97,22 @@ func (r *Runner) nlElements(fam backend.Family, table string, names []string) (*
 			} else if err != nil {
 				return fmt.Errorf("set %s: %w", name, err)
 			}
+			found = append(found, sa...)
+		}
+		c, err := gnft.New(gnft.AsLasting())
+		if err != nil {
+			return err
+		}
+		defer c.CloseLasting()
+		t := &gnft.Table{Name: table, Family: tf}
+		for _, sa := range found {
+			if u32(sa[unix.NFTA_SET_FLAGS])&unix.NFT_SET_ANONYMOUS != 0 {
+				continue // a rule's, which lists it
+			}
+			name, _, _ := strings.Cut(string(sa[unix.NFTA_SET_NAME]), "\x00")
 			s := nlSet{exists: true, handle: u64(sa[nftaSetHandle]), dynamic: u32(sa[unix.NFTA_SET_FLAGS])&unix.NFT_SET_EVAL != 0}
-			if s.handle == 0 {
-				return fmt.Errorf("set %s: the kernel gave no handle", name)
+			if s.handle == 0 || name == "" {
+				return fmt.Errorf("set %q: the kernel gave no name or handle", name)
 			}
 			if !s.dynamic {
 				// a dynamic set's elements are state (parseListing)
@@ -114,34 +131,43 @@ func (r *Runner) nlElements(fam backend.Family, table string, names []string) (*
 	return read, nil
 }
 
-// object asks the kernel for one object (a table, a set) by the
-// attributes that name it and returns the attributes of its answer; the
+// objects asks the kernel for one object (a table, a set) by the
+// attributes that name it, or with dump for every one they name (the
+// sets of a table), and returns the attributes of each answer; the
 // kernel's error (ENOENT: no such object) is kept.
-func object(nl *netlink.Conn, msgType uint16, family byte, name ...netlink.Attribute) (map[uint16][]byte, error) {
+func objects(nl *netlink.Conn, msgType uint16, family byte, dump bool, name ...netlink.Attribute) ([]map[uint16][]byte, error) {
 	data, err := netlink.MarshalAttributes(name)
 	if err != nil {
 		return nil, err
 	}
+	flags := netlink.Request
+	if dump {
+		flags |= netlink.Dump
+	}
 	msgs, err := nl.Execute(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msgType),
-			Flags: netlink.Request,
-		},
-		Data: append([]byte{family, unix.NFNETLINK_V0, 0, 0}, data...),
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msgType), Flags: flags},
+		Data:   append([]byte{family, unix.NFNETLINK_V0, 0, 0}, data...),
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(msgs) != 1 || len(msgs[0].Data) < 4 {
+	if !dump && len(msgs) != 1 {
 		return nil, fmt.Errorf("the kernel answered %d messages", len(msgs))
 	}
-	attrs, err := netlink.UnmarshalAttributes(msgs[0].Data[4:])
-	if err != nil {
-		return nil, err
-	}
-	out := map[uint16][]byte{}
-	for _, a := range attrs {
-		out[a.Type&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER)] = a.Data
+	var out []map[uint16][]byte
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			return nil, fmt.Errorf("the kernel answered %d bytes", len(m.Data))
+		}
+		attrs, err := netlink.UnmarshalAttributes(m.Data[4:])
+		if err != nil {
+			return nil, err
+		}
+		o := map[uint16][]byte{}
+		for _, a := range attrs {
+			o[a.Type&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER)] = a.Data
+		}
+		out = append(out, o)
 	}
 	return out, nil
 }

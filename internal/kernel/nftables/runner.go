@@ -106,19 +106,38 @@ func (r *Runner) readOwned(fam backend.Family) (*backend.Ruleset, error) {
 }
 
 // readTerse is readOwned's read: ok is false when it must be done again
-// or by nft.
+// or by nft. The listing and the netlink read run at once (nft works a
+// core, the kernel's dump of the elements another), between two reads of
+// the ruleset's generation, which must agree.
 func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, bool, error) {
 	rs := &backend.Ruleset{Family: fam, Syntax: backend.NFTables}
 	before, err := r.generation()
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
+	var read *nlRead
+	var nlErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		read, nlErr = r.nlElements(fam, r.table, nil)
+	}()
 	out, err := r.output(nil, "-t", "list", "table", backend.NFTFamily(fam), r.table)
+	<-done
 	switch {
+	case nlErr != nil:
+		return nil, false, fmt.Errorf("reading %s rules: %w", fam, nlErr)
 	case missing(err):
 		return rs, true, nil
 	case err != nil:
 		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	after, err := r.generation()
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
+	}
+	if before != after || read.genBefore != before || read.genAfter != after {
+		return nil, false, nil
 	}
 	tab, err := parseListing(string(out))
 	if err != nil {
@@ -126,19 +145,6 @@ func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, bool, error) {
 	}
 	if tab == nil {
 		return rs, true, nil
-	}
-	var names []string
-	for _, c := range tab.Chains {
-		if c.Kind != backend.KindChain {
-			names = append(names, c.Name)
-		}
-	}
-	read, err := r.nlElements(fam, r.table, names)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
-	}
-	if read.genBefore != before || !read.consistent() {
-		return nil, false, nil
 	}
 	for _, c := range tab.Chains {
 		if c.Kind == backend.KindChain {
