@@ -88,7 +88,7 @@ func reconcileCommand() *ucli.Command {
 			health := &healthcheck.Server{NetNS: g.NetNS, Log: log}
 			defer health.Close()
 			loop := &reconcile.Loop{Engine: e, Config: g.Config, Node: g.nodeName, Interval: interval,
-				Reload: reload, Log: log, Metrics: m, Health: health, NetNS: g.NetNS, Loaded: limitMemory}
+				Reload: reload, Log: log, Metrics: m, Health: health, NetNS: g.NetNS, Loaded: LimitMemory}
 			// The checks go from the namespace the rules are in, and hand
 			// their findings to the loop.
 			loop.Checks = &endpointchecks.Checker{NetNS: g.NetNS, Concurrency: c.Int("check-concurrency"),

@@ -74,7 +74,7 @@ func openConfigured(c *ucli.Context, g Globals, migrate bool) (*config.Config, s
 	if err != nil {
 		return nil, "", nil, err
 	}
-	limitMemory(cfg)
+	LimitMemory(cfg)
 	node, err := g.nodeName(cfg.Settings.Node)
 	if err != nil {
 		return nil, "", nil, err

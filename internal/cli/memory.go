@@ -20,9 +20,11 @@ const (
 	memoryPerUnit = memoryFloor / 60000
 )
 
-// limitMemory sets the soft limit for a configuration, unless the operator
-// set GOMEMLIMIT.
-func limitMemory(cfg *config.Config) {
+// LimitMemory sets the soft limit for a configuration, unless the operator
+// set GOMEMLIMIT: what every command and reconcile do once the
+// configuration is loaded (svcnat-bench's session child too, which
+// measures a session as reconcile holds it).
+func LimitMemory(cfg *config.Config) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}

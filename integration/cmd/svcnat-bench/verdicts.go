@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/svcnat/svcnat/internal/bench"
+	"github.com/svcnat/svcnat/internal/cli"
 	"github.com/svcnat/svcnat/internal/config"
 	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/health"
@@ -49,6 +50,7 @@ func verdicts(a verdictArgs) error {
 	if diags.HasErrors() {
 		return diags
 	}
+	cli.LimitMemory(cfg) // as reconcile does once it has loaded the configuration
 	// A service of the generated mix with a health check: the check
 	// itself changes no rule.
 	i := len(cfg.Services) / 3
