@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,7 +30,8 @@ var _ backend.ElementReader = (*Runner)(nil)
 // its handles (remember), the inverse of elementDecoder, and the answer
 // decoded by it. ok is false, for ReadChain to answer, when the set is
 // missing or dynamic, its declaration not remembered, a key or an answer
-// beyond elementDecoder, or the ruleset changed during the read.
+// beyond elementDecoder, more than maxByKey keys, or the ruleset changed
+// during the read.
 func (r *Runner) ReadElements(fam backend.Family, table, set string, elems []backend.Rule) ([]backend.Rule, bool, error) {
 	tf := gnft.TableFamilyIPv4
 	if fam == backend.IPv6 {
@@ -74,7 +76,7 @@ func (r *Runner) ReadElements(fam backend.Family, table, set string, elems []bac
 			return nil
 		}
 		asked := map[string]bool{}
-		var found []backend.Rule
+		var keys [][]byte
 		for _, e := range elems {
 			keyText, _ := backend.SplitNFTElement(e.Text())
 			if asked[keyText] {
@@ -85,12 +87,17 @@ func (r *Runner) ReadElements(fam backend.Family, table, set string, elems []bac
 			if !known {
 				return nil
 			}
-			el, err := getElement(nl, byte(tf), tableAttr, setAttr, key)
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			} else if err != nil {
-				return fmt.Errorf("element %s of %s: %w", keyText, set, err)
-			}
+			keys = append(keys, key)
+		}
+		if len(keys) > maxByKey {
+			return nil
+		}
+		got, err := getElements(nl, byte(tf), tableAttr, setAttr, keys)
+		if err != nil {
+			return fmt.Errorf("the elements of %s: %w", set, err)
+		}
+		found := make([]backend.Rule, 0, len(got))
+		for _, el := range got {
 			text, known := d.text(el)
 			if !known {
 				return nil
@@ -111,44 +118,132 @@ func (r *Runner) ReadElements(fam backend.Family, table, set string, elems []bac
 	return present, ok, nil
 }
 
-// getElement asks the kernel for the element of key in the set named by
-// tableAttr and setAttr; the kernel's ENOENT (no such element) is kept.
-func getElement(nl *netlink.Conn, family byte, tableAttr, setAttr netlink.Attribute, key []byte) (gnft.SetElement, error) {
+// maxByKey is the most keys ReadElements asks for: a key costs 50-75 µs
+// (at 10,000 services, 1,000 keys of vip-endpoints-tcp 55-75 ms), an
+// element of the whole set's dump 7-20 µs (its 34,000 0.3 s), and the
+// set's size is not known before it is read: beyond it ReadChain reads the
+// whole set, which is then at worst a few times slower.
+const maxByKey = 1000
+
+// getBatch is how many keys one request asks for: the kernel answers
+// each found element with a message of its own (nlmsg_new(NLMSG_GOODSIZE)),
+// which must fit in the socket's receive buffer (208 KiB by default)
+// until they are read.
+const getBatch = 16
+
+// getElements asks the kernel for the elements of keys in the set named
+// by tableAttr and setAttr, getBatch keys a request, and returns those
+// it has. The kernel (nf_tables_getsetelem) answers a request's keys in
+// order, each found element in a message, and stops at the first key it
+// has not with ENOENT: the next request starts after that key. A request
+// costs a round trip of 0.1 ms, where the kernel's answers to one
+// already sent are read at once.
+func getElements(nl *netlink.Conn, family byte, tableAttr, setAttr netlink.Attribute, keys [][]byte) ([]gnft.SetElement, error) {
+	var found []gnft.SetElement
+	for len(keys) > 0 {
+		batch := keys[:min(getBatch, len(keys))]
+		list := make([]netlink.Attribute, 0, len(batch))
+		for _, key := range batch {
+			value, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: key}})
+			if err != nil {
+				return nil, err
+			}
+			elem, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_KEY, Data: value}})
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: elem})
+		}
+		elems, err := netlink.MarshalAttributes(list)
+		if err != nil {
+			return nil, err
+		}
+		data, err := netlink.MarshalAttributes([]netlink.Attribute{tableAttr, setAttr,
+			{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_LIST_ELEMENTS, Data: elems}})
+		if err != nil {
+			return nil, err
+		}
+		req, err := nl.Send(netlink.Message{
+			Header: netlink.Header{
+				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
+				Flags: netlink.Request | netlink.Acknowledge,
+			},
+			Data: append([]byte{family, unix.NFNETLINK_V0, 0, 0}, data...),
+		})
+		if err != nil {
+			return nil, err
+		}
+		answered, done := 0, false
+		for !done {
+			msgs, err := nl.Receive()
+			switch {
+			case errors.Is(err, unix.ENOENT):
+				answered++ // the key the kernel has not
+				done = true
+				continue
+			case err != nil:
+				return nil, err
+			}
+			for _, m := range msgs {
+				switch {
+				case m.Header.Sequence != req.Header.Sequence:
+					return nil, fmt.Errorf("the kernel answered sequence %d to %d", m.Header.Sequence, req.Header.Sequence)
+				case m.Header.Type == netlink.Error:
+					done = true // the acknowledgement: every key was answered
+				case answered == len(batch):
+					return nil, fmt.Errorf("the kernel answered more than the %d keys asked", len(batch))
+				default:
+					e, err := answer(m)
+					if err != nil {
+						return nil, err
+					}
+					if !bytes.Equal(e.Key, batch[answered]) {
+						return nil, fmt.Errorf("the kernel answered key %x to %x", e.Key, batch[answered])
+					}
+					found = append(found, e)
+					answered++
+				}
+			}
+		}
+		if answered == 0 {
+			return nil, errors.New("the kernel answered no key")
+		}
+		keys = keys[min(answered, len(batch)):]
+	}
+	return found, nil
+}
+
+// answer is the one element of the kernel's answer to a key.
+func answer(m netlink.Message) (gnft.SetElement, error) {
 	var e gnft.SetElement
-	value, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: key}})
-	if err != nil {
-		return e, err
+	if m.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSETELEM) || len(m.Data) < 4 {
+		return e, fmt.Errorf("the kernel answered message type %d", m.Header.Type)
 	}
-	elem, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_KEY, Data: value}})
-	if err != nil {
-		return e, err
-	}
-	list, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: elem}})
-	if err != nil {
-		return e, err
-	}
-	attrs, err := objects(nl, unix.NFT_MSG_GETSETELEM, family, false, tableAttr, setAttr,
-		netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_LIST_ELEMENTS, Data: list})
-	if err != nil {
-		return e, err
-	}
-	ad, err := netlink.NewAttributeDecoder(attrs[0][unix.NFTA_SET_ELEM_LIST_ELEMENTS])
+	attrs, err := netlink.UnmarshalAttributes(m.Data[4:])
 	if err != nil {
 		return e, err
 	}
 	n := 0
-	for ad.Next() {
-		if ad.Type()&^unix.NLA_F_NESTED != unix.NFTA_LIST_ELEM {
-			return e, fmt.Errorf("the kernel answered attribute %d", ad.Type())
+	for _, a := range attrs {
+		if a.Type&^unix.NLA_F_NESTED != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
 		}
-		n++
-		e, err = decodeElement(ad.Bytes())
+		ad, err := netlink.NewAttributeDecoder(a.Data)
 		if err != nil {
 			return e, err
 		}
-	}
-	if err := ad.Err(); err != nil {
-		return e, err
+		for ad.Next() {
+			if ad.Type()&^unix.NLA_F_NESTED != unix.NFTA_LIST_ELEM {
+				return e, fmt.Errorf("the kernel answered attribute %d", ad.Type())
+			}
+			n++
+			if e, err = decodeElement(ad.Bytes()); err != nil {
+				return e, err
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return e, err
+		}
 	}
 	if n != 1 {
 		return e, fmt.Errorf("the kernel answered %d elements", n)

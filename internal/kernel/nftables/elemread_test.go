@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,15 +119,47 @@ func TestReadElementsAgreesWithReadChain(t *testing.T) {
 					t.Fatalf("ReadElements %s after deleting one: %v", c.Name, got)
 				}
 			}
-			// What it cannot read by key is ReadChain's: a missing set, a
-			// dynamic or interval one, a key not written as nft writes it.
 			addr, typ, host := "10.0.0.0/8", "ipv4_addr", "10.0.0.1"
 			if fam == backend.IPv6 {
 				addr, typ, host = "fd00::/8", "ipv6_addr", "fd00::1"
 			}
+			// A set of more keys than a request asks for (getBatch),
+			// every third deleted: the kernel stops a request at each.
+			var many, gone strings.Builder
+			var asked []backend.Rule
+			deleted := 0
+			for i := range 3*getBatch + 5 { // the last one deleted too
+				elem := fmt.Sprintf("%s . %d", host, 1000+i)
+				asked = append(asked, backend.NFTElementOf("many", elem))
+				fmt.Fprintf(&many, "add element %s svcnat many { %s }\n", nfam, elem)
+				if i%3 == 1 {
+					deleted++
+					fmt.Fprintf(&gone, "delete element %s svcnat many { %s }\n", nfam, elem)
+				}
+			}
+			ns.MustExec(t, "add set "+nfam+" svcnat many { type "+typ+" . inet_service ; }\n"+many.String(), "nft", "-f", "-")
+			if _, err := r.Read(fam, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := agree("many", "many", asked); len(got) != len(asked) {
+				t.Fatalf("ReadElements many: %d of %d", len(got), len(asked))
+			}
+			ns.MustExec(t, gone.String(), "nft", "-f", "-")
+			if got := agree("many, every third deleted", "many", asked); len(got) != len(asked)-deleted {
+				t.Fatalf("ReadElements many after deleting: %d of %d", len(got), len(asked))
+			}
+			// What it cannot read by key is ReadChain's: a missing set, a
+			// dynamic or interval one, a key not written as nft writes it.
 			ns.MustExec(t, "add set "+nfam+" svcnat ranges { type "+typ+" ; flags interval ; elements = { "+addr+" } ; }\n", "nft", "-f", "-")
 			if _, err := r.Read(fam, nil); err != nil {
 				t.Fatal(err)
+			}
+			var tooMany []backend.Rule
+			for i := range maxByKey + 1 {
+				tooMany = append(tooMany, backend.NFTElementOf("many", fmt.Sprintf("%s . %d", host, i)))
+			}
+			if _, ok, err := r.ReadElements(fam, "svcnat", "many", tooMany); err != nil || ok {
+				t.Fatalf("ReadElements of more than maxByKey keys: %v %v", ok, err)
 			}
 			for _, c := range []struct{ set, elem string }{
 				{"no-such-set", "10.0.0.1"},
