@@ -1054,12 +1054,31 @@ func (k *scopedKernel) Read(f backend.Family, like *backend.Ruleset) (*backend.R
 	return out, nil
 }
 
+// ReadChain reads a touched set or map, where the backend can, by the
+// keys of the elements the update wrote or removed (ElementReader): at
+// 10,000 services the whole maps a verdict touches took 0.3-0.7 s to read,
+// those few elements well under a millisecond. filter keeps the same
+// elements of either read.
 func (k *scopedKernel) ReadChain(f backend.Family, table, chain string) ([]backend.Rule, bool, error) {
+	key := objKey{f, table, chain}
+	if er, ok := k.Kernel.(backend.ElementReader); ok && k.touched[key] != nil && k.touched[key].elems != nil {
+		elems := make([]backend.Rule, 0, len(k.touched[key].elems))
+		for e := range k.touched[key].elems {
+			elems = append(elems, backend.NFTElementOf(chain, e))
+		}
+		present, ok, err := er.ReadElements(f, table, chain, elems)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			return k.filter(key, present), true, nil
+		}
+	}
 	rules, ok, err := k.Kernel.ReadChain(f, table, chain)
 	if err != nil || !ok {
 		return rules, ok, err
 	}
-	return k.filter(objKey{f, table, chain}, rules), true, nil
+	return k.filter(key, rules), true, nil
 }
 
 // filter keeps, of a touched set or map, the elements the update wrote or

@@ -282,3 +282,17 @@ func DependencyOrder(created []*ChainChange, refs func(*ChainChange) []ChainRef)
 	}
 	return out
 }
+
+// ElementReader is a Kernel that can read given elements of a set or map
+// by their keys, without reading the others: what a verification of a
+// few elements of a map of tens of thousands needs.
+type ElementReader interface {
+	// ReadElements reads, of fam's set or map table/set, the elements
+	// whose keys elems have (NFTElementOf's rules: "key", "key : value",
+	// with a comment or not), as ReadChain would give them and in its
+	// order: an element absent is not there, one with another value
+	// comes with the kernel's. ok is false when it cannot answer that way (the set is
+	// missing, or its elements are the backend's to list whole): the
+	// caller then reads the set with ReadChain.
+	ReadElements(fam Family, table, set string, elems []Rule) (present []Rule, ok bool, err error)
+}

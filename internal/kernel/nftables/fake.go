@@ -41,7 +41,10 @@ type Fake struct {
 	runs     int
 }
 
-var _ backend.Kernel = (*Fake)(nil)
+var (
+	_ backend.Kernel        = (*Fake)(nil)
+	_ backend.ElementReader = (*Fake)(nil)
+)
 
 // ErrInjected is the error of a refusal FailWhen asked for.
 var ErrInjected = errors.New("injected failure")
@@ -107,6 +110,30 @@ func (f *Fake) ReadChain(fam backend.Family, table, name string) ([]backend.Rule
 		return nil, false, nil
 	}
 	return slices.Clone(t.Chain(name).Rules), true, nil
+}
+
+// ReadElements implements backend.ElementReader as the runner does, by
+// the keys' text: the Fake keeps elements as written, and gives them in
+// ReadChain's order.
+func (f *Fake) ReadElements(fam backend.Family, table, set string, elems []backend.Rule) ([]backend.Rule, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.state[fam].Table(table)
+	if t == nil || t.Chain(set) == nil || t.Chain(set).Kind == backend.KindChain {
+		return nil, false, nil
+	}
+	asked := map[string]bool{}
+	for _, e := range elems {
+		key, _ := backend.SplitNFTElement(e.Text())
+		asked[key] = true
+	}
+	var present []backend.Rule
+	for _, r := range t.Chain(set).Rules {
+		if key, _ := backend.SplitNFTElement(r.Text()); asked[key] {
+			present = append(present, r)
+		}
+	}
+	return present, true, nil
 }
 
 // Transactions implements backend.Kernel as the runner does.
