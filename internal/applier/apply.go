@@ -10,6 +10,7 @@ package applier
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/planner"
@@ -159,7 +160,9 @@ func commit(ctx context.Context, k backend.Kernel, p *planner.Plan, opts Options
 // the same foreign rules as in before. Chains the transactions never named are
 // not compared, so Docker or firewalld changing their own rules meanwhile
 // does not fail the apply. Up to listLimit chains are read one by one;
-// more (a cold start) with one whole Read per family.
+// more (a cold start) with one whole Read per family. Of an nftables set
+// or map changed in place, only the elements the transaction wrote or
+// removed are read, by key, where the backend can (verifyElements).
 func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backend.Ruleset, listLimit int) error {
 	for _, f := range backend.Families {
 		var touched []backend.ChainChange
@@ -184,7 +187,20 @@ func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backen
 				return nil, false, nil
 			}
 		}
+		names := map[string]bool{}
 		for _, c := range touched {
+			names[c.Chain] = true
+		}
+		er, _ := k.(backend.ElementReader)
+		for _, c := range touched {
+			if er != nil && len(touched) <= listLimit {
+				if done, err := verifyElements(er, c, names); done || err != nil {
+					if err != nil {
+						return fmt.Errorf("verifying %s %s %s: %w", f, c.Table, c.Chain, err)
+					}
+					continue
+				}
+			}
 			got, exists, err := read(c.Table, c.Chain)
 			if err != nil {
 				return fmt.Errorf("verifying %s: %w", f, err)
@@ -195,6 +211,54 @@ func verify(k backend.Kernel, p *planner.Plan, before map[backend.Family]*backen
 		}
 	}
 	return nil
+}
+
+// verifyElements checks an nftables set or map the plan changes in place
+// by the elements its transaction wrote or removed alone, read by key
+// (backend.ElementReader), as verify leaves the chains the transactions
+// never named alone: the elements added must be there as planned, those
+// removed gone, and so must the unchanged ones the transaction wrote again
+// (they refer to an object it makes again: see the nftables backend's
+// write). done is false when the backend cannot answer that way, or c is
+// no such change: verify reads the object whole then. At 10,000 services
+// a change's read-back of its two maps went from a dump of 44,000
+// elements (0.3 to 0.6 s) to a few keys.
+func verifyElements(er backend.ElementReader, c backend.ChainChange, touched map[string]bool) (done bool, err error) {
+	if c.Kind == backend.KindChain || c.Action != backend.Update || c.SpecChanged() {
+		return false, nil
+	}
+	var asked, want []backend.Rule
+	for op, r := range c.Lines() {
+		again := false
+		if op == backend.DiffEqual {
+			for _, name := range backend.NFTReferences(r) {
+				again = again || touched[name]
+			}
+		}
+		switch {
+		case op == backend.DiffDelete:
+			asked = append(asked, r)
+		case op == backend.DiffInsert || again:
+			asked = append(asked, r)
+			want = append(want, r)
+		}
+	}
+	got, ok, err := er.ReadElements(c.Family, c.Table, c.Chain, asked)
+	if err != nil || !ok {
+		return false, err
+	}
+	texts := func(rules []backend.Rule) []string {
+		var out []string
+		for _, r := range rules {
+			out = append(out, r.Text())
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	if g, w := texts(got), texts(want); !slices.Equal(g, w) {
+		return true, fmt.Errorf("the elements it wrote or removed differ from the plan: read %q, want %q", g, w)
+	}
+	return true, nil
 }
 
 // verifyChain checks one touched chain as read back (got, and whether it
