@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -216,5 +217,29 @@ func TestUpgradeFromKubeProxyShape(t *testing.T) {
 		if got.Text() != want.Text() {
 			t.Fatalf("batch %d: the upgraded table reads\n%s\nwant\n%s", batch, got.Text(), want.Text())
 		}
+	}
+}
+
+// eachGolden loads each of render's goldens (render/testdata/*.nft) into
+// a namespace of its own and runs fn on it, with the golden's family.
+func eachGolden(t *testing.T, fn func(t *testing.T, r *Runner, ns *testns.NS, fam backend.Family)) {
+	goldens, err := filepath.Glob("render/testdata/*.nft")
+	if err != nil || len(goldens) == 0 {
+		t.Fatalf("no goldens: %v", err)
+	}
+	for _, g := range goldens {
+		t.Run(filepath.Base(g), func(t *testing.T) {
+			r, ns := needKernel(t)
+			script, err := os.ReadFile(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fam := backend.IPv4
+			if strings.Contains(string(script), "add table ip6 ") {
+				fam = backend.IPv6
+			}
+			ns.MustExec(t, string(script), "nft", "-f", "-")
+			fn(t, r, ns, fam)
+		})
 	}
 }
