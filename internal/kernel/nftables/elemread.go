@@ -67,7 +67,7 @@ func (r *Runner) ReadElements(fam backend.Family, table, set string, elems []bac
 		if u32(sa[0][unix.NFTA_SET_FLAGS])&(unix.NFT_SET_ANONYMOUS|unix.NFT_SET_EVAL) != 0 {
 			return nil
 		}
-		text, known := r.recall(fam, table, set, u64(ta[0][nftaTableHandle]), u64(sa[0][nftaSetHandle]))
+		text, known := r.recall(fam, table, set, u64(ta[0][nftaTableHandle]), setIdentity(sa[0]))
 		if !known {
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	gnft "github.com/google/nftables"
@@ -27,8 +28,25 @@ import (
 type nlSet struct {
 	exists  bool
 	handle  uint64
-	dynamic bool // "flags dynamic": its elements are not read
+	ident   uint64 // setIdentity
+	dynamic bool   // "flags dynamic": its elements are not read
 	elems   []gnft.SetElement
+}
+
+// setIdentity tells one set from another for the declarations
+// remembered (Runner.remember): its handle with the attributes its
+// declaration is made of (key and data types and lengths, flags, and the
+// user data holding typeof's expressions and the comment). The handle
+// alone could come again: a namespace deleted and made again under its
+// name (reconcile follows it) numbers its tables and sets from 1 again.
+func setIdentity(sa map[uint16][]byte) uint64 {
+	h := fnv.New64a()
+	for _, a := range []uint16{nftaSetHandle, unix.NFTA_SET_KEY_TYPE, unix.NFTA_SET_KEY_LEN, unix.NFTA_SET_DATA_TYPE,
+		unix.NFTA_SET_DATA_LEN, unix.NFTA_SET_FLAGS, unix.NFTA_SET_USERDATA} {
+		h.Write([]byte{byte(a), byte(len(sa[a]))})
+		h.Write(sa[a])
+	}
+	return h.Sum64()
 }
 
 // nlRead is one read over netlink: the ruleset's generation before and
@@ -110,7 +128,7 @@ func (r *Runner) nlElements(fam backend.Family, table string, names []string) (*
 				continue // a rule's, which lists it
 			}
 			name, _, _ := strings.Cut(string(sa[unix.NFTA_SET_NAME]), "\x00")
-			s := nlSet{exists: true, handle: u64(sa[nftaSetHandle]), dynamic: u32(sa[unix.NFTA_SET_FLAGS])&unix.NFT_SET_EVAL != 0}
+			s := nlSet{exists: true, handle: u64(sa[nftaSetHandle]), ident: setIdentity(sa), dynamic: u32(sa[unix.NFTA_SET_FLAGS])&unix.NFT_SET_EVAL != 0}
 			if s.handle == 0 || name == "" {
 				return fmt.Errorf("set %q: the kernel gave no name or handle", name)
 			}

@@ -97,23 +97,37 @@ func (r *Runner) otherBaseChains(fam backend.Family) ([]*backend.Table, error) {
 // way.
 func (r *Runner) readOwned(fam backend.Family) (*backend.Ruleset, error) {
 	for range 3 {
-		rs, ok, err := r.readTerse(fam)
-		if err != nil || ok {
+		rs, res, err := r.readTerse(fam)
+		switch {
+		case err != nil || res == terseDone:
 			return rs, err
+		case res == terseByNFT:
+			// Not worth another try: what the decoder refuses (a host
+			// without /etc/protocols refuses every service-ips element)
+			// it refuses again.
+			return r.readListing(fam)
 		}
 	}
 	return r.readListing(fam)
 }
 
-// readTerse is readOwned's read: ok is false when it must be done again
-// or by nft. The listing and the netlink read run at once (nft works a
-// core, the kernel's dump of the elements another), between two reads of
-// the ruleset's generation, which must agree.
-func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, bool, error) {
+// terseResult is how a readTerse ended.
+type terseResult int
+
+const (
+	terseDone  terseResult = iota
+	terseAgain             // the ruleset changed meanwhile
+	terseByNFT             // what was read is nft's to list
+)
+
+// readTerse is readOwned's read. The listing and the netlink read run at
+// once (nft works a core, the kernel's dump of the elements another),
+// between two reads of the ruleset's generation, which must agree.
+func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, terseResult, error) {
 	rs := &backend.Ruleset{Family: fam, Syntax: backend.NFTables}
 	before, err := r.generation()
 	if err != nil {
-		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
+		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
 	var read *nlRead
 	var nlErr error
@@ -126,25 +140,25 @@ func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, bool, error) {
 	<-done
 	switch {
 	case nlErr != nil:
-		return nil, false, fmt.Errorf("reading %s rules: %w", fam, nlErr)
+		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, nlErr)
 	case missing(err):
-		return rs, true, nil
+		return rs, terseDone, nil
 	case err != nil:
-		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
+		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
 	after, err := r.generation()
 	if err != nil {
-		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
+		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
 	if before != after || read.genBefore != before || read.genAfter != after {
-		return nil, false, nil
+		return nil, terseAgain, nil
 	}
 	tab, err := parseListing(string(out))
 	if err != nil {
-		return nil, false, fmt.Errorf("reading %s rules: %w", fam, err)
+		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
 	if tab == nil {
-		return rs, true, nil
+		return rs, terseDone, nil
 	}
 	for _, c := range tab.Chains {
 		if c.Kind == backend.KindChain {
@@ -152,20 +166,20 @@ func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, bool, error) {
 		}
 		s := read.sets[c.Name]
 		if !s.exists || s.dynamic != dynamicDecl(c.Policy) {
-			return nil, false, nil
+			return nil, terseByNFT, nil
 		}
-		r.remember(fam, r.table, c.Name, read.table, s.handle, c.Policy)
+		r.remember(fam, r.table, c.Name, read.table, s.ident, c.Policy)
 		if s.dynamic {
 			continue // parseListing's too: state, not rules
 		}
 		rules, ok := elementRules(c.Name, c.Policy, s.elems)
 		if !ok {
-			return nil, false, nil
+			return nil, terseByNFT, nil
 		}
 		c.Rules = rules
 	}
 	rs.Tables = []*backend.Table{tab}
-	return rs, true, nil
+	return rs, terseDone, nil
 }
 
 // readListing reads svcnat's table of fam from `nft list table`.
@@ -225,7 +239,7 @@ func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Ru
 	case !read.consistent():
 		return r.readChainListing(fam, table, name, []string{"map", "set", "chain"})
 	}
-	if decl, ok := r.recall(fam, table, name, read.table, s.handle); ok {
+	if decl, ok := r.recall(fam, table, name, read.table, s.ident); ok {
 		if rules, ok := elementRules(name, decl, s.elems); ok {
 			return rules, true, nil
 		}
@@ -254,7 +268,7 @@ func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Ru
 		if last != read.genAfter {
 			break
 		}
-		r.remember(fam, table, name, read.table, s.handle, decl)
+		r.remember(fam, table, name, read.table, s.ident, decl)
 		if rules, ok := elementRules(name, decl, s.elems); ok {
 			return rules, true, nil
 		}
@@ -269,16 +283,18 @@ type declKey struct {
 	table, name string
 }
 
-// decl is a set's declaration as listed, and the handles of the set and
-// its table when it was: while both are the same, so is the declaration
-// (the kernel changes no set's types, flags or user data in place).
+// decl is a set's declaration as listed, and its table's handle and the
+// set's identity (setIdentity: its handle and declared attributes) when
+// it was: while both are the same, so is the declaration (the kernel
+// changes no set's types, flags or user data in place).
 type decl struct {
 	table, set uint64
 	text       string
 }
 
-// remember keeps the declaration text of the set of those handles,
-// listed in a generation of the ruleset its handles were read in.
+// remember keeps the declaration text of the set of that table handle
+// and set identity, listed in a generation of the ruleset they were read
+// in.
 func (r *Runner) remember(fam backend.Family, table, name string, tableHandle, setHandle uint64, text string) {
 	r.declsMu.Lock()
 	defer r.declsMu.Unlock()
@@ -288,7 +304,8 @@ func (r *Runner) remember(fam backend.Family, table, name string, tableHandle, s
 	r.decls[declKey{fam, table, name}] = decl{tableHandle, setHandle, text}
 }
 
-// recall is the declaration remembered for the set of those handles.
+// recall is the declaration remembered for the set of that table handle
+// and set identity.
 func (r *Runner) recall(fam backend.Family, table, name string, tableHandle, setHandle uint64) (string, bool) {
 	r.declsMu.Lock()
 	defer r.declsMu.Unlock()
