@@ -621,7 +621,18 @@ func (s *Session) changes(old, cur *partial, isChanged map[string]bool) (map[obj
 	for k := range keys {
 		oc, nc, live := old.object(s, k), cur.object(s, k), s.objects[k]
 		if after, ok := users[k]; ok {
-			if t := demanded(live, nc, len(after) > 0); t != nil {
+			if live != nil && len(after) > 0 && live.Kind != backend.KindChain {
+				// A map made for its users that stays (an endpoints
+				// map of nftables): its elements are each service's,
+				// placed as a shared map's are.
+				t, err := s.placeElements(k, live, oc, nc)
+				if err != nil {
+					return nil, nil, err
+				}
+				if t != nil {
+					touched[k] = t
+				}
+			} else if t := demanded(live, nc, len(after) > 0); t != nil {
 				touched[k] = t
 			}
 			continue
@@ -688,7 +699,8 @@ func (s *Session) demand(k objKey, cur *partial, isChanged map[string]bool) map[
 // demanded is what an update does to a chain made for its users: it is
 // made (nc, as the changed services' render has it) when used and not
 // live, deleted when live and no longer used, and otherwise left as it
-// is (nil), its rules being its name's.
+// is (nil), its rules being its name's. (A map made for its users that
+// stays has its elements placed instead: see changes.)
 func demanded(live, nc *backend.Chain, used bool) *touch {
 	switch {
 	case used && live == nil && nc != nil:

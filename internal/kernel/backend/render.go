@@ -84,10 +84,11 @@ type Rendered struct {
 	// it. Chain names are hashes, so this index is the only way to group
 	// chains by service.
 	ChainService map[string]string
-	// ChainUsers maps, per family, every chain that is neither fixed nor
-	// one service's (nftables' dispatch chains, which the ports of many
-	// services go to) to the services whose objects go to it: the chain
-	// exists while one of them does.
+	// ChainUsers maps, per family, every chain or map that is neither
+	// fixed nor one service's (nftables' dispatch chains, which the ports
+	// of many services go to, and endpoints maps, which their chains pick
+	// from) to the services whose objects go to it: it exists while one
+	// of them does.
 	ChainUsers map[Family]map[string][]string
 	// Shares is what each rendered service contributes to the decisions
 	// made over every service (by service name), and Modes what was

@@ -36,14 +36,14 @@ func (Describer) StaleUDP(p backend.Planned) []backend.StaleFlow {
 
 // dropsUDPEndpoint reports whether the plan deletes or rewrites a chain
 // that DNATs UDP or removes or changes an element of a UDP endpoints
-// map (endpoints-udp, vip-endpoints-udp), the only ways a UDP endpoint
+// map (endpoints-udp-N, vip-endpoints-udp), the only ways a UDP endpoint
 // can go.
 func dropsUDPEndpoint(p backend.Planned) bool {
 	for _, c := range p.Changes {
 		if c.Action == backend.Create {
 			continue
 		}
-		if (c.Chain == endpointsMapPrefix+"udp" || c.Chain == vipEndpointsPrefix+"udp") && c.Kind == backend.KindMap {
+		if p, ok := endpointsMapOf(c.Chain); (ok && p == "udp" || c.Chain == vipEndpointsPrefix+"udp") && c.Kind == backend.KindMap {
 			for op := range c.Lines() {
 				if op == backend.DiffDelete {
 					return true

@@ -94,7 +94,7 @@ func TestChainOwners(t *testing.T) {
 	// map, where the endpoint is added in ns/web's range, is shared.
 	want := map[string]backend.ChainOwner{
 		"service-Y6QD5CCT-ns/web/tcp/http": {Service: "ns/web", Scope: backend.ScopeService},
-		"endpoints-tcp":                    {Scope: backend.ScopeShared},
+		"endpoints-tcp-0":                  {Scope: backend.ScopeShared},
 	}
 	ok := len(withIndex.Chains) == len(want) && len(p.Changes) == len(want)
 	for i, c := range p.Changes {

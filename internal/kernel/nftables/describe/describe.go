@@ -159,7 +159,7 @@ func (s *summary) elements(x *index, c backend.ChainChange, touched map[string]s
 			}
 			continue
 		}
-		if strings.HasPrefix(c.Chain, endpointsMapPrefix) {
+		if isEndpointsMap(c.Chain) {
 			if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
 				chain := x.rangeChain(key, added)
 				if svc := x.objectService(chain); svc != "" {

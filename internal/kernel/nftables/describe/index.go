@@ -43,13 +43,9 @@ type index struct {
 	targets  [2]map[string]string // service-ips key → its verdict's chain
 }
 
-// endpointsMapPrefix names the endpoints maps, one per protocol
-// (render/names.go).
-const endpointsMapPrefix = "endpoints-"
-
 // rangeRule is a service or local chain's pick in its range of an
 // endpoints map.
-var rangeRule = regexp.MustCompile(`numgen random mod ([0-9]+) offset ([0-9]+) map @(endpoints-[a-z]+)$`)
+var rangeRule = regexp.MustCompile(`numgen random mod ([0-9]+) offset ([0-9]+) map @(endpoints-[a-z]+-[0-9]+)$`)
 
 // maxRange bounds the range read from one rule: the renderer's chains
 // hold at most 65,536 endpoints, and a hand-edited live table is no reason
@@ -77,7 +73,7 @@ func (x *index) indexRanges(i int, t *backend.Table) {
 	x.vipElems[i] = map[string]map[uint64]string{}
 	for _, c := range t.Chains {
 		switch k, _ := perService(c.Name); {
-		case c.Kind != backend.KindChain && strings.HasPrefix(c.Name, endpointsMapPrefix):
+		case c.Kind != backend.KindChain && isEndpointsMap(c.Name):
 			elems := map[uint64]string{}
 			for _, r := range c.Rules {
 				e := parseElement(r.Text())
@@ -358,7 +354,7 @@ func (x *index) elementService(m string, e element) string {
 	if strings.HasPrefix(m, vipEndpointsPrefix) {
 		return x.vipService(m, e)
 	}
-	if strings.HasPrefix(m, endpointsMapPrefix) {
+	if isEndpointsMap(m) {
 		if key, err := strconv.ParseUint(e.keyString(), 10, 32); err == nil {
 			return x.objectService(x.rangeChain(key, true))
 		}

@@ -40,6 +40,31 @@ const (
 	vipEndpointsPrefix = "vip-endpoints-"
 )
 
+// endpointsMapPrefix begins the names of the endpoints maps,
+// "endpoints-PROTO-N", shard N of a protocol's service and local chains'
+// ranges (render/names.go).
+const endpointsMapPrefix = "endpoints-"
+
+// endpointsMapOf reads an endpoints map's name: its protocol.
+func endpointsMapOf(name string) (proto string, ok bool) {
+	rest, ok := strings.CutPrefix(name, endpointsMapPrefix)
+	if !ok {
+		return "", false
+	}
+	proto, shard, ok := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(shard)
+	if !ok || !isProto(proto) || err != nil || n < 0 || strconv.Itoa(n) != shard {
+		return "", false
+	}
+	return proto, true
+}
+
+// isEndpointsMap reports whether name is an endpoints map's.
+func isEndpointsMap(name string) bool {
+	_, ok := endpointsMapOf(name)
+	return ok
+}
+
 // dispatchOf reads a dispatch chain's name: its protocol and endpoint
 // count.
 func dispatchOf(name string) (proto string, n int, ok bool) {

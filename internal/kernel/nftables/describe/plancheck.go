@@ -101,7 +101,7 @@ var (
 // fixedObjects are the objects the renderer declares in family f's table
 // without services, taken from the renderer itself so that they follow
 // it: an empty service model, with node port addresses so that
-// nodeport-ips is declared too.
+// nodeport-ips is declared too; and every endpoints map it may declare.
 func fixedObjects(f backend.Family) (map[string]fixedDecl, error) {
 	i := 0
 	if f == backend.IPv6 {
@@ -117,6 +117,16 @@ func fixedObjects(f backend.Family) (map[string]fixedDecl, error) {
 		}
 		fixedObjs[i] = map[string]fixedDecl{}
 		for _, c := range rs.Tables[0].Chains {
+			fixedObjs[i][c.Name] = fixedDecl{c.Kind, c.Policy}
+		}
+		// The endpoints maps are declared where a chain uses them, each
+		// as the renderer declares it.
+		eps, err := render.EndpointsMaps(f)
+		if err != nil {
+			fixedErr[i] = err
+			return
+		}
+		for _, c := range eps.Tables[0].Chains {
 			fixedObjs[i][c.Name] = fixedDecl{c.Kind, c.Policy}
 		}
 	})

@@ -47,17 +47,14 @@ var fixedShapes = map[string][]string{
 		"fib daddr type local {ipX} daddr != {lo} meta l4proto . th dport vmap @service-nodeports",
 		"{ipX} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports",
 	},
-	clusterIPs:       {"{addr}"},
-	nodePortIPs:      {"{addr}"},
-	hairpinConns:     {"{addr} . {addr} . {proto} . {port}"},
-	serviceIPs:       {"{addr} . {proto} . {port} : goto {dispatch}", `{addr} . {proto} . {port} comment "{spn}" : goto {dispatcher}`},
-	serviceNodePort:  {"{proto} . {port} : goto {external}"},
-	firewallIPs:      {"{addr} . {proto} . {port} : goto {firewall}"},
-	noEndpointSvcs:   {`{addr} . {proto} . {port} comment "{spn}" : {noep}`},
-	noEndpointNPs:    {`{proto} . {port} comment "{spn}" : {noep}`},
-	"endpoints-tcp":  {"{key} : {addr} . {port}"},
-	"endpoints-udp":  {"{key} : {addr} . {port}"},
-	"endpoints-sctp": {"{key} : {addr} . {port}"},
+	clusterIPs:      {"{addr}"},
+	nodePortIPs:     {"{addr}"},
+	hairpinConns:    {"{addr} . {addr} . {proto} . {port}"},
+	serviceIPs:      {"{addr} . {proto} . {port} : goto {dispatch}", `{addr} . {proto} . {port} comment "{spn}" : goto {dispatcher}`},
+	serviceNodePort: {"{proto} . {port} : goto {external}"},
+	firewallIPs:     {"{addr} . {proto} . {port} : goto {firewall}"},
+	noEndpointSvcs:  {`{addr} . {proto} . {port} comment "{spn}" : {noep}`},
+	noEndpointNPs:   {`{proto} . {port} comment "{spn}" : {noep}`},
 	// a chainless port's endpoint: cluster IP . port . index : endpoint
 	"vip-endpoints-tcp":  {"{addr} . {port} . {index} : {addr} . {port}"},
 	"vip-endpoints-udp":  {"{addr} . {port} . {index} : {addr} . {port}"},
@@ -91,6 +88,10 @@ func init() { serviceShapes[localChain] = serviceShapes[svcChain] }
 // chain's protocol and endpoint count.
 var dispatchShapes = []string{"dnat {ipX} to {ipX} daddr . {proto} dport . numgen random mod {n} map @{vipmap}"}
 
+// endpointsMapShapes are an endpoints map's elements: a key of a chain's
+// range and the endpoint.
+var endpointsMapShapes = []string{"{key} : {addr} . {port}"}
+
 // shapesOf are the shapes of o's rules or elements.
 func (c *checker) shapesOf(o *backend.Chain) []string {
 	if _, _, ok := dispatchOf(o.Name); ok {
@@ -98,6 +99,9 @@ func (c *checker) shapesOf(o *backend.Chain) []string {
 	}
 	if k, _ := perService(o.Name); k != notPerService {
 		return serviceShapes[k]
+	}
+	if _, ok := endpointsMapOf(o.Name); ok {
+		return endpointsMapShapes
 	}
 	return fixedShapes[o.Name]
 }
@@ -233,8 +237,8 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 				reason = fmt.Sprintf("%s is not in the plan", v)
 			}
 		case "epmap":
-			if v != endpointsMapPrefix+proto {
-				reason = fmt.Sprintf("a %s rule picks from %s%s", proto, endpointsMapPrefix, proto)
+			if p, ok := endpointsMapOf(v); !ok || p != proto {
+				reason = fmt.Sprintf("a %s rule picks from an endpoints map of %s (%s%s-N)", proto, proto, endpointsMapPrefix, proto)
 			}
 		case "timeout":
 			if v == "" {

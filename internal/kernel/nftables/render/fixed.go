@@ -89,11 +89,6 @@ func (b *builder) fixedObjects() {
 	b.vmap(serviceIPsMap, b.addrType+" . inet_proto . inet_service", "ClusterIP, ExternalIP and LoadBalancer IP traffic")
 	b.vmap(serviceNodePortsMap, "inet_proto . inet_service", "NodePort traffic")
 	for _, proto := range protocols {
-		b.decls = append(b.decls, &knftables.Map{Family: b.family, Table: b.table, Name: endpointsMap(proto),
-			TypeOf:  "numgen random mod 1 : " + b.ipX + " daddr . " + proto + " dport",
-			Comment: knftables.PtrTo(proto + " endpoints of every service chain, by numgen offset")})
-	}
-	for _, proto := range protocols {
 		b.decls = append(b.decls, &knftables.Map{Family: b.family, Table: b.table, Name: vipEndpointsMap(proto),
 			TypeOf:  b.ipX + " daddr . " + proto + " dport . numgen random mod 1 : " + b.ipX + " daddr . " + proto + " dport",
 			Comment: knftables.PtrTo(proto + " endpoints of every service without a chain, by destination and index")})

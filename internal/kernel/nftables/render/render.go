@@ -26,14 +26,18 @@
 //	meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.1 . 80 , … }
 //
 // and, under ClientIP affinity, an endpoint chain and a named affinity set
-// per endpoint, svcnat keeps every chain's endpoints in one map per
-// protocol, each chain in its own range of keys, and every client under
-// affinity in one set keyed by the endpoint's slot:
+// per endpoint, svcnat keeps every chain's endpoints in its own range of
+// keys of one of sixteen maps per protocol (the shard of the range:
+// endpointsMap, endpointShards), and every client under affinity in one
+// set keyed by the endpoint's slot:
 //
-//	add map ip svcnat endpoints-tcp { typeof numgen random mod 1 : ip daddr . tcp dport ; … }
+//	add map ip svcnat endpoints-tcp-0 { typeof numgen random mod 1 : ip daddr . tcp dport ; … }
 //	add set ip svcnat affinity { typeof numgen random mod 1 . ip saddr ; flags dynamic,timeout ; size 1048576 ; … }
-//	add rule … service-… meta l4proto tcp dnat ip addr . port to numgen random mod 3 offset 3539992576 map @endpoints-tcp
-//	add element ip svcnat endpoints-tcp { 3539992576 : 10.180.0.1 . 80 } (… 3539992577, 3539992578)
+//	add rule … service-… meta l4proto tcp dnat ip addr . port to numgen random mod 3 offset 3539992576 map @endpoints-tcp-0
+//	add element ip svcnat endpoints-tcp-0 { 3539992576 : 10.180.0.1 . 80 } (… 3539992577, 3539992578)
+//
+// An endpoints map, like a dispatch chain, is declared when a chain first
+// picks from it and goes when the last stops (Result.Users).
 //
 // With affinity the service chain first sends a client the affinity set
 // holds with an endpoint's slot back to that endpoint, refreshing it
@@ -99,7 +103,7 @@
 // range after it, and a client keeps its affinity to an endpoint while
 // the service's other endpoints come and go.
 //
-// One map per protocol, not one: nft 1.0.6 refuses to add a rule naming
+// Maps per protocol, not for all: nft 1.0.6 refuses to add a rule naming
 // a map typed "th dport" that it reads back from the kernel ("conflicting
 // protocols specified: tcp vs. th"), which every plan but a cold load
 // does, and a map typed "tcp dport" serves tcp rules only.
@@ -122,8 +126,8 @@
 //     service port's name as its comment (kube-proxy's carry none).
 //     Measured: the table loads two to three times faster at 10,000
 //     services.
-//   - The endpoint selection, above: the endpoints-tcp, -udp and -sctp
-//     maps and the affinity set instead of an anonymous map per service
+//   - The endpoint selection, above: the endpoints-tcp-N, -udp-N and
+//     -sctp-N maps and the affinity set instead of an anonymous map per service
 //     chain and, under affinity, an endpoint chain and an affinity set per
 //     endpoint; the service chain's rules read from them. Measured: it
 //     loads seven times faster at 10,000 services. A client's affinity
@@ -212,8 +216,9 @@ type Result struct {
 	// Shares are the names each service (by name) numbers in the spaces
 	// the table shares (see slots), as backend.Shares spells them.
 	Shares map[string]*backend.Shares
-	// Users maps each dispatch chain (render.dispatch) to the services
-	// whose chainless ports go to it: it exists while one does.
+	// Users maps each dispatch chain (render.dispatch) and endpoints map
+	// (endpointsMap) to the services whose ports go to it or whose chains
+	// pick from it: it exists while one does.
 	Users map[string][]string
 }
 
@@ -369,10 +374,11 @@ type builder struct {
 	elemOrder []string
 	owner     map[string]string
 	slots     *slots
-	// dispatchers are the dispatch chains declared, users the services
-	// each serves (in writing order, a service once per port).
-	dispatchers map[string]bool
-	users       map[string][]string
+	// declared are the dispatch chains and endpoints maps declared, users
+	// the services each serves (in writing order, a service once per
+	// port).
+	declared map[string]bool
+	users    map[string][]string
 }
 
 // elementList is one set's or map's elements with their keys seen.
@@ -396,8 +402,8 @@ func newBuilder(fam backend.Family, s *config.Settings, opts Options) *builder {
 		elems:    map[string]*elementList{},
 		owner:    map[string]string{},
 
-		dispatchers: map[string]bool{},
-		users:       map[string][]string{},
+		declared: map[string]bool{},
+		users:    map[string][]string{},
 	}
 	if fam == backend.IPv6 {
 		b.ipX, b.addrType = "ip6", "ipv6_addr"

@@ -200,10 +200,10 @@ var (
 		regexp.MustCompile(`^add rule ip \S+ (service|local)-\S+ (meta l4proto \w+ dnat ip addr \. port to numgen random mod [0-9]+ map \{ |ip saddr @affinity-\S+ goto endpoint-|numgen random mod [0-9]+ vmap \{ )`),
 	}
 	svcnatOnly = []*regexp.Regexp{
-		regexp.MustCompile(`^add map ip \S+ endpoints-(tcp|udp|sctp) \{ typeof `),
+		regexp.MustCompile(`^add map ip \S+ endpoints-(tcp|udp|sctp)-[0-9]+ \{ typeof `),
 		regexp.MustCompile(`^add set ip \S+ affinity \{ typeof `),
-		regexp.MustCompile(`^add element ip \S+ endpoints-(tcp|udp|sctp) \{ [0-9]+ : `),
-		regexp.MustCompile(`^add rule ip \S+ (service|local)-\S+ (meta l4proto \w+ dnat ip addr \. port to numgen random mod [0-9]+ offset [0-9]+ map @endpoints-\w+|.*update @affinity \{ )`),
+		regexp.MustCompile(`^add element ip \S+ endpoints-(tcp|udp|sctp)-[0-9]+ \{ [0-9]+ : `),
+		regexp.MustCompile(`^add rule ip \S+ (service|local)-\S+ (meta l4proto \w+ dnat ip addr \. port to numgen random mod [0-9]+ offset [0-9]+ map @endpoints-\w+-[0-9]+|.*update @affinity \{ )`),
 		regexp.MustCompile(`^add map ip \S+ vip-endpoints-(tcp|udp|sctp) \{ typeof `),
 	}
 )
@@ -293,8 +293,8 @@ var (
 	anonMapDNAT = regexp.MustCompile(`dnat ip addr \. port to numgen random mod [0-9]+ map \{ (.*) \}$`)
 	vmapGoto    = regexp.MustCompile(`numgen random mod [0-9]+ vmap \{ (.*) \}$`)
 	dnatTo      = regexp.MustCompile(`dnat to (\S+)$`)
-	rangeDNAT   = regexp.MustCompile(`numgen random mod ([0-9]+) offset ([0-9]+) map @endpoints-\w+$`)
-	endpointsEl = regexp.MustCompile(`^add element ip \S+ endpoints-\w+ \{ ([0-9]+) : (\S+) \. ([0-9]+) \}$`)
+	rangeDNAT   = regexp.MustCompile(`numgen random mod ([0-9]+) offset ([0-9]+) map @endpoints-\w+-[0-9]+$`)
+	endpointsEl = regexp.MustCompile(`^add element ip \S+ endpoints-\w+-[0-9]+ \{ ([0-9]+) : (\S+) \. ([0-9]+) \}$`)
 )
 
 // kubeProxyEndpoints are the endpoints ("ip:port") of each service or

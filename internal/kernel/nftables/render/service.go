@@ -7,6 +7,8 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/svcnat/svcnat/internal/config"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
 	"github.com/svcnat/svcnat/internal/service"
 )
 
@@ -259,8 +261,9 @@ func (b *builder) firewallChain(sp *servicePort) {
 // it runs).
 func (b *builder) endpointSelection(sp *servicePort, chain string, eps []service.Endpoint, affinity bool) {
 	base := b.slots.base[chain]
+	m := b.endpointsMap(sp, base)
 	for i, ep := range eps {
-		b.element(endpointsMap(sp.proto), []string{strconv.FormatUint(uint64(base)+uint64(i), 10)}, "", ep.Addr.String(), strconv.Itoa(ep.Port))
+		b.element(m, []string{strconv.FormatUint(uint64(base)+uint64(i), 10)}, "", ep.Addr.String(), strconv.Itoa(ep.Port))
 	}
 	if affinity {
 		timeout := strconv.Itoa(sp.Service.AffinityTimeout) + "s"
@@ -281,7 +284,50 @@ func (b *builder) endpointSelection(sp *servicePort, chain string, eps []service
 		}
 	}
 	b.rule(chain, "", "meta l4proto", sp.proto, "dnat", b.ipX, "addr . port to",
-		"numgen random mod", len(eps), "offset", base, "map", "@", endpointsMap(sp.proto))
+		"numgen random mod", len(eps), "offset", base, "map", "@", m)
+}
+
+// endpointsMap is the endpoints map of sp's protocol holding the range at
+// base, declared when a chain first needs it: like a dispatch chain, it
+// exists while a service uses it (Result.Users), so a table of a few
+// services has a few of the 16 shards a protocol may have.
+func (b *builder) endpointsMap(sp *servicePort, base uint32) string {
+	m := endpointsMap(sp.proto, base)
+	if !b.declared[m] {
+		b.declared[m] = true
+		b.decls = append(b.decls, endpointsMapDecl(b.family, b.table, b.ipX, sp.proto, m))
+	}
+	b.use(m, sp.svc)
+	return m
+}
+
+// endpointsMapDecl declares endpoints map name of proto.
+func endpointsMapDecl(family knftables.Family, table, ipX, proto, name string) *knftables.Map {
+	return &knftables.Map{Family: family, Table: table, Name: name,
+		TypeOf:  "numgen random mod 1 : " + ipX + " daddr . " + proto + " dport",
+		Comment: knftables.PtrTo(proto + " endpoints of service chains, by numgen offset")}
+}
+
+// EndpointsMaps are every endpoints map family fam's table may have, of
+// every protocol and shard, declared as the renderer declares them: what
+// a plan check compares a declaration with.
+func EndpointsMaps(fam backend.Family) (*backend.Ruleset, error) {
+	b := newBuilder(fam, &config.Settings{}, Options{Table: DefaultTable})
+	tx := knftables.NewFake(b.family, b.table).NewTransaction()
+	tx.Add(&knftables.Table{Family: b.family, Name: b.table})
+	for _, proto := range protocols {
+		for i := 0; i < endpointShards; i++ {
+			tx.Add(endpointsMapDecl(b.family, b.table, b.ipX, proto, endpointsMap(proto, uint32(i)<<rangeBits)))
+		}
+	}
+	return ToModel(fam, tx.String())
+}
+
+// use records that svc uses obj, a chain or map made for its users.
+func (b *builder) use(obj, svc string) {
+	if users := b.users[obj]; len(users) == 0 || users[len(users)-1] != svc {
+		b.users[obj] = append(users, svc)
+	}
 }
 
 // affinityKey is the affinity set's key of ep's clients: the endpoint's
@@ -319,15 +365,13 @@ func (b *builder) dispatch(sp *servicePort) {
 	n := len(sp.Cluster)
 	for k := 1; k <= 1<<bits.Len(uint(n-1)); k++ {
 		chain := dispatchChain(sp.proto, k)
-		if !b.dispatchers[chain] {
-			b.dispatchers[chain] = true
+		if !b.declared[chain] {
+			b.declared[chain] = true
 			b.chain(chain)
 			b.rule(chain, "", "dnat", b.ipX, "addr . port to", b.ipX, "daddr .", sp.proto, "dport . numgen random mod", k,
 				"map", "@", vipEndpointsMap(sp.proto))
 		}
-		if users := b.users[chain]; len(users) == 0 || users[len(users)-1] != sp.svc {
-			b.users[chain] = append(users, sp.svc)
-		}
+		b.use(chain, sp.svc)
 	}
 	cip := sp.ClusterIP.String()
 	for i, ep := range sp.Cluster {
