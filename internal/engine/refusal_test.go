@@ -93,9 +93,25 @@ func TestApplyRefusalIsWhatApplyRefuses(t *testing.T) {
 	t.Run("pending apply a reboot ended", func(t *testing.T) {
 		h := newHost(t)
 		h.mustApply(t, parse(t, web))
-		h.pending(t, time.Hour)
+		// The reboot ends the watcher too: a live one wakes every second
+		// and would settle the pending apply itself, racing the check
+		// below.
+		ctx, stop := context.WithCancel(context.Background())
+		ended := make(chan struct{})
+		h.e.LockTimeout = 5 * time.Second
+		h.e.Confirmation = &ConfirmOptions{Timeout: time.Hour, Watch: func(id string) (string, error) {
+			e := *h.e
+			e.Hooks, e.Confirmation, e.Probes = Hooks{}, nil, nil
+			go func() {
+				defer close(ended)
+				e.Watch(ctx, id)
+			}()
+			return "test watcher", nil
+		}}
 		h.mustApply(t, parse(t, web, dns))
 		h.e.Confirmation = nil
+		stop()
+		<-ended
 		h.rebootEndsPending(t)
 		p, err := h.e.Plan(parse(t, web), "n1")
 		if err != nil {
