@@ -50,18 +50,24 @@ func nameHash(name string) uint32 {
 	return h.Sum32()
 }
 
-// allocate gives every name a distinct number in 0..size-1 (size a power
+// allocate gives every name a distinct number in 1..size-1 (size a power
 // of two up to 1<<32) starting from nameHash(name) mod size and probing
 // upwards, names taken in name order. It fails with more names than
 // numbers.
+//
+// Never 0: nft lists "numgen random mod 3 offset 0" as "numgen random
+// mod 3", so a rule written with a zero base or slot would never read
+// back as written (apply's verification would roll it back); a name
+// whose number would be 0 probes on to 1.
 func allocate(names []string, size uint64) (map[string]uint32, error) {
-	if uint64(len(names)) > size {
-		return nil, fmt.Errorf("%d names for %d slots", len(names), size)
-	}
 	sorted := slices.Clone(names)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	taken := make(map[uint32]bool, len(sorted))
+	if uint64(len(sorted)) > size-1 {
+		return nil, fmt.Errorf("%d names for %d slots", len(sorted), size-1)
+	}
+	taken := make(map[uint32]bool, len(sorted)+1)
+	taken[0] = true
 	out := make(map[string]uint32, len(sorted))
 	for _, n := range sorted {
 		s := uint64(nameHash(n)) % size

@@ -3,6 +3,7 @@ package render
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/svcnat/svcnat/internal/bench"
@@ -12,13 +13,13 @@ import (
 )
 
 // TestAllocate: numbers are distinct, start at the name's hash, do not
-// depend on the order names come in, and a collision probes upwards
-// (wrapping) in name order.
+// depend on the order names come in, a collision probes upwards
+// (wrapping) in name order, and 0 is never given.
 func TestAllocate(t *testing.T) {
-	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-	got, err := allocate(names, 4)
+	names := []string{"a", "b", "c", "d", "e", "f", "g"}
+	got, err := allocate(append(names, "h"), 8)
 	if err == nil {
-		t.Fatalf("8 names in 4 slots: %v", got)
+		t.Fatalf("8 names in the 7 slots 1..7: %v", got)
 	}
 	got, err = allocate(names, 8)
 	if err != nil {
@@ -31,7 +32,7 @@ func TestAllocate(t *testing.T) {
 		t.Errorf("the order of the names matters: %v and %v", got, again)
 	}
 	seen := map[uint32]string{}
-	taken := map[uint32]bool{}
+	taken := map[uint32]bool{0: true}
 	for _, n := range names { // in name order
 		s := got[n]
 		if other, ok := seen[s]; ok {
@@ -118,5 +119,25 @@ func TestSlotRuns(t *testing.T) {
 		if grown.affinity[ep] != s {
 			t.Errorf("adding a service moved %s's affinity slot", ep)
 		}
+	}
+}
+
+// TestNoZeroBase: a chain whose name hashes to bucket 0 gets bucket 1,
+// so its rule never says "offset 0", which nft lists without the offset
+// (the rule would never read back as written). The rendered rule and
+// its elements agree on the base.
+func TestNoZeroBase(t *testing.T) {
+	var zero string
+	for i := 0; zero == ""; i++ {
+		if n := "chain" + strconv.Itoa(i); nameHash(n)%(1<<(32-rangeBits)) == 0 {
+			zero = n
+		}
+	}
+	sl, err := newSlots([]string{zero}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sl.base[zero]; got != 1<<rangeBits {
+		t.Fatalf("%s hashes to bucket 0: base %d, want %d", zero, got, 1<<rangeBits)
 	}
 }
