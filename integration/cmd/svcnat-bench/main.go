@@ -480,6 +480,8 @@ func (b *bencher) print(backends []backend.Name, res map[backend.Name]map[string
 		{"session", "session start in reconcile (NewSession)"},
 		{"verdict", "health verdict to verified kernel (Session.Update), median"},
 		{"verdict-p90", "health verdict to verified kernel, 90th percentile"},
+		{"verdict-chained", "health verdict to verified kernel, NodePort service, median"},
+		{"verdict-chained-p90", "health verdict to verified kernel, NodePort service, 90th percentile"},
 	}
 	fmt.Printf("| %s |", "")
 	for _, be := range backends {

@@ -38,8 +38,9 @@ type verdictArgs struct {
 // configuration is applied), a session started from it, then one
 // endpoint of one service taken out by a health verdict (health.Overlay)
 // and put back, each timed from the verdict to the rules verified in the
-// kernel (Session.Update). It prints one line per verdict and a summary
-// the parent reads.
+// kernel (Session.Update), for a plain cluster-IP service and then for a
+// NodePort one. It prints one line per verdict and a summary the parent
+// reads.
 func verdicts(a verdictArgs) error {
 	h, err := engine.OpenHost(engine.HostOptions{NetNS: a.netns, Backend: a.backend, Prefix: config.DefaultChainPrefix, RuntimeDir: a.runtime})
 	if err != nil {
@@ -51,14 +52,25 @@ func verdicts(a verdictArgs) error {
 		return diags
 	}
 	cli.LimitMemory(cfg) // as reconcile does once it has loaded the configuration
-	// A service of the generated mix with a health check: the check
-	// itself changes no rule.
+	// Two services of the generated mix with a health check (the check
+	// itself changes no rule): a plain cluster-IP one, which on nftables
+	// has no chain of its own, and the next NodePort one, which has (its
+	// verdict rewrites its service chain's pick).
 	i := len(cfg.Services) / 3
-	checked := *cfg.Services[i]
-	checked.HealthCheck = &config.HealthCheck{Protocol: config.CheckTCP, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}
+	j := i + 1
+	for j < len(cfg.Services) && cfg.Services[j].Type != "NodePort" {
+		j++
+	}
+	if j == len(cfg.Services) {
+		return fmt.Errorf("no NodePort service after service %d", i)
+	}
 	base := *cfg
 	base.Services = slices.Clone(cfg.Services)
-	base.Services[i] = &checked
+	for _, k := range []int{i, j} {
+		checked := *cfg.Services[k]
+		checked.HealthCheck = &config.HealthCheck{Protocol: config.CheckTCP, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}
+		base.Services[k] = &checked
+	}
 	start := time.Now()
 	p, err := e.Plan(&base, bench.Node)
 	if err != nil {
@@ -86,37 +98,49 @@ func verdicts(a verdictArgs) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	down := health.Overlay(&base, &health.View{Endpoints: map[health.Key]health.Status{
-		{Service: checked.Name, Endpoint: checked.Endpoints[0].Address}: {Up: false, Checked: true},
-	}})
-	var took []time.Duration
-	lines := 0
-	for r := range 2 * verdictRounds {
-		next := &base
-		if r%2 == 0 {
-			next = down
+	series := func(svc *config.Service) (median, p90 time.Duration, lines int, err error) {
+		down := health.Overlay(&base, &health.View{Endpoints: map[health.Key]health.Status{
+			{Service: svc.Name, Endpoint: svc.Endpoints[0].Address}: {Up: false, Checked: true},
+		}})
+		var took []time.Duration
+		for r := range 2 * verdictRounds {
+			next := &base
+			if r%2 == 0 {
+				next = down
+			}
+			start := time.Now()
+			res, err := s.Update(context.Background(), next, []string{svc.Name})
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("verdict %d on %s: %w", r+1, svc.Name, err)
+			}
+			took = append(took, time.Since(start))
+			lines = max(lines, res.Lines)
+			fmt.Printf("svcnat-bench: verdict %d on %s: %.3f s (%d lines, commit and verification %.3f s)\n", r+1, svc.Name, took[r].Seconds(), res.Lines, res.Took.Seconds())
 		}
-		start := time.Now()
-		res, err := s.Update(context.Background(), next, []string{checked.Name})
-		if err != nil {
-			return fmt.Errorf("verdict %d: %w", r+1, err)
-		}
-		took = append(took, time.Since(start))
-		lines = max(lines, res.Lines)
-		fmt.Printf("svcnat-bench: verdict %d: %.3f s (%d lines, commit and verification %.3f s)\n", r+1, took[r].Seconds(), res.Lines, res.Took.Seconds())
+		slices.Sort(took)
+		return took[len(took)/2], took[len(took)*9/10], lines, nil
 	}
-	slices.Sort(took)
-	fmt.Printf("svcnat-bench: verdicts median %d p90 %d lines %d plan %d session %d\n",
-		took[len(took)/2].Microseconds(), took[len(took)*9/10].Microseconds(), lines, planned.Microseconds(), began.Microseconds())
+	median, p90, lines, err := series(base.Services[i])
+	if err != nil {
+		return err
+	}
+	cmedian, cp90, clines, err := series(base.Services[j])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("svcnat-bench: verdicts median %d p90 %d lines %d plan %d session %d chained median %d p90 %d lines %d\n",
+		median.Microseconds(), p90.Microseconds(), lines, planned.Microseconds(), began.Microseconds(),
+		cmedian.Microseconds(), cp90.Microseconds(), clines)
 	return nil
 }
 
-var verdictSummary = regexp.MustCompile(`svcnat-bench: verdicts median ([0-9]+) p90 ([0-9]+) lines ([0-9]+) plan ([0-9]+) session ([0-9]+)`)
+var verdictSummary = regexp.MustCompile(`svcnat-bench: verdicts median ([0-9]+) p90 ([0-9]+) lines ([0-9]+) plan ([0-9]+) session ([0-9]+) chained median ([0-9]+) p90 ([0-9]+) lines ([0-9]+)`)
 
 // verdictRow runs the -verdicts child on a namespace svcnat applied the
 // configuration to, and puts its measurements in m: "verdict" (the
 // median, with the child's peak memory), "verdict-p90", "session" (the
-// session's start).
+// session's start), "verdict-chained" and "verdict-chained-p90" (of the
+// NodePort service).
 func (b *bencher) verdictRow(m map[string]measurement, a verdictArgs) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -143,6 +167,9 @@ func (b *bencher) verdictRow(m map[string]measurement, a verdictArgs) error {
 	m["verdict"] = measurement{took: us(1), rss: meas.rss, lines: lines}
 	m["verdict-p90"] = measurement{took: us(2)}
 	m["session"] = measurement{took: us(5), note: fmt.Sprintf("after a %.2f s plan", us(4).Seconds())}
+	clines, _ := strconv.Atoi(r[8])
+	m["verdict-chained"] = measurement{took: us(6), lines: clines}
+	m["verdict-chained-p90"] = measurement{took: us(7)}
 	return nil
 }
 
@@ -156,7 +183,9 @@ func verdictGoals(be backend.Name, m map[string]measurement) []goal {
 	var gs []goal
 	switch be {
 	case kernel.NFTables:
-		gs = append(gs, goal{backend: be, what: "health verdict to verified kernel, median (s)", value: v, shown: fmt.Sprintf("%.3f", v), max: 0.1})
+		c := m["verdict-chained"].took.Seconds()
+		gs = append(gs, goal{backend: be, what: "health verdict to verified kernel, median (s)", value: v, shown: fmt.Sprintf("%.3f", v), max: 0.1},
+			goal{backend: be, what: "health verdict to verified kernel, NodePort service, median (s)", value: c, shown: fmt.Sprintf("%.3f", c), max: 0.1})
 	case iptablesNFT:
 		gs = append(gs, goal{backend: be, what: "health verdict to verified kernel, median (s)", value: v, shown: fmt.Sprintf("%.3f", v), max: 1},
 			goal{backend: be, what: "health verdict to verified kernel, median (s), stretch", value: v, shown: fmt.Sprintf("%.3f", v), max: 0.3})

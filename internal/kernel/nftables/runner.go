@@ -233,6 +233,11 @@ func (r *Runner) ReadChain(fam backend.Family, table, name string) ([]backend.Ru
 	s := read.sets[name]
 	switch {
 	case !s.exists:
+		// Over netlink what it can read so (nlChain); nft lists the
+		// rest, and reads again what netlink could not.
+		if rules, exists, ok, err := r.nlChain(fam, table, name); err == nil && ok {
+			return rules, exists, nil
+		}
 		return r.readChainListing(fam, table, name, []string{"chain"})
 	case s.dynamic:
 		return nil, true, nil // its elements are state (parseListing)
