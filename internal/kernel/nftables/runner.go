@@ -87,15 +87,26 @@ func (r *Runner) otherBaseChains(fam backend.Family) ([]*backend.Table, error) {
 	return tables, nil
 }
 
-// readOwned reads svcnat's table of fam: its declarations, chains and
-// rules from `nft -t list table` (terse: without the elements), the
-// elements of its sets and maps over netlink (nlElements), which at
-// 10,000 services took 2.6 s against the whole listing's 4.5 s. Read
-// while the ruleset's generation changed, it is read again; a set whose
-// elements elementDecoder cannot decode, or a third change, has the
-// table listed whole by nft (readListing): the model is the same either
-// way.
+// readOwned reads svcnat's table of fam: first its declarations listed
+// by nft and every rule and element over netlink (readSplit); when a
+// rule is of a shape the netlink reader does not know (a firewall's
+// anonymous set of source ranges, a hand edit), its declarations, chains
+// and rules from `nft -t list table` (terse: without the elements) and
+// the elements over netlink (readTerse), which at 10,000 services took
+// 2.6 s against the whole listing's 4.5 s. Read while the ruleset's
+// generation changed, it is read again; a set whose elements
+// elementDecoder cannot decode, or a third change, has the table listed
+// whole by nft (readListing): the model is the same either way.
 func (r *Runner) readOwned(fam backend.Family) (*backend.Ruleset, error) {
+	for range 3 {
+		rs, res, err := r.readSplit(fam)
+		if err != nil || res == terseDone {
+			return rs, err
+		}
+		if res == terseByNFT {
+			break
+		}
+	}
 	for range 3 {
 		rs, res, err := r.readTerse(fam)
 		switch {
@@ -160,13 +171,24 @@ func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, terseResult, e
 	if tab == nil {
 		return rs, terseDone, nil
 	}
+	if res, err := r.fillElements(fam, tab, read); err != nil || res != terseDone {
+		return nil, res, err
+	}
+	rs.Tables = []*backend.Table{tab}
+	return rs, terseDone, nil
+}
+
+// fillElements gives the sets and maps of tab, declared as nft listed
+// them, the elements read over netlink, decoded by those declarations
+// (which it remembers for ReadChain); terseByNFT when one cannot be.
+func (r *Runner) fillElements(fam backend.Family, tab *backend.Table, read *nlRead) (terseResult, error) {
 	for _, c := range tab.Chains {
 		if c.Kind == backend.KindChain {
 			continue
 		}
 		s := read.sets[c.Name]
 		if !s.exists || s.dynamic != dynamicDecl(c.Policy) {
-			return nil, terseByNFT, nil
+			return terseByNFT, nil
 		}
 		r.remember(fam, r.table, c.Name, read.table, s.ident, c.Policy)
 		if s.dynamic {
@@ -174,12 +196,11 @@ func (r *Runner) readTerse(fam backend.Family) (*backend.Ruleset, terseResult, e
 		}
 		rules, ok := elementRules(c.Name, c.Policy, s.elems)
 		if !ok {
-			return nil, terseByNFT, nil
+			return terseByNFT, nil
 		}
 		c.Rules = rules
 	}
-	rs.Tables = []*backend.Table{tab}
-	return rs, terseDone, nil
+	return terseDone, nil
 }
 
 // readListing reads svcnat's table of fam from `nft list table`.
