@@ -474,9 +474,18 @@ func TestConcurrencyBound(t *testing.T) {
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	for range 3 {
+	for round := range 3 {
 		clk.Advance(time.Second) // every endpoint due, the pool saturated
 		c.poke()
+		if round == 0 {
+			// Wait for the pool to fill before letting any check end: on
+			// a loaded machine the gate drained as fast as checks
+			// started, and the bound was never reached.
+			deadline := time.Now().Add(10 * time.Second)
+			for cur.Load() < limit && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+		}
 		for range endpoints {
 			select {
 			case gate <- struct{}{}:

@@ -101,7 +101,7 @@ func TestHealthPortsWhileHeld(t *testing.T) {
 	h2.logs.await(t, 0, "the apply of this configuration was reverted", "event=start")
 	// The hold is logged before the loop keeps the rules (and says so):
 	// the answer follows within the pass.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, body := healthAnswer(t, hc)
 		if code == 200 && body["localEndpoints"] == 2.0 && body["serviceProxyHealthy"] == true {

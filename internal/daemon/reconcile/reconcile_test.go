@@ -82,7 +82,7 @@ func (w *withAttrs) Handle(_ context.Context, r slog.Record) error { return w.l.
 // from line from; it returns the index after it.
 func (l *logs) await(t *testing.T, from int, parts ...string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		l.mu.Lock()
 		for i := from; i < len(l.lines); i++ {
@@ -163,7 +163,7 @@ func (h *loopHost) stop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the loop did not stop")
 	}
 }
