@@ -1,10 +1,12 @@
 package nftables
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,15 +28,16 @@ import (
 // verify the one rule it rewrote. Over netlink the kernel gives that
 // chain's rules alone, in a few milliseconds, as expressions: nlChain
 // reads them back into svcnat's words for the few rule shapes svcnat
-// writes into service, local and dispatch chains (the endpoint pick, the
-// three affinity rules, the dispatch rule), as knftables writes them and
-// then as nft lists them (render.AsListed, which TestKernelAgrees holds
-// to the kernel). Every attribute of every expression is checked; a rule
-// of any other shape, with anything more or other than the shape has, a
-// base chain, a rule with user data (a comment), or a ruleset that
-// changed during the read leaves the chain to nft's listing, whatever
-// the cost. TestNetlinkChainsAgreeWithListing holds the two reads equal
-// on every render golden.
+// writes (servicePattern for service, local and dispatch chains,
+// statements for the others), as nft lists them (render.AsListed, which
+// TestKernelAgrees holds to the kernel, normalises the text). Every
+// attribute of every expression is checked; a rule of any other shape,
+// with anything more or other than the shape has, user data other than
+// a plain comment, or a ruleset that changed during the read leaves the
+// chain to nft's listing, whatever the cost. Read (readSplit) reads the
+// whole table so. TestNetlinkChainsAgreeWithListing and
+// TestReadSplitAgreesWithListing hold the reads equal to nft's listing on
+// every render golden.
 
 // nlExpr is one expression of a rule as the kernel gives it: its name
 // and its attributes by type, each once.
@@ -179,6 +182,9 @@ type ruleDecoder struct {
 	f  famRegs
 	ex []nlExpr
 	i  int
+	// anon reads an anonymous set of the rule's table (anonSet); nil:
+	// none can be read.
+	anon func(name string) (string, bool)
 }
 
 func (d *ruleDecoder) next() (nlExpr, bool) {
@@ -336,13 +342,13 @@ func (d *ruleDecoder) update() (string, bool) {
 
 // ruleText is the rule exprs say (with comment, when not ""), as nft
 // lists it; false for anything but the shapes svcnat writes.
-func ruleText(f famRegs, exprs []nlExpr, comment string) (string, bool) {
+func ruleText(f famRegs, exprs []nlExpr, comment string, anon func(string) (string, bool)) (string, bool) {
 	if len(exprs) == 0 {
 		return "", false
 	}
 	text, ok := servicePattern(f, exprs)
 	if !ok {
-		text, ok = statements(f, exprs)
+		text, ok = statements(f, exprs, anon)
 	}
 	if !ok {
 		return "", false
@@ -449,8 +455,8 @@ func (r *Runner) nlChain(fam backend.Family, table, name string) (rules []backen
 		case err != nil:
 			return fmt.Errorf("chain %s: %w", name, err)
 		}
-		if len(ca) != 1 || ca[0][unix.NFTA_CHAIN_HOOK] != nil {
-			return nil // a base chain: nft lists its declaration too
+		if len(ca) != 1 {
+			return nil
 		}
 		ra, err := objects(nl, unix.NFT_MSG_GETRULE, byte(f.proto), true,
 			netlink.Attribute{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")},
@@ -470,7 +476,7 @@ func (r *Runner) nlChain(fam backend.Family, table, name string) (rules []backen
 			if !good {
 				return nil
 			}
-			text, good := ruleText(f, exprs, comment)
+			text, good := ruleText(f, exprs, comment, func(set string) (string, bool) { return anonSet(nl, f, table, set) })
 			if !good {
 				return nil
 			}
@@ -500,10 +506,10 @@ func regAt(k uint32) uint32 {
 
 // statements reads a rule of the other chains statement by statement,
 // each as nft prints it: the shapes of the fixed chains, and of the
-// external and firewall chains (a firewall's set of source ranges is an
-// anonymous set, which is left to nft).
-func statements(f famRegs, exprs []nlExpr) (string, bool) {
-	d := &ruleDecoder{f: f, ex: exprs}
+// external and firewall chains (a firewall's set of source ranges, an
+// anonymous set, through anon).
+func statements(f famRegs, exprs []nlExpr, anon func(string) (string, bool)) (string, bool) {
+	d := &ruleDecoder{f: f, ex: exprs, anon: anon}
 	var words []string
 	for d.i < len(d.ex) {
 		w, ok := d.statement()
@@ -737,6 +743,18 @@ func (d *ruleDecoder) keyLookup() (string, bool) {
 	}
 	key := strings.Join(parts, " . ")
 	name, ok := l.str(unix.NFTA_LOOKUP_SET)
+	if ok && strings.HasPrefix(name, "__set") && len(parts) == 1 && strings.Contains(key, "addr") && d.anon != nil &&
+		l.has("lookup", unix.NFTA_LOOKUP_SET, unix.NFTA_LOOKUP_SREG, unix.NFTA_LOOKUP_FLAGS) && l.is(unix.NFTA_LOOKUP_SREG, reg1) {
+		// an anonymous set of addresses: "ip saddr != { … }"
+		set, ok := d.anon(name)
+		switch {
+		case ok && l.is(unix.NFTA_LOOKUP_FLAGS, 0):
+			return key + " " + set, true
+		case ok && l.is(unix.NFTA_LOOKUP_FLAGS, unix.NFT_LOOKUP_F_INV):
+			return key + " != " + set, true
+		}
+		return "", false
+	}
 	if !ok || !plainChain(name) || strings.HasPrefix(name, "__") || !l.is(unix.NFTA_LOOKUP_SREG, reg1) || !l.is(unix.NFTA_LOOKUP_FLAGS, 0) {
 		return "", false
 	}
@@ -750,9 +768,9 @@ func (d *ruleDecoder) keyLookup() (string, bool) {
 }
 
 // prefixMatch reads "ip saddr [!= ]PREFIX" (daddr too): a load of the
-// prefix's bytes of the address, a mask when the prefix ends inside a
-// byte, and a comparison, as nft prints it (an address alone for a whole
-// one).
+// prefix's bytes of the address (of the whole address, masked, when the
+// prefix ends inside a byte), and a comparison, as nft prints it (an
+// address alone for a whole one).
 func (d *ruleDecoder) prefixMatch() (string, bool) {
 	p, _ := d.next()
 	if !p.has("payload", unix.NFTA_PAYLOAD_DREG, unix.NFTA_PAYLOAD_BASE, unix.NFTA_PAYLOAD_OFFSET, unix.NFTA_PAYLOAD_LEN) ||
@@ -779,21 +797,21 @@ func (d *ruleDecoder) prefixMatch() (string, bool) {
 		if !ok || strings.Trim(string(xor), "\x00") != "" {
 			return "", false
 		}
-		// a prefix ending inside the last byte: ones, then zeros
-		for i, b := range m {
-			if i < len(m)-1 && b != 0xff || i == len(m)-1 && (b == 0xff || b == 0) {
+		// a prefix not ending on a byte: nft loads the whole address and
+		// masks it, ones then zeros
+		ones := 0
+		for ones < int(n)*8 && bit(m, ones) == 1 {
+			ones++
+		}
+		for i := ones; i < int(n)*8; i++ {
+			if bit(m, i) != 0 {
 				return "", false
 			}
 		}
-		last := m[len(m)-1]
-		ones := 0
-		for last&0x80 != 0 {
-			ones, last = ones+1, last<<1
-		}
-		if last != 0 {
+		if ones == 0 || ones == int(n)*8 {
 			return "", false
 		}
-		mask, bits = m, (int(n)-1)*8+ones
+		mask, bits = m, ones
 	}
 	op, v, ok := d.cmpOp()
 	if !ok || len(v) != int(n) {
@@ -801,8 +819,10 @@ func (d *ruleDecoder) prefixMatch() (string, bool) {
 	}
 	full := make([]byte, d.f.addrLen)
 	copy(full, v)
-	if mask != nil && v[n-1]&^mask[n-1] != 0 {
-		return "", false
+	for i := range mask {
+		if v[i]&^mask[i] != 0 {
+			return "", false
+		}
 	}
 	a, ok := netip.AddrFromSlice(full)
 	if !ok || len(full) == 16 && a.Unmap().Is4() && bits > 80 {
@@ -883,9 +903,6 @@ func (r *Runner) nlRules(fam backend.Family, table string) (rules map[string][]b
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("the rules of %s: %w", table, err)
 		}
-		if gen[1], err = generation(nl); err != nil {
-			return err
-		}
 		for _, a := range ra {
 			chain, good := strings.CutSuffix(string(a[unix.NFTA_RULE_CHAIN]), "\x00")
 			comment, good2 := ruleComment(a[unix.NFTA_RULE_USERDATA])
@@ -893,11 +910,15 @@ func (r *Runner) nlRules(fam backend.Family, table string) (rules map[string][]b
 			if !good || !good2 || !good3 || !plainChain(chain) {
 				return nil
 			}
-			text, good := ruleText(f, exprs, comment)
+			text, good := ruleText(f, exprs, comment, func(set string) (string, bool) { return anonSet(nl, f, table, set) })
 			if !good {
 				return nil
 			}
 			rules[chain] = append(rules[chain], backend.NFTRuleOf(chain, text))
+		}
+		// after the anonymous sets' reads too
+		if gen[1], err = generation(nl); err != nil {
+			return err
 		}
 		ok = true
 		return nil
@@ -951,11 +972,11 @@ func (r *Runner) readSplit(fam backend.Family) (*backend.Ruleset, terseResult, e
 	if err != nil {
 		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
+	if !rulesOK {
+		return nil, terseByNFT, nil // (its generations were not all read)
+	}
 	if before != after || read.genBefore != before || read.genAfter != after || gens[0] != before || gens[1] != after {
 		return nil, terseAgain, nil
-	}
-	if !rulesOK {
-		return nil, terseByNFT, nil
 	}
 	tab, err := tableOfBlocks(string(out), r.table)
 	if err != nil {
@@ -1030,3 +1051,144 @@ func tableOfBlocks(text, name string) (*backend.Table, error) {
 	tab.Chains = append(sets, chains...)
 	return tab, nil
 }
+
+// The data types nft gives an address set's key (NFTA_SET_KEY_TYPE:
+// TYPE_IPADDR, TYPE_IP6ADDR in nft's datatype.h).
+const (
+	nftTypeIPAddr  = 7
+	nftTypeIP6Addr = 8
+)
+
+// anonSet reads the anonymous set name of table (the "{ … }" of
+// addresses and prefixes of a firewall chain's rule) as nft prints it,
+// "{ 10.0.0.1, 192.168.0.0/24 }": its declaration must be nft's for such
+// a set (anonymous, constant, intervals of the family's addresses) and
+// every element a key with at most the interval-end flag.
+func anonSet(nl *netlink.Conn, f famRegs, table, name string) (string, bool) {
+	sa, err := objects(nl, unix.NFT_MSG_GETSET, byte(f.proto), false,
+		netlink.Attribute{Type: unix.NFTA_SET_TABLE, Data: []byte(table + "\x00")},
+		netlink.Attribute{Type: unix.NFTA_SET_NAME, Data: []byte(name + "\x00")})
+	if err != nil || len(sa) != 1 {
+		return "", false
+	}
+	typ := uint32(nftTypeIPAddr)
+	if f.addrLen == 16 {
+		typ = nftTypeIP6Addr
+	}
+	if u32(sa[0][unix.NFTA_SET_FLAGS]) != unix.NFT_SET_ANONYMOUS|unix.NFT_SET_CONSTANT|unix.NFT_SET_INTERVAL ||
+		u32(sa[0][unix.NFTA_SET_KEY_LEN]) != f.addrLen || u32(sa[0][unix.NFTA_SET_KEY_TYPE]) != typ || sa[0][unix.NFTA_SET_DATA_TYPE] != nil {
+		return "", false
+	}
+	msgs, err := objects(nl, unix.NFT_MSG_GETSETELEM, byte(f.proto), true,
+		netlink.Attribute{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
+		netlink.Attribute{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(name + "\x00")})
+	if err != nil {
+		return "", false
+	}
+	type bound struct {
+		key []byte
+		end bool
+	}
+	var bounds []bound
+	for _, m := range msgs {
+		ad, err := netlink.NewAttributeDecoder(m[unix.NFTA_SET_ELEM_LIST_ELEMENTS])
+		if err != nil {
+			return "", false
+		}
+		for ad.Next() {
+			a, err := attrsOnce(ad.Bytes())
+			if err != nil || ad.Type()&^unix.NLA_F_NESTED != unix.NFTA_LIST_ELEM {
+				return "", false
+			}
+			key, err := attrsOnce(a[unix.NFTA_SET_ELEM_KEY])
+			v := key[unix.NFTA_DATA_VALUE]
+			flags, hasFlags := a[unix.NFTA_SET_ELEM_FLAGS]
+			if err != nil || len(key) != 1 || len(v) != int(f.addrLen) || len(a) != 1+map[bool]int{true: 1}[hasFlags] ||
+				hasFlags && (len(flags) != 4 || binary.BigEndian.Uint32(flags)&^unix.NFT_SET_ELEM_INTERVAL_END != 0) {
+				return "", false
+			}
+			bounds = append(bounds, bound{v, hasFlags && binary.BigEndian.Uint32(flags) != 0})
+		}
+		if ad.Err() != nil {
+			return "", false
+		}
+	}
+	// In address order, an interval's end (its last address + 1) before
+	// the start of the next interval at the same address.
+	slices.SortFunc(bounds, func(a, b bound) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		if a.end == b.end {
+			return 0
+		}
+		if a.end {
+			return -1
+		}
+		return 1
+	})
+	var parts []string
+	for i := 0; i < len(bounds); i++ {
+		b := bounds[i]
+		if b.end {
+			if i == 0 && strings.Trim(string(b.key), "\x00") == "" {
+				continue // nft's end marker at the zero address
+			}
+			return "", false
+		}
+		last := bytes.Repeat([]byte{0xff}, int(f.addrLen)) // to the end of the space
+		if i+1 < len(bounds) {
+			if !bounds[i+1].end {
+				return "", false
+			}
+			i++
+			last = slices.Clone(bounds[i].key)
+			for j := len(last) - 1; j >= 0; j-- { // minus one
+				last[j]--
+				if last[j] != 0xff {
+					break
+				}
+			}
+		}
+		text, ok := rangeText(b.key, last)
+		if !ok {
+			return "", false
+		}
+		parts = append(parts, text)
+	}
+	if len(parts) == 0 {
+		return "", false
+	}
+	return "{ " + strings.Join(parts, ", ") + " }", true
+}
+
+// rangeText is the addresses first … last as nft prints them in a set:
+// one address, a prefix, or "first-last".
+func rangeText(first, last []byte) (string, bool) {
+	a, ok1 := netip.AddrFromSlice(first)
+	z, ok2 := netip.AddrFromSlice(last)
+	if !ok1 || !ok2 || z.Less(a) || len(first) == 16 && (a.Unmap().Is4() || z.Unmap().Is4()) {
+		return "", false
+	}
+	bits := len(first) * 8
+	common := 0
+	for common < bits && bit(first, common) == bit(last, common) {
+		common++
+	}
+	prefix := true
+	for i := common; i < bits; i++ {
+		if bit(first, i) != 0 || bit(last, i) != 1 {
+			prefix = false
+		}
+	}
+	switch {
+	case prefix && common == bits:
+		return a.String(), true
+	case prefix:
+		return a.String() + "/" + strconv.Itoa(common), true
+	}
+	return a.String() + "-" + z.String(), true
+}
+
+// bit is bit i of b, counted from the most significant.
+func bit(b []byte, i int) byte { return b[i/8] >> (7 - i%8) & 1 }
