@@ -883,17 +883,25 @@ func (s *Session) placeElements(k objKey, live, oc, nc *backend.Chain) (*touch, 
 		t.next = live
 		return t, nil
 	}
-	rules := make([]backend.Rule, 0, len(live.Rules)+len(added)-len(gone))
-	for _, r := range live.Rules {
-		if !t.elems[r.Text()] {
-			rules = append(rules, r)
-		}
-	}
-	rules = append(rules, added...)
-	backend.SortElements(rules)
-	t.next = &backend.Chain{Name: live.Name, Policy: live.Policy, Kind: live.Kind, Rules: rules}
+	// The live elements are sorted (have relies on it): the next ones are
+	// them without the gone, merged with the added, sorted, in one pass
+	// (sorting them all again cost a verdict 5 ms at 34,000 elements).
 	backend.SortElements(gone)
 	backend.SortElements(added)
+	rules := make([]backend.Rule, 0, len(live.Rules)+len(added)-len(gone))
+	j := 0
+	for _, r := range live.Rules {
+		if t.elems[r.Text()] {
+			continue
+		}
+		for j < len(added) && added[j].Text() < r.Text() {
+			rules = append(rules, added[j])
+			j++
+		}
+		rules = append(rules, r)
+	}
+	rules = append(rules, added[j:]...)
+	t.next = &backend.Chain{Name: live.Name, Policy: live.Policy, Kind: live.Kind, Rules: rules}
 	t.live = &backend.Chain{Name: live.Name, Policy: live.Policy, Kind: live.Kind, Rules: gone}
 	t.desired = &backend.Chain{Name: live.Name, Policy: live.Policy, Kind: live.Kind, Rules: added}
 	return t, nil

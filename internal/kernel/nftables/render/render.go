@@ -339,6 +339,10 @@ func (b *builder) servicePorts(m *service.Model, shares map[string]*backend.Shar
 			}
 		}
 	}
+	newSlots := newSlots
+	if b.opts.Others != nil {
+		newSlots = cachedSlots // an incremental render, of a few services among the same others
+	}
 	sl, err := newSlots(chains, affinityEndpoints)
 	if err != nil {
 		return nil, nil, fmt.Errorf("numbering the %s table's endpoints: %w", b.fam, err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"sync"
 )
 
 // rangeBits is the width of a service or local chain's range in the
@@ -95,4 +96,76 @@ func newSlots(chains, endpoints []string) (*slots, error) {
 		return nil, fmt.Errorf("endpoints under ClientIP affinity: %w", err)
 	}
 	return &slots{base: buckets, affinity: aff}, nil
+}
+
+// slotsCache keeps the last few numberings of incremental renders
+// (Options.Others set): reconcile's session renders the changed services
+// twice per verdict, old and new, numbered among the same names of every
+// other service, and sorting and hashing those names again cost each
+// render 5 ms at 10,000 services. A numbering is reused only for exactly
+// the same names.
+var slotsCache struct {
+	sync.Mutex
+	entries []*slotsEntry // most recent first
+	stamp   uint64
+}
+
+// slotsCacheSize bounds the numberings kept: an old and a new render, of
+// two services in turn.
+const slotsCacheSize = 4
+
+type slotsEntry struct {
+	chains, endpoints map[string]uint64 // each name → the stamp of the last comparison that saw it
+	sl                *slots
+}
+
+// sameNames reports whether names are exactly the keys of set (each name
+// counted once), marking them with stamp.
+func sameNames(set map[string]uint64, names []string, stamp uint64) bool {
+	n := 0
+	for _, name := range names {
+		seen, ok := set[name]
+		if !ok {
+			return false
+		}
+		if seen != stamp {
+			set[name] = stamp
+			n++
+		}
+	}
+	return n == len(set)
+}
+
+// cachedSlots numbers chains and endpoints as newSlots does, reusing a
+// numbering of the very same names.
+func cachedSlots(chains, endpoints []string) (*slots, error) {
+	c := &slotsCache
+	c.Lock()
+	defer c.Unlock()
+	for i, e := range c.entries {
+		c.stamp++
+		if !sameNames(e.chains, chains, c.stamp) {
+			continue
+		}
+		c.stamp++
+		if !sameNames(e.endpoints, endpoints, c.stamp) {
+			continue
+		}
+		copy(c.entries[1:i+1], c.entries[:i])
+		c.entries[0] = e
+		return e.sl, nil
+	}
+	sl, err := newSlots(chains, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	e := &slotsEntry{chains: make(map[string]uint64, len(chains)), endpoints: make(map[string]uint64, len(endpoints)), sl: sl}
+	for _, n := range chains {
+		e.chains[n] = 0
+	}
+	for _, n := range endpoints {
+		e.endpoints[n] = 0
+	}
+	c.entries = append([]*slotsEntry{e}, c.entries[:min(len(c.entries), slotsCacheSize-1)]...)
+	return sl, nil
 }

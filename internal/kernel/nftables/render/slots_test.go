@@ -141,3 +141,44 @@ func TestNoZeroBase(t *testing.T) {
 		t.Fatalf("%s hashes to bucket 0: base %d, want %d", zero, got, 1<<rangeBits)
 	}
 }
+
+// TestCachedSlots: a numbering is reused only for exactly the same names
+// (in any order, a name given twice counted once), and every reuse is
+// the numbering newSlots gives.
+func TestCachedSlots(t *testing.T) {
+	chains := []string{"service-a", "service-b", "local-a", "service-c"}
+	eps := []string{"endpoint-1", "endpoint-2"}
+	check := func(chains, eps []string) *slots {
+		t.Helper()
+		got, err := cachedSlots(chains, eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := newSlots(chains, eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got.base, want.base) || !maps.Equal(got.affinity, want.affinity) {
+			t.Fatalf("cached %v %v, want %v %v", got.base, got.affinity, want.base, want.affinity)
+		}
+		return got
+	}
+	first := check(chains, eps)
+	rev := slices.Clone(chains)
+	slices.Reverse(rev)
+	if again := check(append(rev, "service-a"), eps); again != first {
+		t.Error("the same names in another order were numbered again")
+	}
+	if other := check(chains[:3], eps); other == first {
+		t.Error("fewer names reused the numbering")
+	}
+	if other := check(append(slices.Clone(chains[:3]), "service-d"), eps); other == first {
+		t.Error("other names reused the numbering")
+	}
+	if other := check(chains, eps[:1]); other == first {
+		t.Error("fewer endpoints reused the numbering")
+	}
+	if again := check(chains, eps); again != first {
+		t.Error("the first names, asked again, were numbered again")
+	}
+}
