@@ -333,9 +333,8 @@ func (d *ruleDecoder) update() (string, bool) {
 	if !ok1 || !ok2 || !ok3 || len(a) != int(d.f.addrLen) || len(p) != 2 || !d.dnat(reg2) {
 		return "", false
 	}
-	addr = addr.Unmap()
-	if len(a) == 16 && addr.Is4() {
-		return "", false // an IPv4-mapped IPv6 address: nft's words are its own
+	if inNTOPv4(a) {
+		return "", false
 	}
 	to := netip.AddrPortFrom(addr, binary.BigEndian.Uint16(p)).String()
 	return "update @" + set + " { " + key + " timeout " + strconv.FormatUint(t/1000, 10) + "s } meta l4proto " + proto + " dnat to " + to, true
@@ -826,8 +825,8 @@ func (d *ruleDecoder) prefixMatch() (string, bool) {
 		}
 	}
 	a, ok := netip.AddrFromSlice(full)
-	if !ok || len(full) == 16 && a.Unmap().Is4() && bits > 80 {
-		return "", false // an IPv4-mapped IPv6 prefix: nft's words are its own
+	if !ok || inNTOPv4(full) {
+		return "", false
 	}
 	text := a.String()
 	if bits != int(d.f.addrLen)*8 {
@@ -943,6 +942,12 @@ func (r *Runner) nlRules(fam backend.Family, table string) (rules map[string][]b
 					ra, err := objects(c, unix.NFT_MSG_GETRULE, byte(f.proto), true,
 						netlink.Attribute{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")},
 						netlink.Attribute{Type: unix.NFTA_RULE_CHAIN, Data: []byte(names[i] + "\x00")})
+					if errors.Is(err, unix.ENOENT) {
+						// the chain went meanwhile: not read, and the
+						// caller's generations say the ruleset changed
+						failed.Store(true)
+						return
+					}
 					if err != nil {
 						errs[w] = fmt.Errorf("the rules of %s: %w", names[i], err)
 						failed.Store(true)
@@ -1038,7 +1043,10 @@ func (r *Runner) readSplit(fam backend.Family) (*backend.Ruleset, terseResult, e
 		return nil, terseDone, fmt.Errorf("reading %s rules: %w", fam, err)
 	}
 	if !rulesOK {
-		return nil, terseByNFT, nil // (its generations were not all read)
+		if before != after {
+			return nil, terseAgain, nil // a chain went while it was read
+		}
+		return nil, terseByNFT, nil
 	}
 	if before != after || read.genBefore != before || read.genAfter != after || gens[0] != before || gens[1] != after {
 		return nil, terseAgain, nil
@@ -1221,7 +1229,9 @@ func anonSet(nl *netlink.Conn, f famRegs, table, name string) (string, bool) {
 		}
 		parts = append(parts, text)
 	}
-	if len(parts) == 0 {
+	if len(parts) < 2 {
+		// nft writes one address or prefix as a plain match, not a set;
+		// how it lists a set left with one it made is not known here
 		return "", false
 	}
 	return "{ " + strings.Join(parts, ", ") + " }", true
@@ -1232,7 +1242,7 @@ func anonSet(nl *netlink.Conn, f famRegs, table, name string) (string, bool) {
 func rangeText(first, last []byte) (string, bool) {
 	a, ok1 := netip.AddrFromSlice(first)
 	z, ok2 := netip.AddrFromSlice(last)
-	if !ok1 || !ok2 || z.Less(a) || len(first) == 16 && (a.Unmap().Is4() || z.Unmap().Is4()) {
+	if !ok1 || !ok2 || z.Less(a) || inNTOPv4(first) || inNTOPv4(last) {
 		return "", false
 	}
 	bits := len(first) * 8
@@ -1253,6 +1263,18 @@ func rangeText(first, last []byte) (string, bool) {
 		return a.String() + "/" + strconv.Itoa(common), true
 	}
 	return a.String() + "-" + z.String(), true
+}
+
+// inNTOPv4 reports an IPv6 address of ::/80 (IPv4-mapped and
+// -compatible ones), which glibc's inet_ntop, as nft prints, may write
+// otherwise than Go does (as elementDecoder refuses them too); but ::1
+// and ::, which both write alike (nft lists "ip6 daddr != ::1").
+func inNTOPv4(b []byte) bool {
+	if len(b) != 16 || [10]byte(b[:10]) != [10]byte{} {
+		return false
+	}
+	a := netip.AddrFrom16([16]byte(b))
+	return a != netip.IPv6Loopback() && a != netip.IPv6Unspecified()
 }
 
 // bit is bit i of b, counted from the most significant.

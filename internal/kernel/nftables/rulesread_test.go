@@ -167,4 +167,14 @@ func TestNetlinkReadsPrefixes(t *testing.T) {
 			t.Fatalf("%s: over netlink %v %v %v\n%v\nnft lists\n%v", nfam, exists, ok, err, got, want)
 		}
 	}
+	// An IPv4-compatible IPv6 address: nft prints it with glibc's
+	// inet_ntop ("::10.0.0.1"), Go otherwise; left to nft.
+	ns.MustExec(t, "add chain ip6 svcnat q\nadd rule ip6 svcnat q ip6 saddr ::a00:1 drop\n", "nft", "-f", "-")
+	if _, _, ok, err := r.nlChain(backend.IPv6, "svcnat", "q"); err != nil || ok {
+		t.Fatalf("an IPv4-compatible address was read over netlink: %v %v", ok, err)
+	}
+	want, _, err := r.readChainListing(backend.IPv6, "svcnat", "q", []string{"chain"})
+	if got, ok, err2 := r.ReadChain(backend.IPv6, "svcnat", "q"); err != nil || err2 != nil || !ok || !backend.EqualRules(got, want) {
+		t.Fatalf("ReadChain of an IPv4-compatible address: %v %v\n%v\nnft lists\n%v", err, err2, got, want)
+	}
 }

@@ -69,6 +69,7 @@ func TestCheckDesiredRefusesHandEdits(t *testing.T) {
 		{"dnat to a set", "dnat ip to numgen random mod 2 offset 3539992576 map", "dnat ip to ip daddr map", "dnat ip to ip daddr"},
 		{"range past 32 bits", "numgen random mod 2 offset 3539992576 map", "numgen random mod 2 offset 4294967295 map", "4294967295 is outside"},
 		{"another protocol's map", "offset 3539992576 map @endpoints-tcp-0", "offset 3539992576 map @endpoints-udp-0", "picks from an endpoints map of tcp"},
+		{"another shard", "offset 3539992576 map @endpoints-tcp-0", "offset 3539992576 map @endpoints-tcp-5", "is in endpoints-tcp-0, not endpoints-tcp-5"},
 		{"endpoint chain", "add chain ip svcnat " + web + "\n", "add chain ip svcnat " + web + "\nadd chain ip svcnat endpoint-AAAAAAAA-ns/web/tcp/http__10.180.0.1/8080\n", "no endpoint chains"},
 		{"affinity element", "add element ip svcnat endpoints-tcp-0 { 3539992576 : 10.180.0.1 . 8080 }", "add element ip svcnat endpoints-tcp-0 { 3539992576 : 10.180.0.1 . 8080 }\nadd element ip svcnat affinity { 1 . 10.0.0.1 }", "nothing in affinity"},
 		{"another mark", "masquerade clusterIP traffic from outside cluster", "x", "masquerade clusterIP"},

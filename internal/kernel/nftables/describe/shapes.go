@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/nftables/render"
 )
 
 // The shapes of the rules and elements the renderer writes
@@ -184,7 +185,7 @@ func (c *checker) match(o *backend.Chain, shapes []string, text string) string {
 func (c *checker) values(o *backend.Chain, names, vals []string) string {
 	_, base := perService(o.Name)
 	n := -1
-	proto, slot := "", ""
+	proto, slot, rangeBase := "", "", ""
 	for i, name := range names {
 		v := vals[i]
 		reason := ""
@@ -213,6 +214,7 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 		case "base":
 			// The range base … base+n-1 is within numgen's 32 bits.
 			reason = uint32OK(v, n-1)
+			rangeBase = v
 		case "slot":
 			if slot != "" && v != slot {
 				reason = "an affinity rule looks up and records one endpoint's slot"
@@ -237,8 +239,12 @@ func (c *checker) values(o *backend.Chain, names, vals []string) string {
 				reason = fmt.Sprintf("%s is not in the plan", v)
 			}
 		case "epmap":
-			if p, ok := endpointsMapOf(v); !ok || p != proto {
+			b, err := strconv.ParseUint(rangeBase, 10, 32)
+			switch p, ok := endpointsMapOf(v); {
+			case !ok || p != proto:
 				reason = fmt.Sprintf("a %s rule picks from an endpoints map of %s (%s%s-N)", proto, proto, endpointsMapPrefix, proto)
+			case err == nil && v != render.EndpointsMap(proto, uint32(b)):
+				reason = fmt.Sprintf("the range at %s is in %s, not %s", rangeBase, render.EndpointsMap(proto, uint32(b)), v)
 			}
 		case "timeout":
 			if v == "" {

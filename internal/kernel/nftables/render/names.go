@@ -87,8 +87,12 @@ const dispatchChainPrefix = "dispatch-"
 // set of endpoints maps each.
 var protocols = []string{"tcp", "udp", "sctp"}
 
-// endpointsMap is the endpoints map of proto holding the range that
-// starts at base: the shard of its bucket (base >> rangeBits).
+// EndpointsMap is the endpoints map of proto holding the range that
+// starts at base: the shard of its bucket (base >> rangeBits). The plan
+// check holds a rule's map to it.
+func EndpointsMap(proto string, base uint32) string { return endpointsMap(proto, base) }
+
+// endpointsMap is EndpointsMap.
 func endpointsMap(proto string, base uint32) string {
 	return endpointsMapPrefix + proto + "-" + strconv.Itoa(int(base>>rangeBits)%endpointShards)
 }
