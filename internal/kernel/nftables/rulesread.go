@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -835,7 +836,7 @@ func (d *ruleDecoder) prefixMatch() (string, bool) {
 	return d.f.ipX + field + op + text, true
 }
 
-// verdict reads "drop", "accept", "jump C", "goto C".
+// verdict reads "drop", "accept", "jump C", "goto C", "return".
 func (d *ruleDecoder) verdict() (string, bool) {
 	i, _ := d.next()
 	if !i.has("immediate", unix.NFTA_IMMEDIATE_DREG, unix.NFTA_IMMEDIATE_DATA) || !i.is(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT) {
@@ -845,6 +846,12 @@ func (d *ruleDecoder) verdict() (string, bool) {
 	v, ok := a[unix.NFTA_DATA_VERDICT]
 	if err != nil || len(a) != 1 || !ok {
 		return "", false
+	}
+	// "return", the canary's rule, which no verdict map of svcnat's
+	// holds (verdictText, shared with the elements, refuses it)
+	if va, err := attrsOnce(v); err == nil && len(va) == 1 && len(va[unix.NFTA_VERDICT_CODE]) == 4 &&
+		int32(binary.BigEndian.Uint32(va[unix.NFTA_VERDICT_CODE])) == int32(expr.VerdictReturn) {
+		return "return", true
 	}
 	return verdictText(v)
 }

@@ -131,9 +131,9 @@ func TestReadSplitAgreesWithListing(t *testing.T) {
 }
 
 // TestNetlinkReadsPrefixes: address matches of every prefix length kind
-// (whole bytes, inside a byte, a whole address, IPv6) and anonymous
-// sets of addresses, prefixes and ranges are read over netlink as nft
-// lists them. (A set reaching the last address, which the kernel keeps
+// (whole bytes, inside a byte, a whole address, IPv6), anonymous sets of
+// addresses, prefixes and ranges, and the canary's "return" are read
+// over netlink as nft lists them. (A set reaching the last address, which the kernel keeps
 // without an end, is left to nft.)
 func TestNetlinkReadsPrefixes(t *testing.T) {
 	r, ns := needKernel(t)
@@ -146,6 +146,7 @@ func TestNetlinkReadsPrefixes(t *testing.T) {
 			"ip daddr 10.64.0.0/20 drop", "ip daddr != 10.64.0.0/31 drop", "ip saddr 192.0.2.7 drop", "ip daddr != 127.0.0.0/8 drop",
 			"ip saddr != { 192.0.2.0/24, 198.51.100.7, 203.0.113.0/25 } drop",
 			"ip saddr { 10.0.0.1-10.0.0.5, 10.0.1.0/24, 10.0.2.0/23 } drop", // nft merges the two into a range
+			"return", // reconcile's canary's rule
 		}},
 		{backend.IPv6, []string{
 			"ip6 saddr fd00:10::/64 goto x", "ip6 saddr != fd00::/7 goto x", "ip6 daddr != ::1 drop", "ip6 saddr 2001:db8::/61 drop",
