@@ -58,10 +58,18 @@ func TestBackendAuto(t *testing.T) {
 		l.must(0, "apply", "-auto-approve")
 		// svcnat will not write a second set itself: an explicit
 		// --backend naming the other backend is refused (but by apply,
-		// which moves the set: TestMigrateKeepsTraffic).
+		// which moves the set: TestMigrateKeepsTraffic), and plan
+		// previews that move, changing nothing.
 		l.sv.Backend = "legacy"
-		if r := l.must(1, "plan", "--detailed-exitcode"); !strings.Contains(r.Stderr, "other backend") {
-			t.Fatalf("%s plan --backend legacy over svcnat chains in nft: want a refusal naming the other backend: %s", l.where(), r)
+		if r := l.must(1, "plan", "-out", t.TempDir()+"/legacy.plan"); !strings.Contains(r.Stderr, "other backend") {
+			t.Fatalf("%s plan -out --backend legacy over svcnat chains in nft: want a refusal naming the other backend: %s", l.where(), r)
+		}
+		if r := l.must(2, "plan", "--detailed-exitcode"); !strings.Contains(r.Stdout, "(backend iptables-legacy, chains "+applyPrefix+"-*)") ||
+			!strings.Contains(r.Stdout, "Then svcnat will remove its rules from the backend it moves them from (backend iptables-nft,") {
+			t.Fatalf("%s plan --backend legacy over svcnat chains in nft: want the migration's two plans: %s", l.where(), r)
+		}
+		if s := applySave(t, l.ns, "legacy", backend.IPv4); strings.Contains(s, applyPrefix+"-") {
+			t.Fatalf("%s plan --backend legacy wrote to legacy:\n%s", l.where(), s)
 		}
 		// Someone else does: the rendered rules loaded into legacy by hand.
 		payload := l.must(0, "render").Stdout

@@ -46,6 +46,12 @@ func TestMigrateKeepsTraffic(t *testing.T) {
 			}
 		}()
 		tl.SV.Backend = to
+		// plan previews the move on the real kernel: both plans, and
+		// nothing written (the old set still answers, checked below).
+		if p := tl.SV.MustRun(t, 2, "plan", "--detailed-exitcode"); !strings.Contains(p.Stdout, "(backend "+to+",") ||
+			!strings.Contains(p.Stdout, "Then svcnat will remove its rules from the backend it moves them from") {
+			t.Fatalf("plan --backend %s before the move: want the migration's two plans:\n%s", to, p)
+		}
 		r := tl.SV.MustRun(t, 0, "apply", "-auto-approve")
 		close(stop)
 		wg.Wait()

@@ -32,15 +32,27 @@ func planCommand() *ucli.Command {
 				return withHint(fmt.Errorf("plan -out saves a plan for svcnat apply, which cannot commit a plan made against --iptables-save"),
 					"drop -out to review the plan, or make it on the host with the live rules")
 			}
-			op, p, refusal, digest, err := makePlan(c, g)
+			mp, err := makePlan(c, g)
 			if err != nil {
 				return err
 			}
+			op, p := mp.op, mp.plan
 			// plan changes nothing: its document says of the refusal what
 			// its stderr says (readOnly).
-			refusal = readOnlyErr(refusal)
-			if err := newOpPlanView(c.App.Writer, op, g.JSON, g.Color).PlanRefused(p, refusal); err != nil {
+			refusal, removalRefusal := readOnlyErr(mp.refusal), readOnlyErr(mp.removalRefusal)
+			view := newOpPlanView(c.App.Writer, op, g.JSON, g.Color)
+			if mp.removal != nil {
+				err = writeMigrationPlan(c.App.Writer, g, p, refusal, mp.removal, removalRefusal)
+			} else {
+				err = view.PlanRefused(p, refusal)
+			}
+			if err != nil {
 				return err
+			}
+			if refusalReason(refusal) == "" {
+				// The removal's refusal is the migration's, as Migrate
+				// returns it after the new set's.
+				refusal = removalRefusal
 			}
 			if refusalReason(refusal) != "" {
 				// As Terraform's plan fails on a prevent_destroy resource:
@@ -52,7 +64,7 @@ func planCommand() *ucli.Command {
 				return err
 			}
 			if out := c.String("out"); out != "" {
-				if err := engine.SavePlan(out, p, digest); err != nil {
+				if err := engine.SavePlan(out, p, mp.digest); err != nil {
 					return err
 				}
 				if !g.JSON {
@@ -60,7 +72,7 @@ func planCommand() *ucli.Command {
 				}
 			}
 			// Chains to adopt change the record, if not the rules.
-			if c.Bool("detailed-exitcode") && (!p.Empty() || len(p.Adopting) > 0) {
+			if c.Bool("detailed-exitcode") && (!p.Empty() || len(p.Adopting) > 0 || mp.removal != nil && !mp.removal.Empty()) {
 				return exitWith(ExitChanges, nil)
 			}
 			return nil
@@ -70,24 +82,46 @@ func planCommand() *ucli.Command {
 	}
 }
 
+// madePlan is plan's plan: the command whose refusal it is checked
+// against, asked of the code that command runs so that they cannot
+// disagree (refusal: nil when it would go ahead), the configuration
+// digest a saved plan records, and, for an apply that would move svcnat's
+// rules between backends, the removal of the old set with its refusal.
+type madePlan struct {
+	op      engine.Op
+	plan    *planner.Plan
+	refusal error
+	digest  string
+
+	removal        *planner.Plan
+	removalRefusal error
+}
+
 // makePlan makes plan's plan: of the configuration, or with -destroy of
-// what destroy would remove. With it come the command whose refusal it is
-// checked against, asked of the code that command runs so that they
-// cannot disagree (refusal: nil when it would go ahead), and the
-// configuration digest a saved plan records.
-func makePlan(c *ucli.Context, g Globals) (op engine.Op, p *planner.Plan, refusal error, digest string, err error) {
+// what destroy would remove. An explicit --backend while svcnat's rules
+// are in another backend previews the migration apply --backend would
+// perform (both plans); only a plan to save (-out) is refused then, a
+// saved plan being one backend's.
+func makePlan(c *ucli.Context, g Globals) (madePlan, error) {
 	if c.Bool("destroy") {
-		return destroyPlan(c, g)
+		op, p, refusal, digest, err := destroyPlan(c, g)
+		return madePlan{op: op, plan: p, refusal: refusal, digest: digest}, err
 	}
-	cfg, node, e, err := openConfigured(c, g, false)
+	mp := madePlan{op: engine.OpApply}
+	cfg, node, e, err := openConfigured(c, g, c.String("out") == "")
 	if err != nil {
-		return engine.OpApply, nil, nil, "", err
+		return mp, err
 	}
-	if p, err = e.Plan(cfg, node); err != nil {
-		return engine.OpApply, nil, nil, "", err
+	mp.digest = engine.ConfigDigest(cfg)
+	if from := e.Detection.From; from != nil {
+		mp.plan, mp.removal, mp.refusal, mp.removalRefusal, err = e.PlanMigration(cfg, node, from)
+		return mp, err
 	}
-	refusal, err = e.ApplyRefusal(p)
-	return engine.OpApply, p, refusal, engine.ConfigDigest(cfg), err
+	if mp.plan, err = e.Plan(cfg, node); err != nil {
+		return mp, err
+	}
+	mp.refusal, err = e.ApplyRefusal(mp.plan)
+	return mp, err
 }
 
 // destroyPlan is plan -destroy: the chains of the prefix destroy would

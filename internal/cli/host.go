@@ -38,9 +38,12 @@ func openEngineFor(c *ucli.Context, g Globals, prefix string, migrate bool) (*en
 	case err == nil:
 	case errors.Is(err, kernel.ErrBothBackends):
 		return nil, withHint(err, "remove one set (svcnat destroy --backend BACKEND, naming the one to remove), then run again")
+	case errors.Is(err, kernel.ErrOtherBackend) && c.Command.Name == "plan" && c.String("out") != "":
+		// plan previews a migration, but a saved plan is one backend's.
+		return nil, withHint(err, fmt.Sprintf("a saved plan is for one backend and cannot move svcnat's rules: drop -out to preview the move; svcnat apply --backend %s moves them in one step (it shows both plans and asks first)", g.Backend))
 	case errors.Is(err, kernel.ErrOtherBackend) && c.Command.Name == "plan":
-		// plan shows one backend; apply shows a migration's two plans.
-		return nil, withHint(err, fmt.Sprintf("use --backend auto, or destroy the rules in the other backend first; svcnat apply --backend %s moves them in one step (it shows both plans and asks first)", g.Backend))
+		// plan -destroy removes the set where it is.
+		return nil, withHint(err, fmt.Sprintf("use --backend auto, or destroy the rules in the other backend first; svcnat plan --backend %s previews moving them, and svcnat apply --backend %s moves them in one step", g.Backend, g.Backend))
 	case errors.Is(err, kernel.ErrOtherBackend):
 		return nil, withHint(err, "use --backend auto, or destroy the rules in the other backend first")
 	case os.Geteuid() != 0:

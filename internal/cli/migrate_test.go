@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -154,9 +155,56 @@ func TestApplyBackendMigratesJSON(t *testing.T) {
 	}
 }
 
-// TestOnlyApplyMigrates: every other command (and a saved plan) keeps
-// refusing the backend without svcnat's rules, and nothing changes;
-// --confirm-timeout is refused with a migration.
+// TestPlanPreviewsMigration: plan --backend nftables on a host whose
+// rules are in iptables shows the two plans apply --backend nftables
+// shows, changes nothing, exits 2 with -detailed-exitcode, and with
+// --json nests the removal as migrated_from_plan.
+func TestPlanPreviewsMigration(t *testing.T) {
+	h := newFakeHost(t)
+	nft := twoBackends(h)
+	h.must(ExitOK, "apply", "-auto-approve")
+	before := h.rules()
+	out := h.must(ExitChanges, "plan", "-detailed-exitcode", "--backend", "nftables")
+	for _, want := range []string{
+		"svcnat will perform the following actions (backend nftables, table svcnat):",
+		"Then svcnat will remove its rules from the backend it moves them from (backend iptables-nft, chains SVCNAT-*):",
+		"  - chain SVCNAT-SERVICES",
+		"svcnat apply --backend nftables performs both in one step",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan --backend nftables: no %q in\n%s", want, out)
+		}
+	}
+	if h.rules() != before || nftRules(t, nft) != "" || nft.Runs() != 0 {
+		t.Fatal("plan --backend nftables changed the rules")
+	}
+	doc := map[string]any{}
+	js := h.must(ExitOK, "plan", "--json", "--backend", "nftables")
+	if err := json.Unmarshal([]byte(js), &doc); err != nil {
+		t.Fatalf("plan --json: %v\n%s", err, js)
+	}
+	if doc["backend"] != "nftables" || doc["changed"] != true {
+		t.Errorf("plan --json: backend %v changed %v, want nftables's plan of changes", doc["backend"], doc["changed"])
+	}
+	if r, _ := doc["migrated_from_plan"].(map[string]any); r == nil || r["backend"] != "iptables-nft" || r["applyable"] != true {
+		t.Errorf("migrated_from_plan %v, want the iptables-nft removal", doc["migrated_from_plan"])
+	}
+	// What apply then shows and asks about is the preview, line for line.
+	h.terminal, h.stdin = true, strings.NewReader("no\n")
+	applied, _, _ := h.run("apply", "--backend", "nftables")
+	preview, _, _ := strings.Cut(out, "\nsvcnat apply --backend nftables performs both")
+	if !strings.HasPrefix(applied, preview) {
+		t.Errorf("apply --backend nftables showed\n%s\nwhere plan previewed\n%s", applied, preview)
+	}
+	// Without a move, plan's document has no migrated_from_plan.
+	if js := h.must(ExitOK, "plan", "--json"); strings.Contains(js, "migrated_from_plan") {
+		t.Errorf("a plan that moves nothing says migrated_from_plan:\n%s", js)
+	}
+}
+
+// TestOnlyApplyMigrates: every other command (and a saved plan, made or
+// applied) keeps refusing the backend without svcnat's rules, and nothing
+// changes; --confirm-timeout is refused with a migration.
 func TestOnlyApplyMigrates(t *testing.T) {
 	h := newFakeHost(t)
 	nft := twoBackends(h)
@@ -167,8 +215,8 @@ func TestOnlyApplyMigrates(t *testing.T) {
 		args []string
 		hint string
 	}{
-		{[]string{"plan", "--backend", "nftables"}, "svcnat apply --backend nftables moves them in one step"},
-		{[]string{"plan", "-destroy", "--backend", "nftables"}, "svcnat apply --backend nftables moves them in one step"},
+		{[]string{"plan", "-out", h.config + "/y.plan", "--backend", "nftables"}, "a saved plan is for one backend and cannot move svcnat's rules: drop -out to preview the move"},
+		{[]string{"plan", "-destroy", "--backend", "nftables"}, "svcnat plan --backend nftables previews moving them, and svcnat apply --backend nftables moves them in one step"},
 		{[]string{"destroy", "-auto-approve", "--backend", "nftables"}, "use --backend auto, or destroy the rules in the other backend first"},
 		{[]string{"show", "--backend", "nftables"}, "use --backend auto"},
 		{[]string{"rollback", "-auto-approve", "--backend", "nftables"}, "use --backend auto"},
@@ -180,9 +228,10 @@ func TestOnlyApplyMigrates(t *testing.T) {
 		if code != ExitError || !strings.Contains(errs, "svcnat: hint: ") || !strings.Contains(errs, c.hint) {
 			t.Errorf("svcnat %s: exit %d, want 1 with the hint %q\n%s%s", strings.Join(c.args, " "), code, c.hint, out, errs)
 		}
-		// Only apply from the configuration opens a host to migrate.
+		// Only apply and plan from the configuration open a host to
+		// migrate (plan to preview it), and neither with a plan file.
 		for _, o := range h.opened {
-			if o.Migrate != (c.args[0] == "apply" && !strings.HasSuffix(c.args[len(c.args)-1], ".plan")) {
+			if o.Migrate != (c.args[0] == "apply" && !strings.HasSuffix(c.args[len(c.args)-1], ".plan")) || c.args[0] == "plan" && o.Migrate {
 				t.Errorf("svcnat %s opened the host with Migrate %v", strings.Join(c.args, " "), o.Migrate)
 			}
 		}

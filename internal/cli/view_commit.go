@@ -73,8 +73,7 @@ func (v *commitView) planned(p engine.Planned) {
 		h.nothing = fmt.Sprintf("The live rules are generation %d's.", p.Rollback.To.Generation)
 	}
 	if h, ok := view.(*planHuman); ok && p.Removal {
-		h.intro = "Then svcnat will remove its rules from the backend it moves them from"
-		h.nothing = fmt.Sprintf("The %s backend holds none of svcnat's rules.", p.Plan.Backend)
+		h.removal(p.Plan.Backend)
 	}
 	if err := view.PlanRefused(p.Plan, p.Refusal); err != nil && v.lost == nil {
 		v.lost = err

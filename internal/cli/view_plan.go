@@ -61,6 +61,48 @@ type planHuman struct {
 
 func (v *planHuman) Plan(p *planner.Plan) error { return v.PlanRefused(p, nil) }
 
+// removal makes v the view of a migration's second plan, the removal of
+// svcnat's set from the backend from, which follows the first.
+func (v *planHuman) removal(from backend.Name) {
+	v.intro = "Then svcnat will remove its rules from the backend it moves them from"
+	v.nothing = fmt.Sprintf("The %s backend holds none of svcnat's rules.", from)
+}
+
+// writeMigrationPlan is plan's preview of a migration: p, the
+// configuration's plan on the backend --backend names (refused by apply
+// with refusal, nil if not), then the removal of svcnat's set from the
+// backend holding it, as apply --backend shows them before it asks. With
+// --json it is one plan document whose migrated_from_plan is the
+// removal's.
+func writeMigrationPlan(w io.Writer, g Globals, p *planner.Plan, refusal error, removal *planner.Plan, removalRefusal error) error {
+	if g.JSON {
+		doc, r := newJSONPlan(p, refusal), newJSONPlan(removal, removalRefusal)
+		doc.MigratedFromPlan = &r
+		bw := bufio.NewWriterSize(w, 1<<16)
+		err := writeJSON(bw, "", doc)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			return fmt.Errorf("writing the plan: %w", err)
+		}
+		return nil
+	}
+	if err := newOpPlanView(w, engine.OpApply, false, g.Color).PlanRefused(p, refusal); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	v := newOpPlanView(w, engine.OpApply, false, g.Color).(*planHuman)
+	v.removal(removal.Backend)
+	if err := v.PlanRefused(removal, removalRefusal); err != nil {
+		return err
+	}
+	if refusal == nil && removalRefusal == nil {
+		fmt.Fprintf(w, "\nsvcnat apply --backend %s performs both in one step: the %s set first, committed and verified, then the removal.\n", p.Backend, p.Backend)
+	}
+	return nil
+}
+
 func (v *planHuman) PlanRefused(p *planner.Plan, refusal error) error {
 	// A cold start prints a quarter of a million rule lines: one write
 	// each would cost more than making the plan. The buffer keeps the
@@ -296,6 +338,10 @@ type jsonPlan struct {
 	Summary  jsonSummary     `json:"summary"`
 	Services []jsonService   `json:"services"`
 	Changes  []jsonChange    `json:"changes"`
+	// MigratedFromPlan is, only when --backend names another backend than
+	// the one holding svcnat's rules, the removal of svcnat's set there
+	// that apply --backend performs after this plan.
+	MigratedFromPlan *jsonPlan `json:"migrated_from_plan,omitempty"`
 
 	dump    bool // made against a saved dump (its note)
 	destroy bool // a plan -destroy (what "No changes." says)

@@ -53,34 +53,18 @@ func (e *Engine) Migrate(ctx context.Context, cfg *config.Config, node string, f
 	}
 	var res *Result
 	err := e.withLock(ctx, func(d *state.Dir, st *state.State) error {
-		// The engine on the old backend, within the same hold of the
-		// locks (held names the namespace's owner record).
-		old := *e
-		old.Kernel, old.Detection = from, kernel.Detection{}
-		p, live, err := e.plan(cfg, node)
+		mp, err := e.planMigration(d, st, cfg, node, from)
 		if err != nil {
 			return err
 		}
-		if err := e.noteAdopting(d, st, p); err != nil {
-			return err
+		p, m := mp.plan, mp.m
+		e.planned(Planned{Op: OpApply, Plan: p, Refusal: mp.refusal})
+		mp.old.planned(Planned{Op: OpApply, Plan: m.Plan, Refusal: mp.removal, Removal: true})
+		if mp.refusal != nil {
+			return mp.refusal
 		}
-		liveFrom, err := old.saveLive(nil)
-		if err != nil {
-			return fmt.Errorf("reading svcnat's rules in the %s backend: %w", from.Name(), err)
-		}
-		m := &Migration{From: from.Name(), Plan: planner.New(p.Prefix, from.Name(), nil, liveFrom)}
-		if err := old.noteAdopting(d, st, m.Plan); err != nil {
-			return err
-		}
-		refusal := e.applyRefusal(d, st, p)
-		removal := old.destroyRefusal(d, st, m.Plan)
-		e.planned(Planned{Op: OpApply, Plan: p, Refusal: refusal})
-		old.planned(Planned{Op: OpApply, Plan: m.Plan, Refusal: removal, Removal: true})
-		if refusal != nil {
-			return refusal
-		}
-		if removal != nil {
-			return removal
+		if mp.removal != nil {
+			return mp.removal
 		}
 		// One question for both plans: commit asks for a plan that
 		// changes something.
@@ -89,19 +73,82 @@ func (e *Engine) Migrate(ctx context.Context, cfg *config.Config, node string, f
 				return err
 			}
 		}
-		res, err = e.commit(ctx, OpApply, d, st, p, live, ConfigDigest(cfg), false)
+		res, err = e.commit(ctx, OpApply, d, st, p, mp.live, ConfigDigest(cfg), false)
 		if res != nil {
 			res.MigratedFrom = m
 		}
 		if err != nil {
 			return err
 		}
-		if err := old.removeSet(ctx, d, m, liveFrom); err != nil {
+		if err := mp.old.removeSet(ctx, d, m, mp.liveFrom); err != nil {
 			return &MigrationError{From: from.Name(), To: e.Kernel.Name(), Generation: res.Generation, StateDir: d.Path(), Err: err}
 		}
 		return nil
 	})
 	return res, err
+}
+
+// migrationPlans are a migration's two plans, made under one reading of
+// the state directory (planMigration).
+type migrationPlans struct {
+	// plan is the configuration's on this engine's kernel, made from
+	// live; refusal is Apply's refusal of it (nil: it would go ahead).
+	plan    *planner.Plan
+	live    map[backend.Family]*backend.Ruleset
+	refusal error
+	// old is this engine on the backend the rules move from, and m's
+	// Plan the removal of svcnat's set there, made from liveFrom;
+	// removal is Destroy's refusal of it.
+	old      *Engine
+	m        *Migration
+	liveFrom map[backend.Family]*backend.Ruleset
+	removal  error
+}
+
+// planMigration makes, under the state st, what Migrate shows and checks
+// before anything is written: the plan of cfg on this kernel (refused as
+// Apply refuses it) and the removal of svcnat's set in from (refused as
+// Destroy refuses it). Migrate calls it under the locks, PlanMigration
+// without them, so that plan and apply cannot disagree.
+func (e *Engine) planMigration(d *state.Dir, st *state.State, cfg *config.Config, node string, from backend.Kernel) (*migrationPlans, error) {
+	// The engine on the old backend (under Migrate, within the same hold
+	// of the locks: held names the namespace's owner record).
+	old := *e
+	old.Kernel, old.Detection = from, kernel.Detection{}
+	p, live, err := e.plan(cfg, node)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.noteAdopting(d, st, p); err != nil {
+		return nil, err
+	}
+	liveFrom, err := old.saveLive(nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading svcnat's rules in the %s backend: %w", from.Name(), err)
+	}
+	m := &Migration{From: from.Name(), Plan: planner.New(p.Prefix, from.Name(), nil, liveFrom)}
+	if err := old.noteAdopting(d, st, m.Plan); err != nil {
+		return nil, err
+	}
+	return &migrationPlans{plan: p, live: live, refusal: e.applyRefusal(d, st, p),
+		old: &old, m: m, liveFrom: liveFrom, removal: old.destroyRefusal(d, st, m.Plan)}, nil
+}
+
+// PlanMigration is Plan for an apply that moves svcnat's rules from the
+// backend from (Migrate): the plan of cfg on this kernel and the removal
+// of svcnat's set in from, made as Migrate makes them but without the
+// lock, with the refusals Migrate would meet (nil: it would go ahead).
+// It changes nothing.
+func (e *Engine) PlanMigration(cfg *config.Config, node string, from backend.Kernel) (p, removal *planner.Plan, refusal, removalRefusal error, err error) {
+	d, st, err := e.unlockedState()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	mp, err := e.planMigration(d, st, cfg, node, from)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return mp.plan, mp.m.Plan, mp.refusal, mp.removal, nil
 }
 
 // removeSet removes the set of m.Plan (made from live) in this engine's
