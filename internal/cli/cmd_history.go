@@ -81,8 +81,8 @@ func writeHistory(w io.Writer, st style, h *engine.History) {
 const historyTime = "2006-01-02 15:04:05 MST"
 
 // historyNote says what else the record tells of a generation: that it
-// was reverted, and why, or which one it reverted, and how many chains
-// it adopted.
+// was reverted, and why, or which one it reverted, how many chains it
+// adopted, and the backend a migration moved the rules from.
 func historyNote(g engine.Generation) string {
 	var notes []string
 	if g.RevertOf != 0 {
@@ -93,6 +93,9 @@ func historyNote(g engine.Generation) string {
 	}
 	if g.Adopted > 0 {
 		notes = append(notes, "adopted "+plural(g.Adopted, "chain"))
+	}
+	if g.MigratedFrom != "" {
+		notes = append(notes, fmt.Sprintf("moved from %s to %s", g.MigratedFrom, g.Backend))
 	}
 	return strings.Join(notes, "; ")
 }
@@ -152,6 +155,7 @@ type jsonHistoryRecord struct {
 	Reverted     *string      `json:"reverted"`
 	RevertOf     *int64       `json:"revert_of"`
 	Adopted      int          `json:"adopted"`
+	MigratedFrom *string      `json:"migrated_from"`
 }
 
 func writeHistoryJSON(w io.Writer, h *engine.History) error {
@@ -174,7 +178,8 @@ func writeHistoryJSON(w io.Writer, h *engine.History) error {
 	for _, g := range h.Generations {
 		r := jsonHistoryRecord{Generation: g.Generation, RecordedAt: g.AppliedAt, MadeBy: str(g.MadeBy),
 			ConfigDigest: str(g.ConfigDigest), RulesDigest: str(g.RulesDigest), Backend: g.Backend,
-			Chains: num(g.Chains), Rules: num(g.Rules), Current: g.Current, Reverted: str(g.Reverted), Adopted: g.Adopted}
+			Chains: num(g.Chains), Rules: num(g.Rules), Current: g.Current, Reverted: str(g.Reverted), Adopted: g.Adopted,
+			MigratedFrom: str(string(g.MigratedFrom))}
 		if g.RevertOf != 0 {
 			of := g.RevertOf
 			r.RevertOf = &of

@@ -110,6 +110,13 @@ func TestApplyBackendMigrates(t *testing.T) {
 	if st := h.state(); st.Backend != kernel.NFTables || st.Generation != 2 {
 		t.Errorf("state records %s generation %d, want nftables generation 2", st.Backend, st.Generation)
 	}
+	// history tells the move from an apply (state keeps what moved).
+	if out := h.must(ExitOK, "history"); !strings.Contains(out, "moved from iptables-nft to nftables") {
+		t.Errorf("history after the migration does not say it moved the rules:\n%s", out)
+	}
+	if g := h.state().Generations; g[len(g)-1].MigratedFrom != "iptables-nft" || g[0].MigratedFrom != "" {
+		t.Errorf("generations record migrated_from %q then %q, want \"\" then iptables-nft", g[0].MigratedFrom, g[len(g)-1].MigratedFrom)
+	}
 	// Auto now finds the rules in nftables, with nothing to change.
 	if out := h.must(ExitOK, "plan"); !strings.Contains(out, "No changes.") {
 		t.Errorf("plan after the migration:\n%s", out)
@@ -147,6 +154,15 @@ func TestApplyBackendMigratesJSON(t *testing.T) {
 	}
 	if s, _ := m["summary"].(map[string]any); s == nil || s["remove"].(float64) == 0 {
 		t.Errorf("migrated_from summary %v", m["summary"])
+	}
+	var hist struct {
+		Generations []struct {
+			MigratedFrom *string `json:"migrated_from"`
+		} `json:"generations"`
+	}
+	if err := json.Unmarshal([]byte(h.must(ExitOK, "history", "--json")), &hist); err != nil || len(hist.Generations) != 2 ||
+		hist.Generations[0].MigratedFrom != nil || hist.Generations[1].MigratedFrom == nil || *hist.Generations[1].MigratedFrom != "iptables-nft" {
+		t.Errorf("history --json after the migration (%v): want migrated_from null then \"iptables-nft\"", err)
 	}
 	// Any other run's document has no migrated_from.
 	_, res = h.result(ExitOK, "apply", "-auto-approve")

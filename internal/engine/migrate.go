@@ -126,6 +126,7 @@ func (e *Engine) planMigration(d *state.Dir, st *state.State, cfg *config.Config
 	if err != nil {
 		return nil, fmt.Errorf("reading svcnat's rules in the %s backend: %w", from.Name(), err)
 	}
+	p.MovesFrom = from.Name()
 	m := &Migration{From: from.Name(), Plan: planner.New(p.Prefix, from.Name(), nil, liveFrom)}
 	if err := old.noteAdopting(d, st, m.Plan); err != nil {
 		return nil, err

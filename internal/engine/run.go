@@ -527,6 +527,7 @@ func (e *Engine) record(d *state.Dir, st *state.State, p *planner.Plan, gens map
 	st.AppliedAt = time.Now().UTC()
 	st.MadeBy = by
 	st.Adopted = len(res.Adopted)
+	st.MigratedFrom = p.MovesFrom
 	if blank(p) {
 		st.Namespace = nil // nothing is owned: any namespace may come next
 	}

@@ -55,6 +55,11 @@ type Plan struct {
 	// applied, it is committed as destroy is, with destroy's checks.
 	Destroy bool
 
+	// MovesFrom names, on the plan of an apply that moves svcnat's rules
+	// from another backend (a migration), that backend; the engine fills
+	// it, and the generation it records keeps it.
+	MovesFrom backend.Name
+
 	// Fingerprint is the digest of the live owned rules the plan was
 	// made against (see the function Fingerprint), recorded in saved
 	// plans so that applying one made against other live rules is

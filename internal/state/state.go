@@ -45,6 +45,9 @@ type State struct {
 	// Adopted counts the chains the current generation took over (see
 	// GenerationInfo.Adopted).
 	Adopted int `json:"adopted,omitempty"`
+	// MigratedFrom names the backend the current generation moved
+	// svcnat's rules from (see GenerationInfo.MigratedFrom).
+	MigratedFrom backend.Name `json:"migrated_from,omitempty"`
 	// Namespace is the network namespace whose rules the state directory
 	// records, while it owns some (nil after a destroy, and in state
 	// files written before svcnat recorded it): another namespace's are
@@ -144,6 +147,10 @@ type GenerationInfo struct {
 	// generation took over with --adopt (chains no generation of this
 	// state directory had); 0 when it took none.
 	Adopted int `json:"adopted,omitempty"`
+	// MigratedFrom names, for a generation recorded by an apply that
+	// moved svcnat's rules from another backend to Backend, that backend;
+	// "" for every other generation.
+	MigratedFrom backend.Name `json:"migrated_from,omitempty"`
 }
 
 // Namespace names a network namespace as the command line names it.
@@ -312,6 +319,7 @@ func (d *Dir) Commit(st *State, rules map[string]io.WriterTo) error {
 		RevertOf:     st.revertOf,
 		MadeBy:       st.MadeBy,
 		Adopted:      st.Adopted,
+		MigratedFrom: st.MigratedFrom,
 	}
 	dir, err := d.openStateDir()
 	if err != nil {
