@@ -5,6 +5,8 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -196,6 +198,99 @@ func TestTraceAgreesWithTheKernelOnAFirewalledHost(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			traceAgreesFirewalled(t, backend)
+		})
+	}
+}
+
+// TestTraceOnNFTablesNamesTheFirewallItDoesNotEvaluate: on nftables,
+// trace evaluates svcnat's table only. On a node whose own firewall is a
+// table of its own (inet, a drop in raw prerouting, an input chain that
+// drops what it does not accept), trace --live names that table's base
+// chains on every path that crosses them, never silently: where the
+// firewall lets the packet through, the verdict trace gives is the one
+// real connections meet; where it drops it, the path still names the
+// chain that did.
+func TestTraceOnNFTablesNamesTheFirewallItDoesNotEvaluate(t *testing.T) {
+	t.Parallel()
+	tl := newTrafficLab(t, "nftables", netlab.Options{Backends: 2, HTTPPorts: []int{80}, UDPPorts: []int{}})
+	all := trEndpoints("node1", trBackendIP4(0), trBackendIP4(1))
+	web := trWeb("default/web", "10.32.0.61", all...)
+	web.Type, web.Ports[0].NodePort = "NodePort", 30080
+	raw := trWeb("default/raw", "10.32.0.68", all...)
+	tl.apply(t, nil, web, raw)
+
+	fw := filepath.Join(t.TempDir(), "fw.nft")
+	if err := os.WriteFile(fw, []byte(`table inet fw {
+	chain raw {
+		type filter hook prerouting priority -300; policy accept;
+		ip daddr 10.32.0.68 tcp dport 80 drop
+	}
+	chain input {
+		type filter hook input priority 0; policy drop;
+		ct state established,related accept
+		iif "lo" accept
+		tcp dport 22 accept
+	}
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tl.Node.Run(t, "nft", "-f", fw)
+	for _, port := range []int{22, 9000} {
+		tl.Node.Listen(t, "tcp", fmt.Sprintf("0.0.0.0:%d", port))
+	}
+	const (
+		rawChain   = "inet fw raw: base chain of another table"
+		inputChain = "inet fw input: base chain of another table"
+	)
+	client, node := tl.Client, tl.Client.NodeIP4.String()
+	for _, c := range []struct {
+		name    string
+		dst     string
+		port    int
+		verdict string   // svcnat's table's, which trace evaluates
+		named   []string // the firewall's chains on the path
+		kernel  string   // what a real connection meets
+	}{
+		{name: "ClusterIP", dst: "10.32.0.61", port: 80, verdict: "DNAT", named: []string{rawChain}, kernel: "DNAT"},
+		{name: "NodePort", dst: node, port: 30080, verdict: "DNAT", named: []string{rawChain}, kernel: "DNAT"},
+		{name: "DroppedInRaw", dst: "10.32.0.68", port: 80, verdict: "DNAT", named: []string{rawChain}, kernel: "DROP"},
+		{name: "SSHAccepted", dst: node, port: 22, verdict: "ACCEPT", named: []string{rawChain, inputChain}, kernel: "ACCEPT"},
+		{name: "OtherPortDropped", dst: node, port: 9000, verdict: "ACCEPT", named: []string{rawChain, inputChain}, kernel: "DROP"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := tl.SV.MustRun(t, 0, "trace", "--json", "--live", "--src", client.IP4.String(), "--dst", c.dst, "--dport", fmt.Sprint(c.port), "--origin", "external")
+			var out traceOut
+			if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil || len(out.Paths) == 0 {
+				t.Fatalf("trace --json: %v\n%s", err, r)
+			}
+			for _, p := range out.Paths {
+				notEval := strings.Join(p.NotEval, "\n")
+				for _, n := range c.named {
+					if !strings.Contains(notEval, n) {
+						t.Fatalf("trace --live: a path does not name %q as not evaluated (it names %q)\n%s", n, p.NotEval, r.Stdout)
+					}
+				}
+				if p.Verdict != c.verdict || len(p.NotEval) != len(c.named) {
+					t.Fatalf("trace --live: verdict %s, not evaluated %q; want %s and only %q\n%s", p.Verdict, p.NotEval, c.verdict, c.named, r.Stdout)
+				}
+			}
+			addr := trHostPort(c.dst, c.port)
+			what := fmt.Sprintf("%s (the kernel's verdict: %s)", c.name, c.kernel)
+			switch c.kernel {
+			case "DROP":
+				trExpectDropped(t, client.NS, addr, what)
+			case "ACCEPT":
+				conn, err := client.NS.WithTimeout(5 * time.Second).DialTCP(addr)
+				if err != nil {
+					t.Fatalf("%s: %v, want connected", trPacket(client.NS, "tcp", addr, what), err)
+				}
+				conn.Close()
+			case "DNAT":
+				if r := trGet(t, client.NS, trURL(c.dst, c.port), what); trBackendIndex(r.Name) < 0 {
+					t.Fatalf("%s: answered by %q", what, r.Name)
+				}
+			}
 		})
 	}
 }
