@@ -152,18 +152,25 @@ func AsListed(rule string) string {
 			rule = rw.written.ReplaceAllString(rule, rw.listed)
 		}
 	}
-	if !strings.Contains(rule, "timeout ") && !strings.Contains(rule, "/") && !strings.Contains(rule, "{ ") {
-		return rule
+	if strings.Contains(rule, "timeout ") {
+		rule = ruleTimeout.ReplaceAllStringFunc(rule, func(t string) string {
+			n, err := strconv.ParseUint(ruleTimeout.FindStringSubmatch(t)[1], 10, 64)
+			if err != nil {
+				return t
+			}
+			return "timeout " + nftDuration(n)
+		})
 	}
-	rule = ruleTimeout.ReplaceAllStringFunc(rule, func(t string) string {
-		n, err := strconv.ParseUint(ruleTimeout.FindStringSubmatch(t)[1], 10, 64)
-		if err != nil {
-			return t
-		}
-		return "timeout " + nftDuration(n)
-	})
-	rule = prefixWord.ReplaceAllStringFunc(rule, hostPrefix)
-	return anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
+	// hostPrefix changes only a prefix of one address: most rules hold a
+	// prefix (the cluster CIDRs' masquerade check), few a /32 or /128,
+	// and the regular expression cost a fifth of reading a table back.
+	if strings.Contains(rule, "/32") || strings.Contains(rule, "/128") {
+		rule = prefixWord.ReplaceAllStringFunc(rule, hostPrefix)
+	}
+	if strings.Contains(rule, "{ ") {
+		rule = anonymousSet.ReplaceAllStringFunc(rule, sortAddressSets)
+	}
+	return rule
 }
 
 // nftDuration is a number of seconds as nft prints a time: days, hours,
