@@ -189,8 +189,9 @@ func TestNFTablesTrafficLifecycle(t *testing.T) {
 
 // TestNFTablesBackendChoice: once svcnat's rules are in nftables, auto
 // keeps them there and an iptables backend is refused, naming the table;
-// once they are in iptables, --backend nftables is refused (there is no
-// migration yet). A refusal changes nothing in either.
+// once they are in iptables, --backend nftables is refused — but by apply,
+// which moves them (migrate_test.go), and plan, which previews that.
+// Neither a refusal nor a preview changes anything in either.
 func TestNFTablesBackendChoice(t *testing.T) {
 	t.Parallel()
 	t.Run("nftables-then-iptables", func(t *testing.T) {
@@ -209,11 +210,14 @@ func TestNFTablesBackendChoice(t *testing.T) {
 		ruleset := nftRuleset(t, l.ns.Name)
 		for _, b := range []string{"iptables-nft", "iptables-legacy", "nft", "legacy"} {
 			l.sv.Backend = b
-			for _, cmd := range [][]string{{"plan"}, {"show"}} { // apply moves the rules (migrate_test.go)
+			for _, cmd := range [][]string{{"plan", "-out", t.TempDir() + "/p"}, {"show"}} {
 				r := l.must(1, cmd...)
 				if !strings.Contains(r.Stderr, "nftables") || !strings.Contains(r.Stderr, "ip "+nftTableName) {
 					t.Fatalf("%s %s --backend %s over svcnat's nftables table: want a refusal naming the table ip %s: %s", l.where(), cmd[0], b, nftTableName, r)
 				}
+			}
+			if r := l.must(0, "plan"); !strings.Contains(r.Stdout, "Then svcnat will remove its rules from the backend it moves them from (backend nftables") {
+				t.Fatalf("%s plan --backend %s over svcnat's nftables table: want the migration's two plans: %s", l.where(), b, r)
 			}
 		}
 		if after := nftRuleset(t, l.ns.Name); after != ruleset {
@@ -235,11 +239,15 @@ func TestNFTablesBackendChoice(t *testing.T) {
 			short := strings.TrimPrefix(b, "iptables-")
 			saved := applyNormalize(applySave(t, l.ns, short, backend.IPv4), false)
 			l.sv.Backend = "nftables"
-			for _, cmd := range [][]string{{"plan"}, {"show"}} { // apply moves the rules (migrate_test.go)
+			for _, cmd := range [][]string{{"plan", "-out", t.TempDir() + "/p"}, {"show"}} {
 				r := l.must(1, cmd...)
 				if !strings.Contains(r.Stderr, "--backend nftables") || !strings.Contains(r.Stderr, applyPrefix+"-SERVICES") {
 					t.Fatalf("%s %s --backend nftables over svcnat's chains in %s: want a refusal naming them: %s", l.where(), cmd[0], b, r)
 				}
+			}
+			if r := l.must(0, "plan"); !strings.Contains(r.Stdout, "(backend nftables, table "+nftTableName+")") ||
+				!strings.Contains(r.Stdout, "Then svcnat will remove its rules from the backend it moves them from (backend "+b) {
+				t.Fatalf("%s plan --backend nftables over svcnat's chains in %s: want the migration's two plans: %s", l.where(), b, r)
 			}
 			for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
 				if nftHasTable(t, l.ns.Name, fam) {
