@@ -327,3 +327,107 @@ func readProtocols() {
 		}
 	}
 }
+
+// element encodes an element's text, as the model holds it ("key",
+// "key comment \"…\"", with " : data" for a map), into what the kernel
+// keeps: the inverse of text. ok is false for text that text would not
+// give back exactly from what it encodes (every encoding is decoded again
+// and compared), so that an element svcnat writes over netlink reads back
+// as the element it meant.
+func (d elementDecoder) element(text string) (e gnft.SetElement, ok bool) {
+	keyText, dataText, isMap := strings.Cut(text, " : ")
+	if isMap != (d.data != nil) {
+		return e, false
+	}
+	if k, c, has := strings.Cut(keyText, ` comment "`); has {
+		keyText, e.Comment = k, strings.TrimSuffix(c, `"`)
+	}
+	if e.Key, ok = encodeFields(d.key, keyText); !ok {
+		return e, false
+	}
+	// read is e as a read hands it to text: a verdict as the
+	// NFTA_DATA_VERDICT attribute's payload.
+	read := e
+	switch {
+	case d.data == nil:
+	case d.data[0] == fieldVerdict:
+		verb, chain, _ := strings.Cut(dataText, " ")
+		v := &expr.Verdict{Chain: chain}
+		switch verb {
+		case "goto":
+			v.Kind = expr.VerdictGoto
+		case "jump":
+			v.Kind = expr.VerdictJump
+		case "drop":
+			v.Kind = expr.VerdictDrop
+		case "accept":
+			v.Kind = expr.VerdictAccept
+		default:
+			return e, false
+		}
+		attrs := []netlink.Attribute{{Type: unix.NFTA_VERDICT_CODE, Data: binary.BigEndian.AppendUint32(nil, uint32(v.Kind))}}
+		if chain != "" {
+			attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_VERDICT_CHAIN, Data: []byte(chain + "\x00")})
+		}
+		raw, err := netlink.MarshalAttributes(attrs)
+		if err != nil {
+			return e, false
+		}
+		e.VerdictData, read.Val = v, raw
+	default:
+		if e.Val, ok = encodeFields(d.data, dataText); !ok {
+			return e, false
+		}
+		read.Val = e.Val
+	}
+	back, ok := d.text(read)
+	return e, ok && back == text
+}
+
+// encodeFields is the key or data of fields' text (" . " between them),
+// each field padded to 4 bytes in a concatenation, as appendFields reads
+// them.
+func encodeFields(kinds []fieldKind, text string) ([]byte, bool) {
+	words := strings.Split(text, " . ")
+	if len(words) != len(kinds) {
+		return nil, false
+	}
+	var out []byte
+	for i, k := range kinds {
+		w := words[i]
+		switch k {
+		case fieldIPv4, fieldIPv6:
+			a, err := netip.ParseAddr(w)
+			if err != nil || a.Is4() != (k == fieldIPv4) || a.Zone() != "" {
+				return nil, false
+			}
+			out = append(out, a.AsSlice()...)
+		case fieldProto:
+			n, ok := protocolNumber(w)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, n)
+		case fieldPort:
+			n, err := strconv.ParseUint(w, 10, 16)
+			if err != nil {
+				return nil, false
+			}
+			out = binary.BigEndian.AppendUint16(out, uint16(n))
+		case fieldNumgen:
+			n, err := strconv.ParseUint(w, 10, 32)
+			if err != nil {
+				return nil, false
+			}
+			out = binary.NativeEndian.AppendUint32(out, uint32(n))
+		default:
+			return nil, false
+		}
+		if len(kinds) > 1 {
+			for len(out)%4 != 0 {
+				out = append(out, 0)
+			}
+		}
+	}
+	return out, true
+}

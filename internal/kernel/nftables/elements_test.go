@@ -72,5 +72,51 @@ func TestElementDecoder(t *testing.T) {
 		if ok != (c.want != "") || got != c.want {
 			t.Errorf("%s: %q %v, want %q", c.name, got, ok, c.want)
 		}
+		// What decodes encodes back to the same bytes (element, for the
+		// cold start's netlink writes).
+		if c.want == "" {
+			continue
+		}
+		d, _ := newElementDecoder(c.decl)
+		e, ok := d.element(c.want)
+		val := e.Val
+		if e.VerdictData != nil {
+			val = verdictBytes(t, e.VerdictData.Kind, e.VerdictData.Chain)
+		}
+		if !ok || string(e.Key) != string(c.elem.Key) || string(val) != string(c.elem.Val) || e.Comment != c.elem.Comment {
+			t.Errorf("%s: element(%q) = %+v %v, want %+v", c.name, c.want, e, ok, c.elem)
+		}
+	}
+}
+
+// TestElementEncoderRefuses: text the decoder would not give back as it
+// is, or a form it does not know, is not encoded (the cold start then
+// leaves the elements to nft).
+func TestElementEncoderRefuses(t *testing.T) {
+	if _, ok := protocolName(unix.IPPROTO_UDP); !ok {
+		t.Skip("no /etc/protocols")
+	}
+	const vmap = `type ipv4_addr . inet_proto . inet_service : verdict ;`
+	for _, c := range []struct{ decl, text string }{
+		{vmap, "10.96.0.1 . tcp . 80 : return"},
+		{vmap, "10.96.0.1 . tcp . 80 : goto a b"},
+		{vmap, "10.96.0.1 . tcp . 80"},
+		{vmap, "10.96.0.1 . tcp : drop"},
+		{vmap, "10.96.0.01 . tcp . 80 : drop"},
+		{vmap, "10.96.0.1 . tcp . 080 : drop"},
+		{vmap, "10.96.0.1 . gre . 80 : drop"},
+		{vmap, "fd00::1 . tcp . 80 : drop"},
+		{vmap, `10.96.0.1 . tcp . 80 comment "a"b" : drop`},
+		{`type ipv4_addr ;`, "10.96.0.1 : drop"},
+		{`type ipv6_addr ;`, "::ffff:1.2.3.4"},
+		{`typeof numgen random mod 1 : ip daddr . tcp dport ;`, "4294967296 : 10.0.0.1 . 80"},
+	} {
+		d, known := newElementDecoder(c.decl)
+		if !known {
+			t.Fatalf("%s: not known", c.decl)
+		}
+		if e, ok := d.element(c.text); ok {
+			t.Errorf("%s: element(%q) = %+v, want refused", c.decl, c.text, e)
+		}
 	}
 }

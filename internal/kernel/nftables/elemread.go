@@ -33,10 +33,7 @@ var _ backend.ElementReader = (*Runner)(nil)
 // beyond elementDecoder, more than maxByKey keys, or the ruleset changed
 // during the read.
 func (r *Runner) ReadElements(fam backend.Family, table, set string, elems []backend.Rule) ([]backend.Rule, bool, error) {
-	tf := gnft.TableFamilyIPv4
-	if fam == backend.IPv6 {
-		tf = gnft.TableFamilyIPv6
-	}
+	tf := tableFamily(fam)
 	var present []backend.Rule
 	ok := false
 	err := netns.Do(r.netns, func() error {

@@ -308,10 +308,7 @@ func Holds(ns, prefix string) ([]string, error) {
 	}
 	var held []string
 	for _, fam := range []backend.Family{backend.IPv4, backend.IPv6} {
-		want := gnft.TableFamilyIPv4
-		if fam == backend.IPv6 {
-			want = gnft.TableFamilyIPv6
-		}
+		want := tableFamily(fam)
 		for _, t := range tables {
 			if t.Family == want && t.Name == backend.NFTTable(prefix) {
 				held = append(held, backend.NFTFamily(fam)+" "+t.Name)

@@ -72,10 +72,7 @@ const (
 // lives (the table's), or while the table does (the set's): a set's
 // handles are the same only while it is the same set, declared the same.
 func (r *Runner) nlElements(fam backend.Family, table string, names []string) (*nlRead, error) {
-	tf := gnft.TableFamilyIPv4
-	if fam == backend.IPv6 {
-		tf = gnft.TableFamilyIPv6
-	}
+	tf := tableFamily(fam)
 	read := &nlRead{sets: map[string]nlSet{}}
 	err := netns.Do(r.netns, func() error {
 		nl, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)

@@ -381,7 +381,8 @@ func (r *Runner) Write(tx *backend.Transaction) { write(tx) }
 
 // Run implements backend.Kernel: the script goes to `nft -f -` as an
 // unlinked file, not a pipe, so that svcnat dying half-way through writing
-// it cannot hand nft a cut script; nft commits it as one transaction.
+// it cannot hand nft a cut script; nft commits it as one transaction. A
+// cold start of many elements commits in two (see coldStart).
 func (r *Runner) Run(tx *backend.Transaction) error {
 	if tx.Payload == nil {
 		r.Write(tx)
@@ -389,7 +390,18 @@ func (r *Runner) Run(tx *backend.Transaction) error {
 	if tx.Lines == 0 {
 		return nil
 	}
-	return r.runScript(tx.Family, tx.Payload)
+	sets, cold, err := r.coldStart(tx)
+	if err != nil {
+		return fmt.Errorf("writing %s rules: %w", tx.Family, err)
+	}
+	if !cold {
+		return r.runScript(tx.Family, tx.Payload)
+	}
+	head, _ := writeScript(tx, false)
+	if err := r.runScript(tx.Family, head); err != nil {
+		return err
+	}
+	return r.addElements(tx.Family, sets)
 }
 
 func (r *Runner) runScript(fam backend.Family, payload []byte) error {

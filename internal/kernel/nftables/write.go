@@ -132,6 +132,16 @@ func (s *script) line(parts ...string) {
 //
 // The payload is nil when tx has nothing to do.
 func write(tx *backend.Transaction) {
+	tx.Payload, tx.Lines = writeScript(tx, true)
+	if tx.Lines == 0 {
+		tx.Payload = nil
+	}
+}
+
+// writeScript is write's script, without step 8 unless elements (the
+// cold start's first transaction, whose elements go over netlink: see
+// coldStart).
+func writeScript(tx *backend.Transaction, elements bool) ([]byte, int) {
 	s := &script{}
 	fam := backend.NFTFamily(tx.Family)
 	deleted := map[string]bool{}
@@ -221,6 +231,7 @@ func write(tx *backend.Transaction) {
 	}
 	for _, c := range tx.Changes { // 8
 		switch {
+		case !elements:
 		case c.Kind == backend.KindChain || c.Action == backend.Delete:
 		case c.Action == backend.Create || c.SpecChanged():
 			for _, r := range c.After {
@@ -235,8 +246,5 @@ func write(tx *backend.Transaction) {
 		}
 	}
 	s.endElements()
-	tx.Payload, tx.Lines = s.buf, s.lines
-	if s.lines == 0 {
-		tx.Payload = nil
-	}
+	return s.buf, s.lines
 }

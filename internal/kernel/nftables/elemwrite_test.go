@@ -1,0 +1,96 @@
+package nftables
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/svcnat/svcnat/internal/applier"
+	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/planner"
+	"github.com/svcnat/svcnat/internal/testns"
+)
+
+// TestColdStartWritesElementsOverNetlink: a cold start of every render
+// golden (its table gone, then created again), with the elements written
+// over netlink after nft -f declared the table, reads back as nft loading
+// the golden whole made it; a start over a table that exists, and a
+// change, go to nft whole.
+func TestColdStartWritesElementsOverNetlink(t *testing.T) {
+	if why := testns.Available(); why != "" {
+		t.Skip(why)
+	}
+	cold := 0
+	eachGolden(t, func(t *testing.T, r *Runner, ns *testns.NS, fam backend.Family) {
+		live, err := r.Read(fam, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := live.Owned(testPrefix)
+		ns.MustExec(t, "", "nft", "delete", "table", backend.NFTFamily(fam), "svcnat")
+		empty := &backend.Ruleset{Family: fam, Syntax: backend.NFTables}
+		p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{fam: want}, map[backend.Family]*backend.Ruleset{fam: empty})
+		_, final := r.Transactions(fam, p.Changes, backend.NoStaging)
+		r.Write(final)
+		sets, ok, err := r.coldStart(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && len(sets) > 0 {
+			cold++
+		}
+		if err := r.Run(final); err != nil {
+			t.Fatalf("%v\n%s", err, final.Payload)
+		}
+		got, err := r.Read(fam, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Text() != want.Text() {
+			t.Fatalf("cold start (elements over netlink: %v) read back\n%s\nnft -f of the golden made\n%s", ok, got.Text(), want.Text())
+		}
+		// Now the table exists: nothing is a cold start.
+		if _, ok, err := r.coldStart(final); ok || err != nil {
+			t.Fatalf("a start over the live table is a cold start: %v", err)
+		}
+	})
+	if cold == 0 {
+		t.Error("no golden's cold start wrote elements over netlink")
+	}
+}
+
+// TestColdStartFailureRollsBack: when the kernel refuses the netlink
+// batch of elements (a verdict to a chain that does not exist), after nft
+// -f made the table, the apply fails and its rollback removes what nft
+// made:
+// the table is left empty, as after a failed single transaction.
+func TestColdStartFailureRollsBack(t *testing.T) {
+	r, ns := needKernel(t)
+	want := desired(t, hclCase(t, "dual_stack"), backend.IPv4)
+	broken := false
+	for _, c := range want.Tables[0].Chains {
+		if c.Name != "service-ips" || len(c.Rules) == 0 {
+			continue
+		}
+		key, _, _ := strings.Cut(c.Rules[0].Text(), " : ")
+		c.Rules[0] = backend.NFTElementOf(c.Name, key+" : goto no-such-chain")
+		broken = true
+	}
+	if !broken {
+		t.Fatal("the golden has no service-ips element to break")
+	}
+	empty := &backend.Ruleset{Family: backend.IPv4, Syntax: backend.NFTables}
+	live := map[backend.Family]*backend.Ruleset{backend.IPv4: empty}
+	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{backend.IPv4: want}, live)
+	err := applier.Apply(context.Background(), r, p, live, applier.Options{})
+	var ae *applier.Error
+	if !errors.As(err, &ae) || !ae.RolledBack || !strings.Contains(err.Error(), "over netlink") {
+		t.Fatalf("apply with an element the kernel refuses: %v, want an error of the netlink batch, rolled back", err)
+	}
+	// The table is the engine's to give back (giveBackNewTables), as
+	// after any failed apply that created it: its objects are gone.
+	if out, err := ns.Exec("", "nft", "list", "table", "ip", "svcnat"); err != nil || strings.Contains(out, "chain ") || strings.Contains(out, "map ") || strings.Contains(out, "set ") {
+		t.Fatalf("after the rollback (%v):\n%s", err, out)
+	}
+}
