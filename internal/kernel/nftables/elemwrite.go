@@ -103,18 +103,22 @@ func elementSize(e gnft.SetElement) int {
 
 // elementsPerMessage is how many bytes of elements one netlink message
 // carries: the kernel's attribute lengths are 16 bits, and the list is
-// one attribute.
-const elementsPerMessage = 32 << 10
+// one attribute. A variable for the tests.
+var elementsPerMessage = 32 << 10
 
 // addElements adds sets' elements to svcnat's table of fam in one netlink
 // batch: one transaction, as one nft -f is.
 func (r *Runner) addElements(fam backend.Family, sets []coldSet) error {
-	total := 1 << 16
+	total, messages := 1<<16, 0
 	for _, s := range sets {
-		total += s.size + s.size/elementsPerMessage*64 + 64
+		n := s.size/elementsPerMessage + 1
+		total, messages = total+s.size+n*64, messages+n
 	}
 	// A batch is one sendmsg(2), which the socket's send buffer must hold
-	// whole: nft raises it the same way (root may go past wmem_max).
+	// whole, and the kernel acknowledges each message of it, which the
+	// receive buffer must hold until read (at 30,000 services, 900
+	// acknowledgements overflowed the default): nft raises both the same
+	// way (root may go past wmem_max and rmem_max).
 	bigger := func(nl *netlink.Conn) error {
 		raw, err := nl.SyscallConn()
 		if err != nil {
@@ -122,7 +126,8 @@ func (r *Runner) addElements(fam backend.Family, sets []coldSet) error {
 		}
 		var serr error
 		if err := raw.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, total)
+			serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, total),
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20+messages*4096))
 		}); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package nftables
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -92,5 +93,40 @@ func TestColdStartFailureRollsBack(t *testing.T) {
 	// after any failed apply that created it: its objects are gone.
 	if out, err := ns.Exec("", "nft", "list", "table", "ip", "svcnat"); err != nil || strings.Contains(out, "chain ") || strings.Contains(out, "map ") || strings.Contains(out, "set ") {
 		t.Fatalf("after the rollback (%v):\n%s", err, out)
+	}
+}
+
+// TestColdStartOfManyMessages: a batch of thousands of messages — each
+// acknowledged, the acknowledgements overflowing a default receive buffer
+// (30,000 services made 900) — commits and reads back whole.
+func TestColdStartOfManyMessages(t *testing.T) {
+	r, _ := needKernel(t)
+	old := elementsPerMessage
+	elementsPerMessage = 1 // one element a message
+	t.Cleanup(func() { elementsPerMessage = old })
+	var b strings.Builder
+	b.WriteString("add table ip svcnat\nadd chain ip svcnat c\nadd map ip svcnat m { type ipv4_addr . inet_proto . inet_service : verdict ; }\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "add element ip svcnat m { 10.0.%d.%d . tcp . 80 : goto c }\n", i/250, i%250+1)
+	}
+	want, err := backend.ParseNFT(backend.IPv4, strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range want.Tables[0].Chains {
+		if c.Kind != backend.KindChain {
+			backend.SortElements(c.Rules)
+		}
+	}
+	final := apply(t, r, backend.IPv4, want, backend.NoStaging)
+	if _, ok, err := r.coldStart(final); ok || err != nil {
+		t.Fatalf("the table exists, yet a cold start: %v", err)
+	}
+	got, err := r.Read(backend.IPv4, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text() != want.Text() {
+		t.Fatalf("read back %d rules and elements, want %d", got.RuleCount(), want.RuleCount())
 	}
 }
