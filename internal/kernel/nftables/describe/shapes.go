@@ -109,7 +109,7 @@ func (c *checker) shapesOf(o *backend.Chain) []string {
 
 // placeholders are what each placeholder matches, before its check.
 var placeholders = map[string]string{
-	"addr": `([0-9a-fA-F.:]+)`, "cidr": `([0-9a-fA-F.:/]+)`, "cidrs": `(\{ [0-9a-fA-F.:/, ]+ \}|[0-9a-fA-F.:/]+)`,
+	"addr": `([0-9a-fA-F.:]+)`, "cidr": `([0-9a-fA-F.:/]+)`, "cidrs": `(\{ [0-9a-fA-F.:/, -]+ \}|[0-9a-fA-F.:/-]+)`,
 	"proto": `(tcp|udp|sctp)`, "port": `([0-9]+)`, "n": `([0-9]+)`, "mark": `(0x[0-9a-f]{8})`,
 	"spn": `([a-z0-9./:-]+)`, "noep": `(goto reject-chain|drop)`,
 	"addrport": `(\S+)`, "dispatch": `(\S+)`, "external": `(\S+)`, "firewall": `(\S+)`, "policychain": `(\S+)`,
@@ -299,6 +299,16 @@ func (c *checker) addr(v string) string {
 }
 
 func (c *checker) prefix(v string) string {
+	if lo, hi, ok := strings.Cut(v, "-"); ok {
+		// A stretch of a firewall's sources that is no prefix (render's
+		// sourceSet).
+		l, err1 := netip.ParseAddr(lo)
+		h, err2 := netip.ParseAddr(hi)
+		if err1 != nil || err2 != nil || l.Is6() != (c.fam == backend.IPv6) || h.Is6() != l.Is6() || l.Compare(h) >= 0 {
+			return fmt.Sprintf("%s is not an %s address range", v, c.fam)
+		}
+		return ""
+	}
 	if !strings.Contains(v, "/") {
 		return c.addr(v)
 	}

@@ -63,6 +63,7 @@ func goldenCases() []goldenCase {
 		{"masquerade_all", upstreamOptions()},
 		{"dual_stack", upstreamOptions()},
 		{"long_names", upstreamOptions()},
+		{"source_ranges", upstreamOptions()},
 	}
 }
 

@@ -2,9 +2,11 @@ package render
 
 import (
 	"math/bits"
+	"net/netip"
 	"strconv"
 	"strings"
 
+	"go4.org/netipx"
 	"sigs.k8s.io/knftables"
 
 	"github.com/svcnat/svcnat/internal/config"
@@ -235,17 +237,43 @@ func (b *builder) firewallChain(sp *servicePort) {
 	if !sp.firewalled() {
 		return
 	}
-	var sources []string
-	for _, r := range sp.SourceRanges {
-		sources = append(sources, r.String())
-	}
+	var ips []netip.Addr
 	if sp.AllowFromNode {
-		for _, ip := range sp.LoadBalancerIPs {
-			sources = append(sources, ip.String())
-		}
+		ips = sp.LoadBalancerIPs
 	}
 	b.serviceChain(sp.firewallChain, sp.svc)
-	b.rule(sp.firewallChain, "", b.ipX, "saddr", "!=", "{", strings.Join(sources, " , "), "}", "drop")
+	b.rule(sp.firewallChain, "", b.ipX, "saddr", "!=", "{", strings.Join(sourceSet(sp.SourceRanges, ips), " , "), "}", "drop")
+}
+
+// sourceSet is the sources a firewall chain admits, as the elements of
+// the anonymous interval set nft keeps for them: the union of the ranges
+// and addresses, in address order, each stretch of addresses once, as a
+// prefix (an address alone) where it is one and a range where it is not.
+// nft merges what overlaps or touches as it loads a set (10.0.0.0/8 with
+// 10.1.0.0/16 is 10.0.0.0/8; a load-balancer IP inside a range is the
+// range) and lists what it kept, so that only this form reads back as it
+// was written.
+func sourceSet(ranges []netip.Prefix, ips []netip.Addr) []string {
+	var sb netipx.IPSetBuilder
+	for _, r := range ranges {
+		sb.AddPrefix(r)
+	}
+	for _, ip := range ips {
+		sb.Add(ip)
+	}
+	set, _ := sb.IPSet() // only invalid prefixes make an error, and the configuration has none
+	var out []string
+	for _, r := range set.Ranges() {
+		switch p, ok := r.Prefix(); {
+		case ok && p.IsSingleIP():
+			out = append(out, p.Addr().String())
+		case ok:
+			out = append(out, p.String())
+		default:
+			out = append(out, r.From().String()+"-"+r.To().String())
+		}
+	}
+	return out
 }
 
 // endpointSelection fills a service or local chain, whose endpoints are
