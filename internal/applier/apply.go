@@ -326,6 +326,7 @@ func rollback(k backend.Kernel, p *planner.Plan, before map[backend.Family]*back
 	back := planner.New(p.Prefix, p.Backend, p.Live, now)
 	for _, f := range backend.Families {
 		_, tx := Transactions(k, back, f, backend.NoStaging)
+		tx.Whole = true
 		if err := k.Run(tx); err != nil {
 			return &Error{Err: cause, RollbackErr: err}
 		}

@@ -188,6 +188,10 @@ type Transaction struct {
 	// lines it writes).
 	Payload []byte
 	Lines   int
+	// Whole asks the backend to commit the transaction as one where it
+	// would split it (the nftables cold start's elements): a rollback's,
+	// which nothing would undo if half of it failed.
+	Whole bool
 }
 
 // StageTransactions splits a family's changes, in the order given, into

@@ -19,10 +19,15 @@ import (
 // spends most of a cold start's time and memory on the elements: at
 // 10,000 services × 5 (103,000 elements) one nft -f took 2.2 s and 286 MB,
 // the table without its elements 1.0 s and 123 MB, and the elements alone,
-// by nft, 1.7 s and 172 MB. Between the two the maps are empty: the table
-// matches nothing, as before it existed, so no service loses its rules.
-// If the second fails, the apply's rollback removes the first, as it does
-// a failed staged apply. A small cold start takes the same two steps (the
+// by nft, 1.7 s and 172 MB. Between the two the maps are empty: no service
+// is translated yet, which is what the host had before the table existed
+// (the one rule that needs no element, kube-proxy's drop of untranslated
+// traffic to the service CIDRs, applies already; in a migration the old
+// set, hooked first, still translates). If the batch fails, nft is given
+// the same elements (a refused batch commits nothing), which names the
+// element the kernel refuses; if that fails too, the apply's rollback
+// removes the first transaction, as it does a failed staged apply's. A
+// rollback's own transaction (Transaction.Whole) is never split. A small cold start takes the same two steps (the
 // second costs a millisecond), so that every cold start the tests make
 // runs the path the large ones do.
 
@@ -35,12 +40,16 @@ type coldSet struct {
 }
 
 // coldStart returns the elements of tx, encoded, when tx is a cold start
-// whose elements go over netlink: it creates every object it names
+// whose elements go over netlink: it is not Whole, it creates every
+// object it names
 // (nothing of svcnat's table is live), holds elements, every one of them in a set or map whose declaration the
 // element decoder knows and every one encoded exactly (element), and
 // svcnat's table does not exist (asked last, over netlink). ok is false
 // otherwise: tx goes to nft whole.
 func (r *Runner) coldStart(tx *backend.Transaction) (sets []coldSet, ok bool, err error) {
+	if tx.Whole {
+		return nil, false, nil
+	}
 	n := 0
 	for _, c := range tx.Changes {
 		if c.Action != backend.Create || c.Table != r.table {
@@ -109,17 +118,37 @@ var elementsPerMessage = 32 << 10
 // addElements adds sets' elements to svcnat's table of fam in one netlink
 // batch: one transaction, as one nft -f is.
 func (r *Runner) addElements(fam backend.Family, sets []coldSet) error {
-	total, messages := 1<<16, 0
+	// The messages, each of one set's elements, up to elementsPerMessage
+	// bytes of them.
+	type message struct {
+		set   string
+		elems []gnft.SetElement
+	}
+	var msgs []message
+	total := 1 << 16
 	for _, s := range sets {
-		n := s.size/elementsPerMessage + 1
-		total, messages = total+s.size+n*64, messages+n
+		for start := 0; start < len(s.elems); {
+			end, size := start, 0
+			for end < len(s.elems) && (end == start || size+elementSize(s.elems[end]) <= elementsPerMessage) {
+				size += elementSize(s.elems[end])
+				end++
+			}
+			msgs = append(msgs, message{s.name, s.elems[start:end]})
+			total += size + 64
+			start = end
+		}
 	}
 	// A batch is one sendmsg(2), which the socket's send buffer must hold
-	// whole, and the kernel acknowledges each message of it, which the
-	// receive buffer must hold until read (at 30,000 services, 900
+	// whole; and the kernel acknowledges each message of it, which the
+	// receive buffer must hold until read (at 30,000 services 900
 	// acknowledgements overflowed the default): nft raises both the same
-	// way (root may go past wmem_max and rmem_max).
+	// way (root may go past wmem_max and rmem_max). CapAcknowledge: an
+	// error's acknowledgement does not carry the 32 KiB message it
+	// refuses.
 	bigger := func(nl *netlink.Conn) error {
+		if err := nl.SetOption(netlink.CapAcknowledge, true); err != nil {
+			return err
+		}
 		raw, err := nl.SyscallConn()
 		if err != nil {
 			return err
@@ -127,7 +156,7 @@ func (r *Runner) addElements(fam backend.Family, sets []coldSet) error {
 		var serr error
 		if err := raw.Control(func(fd uintptr) {
 			serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, total),
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20+messages*4096))
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20+len(msgs)*4096))
 		}); err != nil {
 			return err
 		}
@@ -139,18 +168,9 @@ func (r *Runner) addElements(fam backend.Family, sets []coldSet) error {
 		if err != nil {
 			return err
 		}
-		for _, s := range sets {
-			set := &gnft.Set{Table: table, Name: s.name}
-			for start := 0; start < len(s.elems); {
-				end, size := start, 0
-				for end < len(s.elems) && (end == start || size+elementSize(s.elems[end]) <= elementsPerMessage) {
-					size += elementSize(s.elems[end])
-					end++
-				}
-				if err := c.SetAddElements(set, s.elems[start:end]); err != nil {
-					return fmt.Errorf("the elements of %s: %w", s.name, err)
-				}
-				start = end
+		for _, m := range msgs {
+			if err := c.SetAddElements(&gnft.Set{Table: table, Name: m.set}, m.elems); err != nil {
+				return fmt.Errorf("the elements of %s: %w", m.set, err)
 			}
 		}
 		return c.Flush()

@@ -17,7 +17,7 @@ import (
 // golden (its table gone, then created again), with the elements written
 // over netlink after nft -f declared the table, reads back as nft loading
 // the golden whole made it; a start over a table that exists, and a
-// change, go to nft whole.
+// rollback's transaction (Whole), go to nft whole.
 func TestColdStartWritesElementsOverNetlink(t *testing.T) {
 	if why := testns.Available(); why != "" {
 		t.Skip(why)
@@ -35,12 +35,15 @@ func TestColdStartWritesElementsOverNetlink(t *testing.T) {
 		_, final := r.Transactions(fam, p.Changes, backend.NoStaging)
 		r.Write(final)
 		sets, ok, err := r.coldStart(final)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || !ok || len(sets) == 0 {
+			t.Fatalf("the golden's cold start writes no elements over netlink: %v", err)
 		}
-		if ok && len(sets) > 0 {
-			cold++
+		final.Whole = true
+		if _, ok, err := r.coldStart(final); ok || err != nil {
+			t.Fatalf("a Whole transaction is a cold start: %v", err)
 		}
+		final.Whole = false
+		cold++
 		if err := r.Run(final); err != nil {
 			t.Fatalf("%v\n%s", err, final.Payload)
 		}
@@ -85,9 +88,11 @@ func TestColdStartFailureRollsBack(t *testing.T) {
 	live := map[backend.Family]*backend.Ruleset{backend.IPv4: empty}
 	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{backend.IPv4: want}, live)
 	err := applier.Apply(context.Background(), r, p, live, applier.Options{})
+	// The batch refused, nft is given the elements and names the one the
+	// kernel refuses.
 	var ae *applier.Error
-	if !errors.As(err, &ae) || !ae.RolledBack || !strings.Contains(err.Error(), "over netlink") {
-		t.Fatalf("apply with an element the kernel refuses: %v, want an error of the netlink batch, rolled back", err)
+	if !errors.As(err, &ae) || !ae.RolledBack || !strings.Contains(err.Error(), "over netlink") || !strings.Contains(err.Error(), "goto no-such-chain") {
+		t.Fatalf("apply with an element the kernel refuses: %v, want nft's error naming it and the netlink batch's, rolled back", err)
 	}
 	// The table is the engine's to give back (giveBackNewTables), as
 	// after any failed apply that created it: its objects are gone.
@@ -118,9 +123,21 @@ func TestColdStartOfManyMessages(t *testing.T) {
 			backend.SortElements(c.Rules)
 		}
 	}
-	final := apply(t, r, backend.IPv4, want, backend.NoStaging)
-	if _, ok, err := r.coldStart(final); ok || err != nil {
-		t.Fatalf("the table exists, yet a cold start: %v", err)
+	// addElements itself, not Run, which would hand a failed batch to
+	// nft.
+	empty := &backend.Ruleset{Family: backend.IPv4, Syntax: backend.NFTables}
+	p := planner.New(testPrefix, Name, map[backend.Family]*backend.Ruleset{backend.IPv4: want}, map[backend.Family]*backend.Ruleset{backend.IPv4: empty})
+	_, final := r.Transactions(backend.IPv4, p.Changes, backend.NoStaging)
+	sets, ok, err := r.coldStart(final)
+	if err != nil || !ok {
+		t.Fatalf("not a cold start: %v", err)
+	}
+	head, _ := writeScript(final, withoutElements)
+	if err := r.runScript(backend.IPv4, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.addElements(backend.IPv4, sets); err != nil {
+		t.Fatal(err)
 	}
 	got, err := r.Read(backend.IPv4, want)
 	if err != nil {

@@ -397,11 +397,22 @@ func (r *Runner) Run(tx *backend.Transaction) error {
 	if !cold {
 		return r.runScript(tx.Family, tx.Payload)
 	}
-	head, _ := writeScript(tx, false)
+	head, _ := writeScript(tx, withoutElements)
 	if err := r.runScript(tx.Family, head); err != nil {
 		return err
 	}
-	return r.addElements(tx.Family, sets)
+	nlErr := r.addElements(tx.Family, sets)
+	if nlErr == nil {
+		return nil
+	}
+	// A batch the kernel refused committed nothing; nft, given the same
+	// elements, commits them if the batch's failure was its own (its
+	// acknowledgements lost), or names the element the kernel refuses.
+	elems, _ := writeScript(tx, elementsOnly)
+	if err := r.runScript(tx.Family, elems); err != nil {
+		return fmt.Errorf("%w (over netlink first: %v)", err, nlErr)
+	}
+	return nil
 }
 
 func (r *Runner) runScript(fam backend.Family, payload []byte) error {

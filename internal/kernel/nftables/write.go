@@ -132,17 +132,28 @@ func (s *script) line(parts ...string) {
 //
 // The payload is nil when tx has nothing to do.
 func write(tx *backend.Transaction) {
-	tx.Payload, tx.Lines = writeScript(tx, true)
+	tx.Payload, tx.Lines = writeScript(tx, wholeScript)
 	if tx.Lines == 0 {
 		tx.Payload = nil
 	}
 }
 
-// writeScript is write's script, without step 8 unless elements (the
-// cold start's first transaction, whose elements go over netlink: see
-// coldStart).
-func writeScript(tx *backend.Transaction, elements bool) ([]byte, int) {
+// scriptPart is which part of write's script writeScript writes.
+type scriptPart int
+
+const (
+	wholeScript scriptPart = iota
+	// steps 1 to 7: a cold start's first transaction, whose elements
+	// go over netlink (see coldStart)
+	withoutElements
+	// step 8: those elements, by nft when the netlink batch failed
+	elementsOnly
+)
+
+// writeScript is part of write's script.
+func writeScript(tx *backend.Transaction, part scriptPart) ([]byte, int) {
 	s := &script{}
+	elements, others := part != withoutElements, part != elementsOnly
 	fam := backend.NFTFamily(tx.Family)
 	deleted := map[string]bool{}
 	redeclare := map[*backend.ChainChange]bool{}
@@ -167,17 +178,17 @@ func writeScript(tx *backend.Transaction, elements bool) ([]byte, int) {
 			s.line("add", c.Kind.String(), fam, c.Table, c.Chain, "{", c.SpecAfter, "}")
 		}
 	}
-	if creates && len(tx.Changes) > 0 {
+	if others && creates && len(tx.Changes) > 0 {
 		t := tx.Changes[0].Table
 		s.line("add table", fam, t, `{ comment "rules for `+t+`" ; }`)
 	}
 	for _, c := range tx.Changes { // 2
-		if c.Action == backend.Create && !redeclare[c] {
+		if others && c.Action == backend.Create && !redeclare[c] {
 			declare(c)
 		}
 	}
 	for _, c := range tx.Changes { // 3
-		if c.Kind == backend.KindChain && c.Action != backend.Create {
+		if others && c.Kind == backend.KindChain && c.Action != backend.Create {
 			s.line("flush chain", fam, c.Table, c.Chain)
 		}
 	}
@@ -200,7 +211,7 @@ func writeScript(tx *backend.Transaction, elements bool) ([]byte, int) {
 		return false
 	}
 	for _, c := range tx.Changes { // 4
-		if c.Kind != backend.KindChain && c.Action == backend.Update && !c.SpecChanged() {
+		if others && c.Kind != backend.KindChain && c.Action == backend.Update && !c.SpecChanged() {
 			for op, r := range c.Lines() {
 				if op == backend.DiffDelete || again(op, r) {
 					key, _ := backend.SplitNFTElement(r.Text())
@@ -211,19 +222,19 @@ func writeScript(tx *backend.Transaction, elements bool) ([]byte, int) {
 	}
 	for _, chains := range []bool{false, true} { // 5
 		for _, c := range tx.Changes {
-			if (c.Kind == backend.KindChain) == chains && (c.Action == backend.Delete || c.SpecChanged()) {
+			if others && (c.Kind == backend.KindChain) == chains && (c.Action == backend.Delete || c.SpecChanged()) {
 				s.line("delete", c.Kind.String(), fam, c.Table, c.Chain)
 			}
 		}
 	}
 	for _, c := range tx.Changes { // 6
-		if redeclare[c] {
+		if others && redeclare[c] {
 			declare(c)
 		}
 	}
 	table := func(c *backend.ChainChange) string { return fam + " " + c.Table + " " }
 	for _, c := range tx.Changes { // 7
-		if c.Kind == backend.KindChain && c.Action != backend.Delete {
+		if others && c.Kind == backend.KindChain && c.Action != backend.Delete {
 			for _, r := range c.After {
 				s.line("add rule", table(c)+c.Chain, r.Text())
 			}
