@@ -40,19 +40,19 @@ func planCommand() *ucli.Command {
 			// plan changes nothing: its document says of the refusal what
 			// its stderr says (readOnly).
 			refusal, removalRefusal := readOnlyErr(mp.refusal), readOnlyErr(mp.removalRefusal)
-			view := newOpPlanView(c.App.Writer, op, g.JSON, g.Color)
+			if refusal == nil {
+				// The removal's refusal is the migration's too: apply
+				// --backend refuses the step whole (applyable and
+				// refusal say so of the plan apply would commit).
+				refusal = removalRefusal
+			}
 			if mp.removal != nil {
 				err = writeMigrationPlan(c.App.Writer, g, p, refusal, mp.removal, removalRefusal)
 			} else {
-				err = view.PlanRefused(p, refusal)
+				err = newOpPlanView(c.App.Writer, op, g.JSON, g.Color).PlanRefused(p, refusal)
 			}
 			if err != nil {
 				return err
-			}
-			if refusalReason(refusal) == "" {
-				// The removal's refusal is the migration's, as Migrate
-				// returns it after the new set's.
-				refusal = removalRefusal
 			}
 			if refusalReason(refusal) != "" {
 				// As Terraform's plan fails on a prevent_destroy resource:

@@ -9,6 +9,7 @@ import (
 	"github.com/svcnat/svcnat/internal/engine"
 	"github.com/svcnat/svcnat/internal/kernel"
 	"github.com/svcnat/svcnat/internal/kernel/backend"
+	"github.com/svcnat/svcnat/internal/kernel/iptables"
 	"github.com/svcnat/svcnat/internal/kernel/nftables"
 	"github.com/svcnat/svcnat/internal/state"
 )
@@ -211,6 +212,23 @@ func TestPlanPreviewsMigration(t *testing.T) {
 	preview, _, _ := strings.Cut(out, "\nsvcnat apply --backend nftables performs both")
 	if !strings.HasPrefix(applied, preview) {
 		t.Errorf("apply --backend nftables showed\n%s\nwhere plan previewed\n%s", applied, preview)
+	}
+	// A removal apply would refuse (a chain of the prefix this state
+	// directory never recorded) refuses the whole move: both plans say
+	// so, and plan exits 1.
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n:SVCNAT-SVC-STRANGER0000000 - [0:0]\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := h.run("plan", "--json", "--backend", "nftables")
+	doc = map[string]any{}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != ExitError || doc["applyable"] != false {
+		t.Errorf("plan --json with a removal apply refuses: exit %d, applyable %v (%v)\n%s%s", code, doc["applyable"], err, out, errs)
+	}
+	if r, _ := doc["migrated_from_plan"].(map[string]any); r == nil || r["applyable"] != false {
+		t.Errorf("migrated_from_plan %v, want the refused removal", doc["migrated_from_plan"])
+	}
+	if err := h.fake.Restore(backend.IPv4, []byte("*nat\n-X SVCNAT-SVC-STRANGER0000000\nCOMMIT\n"), iptables.NoFlushTables); err != nil {
+		t.Fatal(err)
 	}
 	// Without a move, plan's document has no migrated_from_plan.
 	if js := h.must(ExitOK, "plan", "--json"); strings.Contains(js, "migrated_from_plan") {

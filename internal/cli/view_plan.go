@@ -70,8 +70,9 @@ func (v *planHuman) removal(from backend.Name) {
 
 // writeMigrationPlan is plan's preview of a migration: p, the
 // configuration's plan on the backend --backend names (refused by apply
-// with refusal, nil if not), then the removal of svcnat's set from the
-// backend holding it, as apply --backend shows them before it asks. With
+// with refusal, nil if not: the removal's refusal refuses it too), then
+// the removal of svcnat's set from the backend holding it, as apply
+// --backend shows them before it asks. With
 // --json it is one plan document whose migrated_from_plan is the
 // removal's.
 func writeMigrationPlan(w io.Writer, g Globals, p *planner.Plan, refusal error, removal *planner.Plan, removalRefusal error) error {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"golang.org/x/sync/semaphore"
 )
 
 // FileNames returns the files a configuration path denotes, in the order
@@ -187,18 +189,30 @@ type parsed struct {
 // caller's goroutine: what use decodes (values, diagnostics, duplicates
 // across files) stays sequential and ordered, while the syntax trees,
 // most of a parse's cost, are built in parallel (10,000 services in 50
-// files: 1.4 s -> 0.9 s on two cores). At most that many files are being
-// parsed or waiting for use at once, so memory still follows the largest
-// files.
+// files: 1.4 s -> 0.9 s on two cores). The files being parsed or waiting
+// for use hold at most parseBudget bytes (a larger file alone), so that
+// memory follows the largest files, as when they were parsed one at a
+// time, however many cores there are.
 func parseEach(names []string, files map[string][]byte, use func(i int, p parsed)) {
 	results := make([]chan parsed, len(names))
 	for i := range results {
 		results[i] = make(chan parsed, 1)
 	}
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	budget := semaphore.NewWeighted(parseBudget)
+	weight := func(n string) int64 { return min(int64(len(files[n])), parseBudget) }
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop() // use panicked: the feeder stops
 	go func() {
 		for i, n := range names {
-			slots <- struct{}{}
+			if budget.Acquire(ctx, weight(n)) != nil {
+				return
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			go func() {
 				if g := guard(n, files[n]); g != nil {
 					results[i] <- parsed{guard: g}
@@ -209,8 +223,13 @@ func parseEach(names []string, files map[string][]byte, use func(i int, p parsed
 			}()
 		}
 	}()
-	for i := range names {
+	for i, n := range names {
 		use(i, <-results[i])
 		<-slots
+		budget.Release(weight(n))
 	}
 }
+
+// parseBudget is how many bytes of files parseEach parses at once: their
+// trees take about 25 times that (about 400 MB for MaxFileSize).
+const parseBudget = MaxFileSize
