@@ -588,7 +588,12 @@ func goals(be backend.Name, res map[backend.Name]map[string]measurement) []goal 
 	maxLines := 50.0
 	switch be {
 	case kernel.NFTables:
-		gs = append(gs, goal{backend: be, what: "change / plan", value: sec("change") / sec("plan"), max: 1.1})
+		// Reconcile takes a configuration edit by a full pass, which the
+		// one-endpoint change by the command line measures (its
+		// incremental session takes health verdicts only).
+		gs = append(gs, goal{backend: be, what: "change / plan", value: sec("change") / sec("plan"), max: 1.1},
+			goal{backend: be, what: "configuration edit to verified kernel, by a full pass as reconcile takes it (s)",
+				value: sec("change"), shown: fmt.Sprintf("%.2f", sec("change")), max: 0.1})
 		maxLines = 20
 	case iptablesNFT:
 		gs = append(gs, goal{backend: be, what: "change / plan", value: sec("change") / sec("plan"), max: 1.5})
