@@ -21,9 +21,10 @@ import (
 // the table without its elements 1.0 s and 123 MB, and the elements alone,
 // by nft, 1.7 s and 172 MB. Between the two the maps are empty: no service
 // is translated yet, which is what the host had before the table existed
-// (the one rule that needs no element, kube-proxy's drop of untranslated
-// traffic to the service CIDRs, applies already; in a migration the old
-// set, hooked first, still translates). If the batch fails, nft is given
+// (no rule of it acts without an element — kube-proxy's drop of
+// untranslated traffic to the service CIDRs would, but svcnat knows no
+// service CIDRs and writes none; in a migration the old set, hooked
+// first, still translates). If the batch fails, nft is given
 // the same elements (a refused batch commits nothing), which names the
 // element the kernel refuses; if that fails too, the apply's rollback
 // removes the first transaction, as it does a failed staged apply's. A
