@@ -31,9 +31,23 @@ func parseAddr(s string) (netip.Addr, string) {
 		return netip.Addr{}, "an address with a zone (%...) cannot be matched by iptables; drop the zone"
 	case a.Is4In6():
 		return netip.Addr{}, fmt.Sprintf("an IPv4-mapped IPv6 address is ambiguous; write it as %s", a.Unmap())
+	case v4Compatible(a):
+		return netip.Addr{}, v4CompatibleProblem
 	}
 	return a, ""
 }
+
+// v4Compatible reports an IPv4-compatible IPv6 address (::a.b.c.d,
+// deprecated by RFC 4291) that iptables-save and nft print in that dotted
+// form, as glibc's inet_ntop writes every address of ::/96 whose seventh
+// 16-bit word is not zero, where svcnat writes Go's (::102:304): a rule
+// holding one would never read back as written.
+func v4Compatible(a netip.Addr) bool {
+	b := a.As16()
+	return a.Is6() && !a.Is4In6() && [12]byte(b[:12]) == [12]byte{} && (b[12] != 0 || b[13] != 0)
+}
+
+const v4CompatibleProblem = "an IPv4-compatible IPv6 address (::a.b.c.d, deprecated) is not supported; write the IPv4 form"
 
 // parsePrefix parses one CIDR of a list attribute, like parseAddr. A CIDR
 // with host bits set is refused rather than masked: iptables-save prints the
@@ -49,6 +63,8 @@ func parsePrefix(s string) (netip.Prefix, string) {
 		return netip.Prefix{}, "not a CIDR; write an IPv4 CIDR such as 10.64.0.0/14 or an IPv6 CIDR such as fd00::/64"
 	case p.Addr().Is4In6():
 		return netip.Prefix{}, "an IPv4-mapped IPv6 CIDR is ambiguous; write the IPv4 form"
+	case v4Compatible(p.Addr()):
+		return netip.Prefix{}, v4CompatibleProblem
 	case p != p.Masked():
 		return netip.Prefix{}, fmt.Sprintf("host bits are set; write %s (or fix the prefix length)", p.Masked())
 	}

@@ -181,6 +181,8 @@ settings {
     "10.0.0.1/8", # want: invalid CIDR
     "fd00::/64",
     "fd00::/64", # want: duplicate CIDR
+    "::1.2.3.0/120", # want: invalid CIDR
+    "::/64",
   ]
 }
 `)},
@@ -245,6 +247,8 @@ service "web" {
     "fe80::1%eth0", # want: invalid IP address
     "10.0.0.0/24", # want: invalid IP address
     "::ffff:10.0.0.9", # want: invalid IP address
+    "::1.2.3.4", # want: invalid IP address
+    "::102:304", # want: invalid IP address
   ]
   port {
     port = 80
