@@ -19,18 +19,18 @@ import (
 // spends most of a cold start's time and memory on the elements: at
 // 10,000 services × 5 (103,000 elements) one nft -f took 2.2 s and 286 MB,
 // the table without its elements 1.0 s and 123 MB, and the elements alone,
-// by nft, 1.7 s and 172 MB. Between the two the maps are empty: no service
-// is translated yet, which is what the host had before the table existed
-// (no rule of it acts without an element — kube-proxy's drop of
+// by nft, 1.7 s and 172 MB. Between the two the maps are empty: no
+// service is translated yet, which is what the host had before the table
+// existed (no rule of it acts without an element — kube-proxy's drop of
 // untranslated traffic to the service CIDRs would, but svcnat knows no
 // service CIDRs and writes none; in a migration the old set, hooked
-// first, still translates). If the batch fails, nft is given
-// the same elements (a refused batch commits nothing), which names the
-// element the kernel refuses; if that fails too, the apply's rollback
-// removes the first transaction, as it does a failed staged apply's. A
-// rollback's own transaction (Transaction.Whole) is never split. A small cold start takes the same two steps (the
-// second costs a millisecond), so that every cold start the tests make
-// runs the path the large ones do.
+// first, still translates). If the batch fails, nft is given the same
+// elements (a refused batch commits nothing), which names the element the
+// kernel refuses; if that fails too, the apply's rollback removes the
+// first transaction, as it does a failed staged apply's. A rollback's own
+// transaction (Transaction.Whole) is never split. A small cold start
+// takes the same two steps (the second costs a millisecond), so that
+// every cold start the tests make runs the path the large ones do.
 
 // coldSet is one set's or map's elements, encoded, and about how many
 // bytes of netlink messages they take.
@@ -42,10 +42,11 @@ type coldSet struct {
 
 // coldStart returns the elements of tx, encoded, when tx is a cold start
 // whose elements go over netlink: it is not Whole, it creates every
-// object it names
-// (nothing of svcnat's table is live), holds elements, every one of them in a set or map whose declaration the
-// element decoder knows and every one encoded exactly (element), and
-// svcnat's table does not exist (asked last, over netlink). ok is false
+// object it names and holds elements, svcnat's table does not exist
+// (asked over netlink, before anything is encoded: a transaction of
+// creations alone on a live table, which Run sees on every apply, costs
+// that question), and every element is in a set or map whose declaration
+// the element decoder knows and is encoded exactly (element). ok is false
 // otherwise: tx goes to nft whole.
 func (r *Runner) coldStart(tx *backend.Transaction) (sets []coldSet, ok bool, err error) {
 	if tx.Whole {
@@ -62,6 +63,23 @@ func (r *Runner) coldStart(tx *backend.Transaction) (sets []coldSet, ok bool, er
 	}
 	if n == 0 {
 		return nil, false, nil
+	}
+	tf := tableFamily(tx.Family)
+	err = netns.Do(r.netns, func() error {
+		nl, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+		if err != nil {
+			return err
+		}
+		defer nl.Close()
+		_, err = objects(nl, unix.NFT_MSG_GETTABLE, byte(tf), false,
+			netlink.Attribute{Type: unix.NFTA_TABLE_NAME, Data: []byte(r.table + "\x00")})
+		return err
+	})
+	switch {
+	case err == nil: // the table is there
+		return nil, false, nil
+	case !errors.Is(err, unix.ENOENT):
+		return nil, false, fmt.Errorf("looking for table %s: %w", r.table, err)
 	}
 	for _, c := range tx.Changes {
 		if c.Kind == backend.KindChain || len(c.After) == 0 {
@@ -80,23 +98,6 @@ func (r *Runner) coldStart(tx *backend.Transaction) (sets []coldSet, ok bool, er
 			s.elems[i], s.size = e, s.size+elementSize(e)
 		}
 		sets = append(sets, s)
-	}
-	tf := tableFamily(tx.Family)
-	err = netns.Do(r.netns, func() error {
-		nl, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
-		if err != nil {
-			return err
-		}
-		defer nl.Close()
-		_, err = objects(nl, unix.NFT_MSG_GETTABLE, byte(tf), false,
-			netlink.Attribute{Type: unix.NFTA_TABLE_NAME, Data: []byte(r.table + "\x00")})
-		return err
-	})
-	switch {
-	case err == nil: // the table is there
-		return nil, false, nil
-	case !errors.Is(err, unix.ENOENT):
-		return nil, false, fmt.Errorf("looking for table %s: %w", r.table, err)
 	}
 	return sets, true, nil
 }

@@ -382,7 +382,7 @@ func (r *Runner) Write(tx *backend.Transaction) { write(tx) }
 // Run implements backend.Kernel: the script goes to `nft -f -` as an
 // unlinked file, not a pipe, so that svcnat dying half-way through writing
 // it cannot hand nft a cut script; nft commits it as one transaction. A
-// cold start of many elements commits in two (see coldStart).
+// cold start with elements commits in two (see coldStart).
 func (r *Runner) Run(tx *backend.Transaction) error {
 	if tx.Payload == nil {
 		r.Write(tx)
